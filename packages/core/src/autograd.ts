@@ -1,0 +1,116 @@
+import { isGradEnabled, keep, noGrad } from './runtime.js';
+import { ShareloraError } from './errors.js';
+import type { Tensor } from './tensor.js';
+
+/**
+ * Attaches an autograd record to `out` when grad mode is on and any input requires a gradient.
+ * `backward` maps the gradient of `out` to one gradient per input (null where none is needed); it
+ * runs with grad recording off and may return `grad` itself.
+ */
+export function record(
+  out: Tensor,
+  op: string,
+  inputs: readonly Tensor[],
+  backward: (grad: Tensor) => readonly (Tensor | null)[],
+): Tensor {
+  if (isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
+    out.requiresGrad = true;
+    out.node = { op, inputs, backward };
+  }
+  return out;
+}
+
+/** Tensors reachable from `root` through autograd records, in topological order (inputs first). Iterative: deep graphs do not overflow the stack. */
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const state = new Map<Tensor, 1 | 2>();
+  const stack: Array<[Tensor, number]> = [[root, 0]];
+  state.set(root, 1);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const [t, i] = top;
+    const inputs = t.node?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const inp = inputs[i];
+      if (inp.requiresGrad && !state.has(inp)) {
+        state.set(inp, 1);
+        stack.push([inp, 0]);
+      }
+    } else {
+      stack.pop();
+      state.set(t, 2);
+      order.push(t);
+    }
+  }
+  return order;
+}
+
+/**
+ * Reverse-mode differentiation of `root` (a scalar unless `grad` is given). Each tensor's gradient is
+ * the sum over all its uses, so a parameter shared by many layers receives the sum of their gradients.
+ * Leaf tensors with requiresGrad get `.grad` (accumulated if already set); the graph is then released.
+ */
+export function backward(root: Tensor, grad?: Tensor): void {
+  if (!root.requiresGrad) {
+    throw new ShareloraError('NO_GRAD', 'backward(): the tensor does not require grad (no trainable input reached it)');
+  }
+  if (!grad && root.size !== 1) {
+    throw new ShareloraError('NO_GRAD', `backward(): root has ${root.size} elements; pass the upstream gradient`);
+  }
+  noGrad(() => {
+    const order = topoOrder(root);
+    const grads = new Map<Tensor, Tensor>();
+    const seed = grad ? grad.view(grad.shape) : onesLike(root);
+    grads.set(root, seed);
+    const add = addFn();
+    for (let i = order.length - 1; i >= 0; i--) {
+      const t = order[i];
+      const g = grads.get(t);
+      if (!g) continue;
+      grads.delete(t);
+      const node = t.node;
+      if (!node) {
+        // A leaf: store or accumulate (gradient accumulation across micro-batches).
+        const leafGrad = t.grad ? add(t.grad, g) : g.view(g.shape);
+        if (t.grad && t.grad !== leafGrad) t.grad.dispose();
+        t.grad = keep(leafGrad);
+        leafGrad.setCategory('gradients');
+        g.dispose();
+        continue;
+      }
+      const inGrads = node.backward(g);
+      node.inputs.forEach((inp, k) => {
+        const ig = inGrads[k];
+        if (!ig || !inp.requiresGrad) return;
+        // An alias keeps each map entry independently disposable even when a rule returns `g` twice.
+        const own = ig.view(ig.shape);
+        const prev = grads.get(inp);
+        if (prev) {
+          grads.set(inp, add(prev, own));
+          prev.dispose();
+          own.dispose();
+        } else grads.set(inp, own);
+      });
+      for (const ig of inGrads) if (ig && ig !== g) ig.dispose();
+      g.dispose();
+    }
+    for (const t of order) if (t.node) t.node = null;
+  });
+}
+
+// Late-bound to avoid an import cycle (ops import autograd).
+let onesLikeImpl: ((t: Tensor) => Tensor) | null = null;
+let addImpl: ((a: Tensor, b: Tensor) => Tensor) | null = null;
+export function bindAutogradOps(ones: (t: Tensor) => Tensor, add: (a: Tensor, b: Tensor) => Tensor): void {
+  onesLikeImpl = ones;
+  addImpl = add;
+}
+function onesLike(t: Tensor): Tensor {
+  if (!onesLikeImpl) throw new Error('autograd ops not bound');
+  return onesLikeImpl(t);
+}
+function addFn(): (a: Tensor, b: Tensor) => Tensor {
+  if (!addImpl) throw new Error('autograd ops not bound');
+  return addImpl;
+}

@@ -1,0 +1,279 @@
+import { DeviceError, NoAdapterError } from '../errors.js';
+import { MemoryAccount, type MemoryReport } from './memory.js';
+import { BufferPool } from './pool.js';
+
+/** Features we use when the adapter offers them. */
+const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
+/** Limits we raise to the adapter's maximum (WebGPU's defaults are far below what GPUs offer). */
+const WANTED_LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+] as const;
+
+/** Dispatches are recorded into one command encoder and submitted together: per-submit overhead dominates small ops. */
+const MAX_DISPATCHES_PER_SUBMIT = 512;
+const UNIFORM_SLOT = 256;
+
+export interface DeviceInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  backend: string;
+  isSoftware: boolean;
+  features: string[];
+  limits: Record<string, number>;
+}
+
+export interface DispatchSpec {
+  /** Pipeline cache key: must change whenever the WGSL source would. */
+  key: string;
+  /** WGSL source, only called on a cache miss. */
+  wgsl: () => string;
+  /** Buffers bound at @binding(0..n-1), in order. The uniform block (if any) is bound after them. */
+  buffers: GPUBufferBinding[];
+  uniforms?: ArrayBuffer;
+  workgroups: readonly [number, number, number];
+}
+
+export class Device {
+  readonly memory = new MemoryAccount();
+  readonly pool: BufferPool;
+  readonly features: ReadonlySet<string>;
+  readonly limits: GPUSupportedLimits;
+  /** Set once the device is lost or destroyed; every later use throws. */
+  lostReason: string | null = null;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private dispatches = 0;
+  private uniformArena = new Uint8Array(UNIFORM_SLOT * MAX_DISPATCHES_PER_SUBMIT);
+  private uniformUsed = 0;
+  private uniformBuffer: GPUBuffer;
+  private pendingError: DeviceError | null = null;
+  private destroyed = false;
+  /** Total dispatches and submits since creation (for benchmarks and tests). */
+  stats = { dispatches: 0, submits: 0, pipelines: 0 };
+
+  private constructor(
+    readonly gpu: GPUDevice,
+    readonly info: DeviceInfo,
+  ) {
+    this.features = new Set(gpu.features as unknown as Iterable<string>);
+    this.limits = gpu.limits;
+    this.pool = new BufferPool(gpu);
+    this.uniformBuffer = gpu.createBuffer({ size: this.uniformArena.byteLength, usage: 0x40 | 0x8 });
+    gpu.addEventListener('uncapturederror', (ev) => {
+      const err = (ev as GPUUncapturedErrorEvent).error;
+      const oom = err.constructor?.name === 'GPUOutOfMemoryError' || /out of memory/i.test(err.message);
+      this.pendingError ??= new DeviceError(oom ? 'GPU_OOM' : 'GPU_VALIDATION', `WebGPU error: ${err.message}`);
+    });
+    void gpu.lost.then((info) => {
+      if (!this.destroyed) this.lostReason = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  /** Requests an adapter from `gpu` (navigator.gpu or Dawn's), with its full limits and useful features. */
+  static async fromGPU(gpu: GPU | undefined, options: { powerPreference?: GPUPowerPreference } = {}): Promise<Device> {
+    if (!gpu) throw new NoAdapterError('WebGPU is not available in this environment');
+    const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+    if (!adapter) throw new NoAdapterError('requestAdapter() returned null');
+    const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+    const requiredLimits: Record<string, number> = {};
+    for (const name of WANTED_LIMITS) {
+      const v = (adapter.limits as unknown as Record<string, number>)[name];
+      if (typeof v === 'number') requiredLimits[name] = v;
+    }
+    let gpuDevice: GPUDevice;
+    try {
+      gpuDevice = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+    } catch (e) {
+      throw new NoAdapterError(`requestDevice failed: ${(e as Error).message}`);
+    }
+    const ai = adapter.info;
+    const limits: Record<string, number> = {};
+    for (const name of WANTED_LIMITS) limits[name] = (gpuDevice.limits as unknown as Record<string, number>)[name];
+    limits.minStorageBufferOffsetAlignment = gpuDevice.limits.minStorageBufferOffsetAlignment;
+    const info: DeviceInfo = {
+      vendor: ai?.vendor ?? '',
+      architecture: ai?.architecture ?? '',
+      device: ai?.device ?? '',
+      description: ai?.description ?? '',
+      backend: (ai as unknown as { backendType?: string })?.backendType ?? 'webgpu',
+      isSoftware:
+        /swiftshader|llvmpipe|lavapipe|software|warp/i.test(`${ai?.architecture} ${ai?.description} ${ai?.device}`) ||
+        (ai as unknown as { isFallbackAdapter?: boolean })?.isFallbackAdapter === true,
+      features: [...requiredFeatures],
+      limits,
+    };
+    return new Device(gpuDevice, info);
+  }
+
+  get maxBindingBytes(): number {
+    return this.limits.maxStorageBufferBindingSize;
+  }
+
+  private check(): void {
+    if (this.destroyed) throw new DeviceError('DEVICE_LOST', 'the device was destroyed');
+    if (this.lostReason) throw new DeviceError('DEVICE_LOST', `the GPU device was lost (${this.lostReason}); re-create it with init()`);
+  }
+
+  /** Throws the first WebGPU error reported since the last call (errors arrive asynchronously). */
+  throwPendingError(): void {
+    const e = this.pendingError;
+    if (e) {
+      this.pendingError = null;
+      throw e;
+    }
+  }
+
+  private pipeline(key: string, wgsl: () => string): GPUComputePipeline {
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const module = this.gpu.createShaderModule({ code: wgsl(), label: key });
+      p = this.gpu.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key });
+      this.pipelines.set(key, p);
+      this.stats.pipelines++;
+    }
+    return p;
+  }
+
+  dispatch(spec: DispatchSpec): void {
+    this.check();
+    const [x, y, z] = spec.workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+    const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxWg || y > maxWg || z > maxWg) {
+      throw new DeviceError('LIMIT', `${spec.key}: dispatch [${x},${y},${z}] exceeds ${maxWg} workgroups per dimension`);
+    }
+    for (const b of spec.buffers) {
+      const size = b.size ?? b.buffer.size - (b.offset ?? 0);
+      if (size > this.maxBindingBytes) {
+        throw new DeviceError(
+          'LIMIT',
+          `${spec.key}: a ${size}-byte operand exceeds this adapter's maxStorageBufferBindingSize (${this.maxBindingBytes})`,
+        );
+      }
+    }
+    const pipeline = this.pipeline(spec.key, spec.wgsl);
+    const entries: GPUBindGroupEntry[] = spec.buffers.map((resource, binding) => ({ binding, resource }));
+    if (spec.uniforms) {
+      if (this.uniformUsed + UNIFORM_SLOT > this.uniformArena.byteLength) this.flush();
+      const bytes = new Uint8Array(spec.uniforms);
+      if (bytes.byteLength > UNIFORM_SLOT) throw new DeviceError('LIMIT', `${spec.key}: uniform block over ${UNIFORM_SLOT} bytes`);
+      this.uniformArena.set(bytes, this.uniformUsed);
+      entries.push({
+        binding: spec.buffers.length,
+        resource: { buffer: this.uniformBuffer, offset: this.uniformUsed, size: Math.max(16, bytes.byteLength) },
+      });
+      this.uniformUsed += UNIFORM_SLOT;
+    }
+    const bindGroup = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    if (!this.encoder) this.encoder = this.gpu.createCommandEncoder();
+    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    this.pass.dispatchWorkgroups(x, y, z);
+    this.dispatches++;
+    this.stats.dispatches++;
+    if (this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  /** Records a buffer-to-buffer copy in the current batch. */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.check();
+    if (!this.encoder) this.encoder = this.gpu.createCommandEncoder();
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    if (!this.encoder) return;
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    if (this.uniformUsed > 0) this.gpu.queue.writeBuffer(this.uniformBuffer, 0, this.uniformArena, 0, this.uniformUsed);
+    this.gpu.queue.submit([this.encoder.finish()]);
+    this.stats.submits++;
+    this.encoder = null;
+    this.dispatches = 0;
+    this.uniformUsed = 0;
+  }
+
+  /** Uploads bytes into a buffer. Flushes first: the buffer may be a pooled one that recorded work still reads. */
+  write(buffer: GPUBuffer, offsetBytes: number, data: ArrayBufferView): void {
+    this.check();
+    this.flush();
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const aligned = bytes.byteLength & ~3;
+    if (aligned > 0) this.gpu.queue.writeBuffer(buffer, offsetBytes, bytes, 0, aligned);
+    if (aligned < bytes.byteLength) {
+      const tail = new Uint8Array(4);
+      tail.set(bytes.subarray(aligned));
+      this.gpu.queue.writeBuffer(buffer, offsetBytes + aligned, tail);
+    }
+  }
+
+  /** Reads `bytes` bytes of a buffer back to the CPU. */
+  async read(buffer: GPUBuffer, offsetBytes: number, bytes: number): Promise<ArrayBuffer> {
+    this.check();
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const staging = this.gpu.createBuffer({ size, usage: 0x1 /* MAP_READ */ | 0x8 /* COPY_DST */ });
+    this.copy(buffer, offsetBytes, staging, 0, size);
+    this.flush();
+    try {
+      await staging.mapAsync(0x1);
+    } catch (e) {
+      this.throwPendingError();
+      this.check();
+      throw new DeviceError('GPU_INTERNAL', `reading back a buffer failed: ${(e as Error).message}`);
+    }
+    const out = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    this.throwPendingError();
+    return out;
+  }
+
+  /** Waits for all submitted work. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.gpu.queue.onSubmittedWorkDone();
+    this.throwPendingError();
+  }
+
+  memoryReport(): MemoryReport {
+    return this.memory.snapshot({
+      allocatedBytes: this.pool.allocatedBytes,
+      freeBytes: this.pool.freeBytes,
+      buffers: this.pool.buffers,
+    });
+  }
+
+  /** Releases the GPU device so the process can exit. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.flush();
+    this.destroyed = true;
+    this.pool.trim();
+    this.uniformBuffer.destroy();
+    this.pipelines.clear();
+    this.gpu.destroy();
+  }
+
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+}

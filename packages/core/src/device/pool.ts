@@ -1,0 +1,60 @@
+/**
+ * Size-bucketed pool of GPU storage buffers. Sizes are rounded up to a bucket (at most 1/8 waste above
+ * 64 KiB, powers of two below) so buffers freed by one training step are reused by the next instead of
+ * being created and destroyed each time (creation is slow and fragments memory on every backend).
+ */
+export const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x4 /* COPY_SRC */ | 0x8; /* COPY_DST */
+
+export function bucketSize(bytes: number): number {
+  const b = Math.max(bytes, 16);
+  if (b <= 65536) return 2 ** Math.ceil(Math.log2(b));
+  const step = 2 ** (Math.ceil(Math.log2(b)) - 3);
+  return Math.ceil(b / step) * step;
+}
+
+export class BufferPool {
+  private free = new Map<number, GPUBuffer[]>();
+  allocatedBytes = 0;
+  freeBytes = 0;
+  buffers = 0;
+
+  constructor(private readonly device: GPUDevice) {}
+
+  acquire(bytes: number): GPUBuffer {
+    const size = bucketSize(bytes);
+    const list = this.free.get(size);
+    const reused = list?.pop();
+    if (reused) {
+      this.freeBytes -= size;
+      return reused;
+    }
+    const buf = this.device.createBuffer({ size, usage: STORAGE_USAGE });
+    this.allocatedBytes += size;
+    this.buffers++;
+    return buf;
+  }
+
+  release(buf: GPUBuffer): void {
+    const size = buf.size;
+    let list = this.free.get(size);
+    if (!list) {
+      list = [];
+      this.free.set(size, list);
+    }
+    list.push(buf);
+    this.freeBytes += size;
+  }
+
+  /** Destroys every free buffer (e.g. after a phase that needed much more memory than what follows). */
+  trim(): void {
+    for (const list of this.free.values()) {
+      for (const b of list) {
+        b.destroy();
+        this.allocatedBytes -= b.size;
+        this.buffers--;
+      }
+    }
+    this.free.clear();
+    this.freeBytes = 0;
+  }
+}

@@ -1,0 +1,14 @@
+/**
+ * @sharelora/core: WebGPU tensors with autograd. This entry is platform-neutral (browser and Node);
+ * `@sharelora/core/node` adds Dawn device creation and file I/O.
+ */
+export { backward, record } from './autograd.js';
+export { Device, type DeviceInfo } from './device/device.js';
+export { MEMORY_CATEGORIES, type MemoryCategory, type MemoryReport } from './device/memory.js';
+export type { DType } from './dtype.js';
+export * from './errors.js';
+export * from './ops/index.js';
+export { getDevice, hasDevice, keep, noGrad, isGradEnabled, setDevice, tidy } from './runtime.js';
+export { type Shape, numel } from './shape.js';
+export { Tensor, f16BitsToF32, f32ToF16Bits } from './tensor.js';
+export { initBrowser } from './init-browser.js';

@@ -1,0 +1,35 @@
+/** Node entry: everything in the platform-neutral entry plus Dawn-backed init() and file I/O. */
+import { Device } from './device/device.js';
+import { NoAdapterError } from './errors.js';
+import { getDevice, hasDevice, setDevice } from './runtime.js';
+
+export * from './index.js';
+
+let dawn: { gpu: GPU } | null = null;
+
+/**
+ * Creates a WebGPU device through Dawn (npm `webgpu`) and makes it current. Idempotent: returns the
+ * current device if one exists. Call shutdown() when done so the process can exit.
+ */
+export async function init(options: { powerPreference?: GPUPowerPreference; dawnFlags?: string[] } = {}): Promise<Device> {
+  if (hasDevice()) return getDevice();
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
+  try {
+    mod = (await import('webgpu')) as unknown as typeof mod;
+  } catch (e) {
+    throw new NoAdapterError(`the npm package "webgpu" could not be loaded: ${(e as Error).message}`);
+  }
+  Object.assign(globalThis, mod.globals);
+  dawn = { gpu: mod.create(options.dawnFlags ?? []) };
+  const device = await Device.fromGPU(dawn.gpu, options);
+  setDevice(device);
+  return device;
+}
+
+/** Destroys the current device and drops Dawn's GPU object so Node can exit. */
+export function shutdown(): void {
+  if (hasDevice()) getDevice().destroy();
+  setDevice(null);
+  dawn = null;
+}

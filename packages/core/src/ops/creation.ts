@@ -1,0 +1,102 @@
+import type { MemoryCategory } from '../device/memory.js';
+import type { DType } from '../dtype.js';
+import { ShapeError } from '../errors.js';
+import { grid, main1d, runKernel, storageDecl, f16Enable } from '../kernels/common.js';
+import { fmt, numel, type Shape } from '../shape.js';
+import { f32ToF16Bits, Tensor } from '../tensor.js';
+
+export type NestedArray = number | NestedArray[];
+
+function flatten(data: NestedArray, shape: number[], out: number[], depth = 0): void {
+  if (Array.isArray(data)) {
+    if (shape.length <= depth) shape.push(data.length);
+    else if (shape[depth] !== data.length) throw new ShapeError('tensor(): ragged nested array');
+    for (const d of data) flatten(d, shape, out, depth + 1);
+  } else {
+    if (depth !== shape.length) throw new ShapeError('tensor(): ragged nested array');
+    out.push(data);
+  }
+}
+
+/**
+ * Uploads data to a new tensor. `data` is a typed array or flat number array (then `shape` is required)
+ * or a nested array (shape inferred). f16 tensors accept float values and store them as half.
+ */
+export function tensor(
+  data: ArrayLike<number> | NestedArray,
+  shape?: Shape,
+  dtype: DType = data instanceof Int32Array ? 'i32' : 'f32',
+  category: MemoryCategory = 'activations',
+): Tensor {
+  let flat: ArrayLike<number>;
+  let shp: number[];
+  if (typeof data === 'number' || (Array.isArray(data) && Array.isArray(data[0]))) {
+    const out: number[] = [];
+    const inferred: number[] = [];
+    flatten(data as NestedArray, inferred, out);
+    flat = out;
+    shp = shape ? [...shape] : inferred;
+  } else {
+    flat = data as ArrayLike<number>;
+    shp = shape ? [...shape] : [flat.length];
+  }
+  if (numel(shp) !== flat.length) {
+    throw new ShapeError(`tensor(): ${flat.length} values do not fill shape ${fmt(shp)}`);
+  }
+  const t = Tensor.empty(shp, dtype, category);
+  const bytes =
+    dtype === 'f32' ? (flat instanceof Float32Array ? flat : Float32Array.from(flat))
+    : dtype === 'i32' ? (flat instanceof Int32Array ? flat : Int32Array.from(flat, (v) => {
+          if (!Number.isInteger(v)) throw new ShapeError(`tensor(): ${v} is not an integer (dtype i32)`);
+          return v;
+        }))
+    : flat instanceof Uint16Array ? flat : f32ToF16Bits(flat);
+  if (t.size > 0) t.device.write(t.buffer, 0, bytes);
+  return t;
+}
+
+/** A tensor filled with `value`. */
+export function full(shape: Shape, value: number, dtype: DType = 'f32', category: MemoryCategory = 'activations'): Tensor {
+  const t = Tensor.empty(shape, dtype, category);
+  const ty = dtype;
+  runKernel({
+    key: `fill:${dtype}`,
+    wgsl: () => `${f16Enable([dtype])}${storageDecl(0, 'out', ty, 'read_write')}
+PARAMS
+${main1d()}
+  if (gi >= P.n) { return; }
+  out[gi] = ${ty}(P.v);
+}`,
+    inputs: [],
+    outputs: [t],
+    uniforms: [
+      ['n', 'u32', t.size],
+      ['v', 'f32', value],
+    ],
+    workgroups: grid(t.size),
+  });
+  return t;
+}
+
+export function zeros(shape: Shape, dtype: DType = 'f32', category: MemoryCategory = 'activations'): Tensor {
+  return full(shape, 0, dtype, category);
+}
+
+export function ones(shape: Shape, dtype: DType = 'f32', category: MemoryCategory = 'activations'): Tensor {
+  return full(shape, 1, dtype, category);
+}
+
+export function zerosLike(t: Tensor): Tensor {
+  return full(t.shape, 0, t.dtype);
+}
+
+export function onesLike(t: Tensor): Tensor {
+  return full(t.shape, 1, t.dtype);
+}
+
+/** 0, 1, ..., n-1 as i32 (positions, indices). */
+export function arange(n: number, dtype: DType = 'i32'): Tensor {
+  const a = dtype === 'i32' ? new Int32Array(n) : new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = i;
+  return tensor(a, [n], dtype);
+}

@@ -1,0 +1,412 @@
+import { record } from '../autograd.js';
+import { assertDType, type DType } from '../dtype.js';
+import { ShapeError } from '../errors.js';
+import { f16Enable, grid, main1d, runKernel, storageDecl, uarr, type UniformField } from '../kernels/common.js';
+import { broadcastShapes, broadcastStrides, contiguousStrides, fmt, shapesEqual } from '../shape.js';
+import { Tensor } from '../tensor.js';
+import { sumToShape } from './reduce.js';
+
+/** Shared WGSL helpers: numerically safe tanh/sigmoid and erf (Abramowitz–Stegun 7.1.26, |error| < 1.5e-7). */
+const MATH = `
+fn safe_tanh(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }
+fn sigmoid(x: f32) -> f32 { if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); } let e = exp(x); return e / (1.0 + e); }
+fn erf_(x: f32) -> f32 {
+  let t = 1.0 / (1.0 + 0.3275911 * abs(x));
+  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-x * x);
+  return sign(x) * y;
+}
+fn gelu_tanh(x: f32) -> f32 { return 0.5 * x * (1.0 + safe_tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
+fn gelu_tanh_grad(x: f32) -> f32 {
+  let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+  let t = safe_tanh(u);
+  return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 0.134145 * x * x);
+}
+fn gelu_erf_grad(x: f32) -> f32 { return 0.5 * (1.0 + erf_(x * 0.7071067811865476)) + x * 0.3989422804014327 * exp(-0.5 * x * x); }
+fn spow(x: f32, p: f32) -> f32 {
+  if (p == 2.0) { return x * x; }
+  if (p == 1.0) { return x; }
+  if (p == 0.0) { return 1.0; }
+  let m = pow(abs(x), p);
+  let pi = round(p);
+  if (x < 0.0 && pi == p && (i32(pi) & 1) == 1) { return -m; }
+  return m;
+}
+`;
+
+/** Unary ops as WGSL expressions of `x` (input) and `s` (scalar parameter). */
+const UNARY: Record<string, string> = {
+  neg: '-x',
+  exp: 'exp(x)',
+  log: 'log(x)',
+  sqrt: 'sqrt(x)',
+  rsqrt: 'inverseSqrt(x)',
+  tanh: 'safe_tanh(x)',
+  sigmoid: 'sigmoid(x)',
+  relu: 'max(x, 0.0)',
+  silu: 'x * sigmoid(x)',
+  gelu: 'gelu_tanh(x)',
+  gelu_erf: '0.5 * x * (1.0 + erf_(x * 0.7071067811865476))',
+  abs: 'abs(x)',
+  scale: 'x * s',
+  add_scalar: 'x + s',
+  pow_scalar: 'spow(x, s)',
+  one_minus: '1.0 - x',
+  // t * x^s: the derivative of x^p is p * x^(p-1).
+  pow_grad: 't * spow(x, s)',
+  // Backward helpers: d/dx of the activations above, as plain unary maps.
+  relu_grad: 'select(0.0, 1.0, x > 0.0)',
+  silu_grad: 'sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x)))',
+  gelu_grad: 'gelu_tanh_grad(x)',
+  gelu_erf_grad: 'gelu_erf_grad(x)',
+  sign: 'sign(x)',
+};
+
+export type UnaryOp = keyof typeof UNARY;
+
+function unaryRaw(op: string, x: Tensor, s = 0, t = 0): Tensor {
+  assertDType(x.dtype, ['f32'], op);
+  const out = Tensor.empty(x.shape, 'f32');
+  runKernel({
+    key: `unary:${op}`,
+    wgsl: () => `${storageDecl(0, 'a', 'f32', 'read')}
+${storageDecl(1, 'out', 'f32', 'read_write')}
+PARAMS
+${MATH}
+${main1d()}
+  if (gi >= P.n) { return; }
+  let x = a[gi];
+  let s = P.s;
+  let t = P.t;
+  out[gi] = ${UNARY[op]};
+}`,
+    inputs: [x],
+    outputs: [out],
+    uniforms: [
+      ['n', 'u32', x.size],
+      ['s', 'f32', s],
+      ['t', 'f32', t],
+    ],
+    workgroups: grid(x.size),
+  });
+  return out;
+}
+
+export const neg = (x: Tensor): Tensor => record(unaryRaw('neg', x), 'neg', [x], (g) => [unaryRaw('neg', g)]);
+export function exp(x: Tensor): Tensor {
+  const out = unaryRaw('exp', x);
+  return record(out, 'exp', [x], (g) => [mul(g, out)]);
+}
+export const log = (x: Tensor): Tensor => record(unaryRaw('log', x), 'log', [x], (g) => [div(g, x)]);
+export function sqrt(x: Tensor): Tensor {
+  const out = unaryRaw('sqrt', x);
+  return record(out, 'sqrt', [x], (g) => [div(unaryRaw('scale', g, 0.5), out)]);
+}
+export function rsqrt(x: Tensor): Tensor {
+  const out = unaryRaw('rsqrt', x);
+  return record(out, 'rsqrt', [x], (g) => {
+    const cube = unaryRaw('pow_scalar', out, 3);
+    const r = mul(g, cube);
+    cube.dispose();
+    const res = unaryRaw('scale', r, -0.5);
+    r.dispose();
+    return [res];
+  });
+}
+export function tanh(x: Tensor): Tensor {
+  const out = unaryRaw('tanh', x);
+  return record(out, 'tanh', [x], (g) => {
+    const sq = mul(out, out);
+    const one = unaryRaw('one_minus', sq);
+    sq.dispose();
+    const r = mul(g, one);
+    one.dispose();
+    return [r];
+  });
+}
+export function sigmoid(x: Tensor): Tensor {
+  const out = unaryRaw('sigmoid', x);
+  return record(out, 'sigmoid', [x], (g) => {
+    const om = unaryRaw('one_minus', out);
+    const d = mul(out, om);
+    const r = mul(g, d);
+    om.dispose();
+    d.dispose();
+    return [r];
+  });
+}
+
+function activation(op: 'relu' | 'silu' | 'gelu' | 'gelu_erf') {
+  return (x: Tensor): Tensor =>
+    record(unaryRaw(op, x), op, [x], (g) => {
+      const d = unaryRaw(`${op}_grad`, x);
+      const r = mul(g, d);
+      d.dispose();
+      return [r];
+    });
+}
+export const relu = activation('relu');
+export const silu = activation('silu');
+/** GELU, tanh approximation (GPT-2's gelu_new). */
+export const gelu = activation('gelu');
+/** GELU, exact erf form (BERT/RoBERTa). */
+export const geluErf = activation('gelu_erf');
+
+export function abs(x: Tensor): Tensor {
+  return record(unaryRaw('abs', x), 'abs', [x], (g) => {
+    const s = unaryRaw('sign', x);
+    const r = mul(g, s);
+    s.dispose();
+    return [r];
+  });
+}
+/** x * s for a constant s. */
+export const scale = (x: Tensor, s: number): Tensor => record(unaryRaw('scale', x, s), 'scale', [x], (g) => [unaryRaw('scale', g, s)]);
+export const addScalar = (x: Tensor, s: number): Tensor => record(unaryRaw('add_scalar', x, s), 'add_scalar', [x], (g) => [g]);
+/** x^p for a constant p (negative x allowed when p is an integer). */
+export function powScalar(x: Tensor, p: number): Tensor {
+  return record(unaryRaw('pow_scalar', x, p), 'pow_scalar', [x], (g) => {
+    const d = unaryRaw('pow_grad', x, p - 1, p);
+    const r = mul(g, d);
+    d.dispose();
+    return [r];
+  });
+}
+
+// ---- binary ops with numpy broadcasting ----
+
+const BINARY: Record<string, string> = {
+  add: 'x + y',
+  sub: 'x - y',
+  mul: 'x * y',
+  div: 'x / y',
+  pow: 'spow(x, y)',
+  maximum: 'max(x, y)',
+  minimum: 'min(x, y)',
+  ge: 'select(0.0, 1.0, x >= y)',
+  gt: 'select(0.0, 1.0, x > y)',
+  eq: 'select(0.0, 1.0, x == y)',
+};
+
+const MAX_RANK = 8;
+
+/** Uniforms + WGSL index math mapping the flat output index to both operands' flat indices. */
+function broadcastIndexing(outShape: number[], inputs: readonly (readonly number[])[]): { fields: UniformField[]; code: string } {
+  const r = outShape.length;
+  if (r > MAX_RANK) throw new ShapeError(`broadcasting supports rank <= ${MAX_RANK}, got ${fmt(outShape)}`);
+  const fields: UniformField[] = [['oshape', 'vec4u', outShape]];
+  inputs.forEach((s, k) => fields.push([`st${k}`, 'vec4u', broadcastStrides(s, outShape)]));
+  const lines = inputs.map((_, k) => `var i${k} = 0u;`);
+  lines.push('var rem = gi;');
+  lines.push(`for (var d = ${r - 1}; d >= 0; d--) {`);
+  lines.push(`  let dim = ${uarr('oshape', 'u32(d)')};`);
+  lines.push('  let c = rem % dim; rem = rem / dim;');
+  inputs.forEach((_, k) => lines.push(`  i${k} += c * ${uarr(`st${k}`, 'u32(d)')};`));
+  lines.push('}');
+  return { fields, code: lines.join('\n  ') };
+}
+
+function binaryRaw(op: string, a: Tensor, b: Tensor): Tensor {
+  assertDType(a.dtype, ['f32'], op);
+  assertDType(b.dtype, ['f32'], op);
+  const outShape = broadcastShapes(a.shape, b.shape, op);
+  const out = Tensor.empty(outShape, 'f32');
+  if (out.size === 0) return out;
+  const same = shapesEqual(a.shape, b.shape);
+  const scalarB = b.size === 1;
+  const mode = same ? 'same' : scalarB ? 'sb' : `bc${outShape.length}`;
+  const bi = same || scalarB ? null : broadcastIndexing(outShape, [a.shape, b.shape]);
+  runKernel({
+    key: `binary:${op}:${mode}`,
+    wgsl: () => `${storageDecl(0, 'A', 'f32', 'read')}
+${storageDecl(1, 'B', 'f32', 'read')}
+${storageDecl(2, 'out', 'f32', 'read_write')}
+PARAMS
+${MATH}
+${main1d()}
+  if (gi >= P.n) { return; }
+  ${bi ? bi.code : same ? 'let i0 = gi; let i1 = gi;' : 'let i0 = gi; let i1 = 0u;'}
+  let x = A[i0];
+  let y = B[i1];
+  out[gi] = ${BINARY[op]};
+}`,
+    inputs: [a, b],
+    outputs: [out],
+    uniforms: [['n', 'u32', out.size], ...(bi ? bi.fields : [])],
+    workgroups: grid(out.size),
+  });
+  return out;
+}
+
+/** Reduces `g` to `like`'s shape (undoing broadcasting), reusing `g` when no reduction is needed. */
+function unbroadcast(g: Tensor, like: Tensor): Tensor {
+  return shapesEqual(g.shape, like.shape) ? g : sumToShape(g, like.shape);
+}
+
+export function add(a: Tensor, b: Tensor): Tensor {
+  return record(binaryRaw('add', a, b), 'add', [a, b], (g) => [unbroadcast(g, a), unbroadcast(g, b)]);
+}
+export function sub(a: Tensor, b: Tensor): Tensor {
+  return record(binaryRaw('sub', a, b), 'sub', [a, b], (g) => {
+    const n = unaryRaw('neg', g);
+    const gb = unbroadcast(n, b);
+    if (gb !== n) n.dispose();
+    return [unbroadcast(g, a), gb];
+  });
+}
+function mulReduce(g: Tensor, other: Tensor, like: Tensor): Tensor {
+  const p = binaryRaw('mul', g, other);
+  const r = unbroadcast(p, like);
+  if (r !== p) p.dispose();
+  return r;
+}
+export function mul(a: Tensor, b: Tensor): Tensor {
+  return record(binaryRaw('mul', a, b), 'mul', [a, b], (g) => [
+    a.requiresGrad ? mulReduce(g, b, a) : null,
+    b.requiresGrad ? mulReduce(g, a, b) : null,
+  ]);
+}
+export function div(a: Tensor, b: Tensor): Tensor {
+  const out = binaryRaw('div', a, b);
+  return record(out, 'div', [a, b], (g) => {
+    const ga = a.requiresGrad ? (() => {
+      const q = binaryRaw('div', g, b);
+      const r = unbroadcast(q, a);
+      if (r !== q) q.dispose();
+      return r;
+    })() : null;
+    // d(a/b)/db = -out / b
+    const gb = b.requiresGrad ? (() => {
+      const q = binaryRaw('div', out, b);
+      const p = binaryRaw('mul', g, q);
+      q.dispose();
+      const n = unaryRaw('neg', p);
+      p.dispose();
+      const r = unbroadcast(n, b);
+      if (r !== n) n.dispose();
+      return r;
+    })() : null;
+    return [ga, gb];
+  });
+}
+/** a^b elementwise; the gradient for b assumes a > 0. */
+export function pow(a: Tensor, b: Tensor): Tensor {
+  const out = binaryRaw('pow', a, b);
+  return record(out, 'pow', [a, b], (g) => {
+    const ga = a.requiresGrad ? (() => {
+      const bm1 = unaryRaw('add_scalar', b, -1);
+      const pw = binaryRaw('pow', a, bm1);
+      const d = binaryRaw('mul', pw, b);
+      bm1.dispose();
+      pw.dispose();
+      const r = mulReduce(g, d, a);
+      d.dispose();
+      return r;
+    })() : null;
+    const gb = b.requiresGrad ? (() => {
+      const la = unaryRaw('log', a);
+      const d = binaryRaw('mul', out, la);
+      la.dispose();
+      const r = mulReduce(g, d, b);
+      d.dispose();
+      return r;
+    })() : null;
+    return [ga, gb];
+  });
+}
+export function maximum(a: Tensor, b: Tensor): Tensor {
+  return record(binaryRaw('maximum', a, b), 'maximum', [a, b], (g) => {
+    const m = binaryRaw('ge', a, b);
+    const ga = mulReduce(g, m, a);
+    const inv = unaryRaw('one_minus', m);
+    m.dispose();
+    const gb = mulReduce(g, inv, b);
+    inv.dispose();
+    return [ga, gb];
+  });
+}
+/** 1.0 where a >= b, else 0.0 (no gradient). */
+export const greaterEqual = (a: Tensor, b: Tensor): Tensor => binaryRaw('ge', a, b);
+export const equal = (a: Tensor, b: Tensor): Tensor => binaryRaw('eq', a, b);
+
+/** cond ? a : b elementwise with broadcasting; cond is f32 (non-zero = true) or i32. */
+export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
+  assertDType(a.dtype, ['f32'], 'where');
+  assertDType(b.dtype, ['f32'], 'where');
+  const outShape = broadcastShapes(broadcastShapes(cond.shape, a.shape, 'where'), b.shape, 'where');
+  const out = Tensor.empty(outShape, 'f32');
+  if (out.size > 0) {
+    const bi = broadcastIndexing(outShape, [cond.shape, a.shape, b.shape]);
+    const ct = cond.dtype === 'i32' ? 'i32' : 'f32';
+    runKernel({
+      key: `where:${ct}:${outShape.length}`,
+      wgsl: () => `${storageDecl(0, 'C', ct, 'read')}
+${storageDecl(1, 'A', 'f32', 'read')}
+${storageDecl(2, 'B', 'f32', 'read')}
+${storageDecl(3, 'out', 'f32', 'read_write')}
+PARAMS
+${main1d()}
+  if (gi >= P.n) { return; }
+  ${bi.code}
+  out[gi] = select(B[i2], A[i1], C[i0] != ${ct}(0));
+}`,
+      inputs: [cond, a, b],
+      outputs: [out],
+      uniforms: [['n', 'u32', out.size], ...bi.fields],
+      workgroups: grid(out.size),
+    });
+  }
+  return record(out, 'where', [a, b], (g) => {
+    const z = zerosScalar();
+    const wa = a.requiresGrad ? where(cond, g, z) : null;
+    const wb = b.requiresGrad ? where(cond, z, g) : null;
+    z.dispose();
+    const ga = wa ? unbroadcast(wa, a) : null;
+    const gb = wb ? unbroadcast(wb, b) : null;
+    if (wa && ga !== wa) wa.dispose();
+    if (wb && gb !== wb) wb.dispose();
+    return [ga, gb];
+  });
+}
+
+function zerosScalar(value = 0): Tensor {
+  const t = Tensor.empty([1], 'f32');
+  t.device.write(t.buffer, 0, new Float32Array([value]));
+  return t;
+}
+
+/** x with `value` where mask is non-zero (mask broadcasts to x). */
+export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
+  const v = zerosScalar(value);
+  const out = where(mask, v, x);
+  v.dispose();
+  return out;
+}
+
+/** Converts between f32, f16 and i32 (f32 -> i32 truncates toward zero). Not differentiable for i32. */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  if (x.dtype === dtype) return x.view(x.shape);
+  const out = Tensor.empty(x.shape, dtype);
+  runKernel({
+    key: `cast:${x.dtype}:${dtype}`,
+    wgsl: () => `${f16Enable([x.dtype, dtype])}${storageDecl(0, 'a', x.dtype, 'read')}
+${storageDecl(1, 'out', dtype, 'read_write')}
+PARAMS
+${main1d()}
+  if (gi >= P.n) { return; }
+  out[gi] = ${dtype}(a[gi]);
+}`,
+    inputs: [x],
+    outputs: [out],
+    uniforms: [['n', 'u32', x.size]],
+    workgroups: grid(x.size),
+  });
+  if (dtype === 'i32' || x.dtype === 'i32') return out;
+  return record(out, 'cast', [x], (g) => [cast(g, x.dtype)]);
+}
+
+/** A same-shape copy (autograd passes the gradient through). */
+export function clone(x: Tensor): Tensor {
+  return record(unaryRaw('scale', x, 1), 'clone', [x], (g) => [g]);
+}
+
+export { binaryRaw as _binaryRaw, unaryRaw as _unaryRaw };

@@ -1,0 +1,86 @@
+import { record } from '../autograd.js';
+import { assertDType } from '../dtype.js';
+import { ShapeError } from '../errors.js';
+import { runMatmul } from '../kernels/matmul/run.js';
+import { broadcastShapes, fmt, numel, shapesEqual } from '../shape.js';
+import { Tensor } from '../tensor.js';
+import { sumToShape } from './reduce.js';
+
+export interface MatmulOptions {
+  /** Use the transpose of a's last two dims. */
+  transA?: boolean;
+  /** Use the transpose of b's last two dims (nn.Linear's [out, in] weight). */
+  transB?: boolean;
+}
+
+/**
+ * Batched matrix product op(a)·op(b) over the last two dims, with numpy broadcasting of batch dims.
+ * A 2-D b against a batched a is computed as one flat GEMM (the Linear / LoRA case).
+ */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const transA = opts.transA ?? false;
+  const transB = opts.transB ?? false;
+  assertDType(a.dtype, ['f32'], 'matmul');
+  assertDType(b.dtype, ['f32'], 'matmul');
+  if (a.rank < 2 || b.rank < 2) throw new ShapeError(`matmul needs rank >= 2 operands, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const M = transA ? ac : ar;
+  const K = transA ? ar : ac;
+  const Kb = transB ? bc : br;
+  const N = transB ? br : bc;
+  if (K !== Kb) {
+    throw new ShapeError(
+      `matmul: inner dims differ: ${fmt(a.shape)}${transA ? 'ᵀ' : ''} · ${fmt(b.shape)}${transB ? 'ᵀ' : ''} (${K} vs ${Kb})`,
+    );
+  }
+  const aBatch = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  const batchShape = broadcastShapes(aBatch, bBatch, 'matmul');
+  const batch = numel(batchShape);
+  const out = Tensor.empty([...batchShape, M, N], 'f32');
+  if (out.size > 0) {
+    if (b.rank === 2 && !transA) {
+      // Fold a's batch into M: one large GEMM instead of many small ones.
+      runMatmul(a, b, out, { M: batch * M, N, K, batch: 1, transA, transB, strideA: 0, strideB: 0, strideC: 0 });
+    } else {
+      const aFull = numel(aBatch) === batch && shapesEqual(aBatch.length ? aBatch : [1], batchShape.length ? batchShape : [1]);
+      const bFull = numel(bBatch) === batch && shapesEqual(bBatch.length ? bBatch : [1], batchShape.length ? batchShape : [1]);
+      const aStride = numel(aBatch) === 1 ? 0 : aFull ? M * K : -1;
+      const bStride = numel(bBatch) === 1 ? 0 : bFull ? K * N : -1;
+      if (aStride < 0 || bStride < 0) {
+        throw new ShapeError(`matmul: batch dims ${fmt(aBatch)} and ${fmt(bBatch)} must match or be broadcast from size 1`);
+      }
+      runMatmul(a, b, out, { M, N, K, batch, transA, transB, strideA: aStride, strideB: bStride, strideC: M * N });
+    }
+  }
+  return record(out, 'matmul', [a, b], (g) => {
+    let da: Tensor | null = null;
+    let db: Tensor | null = null;
+    if (a.requiresGrad) {
+      const full = transA ? matmul(b, g, { transA: transB, transB: true }) : matmul(g, b, { transB: !transB });
+      da = reduceTo(full, a.shape);
+    }
+    if (b.requiresGrad) {
+      if (b.rank === 2 && !transA && a.rank > 2) {
+        // Flatten batch so the weight gradient is a single skinny GEMM (Xᵀ·dH for LoRA).
+        const a2 = a.view([a.size / a.shape[a.rank - 1], a.shape[a.rank - 1]]);
+        const g2 = g.view([g.size / N, N]);
+        db = transB ? matmul(g2, a2, { transA: true }) : matmul(a2, g2, { transA: true });
+        a2.dispose();
+        g2.dispose();
+      } else {
+        const full = transB ? matmul(g, a, { transA: true, transB: transA }) : matmul(a, g, { transA: !transA });
+        db = reduceTo(full, b.shape);
+      }
+    }
+    return [da, db];
+  });
+}
+
+function reduceTo(t: Tensor, shape: readonly number[]): Tensor {
+  if (shapesEqual(t.shape, shape)) return t;
+  const r = sumToShape(t, shape);
+  t.dispose();
+  return r;
+}

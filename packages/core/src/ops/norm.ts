@@ -1,0 +1,168 @@
+import { record } from '../autograd.js';
+import { assertDType } from '../dtype.js';
+import { ShapeError } from '../errors.js';
+import { runKernel, storageDecl } from '../kernels/common.js';
+import { ROW_WG, rowGrid, rowKernel } from '../kernels/rows.js';
+import { fmt } from '../shape.js';
+import { Tensor } from '../tensor.js';
+import { mul } from './elementwise.js';
+import { sum } from './reduce.js';
+
+const LOOP = `for (var i = lid; i < P.n; i += ${ROW_WG}u)`;
+
+function rowsOf(x: Tensor, gamma: Tensor, op: string): { n: number; rows: number } {
+  assertDType(x.dtype, ['f32'], op);
+  const n = x.shape[x.rank - 1];
+  if (gamma.rank !== 1 || gamma.shape[0] !== n) {
+    throw new ShapeError(`${op}: weight ${fmt(gamma.shape)} does not match last dim of input ${fmt(x.shape)}`);
+  }
+  return { n, rows: x.size / n };
+}
+
+/** Sums a [rows, n] product over rows: the gamma/beta gradients. */
+function columnSum(t: Tensor, n: number): Tensor {
+  const flat = t.view([t.size / n, n]);
+  const r = sum(flat, 0);
+  flat.dispose();
+  return r;
+}
+
+/**
+ * Layer normalisation over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta, with the
+ * biased variance (as PyTorch). The per-row mean and 1/std are kept for the backward pass.
+ */
+export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor | null, eps = 1e-5): Tensor {
+  const { n, rows } = rowsOf(x, gamma, 'layerNorm');
+  const y = Tensor.empty(x.shape, 'f32');
+  const xhat = Tensor.empty(x.shape, 'f32');
+  const rstd = Tensor.empty([rows], 'f32');
+  const hasBeta = beta !== null;
+  runKernel({
+    key: `layernorm:${hasBeta}`,
+    wgsl: () =>
+      rowKernel(
+        `${storageDecl(0, 'X', 'f32', 'read')}
+${storageDecl(1, 'Gm', 'f32', 'read')}
+${storageDecl(2, 'Bt', 'f32', 'read')}
+${storageDecl(3, 'Y', 'f32', 'read_write')}
+${storageDecl(4, 'XH', 'f32', 'read_write')}
+${storageDecl(5, 'RS', 'f32', 'read_write')}
+PARAMS`,
+        `  let base = row * P.n;
+  var s = 0.0;
+  ${LOOP} { s += X[base + i]; }
+  let mu = wg_sum(s, lid) / f32(P.n);
+  var v = 0.0;
+  ${LOOP} { let d = X[base + i] - mu; v += d * d; }
+  let r = inverseSqrt(wg_sum(v, lid) / f32(P.n) + P.eps);
+  ${LOOP} { let h = (X[base + i] - mu) * r; XH[base + i] = h; Y[base + i] = h * Gm[i] + ${hasBeta ? 'Bt[i]' : '0.0 * Bt[0]'}; }
+  if (lid == 0u) { RS[row] = r; }`,
+      ),
+    inputs: [x, gamma, beta ?? gamma],
+    outputs: [y, xhat, rstd],
+    uniforms: [
+      ['rows', 'u32', rows],
+      ['n', 'u32', n],
+      ['eps', 'f32', eps],
+    ],
+    workgroups: rowGrid(rows),
+  });
+  const inputs = beta ? [x, gamma, beta] : [x, gamma];
+  const out = record(y, 'layer_norm', inputs, (g) => {
+    const dx = x.requiresGrad ? normBackward(g, gamma, xhat, rstd, n, rows, true) : null;
+    const dg = gamma.requiresGrad ? productColumnSum(g, xhat, n) : null;
+    const db = beta?.requiresGrad ? columnSum(g, n) : null;
+    return beta ? [dx, dg, db] : [dx, dg];
+  });
+  if (!out.node) {
+    xhat.dispose();
+    rstd.dispose();
+  }
+  return out;
+}
+
+/** RMS normalisation over the last axis (LLaMA): x / sqrt(mean(x^2) + eps) * gamma. */
+export function rmsNorm(x: Tensor, gamma: Tensor, eps = 1e-6): Tensor {
+  const { n, rows } = rowsOf(x, gamma, 'rmsNorm');
+  const y = Tensor.empty(x.shape, 'f32');
+  const xhat = Tensor.empty(x.shape, 'f32');
+  const rstd = Tensor.empty([rows], 'f32');
+  runKernel({
+    key: 'rmsnorm',
+    wgsl: () =>
+      rowKernel(
+        `${storageDecl(0, 'X', 'f32', 'read')}
+${storageDecl(1, 'Gm', 'f32', 'read')}
+${storageDecl(2, 'Y', 'f32', 'read_write')}
+${storageDecl(3, 'XH', 'f32', 'read_write')}
+${storageDecl(4, 'RS', 'f32', 'read_write')}
+PARAMS`,
+        `  let base = row * P.n;
+  var s = 0.0;
+  ${LOOP} { let v = X[base + i]; s += v * v; }
+  let r = inverseSqrt(wg_sum(s, lid) / f32(P.n) + P.eps);
+  ${LOOP} { let h = X[base + i] * r; XH[base + i] = h; Y[base + i] = h * Gm[i]; }
+  if (lid == 0u) { RS[row] = r; }`,
+      ),
+    inputs: [x, gamma],
+    outputs: [y, xhat, rstd],
+    uniforms: [
+      ['rows', 'u32', rows],
+      ['n', 'u32', n],
+      ['eps', 'f32', eps],
+    ],
+    workgroups: rowGrid(rows),
+  });
+  const out = record(y, 'rms_norm', [x, gamma], (g) => [
+    x.requiresGrad ? normBackward(g, gamma, xhat, rstd, n, rows, false) : null,
+    gamma.requiresGrad ? productColumnSum(g, xhat, n) : null,
+  ]);
+  if (!out.node) {
+    xhat.dispose();
+    rstd.dispose();
+  }
+  return out;
+}
+
+function productColumnSum(g: Tensor, xhat: Tensor, n: number): Tensor {
+  const p = mul(g, xhat);
+  const r = columnSum(p, n);
+  p.dispose();
+  return r;
+}
+
+/**
+ * dx for both norms, with d = g * gamma: layer norm  dx = rstd * (d - mean(d) - xhat * mean(d * xhat));
+ * RMS norm  dx = rstd * (d - xhat * mean(d * xhat)).
+ */
+function normBackward(g: Tensor, gamma: Tensor, xhat: Tensor, rstd: Tensor, n: number, rows: number, centered: boolean): Tensor {
+  const dx = Tensor.empty(g.shape, 'f32');
+  runKernel({
+    key: `norm_bwd:${centered}`,
+    wgsl: () =>
+      rowKernel(
+        `${storageDecl(0, 'G', 'f32', 'read')}
+${storageDecl(1, 'Gm', 'f32', 'read')}
+${storageDecl(2, 'XH', 'f32', 'read')}
+${storageDecl(3, 'RS', 'f32', 'read')}
+${storageDecl(4, 'DX', 'f32', 'read_write')}
+PARAMS`,
+        `  let base = row * P.n;
+  var s1 = 0.0;
+  var s2 = 0.0;
+  ${LOOP} { let d = G[base + i] * Gm[i]; s1 += d; s2 += d * XH[base + i]; }
+  let m1 = ${centered ? 'wg_sum(s1, lid) / f32(P.n)' : '0.0 * wg_sum(s1, lid)'};
+  let m2 = wg_sum(s2, lid) / f32(P.n);
+  let r = RS[row];
+  ${LOOP} { DX[base + i] = r * (G[base + i] * Gm[i] - m1 - XH[base + i] * m2); }`,
+      ),
+    inputs: [g, gamma, xhat, rstd],
+    outputs: [dx],
+    uniforms: [
+      ['rows', 'u32', rows],
+      ['n', 'u32', n],
+    ],
+    workgroups: rowGrid(rows),
+  });
+  return dx;
+}

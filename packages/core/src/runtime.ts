@@ -1,0 +1,86 @@
+import type { Device } from './device/device.js';
+import { ShareloraError } from './errors.js';
+import type { Tensor } from './tensor.js';
+
+/**
+ * Process-wide state: the current device, the stack of tidy scopes and the grad mode. Ops are
+ * synchronous (they only record GPU work), so a plain stack is enough for scopes.
+ */
+let current: Device | null = null;
+const scopes: Set<Tensor>[] = [];
+let gradEnabled = true;
+
+export function setDevice(d: Device | null): void {
+  current = d;
+}
+
+export function getDevice(): Device {
+  if (!current || current.isDestroyed) {
+    throw new ShareloraError('NO_DEVICE', 'no WebGPU device: call init() from @sharelora/core first');
+  }
+  return current;
+}
+
+export function hasDevice(): boolean {
+  return current !== null && !current.isDestroyed;
+}
+
+/** Called by every new tensor so the innermost tidy() scope can dispose it. */
+export function trackTensor(t: Tensor): void {
+  scopes[scopes.length - 1]?.add(t);
+}
+
+/** Removes a tensor from every open scope so it survives them (parameters, gradients, optimizer state). */
+export function keep<T extends Tensor>(t: T): T {
+  for (const s of scopes) s.delete(t);
+  return t;
+}
+
+function collect(value: unknown, out: Set<Tensor>, isTensor: (v: unknown) => v is Tensor): void {
+  if (isTensor(value)) out.add(value);
+  else if (Array.isArray(value)) for (const v of value) collect(v, out, isTensor);
+  else if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collect(v, out, isTensor);
+  }
+}
+
+let tensorCheck: (v: unknown) => v is Tensor = (_v): _v is Tensor => false;
+export function registerTensorCheck(fn: (v: unknown) => v is Tensor): void {
+  tensorCheck = fn;
+}
+
+/**
+ * Runs `fn` and disposes every tensor created inside it except those it returns (in a value, array or
+ * plain object) and those passed to keep(). Returned tensors move to the enclosing scope.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    scopes.pop();
+  }
+  const survivors = new Set<Tensor>();
+  collect(result, survivors, tensorCheck);
+  for (const t of scope) if (!survivors.has(t)) t.dispose();
+  const parent = scopes[scopes.length - 1];
+  if (parent) for (const t of survivors) if (scope.has(t)) parent.add(t);
+  return result;
+}
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs `fn` without recording operations for autograd (inference, optimizer updates, backward rules). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}

@@ -1,0 +1,222 @@
+import type { Device } from './device/device.js';
+import type { MemoryCategory } from './device/memory.js';
+import { BYTES_PER_ELEMENT, type DType } from './dtype.js';
+import { DisposedError, DTypeError, ShapeError } from './errors.js';
+import { getDevice, registerTensorCheck, trackTensor } from './runtime.js';
+import { checkShape, fmt, numel, type Shape } from './shape.js';
+
+/** A GPU buffer shared by a tensor and its reshape views; returned to the pool when the last one is disposed. */
+export class Storage {
+  refs = 1;
+  constructor(
+    readonly device: Device,
+    readonly buffer: GPUBuffer,
+    readonly bytes: number,
+    public category: MemoryCategory,
+  ) {
+    device.memory.add(category, bytes);
+    device.memory.storages++;
+  }
+
+  setCategory(cat: MemoryCategory): void {
+    if (cat === this.category) return;
+    this.device.memory.remove(this.category, this.bytes);
+    this.device.memory.add(cat, this.bytes);
+    this.category = cat;
+  }
+
+  release(): void {
+    if (--this.refs > 0) return;
+    this.device.memory.remove(this.category, this.bytes);
+    this.device.memory.storages--;
+    if (!this.device.isDestroyed) this.device.pool.release(this.buffer);
+  }
+}
+
+/** Autograd record: the inputs of the op that produced a tensor and how to map its gradient to theirs. */
+export interface GradNode {
+  op: string;
+  inputs: readonly Tensor[];
+  backward: (grad: Tensor) => readonly (Tensor | null)[];
+}
+
+let nextId = 1;
+
+/** An n-dimensional array in GPU memory. Contiguous row-major; reshape makes a view. */
+export class Tensor {
+  readonly id = nextId++;
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  node: GradNode | null = null;
+  /** Optional label used in error messages and state dicts. */
+  name?: string;
+  private _storage: Storage | null;
+
+  constructor(
+    storage: Storage,
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+  ) {
+    this._storage = storage;
+    trackTensor(this);
+  }
+
+  /** Allocates an uninitialised tensor on the current (or given) device. */
+  static empty(shape: Shape, dtype: DType = 'f32', category: MemoryCategory = 'activations', device = getDevice()): Tensor {
+    checkShape(shape);
+    if (dtype === 'f16' && !device.features.has('shader-f16')) {
+      throw new DTypeError('f16 tensors need the adapter feature shader-f16, which this adapter lacks');
+    }
+    const bytes = numel(shape) * BYTES_PER_ELEMENT[dtype];
+    const buf = device.pool.acquire(Math.max(bytes, 4));
+    return new Tensor(new Storage(device, buf, bytes, category), [...shape], dtype);
+  }
+
+  get storage(): Storage {
+    if (!this._storage) throw new DisposedError(`tensor #${this.id}${this.name ? ` (${this.name})` : ''} ${fmt(this.shape)}`);
+    return this._storage;
+  }
+
+  get buffer(): GPUBuffer {
+    return this.storage.buffer;
+  }
+
+  get device(): Device {
+    return this.storage.device;
+  }
+
+  get size(): number {
+    return numel(this.shape);
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  get bytes(): number {
+    return this.size * BYTES_PER_ELEMENT[this.dtype];
+  }
+
+  get isDisposed(): boolean {
+    return this._storage === null;
+  }
+
+  /** Binding covering this tensor's elements. */
+  binding(): GPUBufferBinding {
+    return { buffer: this.buffer, offset: 0, size: Math.max(4, Math.ceil(this.bytes / 4) * 4) };
+  }
+
+  /** A view with a new shape over the same storage (one dim may be -1). No autograd; see ops.reshape. */
+  view(shape: Shape): Tensor {
+    const resolved = resolveShape(shape, this.size, this.shape);
+    const s = this.storage;
+    s.refs++;
+    return new Tensor(s, resolved, this.dtype);
+  }
+
+  /** Copies the data to the CPU. f16 tensors come back as float32 values. */
+  async data(): Promise<Float32Array | Int32Array> {
+    const raw = await this.device.read(this.buffer, 0, this.bytes);
+    if (this.dtype === 'i32') return new Int32Array(raw);
+    if (this.dtype === 'f16') return f16BitsToF32(new Uint16Array(raw));
+    return new Float32Array(raw);
+  }
+
+  /** The single value of a one-element tensor. */
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new ShapeError(`item() needs a one-element tensor, got ${fmt(this.shape)}`);
+    return (await this.data())[0];
+  }
+
+  setCategory(cat: MemoryCategory): this {
+    this.storage.setCategory(cat);
+    return this;
+  }
+
+  /** Frees the GPU memory (shared storage is freed with its last view). Idempotent. */
+  dispose(): void {
+    if (!this._storage) return;
+    this._storage.release();
+    this._storage = null;
+    this.node = null;
+    if (this.grad) {
+      this.grad.dispose();
+      this.grad = null;
+    }
+  }
+
+  toString(): string {
+    return `Tensor(${fmt(this.shape)}, ${this.dtype}${this.requiresGrad ? ', requiresGrad' : ''})`;
+  }
+}
+
+registerTensorCheck((v: unknown): v is Tensor => v instanceof Tensor);
+
+export function resolveShape(shape: Shape, size: number, from: Shape): number[] {
+  const out = [...shape];
+  const neg = out.indexOf(-1);
+  if (neg >= 0) {
+    const rest = numel(out.filter((_, i) => i !== neg));
+    if (rest === 0 || size % rest !== 0) throw new ShapeError(`cannot reshape ${fmt(from)} to ${fmt(shape)}`);
+    out[neg] = size / rest;
+  }
+  checkShape(out);
+  if (numel(out) !== size) throw new ShapeError(`cannot reshape ${fmt(from)} (${size} elements) to ${fmt(shape)}`);
+  return out;
+}
+
+/** IEEE half bits to float32 (exact). */
+export function f16BitsToF32(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) {
+    const h = bits[i];
+    const s = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const m = h & 0x3ff;
+    out[i] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? Number.NaN : s * Number.POSITIVE_INFINITY) : s * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return out;
+}
+
+/** float32 to IEEE half bits, round to nearest even. */
+export function f32ToF16Bits(values: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(values.length);
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let i = 0; i < values.length; i++) {
+    f[0] = values[i];
+    const x = u[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    let mant = x & 0x7fffff;
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
+      continue;
+    }
+    let e = exp - 127 + 15;
+    if (e >= 31) {
+      out[i] = sign | 0x7c00;
+      continue;
+    }
+    if (e <= 0) {
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      mant |= 0x800000;
+      const shift = 14 - e;
+      let half = mant >>> shift;
+      const rem = mant & ((1 << shift) - 1);
+      const mid = 1 << (shift - 1);
+      if (rem > mid || (rem === mid && half & 1)) half++;
+      out[i] = sign | half;
+      continue;
+    }
+    let half = (e << 10) | (mant >>> 13);
+    const rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
+    e = half >>> 10;
+    out[i] = sign | (e >= 31 ? 0x7c00 : half);
+  }
+  return out;
+}
