@@ -133,12 +133,14 @@ export class Tensor {
     return this;
   }
 
-  /** Frees the GPU memory (shared storage is freed with its last view). Idempotent. */
+  /**
+   * Frees the GPU memory (shared storage is freed with its last view). Idempotent. The autograd record
+   * stays, so disposing an intermediate does not cut the graph; a backward rule that needs its data throws.
+   */
   dispose(): void {
     if (!this._storage) return;
     this._storage.release();
     this._storage = null;
-    this.node = null;
     if (this.grad) {
       this.grad.dispose();
       this.grad = null;
