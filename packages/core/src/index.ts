@@ -12,3 +12,4 @@ export { getDevice, hasDevice, keep, noGrad, isGradEnabled, setDevice, tidy } fr
 export { type Shape, numel } from './shape.js';
 export { Tensor, f16BitsToF32, f32ToF16Bits } from './tensor.js';
 export { initBrowser } from './init-browser.js';
+export { selfCheck, type SelfCheckResult } from './selfcheck.js';

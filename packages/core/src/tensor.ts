@@ -62,7 +62,12 @@ export class Tensor {
   }
 
   /** Allocates an uninitialised tensor on the current (or given) device. */
-  static empty(shape: Shape, dtype: DType = 'f32', category: MemoryCategory = 'activations', device = getDevice()): Tensor {
+  static empty(
+    shape: Shape,
+    dtype: DType = 'f32',
+    category: MemoryCategory = 'activations',
+    device = getDevice(),
+  ): Tensor {
     checkShape(shape);
     if (dtype === 'f16' && !device.features.has('shader-f16')) {
       throw new DTypeError('f16 tensors need the adapter feature shader-f16, which this adapter lacks');
@@ -73,7 +78,8 @@ export class Tensor {
   }
 
   get storage(): Storage {
-    if (!this._storage) throw new DisposedError(`tensor #${this.id}${this.name ? ` (${this.name})` : ''} ${fmt(this.shape)}`);
+    if (!this._storage)
+      throw new DisposedError(`tensor #${this.id}${this.name ? ` (${this.name})` : ''} ${fmt(this.shape)}`);
     return this._storage;
   }
 
@@ -104,6 +110,12 @@ export class Tensor {
   /** Binding covering this tensor's elements. */
   binding(): GPUBufferBinding {
     return { buffer: this.buffer, offset: 0, size: Math.max(4, Math.ceil(this.bytes / 4) * 4) };
+  }
+
+  /** Binding of elements [start, start + len): lets kernels process tensors over the binding limit in windows. */
+  window(start: number, len: number): GPUBufferBinding {
+    const bpe = BYTES_PER_ELEMENT[this.dtype];
+    return { buffer: this.buffer, offset: start * bpe, size: Math.max(4, Math.ceil((len * bpe) / 4) * 4) };
   }
 
   /** A view with a new shape over the same storage (one dim may be -1). No autograd; see ops.reshape. */
@@ -163,7 +175,8 @@ export function resolveShape(shape: Shape, size: number, from: Shape): number[] 
     out[neg] = size / rest;
   }
   checkShape(out);
-  if (numel(out) !== size) throw new ShapeError(`cannot reshape ${fmt(from)} (${size} elements) to ${fmt(shape)}`);
+  if (numel(out) !== size)
+    throw new ShapeError(`cannot reshape ${fmt(from)} (${size} elements) to ${fmt(shape)}`);
   return out;
 }
 
@@ -175,7 +188,14 @@ export function f16BitsToF32(bits: Uint16Array): Float32Array {
     const s = h & 0x8000 ? -1 : 1;
     const e = (h >> 10) & 0x1f;
     const m = h & 0x3ff;
-    out[i] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? Number.NaN : s * Number.POSITIVE_INFINITY) : s * (1 + m / 1024) * 2 ** (e - 15);
+    out[i] =
+      e === 0
+        ? s * m * 2 ** -24
+        : e === 31
+          ? m
+            ? Number.NaN
+            : s * Number.POSITIVE_INFINITY
+          : s * (1 + m / 1024) * 2 ** (e - 15);
   }
   return out;
 }

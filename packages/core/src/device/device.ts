@@ -73,7 +73,10 @@ export class Device {
     gpu.addEventListener('uncapturederror', (ev) => {
       const err = (ev as GPUUncapturedErrorEvent).error;
       const oom = err.constructor?.name === 'GPUOutOfMemoryError' || /out of memory/i.test(err.message);
-      this.pendingError ??= new DeviceError(oom ? 'GPU_OOM' : 'GPU_VALIDATION', `WebGPU error: ${err.message}`);
+      this.pendingError ??= new DeviceError(
+        oom ? 'GPU_OOM' : 'GPU_VALIDATION',
+        `WebGPU error: ${err.message}`,
+      );
     });
     void gpu.lost.then((info) => {
       if (!this.destroyed) this.lostReason = `${info.reason}: ${info.message}`;
@@ -81,9 +84,14 @@ export class Device {
   }
 
   /** Requests an adapter from `gpu` (navigator.gpu or Dawn's), with its full limits and useful features. */
-  static async fromGPU(gpu: GPU | undefined, options: { powerPreference?: GPUPowerPreference } = {}): Promise<Device> {
+  static async fromGPU(
+    gpu: GPU | undefined,
+    options: { powerPreference?: GPUPowerPreference } = {},
+  ): Promise<Device> {
     if (!gpu) throw new NoAdapterError('WebGPU is not available in this environment');
-    const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+    const adapter = await gpu.requestAdapter({
+      powerPreference: options.powerPreference ?? 'high-performance',
+    });
     if (!adapter) throw new NoAdapterError('requestAdapter() returned null');
     const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
     const requiredLimits: Record<string, number> = {};
@@ -99,7 +107,8 @@ export class Device {
     }
     const ai = adapter.info;
     const limits: Record<string, number> = {};
-    for (const name of WANTED_LIMITS) limits[name] = (gpuDevice.limits as unknown as Record<string, number>)[name];
+    for (const name of WANTED_LIMITS)
+      limits[name] = (gpuDevice.limits as unknown as Record<string, number>)[name];
     limits.minStorageBufferOffsetAlignment = gpuDevice.limits.minStorageBufferOffsetAlignment;
     const info: DeviceInfo = {
       vendor: ai?.vendor ?? '',
@@ -108,21 +117,34 @@ export class Device {
       description: ai?.description ?? '',
       backend: (ai as unknown as { backendType?: string })?.backendType ?? 'webgpu',
       isSoftware:
-        /swiftshader|llvmpipe|lavapipe|software|warp/i.test(`${ai?.architecture} ${ai?.description} ${ai?.device}`) ||
-        (ai as unknown as { isFallbackAdapter?: boolean })?.isFallbackAdapter === true,
+        /swiftshader|llvmpipe|lavapipe|software|warp/i.test(
+          `${ai?.architecture} ${ai?.description} ${ai?.device}`,
+        ) || (ai as unknown as { isFallbackAdapter?: boolean })?.isFallbackAdapter === true,
       features: [...requiredFeatures],
       limits,
     };
     return new Device(gpuDevice, info);
   }
 
+  private bindingLimitOverride: number | null = null;
+
+  /** Largest range of a buffer one binding may cover; bigger tensors are processed in windows. */
   get maxBindingBytes(): number {
-    return this.limits.maxStorageBufferBindingSize;
+    return this.bindingLimitOverride ?? this.limits.maxStorageBufferBindingSize;
+  }
+
+  /** Lowers the binding limit so tests can exercise the windowed (large-tensor) paths with small tensors. */
+  setBindingLimitForTesting(bytes: number | null): void {
+    this.bindingLimitOverride = bytes;
   }
 
   private check(): void {
     if (this.destroyed) throw new DeviceError('DEVICE_LOST', 'the device was destroyed');
-    if (this.lostReason) throw new DeviceError('DEVICE_LOST', `the GPU device was lost (${this.lostReason}); re-create it with init()`);
+    if (this.lostReason)
+      throw new DeviceError(
+        'DEVICE_LOST',
+        `the GPU device was lost (${this.lostReason}); re-create it with init()`,
+      );
   }
 
   /** Throws the first WebGPU error reported since the last call (errors arrive asynchronously). */
@@ -138,7 +160,11 @@ export class Device {
     let p = this.pipelines.get(key);
     if (!p) {
       const module = this.gpu.createShaderModule({ code: wgsl(), label: key });
-      p = this.gpu.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key });
+      p = this.gpu.createComputePipeline({
+        layout: 'auto',
+        compute: { module, entryPoint: 'main' },
+        label: key,
+      });
       this.pipelines.set(key, p);
       this.stats.pipelines++;
     }
@@ -151,7 +177,10 @@ export class Device {
     if (x === 0 || y === 0 || z === 0) return;
     const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxWg || y > maxWg || z > maxWg) {
-      throw new DeviceError('LIMIT', `${spec.key}: dispatch [${x},${y},${z}] exceeds ${maxWg} workgroups per dimension`);
+      throw new DeviceError(
+        'LIMIT',
+        `${spec.key}: dispatch [${x},${y},${z}] exceeds ${maxWg} workgroups per dimension`,
+      );
     }
     for (const b of spec.buffers) {
       const size = b.size ?? b.buffer.size - (b.offset ?? 0);
@@ -167,11 +196,16 @@ export class Device {
     if (spec.uniforms) {
       if (this.uniformUsed + UNIFORM_SLOT > this.uniformArena.byteLength) this.flush();
       const bytes = new Uint8Array(spec.uniforms);
-      if (bytes.byteLength > UNIFORM_SLOT) throw new DeviceError('LIMIT', `${spec.key}: uniform block over ${UNIFORM_SLOT} bytes`);
+      if (bytes.byteLength > UNIFORM_SLOT)
+        throw new DeviceError('LIMIT', `${spec.key}: uniform block over ${UNIFORM_SLOT} bytes`);
       this.uniformArena.set(bytes, this.uniformUsed);
       entries.push({
         binding: spec.buffers.length,
-        resource: { buffer: this.uniformBuffer, offset: this.uniformUsed, size: Math.max(16, bytes.byteLength) },
+        resource: {
+          buffer: this.uniformBuffer,
+          offset: this.uniformUsed,
+          size: Math.max(16, bytes.byteLength),
+        },
       });
       this.uniformUsed += UNIFORM_SLOT;
     }
@@ -204,7 +238,8 @@ export class Device {
       this.pass.end();
       this.pass = null;
     }
-    if (this.uniformUsed > 0) this.gpu.queue.writeBuffer(this.uniformBuffer, 0, this.uniformArena, 0, this.uniformUsed);
+    if (this.uniformUsed > 0)
+      this.gpu.queue.writeBuffer(this.uniformBuffer, 0, this.uniformArena, 0, this.uniformUsed);
     this.gpu.queue.submit([this.encoder.finish()]);
     this.stats.submits++;
     this.encoder = null;

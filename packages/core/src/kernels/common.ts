@@ -43,7 +43,10 @@ export function packUniforms(fields: readonly UniformField[]): PackedUniforms {
   }
   for (const w of writes) w();
   const size = Math.max(16, Math.ceil(offset / 16) * 16);
-  return { struct: `struct Params {\n${lines.join('\n')}\n}\n@group(0) @binding(BINDING) var<uniform> P: Params;`, data: buf.slice(0, size) };
+  return {
+    struct: `struct Params {\n${lines.join('\n')}\n}\n@group(0) @binding(BINDING) var<uniform> P: Params;`,
+    data: buf.slice(0, size),
+  };
 }
 
 /** WGSL accessor for element `i` of a vec4-packed uniform array. */
@@ -109,4 +112,16 @@ export function runKernel(call: KernelCall): void {
     uniforms: packed?.data,
     workgroups: call.workgroups,
   });
+}
+
+/**
+ * Splits n elements into windows that each fit one binding (the adapter's maxStorageBufferBindingSize)
+ * and start on a 256-element boundary, which satisfies every adapter's storage offset alignment.
+ */
+export function elementWindows(n: number): Array<[start: number, len: number]> {
+  const maxElems = Math.max(256, Math.floor(getDevice().maxBindingBytes / 4 / 256) * 256);
+  const out: Array<[number, number]> = [];
+  for (let s = 0; s < n; s += maxElems) out.push([s, Math.min(maxElems, n - s)]);
+  if (out.length === 0) out.push([0, 0]);
+  return out;
 }

@@ -1,7 +1,7 @@
 import type { MemoryCategory } from '../device/memory.js';
 import type { DType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
-import { grid, main1d, runKernel, storageDecl, f16Enable } from '../kernels/common.js';
+import { elementWindows, grid, main1d, runKernel, storageDecl, f16Enable } from '../kernels/common.js';
 import { fmt, numel, type Shape } from '../shape.js';
 import { f32ToF16Bits, Tensor } from '../tensor.js';
 
@@ -45,36 +45,50 @@ export function tensor(
   }
   const t = Tensor.empty(shp, dtype, category);
   const bytes =
-    dtype === 'f32' ? (flat instanceof Float32Array ? flat : Float32Array.from(flat))
-    : dtype === 'i32' ? (flat instanceof Int32Array ? flat : Int32Array.from(flat, (v) => {
-          if (!Number.isInteger(v)) throw new ShapeError(`tensor(): ${v} is not an integer (dtype i32)`);
-          return v;
-        }))
-    : flat instanceof Uint16Array ? flat : f32ToF16Bits(flat);
+    dtype === 'f32'
+      ? flat instanceof Float32Array
+        ? flat
+        : Float32Array.from(flat)
+      : dtype === 'i32'
+        ? flat instanceof Int32Array
+          ? flat
+          : Int32Array.from(flat, (v) => {
+              if (!Number.isInteger(v)) throw new ShapeError(`tensor(): ${v} is not an integer (dtype i32)`);
+              return v;
+            })
+        : flat instanceof Uint16Array
+          ? flat
+          : f32ToF16Bits(flat);
   if (t.size > 0) t.device.write(t.buffer, 0, bytes);
   return t;
 }
 
 /** A tensor filled with `value`. */
-export function full(shape: Shape, value: number, dtype: DType = 'f32', category: MemoryCategory = 'activations'): Tensor {
+export function full(
+  shape: Shape,
+  value: number,
+  dtype: DType = 'f32',
+  category: MemoryCategory = 'activations',
+): Tensor {
   const t = Tensor.empty(shape, dtype, category);
   const ty = dtype;
-  runKernel({
-    key: `fill:${dtype}`,
-    wgsl: () => `${f16Enable([dtype])}${storageDecl(0, 'out', ty, 'read_write')}
+  for (const [start, len] of elementWindows(t.size))
+    runKernel({
+      key: `fill:${dtype}`,
+      wgsl: () => `${f16Enable([dtype])}${storageDecl(0, 'out', ty, 'read_write')}
 PARAMS
 ${main1d()}
   if (gi >= P.n) { return; }
   out[gi] = ${ty}(P.v);
 }`,
-    inputs: [],
-    outputs: [t],
-    uniforms: [
-      ['n', 'u32', t.size],
-      ['v', 'f32', value],
-    ],
-    workgroups: grid(t.size),
-  });
+      inputs: [],
+      outputs: [t.window(start, len)],
+      uniforms: [
+        ['n', 'u32', len],
+        ['v', 'f32', value],
+      ],
+      workgroups: grid(len),
+    });
   return t;
 }
 

@@ -1,7 +1,16 @@
 import { record } from '../autograd.js';
 import { assertDType, type DType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
-import { f16Enable, grid, main1d, runKernel, storageDecl, uarr, type UniformField } from '../kernels/common.js';
+import {
+  elementWindows,
+  f16Enable,
+  grid,
+  main1d,
+  runKernel,
+  storageDecl,
+  uarr,
+  type UniformField,
+} from '../kernels/common.js';
 import { broadcastShapes, broadcastStrides, contiguousStrides, fmt, shapesEqual } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { sumToShape } from './reduce.js';
@@ -66,9 +75,10 @@ export type UnaryOp = keyof typeof UNARY;
 function unaryRaw(op: string, x: Tensor, s = 0, t = 0): Tensor {
   assertDType(x.dtype, ['f32'], op);
   const out = Tensor.empty(x.shape, 'f32');
-  runKernel({
-    key: `unary:${op}`,
-    wgsl: () => `${storageDecl(0, 'a', 'f32', 'read')}
+  for (const [start, len] of elementWindows(x.size))
+    runKernel({
+      key: `unary:${op}`,
+      wgsl: () => `${storageDecl(0, 'a', 'f32', 'read')}
 ${storageDecl(1, 'out', 'f32', 'read_write')}
 PARAMS
 ${MATH}
@@ -79,15 +89,15 @@ ${main1d()}
   let t = P.t;
   out[gi] = ${UNARY[op]};
 }`,
-    inputs: [x],
-    outputs: [out],
-    uniforms: [
-      ['n', 'u32', x.size],
-      ['s', 'f32', s],
-      ['t', 'f32', t],
-    ],
-    workgroups: grid(x.size),
-  });
+      inputs: [x.window(start, len)],
+      outputs: [out.window(start, len)],
+      uniforms: [
+        ['n', 'u32', len],
+        ['s', 'f32', s],
+        ['t', 'f32', t],
+      ],
+      workgroups: grid(len),
+    });
   return out;
 }
 
@@ -160,8 +170,10 @@ export function abs(x: Tensor): Tensor {
   });
 }
 /** x * s for a constant s. */
-export const scale = (x: Tensor, s: number): Tensor => record(unaryRaw('scale', x, s), 'scale', [x], (g) => [unaryRaw('scale', g, s)]);
-export const addScalar = (x: Tensor, s: number): Tensor => record(unaryRaw('add_scalar', x, s), 'add_scalar', [x], (g) => [g]);
+export const scale = (x: Tensor, s: number): Tensor =>
+  record(unaryRaw('scale', x, s), 'scale', [x], (g) => [unaryRaw('scale', g, s)]);
+export const addScalar = (x: Tensor, s: number): Tensor =>
+  record(unaryRaw('add_scalar', x, s), 'add_scalar', [x], (g) => [g]);
 /** x^p for a constant p (negative x allowed when p is an integer). */
 export function powScalar(x: Tensor, p: number): Tensor {
   return record(unaryRaw('pow_scalar', x, p), 'pow_scalar', [x], (g) => {
@@ -190,7 +202,10 @@ const BINARY: Record<string, string> = {
 const MAX_RANK = 8;
 
 /** Uniforms + WGSL index math mapping the flat output index to both operands' flat indices. */
-function broadcastIndexing(outShape: number[], inputs: readonly (readonly number[])[]): { fields: UniformField[]; code: string } {
+function broadcastIndexing(
+  outShape: number[],
+  inputs: readonly (readonly number[])[],
+): { fields: UniformField[]; code: string } {
   const r = outShape.length;
   if (r > MAX_RANK) throw new ShapeError(`broadcasting supports rank <= ${MAX_RANK}, got ${fmt(outShape)}`);
   const fields: UniformField[] = [['oshape', 'vec4u', outShape]];
@@ -205,6 +220,21 @@ function broadcastIndexing(outShape: number[], inputs: readonly (readonly number
   return { fields, code: lines.join('\n  ') };
 }
 
+function binaryWgsl(op: string, indexing: string): string {
+  return `${storageDecl(0, 'A', 'f32', 'read')}
+${storageDecl(1, 'B', 'f32', 'read')}
+${storageDecl(2, 'out', 'f32', 'read_write')}
+PARAMS
+${MATH}
+${main1d()}
+  if (gi >= P.n) { return; }
+  ${indexing}
+  let x = A[i0];
+  let y = B[i1];
+  out[gi] = ${BINARY[op]};
+}`;
+}
+
 function binaryRaw(op: string, a: Tensor, b: Tensor): Tensor {
   assertDType(a.dtype, ['f32'], op);
   assertDType(b.dtype, ['f32'], op);
@@ -215,20 +245,22 @@ function binaryRaw(op: string, a: Tensor, b: Tensor): Tensor {
   const scalarB = b.size === 1;
   const mode = same ? 'same' : scalarB ? 'sb' : `bc${outShape.length}`;
   const bi = same || scalarB ? null : broadcastIndexing(outShape, [a.shape, b.shape]);
+  if (same) {
+    for (const [start, len] of elementWindows(out.size)) {
+      runKernel({
+        key: `binary:${op}:same`,
+        wgsl: () => binaryWgsl(op, 'let i0 = gi; let i1 = gi;'),
+        inputs: [a.window(start, len), b.window(start, len)],
+        outputs: [out.window(start, len)],
+        uniforms: [['n', 'u32', len]],
+        workgroups: grid(len),
+      });
+    }
+    return out;
+  }
   runKernel({
     key: `binary:${op}:${mode}`,
-    wgsl: () => `${storageDecl(0, 'A', 'f32', 'read')}
-${storageDecl(1, 'B', 'f32', 'read')}
-${storageDecl(2, 'out', 'f32', 'read_write')}
-PARAMS
-${MATH}
-${main1d()}
-  if (gi >= P.n) { return; }
-  ${bi ? bi.code : same ? 'let i0 = gi; let i1 = gi;' : 'let i0 = gi; let i1 = 0u;'}
-  let x = A[i0];
-  let y = B[i1];
-  out[gi] = ${BINARY[op]};
-}`,
+    wgsl: () => binaryWgsl(op, bi ? bi.code : 'let i0 = gi; let i1 = 0u;'),
     inputs: [a, b],
     outputs: [out],
     uniforms: [['n', 'u32', out.size], ...(bi ? bi.fields : [])],
@@ -268,23 +300,27 @@ export function mul(a: Tensor, b: Tensor): Tensor {
 export function div(a: Tensor, b: Tensor): Tensor {
   const out = binaryRaw('div', a, b);
   return record(out, 'div', [a, b], (g) => {
-    const ga = a.requiresGrad ? (() => {
-      const q = binaryRaw('div', g, b);
-      const r = unbroadcast(q, a);
-      if (r !== q) q.dispose();
-      return r;
-    })() : null;
+    const ga = a.requiresGrad
+      ? (() => {
+          const q = binaryRaw('div', g, b);
+          const r = unbroadcast(q, a);
+          if (r !== q) q.dispose();
+          return r;
+        })()
+      : null;
     // d(a/b)/db = -out / b
-    const gb = b.requiresGrad ? (() => {
-      const q = binaryRaw('div', out, b);
-      const p = binaryRaw('mul', g, q);
-      q.dispose();
-      const n = unaryRaw('neg', p);
-      p.dispose();
-      const r = unbroadcast(n, b);
-      if (r !== n) n.dispose();
-      return r;
-    })() : null;
+    const gb = b.requiresGrad
+      ? (() => {
+          const q = binaryRaw('div', out, b);
+          const p = binaryRaw('mul', g, q);
+          q.dispose();
+          const n = unaryRaw('neg', p);
+          p.dispose();
+          const r = unbroadcast(n, b);
+          if (r !== n) n.dispose();
+          return r;
+        })()
+      : null;
     return [ga, gb];
   });
 }
@@ -292,24 +328,28 @@ export function div(a: Tensor, b: Tensor): Tensor {
 export function pow(a: Tensor, b: Tensor): Tensor {
   const out = binaryRaw('pow', a, b);
   return record(out, 'pow', [a, b], (g) => {
-    const ga = a.requiresGrad ? (() => {
-      const bm1 = unaryRaw('add_scalar', b, -1);
-      const pw = binaryRaw('pow', a, bm1);
-      const d = binaryRaw('mul', pw, b);
-      bm1.dispose();
-      pw.dispose();
-      const r = mulReduce(g, d, a);
-      d.dispose();
-      return r;
-    })() : null;
-    const gb = b.requiresGrad ? (() => {
-      const la = unaryRaw('log', a);
-      const d = binaryRaw('mul', out, la);
-      la.dispose();
-      const r = mulReduce(g, d, b);
-      d.dispose();
-      return r;
-    })() : null;
+    const ga = a.requiresGrad
+      ? (() => {
+          const bm1 = unaryRaw('add_scalar', b, -1);
+          const pw = binaryRaw('pow', a, bm1);
+          const d = binaryRaw('mul', pw, b);
+          bm1.dispose();
+          pw.dispose();
+          const r = mulReduce(g, d, a);
+          d.dispose();
+          return r;
+        })()
+      : null;
+    const gb = b.requiresGrad
+      ? (() => {
+          const la = unaryRaw('log', a);
+          const d = binaryRaw('mul', out, la);
+          la.dispose();
+          const r = mulReduce(g, d, b);
+          d.dispose();
+          return r;
+        })()
+      : null;
     return [ga, gb];
   });
 }
@@ -386,20 +426,21 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x.view(x.shape);
   const out = Tensor.empty(x.shape, dtype);
-  runKernel({
-    key: `cast:${x.dtype}:${dtype}`,
-    wgsl: () => `${f16Enable([x.dtype, dtype])}${storageDecl(0, 'a', x.dtype, 'read')}
+  for (const [start, len] of elementWindows(x.size))
+    runKernel({
+      key: `cast:${x.dtype}:${dtype}`,
+      wgsl: () => `${f16Enable([x.dtype, dtype])}${storageDecl(0, 'a', x.dtype, 'read')}
 ${storageDecl(1, 'out', dtype, 'read_write')}
 PARAMS
 ${main1d()}
   if (gi >= P.n) { return; }
   out[gi] = ${dtype}(a[gi]);
 }`,
-    inputs: [x],
-    outputs: [out],
-    uniforms: [['n', 'u32', x.size]],
-    workgroups: grid(x.size),
-  });
+      inputs: [x.window(start, len)],
+      outputs: [out.window(start, len)],
+      uniforms: [['n', 'u32', len]],
+      workgroups: grid(len),
+    });
   if (dtype === 'i32' || x.dtype === 'i32') return out;
   return record(out, 'cast', [x], (g) => [cast(g, x.dtype)]);
 }
