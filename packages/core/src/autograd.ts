@@ -53,10 +53,16 @@ function topoOrder(root: Tensor): Tensor[] {
  */
 export function backward(root: Tensor, grad?: Tensor): void {
   if (!root.requiresGrad) {
-    throw new ShareloraError('NO_GRAD', 'backward(): the tensor does not require grad (no trainable input reached it)');
+    throw new ShareloraError(
+      'NO_GRAD',
+      'backward(): the tensor does not require grad (no trainable input reached it)',
+    );
   }
   if (!grad && root.size !== 1) {
-    throw new ShareloraError('NO_GRAD', `backward(): root has ${root.size} elements; pass the upstream gradient`);
+    throw new ShareloraError(
+      'NO_GRAD',
+      `backward(): root has ${root.size} elements; pass the upstream gradient`,
+    );
   }
   noGrad(() => {
     const order = topoOrder(root);

@@ -10,7 +10,11 @@ export function wgslType(dtype: DType): string {
   return dtype === 'f32' ? 'f32' : dtype === 'i32' ? 'i32' : 'f16';
 }
 
-export type TypedArrayFor<D extends DType> = D extends 'i32' ? Int32Array : D extends 'f16' ? Uint16Array : Float32Array;
+export type TypedArrayFor<D extends DType> = D extends 'i32'
+  ? Int32Array
+  : D extends 'f16'
+    ? Uint16Array
+    : Float32Array;
 
 export function assertDType(actual: DType, allowed: readonly DType[], op: string): void {
   if (!allowed.includes(actual)) {

@@ -36,7 +36,10 @@ export class DTypeError extends ShareloraError {
 
 /** The GPU device was lost or reported a validation / out-of-memory error. */
 export class DeviceError extends ShareloraError {
-  constructor(code: 'DEVICE_LOST' | 'GPU_VALIDATION' | 'GPU_OOM' | 'GPU_INTERNAL' | 'LIMIT', message: string) {
+  constructor(
+    code: 'DEVICE_LOST' | 'GPU_VALIDATION' | 'GPU_OOM' | 'GPU_INTERNAL' | 'LIMIT',
+    message: string,
+  ) {
     super(code, message);
   }
 }

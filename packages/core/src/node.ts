@@ -11,7 +11,9 @@ let dawn: { gpu: GPU } | null = null;
  * Creates a WebGPU device through Dawn (npm `webgpu`) and makes it current. Idempotent: returns the
  * current device if one exists. Call shutdown() when done so the process can exit.
  */
-export async function init(options: { powerPreference?: GPUPowerPreference; dawnFlags?: string[] } = {}): Promise<Device> {
+export async function init(
+  options: { powerPreference?: GPUPowerPreference; dawnFlags?: string[] } = {},
+): Promise<Device> {
   if (hasDevice()) return getDevice();
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };

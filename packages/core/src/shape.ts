@@ -10,7 +10,8 @@ export function numel(shape: Shape): number {
 
 export function checkShape(shape: Shape, what = 'shape'): void {
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${what} [${shape.join(', ')}] must contain non-negative integers`);
+    if (!Number.isInteger(d) || d < 0)
+      throw new ShapeError(`${what} [${shape.join(', ')}] must contain non-negative integers`);
   }
 }
 

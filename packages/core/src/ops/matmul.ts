@@ -22,7 +22,8 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const transB = opts.transB ?? false;
   assertDType(a.dtype, ['f32'], 'matmul');
   assertDType(b.dtype, ['f32'], 'matmul');
-  if (a.rank < 2 || b.rank < 2) throw new ShapeError(`matmul needs rank >= 2 operands, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+  if (a.rank < 2 || b.rank < 2)
+    throw new ShapeError(`matmul needs rank >= 2 operands, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
   const [ar, ac] = a.shape.slice(-2);
   const [br, bc] = b.shape.slice(-2);
   const M = transA ? ac : ar;
@@ -42,23 +43,51 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   if (out.size > 0) {
     if (b.rank === 2 && !transA) {
       // Fold a's batch into M: one large GEMM instead of many small ones.
-      runMatmul(a, b, out, { M: batch * M, N, K, batch: 1, transA, transB, strideA: 0, strideB: 0, strideC: 0 });
+      runMatmul(a, b, out, {
+        M: batch * M,
+        N,
+        K,
+        batch: 1,
+        transA,
+        transB,
+        strideA: 0,
+        strideB: 0,
+        strideC: 0,
+      });
     } else {
-      const aFull = numel(aBatch) === batch && shapesEqual(aBatch.length ? aBatch : [1], batchShape.length ? batchShape : [1]);
-      const bFull = numel(bBatch) === batch && shapesEqual(bBatch.length ? bBatch : [1], batchShape.length ? batchShape : [1]);
+      const aFull =
+        numel(aBatch) === batch &&
+        shapesEqual(aBatch.length ? aBatch : [1], batchShape.length ? batchShape : [1]);
+      const bFull =
+        numel(bBatch) === batch &&
+        shapesEqual(bBatch.length ? bBatch : [1], batchShape.length ? batchShape : [1]);
       const aStride = numel(aBatch) === 1 ? 0 : aFull ? M * K : -1;
       const bStride = numel(bBatch) === 1 ? 0 : bFull ? K * N : -1;
       if (aStride < 0 || bStride < 0) {
-        throw new ShapeError(`matmul: batch dims ${fmt(aBatch)} and ${fmt(bBatch)} must match or be broadcast from size 1`);
+        throw new ShapeError(
+          `matmul: batch dims ${fmt(aBatch)} and ${fmt(bBatch)} must match or be broadcast from size 1`,
+        );
       }
-      runMatmul(a, b, out, { M, N, K, batch, transA, transB, strideA: aStride, strideB: bStride, strideC: M * N });
+      runMatmul(a, b, out, {
+        M,
+        N,
+        K,
+        batch,
+        transA,
+        transB,
+        strideA: aStride,
+        strideB: bStride,
+        strideC: M * N,
+      });
     }
   }
   return record(out, 'matmul', [a, b], (g) => {
     let da: Tensor | null = null;
     let db: Tensor | null = null;
     if (a.requiresGrad) {
-      const full = transA ? matmul(b, g, { transA: transB, transB: true }) : matmul(g, b, { transB: !transB });
+      const full = transA
+        ? matmul(b, g, { transA: transB, transB: true })
+        : matmul(g, b, { transB: !transB });
       da = reduceTo(full, a.shape);
     }
     if (b.requiresGrad) {
@@ -70,7 +99,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         a2.dispose();
         g2.dispose();
       } else {
-        const full = transB ? matmul(g, a, { transA: true, transB: transA }) : matmul(a, g, { transA: !transA });
+        const full = transB
+          ? matmul(g, a, { transA: true, transB: transA })
+          : matmul(a, g, { transA: !transA });
         db = reduceTo(full, b.shape);
       }
     }

@@ -14,7 +14,9 @@ function rowsOf(x: Tensor, gamma: Tensor, op: string): { n: number; rows: number
   assertDType(x.dtype, ['f32'], op);
   const n = x.shape[x.rank - 1];
   if (gamma.rank !== 1 || gamma.shape[0] !== n) {
-    throw new ShapeError(`${op}: weight ${fmt(gamma.shape)} does not match last dim of input ${fmt(x.shape)}`);
+    throw new ShapeError(
+      `${op}: weight ${fmt(gamma.shape)} does not match last dim of input ${fmt(x.shape)}`,
+    );
   }
   return { n, rows: x.size / n };
 }
@@ -135,7 +137,15 @@ function productColumnSum(g: Tensor, xhat: Tensor, n: number): Tensor {
  * dx for both norms, with d = g * gamma: layer norm  dx = rstd * (d - mean(d) - xhat * mean(d * xhat));
  * RMS norm  dx = rstd * (d - xhat * mean(d * xhat)).
  */
-function normBackward(g: Tensor, gamma: Tensor, xhat: Tensor, rstd: Tensor, n: number, rows: number, centered: boolean): Tensor {
+function normBackward(
+  g: Tensor,
+  gamma: Tensor,
+  xhat: Tensor,
+  rstd: Tensor,
+  n: number,
+  rows: number,
+  centered: boolean,
+): Tensor {
   const dx = Tensor.empty(g.shape, 'f32');
   runKernel({
     key: `norm_bwd:${centered}`,

@@ -121,7 +121,8 @@ export function max(x: Tensor, axis: number, keepDims = false): Tensor {
 
 /** Sums `g` down to `shape` (the inverse of broadcasting `shape` up to g.shape). */
 export function sumToShape(g: Tensor, shape: Shape): Tensor {
-  if (shape.length > g.rank) throw new ShapeError(`sumToShape: ${fmt(shape)} has more dims than ${fmt(g.shape)}`);
+  if (shape.length > g.rank)
+    throw new ShapeError(`sumToShape: ${fmt(shape)} has more dims than ${fmt(g.shape)}`);
   let cur = g.view(g.shape);
   const lead = g.rank - shape.length;
   if (lead > 0) {

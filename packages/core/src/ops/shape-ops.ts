@@ -108,8 +108,14 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
   const first = xs[0];
   const a = normAxis(axis, first.rank, 'concat');
   for (const t of xs) {
-    if (t.rank !== first.rank || t.dtype !== first.dtype || t.shape.some((d, i) => i !== a && d !== first.shape[i])) {
-      throw new ShapeError(`concat: ${fmt(t.shape)} (${t.dtype}) does not match ${fmt(first.shape)} (${first.dtype}) along axis ${a}`);
+    if (
+      t.rank !== first.rank ||
+      t.dtype !== first.dtype ||
+      t.shape.some((d, i) => i !== a && d !== first.shape[i])
+    ) {
+      throw new ShapeError(
+        `concat: ${fmt(t.shape)} (${t.dtype}) does not match ${fmt(first.shape)} (${first.dtype}) along axis ${a}`,
+      );
     }
   }
   const outShape = [...first.shape];
@@ -122,7 +128,9 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
     copyBlock(t, out, a, 0, off, t.shape[a]);
     off += t.shape[a];
   }
-  return record(out, 'concat', xs, (g) => xs.map((t, k) => (t.requiresGrad ? sliceAxis(g, a, offsets[k], offsets[k] + t.shape[a]) : null)));
+  return record(out, 'concat', xs, (g) =>
+    xs.map((t, k) => (t.requiresGrad ? sliceAxis(g, a, offsets[k], offsets[k] + t.shape[a]) : null)),
+  );
 }
 
 /** x[start:end] along one axis (a copy). */
@@ -131,7 +139,8 @@ export function sliceAxis(x: Tensor, axis: number, start: number, end: number): 
   const dim = x.shape[a];
   const s = start < 0 ? start + dim : start;
   const e = end < 0 ? end + dim : Math.min(end, dim);
-  if (s < 0 || s > e || e > dim) throw new ShapeError(`slice: [${start}, ${end}) out of range for axis ${a} of ${fmt(x.shape)}`);
+  if (s < 0 || s > e || e > dim)
+    throw new ShapeError(`slice: [${start}, ${end}) out of range for axis ${a} of ${fmt(x.shape)}`);
   const outShape = [...x.shape];
   outShape[a] = e - s;
   const out = Tensor.empty(outShape, x.dtype);
@@ -145,7 +154,8 @@ export function sliceAxis(x: Tensor, axis: number, start: number, end: number): 
 
 /** Slices every axis: starts/ends per axis (negative counts from the end). */
 export function slice(x: Tensor, starts: readonly number[], ends: readonly number[]): Tensor {
-  if (starts.length !== x.rank || ends.length !== x.rank) throw new ShapeError(`slice: need ${x.rank} starts and ends`);
+  if (starts.length !== x.rank || ends.length !== x.rank)
+    throw new ShapeError(`slice: need ${x.rank} starts and ends`);
   let cur = x;
   for (let a = 0; a < x.rank; a++) {
     const dim = x.shape[a];
