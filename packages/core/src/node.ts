@@ -4,6 +4,7 @@ import { NoAdapterError } from './errors.js';
 import { getDevice, hasDevice, setDevice } from './runtime.js';
 
 export * from './index.js';
+export { SafetensorsReader, writeSafetensors } from './safetensors/node-file.js';
 
 let dawn: { gpu: GPU } | null = null;
 

@@ -3,6 +3,7 @@ import type { MemoryCategory } from './device/memory.js';
 import { BYTES_PER_ELEMENT, type DType } from './dtype.js';
 import { DisposedError, DTypeError, ShapeError } from './errors.js';
 import { getDevice, registerTensorCheck, trackTensor } from './runtime.js';
+import { decodeF16 } from './safetensors/format.js';
 import { checkShape, fmt, numel, type Shape } from './shape.js';
 
 /** A GPU buffer shared by a tensor and its reshape views; returned to the pool when the last one is disposed. */
@@ -130,7 +131,7 @@ export class Tensor {
   async data(): Promise<Float32Array | Int32Array> {
     const raw = await this.device.read(this.buffer, 0, this.bytes);
     if (this.dtype === 'i32') return new Int32Array(raw);
-    if (this.dtype === 'f16') return f16BitsToF32(new Uint16Array(raw));
+    if (this.dtype === 'f16') return decodeF16(new Uint16Array(raw));
     return new Float32Array(raw);
   }
 
@@ -177,68 +178,5 @@ export function resolveShape(shape: Shape, size: number, from: Shape): number[] 
   checkShape(out);
   if (numel(out) !== size)
     throw new ShapeError(`cannot reshape ${fmt(from)} (${size} elements) to ${fmt(shape)}`);
-  return out;
-}
-
-/** IEEE half bits to float32 (exact). */
-export function f16BitsToF32(bits: Uint16Array): Float32Array {
-  const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) {
-    const h = bits[i];
-    const s = h & 0x8000 ? -1 : 1;
-    const e = (h >> 10) & 0x1f;
-    const m = h & 0x3ff;
-    out[i] =
-      e === 0
-        ? s * m * 2 ** -24
-        : e === 31
-          ? m
-            ? Number.NaN
-            : s * Number.POSITIVE_INFINITY
-          : s * (1 + m / 1024) * 2 ** (e - 15);
-  }
-  return out;
-}
-
-/** float32 to IEEE half bits, round to nearest even. */
-export function f32ToF16Bits(values: ArrayLike<number>): Uint16Array {
-  const out = new Uint16Array(values.length);
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  for (let i = 0; i < values.length; i++) {
-    f[0] = values[i];
-    const x = u[0];
-    const sign = (x >>> 16) & 0x8000;
-    const exp = (x >>> 23) & 0xff;
-    let mant = x & 0x7fffff;
-    if (exp === 0xff) {
-      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
-      continue;
-    }
-    let e = exp - 127 + 15;
-    if (e >= 31) {
-      out[i] = sign | 0x7c00;
-      continue;
-    }
-    if (e <= 0) {
-      if (e < -10) {
-        out[i] = sign;
-        continue;
-      }
-      mant |= 0x800000;
-      const shift = 14 - e;
-      let half = mant >>> shift;
-      const rem = mant & ((1 << shift) - 1);
-      const mid = 1 << (shift - 1);
-      if (rem > mid || (rem === mid && half & 1)) half++;
-      out[i] = sign | half;
-      continue;
-    }
-    let half = (e << 10) | (mant >>> 13);
-    const rem = mant & 0x1fff;
-    if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
-    e = half >>> 10;
-    out[i] = sign | (e >= 31 ? 0x7c00 : half);
-  }
   return out;
 }

@@ -3,7 +3,8 @@ import type { DType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import { elementWindows, grid, main1d, runKernel, storageDecl, f16Enable } from '../kernels/common.js';
 import { fmt, numel, type Shape } from '../shape.js';
-import { f32ToF16Bits, Tensor } from '../tensor.js';
+import { encodeF16 } from '../safetensors/format.js';
+import { Tensor } from '../tensor.js';
 
 export type NestedArray = number | NestedArray[];
 
@@ -58,7 +59,7 @@ export function tensor(
             })
         : flat instanceof Uint16Array
           ? flat
-          : f32ToF16Bits(flat);
+          : encodeF16(flat);
   if (t.size > 0) t.device.write(t.buffer, 0, bytes);
   return t;
 }
