@@ -5,6 +5,22 @@ import { useGpu } from './gpu.js';
 import * as R from './reference/ops.js';
 import { F64, randn, randUniform, Rng } from './reference/ndarray.js';
 
+function swapLast(rank: number): number[] {
+  const p = Array.from({ length: rank }, (_, i) => i);
+  [p[rank - 2], p[rank - 1]] = [p[rank - 1], p[rank - 2]];
+  return p;
+}
+
+/** Sums a float64 gradient over leading batch dims and broadcast (size-1) dims down to `shape`. */
+function sumTo(x: F64, shape: readonly number[]): F64 {
+  let cur = x;
+  while (cur.shape.length > shape.length) cur = R.sum(cur, 0);
+  shape.forEach((d, i) => {
+    if (d === 1 && cur.shape[i] !== 1) cur = R.sum(cur, i, true);
+  });
+  return cur;
+}
+
 /** Every op, forward and backward, against the float64 reference on odd random shapes. */
 describe('conformance: elementwise, reductions, softmax, norms, matmul, shape ops', () => {
   useGpu();
@@ -124,12 +140,39 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       [[3, 33, 8], [65, 8], false, true],
       [[70, 66], [66, 65], false, false],
     ];
+    // Small cases use finite differences; large ones the float64 product rule
+    // (dA = G·op(B)ᵀ, dB = op(A)ᵀ·G, summed over broadcast batch dims), itself checked on the small ones.
+    const productRule = (ta: boolean, tb: boolean) => ([a, b]: F64[], g: F64): F64[] => {
+      const opA = ta ? R.transpose(a, swapLast(a.shape.length)) : a;
+      const opB = tb ? R.transpose(b, swapLast(b.shape.length)) : b;
+      let dOpA = R.matmul(g, opB, { transB: true });
+      let dOpB = R.matmul(opA, g, { transA: true });
+      if (ta) dOpA = R.transpose(dOpA, swapLast(dOpA.shape.length));
+      if (tb) dOpB = R.transpose(dOpB, swapLast(dOpB.shape.length));
+      return [sumTo(dOpA, a.shape), sumTo(dOpB, b.shape)];
+    };
     for (const [sa, sb, ta, tb] of cases) {
+      const big = sa.reduce((p, q) => p * q) + sb.reduce((p, q) => p * q) > 600;
       await checkOp(
         `matmul [${sa}]${ta ? 'T' : ''} [${sb}]${tb ? 'T' : ''}`,
         ([a, b]) => core.matmul(a, b, { transA: ta, transB: tb }),
         ([a, b]) => R.matmul(a, b, { transA: ta, transB: tb }),
         [randn(sa, rng), randn(sb, rng)],
+        big ? { refGrad: productRule(ta, tb) } : {},
+      );
+    }
+    // LoRA-shaped products take the skinny and split-K kernels.
+    for (const [sa, sb, ta, tb] of [
+      [[300, 40], [8, 40], false, true],
+      [[1100, 8], [1100, 12], true, false],
+      [[300, 8], [8, 41], false, false],
+    ] as Array<[number[], number[], boolean, boolean]>) {
+      await checkOp(
+        `LoRA-shaped matmul [${sa}]${ta ? 'T' : ''} [${sb}]${tb ? 'T' : ''}`,
+        ([a, b]) => core.matmul(a, b, { transA: ta, transB: tb }),
+        ([a, b]) => R.matmul(a, b, { transA: ta, transB: tb }),
+        [randn(sa, rng), randn(sb, rng)],
+        { refGrad: productRule(ta, tb) },
       );
     }
   });

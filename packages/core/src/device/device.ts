@@ -39,6 +39,8 @@ export interface DispatchSpec {
   wgsl: () => string;
   /** Buffers bound at @binding(0..n-1), in order. The uniform block (if any) is bound after them. */
   buffers: GPUBufferBinding[];
+  /** Explicit binding numbers for `buffers` and the uniform block, when the shader's layout is not sequential. */
+  layout?: { buffers: readonly number[]; uniforms: number };
   uniforms?: ArrayBuffer;
   workgroups: readonly [number, number, number];
 }
@@ -192,7 +194,10 @@ export class Device {
       }
     }
     const pipeline = this.pipeline(spec.key, spec.wgsl);
-    const entries: GPUBindGroupEntry[] = spec.buffers.map((resource, binding) => ({ binding, resource }));
+    const entries: GPUBindGroupEntry[] = spec.buffers.map((resource, i) => ({
+      binding: spec.layout ? spec.layout.buffers[i] : i,
+      resource,
+    }));
     if (spec.uniforms) {
       if (this.uniformUsed + UNIFORM_SLOT > this.uniformArena.byteLength) this.flush();
       const bytes = new Uint8Array(spec.uniforms);
@@ -200,7 +205,7 @@ export class Device {
         throw new DeviceError('LIMIT', `${spec.key}: uniform block over ${UNIFORM_SLOT} bytes`);
       this.uniformArena.set(bytes, this.uniformUsed);
       entries.push({
-        binding: spec.buffers.length,
+        binding: spec.layout ? spec.layout.uniforms : spec.buffers.length,
         resource: {
           buffer: this.uniformBuffer,
           offset: this.uniformUsed,

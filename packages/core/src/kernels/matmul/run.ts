@@ -1,5 +1,6 @@
-import type { Tensor } from '../../tensor.js';
-import { runKernel, storageDecl } from '../common.js';
+import { getDevice } from '../../runtime.js';
+import { Tensor } from '../../tensor.js';
+import { chooseMatmulPlan, type MatmulSpec, packMatmulParams } from './wgsl.js';
 
 export interface MatmulDispatch {
   M: number;
@@ -14,35 +15,30 @@ export interface MatmulDispatch {
   strideC: number;
 }
 
-/** Records C = op(A)·op(B) for row-major operands. */
+const UNIFORM_BINDING = 3;
+
+/**
+ * Records C = op(A)·op(B) for row-major operands with the plan chosen for this shape (register-tiled
+ * kernel; lanes along M for skinny outputs; split-K with a reduction pass for long K and few tiles).
+ */
 export function runMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): void {
-  const aIdx = d.transA ? 'k * P.M + m' : 'm * P.K + k';
-  const bIdx = d.transB ? 'n * P.K + k' : 'k * P.N + n';
-  runKernel({
-    key: `matmul_naive:${d.transA}:${d.transB}`,
-    wgsl: () => `${storageDecl(0, 'A', 'f32', 'read')}
-${storageDecl(1, 'B', 'f32', 'read')}
-${storageDecl(2, 'C', 'f32', 'read_write')}
-PARAMS
-@compute @workgroup_size(8, 8)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  let n = id.x; let m = id.y; let bz = id.z;
-  if (m >= P.M || n >= P.N) { return; }
-  let ao = bz * P.sa; let bo = bz * P.sb;
-  var acc = 0.0;
-  for (var k = 0u; k < P.K; k++) { acc += A[ao + ${aIdx}] * B[bo + ${bIdx}]; }
-  C[bz * P.sc + m * P.N + n] = acc;
-}`,
-    inputs: [a, b],
-    outputs: [c],
-    uniforms: [
-      ['M', 'u32', d.M],
-      ['N', 'u32', d.N],
-      ['K', 'u32', d.K],
-      ['sa', 'u32', d.strideA],
-      ['sb', 'u32', d.strideB],
-      ['sc', 'u32', d.strideC],
-    ],
-    workgroups: [Math.ceil(d.N / 8), Math.ceil(d.M / 8), d.batch],
-  });
+  const dev = getDevice();
+  const spec: MatmulSpec = { ...d };
+  const plan = chooseMatmulPlan(spec, dev.limits);
+  const params = packMatmulParams(spec, plan);
+  const scratch = plan.scratchBytes > 0 ? Tensor.empty([plan.scratchBytes / 4], 'f32') : null;
+  const resources: Record<number, GPUBufferBinding> = { 0: a.binding(), 1: b.binding(), 2: c.binding() };
+  if (scratch) resources[4] = scratch.binding();
+  for (const pass of plan.passes) {
+    const bufs = pass.bindings.filter((i) => i !== UNIFORM_BINDING);
+    dev.dispatch({
+      key: pass.key,
+      wgsl: () => pass.wgsl,
+      buffers: bufs.map((i) => resources[i]),
+      layout: { buffers: bufs, uniforms: UNIFORM_BINDING },
+      uniforms: params,
+      workgroups: pass.workgroups,
+    });
+  }
+  scratch?.dispose();
 }

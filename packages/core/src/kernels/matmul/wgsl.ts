@@ -1,0 +1,367 @@
+/**
+ * WGSL matmul code generation: pure functions that return shader source and dispatch geometry.
+ * No WebGPU imports, so plans can be built and unit-tested anywhere.
+ *
+ *   C[b] = alpha * op(A[b]) · op(B[b])   (+ C[b] when params.accumulate != 0)
+ *
+ * Row-major layouts (elements, f32):
+ *   A: [batch, M, K]  or [batch, K, M] when transA
+ *   B: [batch, K, N]  or [batch, N, K] when transB
+ *   C: [batch, M, N]
+ * Batch b reads A at aOff + b*strideA, B at bOff + b*strideB, writes C at cOff + b*strideC
+ * (a stride of 0 broadcasts that operand over the batch).
+ *
+ * Binding layout (group 0, same for every pass; each pass lists the bindings it uses in `bindings`):
+ *   0: A        var<storage, read>        array<f32>
+ *   1: B        var<storage, read>        array<f32>, or array<vec4<f32>> when the key has "bv"
+ *   2: C        var<storage, read_write>  array<f32>, or array<vec4<f32>> when the key has "cv"
+ *   3: params   var<uniform>              MatmulParams (64 bytes, see packMatmulParams)
+ *   4: scratch  var<storage, read_write>  split-K partials, array<f32|vec4<f32>>, dense
+ *                                         [splitK, batch, M, N]; only when plan.scratchBytes > 0
+ * Split-K plans have two passes: pass 0 (bindings 0,1,3,4) writes raw partial sums to scratch,
+ * pass 1 (bindings 2,3,4) sums the partials and applies alpha/accumulate into C.
+ *
+ * Why this shape of kernel (measured on lavapipe/llvmpipe, see bench/matmul-explore/bench.mjs):
+ * llvmpipe runs 8 invocations as SIMD lanes and every storage load whose address is not a
+ * compile-time constant becomes a per-lane scalar loop with a bounds check (~3 cycles per lane
+ * per element), so the cost is the number of loaded elements. Each invocation therefore keeps a
+ * TM x (4*TNV) register tile in named vec4 variables (arrays in locals spill/gather) and loads
+ * TM + 4*TNV elements per k for 4*TM*TNV FMAs. Workgroup memory does not help there (its loads
+ * are per-lane loops too, plus barrier coroutines) and unrolling k makes LLVM hoist the loads and
+ * spill, so the k loop stays rolled. Small workgroups (16) keep each workgroup's B panel in L2.
+ */
+
+export interface MatmulSpec {
+  M: number;
+  N: number;
+  K: number;
+  batch: number;
+  transA: boolean;
+  transB: boolean;
+  /** Element offsets/strides; only their divisibility by 4 affects the plan (vec4 loads). Default 0 / dense. */
+  aOff?: number;
+  bOff?: number;
+  cOff?: number;
+  strideA?: number;
+  strideB?: number;
+  strideC?: number;
+}
+
+export interface MatmulLimits {
+  maxComputeWorkgroupStorageSize: number;
+  maxComputeInvocationsPerWorkgroup: number;
+}
+
+export interface MatmulPass {
+  /** Encodes every template choice: pipelines can be cached by key. */
+  key: string;
+  wgsl: string;
+  workgroups: [number, number, number];
+  /** Binding indices this pass's shader declares (its bind group must provide exactly these). */
+  bindings: number[];
+}
+
+export interface MatmulPlan {
+  passes: MatmulPass[];
+  /** Bytes for binding 4 (split-K partials); 0 when no scratch is needed. */
+  scratchBytes: number;
+  splitK: number;
+}
+
+/** Template parameters of the tiled kernel. */
+export interface TileConfig {
+  /** 'n': lanes along N (rows shared by the workgroup); 'm': lanes along M (for skinny N). */
+  lanes: 'n' | 'm';
+  /** Workgroup size (1-D). */
+  wg: number;
+  /** Rows per invocation. */
+  tm: number;
+  /** Column groups of 4 per invocation. */
+  tn: number;
+}
+
+export const MATMUL_PARAMS_BYTES = 64;
+
+const PARAMS_WGSL = `struct MatmulParams {
+  M: u32, N: u32, K: u32, batch: u32,
+  strideA: u32, strideB: u32, strideC: u32, aOff: u32,
+  bOff: u32, cOff: u32, alpha: f32, accumulate: u32,
+  kChunk: u32, splitK: u32, _p0: u32, _p1: u32,
+}
+@group(0) @binding(3) var<uniform> P: MatmulParams;`;
+
+/**
+ * Uniform buffer contents for binding 3. `kChunk` is K per split (plan.splitK > 1), else K.
+ */
+export function packMatmulParams(
+  spec: MatmulSpec,
+  plan: Pick<MatmulPlan, 'splitK'>,
+  opts: { alpha?: number; accumulate?: boolean } = {},
+): ArrayBuffer {
+  const buf = new ArrayBuffer(MATMUL_PARAMS_BYTES);
+  const u = new Uint32Array(buf);
+  const f = new Float32Array(buf);
+  const { M, N, K, batch } = spec;
+  const aRows = spec.transA ? K * M : M * K;
+  const bRows = spec.transB ? N * K : K * N;
+  u[0] = M;
+  u[1] = N;
+  u[2] = K;
+  u[3] = batch;
+  u[4] = spec.strideA ?? aRows;
+  u[5] = spec.strideB ?? bRows;
+  u[6] = spec.strideC ?? M * N;
+  u[7] = spec.aOff ?? 0;
+  u[8] = spec.bOff ?? 0;
+  u[9] = spec.cOff ?? 0;
+  f[10] = opts.alpha ?? 1;
+  u[11] = opts.accumulate ? 1 : 0;
+  u[12] = Math.ceil(K / plan.splitK / 4) * 4;
+  u[13] = plan.splitK;
+  return buf;
+}
+
+const div4 = (x: number | undefined) => (x ?? 0) % 4 === 0;
+const cdiv = (a: number, b: number) => Math.ceil(a / b);
+
+/** vec4 access is legal only when every row start and offset of that operand is 4-aligned. */
+export interface VecFlags {
+  /** B loaded as vec4 over 4 columns (non-transposed B). */
+  bv: boolean;
+  /** C (or scratch) stored as vec4 over 4 columns. */
+  cv: boolean;
+  /** A rows loaded as vec4 over 4 k (non-transposed A, K % 4 == 0, only together with bk). */
+  ak: boolean;
+  /** B^T rows loaded as vec4 over 4 k (transposed B, K % 4 == 0). */
+  bk: boolean;
+}
+
+export function vectorFlags(spec: MatmulSpec): VecFlags {
+  const { M, N, K } = spec;
+  const nOk = N % 4 === 0;
+  const kOk = K % 4 === 0;
+  const aAligned = div4(spec.aOff) && div4(spec.strideA ?? M * K);
+  const bAligned = div4(spec.bOff) && div4(spec.strideB ?? K * N);
+  const bv = nOk && !spec.transB && bAligned;
+  const cv = nOk && div4(spec.cOff) && div4(spec.strideC ?? M * N);
+  // Measured: the 4-k blocked loop (needed for vec4-over-k loads) is slower for plain A·B,
+  // where B is already a vec4 over columns, so A's vec4-over-k only rides along with B^T.
+  const ak = kOk && !spec.transA && aAligned && spec.transB;
+  const bk = kOk && spec.transB && bAligned;
+  return { bv, cv, ak, bk };
+}
+
+/** Default tile: measured best on lavapipe (see bench). Skinny outputs put lanes along M. */
+export function chooseTile(spec: MatmulSpec, limits: MatmulLimits): TileConfig {
+  const wg = Math.min(16, limits.maxComputeInvocationsPerWorkgroup);
+  const groups = cdiv(spec.N, 4);
+  // Lanes along N waste lanes when N/4 is below one workgroup's width.
+  if (groups < wg * 2 && spec.M >= 4 * spec.N) return { lanes: 'm', wg, tm: 8, tn: Math.min(2, groups) };
+  return { lanes: 'n', wg, tm: Math.min(8, spec.M), tn: 2 };
+}
+
+export function chooseMatmulPlan(
+  spec: MatmulSpec,
+  limits: MatmulLimits,
+  override?: { tile?: TileConfig; splitK?: number },
+): MatmulPlan {
+  const tile = override?.tile ?? chooseTile(spec, limits);
+  const geo = tileGeometry(spec, tile);
+  const wgCount = geo[0] * geo[1] * spec.batch;
+  // Split K only when the output alone cannot occupy the machine and K is long.
+  let splitK = override?.splitK ?? 1;
+  if (override?.splitK === undefined && wgCount < 32 && spec.K >= 1024) {
+    splitK = Math.min(cdiv(64, wgCount), Math.floor(spec.K / 256));
+  }
+  splitK = Math.max(1, Math.min(splitK, spec.K));
+  const vf = vectorFlags(spec);
+  if (splitK === 1) {
+    const key = tileKey(spec, tile, vf, false);
+    return {
+      passes: [
+        {
+          key,
+          wgsl: tileWgsl(spec, tile, vf, false),
+          workgroups: [geo[0], geo[1], spec.batch],
+          bindings: [0, 1, 2, 3],
+        },
+      ],
+      scratchBytes: 0,
+      splitK: 1,
+    };
+  }
+  // Scratch is dense, so its vec4 store only needs N % 4 == 0; the vec4-over-k loads need each
+  // split's k range to be a multiple of 4 (packMatmulParams rounds kChunk up to 4).
+  const sf = { ...vf, cv: spec.N % 4 === 0 };
+  const total = spec.batch * spec.M * spec.N;
+  const red = reduceGeometry(total);
+  return {
+    passes: [
+      {
+        key: tileKey(spec, tile, sf, true),
+        wgsl: tileWgsl(spec, tile, sf, true),
+        workgroups: [geo[0], geo[1], spec.batch * splitK],
+        bindings: [0, 1, 3, 4],
+      },
+      { key: `mm_reduce_wg64_x${red[0]}`, wgsl: reduceWgsl(red[0]), workgroups: red, bindings: [2, 3, 4] },
+    ],
+    scratchBytes: splitK * total * 4,
+    splitK,
+  };
+}
+
+function tileGeometry(spec: MatmulSpec, t: TileConfig): [number, number] {
+  const groups = cdiv(spec.N, 4);
+  return t.lanes === 'n'
+    ? [cdiv(groups, t.wg * t.tn), cdiv(spec.M, t.tm)]
+    : [cdiv(spec.M, t.wg * t.tm), cdiv(groups, t.tn)];
+}
+
+function tileKey(spec: MatmulSpec, t: TileConfig, f: VecFlags, split: boolean): string {
+  return (
+    `mm_${t.lanes}_wg${t.wg}_tm${t.tm}_tn${t.tn}_${spec.transA ? 'at' : 'an'}_${spec.transB ? 'bt' : 'bn'}` +
+    `_${f.bv ? 'bv' : 'bs'}_${f.cv ? 'cv' : 'cs'}${f.ak ? '_ak' : ''}${f.bk ? '_bk' : ''}${split ? '_split' : ''}`
+  );
+}
+
+/**
+ * The tiled kernel. Invocation tile: rows r_i (i < tm) x column groups g_j (j < tn, 4 columns each).
+ * lanes 'n': rows are uniform over the workgroup, lane li takes groups base + j*wg + li.
+ * lanes 'm': lane li takes rows base + i*wg + li, groups are uniform over the workgroup.
+ * Out-of-range rows/columns are clamped for loads (results discarded) and masked on store.
+ * split: workgroup_id.z = batch*splitK + s, k runs over [s*kChunk, (s+1)*kChunk) and raw sums
+ * go to scratch (binding 4) instead of C.
+ */
+export function tileWgsl(spec: MatmulSpec, t: TileConfig, f: VecFlags, split: boolean): string {
+  const { tm, tn, wg } = t;
+  const { bv, cv, ak, bk } = f;
+  const L: string[] = [];
+  const cType = cv ? 'vec4<f32>' : 'f32';
+  L.push(`@group(0) @binding(0) var<storage, read> A: array<${ak ? 'vec4<f32>' : 'f32'}>;`);
+  L.push(`@group(0) @binding(1) var<storage, read> B: array<${bv || bk ? 'vec4<f32>' : 'f32'}>;`);
+  if (split) L.push(`@group(0) @binding(4) var<storage, read_write> S: array<${cType}>;`);
+  else L.push(`@group(0) @binding(2) var<storage, read_write> C: array<${cType}>;`);
+  L.push(PARAMS_WGSL);
+  L.push(`@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let M = P.M; let N = P.N; let K = P.K; let N4 = (N + 3u) / 4u;`);
+  if (split) {
+    L.push(`  let b = wid.z / P.splitK; let s = wid.z % P.splitK;
+  let k0 = s * P.kChunk; let k1 = min(K, k0 + P.kChunk);`);
+  } else L.push(`  let b = wid.z; let k0 = 0u; let k1 = K;`);
+  L.push(`  let aBase = P.aOff + b * P.strideA; let bBase = P.bOff + b * P.strideB;`);
+  // Row and column-group indices of this invocation; p* are loop-invariant load bases
+  // (in vec4 units for vec4 arrays).
+  for (let i = 0; i < tm; i++) {
+    const r = t.lanes === 'n' ? `wid.y * ${tm}u + ${i}u` : `wid.x * ${wg * tm}u + ${i * wg}u + li`;
+    L.push(`  let r${i} = ${r}; let ra${i} = min(r${i}, M - 1u);`);
+    if (ak) L.push(`  let pa${i} = (aBase + ra${i} * K) / 4u;`);
+    else L.push(spec.transA ? `  let pa${i} = aBase + ra${i};` : `  let pa${i} = aBase + ra${i} * K;`);
+  }
+  for (let j = 0; j < tn; j++) {
+    const g = t.lanes === 'n' ? `wid.x * ${wg * tn}u + ${j * wg}u + li` : `wid.y * ${tn}u + ${j}u`;
+    L.push(`  let g${j} = ${g};`);
+    if (bv) L.push(`  let pb${j} = bBase / 4u + min(g${j}, N4 - 1u);`);
+    else for (let e = 0; e < 4; e++) {
+      const c = `min(g${j} * 4u + ${e}u, N - 1u)`;
+      if (bk) L.push(`  let pb${j}_${e} = (bBase + ${c} * K) / 4u;`);
+      else L.push(spec.transB ? `  let pb${j}_${e} = bBase + ${c} * K;` : `  let pb${j}_${e} = bBase + ${c};`);
+    }
+  }
+  for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) L.push(`  var acc${i}_${j} = vec4<f32>(0.0);`);
+  // One k step: b_j = 4 columns of B at k, a_i = A at row i, rank-1 update of the tile.
+  const step = (kk: string, aOf: (i: number) => string, bOf: (j: number) => string) => {
+    for (let j = 0; j < tn; j++) L.push(`      let b${j} = ${bOf(j)};`);
+    for (let i = 0; i < tm; i++) {
+      L.push(`      let a${i} = vec4<f32>(${aOf(i)});`);
+      for (let j = 0; j < tn; j++) L.push(`      acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
+    }
+    void kk;
+  };
+  const bScalar = (j: number, kk: string) => {
+    if (bv) return `B[pb${j} + ${kk} * N4]`;
+    const idx = (e: number) => (spec.transB ? `B[pb${j}_${e} + ${kk}]` : `B[pb${j}_${e} + ${kk} * N]`);
+    return `vec4<f32>(${[0, 1, 2, 3].map(idx).join(', ')})`;
+  };
+  if (ak || bk) {
+    // vec4-over-k loads: one load call yields 4 k values (llvmpipe's per-lane load loop costs
+    // about the same for a vec4 as for a scalar). The k range is a multiple of 4 here.
+    L.push(`  for (var k = k0; k < k1; k += 4u) {`);
+    L.push(`    let k4 = k / 4u;`);
+    if (ak) for (let i = 0; i < tm; i++) L.push(`    let av${i} = A[pa${i} + k4];`);
+    if (bk) for (let j = 0; j < tn; j++) for (let e = 0; e < 4; e++) L.push(`    let bw${j}_${e} = B[pb${j}_${e} + k4];`);
+    for (let q = 0; q < 4; q++) {
+      const c = 'xyzw'[q];
+      L.push(`    {`);
+      const kk = `(k + ${q}u)`;
+      step(kk,
+        (i) => (ak ? `av${i}.${c}` : spec.transA ? `A[pa${i} + ${kk} * M]` : `A[pa${i} + ${kk}]`),
+        (j) => (bk ? `vec4<f32>(bw${j}_0.${c}, bw${j}_1.${c}, bw${j}_2.${c}, bw${j}_3.${c})` : bScalar(j, kk)));
+      L.push(`    }`);
+    }
+    L.push(`  }`);
+  } else {
+    L.push(`  for (var k = k0; k < k1; k++) {`);
+    L.push(`    {`);
+    step('k', (i) => (spec.transA ? `A[pa${i} + k * M]` : `A[pa${i} + k]`), (j) => bScalar(j, 'k'));
+    L.push(`    }`);
+    L.push(`  }`);
+  }
+  // Epilogue.
+  if (split) L.push(`  let oBase = (s * P.batch + b) * M * N;`);
+  else L.push(`  let oBase = P.cOff + b * P.strideC; let alpha = P.alpha; let accum = P.accumulate != 0u;`);
+  for (let i = 0; i < tm; i++) {
+    L.push(`  if (r${i} < M) {`);
+    for (let j = 0; j < tn; j++) {
+      if (cv) {
+        L.push(`    if (g${j} < N4) {
+      let o = oBase / 4u + r${i} * N4 + g${j};`);
+        L.push(split ? `      S[o] = acc${i}_${j};` : `      var v = alpha * acc${i}_${j};
+      if (accum) { v += C[o]; }
+      C[o] = v;`);
+        L.push(`    }`);
+      } else {
+        for (let e = 0; e < 4; e++) {
+          const comp = 'xyzw'[e];
+          L.push(`    if (g${j} * 4u + ${e}u < N) {
+      let o = oBase + r${i} * N + g${j} * 4u + ${e}u;`);
+          L.push(split ? `      S[o] = acc${i}_${j}.${comp};` : `      var v = alpha * acc${i}_${j}.${comp};
+      if (accum) { v += C[o]; }
+      C[o] = v;`);
+          L.push(`    }`);
+        }
+      }
+    }
+    L.push(`  }`);
+  }
+  L.push(`}`);
+  return L.join('\n');
+}
+
+const REDUCE_WG = 64;
+
+function reduceGeometry(total: number): [number, number, number] {
+  const groups = cdiv(total, REDUCE_WG);
+  const x = Math.min(groups, 32768);
+  return [x, cdiv(groups, x), 1];
+}
+
+/** Split-K reduction: C = alpha * sum_s S[s] (+ C). One invocation per output element. */
+export function reduceWgsl(groupsX: number): string {
+  return `@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+@group(0) @binding(4) var<storage, read_write> S: array<f32>;
+${PARAMS_WGSL}
+@compute @workgroup_size(${REDUCE_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let MN = P.M * P.N; let total = P.batch * MN;
+  let idx = (wid.y * ${groupsX}u + wid.x) * ${REDUCE_WG}u + li;
+  if (idx >= total) { return; }
+  var sum = 0.0;
+  for (var s = 0u; s < P.splitK; s++) { sum += S[s * total + idx]; }
+  let b = idx / MN;
+  let o = P.cOff + b * P.strideC + idx % MN;
+  var v = P.alpha * sum;
+  if (P.accumulate != 0u) { v += C[o]; }
+  C[o] = v;
+}`;
+}

@@ -1,0 +1,76 @@
+import { record } from '../autograd.js';
+import { assertDType } from '../dtype.js';
+import { ShareloraError } from '../errors.js';
+import { grid, main1d, runKernel, storageDecl } from '../kernels/common.js';
+import { Tensor } from '../tensor.js';
+import { reshape } from './shape-ops.js';
+
+const TWO32 = 2 ** 32;
+
+function splitU64(v: number, what: string): [lo: number, hi: number] {
+  if (!Number.isSafeInteger(v) || v < 0)
+    throw new ShareloraError('BAD_ARGUMENT', `dropout: ${what} ${v} must be a non-negative safe integer`);
+  return [v % TWO32, Math.floor(v / TWO32)];
+}
+
+/** Applies the mask of (seed, offset) to `x`: x * scale where element (offset + i) is kept, else 0. */
+function applyMask(
+  x: Tensor,
+  thr: number,
+  scale: number,
+  seed: [number, number],
+  off: [number, number],
+): Tensor {
+  const out = Tensor.empty(x.shape, 'f32');
+  if (out.size === 0) return out;
+  runKernel({
+    key: 'dropout',
+    wgsl: () => `${storageDecl(0, 'X', 'f32', 'read')}
+${storageDecl(1, 'Y', 'f32', 'read_write')}
+PARAMS
+fn pcg(v: u32) -> u32 {
+  let s = v * 747796405u + 2891336453u;
+  let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
+  return (w >> 22u) ^ w;
+}
+${main1d()}
+  if (gi >= P.n) { return; }
+  let lo = P.off_lo + gi;
+  let hi = P.off_hi + select(0u, 1u, lo < gi);
+  let u = pcg(pcg(lo ^ pcg(P.seed_lo)) ^ pcg(hi ^ pcg(P.seed_hi ^ 0x9e3779b9u)));
+  Y[gi] = select(0.0, X[gi] * P.scale, u >= P.thr);
+}`,
+    inputs: [x],
+    outputs: [out],
+    uniforms: [
+      ['n', 'u32', x.size],
+      ['off_lo', 'u32', off[0]],
+      ['off_hi', 'u32', off[1]],
+      ['seed_lo', 'u32', seed[0]],
+      ['seed_hi', 'u32', seed[1]],
+      ['thr', 'u32', thr],
+      ['scale', 'f32', scale],
+    ],
+    workgroups: grid(x.size),
+  });
+  return out;
+}
+
+/**
+ * Inverted dropout: each element is zeroed with probability p and the rest are scaled by 1/(1-p).
+ * The mask is a counter-based hash (PCG hash, Jarzynski & Olano 2020) of (seed, offset + element
+ * index) computed on the GPU, so the same seed and offset give the same mask on every run and no
+ * mask is stored: backward regenerates it. Give each call site its own seed or a disjoint offset
+ * range (offset + x.size) for independent masks. Element i is kept when its 32-bit hash is
+ * >= round(p·2^32). p = 0 returns x itself as a view; p = 1 gives zeros.
+ */
+export function dropout(x: Tensor, p: number, seed: number, offset = 0): Tensor {
+  assertDType(x.dtype, ['f32'], 'dropout');
+  if (!(p >= 0 && p <= 1)) throw new ShareloraError('BAD_ARGUMENT', `dropout: p = ${p} must lie in [0, 1]`);
+  const s = splitU64(seed, 'seed');
+  const o = splitU64(offset, 'offset');
+  if (p === 0) return reshape(x, x.shape);
+  const thr = Math.min(TWO32 - 1, Math.round(p * TWO32));
+  const scale = p === 1 ? 0 : 1 / (1 - p);
+  return record(applyMask(x, thr, scale, s, o), 'dropout', [x], (g) => [applyMask(g, thr, scale, s, o)]);
+}

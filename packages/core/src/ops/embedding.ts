@@ -1,0 +1,117 @@
+import { record } from '../autograd.js';
+import { assertDType } from '../dtype.js';
+import { ShapeError } from '../errors.js';
+import { grid, main1d, runKernel, storageDecl } from '../kernels/common.js';
+import { fmt } from '../shape.js';
+import { Tensor } from '../tensor.js';
+import { zeros } from './creation.js';
+
+/**
+ * Row gather: out[..., :] = weight[ids[...], :] for weight [V, D] and i32 ids of any shape.
+ *
+ * An id outside [0, V) cannot be reported without a readback, so its output row is NaN (never an
+ * out-of-bounds read): a tokenizer/vocabulary mismatch then surfaces as a NaN loss instead of silently
+ * training on a wrong row. Such ids contribute no gradient. Validate ids on the CPU where they are
+ * known if an exception is preferred.
+ *
+ * Backward is a deterministic scatter-add (no float atomics): pass 1 links each position to the next
+ * position with the same id and flags the first occurrence; pass 2 gives each (first occurrence,
+ * column) one thread that sums the gradient rows along that chain in position order. Rows of ids never
+ * seen are zero. Cost for N ids: O(N²) integer comparisons in pass 1 (N threads scanning the ids),
+ * O(N·D) additions in pass 2 and an O(V·D) zero fill of dW.
+ */
+export function embedding(weight: Tensor, ids: Tensor): Tensor {
+  assertDType(weight.dtype, ['f32'], 'embedding weight');
+  assertDType(ids.dtype, ['i32'], 'embedding ids');
+  if (weight.rank !== 2) throw new ShapeError(`embedding: weight must be [V, D], got ${fmt(weight.shape)}`);
+  const [V, D] = weight.shape;
+  const n = ids.size;
+  const out = Tensor.empty([...ids.shape, D], 'f32');
+  if (out.size > 0) {
+    runKernel({
+      key: 'embedding_fwd',
+      wgsl: () => `${storageDecl(0, 'W', 'f32', 'read')}
+${storageDecl(1, 'I', 'i32', 'read')}
+${storageDecl(2, 'Y', 'f32', 'read_write')}
+PARAMS
+${main1d()}
+  if (gi >= P.n) { return; }
+  let id = I[gi / P.d];
+  if (id < 0 || u32(id) >= P.v) { Y[gi] = P.nan; return; }
+  Y[gi] = W[u32(id) * P.d + gi % P.d];
+}`,
+      inputs: [weight, ids],
+      outputs: [out],
+      uniforms: [
+        ['n', 'u32', out.size],
+        ['d', 'u32', D],
+        ['v', 'u32', V],
+        ['nan', 'f32', Number.NaN],
+      ],
+      workgroups: grid(out.size),
+    });
+  }
+  return record(out, 'embedding', [weight, ids], (g) => {
+    const dw = zeros([V, D]);
+    if (n === 0 || D === 0) return [dw, null];
+    // next[p]: the next position with the same id (-1 at the end); head[p]: 1 on a first occurrence.
+    const next = Tensor.empty([n], 'i32');
+    const head = Tensor.empty([n], 'i32');
+    runKernel({
+      key: 'embedding_links',
+      wgsl: () => `${storageDecl(0, 'I', 'i32', 'read')}
+${storageDecl(1, 'NX', 'i32', 'read_write')}
+${storageDecl(2, 'HD', 'i32', 'read_write')}
+PARAMS
+${main1d()}
+  if (gi >= P.n) { return; }
+  let id = I[gi];
+  var first = 1;
+  for (var q = 0u; q < gi; q++) { if (I[q] == id) { first = 0; break; } }
+  var nx = -1;
+  for (var q = gi + 1u; q < P.n; q++) { if (I[q] == id) { nx = i32(q); break; } }
+  NX[gi] = nx;
+  HD[gi] = first;
+}`,
+      inputs: [ids],
+      outputs: [next, head],
+      uniforms: [['n', 'u32', n]],
+      workgroups: grid(n),
+    });
+    runKernel({
+      key: 'embedding_scatter',
+      wgsl: () => `${storageDecl(0, 'G', 'f32', 'read')}
+${storageDecl(1, 'I', 'i32', 'read')}
+${storageDecl(2, 'NX', 'i32', 'read')}
+${storageDecl(3, 'HD', 'i32', 'read')}
+${storageDecl(4, 'DW', 'f32', 'read_write')}
+PARAMS
+${main1d()}
+  if (gi >= P.n * P.d) { return; }
+  let p = gi / P.d;
+  let c = gi % P.d;
+  let id = I[p];
+  if (HD[p] == 0 || id < 0 || u32(id) >= P.v) { return; }
+  var acc = 0.0;
+  var q = i32(p);
+  loop {
+    acc += G[u32(q) * P.d + c];
+    q = NX[q];
+    if (q < 0) { break; }
+  }
+  DW[u32(id) * P.d + c] = acc;
+}`,
+      inputs: [g, ids, next, head],
+      outputs: [dw],
+      uniforms: [
+        ['n', 'u32', n],
+        ['d', 'u32', D],
+        ['v', 'u32', V],
+      ],
+      workgroups: grid(n * D),
+    });
+    next.dispose();
+    head.dispose();
+    return [dw, null];
+  });
+}

@@ -1,0 +1,449 @@
+/**
+ * Model-level ops (embedding, attention, RoPE, dropout, cross entropy) against the float64 references:
+ * forward and backward (finite differences of the reference with a random upstream gradient).
+ */
+import { describe, expect, it } from 'vitest';
+import * as core from '../src/node.js';
+import { useGpu } from './gpu.js';
+import { assertClose, vjpFiniteDiff } from './reference/gradcheck.js';
+import { F64, randInts, randn, roundToF32 } from './reference/ndarray.js';
+import * as ref from './reference/ops.js';
+
+const FWD_TOL = 1e-4;
+const BWD_TOL = 1e-4;
+
+const f32 = (x: F64, requiresGrad = false): core.Tensor => {
+  const t = core.tensor(x.toFloat32(), x.shape);
+  t.requiresGrad = requiresGrad;
+  return t;
+};
+const i32 = (v: ArrayLike<number>, shape: number[] = [v.length]): core.Tensor =>
+  core.tensor(Int32Array.from(v), shape, 'i32');
+const rand = (shape: number[], seed: number, std = 1): F64 => roundToF32(randn(shape, seed, std));
+
+/** Detaches a leaf's gradient so disposing the leaf (at the end of tidy) does not free it. */
+function takeGrad(t: core.Tensor): core.Tensor {
+  const g = t.grad;
+  if (!g) throw new Error('no gradient');
+  t.grad = null;
+  return g;
+}
+
+/** Runs `fn` in a tidy scope, reads back the tensors it returns, frees them. */
+async function read(fn: () => core.Tensor[]): Promise<Float32Array[]> {
+  const ts = core.tidy(fn);
+  try {
+    return (await Promise.all(ts.map((t) => t.data()))) as Float32Array[];
+  } finally {
+    for (const t of ts) t.dispose();
+  }
+}
+
+/**
+ * Checks `gpu(inputs)` against `cpu(inputs)` and every input gradient of sum(out * upstream) against
+ * finite differences of `cpu`.
+ */
+async function check(
+  label: string,
+  inputs: F64[],
+  gpu: (xs: core.Tensor[]) => core.Tensor,
+  cpu: (xs: F64[]) => F64,
+  seed = 7,
+): Promise<void> {
+  const expected = cpu(inputs);
+  const up = rand(expected.shape, seed);
+  const [out, ...grads] = await read(() => {
+    const xs = inputs.map((x) => f32(x, true));
+    const y = gpu(xs);
+    expect(y.shape, `${label} shape`).toEqual(expected.shape);
+    core.backward(y, f32(up));
+    return [y, ...xs.map(takeGrad)];
+  });
+  assertClose(out, expected, FWD_TOL, `${label} forward`);
+  const refGrads = vjpFiniteDiff(cpu, inputs, up);
+  for (const [i, g] of grads.entries()) assertClose(g, refGrads[i], BWD_TOL, `${label} backward input ${i}`);
+}
+
+function liveStorages(): number {
+  return core.getDevice().memory.storages;
+}
+
+describe('model ops', () => {
+  useGpu();
+
+  describe('embedding', () => {
+    it('gathers rows and scatter-adds repeated ids exactly', async () => {
+      const [V, D] = [37, 5];
+      const ids = randInts(21, 6, 3); // 21 positions over 6 ids: many repeats, most rows unseen
+      const w = rand([V, D], 1);
+      const up = rand([3, 7, D], 2);
+      const before = liveStorages();
+      const [out, dw] = await read(() => {
+        const wt = f32(w, true);
+        const y = core.embedding(wt, i32(ids, [3, 7]));
+        expect(y.shape).toEqual([3, 7, D]);
+        core.backward(y, f32(up));
+        return [y, takeGrad(wt)];
+      });
+      expect(liveStorages()).toBe(before);
+      expect(Array.from(out)).toEqual(Array.from(ref.embedding(w, ids, [3, 7]).data));
+      const expected = new F64([V, D]);
+      ids.forEach((id, p) => {
+        for (let c = 0; c < D; c++) expected.data[id * D + c] += up.data[p * D + c];
+      });
+      assertClose(dw, expected, 1e-6, 'embedding dW');
+      for (let r = 6; r < V; r++)
+        expect(Array.from(dw.subarray(r * D, (r + 1) * D))).toEqual(new Array(D).fill(0));
+    });
+
+    it('backward is bit-identical across runs', async () => {
+      const [V, D] = [5, 9];
+      const ids = randInts(300, V, 11);
+      const w = rand([V, D], 4);
+      const up = rand([300, D], 5);
+      const grad = async (): Promise<Uint32Array> => {
+        const [dw] = await read(() => {
+          const wt = f32(w, true);
+          core.backward(core.embedding(wt, i32(ids)), f32(up));
+          return [takeGrad(wt)];
+        });
+        return new Uint32Array(dw.buffer);
+      };
+      const a = await grad();
+      const b = await grad();
+      expect(Array.from(a)).toEqual(Array.from(b));
+    });
+
+    it('out-of-range ids give NaN rows and no gradient, without reading out of bounds', async () => {
+      const w = rand([4, 3], 6);
+      const ids = [1, 4, -1, 1];
+      const [out, dw] = await read(() => {
+        const wt = f32(w, true);
+        const y = core.embedding(wt, i32(ids));
+        core.backward(y, core.onesLike(y));
+        return [y, takeGrad(wt)];
+      });
+      expect(Array.from(out.subarray(0, 3))).toEqual(Array.from(w.toFloat32().subarray(3, 6)));
+      expect(Array.from(out.subarray(3, 9)).every(Number.isNaN)).toBe(true);
+      expect(Array.from(dw)).toEqual([0, 0, 0, 2, 2, 2, 0, 0, 0, 0, 0, 0]);
+    });
+  });
+
+  describe('scaledDotProductAttention', () => {
+    interface Case {
+      name: string;
+      B: number;
+      Hq: number;
+      Hkv: number;
+      T: number;
+      S: number;
+      D: number;
+      Dv: number;
+      causal?: boolean;
+      mask?: number[];
+      maskType?: 'f32' | 'i32';
+      scale?: number;
+    }
+    const cases: Case[] = [
+      { name: 'MHA non-causal', B: 2, Hq: 3, Hkv: 3, T: 7, S: 7, D: 5, Dv: 3 },
+      { name: 'GQA 6/2 causal', B: 2, Hq: 6, Hkv: 2, T: 7, S: 7, D: 5, Dv: 4, causal: true },
+      {
+        // Left padding plus a KV-cache offset: query 0 (absolute position 5) sees only padded keys.
+        name: 'GQA 6/3 causal T<S with left padding',
+        B: 2,
+        Hq: 6,
+        Hkv: 3,
+        T: 4,
+        S: 9,
+        D: 5,
+        Dv: 3,
+        causal: true,
+        mask: [...[0, 0, 0, 0, 0, 0, 1, 1, 1], ...[1, 1, 1, 1, 1, 1, 1, 1, 1]],
+      },
+      {
+        name: 'padding mask i32 with a fully padded row, custom scale',
+        B: 2,
+        Hq: 2,
+        Hkv: 1,
+        T: 5,
+        S: 9,
+        D: 3,
+        Dv: 5,
+        mask: [...[1, 1, 0, 1, 1, 1, 0, 1, 1], ...new Array(9).fill(0)],
+        maskType: 'i32',
+        scale: 0.3,
+      },
+      {
+        name: 'causal T>S (leading rows fully masked)',
+        B: 1,
+        Hq: 4,
+        Hkv: 2,
+        T: 9,
+        S: 5,
+        D: 5,
+        Dv: 3,
+        causal: true,
+      },
+    ];
+    for (const c of cases) {
+      it(c.name, async () => {
+        const q = rand([c.B, c.Hq, c.T, c.D], 10);
+        const k = rand([c.B, c.Hkv, c.S, c.D], 11);
+        const v = rand([c.B, c.Hkv, c.S, c.Dv], 12);
+        const before = liveStorages();
+        await check(
+          c.name,
+          [q, k, v],
+          ([qt, kt, vt]) => {
+            const keyPaddingMask = c.mask
+              ? c.maskType === 'i32'
+                ? i32(c.mask, [c.B, c.S])
+                : core.tensor(c.mask, [c.B, c.S])
+              : undefined;
+            return core.scaledDotProductAttention(qt, kt, vt, {
+              causal: c.causal,
+              keyPaddingMask,
+              scale: c.scale,
+            });
+          },
+          ([qr, kr, vr]) =>
+            ref.sdpa(qr, kr, vr, { causal: c.causal, keyPaddingMask: c.mask, scale: c.scale }),
+        );
+        expect(liveStorages()).toBe(before);
+      });
+    }
+
+    it('outputs exact zeros for fully masked rows', async () => {
+      const [out] = await read(() => [
+        core.scaledDotProductAttention(
+          f32(rand([1, 2, 3, 4], 1)),
+          f32(rand([1, 1, 4, 4], 2)),
+          f32(rand([1, 1, 4, 2], 3)),
+          {
+            keyPaddingMask: core.tensor([0, 0, 0, 0], [1, 4]),
+          },
+        ),
+      ]);
+      expect(Array.from(out)).toEqual(new Array(12).fill(0));
+    });
+
+    it('rejects Hq not a multiple of Hkv', () => {
+      core.tidy(() => {
+        const q = core.zeros([1, 5, 2, 4]);
+        const kv = core.zeros([1, 2, 2, 4]);
+        expect(() => core.scaledDotProductAttention(q, kv, kv)).toThrow(core.ShapeError);
+      });
+    });
+  });
+
+  describe('rope', () => {
+    const llama3: core.RopeScaling = {
+      type: 'llama3',
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 8192,
+    };
+    const cases: Array<{ name: string; shape: number[]; pos: number[]; opts: core.RopeOptions }> = [
+      {
+        name: 'half theta 1e4',
+        shape: [2, 3, 7, 8],
+        pos: [3, 4, 5, 6, 7, 8, 9],
+        opts: { theta: 10000, layout: 'half' },
+      },
+      {
+        name: 'interleaved theta 5e5',
+        shape: [1, 3, 7, 6],
+        pos: [0, 1, 2, 3, 4, 5, 6],
+        opts: { theta: 500000, layout: 'interleaved' },
+      },
+      {
+        name: 'half llama3 scaling, long positions',
+        shape: [1, 2, 5, 16],
+        pos: [0, 8191, 20000, 131071, 1000003],
+        opts: { theta: 500000, layout: 'half', scaling: llama3 },
+      },
+      {
+        name: 'interleaved llama3 scaling',
+        shape: [2, 1, 5, 12],
+        pos: [17, 900, 4000, 12000, 65536],
+        opts: { theta: 500000, layout: 'interleaved', scaling: llama3 },
+      },
+      {
+        name: 'half linear scaling',
+        shape: [1, 2, 4, 10],
+        pos: [0, 5, 9, 100],
+        opts: { theta: 10000, layout: 'half', scaling: { type: 'linear', factor: 4 } },
+      },
+      {
+        name: 'half partial rotaryDim 4 of 10',
+        shape: [2, 2, 3, 10],
+        pos: [2, 7, 11],
+        opts: { theta: 10000, layout: 'half', rotaryDim: 4 },
+      },
+      {
+        name: 'interleaved partial rotaryDim 6 of 9',
+        shape: [1, 3, 3, 9],
+        pos: [1, 2, 3],
+        opts: { theta: 10000, layout: 'interleaved', rotaryDim: 6 },
+      },
+      {
+        name: 'positions near 2^24',
+        shape: [1, 1, 3, 8],
+        pos: [16777215, -16777215, 12345678],
+        opts: { theta: 10000, layout: 'half' },
+      },
+    ];
+    for (const c of cases) {
+      it(c.name, async () => {
+        await check(
+          c.name,
+          [rand(c.shape, 20)],
+          ([x]) => core.rope(x, i32(c.pos), c.opts),
+          ([x]) => ref.rope(x, c.pos, c.opts),
+        );
+      });
+    }
+
+    it('per-batch positions [B, T]', async () => {
+      const [B, H, T, D] = [2, 3, 5, 6];
+      const pos = [0, 1, 2, 3, 4, 7, 8, 9, 10, 11];
+      const opts: core.RopeOptions = { theta: 10000, layout: 'interleaved' };
+      const cpu = ([x]: F64[]): F64 => {
+        const per = Array.from({ length: B }, (_, b) =>
+          ref.rope(ref.slice(x, [b, 0, 0, 0], [b + 1, H, T, D]), pos.slice(b * T, (b + 1) * T), opts),
+        );
+        return ref.concat(per, 0);
+      };
+      await check('rope [B,T]', [rand([B, H, T, D], 21)], ([x]) => core.rope(x, i32(pos, [B, T]), opts), cpu);
+    });
+
+    it('inverse frequencies match the reference in float64', () => {
+      for (const [R, theta, scaling] of [
+        [128, 500000, llama3],
+        [64, 10000, { type: 'linear', factor: 2 }],
+        [6, 10000, undefined],
+      ] as const) {
+        assertClose(
+          core.ropeInvFreq(R, theta, scaling),
+          ref.ropeInvFreq(R, theta, scaling),
+          1e-15,
+          `inv_freq R=${R}`,
+        );
+      }
+    });
+  });
+
+  describe('dropout', () => {
+    const n = 100_000;
+    const p = 0.3;
+    const x = F64.full([n], 1.5);
+
+    it('is deterministic per seed, keeps 1-p of the elements and scales them by 1/(1-p)', async () => {
+      const [a, b, c, shifted, y] = await read(() => {
+        const xt = f32(x);
+        const big = f32(F64.full([n + 10], 1.5));
+        return [
+          core.dropout(xt, p, 42),
+          core.dropout(xt, p, 42),
+          core.dropout(xt, p, 43),
+          core.dropout(big, p, 42, 0),
+          core.dropout(xt, p, 42, 10),
+        ];
+      });
+      expect(Array.from(a)).toEqual(Array.from(b));
+      const kept = a.filter((v) => v !== 0).length / n;
+      // Binomial std is sqrt(p(1-p)/n) ~ 1.4e-3; allow 5 sigma.
+      expect(Math.abs(kept - (1 - p))).toBeLessThan(5 * Math.sqrt((p * (1 - p)) / n));
+      const scaled = Math.fround(1.5 * Math.fround(1 / (1 - p)));
+      expect(a.every((v) => v === 0 || v === scaled)).toBe(true);
+      // Another seed: masks disagree on ~2p(1-p) of the elements.
+      const differ = a.filter((v, i) => (v === 0) !== (c[i] === 0)).length / n;
+      expect(Math.abs(differ - 2 * p * (1 - p))).toBeLessThan(0.01);
+      // Counter-based: an offset selects a window of the same stream.
+      expect(Array.from(y)).toEqual(Array.from(shifted.subarray(10)));
+    });
+
+    it('backward applies the forward mask', async () => {
+      const xs = rand([7, 33], 30);
+      const up = rand([7, 33], 31);
+      const [out, g] = await read(() => {
+        const xt = f32(xs, true);
+        const y = core.dropout(xt, 0.5, 9, 1000);
+        core.backward(y, f32(up));
+        return [y, takeGrad(xt)];
+      });
+      out.forEach((v, i) => {
+        expect(g[i]).toBe(v === 0 ? 0 : Math.fround(Math.fround(up.data[i]) * 2));
+      });
+      expect(out.some((v) => v === 0) && out.some((v) => v !== 0)).toBe(true);
+    });
+
+    it('p = 0 returns a view of x; p = 1 gives zeros', async () => {
+      const [same, zero, g] = await read(() => {
+        const xt = f32(x, true);
+        const y = core.dropout(xt, 0, 1);
+        expect(y.buffer).toBe(xt.buffer);
+        core.backward(core.sum(y));
+        return [y, core.dropout(xt, 1, 1), takeGrad(xt)];
+      });
+      expect(Array.from(same)).toEqual(Array.from(x.toFloat32()));
+      expect(zero.every((v) => v === 0)).toBe(true);
+      expect(g.every((v) => v === 1)).toBe(true);
+    });
+  });
+
+  describe('crossEntropy', () => {
+    const [N, C] = [13, 37];
+    const targets = randInts(N, C, 40);
+    targets[2] = -100;
+    targets[7] = -100;
+    for (const reduction of ['mean', 'sum', 'none'] as const) {
+      it(`reduction ${reduction} with ignored targets`, async () => {
+        const before = liveStorages();
+        await check(
+          `crossEntropy ${reduction}`,
+          [rand([N, C], 41, 3)],
+          ([l]) => core.crossEntropy(l, i32(targets), { reduction }),
+          ([l]) => ref.crossEntropy(l, targets, { reduction }),
+        );
+        expect(liveStorages()).toBe(before);
+      });
+    }
+
+    it('custom ignoreIndex and large logits', async () => {
+      const t = targets.map((v) => (v === -100 ? 5 : v));
+      const logits = ref.add(rand([N, C], 42), 1000);
+      await check(
+        'crossEntropy ignoreIndex 5',
+        [roundToF32(logits)],
+        ([l]) => core.crossEntropy(l, i32(t), { ignoreIndex: 5 }),
+        ([l]) => ref.crossEntropy(l, t, { ignoreIndex: 5 }),
+      );
+    });
+
+    it('all targets ignored: mean is NaN, sum is 0', async () => {
+      const [mean, sum] = await read(() => {
+        const l = f32(rand([3, 4], 43));
+        const t = i32([-100, -100, -100]);
+        return [core.crossEntropy(l, t), core.crossEntropy(l, t, { reduction: 'sum' })];
+      });
+      expect(mean[0]).toBeNaN();
+      expect(sum[0]).toBe(0);
+    });
+
+    it('an out-of-range target gives NaN in its row only', async () => {
+      const l = rand([3, 4], 44);
+      const [loss, g] = await read(() => {
+        const lt = f32(l, true);
+        const y = core.crossEntropy(lt, i32([1, 4, 2]), { reduction: 'none' });
+        core.backward(y, core.onesLike(y));
+        return [y, takeGrad(lt)];
+      });
+      expect(loss[1]).toBeNaN();
+      expect(Array.from(g.subarray(4, 8)).every(Number.isNaN)).toBe(true);
+      const good = ref.crossEntropy(l, [1, 0, 2], { reduction: 'none' });
+      assertClose([loss[0], loss[2]], [good.data[0], good.data[2]], FWD_TOL, 'valid rows');
+    });
+  });
+});
