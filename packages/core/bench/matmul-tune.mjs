@@ -1,5 +1,5 @@
-// Standalone matmul benchmark + correctness check on the local WebGPU adapter (lavapipe here).
-//   XDG_RUNTIME_DIR=/tmp node packages/core/bench/matmul-explore/bench.mjs [--quick]
+// Kernel-tuning harness: matmul benchmark + correctness check on the local WebGPU adapter (lavapipe here).
+//   XDG_RUNTIME_DIR=/tmp node packages/core/bench/matmul-tune.mjs [--quick]
 // wgsl.ts is transpiled on the fly with the workspace's typescript (no new dependencies).
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import ts from 'typescript';
 import { create, globals } from 'webgpu';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const src = readFileSync(join(here, '../../src/kernels/matmul/wgsl.ts'), 'utf8');
+const src = readFileSync(join(here, '../src/kernels/matmul/wgsl.ts'), 'utf8');
 const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
 const modPath = join(mkdtempSync(join(tmpdir(), 'mm-')), 'wgsl.mjs');
 writeFileSync(modPath, js);
