@@ -1,3 +1,6 @@
+// ops import record() from here; the cycle is safe because neither side calls the other at load time.
+import { onesLike } from './ops/creation.js';
+import { add } from './ops/elementwise.js';
 import { isGradEnabled, keep, noGrad } from './runtime.js';
 import { ShareloraError } from './errors.js';
 import type { Tensor } from './tensor.js';
@@ -69,7 +72,6 @@ export function backward(root: Tensor, grad?: Tensor): void {
     const grads = new Map<Tensor, Tensor>();
     const seed = grad ? grad.view(grad.shape) : onesLike(root);
     grads.set(root, seed);
-    const add = addFn();
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i];
       const g = grads.get(t);
@@ -103,20 +105,4 @@ export function backward(root: Tensor, grad?: Tensor): void {
     }
     for (const t of order) if (t.node) t.node = null;
   });
-}
-
-// Late-bound to avoid an import cycle (ops import autograd).
-let onesLikeImpl: ((t: Tensor) => Tensor) | null = null;
-let addImpl: ((a: Tensor, b: Tensor) => Tensor) | null = null;
-export function bindAutogradOps(ones: (t: Tensor) => Tensor, add: (a: Tensor, b: Tensor) => Tensor): void {
-  onesLikeImpl = ones;
-  addImpl = add;
-}
-function onesLike(t: Tensor): Tensor {
-  if (!onesLikeImpl) throw new Error('autograd ops not bound');
-  return onesLikeImpl(t);
-}
-function addFn(): (a: Tensor, b: Tensor) => Tensor {
-  if (!addImpl) throw new Error('autograd ops not bound');
-  return addImpl;
 }

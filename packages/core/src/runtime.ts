@@ -1,6 +1,7 @@
 import type { Device } from './device/device.js';
 import { ShareloraError } from './errors.js';
-import type { Tensor } from './tensor.js';
+// tensor.ts imports trackTensor from here; the cycle is safe (no calls at load time).
+import { Tensor } from './tensor.js';
 
 /**
  * Process-wide state: the current device, the stack of tidy scopes and the grad mode. Ops are
@@ -36,17 +37,12 @@ export function keep<T extends Tensor>(t: T): T {
   return t;
 }
 
-function collect(value: unknown, out: Set<Tensor>, isTensor: (v: unknown) => v is Tensor): void {
-  if (isTensor(value)) out.add(value);
-  else if (Array.isArray(value)) for (const v of value) collect(v, out, isTensor);
+function collect(value: unknown, out: Set<Tensor>): void {
+  if (value instanceof Tensor) out.add(value);
+  else if (Array.isArray(value)) for (const v of value) collect(v, out);
   else if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
-    for (const v of Object.values(value)) collect(v, out, isTensor);
+    for (const v of Object.values(value)) collect(v, out);
   }
-}
-
-let tensorCheck: (v: unknown) => v is Tensor = (_v): _v is Tensor => false;
-export function registerTensorCheck(fn: (v: unknown) => v is Tensor): void {
-  tensorCheck = fn;
 }
 
 /**
@@ -63,7 +59,7 @@ export function tidy<T>(fn: () => T): T {
     scopes.pop();
   }
   const survivors = new Set<Tensor>();
-  collect(result, survivors, tensorCheck);
+  collect(result, survivors);
   for (const t of scope) if (!survivors.has(t)) t.dispose();
   const parent = scopes[scopes.length - 1];
   if (parent) for (const t of survivors) if (scope.has(t)) parent.add(t);

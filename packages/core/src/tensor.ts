@@ -2,7 +2,7 @@ import type { Device } from './device/device.js';
 import type { MemoryCategory } from './device/memory.js';
 import { BYTES_PER_ELEMENT, type DType } from './dtype.js';
 import { DisposedError, DTypeError, ShapeError } from './errors.js';
-import { getDevice, registerTensorCheck, trackTensor } from './runtime.js';
+import { getDevice, trackTensor } from './runtime.js';
 import { decodeF16 } from './safetensors/format.js';
 import { checkShape, fmt, numel, type Shape } from './shape.js';
 
@@ -164,8 +164,6 @@ export class Tensor {
     return `Tensor(${fmt(this.shape)}, ${this.dtype}${this.requiresGrad ? ', requiresGrad' : ''})`;
   }
 }
-
-registerTensorCheck((v: unknown): v is Tensor => v instanceof Tensor);
 
 export function resolveShape(shape: Shape, size: number, from: Shape): number[] {
   const out = [...shape];

@@ -11,6 +11,7 @@ describe('tensors over the binding limit', () => {
   afterEach(() => gpu.device().setBindingLimitForTesting(null));
 
   it('elementwise, cast and fill work in windows', async () => {
+    // Odd length (scalar kernels) here; the next test covers the vec4 kernels.
     const n = 5000 + 37;
     const a = Float32Array.from({ length: n }, (_, i) => Math.sin(i));
     const b = Float32Array.from({ length: n }, (_, i) => Math.cos(i));
@@ -25,6 +26,16 @@ describe('tensors over the binding limit', () => {
     for (let i = 0; i < n; i++) expect(Math.abs(back[i] - a[i])).toBeLessThan(1e-3);
     const filled = await core.full([n], 2.5).data();
     expect(filled.every((v) => v === 2.5)).toBe(true);
+  });
+
+  it('vec4 elementwise kernels work in windows', async () => {
+    const n = 6000;
+    const a = Float32Array.from({ length: n }, (_, i) => Math.sin(i));
+    const expected = await core.tidy(() => core.tanh(core.mul(core.tensor(a), core.tensor(a)))).data();
+    gpu.device().setBindingLimitForTesting(4096);
+    const ta = core.tensor(a);
+    expect(await core.tanh(core.mul(ta, ta)).data()).toEqual(expected);
+    for (let i = 0; i < n; i += 997) expect(expected[i]).toBeCloseTo(Math.tanh(a[i] * a[i]), 6);
   });
 
   it('an op without a windowed path reports the limit instead of failing silently', () => {

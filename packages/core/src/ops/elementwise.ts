@@ -72,32 +72,43 @@ const UNARY: Record<string, string> = {
 
 export type UnaryOp = keyof typeof UNARY;
 
+/**
+ * Contiguous elementwise kernels load and store vec4 when the length allows: on software adapters each
+ * storage access is a per-lane loop, so a vec4 access moves four elements for about the cost of one.
+ */
+function vec4Body(inputs: readonly string[], fn: string): string {
+  const lanes = ['x', 'y', 'z', 'w'].map((c) => `${fn}(${inputs.map((name) => `${name}[gi].${c}`).join(', ')})`);
+  return `out[gi] = vec4<f32>(${lanes.join(', ')});`;
+}
+
 function unaryRaw(op: string, x: Tensor, s = 0, t = 0): Tensor {
   assertDType(x.dtype, ['f32'], op);
   const out = Tensor.empty(x.shape, 'f32');
-  for (const [start, len] of elementWindows(x.size))
+  const v4 = x.size % 4 === 0;
+  const ty = v4 ? 'vec4<f32>' : 'f32';
+  for (const [start, len] of elementWindows(x.size)) {
+    const n = v4 ? len / 4 : len;
     runKernel({
-      key: `unary:${op}`,
-      wgsl: () => `${storageDecl(0, 'a', 'f32', 'read')}
-${storageDecl(1, 'out', 'f32', 'read_write')}
+      key: `unary:${op}:${v4 ? 'v4' : 's'}`,
+      wgsl: () => `${storageDecl(0, 'a', ty, 'read')}
+${storageDecl(1, 'out', ty, 'read_write')}
 PARAMS
 ${MATH}
+fn op_(x: f32) -> f32 { let s = P.s; let t = P.t; return ${UNARY[op]}; }
 ${main1d()}
   if (gi >= P.n) { return; }
-  let x = a[gi];
-  let s = P.s;
-  let t = P.t;
-  out[gi] = ${UNARY[op]};
+  ${v4 ? vec4Body(['a'], 'op_') : 'out[gi] = op_(a[gi]);'}
 }`,
       inputs: [x.window(start, len)],
       outputs: [out.window(start, len)],
       uniforms: [
-        ['n', 'u32', len],
+        ['n', 'u32', n],
         ['s', 'f32', s],
         ['t', 'f32', t],
       ],
-      workgroups: grid(len),
+      workgroups: grid(n),
     });
+  }
   return out;
 }
 
@@ -220,18 +231,17 @@ function broadcastIndexing(
   return { fields, code: lines.join('\n  ') };
 }
 
-function binaryWgsl(op: string, indexing: string): string {
-  return `${storageDecl(0, 'A', 'f32', 'read')}
-${storageDecl(1, 'B', 'f32', 'read')}
-${storageDecl(2, 'out', 'f32', 'read_write')}
+function binaryWgsl(op: string, indexing: string | null, ty = 'f32'): string {
+  return `${storageDecl(0, 'A', ty, 'read')}
+${storageDecl(1, 'B', ty, 'read')}
+${storageDecl(2, 'out', ty, 'read_write')}
 PARAMS
 ${MATH}
+fn op_(x: f32, y: f32) -> f32 { return ${BINARY[op]}; }
 ${main1d()}
   if (gi >= P.n) { return; }
-  ${indexing}
-  let x = A[i0];
-  let y = B[i1];
-  out[gi] = ${BINARY[op]};
+  ${indexing === null ? vec4Body(['A', 'B'], 'op_') : `${indexing}
+  out[gi] = op_(A[i0], B[i1]);`}
 }`;
 }
 
@@ -246,14 +256,16 @@ function binaryRaw(op: string, a: Tensor, b: Tensor): Tensor {
   const mode = same ? 'same' : scalarB ? 'sb' : `bc${outShape.length}`;
   const bi = same || scalarB ? null : broadcastIndexing(outShape, [a.shape, b.shape]);
   if (same) {
+    const v4 = out.size % 4 === 0;
     for (const [start, len] of elementWindows(out.size)) {
+      const n = v4 ? len / 4 : len;
       runKernel({
-        key: `binary:${op}:same`,
-        wgsl: () => binaryWgsl(op, 'let i0 = gi; let i1 = gi;'),
+        key: `binary:${op}:same:${v4 ? 'v4' : 's'}`,
+        wgsl: () => (v4 ? binaryWgsl(op, null, 'vec4<f32>') : binaryWgsl(op, 'let i0 = gi; let i1 = gi;')),
         inputs: [a.window(start, len), b.window(start, len)],
         outputs: [out.window(start, len)],
-        uniforms: [['n', 'u32', len]],
-        workgroups: grid(len),
+        uniforms: [['n', 'u32', n]],
+        workgroups: grid(n),
       });
     }
     return out;

@@ -1,11 +1,3 @@
-import { bindAutogradOps } from '../autograd.js';
-import { onesLike } from './creation.js';
-import { add, div, equal, mul, scale } from './elementwise.js';
-import { bindReduceOps } from './reduce.js';
-
-bindAutogradOps(onesLike, add);
-bindReduceOps({ add, mul, div, equal, scale });
-
 export * from './attention.js';
 export * from './creation.js';
 export * from './dropout.js';

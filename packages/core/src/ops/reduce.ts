@@ -6,6 +6,8 @@ import { ShapeError } from '../errors.js';
 import { fmt, normAxis, numel, type Shape } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from './creation.js';
+// elementwise imports sumToShape from here; the cycle is safe (no calls at load time).
+import { add as addOp, div as divOp, equal as equalOp, mul as mulOp, scale as scaleOp } from './elementwise.js';
 
 type ReduceOp = 'sum' | 'max';
 
@@ -153,20 +155,4 @@ export function broadcastTo(x: Tensor, shape: Shape): Tensor {
   const out = addOp(z, x);
   z.dispose();
   return out;
-}
-
-// Raw (non-recording) elementwise helpers, bound by ops/index.ts to avoid an import cycle.
-let addOp: (a: Tensor, b: Tensor) => Tensor;
-let mulOp: (a: Tensor, b: Tensor) => Tensor;
-let divOp: (a: Tensor, b: Tensor) => Tensor;
-let equalOp: (a: Tensor, b: Tensor) => Tensor;
-let scaleOp: (a: Tensor, s: number) => Tensor;
-export function bindReduceOps(ops: {
-  add: typeof addOp;
-  mul: typeof mulOp;
-  div: typeof divOp;
-  equal: typeof equalOp;
-  scale: typeof scaleOp;
-}): void {
-  ({ add: addOp, mul: mulOp, div: divOp, equal: equalOp, scale: scaleOp } = ops);
 }

@@ -1,0 +1,50 @@
+import { ShareloraError } from '@sharelora/core';
+import { UsageError } from './cli-error.js';
+import { bench, benchHelp } from './commands/bench.js';
+import { doctor, doctorHelp } from './commands/doctor.js';
+
+const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string; summary: string }> = {
+  doctor: { run: doctor, help: doctorHelp, summary: 'check the WebGPU adapter and the kernels on it' },
+  bench: { run: bench, help: benchHelp, summary: 'kernel and training-step throughput, memory' },
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return `Usage: sharelora <command> [options]
+
+Fine-tune language models with LoRA and ShareLoRA on WebGPU.
+
+Commands:
+${lines.join('\n')}
+
+Run 'sharelora <command> --help' for a command's options.`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) throw new UsageError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      console.error(`sharelora: ${err.message}`);
+      process.exitCode = 2;
+    } else if (err instanceof ShareloraError) {
+      console.error(`sharelora: ${err.message}`);
+      process.exitCode = 1;
+    } else {
+      console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+      process.exitCode = 1;
+    }
+  },
+);

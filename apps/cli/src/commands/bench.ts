@@ -1,0 +1,158 @@
+import * as core from '@sharelora/core/node';
+import { intFlag, parseFlags } from '../args.js';
+import { progress, progressDone } from '../progress.js';
+
+export const benchHelp = `Usage: sharelora bench [--json] [--reps N] [--quick]
+
+Measures on the current WebGPU adapter: matmul GFLOP/s for a square 1024³ product and for LoRA-shaped
+products (X·Aᵀ, the A gradient dHᵀ·X and the input gradient dH·A at ranks 8, 16, 64), elementwise
+GB/s, and the forward+backward time and peak memory of one pre-LN transformer block.
+
+Options:
+  --json      print one JSON document on stdout
+  --reps N    timed repetitions per measurement (default 5)
+  --quick     smaller problems (for smoke tests)
+  -h, --help  show this help`;
+
+interface MatmulCase {
+  name: string;
+  shapeA: number[];
+  shapeB: number[];
+  transA?: boolean;
+  transB?: boolean;
+  flops: number;
+}
+
+async function timeIt(reps: number, fn: () => void): Promise<number> {
+  const dev = core.getDevice();
+  fn();
+  await dev.sync();
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) fn();
+  await dev.sync();
+  return (performance.now() - t0) / 1000 / reps;
+}
+
+function randomTensor(shape: number[], seed: number): core.Tensor {
+  return core.randn(shape, { seed, std: 0.5 });
+}
+
+function matmulCases(quick: boolean): MatmulCase[] {
+  const S = quick ? 256 : 1024;
+  const T = quick ? 512 : 4096;
+  const D = quick ? 256 : 768;
+  const cases: MatmulCase[] = [
+    { name: `square ${S}³`, shapeA: [S, S], shapeB: [S, S], flops: 2 * S * S * S },
+    { name: `square ${S}³ (B transposed)`, shapeA: [S, S], shapeB: [S, S], transB: true, flops: 2 * S * S * S },
+  ];
+  for (const r of quick ? [8] : [8, 16, 64]) {
+    cases.push(
+      { name: `LoRA X·Aᵀ ${T}x${D} r=${r}`, shapeA: [T, D], shapeB: [r, D], transB: true, flops: 2 * T * D * r },
+      { name: `LoRA dA=dHᵀ·X r=${r}, K=${T}`, shapeA: [T, r], shapeB: [T, D], transA: true, flops: 2 * T * D * r },
+      { name: `LoRA dX=dH·A ${T}x${D} r=${r}`, shapeA: [T, r], shapeB: [r, D], flops: 2 * T * D * r },
+    );
+  }
+  return cases;
+}
+
+/** One pre-LN transformer block (attention + GELU MLP) with all weights trainable; returns a scalar loss. */
+function blockStep(x: core.Tensor, w: Record<string, core.Tensor>, heads: number): core.Tensor {
+  const [B, T, D] = x.shape;
+  const hd = D / heads;
+  const h1 = core.layerNorm(x, w.ln1g, w.ln1b);
+  const qkv = core.add(core.matmul(h1, w.qkv, { transB: true }), w.qkvb);
+  const split = (i: number) =>
+    core.transpose(core.reshape(core.sliceAxis(qkv, 2, i * D, (i + 1) * D), [B, T, heads, hd]), 1, 2);
+  const att = core.scaledDotProductAttention(split(0), split(1), split(2), { causal: true });
+  const merged = core.reshape(core.transpose(att, 1, 2), [B, T, D]);
+  const x2 = core.add(x, core.matmul(merged, w.proj, { transB: true }));
+  const h2 = core.layerNorm(x2, w.ln2g, w.ln2b);
+  const mlp = core.matmul(core.gelu(core.matmul(h2, w.fc1, { transB: true })), w.fc2, { transB: true });
+  const out = core.add(x2, mlp);
+  return core.mean(core.mul(out, out));
+}
+
+export async function bench(argv: string[]): Promise<number> {
+  const { values } = parseFlags('bench', argv, { json: { type: 'boolean' }, reps: { type: 'string' }, quick: { type: 'boolean' } });
+  if (values.help) {
+    console.log(benchHelp);
+    return 0;
+  }
+  const reps = intFlag('reps', values.reps, 5);
+  const quick = values.quick ?? false;
+  const device = await core.init();
+  try {
+    const matmuls: Array<{ name: string; ms: number; gflops: number }> = [];
+    for (const c of matmulCases(quick)) {
+      progress(`bench: matmul ${c.name}`);
+      const a = randomTensor(c.shapeA, 1);
+      const b = randomTensor(c.shapeB, 2);
+      const s = await timeIt(reps, () => core.tidy(() => void core.matmul(a, b, { transA: c.transA, transB: c.transB })));
+      matmuls.push({ name: c.name, ms: s * 1e3, gflops: c.flops / s / 1e9 });
+      a.dispose();
+      b.dispose();
+    }
+    progress('bench: elementwise');
+    const n = quick ? 1 << 20 : 1 << 24;
+    const ea = randomTensor([n], 3);
+    const eb = randomTensor([n], 4);
+    const es = await timeIt(reps, () => core.tidy(() => void core.add(ea, eb)));
+    const elementwise = { name: `add, ${n} floats`, ms: es * 1e3, gbPerS: (3 * 4 * n) / es / 1e9 };
+    ea.dispose();
+    eb.dispose();
+
+    progress('bench: transformer block');
+    const [B, T, D, H] = quick ? [2, 32, 64, 4] : [4, 128, 256, 4];
+    const rng = new core.Rng(7);
+    const shapes: Record<string, number[]> = {
+      ln1g: [D], ln1b: [D], qkv: [3 * D, D], qkvb: [3 * D], proj: [D, D], ln2g: [D], ln2b: [D], fc1: [4 * D, D], fc2: [D, 4 * D],
+    };
+    const w: Record<string, core.Tensor> = {};
+    for (const [k, s] of Object.entries(shapes)) {
+      w[k] = core.keep(core.randn(s, { rng, std: k.startsWith('ln') && k.endsWith('g') ? 0 : 0.02, mean: k.endsWith('g') ? 1 : 0 }));
+      w[k].requiresGrad = true;
+    }
+    const x = randomTensor([B, T, D], 8);
+    device.memory.resetPeak();
+    const bs = await timeIt(reps, () =>
+      core.tidy(() => {
+        core.backward(blockStep(x, w, H));
+        for (const t of Object.values(w)) {
+          t.grad?.dispose();
+          t.grad = null;
+        }
+      }),
+    );
+    const mem = device.memoryReport();
+    const block = { config: { batch: B, seq: T, dModel: D, heads: H }, msPerStep: bs * 1e3, tokensPerS: (B * T) / bs, peakBytes: mem.peak };
+    x.dispose();
+    for (const t of Object.values(w)) t.dispose();
+    progressDone();
+
+    const square = matmuls[0];
+    const result = {
+      adapter: device.info,
+      matmul: matmuls.map((m) => ({ ...m, timePerFlopVsSquare: square.gflops / m.gflops })),
+      elementwise,
+      transformerBlock: block,
+    };
+    if (values.json) {
+      console.log(JSON.stringify(result, null, 2));
+    } else {
+      const i = device.info;
+      console.log(`adapter: ${i.description || i.device} (vendor ${i.vendor || '?'}, architecture ${i.architecture || '?'})`);
+      for (const m of result.matmul) {
+        console.log(`matmul ${m.name.padEnd(36)} ${m.ms.toFixed(2).padStart(9)} ms ${m.gflops.toFixed(2).padStart(8)} GFLOP/s  (${m.timePerFlopVsSquare.toFixed(2)}x square time/FLOP)`);
+      }
+      console.log(`elementwise ${elementwise.name.padEnd(31)} ${elementwise.ms.toFixed(2).padStart(9)} ms ${elementwise.gbPerS.toFixed(2).padStart(8)} GB/s`);
+      console.log(
+        `transformer block B=${B} T=${T} d=${D} h=${H}: fwd+bwd ${block.msPerStep.toFixed(1)} ms/step, ${block.tokensPerS.toFixed(0)} tokens/s, peak ${(mem.peak.total / 2 ** 20).toFixed(1)} MiB`,
+      );
+    }
+    return 0;
+  } finally {
+    shutdown();
+  }
+}
+
+const shutdown = core.shutdown;
