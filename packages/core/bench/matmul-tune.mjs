@@ -16,7 +16,9 @@ writeFileSync(modPath, js);
 const { chooseMatmulPlan, packMatmulParams } = await import(pathToFileURL(modPath).href);
 
 Object.assign(globalThis, globals);
-const gpu = create([]);
+// --dawn=toggle1,toggle2 enables Dawn toggles (e.g. disable_robustness) for A/B measurements.
+const dawnArg = process.argv.find((a) => a.startsWith('--dawn='))?.slice(7);
+const gpu = create(dawnArg ? [`enable-dawn-features=${dawnArg}`] : []);
 const adapter = await gpu.requestAdapter();
 const L = adapter.limits;
 const device = await adapter.requestDevice({ requiredLimits: {
@@ -135,7 +137,7 @@ async function bench(name, spec, override) {
   return { ms: best, gf, gfCpu };
 }
 
-console.log(`adapter: ${adapter.info?.description ?? adapter.info?.vendor}  LP_NUM_THREADS=${process.env.LP_NUM_THREADS ?? '(default)'}`);
+console.log(`adapter: ${adapter.info?.description ?? adapter.info?.vendor}  LP_NUM_THREADS=${process.env.LP_NUM_THREADS ?? '(default)'}  dawn toggles: ${dawnArg ?? '(none)'}`);
 const skipCheck = process.argv.includes('--no-check');
 if (!skipCheck) {
 console.log('--- correctness vs float64 CPU ---');

@@ -3,9 +3,8 @@
  * GPU bytes every 100 steps, and exits 1 if live bytes or storages drift after the first step (a leak).
  * The tiny model and training step are exported for test/train.test.ts, which runs a short version.
  *
- * Run (compiled with tsc, not bundled: bundlers drop ops/index.ts's side-effect bindings under "sideEffects": false):
- *   cd packages/core && npx tsc --ignoreConfig --outDir dist/bench --rootDir . --module esnext --moduleResolution bundler \
- *     --target es2022 --skipLibCheck --types node,@webgpu/types --lib es2022,dom bench/soak.ts && node dist/bench/bench/soak.js [steps]
+ * Run: pnpm --filter @sharelora/core bench   (bundles this file with tsup, then runs it; optional steps arg:
+ *   node dist-bench/soak.js 2000)
  */
 import { pathToFileURL } from 'node:url';
 import {
@@ -23,8 +22,8 @@ import {
   Linear,
   Module,
   permute,
-  reshape,
   Rng,
+  reshape,
   scaledDotProductAttention,
   shutdown,
   type Tensor,
@@ -62,8 +61,14 @@ class CausalSelfAttention extends Module {
 
   forward(x: Tensor): Tensor {
     const [B, T] = x.shape;
-    const split = (t: Tensor): Tensor => permute(reshape(t, [B, T, this.heads, this.dim / this.heads]), [0, 2, 1, 3]);
-    const o = scaledDotProductAttention(split(this.q_proj.forward(x)), split(this.k_proj.forward(x)), split(this.v_proj.forward(x)), { causal: true });
+    const split = (t: Tensor): Tensor =>
+      permute(reshape(t, [B, T, this.heads, this.dim / this.heads]), [0, 2, 1, 3]);
+    const o = scaledDotProductAttention(
+      split(this.q_proj.forward(x)),
+      split(this.k_proj.forward(x)),
+      split(this.v_proj.forward(x)),
+      { causal: true },
+    );
     return this.o_proj.forward(reshape(permute(o, [0, 2, 1, 3]), [B, T, this.dim]));
   }
 }
@@ -112,7 +117,11 @@ export class TinyTransformer extends Module {
  * Arithmetic progressions mod vocab (x_t = a + t·b): after two tokens the next one is determined, but
  * only by attending to the previous positions. Inputs x_0..x_{T-1}, targets x_1..x_T.
  */
-export function progressionBatch(rng: Rng, batch: number, cfg: TinyConfig): { ids: Tensor; targets: Tensor; positions: Tensor } {
+export function progressionBatch(
+  rng: Rng,
+  batch: number,
+  cfg: TinyConfig,
+): { ids: Tensor; targets: Tensor; positions: Tensor } {
   const T = cfg.seqLen;
   const ids = new Int32Array(batch * T);
   const targets = new Int32Array(batch * T);
@@ -128,7 +137,11 @@ export function progressionBatch(rng: Rng, batch: number, cfg: TinyConfig): { id
 }
 
 /** One optimizer step (forward, backward, clip, AdamW, zeroGrad) inside tidy(); returns the loss tensor. */
-export function trainStep(model: TinyTransformer, opt: AdamW, batch: { ids: Tensor; targets: Tensor; positions: Tensor }): Tensor {
+export function trainStep(
+  model: TinyTransformer,
+  opt: AdamW,
+  batch: { ids: Tensor; targets: Tensor; positions: Tensor },
+): Tensor {
   return tidy(() => {
     const logits = model.forward(batch.ids, batch.positions);
     const loss = crossEntropy(reshape(logits, [batch.targets.size, model.cfg.vocab]), batch.targets);
@@ -156,7 +169,9 @@ async function main(steps: number): Promise<void> {
     first ??= { total: r.live.total, storages: r.liveStorages };
     if (r.live.total !== first.total || r.liveStorages !== first.storages) leaked = true;
     if (value !== null) {
-      console.log(`step ${step}: loss ${value.toFixed(4)}  live ${r.live.total} B in ${r.liveStorages} storages  pool ${r.pool.allocatedBytes} B`);
+      console.log(
+        `step ${step}: loss ${value.toFixed(4)}  live ${r.live.total} B in ${r.liveStorages} storages  pool ${r.pool.allocatedBytes} B`,
+      );
     }
   }
   model.dispose();

@@ -78,6 +78,8 @@ export interface TileConfig {
   tm: number;
   /** Column groups of 4 per invocation. */
   tn: number;
+  /** experimental: B via uniform loads + lane select (lanes 'n', wg 8, bv only). */
+  bu?: boolean;
 }
 
 export const MATMUL_PARAMS_BYTES = 64;
@@ -219,7 +221,7 @@ function tileGeometry(spec: MatmulSpec, t: TileConfig): [number, number] {
 
 function tileKey(spec: MatmulSpec, t: TileConfig, f: VecFlags, split: boolean): string {
   return (
-    `mm_${t.lanes}_wg${t.wg}_tm${t.tm}_tn${t.tn}_${spec.transA ? 'at' : 'an'}_${spec.transB ? 'bt' : 'bn'}` +
+    `mm_${t.lanes}_wg${t.wg}_tm${t.tm}_tn${t.tn}${t.bu ? '_bu' : ''}_${spec.transA ? 'at' : 'an'}_${spec.transB ? 'bt' : 'bn'}` +
     `_${f.bv ? 'bv' : 'bs'}_${f.cv ? 'cv' : 'cs'}${f.ak ? '_ak' : ''}${f.bk ? '_bk' : ''}${split ? '_split' : ''}`
   );
 }
@@ -261,7 +263,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (let j = 0; j < tn; j++) {
     const g = t.lanes === 'n' ? `wid.x * ${wg * tn}u + ${j * wg}u + li` : `wid.y * ${tn}u + ${j}u`;
     L.push(`  let g${j} = ${g};`);
-    if (bv) L.push(`  let pb${j} = bBase / 4u + min(g${j}, N4 - 1u);`);
+    if (bv && t.bu) {
+      for (let q = 0; q < wg; q++) L.push(`  let pb${j}_${q} = bBase / 4u + min(wid.x * ${wg * tn}u + ${j * wg + q}u, N4 - 1u);`);
+    } else if (bv) L.push(`  let pb${j} = bBase / 4u + min(g${j}, N4 - 1u);`);
     else for (let e = 0; e < 4; e++) {
       const c = `min(g${j} * 4u + ${e}u, N - 1u)`;
       if (bk) L.push(`  let pb${j}_${e} = (bBase + ${c} * K) / 4u;`);
@@ -278,7 +282,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     void kk;
   };
+  if (t.bu) for (let q = 1; q < wg; q++) L.push(`  let lm${q} = li == ${q}u;`);
   const bScalar = (j: number, kk: string) => {
+    if (bv && t.bu) {
+      let e = `B[pb${j}_0 + ${kk} * N4]`;
+      for (let q = 1; q < wg; q++) e = `select(${e}, B[pb${j}_${q} + ${kk} * N4], lm${q})`;
+      return e;
+    }
     if (bv) return `B[pb${j} + ${kk} * N4]`;
     const idx = (e: number) => (spec.transB ? `B[pb${j}_${e} + ${kk}]` : `B[pb${j}_${e} + ${kk} * N]`);
     return `vec4<f32>(${[0, 1, 2, 3].map(idx).join(', ')})`;

@@ -1,0 +1,167 @@
+import { ShareloraError } from '../errors.js';
+import { ones, zeros } from '../ops/creation.js';
+import { dropout } from '../ops/dropout.js';
+import { add } from '../ops/elementwise.js';
+import { embedding } from '../ops/embedding.js';
+import { matmul } from '../ops/matmul.js';
+import { layerNorm, rmsNorm } from '../ops/norm.js';
+import { reshape } from '../ops/shape-ops.js';
+import { defaultRng, kaimingUniform, Rng, randn, randUniform } from '../rng.js';
+import type { Tensor } from '../tensor.js';
+import { Module, Parameter } from './module.js';
+
+const rngOf = (r: Rng | number | undefined): Rng =>
+  r === undefined ? defaultRng() : typeof r === 'number' ? new Rng(r) : r;
+
+export interface LinearOptions {
+  bias?: boolean;
+  /** 'out_in': nn.Linear's [out, in] weight. 'in_out': GPT-2's Conv1D, weight stored [in, out]. */
+  layout?: 'out_in' | 'in_out';
+  /** Generator (or seed) for the initial values; default the process-wide one (manualSeed()). */
+  rng?: Rng | number;
+  trainable?: boolean;
+}
+
+/**
+ * y = x·Wᵀ + b (out_in) or x·W + b (in_out). Initialised as torch.nn.Linear.reset_parameters: W from
+ * kaiming_uniform(a=√5), i.e. U(±1/sqrt(in)), then b from U(±1/sqrt(in)), both from the same generator.
+ */
+export class Linear extends Module {
+  readonly layout: 'out_in' | 'in_out';
+  weight: Parameter;
+  bias: Parameter | null;
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: LinearOptions = {},
+  ) {
+    super();
+    this.layout = opts.layout ?? 'out_in';
+    const rng = rngOf(opts.rng);
+    const trainable = opts.trainable ?? true;
+    const shape = this.layout === 'out_in' ? [outFeatures, inFeatures] : [inFeatures, outFeatures];
+    this.weight = new Parameter(kaimingUniform(shape, rng, Math.sqrt(5), { fanIn: inFeatures }), {
+      trainable,
+    });
+    const bound = 1 / Math.sqrt(inFeatures);
+    this.bias =
+      (opts.bias ?? true)
+        ? new Parameter(randUniform([outFeatures], -bound, bound, rng), { trainable })
+        : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.rank === 1) {
+      const x2 = reshape(x, [1, x.shape[0]]);
+      const y2 = this.forward(x2);
+      return reshape(y2, [this.outFeatures]);
+    }
+    const w = this.weight.value;
+    const y = this.layout === 'out_in' ? matmul(x, w, { transB: true }) : matmul(x, w);
+    return this.bias ? add(y, this.bias.value) : y;
+  }
+}
+
+export interface EmbeddingOptions {
+  /** Standard deviation of the normal init; PyTorch's default is 1 (GPT-2/LLaMA checkpoints use 0.02). */
+  std?: number;
+  rng?: Rng | number;
+  trainable?: boolean;
+}
+
+/** Lookup table [numEmbeddings, dim]; forward takes i32 ids of any shape. */
+export class Embedding extends Module {
+  weight: Parameter;
+
+  constructor(
+    readonly numEmbeddings: number,
+    readonly dim: number,
+    opts: EmbeddingOptions = {},
+  ) {
+    super();
+    this.weight = new Parameter(randn([numEmbeddings, dim], { rng: rngOf(opts.rng), std: opts.std ?? 1 }), {
+      trainable: opts.trainable ?? true,
+    });
+  }
+
+  forward(ids: Tensor): Tensor {
+    return embedding(this.weight.value, ids);
+  }
+}
+
+export interface LayerNormOptions {
+  eps?: number;
+  /** Learnable scale and shift (default true). */
+  affine?: boolean;
+  /** With affine, whether there is a shift (default true). */
+  bias?: boolean;
+}
+
+export class LayerNorm extends Module {
+  readonly eps: number;
+  weight: Parameter | null;
+  bias: Parameter | null;
+
+  constructor(
+    readonly dim: number,
+    opts: LayerNormOptions = {},
+  ) {
+    super();
+    this.eps = opts.eps ?? 1e-5;
+    const affine = opts.affine ?? true;
+    this.weight = affine ? new Parameter(ones([dim])) : null;
+    this.bias = affine && (opts.bias ?? true) ? new Parameter(zeros([dim])) : null;
+    // The kernel always scales; a constant gamma of ones stands in when there is no learnable one.
+    if (!affine) this.registerBuffer('ones', ones([dim]));
+  }
+
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, this.weight?.value ?? this.buffer('ones'), this.bias?.value ?? null, this.eps);
+  }
+}
+
+export class RMSNorm extends Module {
+  readonly eps: number;
+  weight: Parameter;
+
+  constructor(
+    readonly dim: number,
+    opts: { eps?: number } = {},
+  ) {
+    super();
+    this.eps = opts.eps ?? 1e-6;
+    this.weight = new Parameter(ones([dim]));
+  }
+
+  forward(x: Tensor): Tensor {
+    return rmsNorm(x, this.weight.value, this.eps);
+  }
+}
+
+/**
+ * Inverted dropout, active only in training mode. Each call draws its mask from (seed, offset) and then
+ * advances offset past the elements it used, so a run's masks are fixed by the seed and resumable from
+ * `offset` (save it with a checkpoint).
+ */
+export class Dropout extends Module {
+  readonly seed: number;
+  offset = 0;
+
+  constructor(
+    readonly p: number,
+    opts: { seed?: number; rng?: Rng } = {},
+  ) {
+    super();
+    if (!(p >= 0 && p < 1))
+      throw new ShareloraError('BAD_ARGUMENT', `Dropout: p must be in [0, 1), got ${p}`);
+    this.seed = opts.seed ?? (opts.rng ?? defaultRng()).nextU32();
+  }
+
+  forward(x: Tensor): Tensor {
+    if (!this.training || this.p === 0) return x;
+    const y = dropout(x, this.p, this.seed, this.offset);
+    this.offset += x.size;
+    return y;
+  }
+}
