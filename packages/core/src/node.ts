@@ -10,7 +10,8 @@ let dawn: { gpu: GPU } | null = null;
 
 /**
  * Creates a WebGPU device through Dawn (npm `webgpu`) and makes it current. Idempotent: returns the
- * current device if one exists. Call shutdown() when done so the process can exit.
+ * current device if one exists. Call shutdown() when done so the process can exit. `dawnFlags`
+ * (Dawn instance toggles) take effect on the first call in a process only.
  */
 export async function init(
   options: { powerPreference?: GPUPowerPreference; dawnFlags?: string[] } = {},
@@ -24,15 +25,16 @@ export async function init(
     throw new NoAdapterError(`the npm package "webgpu" could not be loaded: ${(e as Error).message}`);
   }
   Object.assign(globalThis, mod.globals);
-  dawn = { gpu: mod.create(options.dawnFlags ?? []) };
+  // One Dawn instance per process: creating a second one after the first is released crashes Dawn,
+  // while a kept instance does not hold the process open once its devices are destroyed.
+  dawn ??= { gpu: mod.create(options.dawnFlags ?? []) };
   const device = await Device.fromGPU(dawn.gpu, options);
   setDevice(device);
   return device;
 }
 
-/** Destroys the current device and drops Dawn's GPU object so Node can exit. */
+/** Destroys the current device so Node can exit; init() may be called again afterwards. */
 export function shutdown(): void {
   if (hasDevice()) getDevice().destroy();
   setDevice(null);
-  dawn = null;
 }
