@@ -30,6 +30,8 @@ export interface DeviceInfo {
   isSoftware: boolean;
   features: string[];
   limits: Record<string, number>;
+  /** Smallest subgroup size, when the device has the 'subgroups' feature (kernels that share loads across lanes need it). */
+  subgroupMinSize?: number;
 }
 
 export interface DispatchSpec {
@@ -124,6 +126,9 @@ export class Device {
         ) || (ai as unknown as { isFallbackAdapter?: boolean })?.isFallbackAdapter === true,
       features: [...requiredFeatures],
       limits,
+      subgroupMinSize: requiredFeatures.includes('subgroups' as GPUFeatureName)
+        ? (ai as unknown as { subgroupMinSize?: number })?.subgroupMinSize
+        : undefined,
     };
     return new Device(gpuDevice, info);
   }

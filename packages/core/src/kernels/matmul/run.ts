@@ -24,7 +24,11 @@ const UNIFORM_BINDING = 3;
 export function runMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): void {
   const dev = getDevice();
   const spec: MatmulSpec = { ...d };
-  const plan = chooseMatmulPlan(spec, dev.limits);
+  const plan = chooseMatmulPlan(spec, {
+    maxComputeWorkgroupStorageSize: dev.limits.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: dev.limits.maxComputeInvocationsPerWorkgroup,
+    subgroupMinSize: dev.info.subgroupMinSize,
+  });
   const params = packMatmulParams(spec, plan);
   const scratch = plan.scratchBytes > 0 ? Tensor.empty([plan.scratchBytes / 4], 'f32') : null;
   const resources: Record<number, GPUBufferBinding> = { 0: a.binding(), 1: b.binding(), 2: c.binding() };
