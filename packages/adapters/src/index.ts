@@ -1,5 +1,67 @@
 /**
- * @sharelora/adapters is planned and not implemented yet. It will hold: LoRA and ShareLoRA configuration, injection into any module tree, trainable-parameter counting, merge/unmerge, and PEFT-format save/load.
- * See README.md in this package and docs/ for the design.
+ * @sharelora/adapters: LoRA and ShareLoRA adapters for any @sharelora/core module tree: config and
+ * presets, parameter counting from shapes, injection, merge/unmerge, several adapters per model, and
+ * PEFT's format in memory. This entry is platform-neutral; `@sharelora/adapters/node` adds
+ * saveAdapter/loadAdapter for adapter directories.
  */
-export const PACKAGE_STATUS = 'planned' as const;
+export {
+  type AdapterConfig,
+  type AdapterConfigInput,
+  adapterConfig,
+  METHODS,
+  type Method,
+  methodOf,
+  PRESETS,
+  presetConfig,
+  type SharingGroup,
+  type SharingSpec,
+  scalingFactor,
+  TASK_TYPES,
+  type TaskType,
+} from './config.js';
+export { type CrossTypeMatrix, countParameters, type ModuleTypeCount, type ParameterCount } from './count.js';
+export { AdapterError, type AdapterErrorCode } from './errors.js';
+export {
+  ChildDict,
+  cloneModule,
+  type LoraBranch,
+  LoraLinear,
+  type LoraSlot,
+  ModulesToSaveWrapper,
+} from './layers.js';
+export {
+  type AdapterInfo,
+  adapterParameters,
+  DEFAULT_FUSED,
+  deleteAdapter,
+  disableAdapters,
+  getAdapter,
+  type InjectedAdapter,
+  type InjectOptions,
+  injectAdapter,
+  linearModules,
+  listAdapters,
+  mergeAdapter,
+  mergeAndUnload,
+  setActiveAdapter,
+  trainableParameters,
+  unmergeAdapter,
+} from './model.js';
+export {
+  type AdapterTensorSource,
+  configFromPeft,
+  exportAdapter,
+  importAdapter,
+  PEFT_PREFIX,
+  type PeftAdapterFiles,
+  SHARELORA_FORMAT_VERSION,
+} from './peft.js';
+export { type AdapterPlan, type AdapterSite, type MatrixGroup, planAdapter } from './plan.js';
+export {
+  type LinearModuleInfo,
+  matchesSuffix,
+  parseModuleName,
+  patternValue,
+  selectTargets,
+  type TargetSelection,
+} from './targets.js';

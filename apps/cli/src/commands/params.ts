@@ -1,0 +1,165 @@
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  AdapterError,
+  countParameters,
+  METHODS,
+  type Method,
+  type ParameterCount,
+  presetConfig,
+} from '@sharelora/adapters';
+import { ShareloraError } from '@sharelora/core';
+import { type LinearModules, linearModulesFromConfig, resolveTargetAliases } from '@sharelora/models';
+import { intFlag, parseFlags } from '../args.js';
+import { UsageError } from '../cli-error.js';
+
+const DESCRIPTIONS: Record<Method, string> = {
+  lora: 'plain LoRA: A and B per layer',
+  'share-a': 'A shared across layers (one per module type), B per layer',
+  'share-b': 'B shared across layers (one per module type), A per layer',
+  'share-ab': 'A and B shared across layers: one LoRA per module type',
+  'share-qkv': 'one A for q, k and v of all layers (other types: one A each), B per layer',
+};
+
+export const paramsHelp = `Usage: sharelora params --model DIR --method METHOD --rank R [--targets LIST] [--json]
+
+Counts the trainable parameters of a LoRA or ShareLoRA adapter from the model's config.json alone (no
+weights are read): for each targeted module type its sizes, what plain LoRA trains, what METHOD trains
+(a shared matrix counted once) and the reduction. GPT-2, RoBERTa/BERT and LLaMA-family configs.
+
+Options:
+  --model DIR       model directory with config.json (or the config.json file itself)
+  --method METHOD   ${METHODS.join(' | ')}
+${METHODS.map((m) => `                      ${m.padEnd(10)} ${DESCRIPTIONS[m]}`).join('\n')}
+  --rank R          LoRA rank r
+  --targets LIST    comma-separated, default q,v: q, k, v, o, fc1, fc2 (GPT-2, RoBERTa), gate, up, down
+                    (LLaMA), qkv (GPT-2's whole c_attn), all; or module names, e.g. self_attn.q_proj,
+                    c_attn[q,v]
+  --json            print one JSON document on stdout
+  -h, --help        show this help`;
+
+async function readModelConfig(model: string): Promise<{ file: string; modules: LinearModules }> {
+  let file = model;
+  try {
+    if ((await stat(model)).isDirectory()) file = join(model, 'config.json');
+  } catch {
+    throw new UsageError(`--model ${model}: no such file or directory`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--model ${file}: ${(e as Error).message}`);
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json))
+    throw new UsageError(`${file}: not a JSON object`);
+  try {
+    return { file, modules: linearModulesFromConfig(json as Record<string, unknown>) };
+  } catch (e) {
+    if (e instanceof ShareloraError && e.code === 'BAD_MODEL_CONFIG') {
+      throw new UsageError(`${file}: ${e.message.replace(/^config\.json: /, '')}`);
+    }
+    throw e;
+  }
+}
+
+const num = (n: number): string => n.toLocaleString('en-US');
+const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
+
+function table(count: ParameterCount, method: Method): string {
+  const rows: string[][] = [['module type', 'modules', 'd_in', 'd_out', 'LoRA', method, 'reduction']];
+  for (const t of count.byModuleType) {
+    rows.push([
+      t.moduleType,
+      String(t.modules),
+      String(t.inFeatures),
+      String(t.outFeatures),
+      num(t.lora),
+      num(t.trainable),
+      pct(t.reduction),
+    ]);
+  }
+  for (const m of count.crossType) {
+    rows.push([
+      `${m.matrix} [${m.shape.join('×')}] shared over ${m.sharedOver}`,
+      '',
+      '',
+      '',
+      '',
+      num(m.params),
+      '',
+    ]);
+  }
+  rows.push([
+    'total',
+    '',
+    '',
+    '',
+    num(count.total.lora),
+    num(count.total.trainable),
+    pct(count.total.reduction),
+  ]);
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+export async function params(argv: string[]): Promise<number> {
+  const { values } = parseFlags('params', argv, {
+    model: { type: 'string' },
+    method: { type: 'string' },
+    rank: { type: 'string' },
+    targets: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (values.help) {
+    console.log(paramsHelp);
+    return 0;
+  }
+  for (const flag of ['model', 'method', 'rank'] as const) {
+    if (values[flag] === undefined)
+      throw new UsageError(`sharelora params: --${flag} is required (see sharelora params --help)`);
+  }
+  const method = values.method as Method;
+  if (!METHODS.includes(method))
+    throw new UsageError(`--method must be one of ${METHODS.join(', ')}, got "${method}"`);
+  const rank = intFlag('rank', values.rank, 0);
+  const { file, modules } = await readModelConfig(values.model as string);
+  const requested = (values.targets ?? 'q,v').split(',').map((t) => t.trim());
+  if (requested.some((t) => !t)) throw new UsageError(`--targets "${values.targets}": empty entry`);
+  const targets = resolveTargetAliases(modules, requested);
+  let count: ParameterCount;
+  try {
+    count = countParameters(modules.modules, presetConfig(method, { r: rank, targetModules: targets }));
+  } catch (e) {
+    if (e instanceof AdapterError) throw new UsageError(`--targets ${requested.join(',')}: ${e.message}`);
+    throw e;
+  }
+  if (values.json) {
+    const report = {
+      config: file,
+      arch: modules.arch,
+      layers: modules.layers,
+      method,
+      rank,
+      targets,
+      modules: count.byModuleType,
+      crossType: count.crossType,
+      total: count.total,
+    };
+    console.log(JSON.stringify(report, null, 2));
+    return 0;
+  }
+  console.log(`config   ${file} (${modules.arch}, ${modules.layers} layers)`);
+  console.log(`method   ${method}, r=${rank}: ${DESCRIPTIONS[method]}`);
+  console.log(`targets  ${targets.join(', ')}`);
+  console.log('');
+  console.log(table(count, method));
+  return 0;
+}
