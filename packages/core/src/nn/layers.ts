@@ -20,6 +20,8 @@ export interface LinearOptions {
   /** Generator (or seed) for the initial values; default the process-wide one (manualSeed()). */
   rng?: Rng | number;
   trainable?: boolean;
+  /** false: start from zeros (cheap, on the GPU) for weights a checkpoint load will overwrite. */
+  init?: boolean;
 }
 
 /**
@@ -41,14 +43,12 @@ export class Linear extends Module {
     const rng = rngOf(opts.rng);
     const trainable = opts.trainable ?? true;
     const shape = this.layout === 'out_in' ? [outFeatures, inFeatures] : [inFeatures, outFeatures];
-    this.weight = new Parameter(kaimingUniform(shape, rng, Math.sqrt(5), { fanIn: inFeatures }), {
-      trainable,
-    });
+    const init = opts.init ?? true;
+    const w = init ? kaimingUniform(shape, rng, Math.sqrt(5), { fanIn: inFeatures }) : zeros(shape);
+    this.weight = new Parameter(w, { trainable });
     const bound = 1 / Math.sqrt(inFeatures);
-    this.bias =
-      (opts.bias ?? true)
-        ? new Parameter(randUniform([outFeatures], -bound, bound, rng), { trainable })
-        : null;
+    const b = () => (init ? randUniform([outFeatures], -bound, bound, rng) : zeros([outFeatures]));
+    this.bias = (opts.bias ?? true) ? new Parameter(b(), { trainable }) : null;
   }
 
   forward(x: Tensor): Tensor {
@@ -68,6 +68,8 @@ export interface EmbeddingOptions {
   std?: number;
   rng?: Rng | number;
   trainable?: boolean;
+  /** false: start from zeros (cheap, on the GPU) for weights a checkpoint load will overwrite. */
+  init?: boolean;
 }
 
 /** Lookup table [numEmbeddings, dim]; forward takes i32 ids of any shape. */
@@ -80,9 +82,11 @@ export class Embedding extends Module {
     opts: EmbeddingOptions = {},
   ) {
     super();
-    this.weight = new Parameter(randn([numEmbeddings, dim], { rng: rngOf(opts.rng), std: opts.std ?? 1 }), {
-      trainable: opts.trainable ?? true,
-    });
+    const w =
+      (opts.init ?? true)
+        ? randn([numEmbeddings, dim], { rng: rngOf(opts.rng), std: opts.std ?? 1 })
+        : zeros([numEmbeddings, dim]);
+    this.weight = new Parameter(w, { trainable: opts.trainable ?? true });
   }
 
   forward(ids: Tensor): Tensor {

@@ -1,0 +1,122 @@
+/**
+ * Merging shards. A shard is an ordinary result file of a run with `shard: {index, count}`; the merge
+ * checks that the files are the complete set of one run (same model, adapter, task and settings,
+ * every shard index once, every selected document once), orders the samples by document and
+ * recomputes the metrics from them, which gives exactly what the unsharded run writes.
+ */
+import { ResultsMergeError } from './errors.js';
+import { type EvalResult, type ResultSample, type ResultSettings, readResult } from './results.js';
+import { type GlueSample, glueMetrics } from './tasks/glue.js';
+import { type Gsm8kSample, gsm8kMetrics } from './tasks/gsm8k.js';
+import { type HumanEvalSample, humanEvalMetrics } from './tasks/humaneval.js';
+import { type MmluSample, mmluMetrics } from './tasks/mmlu.js';
+import { type MmluProSample, mmluProMetrics } from './tasks/mmlu-pro.js';
+
+type MetricsFn = (samples: ResultSample[], settings: ResultSettings) => unknown;
+
+const gsm8k = (s: ResultSample[], st: ResultSettings) => gsm8kMetrics(s as Gsm8kSample[], st);
+const glue = (s: ResultSample[], st: ResultSettings) => glueMetrics(s as GlueSample[], st);
+
+/** Metric functions by result `task`. */
+const METRICS: Record<string, MetricsFn> = {
+  gsm8k,
+  'gsm8k-cot': gsm8k,
+  'gsm8k-paper': gsm8k,
+  mmlu: (s, st) => mmluMetrics(s as MmluSample[], st),
+  'mmlu-pro': (s, st) => mmluProMetrics(s as MmluProSample[], st),
+  humaneval: (s, st) => humanEvalMetrics(s as HumanEvalSample[], st),
+  'glue-sst2': glue,
+  'glue-mrpc': glue,
+  'glue-stsb': glue,
+  'glue-rte': glue,
+  'glue-cola': glue,
+};
+
+/** Recomputes a result's metrics from its samples. */
+export function recomputeMetrics(result: EvalResult): unknown {
+  const fn = METRICS[result.task];
+  if (!fn)
+    throw new ResultsMergeError(`unknown task "${result.task}" (known: ${Object.keys(METRICS).join(', ')})`);
+  return fn(result.samples, result.settings);
+}
+
+/** JSON with sorted keys, so that settings compare by content, not key order. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_, v) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.keys(v as object)
+            .sort()
+            .map((k) => [k, (v as Record<string, unknown>)[k]]),
+        )
+      : v,
+  );
+}
+
+/** Recombines the shards of one run (`names` label them in error messages, e.g. file paths). */
+export function mergeResults(
+  results: EvalResult[],
+  names: string[] = results.map((_, i) => `result ${i}`),
+): EvalResult {
+  if (results.length === 0) throw new ResultsMergeError('nothing to merge');
+  const first = results[0];
+  const base = canonical({ ...first.settings, shard: null });
+  for (const [i, r] of results.entries()) {
+    for (const key of ['model', 'adapter', 'task'] as const) {
+      if (r[key] !== first[key]) {
+        throw new ResultsMergeError(
+          `${names[i]} has ${key} ${JSON.stringify(r[key])}, ${names[0]} has ${JSON.stringify(first[key])}`,
+        );
+      }
+    }
+    if (canonical({ ...r.settings, shard: null }) !== base) {
+      throw new ResultsMergeError(`${names[i]} was run with different settings than ${names[0]}`);
+    }
+  }
+  const unsharded = results.filter((r) => r.settings.shard === null);
+  if (unsharded.length > 0 && results.length > 1) {
+    throw new ResultsMergeError(`${names[results.indexOf(unsharded[0])]} is a complete run, not a shard`);
+  }
+  if (unsharded.length === 0) {
+    const count = first.settings.shard?.count as number;
+    const seen = new Map<number, string>();
+    for (const [i, r] of results.entries()) {
+      const shard = r.settings.shard as { index: number; count: number };
+      if (shard.count !== count)
+        throw new ResultsMergeError(`${names[i]} is shard ${shard.index}/${shard.count}, expected /${count}`);
+      const other = seen.get(shard.index);
+      if (other !== undefined)
+        throw new ResultsMergeError(`${names[i]} and ${other} are both shard ${shard.index}/${count}`);
+      seen.set(shard.index, names[i]);
+    }
+    const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !seen.has(i));
+    if (missing.length > 0)
+      throw new ResultsMergeError(`missing shard(s) ${missing.map((i) => `${i}/${count}`).join(', ')}`);
+  }
+  const samples = results.flatMap((r) => r.samples).sort((a, b) => a.doc - b.doc);
+  for (let i = 1; i < samples.length; i++) {
+    if (samples[i].doc === samples[i - 1].doc)
+      throw new ResultsMergeError(`document ${samples[i].doc} appears in more than one shard`);
+  }
+  if (samples.length !== first.settings.documents) {
+    throw new ResultsMergeError(
+      `the shards hold ${samples.length} documents, the run selected ${first.settings.documents}`,
+    );
+  }
+  const merged: EvalResult = {
+    model: first.model,
+    adapter: first.adapter,
+    task: first.task,
+    settings: { ...first.settings, shard: null },
+    metrics: {},
+    samples,
+  };
+  merged.metrics = recomputeMetrics(merged);
+  return merged;
+}
+
+/** Reads shard files and merges them (see mergeResults). */
+export async function mergeResultFiles(files: string[]): Promise<EvalResult> {
+  const results = await Promise.all(files.map((f) => readResult(f)));
+  return mergeResults(results, files);
+}

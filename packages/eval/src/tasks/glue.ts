@@ -1,0 +1,210 @@
+/**
+ * GLUE for sequence classifiers (RoBERTa with a classification head): TSV loaders for the GLUE files
+ * and scoring with each task's metrics. The classifier is a plain interface, like EvalModel, so the
+ * model side stays in @sharelora/models.
+ */
+import { EvalConfigError, EvalDataError, EvalModelError } from '../errors.js';
+import { parseTsv, readText } from '../io.js';
+import { accuracy, f1Score, matthewsCorrelation, pearson, spearman } from '../metrics.js';
+import type { EvalResult, ResultSample, ResultSettings } from '../results.js';
+import {
+  applyShard,
+  batched,
+  batchSizeOf,
+  firstN,
+  type RunOptions,
+  reporter,
+  validateLimit,
+} from '../run.js';
+
+export type GlueTask = 'sst2' | 'mrpc' | 'stsb' | 'rte' | 'cola';
+
+interface GlueSpec {
+  /** Number of classes; 1 for regression (STS-B). */
+  numLabels: number;
+  metrics: readonly ('accuracy' | 'f1' | 'mcc' | 'pearson' | 'spearman')[];
+  /** Metric quoted by the LoRA / ShareLoRA papers. */
+  headline: 'accuracy' | 'mcc' | 'pearson';
+}
+
+export const GLUE_TASKS: Readonly<Record<GlueTask, GlueSpec>> = {
+  sst2: { numLabels: 2, metrics: ['accuracy'], headline: 'accuracy' },
+  mrpc: { numLabels: 2, metrics: ['accuracy', 'f1'], headline: 'accuracy' },
+  stsb: { numLabels: 1, metrics: ['pearson', 'spearman'], headline: 'pearson' },
+  rte: { numLabels: 2, metrics: ['accuracy'], headline: 'accuracy' },
+  cola: { numLabels: 2, metrics: ['mcc'], headline: 'mcc' },
+};
+
+export interface GlueExample {
+  text: string;
+  textPair?: string;
+  /** Class id (HF `glue` label ids) or STS-B similarity 0..5; null where the file has no labels (test). */
+  label: number | null;
+}
+
+/** A classifier: class ids for classification tasks, a score for STS-B. */
+export interface GlueClassifier {
+  name: string;
+  predict(examples: GlueExample[]): Promise<number[]>;
+}
+
+// Column names per task, as in the GLUE files (RTE also in HF's export: sentence1, sentence2, label, idx).
+const COLUMNS: Record<Exclude<GlueTask, 'cola'>, { text: string; pair?: string; label: string }> = {
+  sst2: { text: 'sentence', label: 'label' },
+  mrpc: { text: '#1 String', pair: '#2 String', label: 'Quality' },
+  stsb: { text: 'sentence1', pair: 'sentence2', label: 'score' },
+  rte: { text: 'sentence1', pair: 'sentence2', label: 'label' },
+};
+
+/** RTE's label names in the GLUE TSVs, mapped to HF's ids. */
+const RTE_LABELS: Record<string, number> = { entailment: 0, not_entailment: 1 };
+
+function parseLabel(task: GlueTask, raw: string, file: string, line: number): number {
+  if (task === 'rte' && raw in RTE_LABELS) return RTE_LABELS[raw];
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(v)) {
+    throw new EvalDataError(file, line, `label ${JSON.stringify(raw)} is not a number`);
+  }
+  if (task === 'stsb') return v;
+  if (!Number.isInteger(v) || v < 0 || v >= GLUE_TASKS[task].numLabels) {
+    throw new EvalDataError(file, line, `label ${JSON.stringify(raw)} is not a class id of ${task}`);
+  }
+  return v;
+}
+
+/**
+ * Reads a GLUE TSV (no quoting). Files with a header are matched by column names; CoLA's train/dev
+ * files have none (source, label, original label, sentence). A file without the label column (a
+ * test split) gives `label: null`.
+ */
+export async function loadGlue(task: GlueTask, file: string): Promise<GlueExample[]> {
+  if (!(task in GLUE_TASKS)) throw new EvalConfigError(`unknown GLUE task "${task}"`);
+  const rows = parseTsv(await readText(file), file);
+  if (task === 'cola' && rows[0].value.length === 4) {
+    return rows.map(({ value, line }) => {
+      if (value.length !== 4)
+        throw new EvalDataError(file, line, `expected 4 columns, found ${value.length}`);
+      return { text: value[3], label: parseLabel(task, value[1], file, line) };
+    });
+  }
+  const header = rows[0].value;
+  const cols = task === 'cola' ? { text: 'sentence', label: 'label' } : COLUMNS[task];
+  const at = (name: string | undefined) => (name === undefined ? -1 : header.indexOf(name));
+  const textAt = at(cols.text);
+  const pairAt = at(cols.pair);
+  const labelAt = at(cols.label);
+  if (textAt < 0 || (cols.pair !== undefined && pairAt < 0)) {
+    throw new EvalDataError(
+      file,
+      rows[0].line,
+      `header lacks ${[cols.text, cols.pair].filter(Boolean).join(' / ')} for ${task} (found: ${header.join(', ')})`,
+    );
+  }
+  return rows.slice(1).map(({ value, line }) => {
+    if (value.length !== header.length) {
+      throw new EvalDataError(
+        file,
+        line,
+        `expected ${header.length} tab-separated columns, found ${value.length}`,
+      );
+    }
+    const example: GlueExample = {
+      text: value[textAt],
+      label: labelAt < 0 ? null : parseLabel(task, value[labelAt], file, line),
+    };
+    if (pairAt >= 0) example.textPair = value[pairAt];
+    return example;
+  });
+}
+
+export interface GlueSample extends ResultSample {
+  text: string;
+  textPair?: string;
+  target: number;
+  output: number;
+  /** Classification only: prediction equals label. */
+  verdict?: boolean;
+}
+
+export interface GlueMetrics {
+  n: number;
+  accuracy?: number;
+  f1?: number;
+  mcc?: number;
+  pearson?: number;
+  spearman?: number;
+  headline: { metric: string; value: number };
+}
+
+export function glueMetrics(samples: GlueSample[], settings: ResultSettings): GlueMetrics {
+  const spec = GLUE_TASKS[settings.glueTask as GlueTask];
+  const out = samples.map((s) => s.output);
+  const gold = samples.map((s) => s.target);
+  const metrics: GlueMetrics = { n: samples.length, headline: { metric: spec.headline, value: Number.NaN } };
+  if (samples.length === 0) return metrics;
+  for (const m of spec.metrics) {
+    if (m === 'accuracy') metrics.accuracy = accuracy(out, gold);
+    else if (m === 'f1') metrics.f1 = f1Score(out, gold);
+    else if (m === 'mcc') metrics.mcc = matthewsCorrelation(out, gold);
+    else if (m === 'pearson') metrics.pearson = pearson(out, gold);
+    else metrics.spearman = spearman(out, gold);
+  }
+  metrics.headline.value = metrics[spec.headline] as number;
+  return metrics;
+}
+
+export async function evaluateGlue(
+  classifier: GlueClassifier,
+  task: GlueTask,
+  examples: GlueExample[],
+  options: RunOptions = {},
+): Promise<EvalResult<GlueSample, GlueMetrics>> {
+  const spec = GLUE_TASKS[task];
+  if (!spec) throw new EvalConfigError(`unknown GLUE task "${task}"`);
+  const limit = validateLimit(options.limit);
+  const selected = firstN(examples.length, limit);
+  const mine = applyShard(selected, options.shard);
+  for (const i of mine) {
+    if (examples[i].label === null)
+      throw new EvalConfigError(`example ${i} has no label (is this a test split?)`);
+  }
+  const outputs = await batched(
+    mine.map((i) => examples[i]),
+    (batch) => classifier.predict(batch),
+    {
+      batchSize: batchSizeOf(options),
+      report: reporter(`glue-${task}`, 'classify', options),
+      what: `${classifier.name}.predict`,
+    },
+  );
+  const samples: GlueSample[] = mine.map((i, k) => {
+    const ex = examples[i];
+    const output = outputs[k];
+    if (typeof output !== 'number' || !Number.isFinite(output)) {
+      throw new EvalModelError(`${classifier.name}.predict returned ${output} for example ${i}`);
+    }
+    const sample: GlueSample = {
+      doc: i,
+      text: ex.text,
+      ...(ex.textPair === undefined ? {} : { textPair: ex.textPair }),
+      target: ex.label as number,
+      output,
+    };
+    if (spec.numLabels > 1) sample.verdict = output === ex.label;
+    return sample;
+  });
+  const settings: ResultSettings = {
+    limit,
+    shard: options.shard ?? null,
+    documents: selected.length,
+    glueTask: task,
+  };
+  return {
+    model: classifier.name,
+    adapter: options.adapter ?? null,
+    task: `glue-${task}`,
+    settings,
+    metrics: glueMetrics(samples, settings),
+    samples,
+  };
+}

@@ -1,0 +1,290 @@
+/**
+ * HumanEval: generate a completion of each problem's prompt (cut at the standard stop sequences),
+ * execute prompt + completion + "\n" + test + "\n" + "check(entry_point)" in the Python sandbox and
+ * report the unbiased pass@k over n samples per problem. Completions produced elsewhere (human-eval's
+ * samples format, JSONL {task_id, completion}) are scored the same way, as given, without a model.
+ */
+import { EvalConfigError, EvalDataError } from '../errors.js';
+import { parseJsonl, readText, stringField } from '../io.js';
+import type { EvalModel } from '../model.js';
+import { passAtK } from '../passk.js';
+import type { EvalResult, ResultSample, ResultSettings } from '../results.js';
+import {
+  applyShard,
+  batched,
+  batchSizeOf,
+  firstN,
+  type RunOptions,
+  reporter,
+  requestSeed,
+  truncateAtStop,
+  validateLimit,
+} from '../run.js';
+import { PythonSandbox, type SandboxOptions } from '../sandbox.js';
+
+export interface HumanEvalProblem {
+  taskId: string;
+  prompt: string;
+  entryPoint: string;
+  canonicalSolution: string;
+  test: string;
+}
+
+/** Stop sequences of lm-eval's `humaneval` (and Codex): a new top-level statement ends the function. */
+export const HUMANEVAL_STOP: readonly string[] = ['\nclass', '\ndef', '\n#', '\nif', '\nprint'];
+
+/** Reads HumanEval.jsonl or HumanEval.jsonl.gz. */
+export async function loadHumanEval(file: string): Promise<HumanEvalProblem[]> {
+  const records = parseJsonl(await readText(file), file);
+  if (records.length === 0) throw new EvalDataError(file, null, 'no HumanEval problems');
+  const seen = new Set<string>();
+  return records.map((rec) => {
+    const problem = {
+      taskId: stringField(rec, 'task_id', file),
+      prompt: stringField(rec, 'prompt', file),
+      entryPoint: stringField(rec, 'entry_point', file),
+      canonicalSolution: stringField(rec, 'canonical_solution', file),
+      test: stringField(rec, 'test', file),
+    };
+    if (seen.has(problem.taskId))
+      throw new EvalDataError(file, rec.line, `duplicate task_id ${problem.taskId}`);
+    seen.add(problem.taskId);
+    return problem;
+  });
+}
+
+export interface HumanEvalCompletion {
+  taskId: string;
+  completion: string;
+}
+
+/** Reads human-eval's samples format: JSONL (optionally gzipped) of {task_id, completion}. */
+export async function readCompletions(file: string): Promise<HumanEvalCompletion[]> {
+  return parseJsonl(await readText(file), file).map((rec) => ({
+    taskId: stringField(rec, 'task_id', file),
+    completion: stringField(rec, 'completion', file),
+  }));
+}
+
+/** The program human-eval executes for one completion. */
+export function humanEvalProgram(problem: HumanEvalProblem, completion: string): string {
+  return `${problem.prompt}${completion}\n${problem.test}\ncheck(${problem.entryPoint})`;
+}
+
+export interface HumanEvalSample extends ResultSample {
+  task_id: string;
+  prompt: string;
+  /** One completion per sample, as executed. */
+  outputs: string[];
+  /** Per completion: "passed", "timed out" or "failed: <reason>". */
+  verdicts: string[];
+  /** Completions that passed (c of the pass@k estimator). */
+  passed: number;
+}
+
+export interface HumanEvalMetrics {
+  /** Problems scored. */
+  n: number;
+  /** Completions executed. */
+  completions: number;
+  /** pass@k for each requested k that every problem has enough samples for (as human-eval reports). */
+  pass_at_k: Record<string, number>;
+  headline: { metric: string; value: number };
+}
+
+export interface HumanEvalScoreOptions extends Omit<RunOptions, 'batchSize'> {
+  /** k values of pass@k (default [1]). */
+  k?: number[];
+  sandbox?: SandboxOptions;
+  /** Recorded as `model` when scoring completions from a file (default "completions"). */
+  model?: string;
+}
+
+export interface HumanEvalOptions extends RunOptions {
+  /** Samples per problem (default 1). */
+  samples?: number;
+  k?: number[];
+  /** Default 1024 (lm-eval's max_gen_toks for humaneval). */
+  maxNewTokens?: number;
+  /** 0 (default): greedy; sampling for pass@k with k > 1 usually uses 0.2–0.8. */
+  temperature?: number;
+  seed?: number;
+  sandbox?: SandboxOptions;
+}
+
+export function humanEvalMetrics(samples: HumanEvalSample[], settings: ResultSettings): HumanEvalMetrics {
+  const ks = (settings.k as number[]) ?? [1];
+  const pass_at_k: Record<string, number> = {};
+  const minN = samples.length > 0 ? Math.min(...samples.map((s) => s.outputs.length)) : 0;
+  for (const k of ks) {
+    if (samples.length === 0 || k > minN) continue;
+    let sum = 0;
+    for (const s of samples) sum += passAtK(s.outputs.length, s.passed, k);
+    pass_at_k[`pass@${k}`] = sum / samples.length;
+  }
+  const first = Object.keys(pass_at_k)[0];
+  return {
+    n: samples.length,
+    completions: samples.reduce((a, s) => a + s.outputs.length, 0),
+    pass_at_k,
+    headline: { metric: first ?? 'pass@1', value: first ? pass_at_k[first] : 0 },
+  };
+}
+
+function checkKs(ks: number[]): number[] {
+  if (ks.length === 0 || !ks.every((k) => Number.isInteger(k) && k >= 1)) {
+    throw new EvalConfigError(`k values must be positive integers, got [${ks.join(', ')}]`);
+  }
+  return ks;
+}
+
+/** Executes every (problem, completions) pair and builds the samples. */
+async function execute(
+  items: { doc: number; problem: HumanEvalProblem; outputs: string[] }[],
+  sandbox: PythonSandbox,
+  report: (done: number, total: number) => void,
+): Promise<HumanEvalSample[]> {
+  const total = items.reduce((a, it) => a + it.outputs.length, 0);
+  let done = 0;
+  report(0, total);
+  const results = await Promise.all(
+    items.map((it) =>
+      Promise.all(
+        it.outputs.map(async (completion) => {
+          const { verdict } = await sandbox.run(humanEvalProgram(it.problem, completion));
+          report(++done, total);
+          return verdict;
+        }),
+      ),
+    ),
+  );
+  return items.map((it, i) => ({
+    doc: it.doc,
+    task_id: it.problem.taskId,
+    prompt: it.problem.prompt,
+    outputs: it.outputs,
+    verdicts: results[i],
+    passed: results[i].filter((v) => v === 'passed').length,
+  }));
+}
+
+/** The limits a verdict depends on. The isolation layers depend on the machine: see PythonSandbox.probe(). */
+function sandboxSettings(sandbox: PythonSandbox) {
+  const o = sandbox.options;
+  return { timeoutMs: o.timeoutMs, memoryBytes: o.memoryBytes, fileSizeBytes: o.fileSizeBytes };
+}
+
+/**
+ * Scores completions produced elsewhere, as given (no stop-sequence truncation, like human-eval).
+ * Problems without completions are left out; documents are the problems that have some, in
+ * problem order.
+ */
+export async function scoreHumanEvalCompletions(
+  problems: HumanEvalProblem[],
+  completions: HumanEvalCompletion[],
+  options: HumanEvalScoreOptions = {},
+): Promise<EvalResult<HumanEvalSample, HumanEvalMetrics>> {
+  const ks = checkKs(options.k ?? [1]);
+  const byTask = new Map<string, string[]>();
+  const known = new Set(problems.map((p) => p.taskId));
+  for (const c of completions) {
+    if (!known.has(c.taskId)) throw new EvalConfigError(`completion for unknown task_id ${c.taskId}`);
+    byTask.set(c.taskId, [...(byTask.get(c.taskId) ?? []), c.completion]);
+  }
+  const attempted = problems
+    .map((p, doc) => ({ doc, problem: p }))
+    .filter((x) => byTask.has(x.problem.taskId));
+  const limit = validateLimit(options.limit);
+  const selected = attempted.slice(0, limit ?? attempted.length);
+  const mine = applyShard(selected, options.shard);
+  const sandbox = new PythonSandbox(options.sandbox);
+  const samples = await execute(
+    mine.map((x) => ({ ...x, outputs: byTask.get(x.problem.taskId) as string[] })),
+    sandbox,
+    reporter('humaneval', 'execute', options),
+  );
+  const settings: ResultSettings = {
+    limit,
+    shard: options.shard ?? null,
+    documents: selected.length,
+    source: 'completions',
+    k: ks,
+    sandbox: sandboxSettings(sandbox),
+  };
+  return {
+    model: options.model ?? 'completions',
+    adapter: options.adapter ?? null,
+    task: 'humaneval',
+    settings,
+    metrics: humanEvalMetrics(samples, settings),
+    samples,
+  };
+}
+
+export async function evaluateHumanEval(
+  model: EvalModel,
+  problems: HumanEvalProblem[],
+  options: HumanEvalOptions = {},
+): Promise<EvalResult<HumanEvalSample, HumanEvalMetrics>> {
+  const n = options.samples ?? 1;
+  if (!Number.isInteger(n) || n < 1)
+    throw new EvalConfigError(`samples must be a positive integer, got ${n}`);
+  const ks = checkKs(options.k ?? [1]);
+  const tooBig = ks.filter((k) => k > n);
+  if (tooBig.length > 0)
+    throw new EvalConfigError(
+      `pass@${tooBig[0]} needs at least ${tooBig[0]} samples per problem (samples=${n})`,
+    );
+  const limit = validateLimit(options.limit);
+  const selected = firstN(problems.length, limit);
+  const mine = applyShard(selected, options.shard);
+  const stop = [...HUMANEVAL_STOP];
+  const maxNewTokens = options.maxNewTokens ?? 1024;
+  const temperature = options.temperature ?? 0;
+  const seed = options.seed ?? 0;
+  const requests = mine.flatMap((doc) =>
+    Array.from({ length: n }, (_, j) => ({
+      prompt: problems[doc].prompt,
+      stop,
+      maxNewTokens,
+      temperature,
+      seed: requestSeed(seed, doc, j),
+    })),
+  );
+  const generated = await batched(requests, (batch) => model.generate(batch), {
+    batchSize: batchSizeOf(options),
+    report: reporter('humaneval', 'generate', options),
+    what: `${model.name}.generate`,
+  });
+  const sandbox = new PythonSandbox(options.sandbox);
+  const samples = await execute(
+    mine.map((doc, i) => ({
+      doc,
+      problem: problems[doc],
+      outputs: generated.slice(i * n, (i + 1) * n).map((g) => truncateAtStop(g, stop)),
+    })),
+    sandbox,
+    reporter('humaneval', 'execute', options),
+  );
+  const settings: ResultSettings = {
+    limit,
+    shard: options.shard ?? null,
+    documents: selected.length,
+    source: 'model',
+    samples: n,
+    k: ks,
+    stop,
+    maxNewTokens,
+    temperature,
+    seed,
+    sandbox: sandboxSettings(sandbox),
+  };
+  return {
+    model: model.name,
+    adapter: options.adapter ?? null,
+    task: 'humaneval',
+    settings,
+    metrics: humanEvalMetrics(samples, settings),
+    samples,
+  };
+}
