@@ -2,11 +2,26 @@ import { ShareloraError } from '@sharelora/core';
 import { UsageError } from './cli-error.js';
 import { bench, benchHelp } from './commands/bench.js';
 import { doctor, doctorHelp } from './commands/doctor.js';
+import { forward, forwardHelp } from './commands/forward.js';
+import { generate, generateHelp } from './commands/generate.js';
+import { importCommand, importHelp } from './commands/import.js';
+import { init, initHelp } from './commands/init.js';
+import { params, paramsHelp } from './commands/params.js';
 
-const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string; summary: string }> = {
-  doctor: { run: doctor, help: doctorHelp, summary: 'check the WebGPU adapter and the kernels on it' },
-  bench: { run: bench, help: benchHelp, summary: 'kernel and training-step throughput, memory' },
-};
+const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string; summary: string }> =
+  {
+    doctor: { run: doctor, help: doctorHelp, summary: 'check the WebGPU adapter and the kernels on it' },
+    bench: { run: bench, help: benchHelp, summary: 'kernel and training-step throughput, memory' },
+    init: { run: init, help: initHelp, summary: 'write a tiny or small random model (HF layout)' },
+    forward: { run: forward, help: forwardHelp, summary: 'logits, loss and gradients on token ids' },
+    import: { run: importCommand, help: importHelp, summary: 'GGUF or llama2.c checkpoint to HF layout' },
+    generate: { run: generate, help: generateHelp, summary: 'continue a prompt, streaming tokens' },
+    params: {
+      run: params,
+      help: paramsHelp,
+      summary: 'trainable parameters of LoRA/ShareLoRA from config.json',
+    },
+  };
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
@@ -27,7 +42,8 @@ async function main(argv: string[]): Promise<number> {
     return name ? 0 : 2;
   }
   const command = COMMANDS[name];
-  if (!command) throw new UsageError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+  if (!command)
+    throw new UsageError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
   return command.run(rest);
 }
 

@@ -1,4 +1,49 @@
-/** @sharelora/models: model architectures, checkpoint import and tokenizers. */
+/** @sharelora/models: model architectures, checkpoint import, tokenizers, generation and scoring. */
+
+export {
+  ACTIVATIONS,
+  type ActivationName,
+  type ModelBuildOptions,
+  positionIdsFromAttentionMask,
+  type RopeConfig,
+} from './arch/common.js';
+export { type CreateModelOptions, createModel, defaultTask } from './arch/create.js';
+export { GPT2_LORA_TARGETS, GPT2LMHeadModel, GPT2Model } from './arch/gpt2.js';
+export { type InitWeightsOptions, initWeights } from './arch/init.js';
+export { LLAMA_LORA_TARGETS, LlamaForCausalLM, LlamaModel } from './arch/llama.js';
+export { causalLmLoss, maskedLmLoss, sequenceClassificationLoss } from './arch/loss.js';
+export {
+  ROBERTA_LORA_TARGETS,
+  RobertaForMaskedLM,
+  RobertaForSequenceClassification,
+  RobertaModel,
+} from './arch/roberta.js';
+export {
+  type AnyModel,
+  type Arch,
+  type CausalLM,
+  type CausalLMForwardOptions,
+  type CheckpointRules,
+  type EncoderForwardOptions,
+  type Gpt2Config,
+  type HfModel,
+  KVCache,
+  type LlamaConfig,
+  type MaskedLM,
+  type ModelConfig,
+  type ProblemType,
+  type RobertaConfig,
+  type SequenceClassifier,
+  type Task,
+} from './arch/types.js';
+export {
+  type CheckpointTensor,
+  checkpointTensors,
+  readCheckpointTensor,
+  VocabEmbedding,
+} from './arch/vocab.js';
+export * from './config/linear-modules.js';
+export * from './generate/index.js';
 export {
   type HfLlamaConfig,
   ImportError,
@@ -10,3 +55,18 @@ export {
   importLlama2c,
   type Llama2cImportOptions,
 } from './import/index.js';
+export type { LoadProgress } from './load/checkpoint.js';
+export { parseConfig, readConfig } from './load/config.js';
+export { ModelLoadError, type ModelLoadErrorCode } from './load/errors.js';
+export { type LoadedModel, type LoadModelOptions, loadModel } from './load/load.js';
+export { type SaveModelOptions, saveModel } from './load/save.js';
+export {
+  type InitPresetOptions,
+  type InitPresetResult,
+  initPreset,
+  PRESET_ARCHS,
+  PRESET_NAMES,
+  type PresetName,
+} from './presets/presets.js';
+export * from './score/index.js';
+export * from './tokenizer/index.js';

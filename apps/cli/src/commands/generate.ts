@@ -1,0 +1,152 @@
+import { AdapterError, loadAdapter } from '@sharelora/adapters/node';
+import { init, ShareloraError, shutdown } from '@sharelora/core/node';
+import {
+  type CausalLM,
+  generate as generateText,
+  loadModel,
+  loadTokenizer,
+  ModelLoadError,
+  readGenerationConfig,
+  type Tokenizer,
+  TokenizerError,
+} from '@sharelora/models';
+import { intFlag, parseFlags } from '../args.js';
+import { UsageError } from '../cli-error.js';
+import { progress, progressDone } from '../progress.js';
+
+export const generateHelp = `Usage: sharelora generate --model DIR [--adapter DIR] --prompt TEXT [--max-new-tokens N]
+                          [--temperature T] [--top-p P] [--top-k K] [--seed N] [--stop S]... [--chat] [--json]
+
+Continues a prompt with a causal LM (GPT-2 or LLaMA family) using its KV cache, streaming the text to
+stdout as it is generated (the prompt first). Sampling defaults come from the model's
+generation_config.json (greedy unless it sets do_sample); the flags override them.
+
+Options:
+  --model DIR           Hugging Face model directory (config.json, safetensors, tokenizer.json)
+  --adapter DIR         LoRA/ShareLoRA adapter directory (PEFT format) applied to the model
+  --prompt TEXT         text to continue (encoded with the tokenizer's BOS as it specifies)
+  --max-new-tokens N    most tokens to generate (default 128)
+  --temperature T       0 = greedy (most likely token); higher samples more freely
+  --top-p P             nucleus sampling: sample among the most likely tokens holding mass P (0 < P <= 1)
+  --top-k K             sample among the K most likely tokens (0 = all)
+  --seed N              seed of the sampler (default 0): same seed, same text
+  --stop S              stop when the text contains S (not printed); repeat for several
+  --chat                wrap the prompt as a user message in the model's chat template
+  --json                print one JSON document {prompt, text, tokens, finishReason} instead of streaming
+  -h, --help            show this help`;
+
+function numberFlag(
+  name: string,
+  value: string | undefined,
+  ok: (n: number) => boolean,
+  rule: string,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || !ok(n))
+    throw new UsageError(`--${name} must be ${rule}, got "${value}"`);
+  return n;
+}
+
+/** Files the user pointed at that cannot be read are bad input (exit 2), like a bad flag. */
+function asUsage(e: unknown): never {
+  if (e instanceof ModelLoadError || e instanceof TokenizerError || e instanceof AdapterError)
+    throw new UsageError(e.message);
+  throw e;
+}
+
+export async function generate(argv: string[]): Promise<number> {
+  const { values } = parseFlags('generate', argv, {
+    model: { type: 'string' },
+    adapter: { type: 'string' },
+    prompt: { type: 'string' },
+    'max-new-tokens': { type: 'string' },
+    temperature: { type: 'string' },
+    'top-p': { type: 'string' },
+    'top-k': { type: 'string' },
+    seed: { type: 'string' },
+    stop: { type: 'string', multiple: true },
+    chat: { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  if (values.help) {
+    console.log(generateHelp);
+    return 0;
+  }
+  if (!values.model) throw new UsageError('--model DIR is required (see sharelora generate --help)');
+  if (values.prompt === undefined)
+    throw new UsageError('--prompt TEXT is required (see sharelora generate --help)');
+  const dir = values.model;
+  const prompt = values.prompt;
+  const temperature = numberFlag('temperature', values.temperature, (n) => n >= 0, 'a number >= 0');
+  const topP = numberFlag('top-p', values['top-p'], (n) => n > 0 && n <= 1, 'a number in (0, 1]');
+  const topK = numberFlag('top-k', values['top-k'], (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0');
+  const seed = numberFlag('seed', values.seed, (n) => Number.isSafeInteger(n) && n >= 0, 'an integer >= 0');
+
+  // The cheap files first, so a broken directory fails before the GPU starts.
+  const tokenizer: Tokenizer = await loadTokenizer(dir).catch(asUsage);
+  const defaults = await readGenerationConfig(dir).catch(asUsage);
+  const maxNewTokens = intFlag('max-new-tokens', values['max-new-tokens'], defaults.maxNewTokens ?? 128);
+  let text = prompt;
+  if (values.chat) {
+    try {
+      text = tokenizer.applyChatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true });
+    } catch (e) {
+      throw new UsageError(`--chat: ${(e as Error).message}`);
+    }
+  }
+
+  await init();
+  let model: CausalLM | null = null;
+  try {
+    const loaded = await loadModel(dir, {
+      onProgress: (p) =>
+        progress(`loading ${dir}  ${Math.round((100 * p.loadedBytes) / Math.max(1, p.totalBytes))}%`),
+    })
+      .catch(asUsage)
+      .finally(progressDone);
+    if (loaded.model.task !== 'causal-lm') {
+      loaded.model.dispose();
+      throw new UsageError(
+        `--model ${dir}: a ${loaded.model.hfClass} cannot generate text (GPT-2 and LLaMA models can)`,
+      );
+    }
+    model = loaded.model;
+    if (values.adapter) {
+      await loadAdapter(model, values.adapter).catch(asUsage);
+      // Injected LoRA layers start in training mode (dropout on).
+      model.eval();
+    }
+    const eosIds = [...new Set([...model.config.eosTokenIds, ...tokenizer.eosIds, ...defaults.eosIds])];
+    const stream = !values.json;
+    if (stream && !values.chat) process.stdout.write(prompt);
+    const run = generateText(model, tokenizer, [text], {
+      maxNewTokens,
+      temperature: temperature ?? defaults.temperature,
+      topP: topP ?? defaults.topP,
+      topK: topK ?? defaults.topK,
+      seed,
+      stop: values.stop,
+      eosIds,
+      padId: tokenizer.padId ?? defaults.padId ?? undefined,
+      // A chat template writes its own BOS.
+      addSpecialTokens: !values.chat,
+      onText: stream ? (_, piece) => process.stdout.write(piece) : undefined,
+    });
+    const [g] = await run.catch((e: unknown) => {
+      // An empty prompt (no BOS to start from) or one longer than the model's positions.
+      if (e instanceof ShareloraError && (e.code === 'BAD_ARGUMENT' || e.code === 'SEQUENCE_TOO_LONG'))
+        throw new UsageError(`--prompt: ${e.message}`);
+      throw e;
+    });
+    if (stream) process.stdout.write('\n');
+    else
+      console.log(
+        JSON.stringify({ prompt, text: g.text, tokens: g.tokens, finishReason: g.finishReason }, null, 2),
+      );
+    return 0;
+  } finally {
+    model?.dispose();
+    shutdown();
+  }
+}

@@ -1,0 +1,115 @@
+import { parseArgs } from 'node:util';
+import {
+  ImportError,
+  type ImportProgress,
+  type ImportSummary,
+  importGguf,
+  importLlama2c,
+} from '@sharelora/models';
+import { UsageError } from '../cli-error.js';
+import { progress, progressDone } from '../progress.js';
+
+export const importHelp = `Usage: sharelora import --from gguf|llama2c FILE [--tokenizer FILE] --out DIR [--json]
+
+Converts a LLaMA-architecture checkpoint into a Hugging Face model directory (config.json,
+generation_config.json, model.safetensors, tokenizer.json, tokenizer_config.json) that every other
+command reads. The RoPE layout of q/k projections is converted from llama.cpp/llama2.c's interleaved
+pairs to Hugging Face's rotate-half.
+
+  --from gguf      a GGUF file (v2/v3; F32, F16, BF16 or Q8_0 tensors); its embedded tokenizer
+                   becomes tokenizer.json
+  --from llama2c   a llama2.c .bin checkpoint (version 0 or 1)
+
+Options:
+  --tokenizer FILE  llama2.c only: its tokenizer.bin (e.g. tok512.bin) or a sentencepiece .model;
+                    without it no tokenizer.json is written
+  --out DIR         output directory (created if missing; files of the same names are replaced)
+  --json            print the import summary as one JSON document on stdout
+  -h, --help        show this help`;
+
+const FORMATS = ['gguf', 'llama2c'] as const;
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: {
+        from: { type: 'string' },
+        tokenizer: { type: 'string' },
+        out: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (e) {
+    throw new UsageError(
+      `sharelora import: ${(e as Error).message.split('\n')[0]} (see sharelora import --help)`,
+    );
+  }
+}
+
+/**
+ * A file we cannot parse, or a path that does not exist or is not a file, is bad input (exit 2); the
+ * operating system refusing a read or write (permissions, a full disk) is a runtime failure (exit 1).
+ */
+function isBadInput(e: ImportError): boolean {
+  if (e.code !== 'IO') return true;
+  const errno = (e.cause as NodeJS.ErrnoException | undefined)?.code;
+  return errno === undefined || errno === 'ENOENT' || errno === 'ENOTDIR' || errno === 'EISDIR';
+}
+
+export async function importCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv);
+  if (values.help) {
+    console.log(importHelp);
+    return 0;
+  }
+  const from = values.from as (typeof FORMATS)[number] | undefined;
+  if (!from || !FORMATS.includes(from)) {
+    throw new UsageError(
+      `--from must be one of ${FORMATS.join(', ')}${from ? `, got "${from}"` : ''} (see sharelora import --help)`,
+    );
+  }
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      `sharelora import: give exactly one checkpoint FILE after --from ${from}, got ${positionals.length}`,
+    );
+  }
+  if (!values.out) throw new UsageError('--out DIR is required (see sharelora import --help)');
+  if (values.tokenizer !== undefined && from === 'gguf') {
+    throw new UsageError('--tokenizer applies to --from llama2c only: a GGUF file carries its tokenizer');
+  }
+  const [file] = positionals;
+  const onProgress = (p: ImportProgress) => progress(`importing ${p.done}/${p.total} tensors  ${p.tensor}`);
+  let summary: ImportSummary;
+  try {
+    summary =
+      from === 'gguf'
+        ? await importGguf(file, { outDir: values.out, onProgress })
+        : await importLlama2c(file, { outDir: values.out, tokenizerPath: values.tokenizer, onProgress });
+  } catch (e) {
+    if (e instanceof ImportError && isBadInput(e)) throw new UsageError(e.message);
+    throw e;
+  } finally {
+    progressDone();
+  }
+  for (const w of summary.warnings) console.error(`sharelora import: warning: ${w}`);
+  if (values.json) {
+    console.log(JSON.stringify(summary, null, 2));
+  } else {
+    const c = summary.config;
+    console.log(`imported ${summary.format} ${summary.source}`);
+    console.log(
+      `  llama: ${c.num_hidden_layers} layers, hidden ${c.hidden_size}, ${c.num_attention_heads} heads ` +
+        `(${c.num_key_value_heads} kv), vocab ${c.vocab_size}; ${summary.tensors} tensors, ` +
+        `${summary.parameters.toLocaleString('en-US')} parameters`,
+    );
+    if (summary.tokenizer) {
+      console.log(`  tokenizer: ${summary.tokenizer.vocabSize} pieces from ${summary.tokenizer.source}`);
+    }
+    console.log(`  wrote ${summary.files.join(', ')} to ${summary.outDir}`);
+  }
+  return 0;
+}

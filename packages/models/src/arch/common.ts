@@ -1,0 +1,114 @@
+/** Pieces the three architectures share: head reshapes, attention with a cache, activations, positions. */
+import {
+  gelu,
+  geluErf,
+  isGradEnabled,
+  type Module,
+  permute,
+  type RopeScaling,
+  relu,
+  reshape,
+  ShareloraError,
+  scaledDotProductAttention,
+  silu,
+  type Tensor,
+  tensor,
+  tidy,
+} from '@sharelora/core';
+import type { KVCache } from './types.js';
+
+/** transformers' hidden_act / activation_function names we run, by the kernel that computes each. */
+export const ACTIVATIONS = {
+  gelu: geluErf,
+  gelu_new: gelu,
+  gelu_pytorch_tanh: gelu,
+  // Same tanh approximation as gelu_new, written with a precomputed constant.
+  gelu_fast: gelu,
+  relu,
+  silu,
+  swish: silu,
+} as const satisfies Record<string, (x: Tensor) => Tensor>;
+
+export type ActivationName = keyof typeof ACTIVATIONS;
+
+export interface ModelBuildOptions {
+  /** Seeds the generator for core's layer initialisation and the dropout masks (default 0). */
+  seed?: number;
+}
+
+export interface RopeConfig {
+  theta: number;
+  scaling?: RopeScaling;
+  /** Leading dims of each head that are rotated (head_dim × partial_rotary_factor). */
+  rotaryDim: number;
+}
+
+/** [B, T, H·D] -> [B, H, T, D]. */
+export function splitHeads(x: Tensor, heads: number): Tensor {
+  const [B, T, C] = x.shape;
+  return permute(reshape(x, [B, T, heads, C / heads]), [0, 2, 1, 3]);
+}
+
+/** [B, H, T, D] -> [B, T, H·D]. */
+export function mergeHeads(x: Tensor): Tensor {
+  const [B, H, T, D] = x.shape;
+  return reshape(permute(x, [0, 2, 1, 3]), [B, T, H * D]);
+}
+
+export interface AttentionContext {
+  layer: number;
+  causal: boolean;
+  keyPaddingMask?: Tensor;
+  cache?: KVCache;
+  scale?: number;
+}
+
+/** q [B,Hq,T,D], this step's k/v [B,Hkv,T,D] (appended to the cache if any) -> [B, T, Hq·D]. */
+export function attend(q: Tensor, k: Tensor, v: Tensor, ctx: AttentionContext): Tensor {
+  const kv = ctx.cache ? ctx.cache.append(ctx.layer, k, v) : { k, v };
+  return mergeHeads(
+    scaledDotProductAttention(q, kv.k, kv.v, {
+      causal: ctx.causal,
+      keyPaddingMask: ctx.keyPaddingMask,
+      scale: ctx.scale,
+    }),
+  );
+}
+
+/**
+ * Runs one layer. When nothing in it is being differentiated, its intermediates are freed as soon as
+ * it returns, so inference holds one layer's activations at a time instead of the whole network's.
+ */
+export function runLayer(layer: Module, x: Tensor, fn: () => Tensor): Tensor {
+  const taped = isGradEnabled() && (x.requiresGrad || layer.parameters({ trainableOnly: true }).length > 0);
+  return taped ? fn() : tidy(fn);
+}
+
+/** transformers' default positions: past, past + 1, ..., past + T - 1 for every row (i32 [T]). */
+export function defaultPositions(past: number, T: number): Tensor {
+  return tensor(
+    Int32Array.from({ length: T }, (_, i) => past + i),
+    [T],
+  );
+}
+
+/**
+ * Positions for left-padded rows as transformers' generate() computes them: the running count of
+ * real tokens minus one, and 1 at padding (whose outputs are never used). Row-major [B][S] numbers.
+ */
+export function positionIdsFromAttentionMask(mask: readonly (readonly number[])[]): number[][] {
+  return mask.map((row) => {
+    let seen = 0;
+    return row.map((m) => (m ? seen++ : 1));
+  });
+}
+
+/** Learned position tables have a fixed size: say so instead of reading past the table (NaN rows). */
+export function checkLength(positions: number, max: number, key: string): void {
+  if (positions > max) {
+    throw new ShareloraError(
+      'SEQUENCE_TOO_LONG',
+      `${positions} positions exceed the model's position table (${key} = ${max}); shorten the input`,
+    );
+  }
+}

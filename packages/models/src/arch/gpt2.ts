@@ -1,0 +1,174 @@
+/**
+ * GPT-2 (GPT2LMHeadModel): learned positions, pre-LN blocks, Conv1D projections stored [in, out],
+ * output matrix tied to the token embedding unless tie_word_embeddings is false.
+ */
+import {
+  add,
+  Dropout,
+  Embedding,
+  LayerNorm,
+  Linear,
+  Module,
+  ModuleList,
+  Rng,
+  sliceAxis,
+  type Tensor,
+} from '@sharelora/core';
+import {
+  ACTIVATIONS,
+  type AttentionContext,
+  attend,
+  checkLength,
+  defaultPositions,
+  type ModelBuildOptions,
+  runLayer,
+  splitHeads,
+} from './common.js';
+import type { CausalLM, CausalLMForwardOptions, CheckpointRules, Gpt2Config } from './types.js';
+import { VocabEmbedding } from './vocab.js';
+
+export const GPT2_LORA_TARGETS: readonly string[] = ['c_attn'];
+
+type Ctx = Omit<AttentionContext, 'layer' | 'scale'>;
+
+const conv1d = (inF: number, outF: number, rng: Rng) => new Linear(inF, outF, { layout: 'in_out', rng, init: false });
+
+export class GPT2Attention extends Module {
+  c_attn: Linear;
+  c_proj: Linear;
+  resid_dropout: Dropout;
+
+  constructor(
+    private readonly _config: Gpt2Config,
+    private readonly _layer: number,
+    rng: Rng,
+  ) {
+    super();
+    const C = _config.hiddenSize;
+    this.c_attn = conv1d(C, 3 * C, rng);
+    this.c_proj = conv1d(C, C, rng);
+    this.resid_dropout = new Dropout(_config.residPdrop, { rng });
+  }
+
+  /** Dropout on the attention probabilities (attn_pdrop) is not applied: core's fused attention has none. */
+  forward(x: Tensor, ctx: Ctx): Tensor {
+    const { hiddenSize: C, numHeads: H } = this._config;
+    const qkv = this.c_attn.forward(x);
+    const [q, k, v] = [0, 1, 2].map((i) => splitHeads(sliceAxis(qkv, -1, i * C, (i + 1) * C), H));
+    let scale = this._config.scaleAttnWeights ? 1 / Math.sqrt(C / H) : 1;
+    if (this._config.scaleAttnByInverseLayerIdx) scale /= this._layer + 1;
+    const y = attend(q, k, v, { ...ctx, layer: this._layer, scale });
+    return this.resid_dropout.forward(this.c_proj.forward(y));
+  }
+}
+
+export class GPT2MLP extends Module {
+  c_fc: Linear;
+  c_proj: Linear;
+  dropout: Dropout;
+
+  constructor(
+    private readonly _config: Gpt2Config,
+    rng: Rng,
+  ) {
+    super();
+    this.c_fc = conv1d(_config.hiddenSize, _config.intermediateSize, rng);
+    this.c_proj = conv1d(_config.intermediateSize, _config.hiddenSize, rng);
+    this.dropout = new Dropout(_config.residPdrop, { rng });
+  }
+
+  forward(x: Tensor): Tensor {
+    const act = ACTIVATIONS[this._config.activation];
+    return this.dropout.forward(this.c_proj.forward(act(this.c_fc.forward(x))));
+  }
+}
+
+export class GPT2Block extends Module {
+  ln_1: LayerNorm;
+  attn: GPT2Attention;
+  ln_2: LayerNorm;
+  mlp: GPT2MLP;
+
+  constructor(config: Gpt2Config, layer: number, rng: Rng) {
+    super();
+    this.ln_1 = new LayerNorm(config.hiddenSize, { eps: config.layerNormEps });
+    this.attn = new GPT2Attention(config, layer, rng);
+    this.ln_2 = new LayerNorm(config.hiddenSize, { eps: config.layerNormEps });
+    this.mlp = new GPT2MLP(config, rng);
+  }
+
+  forward(x: Tensor, ctx: Ctx): Tensor {
+    return runLayer(this, x, () => {
+      const h = add(x, this.attn.forward(this.ln_1.forward(x), ctx));
+      return add(h, this.mlp.forward(this.ln_2.forward(h)));
+    });
+  }
+}
+
+export class GPT2Model extends Module {
+  wte: VocabEmbedding;
+  wpe: Embedding;
+  drop: Dropout;
+  h: ModuleList<GPT2Block>;
+  ln_f: LayerNorm;
+
+  constructor(
+    private readonly _config: Gpt2Config,
+    rng: Rng,
+  ) {
+    super();
+    const C = _config.hiddenSize;
+    this.wte = new VocabEmbedding(_config.vocabSize, C);
+    this.wpe = new Embedding(_config.maxPositions, C, { rng, init: false });
+    this.drop = new Dropout(_config.embdPdrop, { rng });
+    this.h = new ModuleList(
+      Array.from({ length: _config.numLayers }, (_, i) => new GPT2Block(_config, i, rng)),
+    );
+    this.ln_f = new LayerNorm(C, { eps: _config.layerNormEps });
+  }
+
+  /** ids [B, T] -> final hidden states [B, T, C]. */
+  forward(inputIds: Tensor, opts: CausalLMForwardOptions = {}): Tensor {
+    const T = inputIds.shape[1];
+    const past = opts.cache?.length ?? 0;
+    if (!opts.positionIds) checkLength(past + T, this._config.maxPositions, 'n_positions');
+    const positions = opts.positionIds ?? defaultPositions(past, T);
+    let x = this.drop.forward(add(this.wte.lookup(inputIds), this.wpe.forward(positions)));
+    const ctx: Ctx = { causal: true, keyPaddingMask: opts.attentionMask, cache: opts.cache };
+    for (const block of this.h) x = block.forward(x, ctx);
+    return this.ln_f.forward(x);
+  }
+}
+
+export class GPT2LMHeadModel extends Module implements CausalLM {
+  readonly task = 'causal-lm';
+  readonly hfClass = 'GPT2LMHeadModel';
+  readonly defaultLoraTargets = GPT2_LORA_TARGETS;
+  readonly checkpointRules: CheckpointRules;
+  transformer: GPT2Model;
+  /** Only when tie_word_embeddings is false; otherwise the output matrix is transformer.wte. */
+  lm_head: VocabEmbedding | null;
+
+  constructor(
+    readonly config: Gpt2Config,
+    opts: ModelBuildOptions = {},
+  ) {
+    super();
+    const rng = new Rng(opts.seed ?? 0);
+    this.transformer = new GPT2Model(config, rng);
+    this.lm_head = config.tieWordEmbeddings ? null : new VocabEmbedding(config.vocabSize, config.hiddenSize);
+    this.checkpointRules = {
+      basePrefix: 'transformer.',
+      // The causal-mask buffers older transformers versions saved with each attention layer.
+      buffers: /(^|\.)attn\.(bias|masked_bias)$/,
+      aliases: {},
+      unused: config.tieWordEmbeddings ? /^lm_head\.weight$/ : null,
+      newHead: null,
+    };
+  }
+
+  forward(inputIds: Tensor, opts: CausalLMForwardOptions = {}): Tensor {
+    const h = this.transformer.forward(inputIds, opts);
+    return (this.lm_head ?? this.transformer.wte).project(h);
+  }
+}

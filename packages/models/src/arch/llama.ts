@@ -1,0 +1,150 @@
+/**
+ * LLaMA 1/2/3 (LlamaForCausalLM): RMSNorm pre-norm blocks, SwiGLU MLP, rotate-half RoPE with
+ * rope_theta and linear / llama3 frequency scaling, grouped-query attention, optional head_dim and
+ * projection biases, tied or untied output matrix.
+ */
+import { add, Linear, Module, ModuleList, mul, RMSNorm, Rng, rope, type Tensor } from '@sharelora/core';
+import {
+  ACTIVATIONS,
+  type AttentionContext,
+  attend,
+  defaultPositions,
+  type ModelBuildOptions,
+  runLayer,
+  splitHeads,
+} from './common.js';
+import type { CausalLM, CausalLMForwardOptions, CheckpointRules, LlamaConfig } from './types.js';
+import { VocabEmbedding } from './vocab.js';
+
+export const LLAMA_LORA_TARGETS: readonly string[] = ['q_proj', 'v_proj'];
+
+type Ctx = Omit<AttentionContext, 'layer' | 'scale'> & { positions: Tensor };
+
+export class LlamaAttention extends Module {
+  q_proj: Linear;
+  k_proj: Linear;
+  v_proj: Linear;
+  o_proj: Linear;
+
+  constructor(
+    private readonly _config: LlamaConfig,
+    private readonly _layer: number,
+    rng: Rng,
+  ) {
+    super();
+    const { hiddenSize: C, numHeads: H, numKvHeads: Hkv, headDim: D, attentionBias: bias } = _config;
+    this.q_proj = new Linear(C, H * D, { bias, rng, init: false });
+    this.k_proj = new Linear(C, Hkv * D, { bias, rng, init: false });
+    this.v_proj = new Linear(C, Hkv * D, { bias, rng, init: false });
+    this.o_proj = new Linear(H * D, C, { bias, rng, init: false });
+  }
+
+  forward(x: Tensor, ctx: Ctx): Tensor {
+    const { numHeads: H, numKvHeads: Hkv, headDim: D, rope: r } = this._config;
+    const ropeOpts = { theta: r.theta, scaling: r.scaling, rotaryDim: r.rotaryDim, layout: 'half' } as const;
+    const q = rope(splitHeads(this.q_proj.forward(x), H), ctx.positions, ropeOpts);
+    const k = rope(splitHeads(this.k_proj.forward(x), Hkv), ctx.positions, ropeOpts);
+    const v = splitHeads(this.v_proj.forward(x), Hkv);
+    return this.o_proj.forward(attend(q, k, v, { ...ctx, layer: this._layer, scale: 1 / Math.sqrt(D) }));
+  }
+}
+
+export class LlamaMLP extends Module {
+  gate_proj: Linear;
+  up_proj: Linear;
+  down_proj: Linear;
+
+  constructor(
+    private readonly _config: LlamaConfig,
+    rng: Rng,
+  ) {
+    super();
+    const { hiddenSize: C, intermediateSize: I, mlpBias: bias } = _config;
+    this.gate_proj = new Linear(C, I, { bias, rng, init: false });
+    this.up_proj = new Linear(C, I, { bias, rng, init: false });
+    this.down_proj = new Linear(I, C, { bias, rng, init: false });
+  }
+
+  forward(x: Tensor): Tensor {
+    const act = ACTIVATIONS[this._config.activation];
+    return this.down_proj.forward(mul(act(this.gate_proj.forward(x)), this.up_proj.forward(x)));
+  }
+}
+
+export class LlamaDecoderLayer extends Module {
+  self_attn: LlamaAttention;
+  mlp: LlamaMLP;
+  input_layernorm: RMSNorm;
+  post_attention_layernorm: RMSNorm;
+
+  constructor(config: LlamaConfig, layer: number, rng: Rng) {
+    super();
+    this.self_attn = new LlamaAttention(config, layer, rng);
+    this.mlp = new LlamaMLP(config, rng);
+    this.input_layernorm = new RMSNorm(config.hiddenSize, { eps: config.rmsNormEps });
+    this.post_attention_layernorm = new RMSNorm(config.hiddenSize, { eps: config.rmsNormEps });
+  }
+
+  forward(x: Tensor, ctx: Ctx): Tensor {
+    return runLayer(this, x, () => {
+      const h = add(x, this.self_attn.forward(this.input_layernorm.forward(x), ctx));
+      return add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+    });
+  }
+}
+
+export class LlamaModel extends Module {
+  embed_tokens: VocabEmbedding;
+  layers: ModuleList<LlamaDecoderLayer>;
+  norm: RMSNorm;
+
+  constructor(config: LlamaConfig, rng: Rng) {
+    super();
+    this.embed_tokens = new VocabEmbedding(config.vocabSize, config.hiddenSize);
+    this.layers = new ModuleList(
+      Array.from({ length: config.numLayers }, (_, i) => new LlamaDecoderLayer(config, i, rng)),
+    );
+    this.norm = new RMSNorm(config.hiddenSize, { eps: config.rmsNormEps });
+  }
+
+  /** ids [B, T] -> final hidden states [B, T, C]. */
+  forward(inputIds: Tensor, opts: CausalLMForwardOptions = {}): Tensor {
+    const T = inputIds.shape[1];
+    const positions = opts.positionIds ?? defaultPositions(opts.cache?.length ?? 0, T);
+    const ctx: Ctx = { causal: true, keyPaddingMask: opts.attentionMask, cache: opts.cache, positions };
+    let x = this.embed_tokens.lookup(inputIds);
+    for (const layer of this.layers) x = layer.forward(x, ctx);
+    return this.norm.forward(x);
+  }
+}
+
+export class LlamaForCausalLM extends Module implements CausalLM {
+  readonly task = 'causal-lm';
+  readonly hfClass = 'LlamaForCausalLM';
+  readonly defaultLoraTargets = LLAMA_LORA_TARGETS;
+  readonly checkpointRules: CheckpointRules;
+  model: LlamaModel;
+  /** Only when tie_word_embeddings is false; otherwise the output matrix is model.embed_tokens. */
+  lm_head: VocabEmbedding | null;
+
+  constructor(
+    readonly config: LlamaConfig,
+    opts: ModelBuildOptions = {},
+  ) {
+    super();
+    this.model = new LlamaModel(config, new Rng(opts.seed ?? 0));
+    this.lm_head = config.tieWordEmbeddings ? null : new VocabEmbedding(config.vocabSize, config.hiddenSize);
+    this.checkpointRules = {
+      basePrefix: 'model.',
+      buffers: /(^|\.)rotary_emb\.inv_freq$/,
+      aliases: {},
+      unused: config.tieWordEmbeddings ? /^lm_head\.weight$/ : null,
+      newHead: null,
+    };
+  }
+
+  forward(inputIds: Tensor, opts: CausalLMForwardOptions = {}): Tensor {
+    const h = this.model.forward(inputIds, opts);
+    return (this.lm_head ?? this.model.embed_tokens).project(h);
+  }
+}

@@ -1,0 +1,83 @@
+/** Task losses with transformers' semantics. */
+import {
+  abs,
+  add,
+  addScalar,
+  crossEntropy,
+  exp,
+  log,
+  mean,
+  mul,
+  neg,
+  relu,
+  reshape,
+  ShapeError,
+  sliceAxis,
+  sub,
+  type Tensor,
+} from '@sharelora/core';
+import type { ProblemType } from './types.js';
+
+function checkLabels(logits: Tensor, labels: Tensor, fn: string): [number, number, number] {
+  const [B, T, V] = logits.shape;
+  if (logits.rank !== 3 || labels.rank !== 2 || labels.shape[0] !== B || labels.shape[1] !== T) {
+    throw new ShapeError(
+      `${fn}: logits [B, T, V] and labels [B, T] expected, got [${logits.shape}] and [${labels.shape}]`,
+    );
+  }
+  return [B, T, V];
+}
+
+/**
+ * Next-token loss: logits at position t predict labels[t + 1]; labels equal to -100 are ignored;
+ * mean over the rest (NaN when none is left, as PyTorch). logits [B, T, V] f32, labels i32 [B, T].
+ */
+export function causalLmLoss(logits: Tensor, labels: Tensor): Tensor {
+  const [B, T, V] = checkLabels(logits, labels, 'causalLmLoss');
+  const n = B * Math.max(T - 1, 0);
+  const predicting = reshape(sliceAxis(logits, 1, 0, Math.max(T - 1, 0)), [n, V]);
+  const targets = reshape(sliceAxis(labels, 1, Math.min(1, T), T), [n]);
+  return crossEntropy(predicting, targets, { ignoreIndex: -100 });
+}
+
+/** Masked-LM loss: every position predicts its own label (-100 = not masked). */
+export function maskedLmLoss(logits: Tensor, labels: Tensor): Tensor {
+  const [B, T, V] = checkLabels(logits, labels, 'maskedLmLoss');
+  return crossEntropy(reshape(logits, [B * T, V]), reshape(labels, [B * T]), { ignoreIndex: -100 });
+}
+
+/**
+ * Sequence-classification loss as transformers picks it: without a configured problem type, one label
+ * means regression and integer labels mean single-label classification.
+ * - regression: mean squared error; labels f32 [B] (one label) or [B, L];
+ * - single_label_classification: cross entropy; labels i32 [B];
+ * - multi_label_classification: mean binary cross entropy with logits; labels f32 [B, L] in [0, 1].
+ */
+export function sequenceClassificationLoss(
+  logits: Tensor,
+  labels: Tensor,
+  problemType: ProblemType | null,
+): Tensor {
+  const [B, L] = logits.shape;
+  const problem =
+    problemType ??
+    (L === 1
+      ? 'regression'
+      : labels.dtype === 'i32'
+        ? 'single_label_classification'
+        : 'multi_label_classification');
+  if (problem === 'single_label_classification') return crossEntropy(logits, labels);
+  const target = labels.rank === 1 ? reshape(labels, [B, 1]) : labels;
+  if (target.shape[0] !== B || target.shape[1] !== L || target.dtype !== 'f32') {
+    throw new ShapeError(
+      `sequenceClassificationLoss (${problem}): labels must be f32 [${B}, ${L}], got ${target.dtype} [${labels.shape}]`,
+    );
+  }
+  if (problem === 'regression') {
+    const d = sub(logits, target);
+    return mean(mul(d, d));
+  }
+  // max(x, 0) - x·y + log(1 + exp(-|x|)): the overflow-free form of -[y·log σ(x) + (1-y)·log(1-σ(x))].
+  const softplus = log(addScalar(exp(neg(abs(logits))), 1));
+  return mean(add(sub(relu(logits), mul(logits, target)), softplus));
+}

@@ -1,0 +1,181 @@
+/**
+ * The interfaces generation, scoring, training and the CLI program against, whatever the architecture.
+ */
+import { concat, keep, type Module, reshape, type Tensor } from '@sharelora/core';
+import type { ActivationName, RopeConfig } from './common.js';
+
+export type Arch = 'gpt2' | 'roberta' | 'llama';
+export type Task = 'causal-lm' | 'masked-lm' | 'sequence-classification';
+export type ProblemType = 'regression' | 'single_label_classification' | 'multi_label_classification';
+
+/** Fields every parsed config.json has. `raw` is the file's JSON, written back unchanged by saveModel. */
+interface BaseConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  /** Standard deviation transformers initialises weights with; initWeights uses it too. */
+  initializerRange: number;
+  tieWordEmbeddings: boolean;
+  bosTokenId: number | null;
+  /** `eos_token_id` may be an int or a list in config.json; always a list here. */
+  eosTokenIds: number[];
+  padTokenId: number | null;
+  /** `architectures[0]` of config.json, when present (decides the default task). */
+  hfArchitecture: string | null;
+  raw: Record<string, unknown>;
+}
+
+export interface Gpt2Config extends BaseConfig {
+  arch: 'gpt2';
+  maxPositions: number;
+  intermediateSize: number;
+  activation: ActivationName;
+  layerNormEps: number;
+  /** Scores are divided by sqrt(head_dim) (scale_attn_weights) and by layer_idx + 1 (scale_attn_by_inverse_layer_idx). */
+  scaleAttnWeights: boolean;
+  scaleAttnByInverseLayerIdx: boolean;
+  embdPdrop: number;
+  residPdrop: number;
+}
+
+export interface RobertaConfig extends BaseConfig {
+  arch: 'roberta';
+  maxPositions: number;
+  intermediateSize: number;
+  activation: ActivationName;
+  layerNormEps: number;
+  typeVocabSize: number;
+  /** RoBERTa's position ids start at padding_idx + 1 = pad_token_id + 1. */
+  padTokenId: number;
+  hiddenDropoutProb: number;
+  classifierDropout: number;
+  numLabels: number;
+  /** config.json's problem_type; null lets the labels decide, as transformers does. */
+  problemType: ProblemType | null;
+}
+
+export interface LlamaConfig extends BaseConfig {
+  arch: 'llama';
+  maxPositions: number;
+  intermediateSize: number;
+  numKvHeads: number;
+  headDim: number;
+  activation: ActivationName;
+  rmsNormEps: number;
+  rope: RopeConfig;
+  attentionBias: boolean;
+  mlpBias: boolean;
+}
+
+export type ModelConfig = Gpt2Config | RobertaConfig | LlamaConfig;
+
+export interface CausalLMForwardOptions {
+  /** [B, S], i32 or f32: 1 = attend to that key, 0 = padding. S = cache.length + T. */
+  attentionMask?: Tensor;
+  /**
+   * i32 [B, T]. Default: cache.length + 0..T-1 for every row, as transformers' forward does. With
+   * left padding pass positionIdsFromAttentionMask(...) so padded rows match unpadded ones.
+   */
+  positionIds?: Tensor;
+  /** Keys/values of earlier tokens; this call appends its own. */
+  cache?: KVCache;
+}
+
+/**
+ * How checkpoint names relate to a model's parameter names. A checkpoint name N matches parameter N
+ * or, when N lacks it, `basePrefix + N` (checkpoints of the bare base model).
+ */
+export interface CheckpointRules {
+  /** 'transformer.', 'model.' or 'roberta.'. */
+  basePrefix: string;
+  /** Non-parameter buffers some checkpoints contain (causal masks, rotary tables, position ids). */
+  buffers: RegExp;
+  /** Other names of a parameter (tied copies): used when the parameter's own name is absent. */
+  aliases: Readonly<Record<string, string>>;
+  /** Tensors this model has no use for: other tasks' heads, a tied output matrix. */
+  unused: RegExp | null;
+  /** Parameters a checkpoint may lack (a task head new to it): initialised instead, as transformers does. */
+  newHead: RegExp | null;
+}
+
+/** What every model class carries besides its modules. */
+export interface HfModel extends Module {
+  readonly task: Task;
+  readonly config: ModelConfig;
+  /** transformers' class name, written to config.json's `architectures`. */
+  readonly hfClass: string;
+  /** Module names LoRA targets by default. */
+  readonly defaultLoraTargets: readonly string[];
+  readonly checkpointRules: CheckpointRules;
+}
+
+export interface CausalLM extends HfModel {
+  readonly task: 'causal-lm';
+  readonly config: Gpt2Config | LlamaConfig;
+  /** i32 ids [B, T] -> logits [B, T, V]. */
+  forward(inputIds: Tensor, opts?: CausalLMForwardOptions): Tensor;
+}
+
+export interface EncoderForwardOptions {
+  /** [B, T], i32 or f32: 1 = real token, 0 = padding. */
+  attentionMask?: Tensor;
+  /** i32 [B, T]; default: RoBERTa's padding-aware positions computed from the ids. */
+  positionIds?: Tensor;
+  /** i32 [B, T]; default zeros. */
+  tokenTypeIds?: Tensor;
+}
+
+export interface SequenceClassifier extends HfModel {
+  readonly task: 'sequence-classification';
+  readonly config: RobertaConfig;
+  readonly numLabels: number;
+  /** i32 ids [B, T] -> logits [B, num_labels]. */
+  forward(inputIds: Tensor, opts?: EncoderForwardOptions): Tensor;
+}
+
+export interface MaskedLM extends HfModel {
+  readonly task: 'masked-lm';
+  readonly config: RobertaConfig;
+  /** i32 ids [B, T] -> logits [B, T, V]. */
+  forward(inputIds: Tensor, opts?: EncoderForwardOptions): Tensor;
+}
+
+export type AnyModel = CausalLM | SequenceClassifier | MaskedLM;
+
+/**
+ * Keys and values of the tokens seen so far, per layer [B, Hkv, S, D] (after RoPE for LLaMA). Each
+ * forward appends its T new positions with concat; the tensors are kept out of tidy() scopes and
+ * freed by dispose(). Read `length` between forward calls.
+ */
+export class KVCache {
+  private _layers: Array<{ k: Tensor; v: Tensor }> = [];
+
+  /** Positions cached (S), taken from the first layer. */
+  get length(): number {
+    return this._layers[0]?.k.shape[2] ?? 0;
+  }
+
+  /** Appends k/v [B, Hkv, T, D] to layer `i` and returns the layer's full k/v [B, Hkv, S, D]. */
+  append(i: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
+    const old = this._layers[i];
+    // reshape() makes a view with its own reference to the storage, so the caller may dispose k and v.
+    const next = old
+      ? { k: keep(concat([old.k, k], 2)), v: keep(concat([old.v, v], 2)) }
+      : { k: keep(reshape(k, k.shape)), v: keep(reshape(v, v.shape)) };
+    if (old) {
+      old.k.dispose();
+      old.v.dispose();
+    }
+    this._layers[i] = next;
+    return next;
+  }
+
+  dispose(): void {
+    for (const { k, v } of this._layers) {
+      k.dispose();
+      v.dispose();
+    }
+    this._layers = [];
+  }
+}

@@ -1,0 +1,125 @@
+import {
+  add,
+  addScalar,
+  cast,
+  concat,
+  embedding,
+  full,
+  getDevice,
+  greaterEqual,
+  Module,
+  matmul,
+  mul,
+  Parameter,
+  reshape,
+  type Tensor,
+  zeros,
+} from '@sharelora/core';
+
+/**
+ * A [V, D] matrix used as token embedding (lookup), as output projection (x·Wᵀ) or as both (tied).
+ * Kernels bind whole operands and a binding may not exceed the adapter's maxStorageBufferBindingSize
+ * (128 MiB on lavapipe; GPT-2's and RoBERTa's embeddings are 154 MB, Llama 3's over 1 GB), so the
+ * matrix is stored as consecutive row blocks that each fit one binding. One block is listed as
+ * `weight`, exactly the checkpoint name; several as `weight.0`, `weight.1`, ... (the loader and
+ * saveModel map them to the single checkpoint tensor by rows). Values start at zero: the model is
+ * either loaded or passed to initWeights().
+ */
+export class VocabEmbedding extends Module {
+  readonly blockRows: number;
+  private readonly _blocks: Parameter[] = [];
+
+  constructor(
+    readonly numEmbeddings: number,
+    readonly dim: number,
+  ) {
+    super();
+    this.blockRows = Math.max(
+      1,
+      Math.min(numEmbeddings, Math.floor(getDevice().maxBindingBytes / (dim * 4))),
+    );
+    for (let r = 0; r < numEmbeddings; r += this.blockRows) {
+      const rows = Math.min(this.blockRows, numEmbeddings - r);
+      this._blocks.push(new Parameter(zeros([rows, dim])));
+    }
+  }
+
+  /** The row blocks in order; block i holds rows [i·blockRows, i·blockRows + its rows). */
+  get blocks(): readonly Parameter[] {
+    return this._blocks;
+  }
+
+  protected override childEntries(): Array<[string, Parameter]> {
+    if (this._blocks.length === 1) return [['weight', this._blocks[0]]];
+    return this._blocks.map((p, i) => [`weight.${i}`, p]);
+  }
+
+  /** Rows of i32 ids of any shape -> [...ids.shape, D]. */
+  lookup(ids: Tensor): Tensor {
+    if (this._blocks.length === 1) return embedding(this._blocks[0].value, ids);
+    // Each block gathers the ids it holds (others read its row 0, zeroed by the mask) and the
+    // masked results are summed; ids and row offsets are exact in f32 below 2^24. Unlike the
+    // single-block gather, an id outside [0, V) gives a zero row here rather than NaN.
+    const idsF = cast(ids, 'f32');
+    let out: Tensor | null = null;
+    for (const [i, p] of this._blocks.entries()) {
+      const local = addScalar(idsF, -i * this.blockRows);
+      const inBlock = mul(greaterEqual(local, full([1], 0)), greaterEqual(full([1], p.shape[0] - 1), local));
+      const rows = embedding(p.value, cast(mul(local, inBlock), 'i32'));
+      const part = mul(rows, reshape(inBlock, [...ids.shape, 1]));
+      out = out ? add(out, part) : part;
+    }
+    return out as Tensor;
+  }
+
+  /** x [..., D] -> x·Wᵀ [..., V]. */
+  project(x: Tensor): Tensor {
+    const parts = this._blocks.map((p) => matmul(x, p.value, { transB: true }));
+    return parts.length === 1 ? parts[0] : concat(parts, -1);
+  }
+}
+
+/** A tensor as a checkpoint names it, with the parameter(s) holding it (row blocks, in order). */
+export interface CheckpointTensor {
+  name: string;
+  shape: readonly number[];
+  blocks: readonly Parameter[];
+}
+
+/**
+ * The model's parameters under their checkpoint names: each parameter once (a tied matrix under its
+ * first name), a VocabEmbedding's blocks as one `<module>.weight` tensor.
+ */
+export function checkpointTensors(model: Module): CheckpointTensor[] {
+  const owner = new Map<Parameter, [string, VocabEmbedding]>();
+  for (const [name, m] of model.namedModules()) {
+    if (m instanceof VocabEmbedding) for (const b of m.blocks) owner.set(b, [name, m]);
+  }
+  const out: CheckpointTensor[] = [];
+  const listed = new Set<VocabEmbedding>();
+  for (const [name, p] of model.namedParameters()) {
+    const o = owner.get(p);
+    if (!o) out.push({ name, shape: p.shape, blocks: [p] });
+    else if (!listed.has(o[1])) {
+      listed.add(o[1]);
+      const prefix = o[0] ? `${o[0]}.` : '';
+      out.push({ name: `${prefix}weight`, shape: [o[1].numEmbeddings, o[1].dim], blocks: o[1].blocks });
+    }
+  }
+  return out;
+}
+
+/** Host copy of a checkpoint tensor's values (or gradients; zeros where a block has none), blocks joined. */
+export async function readCheckpointTensor(
+  t: CheckpointTensor,
+  what: 'value' | 'grad' = 'value',
+): Promise<Float32Array> {
+  const out = new Float32Array(t.shape.reduce((a, b) => a * b, 1));
+  let at = 0;
+  for (const p of t.blocks) {
+    const src = what === 'value' ? p.value : p.grad;
+    if (src) out.set((await src.data()) as Float32Array, at);
+    at += p.value.size;
+  }
+  return out;
+}

@@ -1,0 +1,178 @@
+import { ShareloraError } from '@sharelora/core';
+
+/**
+ * A linear module of a model, from its config.json alone. Structurally identical to
+ * @sharelora/adapters' LinearModuleInfo (the two packages do not import each other), so the result
+ * can be passed straight to its countParameters().
+ */
+export interface LinearModuleInfo {
+  /** HF module path, e.g. "model.layers.3.self_attn.q_proj". */
+  name: string;
+  layer: number;
+  /** The path after the layer index, e.g. "self_attn.q_proj". */
+  moduleType: string;
+  inFeatures: number;
+  outFeatures: number;
+  /** GPT-2's c_attn packs q|k|v into one projection. */
+  fused?: { parts: string[] };
+}
+
+export type LinearArch = 'gpt2' | 'roberta' | 'llama';
+
+export interface LinearModules {
+  arch: LinearArch;
+  /** Number of transformer layers. */
+  layers: number;
+  /** Every linear module inside the layers, layer by layer, in forward order. */
+  modules: LinearModuleInfo[];
+  /** The LoRA targets used when none are given: the q and v projections, as in the LoRA and ShareLoRA papers. */
+  defaultTargets: string[];
+  /**
+   * Short names → target patterns for this architecture: q, k, v, o (attention), fc1/fc2 (GPT-2,
+   * RoBERTa MLP), gate/up/down (LLaMA MLP), qkv (GPT-2's whole fused c_attn) and all.
+   */
+  aliases: Record<string, string[]>;
+}
+
+const ARCHS: Record<string, LinearArch> = {
+  gpt2: 'gpt2',
+  roberta: 'roberta',
+  'xlm-roberta': 'roberta',
+  bert: 'roberta',
+  llama: 'llama',
+  mistral: 'llama',
+};
+
+const badConfig = (msg: string): ShareloraError =>
+  new ShareloraError('BAD_MODEL_CONFIG', `config.json: ${msg}`);
+
+function int(config: Record<string, unknown>, key: string, fallback?: number): number {
+  const v = config[key] ?? fallback;
+  if (!Number.isInteger(v) || (v as number) < 1) {
+    throw badConfig(`${key} must be a positive integer, got ${JSON.stringify(config[key])}`);
+  }
+  return v as number;
+}
+
+/** Per-layer module specs: [type, in, out, fused parts?]. */
+type Spec = [string, number, number, string[]?];
+
+function build(prefix: string, layers: number, specs: Spec[]): LinearModuleInfo[] {
+  const out: LinearModuleInfo[] = [];
+  for (let layer = 0; layer < layers; layer++) {
+    for (const [moduleType, inFeatures, outFeatures, parts] of specs) {
+      out.push({
+        name: `${prefix}.${layer}.${moduleType}`,
+        layer,
+        moduleType,
+        inFeatures,
+        outFeatures,
+        ...(parts ? { fused: { parts } } : {}),
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * The linear modules of a GPT-2, RoBERTa/BERT or LLaMA-family model from its config.json, with HF
+ * module paths (`transformer.h.{i}`, `roberta.encoder.layer.{i}` / `bert.`, `model.layers.{i}`).
+ * Enough to count adapter parameters without any weights. Unknown model types and missing or
+ * non-integer sizes are errors (code BAD_MODEL_CONFIG) naming the key.
+ */
+export function linearModulesFromConfig(config: Record<string, unknown>): LinearModules {
+  const modelType = config.model_type;
+  const arch = typeof modelType === 'string' ? ARCHS[modelType] : undefined;
+  if (!arch) {
+    throw badConfig(
+      `model_type ${JSON.stringify(modelType)} is not supported (supported: ${Object.keys(ARCHS).join(', ')})`,
+    );
+  }
+  let layers: number;
+  let specs: Spec[];
+  let prefix: string;
+  let aliases: Record<string, string[]>;
+  let defaultTargets: string[];
+  if (arch === 'gpt2') {
+    const d = int(config, 'n_embd');
+    const inner = config.n_inner == null ? 4 * d : int(config, 'n_inner');
+    layers = int(config, 'n_layer');
+    prefix = 'transformer.h';
+    specs = [
+      ['attn.c_attn', d, 3 * d, ['q', 'k', 'v']],
+      ['attn.c_proj', d, d],
+      ['mlp.c_fc', d, inner],
+      ['mlp.c_proj', inner, d],
+    ];
+    aliases = {
+      q: ['attn.c_attn[q]'],
+      k: ['attn.c_attn[k]'],
+      v: ['attn.c_attn[v]'],
+      qkv: ['attn.c_attn'],
+      o: ['attn.c_proj'],
+      fc1: ['mlp.c_fc'],
+      fc2: ['mlp.c_proj'],
+    };
+    defaultTargets = ['attn.c_attn[q,v]'];
+  } else if (arch === 'roberta') {
+    const h = int(config, 'hidden_size');
+    const inner = int(config, 'intermediate_size');
+    layers = int(config, 'num_hidden_layers');
+    prefix = `${modelType === 'bert' ? 'bert' : 'roberta'}.encoder.layer`;
+    specs = [
+      ['attention.self.query', h, h],
+      ['attention.self.key', h, h],
+      ['attention.self.value', h, h],
+      ['attention.output.dense', h, h],
+      ['intermediate.dense', h, inner],
+      ['output.dense', inner, h],
+    ];
+    aliases = {
+      q: ['attention.self.query'],
+      k: ['attention.self.key'],
+      v: ['attention.self.value'],
+      o: ['attention.output.dense'],
+      fc1: ['intermediate.dense'],
+      // "output.dense" alone would also match attention.output.dense.
+      fc2: ['layer.*.output.dense'],
+    };
+    defaultTargets = ['attention.self.query', 'attention.self.value'];
+  } else {
+    const h = int(config, 'hidden_size');
+    const inner = int(config, 'intermediate_size');
+    const heads = int(config, 'num_attention_heads');
+    const kvHeads = int(config, 'num_key_value_heads', heads);
+    if (config.head_dim == null && h % heads !== 0) {
+      throw badConfig(`hidden_size ${h} is not divisible by num_attention_heads ${heads}; give head_dim`);
+    }
+    const headDim = int(config, 'head_dim', h / heads);
+    layers = int(config, 'num_hidden_layers');
+    prefix = 'model.layers';
+    specs = [
+      ['self_attn.q_proj', h, heads * headDim],
+      ['self_attn.k_proj', h, kvHeads * headDim],
+      ['self_attn.v_proj', h, kvHeads * headDim],
+      ['self_attn.o_proj', heads * headDim, h],
+      ['mlp.gate_proj', h, inner],
+      ['mlp.up_proj', h, inner],
+      ['mlp.down_proj', inner, h],
+    ];
+    aliases = {
+      q: ['self_attn.q_proj'],
+      k: ['self_attn.k_proj'],
+      v: ['self_attn.v_proj'],
+      o: ['self_attn.o_proj'],
+      gate: ['mlp.gate_proj'],
+      up: ['mlp.up_proj'],
+      down: ['mlp.down_proj'],
+    };
+    defaultTargets = ['self_attn.q_proj', 'self_attn.v_proj'];
+  }
+  aliases.all = specs.map(([t]) => t);
+  return { arch, layers, modules: build(prefix, layers, specs), defaultTargets, aliases };
+}
+
+/** Replaces short names (q, v, fc1, all, ...) by this architecture's target patterns; other entries pass through. */
+export function resolveTargetAliases(modules: LinearModules, targets: readonly string[]): string[] {
+  return [...new Set(targets.flatMap((t) => modules.aliases[t] ?? [t]))];
+}

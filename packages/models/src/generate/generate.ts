@@ -1,0 +1,251 @@
+/**
+ * Autoregressive generation on any CausalLM with a KV cache: the prompts are prefilled in one forward,
+ * then each step feeds one token per row. Prompts of different lengths are left-padded, with an
+ * attention mask and position ids counting only real tokens, so each row generates what it would
+ * alone. Each step reads the last position's logits [B, V] back to the CPU and picks tokens there
+ * (sampling.ts): simple and exact, at the cost of one small readback per step.
+ */
+import { noGrad, Rng, ShareloraError, sliceAxis, type Tensor, tensor, tidy } from '@sharelora/core';
+import { positionIdsFromAttentionMask } from '../arch/common.js';
+import { type CausalLM, KVCache } from '../arch/types.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { checkSampling, type SamplingOptions, sampleToken } from './sampling.js';
+
+export type FinishReason = 'eos' | 'stop' | 'length';
+
+export interface GenerateTokensOptions extends SamplingOptions {
+  /** Most tokens generated per row (default 128). */
+  maxNewTokens?: number;
+  /** Seeds sampling (default 0); row i draws from its own stream, Rng(seed).fork(`row ${i}`). */
+  seed?: number;
+  /** Tokens that end a row, not included in its output (default: the model config's eos_token_id). */
+  eosIds?: readonly number[];
+  /** Token fed at left padding and to rows that have finished (default: the first EOS id, else 0). */
+  padId?: number;
+  /** Keep keys/values between steps (default true); false recomputes the whole sequence every step. */
+  useCache?: boolean;
+  /** Each step's next-token logits, [B, V] row-major, before a token is picked (inspection, scoring). */
+  onLogits?: (step: number, logits: Float32Array) => void;
+  /** Called with each token a row generates; returning true finishes the row (reason 'stop'). */
+  onToken?: (row: number, id: number) => boolean | undefined;
+}
+
+export interface TokenGeneration {
+  /** Generated ids; the EOS that ended a row is not included. */
+  tokens: number[];
+  finishReason: FinishReason;
+}
+
+const ids2d = (rows: readonly (readonly number[])[]): Tensor =>
+  tensor(Int32Array.from(rows.flat()), [rows.length, rows[0].length], 'i32');
+
+/** One forward; returns the last position's logits [B, V] on the CPU. */
+async function nextLogits(
+  model: CausalLM,
+  input: readonly (readonly number[])[],
+  mask: readonly (readonly number[])[] | null,
+  positions: readonly (readonly number[])[] | null,
+  cache: KVCache | undefined,
+): Promise<Float32Array> {
+  const last = noGrad(() =>
+    tidy(() => {
+      const logits = model.forward(ids2d(input), {
+        attentionMask: mask ? ids2d(mask) : undefined,
+        positionIds: positions ? ids2d(positions) : undefined,
+        cache,
+      });
+      const T = logits.shape[1];
+      return T === 1 ? logits : sliceAxis(logits, 1, T - 1, T);
+    }),
+  );
+  try {
+    return (await last.data()) as Float32Array;
+  } finally {
+    last.dispose();
+  }
+}
+
+/** Generates from token-id prompts (one row each, batched together). */
+export async function generateTokens(
+  model: CausalLM,
+  prompts: readonly (readonly number[])[],
+  opts: GenerateTokensOptions = {},
+): Promise<TokenGeneration[]> {
+  checkSampling(opts);
+  const maxNew = opts.maxNewTokens ?? 128;
+  if (!Number.isInteger(maxNew) || maxNew < 0)
+    throw new ShareloraError('BAD_ARGUMENT', `maxNewTokens must be a non-negative integer, got ${maxNew}`);
+  const B = prompts.length;
+  if (B === 0) return [];
+  prompts.forEach((p, i) => {
+    if (p.length === 0)
+      throw new ShareloraError(
+        'BAD_ARGUMENT',
+        `prompt ${i} encodes to no tokens: generation needs at least one`,
+      );
+  });
+  const { config } = model;
+  const eos = new Set(opts.eosIds ?? config.eosTokenIds);
+  const pad = opts.padId ?? [...eos][0] ?? 0;
+  const S0 = Math.max(...prompts.map((p) => p.length));
+  // GPT-2's learned position table ends at n_positions; RoPE models extrapolate, so they have no limit.
+  const limit = config.arch === 'gpt2' ? config.maxPositions : Number.POSITIVE_INFINITY;
+  if (S0 > limit) {
+    throw new ShareloraError(
+      'SEQUENCE_TOO_LONG',
+      `a prompt of ${S0} tokens exceeds the model's ${limit} positions`,
+    );
+  }
+  const padded = prompts.some((p) => p.length < S0);
+  const seqs = prompts.map((p) => [...new Array<number>(S0 - p.length).fill(pad), ...p]);
+  const mask = prompts.map((p) => [
+    ...new Array<number>(S0 - p.length).fill(0),
+    ...new Array<number>(p.length).fill(1),
+  ]);
+  const out: TokenGeneration[] = prompts.map(() => ({ tokens: [], finishReason: 'length' }));
+  const active = prompts.map(() => maxNew > 0);
+  const rngs = prompts.map((_, i) => new Rng(opts.seed ?? 0).fork(`row ${i}`));
+  const cache = (opts.useCache ?? true) ? new KVCache() : undefined;
+  try {
+    let input: number[][] = seqs;
+    let positions: number[][] | null = padded ? positionIdsFromAttentionMask(mask) : null;
+    for (let step = 0; active.some(Boolean); step++) {
+      const logits = await nextLogits(model, input, padded ? mask : null, positions, cache);
+      opts.onLogits?.(step, logits);
+      const V = logits.length / B;
+      const next = new Array<number>(B).fill(pad);
+      for (let b = 0; b < B; b++) {
+        if (!active[b]) continue;
+        const id = sampleToken(logits.subarray(b * V, (b + 1) * V), opts, rngs[b]);
+        if (eos.has(id)) {
+          out[b].finishReason = 'eos';
+          active[b] = false;
+          continue;
+        }
+        out[b].tokens.push(id);
+        next[b] = id;
+        if (opts.onToken?.(b, id)) {
+          out[b].finishReason = 'stop';
+          active[b] = false;
+        } else if (out[b].tokens.length >= maxNew || prompts[b].length + out[b].tokens.length >= limit) {
+          active[b] = false;
+        }
+      }
+      if (!active.some(Boolean)) break;
+      for (const [b, s] of seqs.entries()) s.push(next[b]);
+      for (const m of mask) m.push(1);
+      if (cache) {
+        input = next.map((id) => [id]);
+        // A row's next position is its count of real tokens before the new one.
+        if (padded) positions = mask.map((m) => [m.reduce((n, x) => n + x, 0) - 1]);
+      } else {
+        input = seqs;
+        if (padded) positions = positionIdsFromAttentionMask(mask);
+      }
+    }
+  } finally {
+    cache?.dispose();
+  }
+  return out;
+}
+
+export interface GenerateOptions extends Omit<GenerateTokensOptions, 'onToken'> {
+  /** Finish a row when its text contains one of these; the text is cut before it. */
+  stop?: readonly string[];
+  /** Encode prompts with the tokenizer's special tokens, e.g. BOS (default true). */
+  addSpecialTokens?: boolean;
+  /** Streaming: each row's new text as it becomes final (never part of a stop string). */
+  onText?: (row: number, text: string) => void;
+}
+
+export interface Generation extends TokenGeneration {
+  /** The continuation, decoded after the prompt (so a leading space is kept) without special tokens. */
+  text: string;
+  promptTokens: number;
+}
+
+/** Length of the longest end of `text` that begins some stop string (held back while streaming). */
+function pendingStop(text: string, stops: readonly string[]): number {
+  let held = 0;
+  for (const s of stops) {
+    for (let k = Math.min(s.length - 1, text.length); k > held; k--) {
+      if (text.endsWith(s.slice(0, k))) {
+        held = k;
+        break;
+      }
+    }
+  }
+  return held;
+}
+
+/** Per-row text state: streaming decoder, stop strings, what was handed to onText. */
+class RowText {
+  text = '';
+  private emitted = 0;
+  private readonly decoder;
+
+  constructor(
+    tokenizer: Tokenizer,
+    prompt: readonly number[],
+    private readonly stops: readonly string[],
+    private readonly emit: (text: string) => void,
+  ) {
+    this.decoder = tokenizer.streamDecoder({ context: prompt });
+  }
+
+  /** Adds decoded text; returns true when a stop string appeared (the text is then cut before it). */
+  add(piece: string, final: boolean): boolean {
+    if (!piece && !final) return false;
+    const before = this.text.length;
+    this.text += piece;
+    let cut = -1;
+    for (const s of this.stops) {
+      const at = this.text.indexOf(s, Math.max(0, before - s.length + 1));
+      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+    }
+    if (cut >= 0) this.text = this.text.slice(0, cut);
+    const safe = cut >= 0 || final ? this.text.length : this.text.length - pendingStop(this.text, this.stops);
+    if (safe > this.emitted) {
+      this.emit(this.text.slice(this.emitted, safe));
+      this.emitted = safe;
+    }
+    return cut >= 0;
+  }
+
+  push(id: number): boolean {
+    return this.add(this.decoder.push(id), false);
+  }
+
+  /** Emits what the decoder held back; true if that completed a stop string. */
+  finish(): boolean {
+    return this.add(this.decoder.flush(), true);
+  }
+}
+
+/**
+ * Generates continuations of text prompts, batched. EOS is the union of the model config's and the
+ * tokenizer's EOS ids unless `eosIds` is given; padding uses the tokenizer's pad token when it has one.
+ */
+export async function generate(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  prompts: readonly string[],
+  opts: GenerateOptions = {},
+): Promise<Generation[]> {
+  const stops = (opts.stop ?? []).filter((s) => s.length > 0);
+  const encoded = prompts.map((p) =>
+    tokenizer.encode(p, { addSpecialTokens: opts.addSpecialTokens ?? true }),
+  );
+  const eosIds = opts.eosIds ?? [...new Set([...model.config.eosTokenIds, ...tokenizer.eosIds])];
+  const rows = encoded.map((p, i) => new RowText(tokenizer, p, stops, (t) => opts.onText?.(i, t)));
+  const gens = await generateTokens(model, encoded, {
+    ...opts,
+    eosIds,
+    padId: opts.padId ?? tokenizer.padId ?? eosIds[0],
+    onToken: (row, id) => rows[row].push(id),
+  });
+  return gens.map((g, i) => {
+    const finishReason = g.finishReason !== 'stop' && rows[i].finish() ? 'stop' : g.finishReason;
+    return { ...g, finishReason, text: rows[i].text, promptTokens: encoded[i].length };
+  });
+}

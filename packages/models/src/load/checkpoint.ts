@@ -1,0 +1,286 @@
+/**
+ * Safetensors weights of an HF model directory: a single model.safetensors or shards listed by
+ * model.safetensors.index.json, matched to a model's parameters by name and streamed to the GPU one
+ * bounded chunk at a time (the checkpoint is never held in JS memory).
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Parameter, SafetensorsError, type TensorInfo } from '@sharelora/core';
+import { SafetensorsReader } from '@sharelora/core/node';
+import type { HfModel } from '../arch/types.js';
+import { type CheckpointTensor, checkpointTensors } from '../arch/vocab.js';
+import { ModelLoadError } from './errors.js';
+
+const SINGLE = 'model.safetensors';
+const INDEX = 'model.safetensors.index.json';
+const SHARD = /^model-\d+-of-\d+\.safetensors$/;
+/** Weights are stored as floats; anything else in a weight file is a broken or foreign checkpoint. */
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+/** Bytes read from disk per step (the f32 copy of BF16/F16 data is twice that). */
+const CHUNK_BYTES = 16 << 20;
+/** Wait for the GPU queue after this many bytes so upload staging memory stays bounded. */
+const SYNC_BYTES = 256 << 20;
+
+export interface LoadProgress {
+  /** Bytes of tensor data read so far and in all (as stored on disk). */
+  loadedBytes: number;
+  totalBytes: number;
+  /** Checkpoint name of the tensor being read. */
+  tensor: string;
+}
+
+interface Stored {
+  reader: SafetensorsReader;
+  info: TensorInfo;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+}
+
+async function openReader(path: string): Promise<SafetensorsReader> {
+  try {
+    return await SafetensorsReader.open(path);
+  } catch (e) {
+    const detail = e instanceof SafetensorsError ? `${e.detail} [${e.code}]` : (e as Error).message;
+    throw new ModelLoadError('BAD_CHECKPOINT', path, `not a readable safetensors file: ${detail}`, {
+      cause: e,
+    });
+  }
+}
+
+/** The weight files of a model directory, opened (headers only: tensor data is read on demand). */
+export class CheckpointFiles {
+  private constructor(
+    /** The file errors about the checkpoint as a whole name: model.safetensors or the index. */
+    readonly path: string,
+    /** Weight file names (relative to the directory). */
+    readonly files: string[],
+    readonly tensors: ReadonlyMap<string, Stored>,
+    private readonly readers: SafetensorsReader[],
+  ) {}
+
+  static async open(dir: string): Promise<CheckpointFiles> {
+    const indexPath = join(dir, INDEX);
+    if (await exists(indexPath)) return CheckpointFiles.openSharded(dir, indexPath);
+    const single = join(dir, SINGLE);
+    if (await exists(single)) {
+      const reader = await openReader(single);
+      const tensors = new Map(reader.keys().map((k) => [k, { reader, info: reader.info(k) }]));
+      return new CheckpointFiles(single, [SINGLE], tensors, [reader]);
+    }
+    const names = await readdir(dir).catch(() => null);
+    if (names === null) throw new ModelLoadError('NO_WEIGHTS', dir, 'not a readable directory');
+    if (names.some((n) => SHARD.test(n))) {
+      throw new ModelLoadError(
+        'NO_WEIGHTS',
+        indexPath,
+        'not found, but the directory has weight shards: the index is needed to load them',
+      );
+    }
+    const other = names.find((n) => /\.(bin|pt|pth|ckpt|gguf)$/.test(n));
+    throw new ModelLoadError(
+      'NO_WEIGHTS',
+      single,
+      `not found (nor ${INDEX})${other ? `; ${other} is not a safetensors checkpoint (convert it, or use sharelora import for GGUF)` : ''}`,
+    );
+  }
+
+  private static async openSharded(dir: string, indexPath: string): Promise<CheckpointFiles> {
+    let map: Record<string, unknown>;
+    try {
+      const index = JSON.parse(await readFile(indexPath, 'utf8')) as { weight_map?: unknown };
+      if (typeof index?.weight_map !== 'object' || index.weight_map === null)
+        throw new Error('no "weight_map" object');
+      map = index.weight_map as Record<string, unknown>;
+    } catch (e) {
+      throw new ModelLoadError('BAD_CHECKPOINT', indexPath, `not a valid index: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    const files = [...new Set(Object.values(map))];
+    const bad = files.filter((f) => typeof f !== 'string' || f.includes('/') || f.includes('\\'));
+    if (bad.length)
+      throw new ModelLoadError(
+        'BAD_CHECKPOINT',
+        indexPath,
+        `weight_map names invalid files: ${bad.map((f) => JSON.stringify(f)).join(', ')}`,
+      );
+    const missing: string[] = [];
+    for (const f of files as string[]) if (!(await exists(join(dir, f)))) missing.push(join(dir, f));
+    if (missing.length) {
+      throw new ModelLoadError(
+        'NO_WEIGHTS',
+        missing[0],
+        `missing, but ${indexPath} lists it${missing.length > 1 ? ` (also missing: ${missing.slice(1).join(', ')})` : ''}`,
+      );
+    }
+    const readers: SafetensorsReader[] = [];
+    try {
+      for (const f of files as string[]) readers.push(await openReader(join(dir, f)));
+      const byFile = new Map((files as string[]).map((f, i) => [f, readers[i]]));
+      const tensors = new Map<string, Stored>();
+      const absent: string[] = [];
+      for (const [name, f] of Object.entries(map)) {
+        const reader = byFile.get(f as string) as SafetensorsReader;
+        if (reader.has(name)) tensors.set(name, { reader, info: reader.info(name) });
+        else absent.push(`${name} (in ${f})`);
+      }
+      if (absent.length)
+        throw new ModelLoadError(
+          'BAD_CHECKPOINT',
+          indexPath,
+          `lists tensors its shards do not contain: ${absent.join(', ')}`,
+        );
+      return new CheckpointFiles(indexPath, [INDEX, ...(files as string[])], tensors, readers);
+    } catch (e) {
+      await Promise.all(readers.map((r) => r.close()));
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.readers.map((r) => r.close()));
+  }
+}
+
+/** Which checkpoint tensor fills which parameter, and what the checkpoint lacks or has in excess. */
+export interface LoadPlan {
+  loads: Array<{ target: CheckpointTensor; source: Stored; key: string }>;
+  /** New task-head tensors the checkpoint lacks (initialised instead). */
+  initialised: string[];
+  /** Checkpoint tensors the model does not use (other heads, tied copies). */
+  ignored: string[];
+}
+
+const shapeStr = (s: readonly number[]) => `[${s.join(', ')}]`;
+
+/**
+ * Matches checkpoint names to the model's (see CheckpointRules) and checks every shape and dtype.
+ * Throws one CHECKPOINT_MISMATCH error listing everything that is missing, unexpected or mis-shaped.
+ */
+export function planLoad(model: HfModel, files: CheckpointFiles, configPath: string): LoadPlan {
+  const rules = model.checkpointRules;
+  const targets = new Map(checkpointTensors(model).map((t) => [t.name, t]));
+  const isAlias = (c: string) => Object.hasOwn(rules.aliases, c);
+  const direct = new Map<string, [string, Stored]>();
+  const viaAlias = new Map<string, [string, Stored]>();
+  const unexpected: string[] = [];
+  const ignored: string[] = [];
+  for (const [key, stored] of files.tensors) {
+    if (rules.buffers.test(key)) continue;
+    const candidates = key.startsWith(rules.basePrefix) ? [key] : [key, rules.basePrefix + key];
+    const name = candidates.find((c) => targets.has(c) || isAlias(c) || rules.unused?.test(c));
+    if (name === undefined) unexpected.push(key);
+    else if (targets.has(name)) {
+      if (direct.has(name)) unexpected.push(key);
+      else direct.set(name, [key, stored]);
+    } else if (isAlias(name)) viaAlias.set(rules.aliases[name], [key, stored]);
+    else ignored.push(key);
+  }
+  const loads: LoadPlan['loads'] = [];
+  const missing: string[] = [];
+  const initialised: string[] = [];
+  const mismatched: string[] = [];
+  const notFloat: string[] = [];
+  for (const [name, target] of targets) {
+    const hit = direct.get(name) ?? viaAlias.get(name);
+    if (!hit) {
+      (rules.newHead?.test(name) ? initialised : missing).push(name);
+      continue;
+    }
+    const [key, source] = hit;
+    if (!FLOAT_DTYPES.has(source.info.dtype)) notFloat.push(`${key} (${source.info.dtype})`);
+    else if (
+      source.info.shape.length !== target.shape.length ||
+      source.info.shape.some((d, i) => d !== target.shape[i])
+    ) {
+      mismatched.push(`${key} expected ${shapeStr(target.shape)} got ${shapeStr(source.info.shape)}`);
+    } else loads.push({ target, source, key });
+  }
+  for (const [name, [key]] of viaAlias) if (direct.has(name)) ignored.push(key);
+  const problems = [
+    [missing, 'missing'],
+    [unexpected, 'unexpected'],
+    [mismatched, 'shape mismatch'],
+    [notFloat, 'not a float dtype'],
+  ] as const;
+  if (problems.some(([list]) => list.length)) {
+    const parts = problems
+      .filter(([list]) => list.length)
+      .map(([list, what]) => `${what} (${list.length}): ${list.join(', ')}`);
+    throw new ModelLoadError(
+      'CHECKPOINT_MISMATCH',
+      files.path,
+      `does not match ${model.hfClass} as ${configPath} describes it: ${parts.join('; ')}`,
+    );
+  }
+  return { loads, initialised, ignored };
+}
+
+/** Copies rows [rowStart, rowStart + rows) of a checkpoint tensor into the parameter blocks holding them. */
+function writeRows(
+  blocks: readonly Parameter[],
+  rowElems: number,
+  rowStart: number,
+  data: Float32Array,
+): void {
+  const rows = data.length / rowElems;
+  let blockStart = 0;
+  for (const p of blocks) {
+    const blockRows = p.value.size / rowElems;
+    const lo = Math.max(rowStart, blockStart);
+    const hi = Math.min(rowStart + rows, blockStart + blockRows);
+    if (lo < hi) {
+      const t = p.value;
+      t.device.write(
+        t.buffer,
+        (lo - blockStart) * rowElems * 4,
+        data.subarray((lo - rowStart) * rowElems, (hi - rowStart) * rowElems),
+      );
+    }
+    blockStart += blockRows;
+  }
+}
+
+/** Streams the planned tensors to the GPU in file order, converting F16/BF16/F64 to f32. */
+export async function streamWeights(plan: LoadPlan, onProgress?: (p: LoadProgress) => void): Promise<void> {
+  const storedBytes = (s: Stored) => s.info.dataOffsets[1] - s.info.dataOffsets[0];
+  const totalBytes = plan.loads.reduce((n, l) => n + storedBytes(l.source), 0);
+  const order = [...plan.loads].sort(
+    (a, b) =>
+      a.source.reader.path.localeCompare(b.source.reader.path) ||
+      a.source.info.dataOffsets[0] - b.source.info.dataOffsets[0],
+  );
+  let loadedBytes = 0;
+  let unsynced = 0;
+  onProgress?.({ loadedBytes, totalBytes, tensor: order[0]?.key ?? '' });
+  for (const { target, source, key } of order) {
+    const rows = target.shape.length ? target.shape[0] : 1;
+    const rowElems = source.info.numel / Math.max(rows, 1);
+    const rowBytes = storedBytes(source) / Math.max(rows, 1);
+    try {
+      for await (const chunk of source.reader.readChunks(key, CHUNK_BYTES, { as: 'f32' })) {
+        writeRows(target.blocks, rowElems, chunk.rowStart, chunk.data);
+        loadedBytes += chunk.rowCount * rowBytes;
+        unsynced += chunk.rowCount * rowBytes;
+        if (unsynced >= SYNC_BYTES) {
+          await target.blocks[0].value.device.sync();
+          unsynced = 0;
+        }
+        onProgress?.({ loadedBytes, totalBytes, tensor: key });
+      }
+    } catch (e) {
+      if (!(e instanceof SafetensorsError)) throw e;
+      throw new ModelLoadError(
+        'BAD_CHECKPOINT',
+        source.reader.path,
+        `reading ${key}: ${e.detail} [${e.code}]`,
+        { cause: e },
+      );
+    }
+  }
+}

@@ -1,0 +1,322 @@
+/**
+ * Scoring text with a causal LM, as multiple-choice evaluation needs it: log-likelihoods of
+ * continuations given contexts (lm-evaluation-harness's `loglikelihood`), per-position log-probs and
+ * logits, and next-token log-probs of candidate answers (QLoRA's letter-logit MMLU).
+ *
+ * Requests are sorted by length and batched with right padding: under causal attention, padding after
+ * a sequence cannot change its logits, so no mask is needed and each row scores as it would alone.
+ */
+import {
+  crossEntropy,
+  embedding,
+  logSoftmax,
+  noGrad,
+  reshape,
+  ShareloraError,
+  type Tensor,
+  tensor,
+  tidy,
+} from '@sharelora/core';
+import type { CausalLM } from '../arch/types.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+
+export interface ScoreOptions {
+  /** Sequences per forward (default 8). */
+  batchSize?: number;
+  /**
+   * Longest input; longer ones lose their oldest tokens (default: the config's
+   * max_position_embeddings / n_positions).
+   */
+  maxLength?: number;
+}
+
+export interface LoglikelihoodRequest {
+  context: string;
+  continuation: string;
+}
+
+export interface TokenRequest {
+  /** Non-empty: the first continuation token is predicted from its last position. */
+  context: readonly number[];
+  continuation: readonly number[];
+}
+
+export interface LoglikelihoodResult {
+  /** Sum over the continuation's tokens of log p(token | everything before it). */
+  logprob: number;
+  /** Whether every continuation token is the argmax at its position (greedy decoding would produce it). */
+  isGreedy: boolean;
+  /** Continuation length in tokens. */
+  tokens: number;
+}
+
+const ids2d = (rows: readonly (readonly number[])[], width: number, pad: number): Tensor =>
+  tensor(
+    Int32Array.from(rows.flatMap((r) => [...r, ...new Array<number>(width - r.length).fill(pad)])),
+    [rows.length, width],
+    'i32',
+  );
+
+function positive(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 1)
+    throw new ShareloraError('BAD_ARGUMENT', `${name} must be a positive integer, got ${v}`);
+  return v;
+}
+
+function checkOptions(model: CausalLM, opts: ScoreOptions): { batchSize: number; maxLength: number } {
+  return {
+    batchSize: positive('batchSize', opts.batchSize ?? 8),
+    maxLength: positive('maxLength', opts.maxLength ?? model.config.maxPositions),
+  };
+}
+
+/** Runs `fn` on batches of items taken longest first; results come back in the items' order. */
+async function batched<I, R>(
+  items: readonly I[],
+  length: (item: I) => number,
+  batchSize: number,
+  fn: (batch: I[]) => Promise<R[]>,
+): Promise<R[]> {
+  const order = items.map((_, i) => i).sort((a, b) => length(items[b]) - length(items[a]) || a - b);
+  const out = new Array<R>(items.length);
+  for (let s = 0; s < order.length; s += batchSize) {
+    const idx = order.slice(s, s + batchSize);
+    const res = await fn(idx.map((i) => items[i]));
+    idx.forEach((i, k) => {
+      out[i] = res[k];
+    });
+  }
+  return out;
+}
+
+/**
+ * One forward over right-padded rows; returns the log-softmax over the vocabulary at the given
+ * (row, position) pairs, [picks.length, V] row-major. Only those rows are normalised and read back.
+ */
+async function logSoftmaxAt(
+  model: CausalLM,
+  rows: readonly (readonly number[])[],
+  picks: ReadonlyArray<readonly [row: number, pos: number]>,
+): Promise<{ data: Float32Array; V: number }> {
+  const T = Math.max(...rows.map((r) => r.length));
+  const out = noGrad(() =>
+    tidy(() => {
+      const logits = model.forward(ids2d(rows, T, 0));
+      const [B, , V] = logits.shape;
+      const flat = reshape(logits, [B * T, V]);
+      const at = tensor(Int32Array.from(picks.map(([r, p]) => r * T + p)), [picks.length], 'i32');
+      return logSoftmax(embedding(flat, at));
+    }),
+  );
+  try {
+    return { data: (await out.data()) as Float32Array, V: out.shape[1] };
+  } finally {
+    out.dispose();
+  }
+}
+
+/** Token-level loglikelihood: continuation tokens scored after their context, batched. */
+export async function loglikelihoodTokens(
+  model: CausalLM,
+  requests: readonly TokenRequest[],
+  opts: ScoreOptions = {},
+): Promise<LoglikelihoodResult[]> {
+  const { batchSize, maxLength } = checkOptions(model, opts);
+  const inputs = requests.map((r, i) => {
+    if (r.context.length === 0)
+      throw new ShareloraError('BAD_ARGUMENT', `request ${i}: the context has no tokens`);
+    if (r.continuation.length > maxLength) {
+      throw new ShareloraError(
+        'SEQUENCE_TOO_LONG',
+        `request ${i}: a continuation of ${r.continuation.length} tokens exceeds maxLength ${maxLength}`,
+      );
+    }
+    // The last maxLength + 1 tokens: the input is all but the last, which is only a target.
+    const whole = [...r.context, ...r.continuation].slice(-(maxLength + 1));
+    return { input: whole.slice(0, -1), targets: r.continuation };
+  });
+  return batched(
+    inputs,
+    (x) => x.input.length,
+    batchSize,
+    async (batch) => {
+      const picks: Array<[number, number]> = [];
+      batch.forEach(({ input, targets }, row) => {
+        for (let k = 0; k < targets.length; k++) picks.push([row, input.length - targets.length + k]);
+      });
+      if (picks.length === 0) return batch.map(() => ({ logprob: 0, isGreedy: true, tokens: 0 }));
+      const { data, V } = await logSoftmaxAt(
+        model,
+        batch.map((b) => b.input),
+        picks,
+      );
+      let at = 0;
+      return batch.map(({ targets }) => {
+        let logprob = 0;
+        let isGreedy = true;
+        for (const t of targets) {
+          const row = data.subarray(at * V, (at + 1) * V);
+          at++;
+          logprob += row[t];
+          // Strictly greater elsewhere, or equal at a lower id (argmax returns the first maximum).
+          for (let v = 0; v < V && isGreedy; v++)
+            if (row[v] > row[t] || (row[v] === row[t] && v < t)) isGreedy = false;
+        }
+        return { logprob, isGreedy, tokens: targets.length };
+      });
+    },
+  );
+}
+
+export interface TextScoreOptions extends ScoreOptions {
+  /**
+   * Encode with the tokenizer's special tokens (BOS) (default false: lm-evaluation-harness's default
+   * for Hugging Face models; set true where a model needs BOS, as its add_bos_token=True does).
+   */
+  addSpecialTokens?: boolean;
+}
+
+/**
+ * Log-likelihood of each continuation given its context, tokenised as lm-evaluation-harness does:
+ * trailing spaces of the context move to the continuation, context and context + continuation are
+ * encoded, and the continuation is the tail of the second beyond the first's length. An empty
+ * context is replaced by one BOS token (EOS when the tokenizer has no BOS).
+ */
+export async function loglikelihood(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  requests: readonly LoglikelihoodRequest[],
+  opts: TextScoreOptions = {},
+): Promise<LoglikelihoodResult[]> {
+  const addSpecialTokens = opts.addSpecialTokens ?? false;
+  const prefix =
+    tokenizer.bosId ?? tokenizer.eosIds[0] ?? model.config.bosTokenId ?? model.config.eosTokenIds[0];
+  const tokenRequests = requests.map(({ context, continuation }, i): TokenRequest => {
+    const spaces = context.length - context.trimEnd().length;
+    const ctx = context.slice(0, context.length - spaces);
+    const cont = context.slice(context.length - spaces) + continuation;
+    const ctxIds = tokenizer.encode(ctx, { addSpecialTokens });
+    if (ctxIds.length > 0) {
+      const whole = tokenizer.encode(ctx + cont, { addSpecialTokens });
+      return { context: ctxIds, continuation: whole.slice(ctxIds.length) };
+    }
+    if (prefix === undefined || prefix === null) {
+      throw new ShareloraError(
+        'BAD_ARGUMENT',
+        `request ${i}: empty context and the tokenizer has no BOS/EOS to start from`,
+      );
+    }
+    return { context: [prefix], continuation: tokenizer.encode(cont, { addSpecialTokens: false }) };
+  });
+  return loglikelihoodTokens(model, tokenRequests, opts);
+}
+
+/**
+ * log p(seq[t] | seq[<t]) for t = 1..n-1 of each sequence (n-1 values each), computed on the GPU
+ * (only those numbers are read back). Sequences must fit in the model's positions.
+ */
+export async function positionLogprobs(
+  model: CausalLM,
+  sequences: readonly (readonly number[])[],
+  opts: Pick<ScoreOptions, 'batchSize'> = {},
+): Promise<number[][]> {
+  const batchSize = positive('batchSize', opts.batchSize ?? 8);
+  return batched(
+    sequences,
+    (s) => s.length,
+    batchSize,
+    async (batch) => {
+      const T = Math.max(...batch.map((s) => s.length));
+      if (T < 2) return batch.map(() => []);
+      // Position t is scored against token t+1; positions past a row's end are ignored (-100).
+      const targets = batch.flatMap((s) =>
+        Array.from({ length: T }, (_, t) => (t + 1 < s.length ? s[t + 1] : -100)),
+      );
+      const losses = noGrad(() =>
+        tidy(() => {
+          const logits = model.forward(ids2d(batch, T, 0));
+          const V = logits.shape[2];
+          return crossEntropy(
+            reshape(logits, [batch.length * T, V]),
+            tensor(Int32Array.from(targets), [targets.length], 'i32'),
+            {
+              reduction: 'none',
+            },
+          );
+        }),
+      );
+      let data: Float32Array;
+      try {
+        data = (await losses.data()) as Float32Array;
+      } finally {
+        losses.dispose();
+      }
+      return batch.map((s, b) => Array.from(data.subarray(b * T, b * T + s.length - 1), (l) => -l));
+    },
+  );
+}
+
+/** The logits of every position of one sequence, [T, V] row-major (T·V floats are read back). */
+export async function positionLogits(model: CausalLM, sequence: readonly number[]): Promise<Float32Array> {
+  if (sequence.length === 0)
+    throw new ShareloraError('BAD_ARGUMENT', 'positionLogits: the sequence has no tokens');
+  const logits = noGrad(() => tidy(() => model.forward(ids2d([sequence], sequence.length, 0))));
+  try {
+    return (await logits.data()) as Float32Array;
+  } finally {
+    logits.dispose();
+  }
+}
+
+/** Log-softmax of the next-token logits after each context: one Float32Array of V values per context. */
+export async function nextTokenLogprobs(
+  model: CausalLM,
+  contexts: readonly (readonly number[])[],
+  opts: ScoreOptions = {},
+): Promise<Float32Array[]> {
+  const { batchSize, maxLength } = checkOptions(model, opts);
+  const inputs = contexts.map((c, i) => {
+    if (c.length === 0) throw new ShareloraError('BAD_ARGUMENT', `context ${i} has no tokens`);
+    return c.slice(-maxLength);
+  });
+  return batched(
+    inputs,
+    (c) => c.length,
+    batchSize,
+    async (batch) => {
+      const { data, V } = await logSoftmaxAt(
+        model,
+        batch,
+        batch.map((c, row) => [row, c.length - 1] as const),
+      );
+      return batch.map((_, k) => data.slice(k * V, (k + 1) * V));
+    },
+  );
+}
+
+/**
+ * Next-token log-probs of candidate answers after each context (QLoRA's MMLU: the logits of " A".."D"
+ * at the answer position). Each candidate stands for the first token of its encoding without special
+ * tokens; contexts are encoded with them (default true, the tokenizer's default). Returns, per
+ * context, one log-prob (over the whole vocabulary) per candidate.
+ */
+export async function candidateLogprobs(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  contexts: readonly string[],
+  candidates: readonly string[],
+  opts: TextScoreOptions = {},
+): Promise<number[][]> {
+  const ids = candidates.map((c) => {
+    const enc = tokenizer.encode(c, { addSpecialTokens: false });
+    if (enc.length === 0)
+      throw new ShareloraError('BAD_ARGUMENT', `candidate ${JSON.stringify(c)} encodes to no tokens`);
+    return enc[0];
+  });
+  const rows = await nextTokenLogprobs(
+    model,
+    contexts.map((c) => tokenizer.encode(c, { addSpecialTokens: opts.addSpecialTokens ?? true })),
+    opts,
+  );
+  return rows.map((row) => ids.map((id) => row[id]));
+}

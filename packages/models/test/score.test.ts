@@ -1,0 +1,168 @@
+/**
+ * Scoring against a manual computation: the model's forward logits for each sequence alone, a float64
+ * log-softmax on the CPU, and lm-evaluation-harness's tokenisation rules spelled out.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type CausalLM,
+  candidateLogprobs,
+  generateTokens,
+  initPreset,
+  loadModel,
+  loadTokenizer,
+  loglikelihood,
+  loglikelihoodTokens,
+  nextTokenLogprobs,
+  positionLogits,
+  positionLogprobs,
+  type Tokenizer,
+} from '../src/index.js';
+import { ids, run, useDevice, useTmp } from './helpers.js';
+
+useDevice();
+const tmp = useTmp('score');
+
+const models: Record<'llama' | 'gpt2', CausalLM> = {} as never;
+const toks: Record<'llama' | 'gpt2', Tokenizer> = {} as never;
+beforeAll(async () => {
+  for (const arch of ['llama', 'gpt2'] as const) {
+    const dir = join(tmp(), arch);
+    await initPreset({ arch, preset: 'tiny', outDir: dir, seed: 5 });
+    const { model } = await loadModel(dir);
+    if (model.task !== 'causal-lm') throw new Error('expected a causal LM');
+    models[arch] = model;
+    toks[arch] = await loadTokenizer(dir);
+  }
+});
+afterAll(() => {
+  for (const m of Object.values(models)) m.dispose();
+});
+
+/** Float64 log-softmax of one row. */
+function logSoftmax64(row: ArrayLike<number>): Float64Array {
+  let m = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < row.length; i++) m = Math.max(m, row[i]);
+  let s = 0;
+  for (let i = 0; i < row.length; i++) s += Math.exp(row[i] - m);
+  const lse = m + Math.log(s);
+  return Float64Array.from(row, (x) => x - lse);
+}
+
+/** The continuation's log-likelihood from one unbatched forward of context + continuation (minus the last token). */
+async function manual(model: CausalLM, context: number[], continuation: number[]) {
+  const input = [...context, ...continuation].slice(0, -1);
+  const logits = await run(() => model.forward(ids([input])));
+  const V = model.config.vocabSize;
+  let logprob = 0;
+  let isGreedy = true;
+  continuation.forEach((tok, k) => {
+    const t = input.length - continuation.length + k;
+    const lp = logSoftmax64(logits.subarray(t * V, (t + 1) * V));
+    logprob += lp[tok];
+    let best = 0;
+    for (let v = 1; v < V; v++) if (lp[v] > lp[best]) best = v;
+    if (best !== tok) isGreedy = false;
+  });
+  return { logprob, isGreedy, tokens: continuation.length };
+}
+
+const close = (a: number, b: number): void => {
+  expect(Math.abs(a - b)).toBeLessThan(1e-4 * Math.max(1, Math.abs(b)));
+};
+
+describe('loglikelihood', () => {
+  for (const arch of ['llama', 'gpt2'] as const) {
+    it(`matches a float64 log-softmax of the forward logits, batched and in order (${arch})`, async () => {
+      const tok = toks[arch];
+      const requests = [
+        { context: 'the cat ', continuation: 'sat on the mat' },
+        { context: 'once upon a time there was', continuation: ' a dog' },
+        { context: '', continuation: 'hello there' },
+        { context: 'a', continuation: 'nd' },
+        { context: 'the weather is', continuation: ' rather cold and wet' },
+      ];
+      const got = await loglikelihood(models[arch], tok, requests, { batchSize: 2 });
+      for (const [i, { context, continuation }] of requests.entries()) {
+        // lm-evaluation-harness: trailing context spaces join the continuation; the continuation's
+        // tokens are the tail of encode(context + continuation) past encode(context).
+        const ctx = context.trimEnd();
+        const cont = context.slice(ctx.length) + continuation;
+        const enc = (s: string) => tok.encode(s, { addSpecialTokens: false });
+        const [c, k] =
+          ctx === ''
+            ? [[(tok.bosId ?? tok.eosIds[0]) as number], enc(cont)]
+            : [enc(ctx), enc(ctx + cont).slice(enc(ctx).length)];
+        const want = await manual(models[arch], c, k);
+        close(got[i].logprob, want.logprob);
+        expect(got[i].isGreedy).toBe(want.isGreedy);
+        expect(got[i].tokens).toBe(want.tokens);
+      }
+      const one = await loglikelihood(models[arch], tok, requests, { batchSize: 1 });
+      for (const [i, r] of one.entries()) close(r.logprob, got[i].logprob);
+    });
+  }
+
+  it('isGreedy is true exactly for the greedy continuation', async () => {
+    const model = models.llama;
+    const context = [1, 40, 77, 120];
+    const [g] = await generateTokens(model, [context], { maxNewTokens: 4, eosIds: [] });
+    const [greedy, changed] = await loglikelihoodTokens(model, [
+      { context, continuation: g.tokens },
+      { context, continuation: [...g.tokens.slice(0, 3), (g.tokens[3] + 1) % model.config.vocabSize] },
+    ]);
+    expect(greedy.isGreedy).toBe(true);
+    expect(changed.isGreedy).toBe(false);
+    close(greedy.logprob, (await manual(model, context, g.tokens)).logprob);
+    expect(greedy.logprob).toBeGreaterThan(changed.logprob);
+  });
+
+  it('keeps the last maxLength + 1 tokens, as the harness truncates', async () => {
+    const context = [1, 30, 31, 32, 33, 34, 35];
+    const continuation = [36, 37];
+    const [r] = await loglikelihoodTokens(models.gpt2, [{ context, continuation }], { maxLength: 4 });
+    // The input is [33, 34, 35, 36]: 37 is only a target.
+    close(r.logprob, (await manual(models.gpt2, [33, 34, 35], continuation)).logprob);
+  });
+});
+
+describe('per-position and next-token scores', () => {
+  it('positionLogprobs and positionLogits agree with the forward', async () => {
+    const model = models.llama;
+    const V = model.config.vocabSize;
+    const seqs = [
+      [1, 50, 60, 70, 80, 90],
+      [1, 9],
+      [1, 200, 201, 202],
+    ];
+    const lps = await positionLogprobs(model, seqs, { batchSize: 2 });
+    for (const [b, s] of seqs.entries()) {
+      const logits = await positionLogits(model, s);
+      expect(logits).toHaveLength(s.length * V);
+      expect(lps[b]).toHaveLength(s.length - 1);
+      for (const [t, lp] of lps[b].entries())
+        close(lp, logSoftmax64(logits.subarray(t * V, (t + 1) * V))[s[t + 1]]);
+    }
+  });
+
+  it('nextTokenLogprobs and candidateLogprobs read the last position', async () => {
+    const model = models.llama;
+    const tok = toks.llama;
+    const V = model.config.vocabSize;
+    const contexts = ['the answer is', 'cats and dogs are'];
+    const letters = [' a', ' b', ' c', ' d'];
+    const got = await candidateLogprobs(model, tok, contexts, letters);
+    const rows = await nextTokenLogprobs(
+      model,
+      contexts.map((c) => tok.encode(c)),
+    );
+    for (const [i, c] of contexts.entries()) {
+      const enc = tok.encode(c);
+      const logits = await positionLogits(model, enc);
+      const want = logSoftmax64(logits.subarray((enc.length - 1) * V, enc.length * V));
+      for (let v = 0; v < V; v++) expect(Math.abs(rows[i][v] - want[v])).toBeLessThan(1e-4);
+      for (const [k, l] of letters.entries())
+        close(got[i][k], want[tok.encode(l, { addSpecialTokens: false })[0]]);
+    }
+  });
+});
