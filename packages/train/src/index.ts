@@ -1,5 +1,5 @@
 /**
- * @sharelora/train is planned and not implemented yet. It will hold: datasets, prompt templates, batching and masking, the Trainer, checkpoints and resume, continual fine-tuning.
- * See README.md in this package and docs/ for the design.
+ * @sharelora/train: fine-tuning data today (readers, prompt formats, tokenization with loss masks,
+ * validation splits, batching with a resumable order); the Trainer builds on it.
  */
-export const PACKAGE_STATUS = 'planned' as const;
+export * from './data/index.js';

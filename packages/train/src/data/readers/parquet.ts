@@ -1,0 +1,38 @@
+/**
+ * Parquet through hyparquet (pure JS, browser and Node). Snappy and uncompressed files read out of the
+ * box; other codecs need `compressors`, e.g. from the hyparquet-compressors package.
+ */
+import { type Compressors, parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
+import { DataError } from '../errors.js';
+import type { DataRecord } from '../records.js';
+
+export interface ParquetReadOptions {
+  /** Decompressors for codecs beyond snappy (gzip, zstd, brotli, ...), e.g. hyparquet-compressors. */
+  compressors?: Compressors;
+}
+
+export async function parseParquet(
+  bytes: Uint8Array,
+  file: string,
+  opts: ParquetReadOptions = {},
+): Promise<{ columns: string[]; records: DataRecord[] }> {
+  // hyparquet wants an ArrayBuffer of exactly the file.
+  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  try {
+    const metadata = parquetMetadata(buffer);
+    const columns = parquetSchema(metadata).children.map((c) => c.element.name);
+    const rows = await parquetReadObjects({
+      file: buffer,
+      metadata,
+      ...(opts.compressors ? { compressors: opts.compressors } : {}),
+    });
+    const records = rows.map((values, i) => ({ values, source: { file, line: null, row: i + 1 } }));
+    return { columns, records };
+  } catch (e) {
+    const msg = (e as Error).message;
+    const hint = /compress|codec/i.test(msg)
+      ? ' (pass `compressors` from hyparquet-compressors for this codec)'
+      : '';
+    throw new DataError('PARSE', `${file}: not a readable Parquet file: ${msg}${hint}`, file);
+  }
+}
