@@ -30,17 +30,25 @@ function columnSum(t: Tensor, n: number): Tensor {
 }
 
 /**
- * Layer normalisation over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta, with the
- * biased variance (as PyTorch). The per-row mean and 1/std are kept for the backward pass.
+ * Shared forward of both norms: one workgroup per row computes the statistics, writes y, the
+ * normalised input xhat and 1/std per row (kept for the backward pass). `centered` = layer norm
+ * (subtract the mean, biased variance as PyTorch); otherwise RMS norm (LLaMA).
  */
-export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor | null, eps = 1e-5): Tensor {
-  const { n, rows } = rowsOf(x, gamma, 'layerNorm');
+function normForward(
+  op: string,
+  x: Tensor,
+  gamma: Tensor,
+  beta: Tensor | null,
+  eps: number,
+  centered: boolean,
+): Tensor {
+  const { n, rows } = rowsOf(x, gamma, op);
   const y = Tensor.empty(x.shape, 'f32');
   const xhat = Tensor.empty(x.shape, 'f32');
   const rstd = Tensor.empty([rows], 'f32');
   const hasBeta = beta !== null;
   runKernel({
-    key: `layernorm:${hasBeta}`,
+    key: `norm:${centered}:${hasBeta}`,
     wgsl: () =>
       rowKernel(
         `${storageDecl(0, 'X', 'f32', 'read')}
@@ -53,7 +61,7 @@ PARAMS`,
         `  let base = row * P.n;
   var s = 0.0;
   ${LOOP} { s += X[base + i]; }
-  let mu = wg_sum(s, lid) / f32(P.n);
+  let mu = ${centered ? 'wg_sum(s, lid) / f32(P.n)' : '0.0 * wg_sum(s, lid)'};
   var v = 0.0;
   ${LOOP} { let d = X[base + i] - mu; v += d * d; }
   let r = inverseSqrt(wg_sum(v, lid) / f32(P.n) + P.eps);
@@ -70,8 +78,8 @@ PARAMS`,
     workgroups: rowGrid(rows),
   });
   const inputs = beta ? [x, gamma, beta] : [x, gamma];
-  const out = record(y, 'layer_norm', inputs, (g) => {
-    const dx = x.requiresGrad ? normBackward(g, gamma, xhat, rstd, n, rows, true) : null;
+  const out = record(y, op, inputs, (g) => {
+    const dx = x.requiresGrad ? normBackward(g, gamma, xhat, rstd, n, rows, centered) : null;
     const dg = gamma.requiresGrad ? productColumnSum(g, xhat, n) : null;
     const db = beta?.requiresGrad ? columnSum(g, n) : null;
     return beta ? [dx, dg, db] : [dx, dg];
@@ -83,47 +91,14 @@ PARAMS`,
   return out;
 }
 
+/** Layer normalisation over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta (biased variance, as PyTorch). */
+export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor | null, eps = 1e-5): Tensor {
+  return normForward('layer_norm', x, gamma, beta, eps, true);
+}
+
 /** RMS normalisation over the last axis (LLaMA): x / sqrt(mean(x^2) + eps) * gamma. */
 export function rmsNorm(x: Tensor, gamma: Tensor, eps = 1e-6): Tensor {
-  const { n, rows } = rowsOf(x, gamma, 'rmsNorm');
-  const y = Tensor.empty(x.shape, 'f32');
-  const xhat = Tensor.empty(x.shape, 'f32');
-  const rstd = Tensor.empty([rows], 'f32');
-  runKernel({
-    key: 'rmsnorm',
-    wgsl: () =>
-      rowKernel(
-        `${storageDecl(0, 'X', 'f32', 'read')}
-${storageDecl(1, 'Gm', 'f32', 'read')}
-${storageDecl(2, 'Y', 'f32', 'read_write')}
-${storageDecl(3, 'XH', 'f32', 'read_write')}
-${storageDecl(4, 'RS', 'f32', 'read_write')}
-PARAMS`,
-        `  let base = row * P.n;
-  var s = 0.0;
-  ${LOOP} { let v = X[base + i]; s += v * v; }
-  let r = inverseSqrt(wg_sum(s, lid) / f32(P.n) + P.eps);
-  ${LOOP} { let h = X[base + i] * r; XH[base + i] = h; Y[base + i] = h * Gm[i]; }
-  if (lid == 0u) { RS[row] = r; }`,
-      ),
-    inputs: [x, gamma],
-    outputs: [y, xhat, rstd],
-    uniforms: [
-      ['rows', 'u32', rows],
-      ['n', 'u32', n],
-      ['eps', 'f32', eps],
-    ],
-    workgroups: rowGrid(rows),
-  });
-  const out = record(y, 'rms_norm', [x, gamma], (g) => [
-    x.requiresGrad ? normBackward(g, gamma, xhat, rstd, n, rows, false) : null,
-    gamma.requiresGrad ? productColumnSum(g, xhat, n) : null,
-  ]);
-  if (!out.node) {
-    xhat.dispose();
-    rstd.dispose();
-  }
-  return out;
+  return normForward('rms_norm', x, gamma, null, eps, false);
 }
 
 function productColumnSum(g: Tensor, xhat: Tensor, n: number): Tensor {

@@ -2,18 +2,10 @@ import { getDevice } from '../../runtime.js';
 import { Tensor } from '../../tensor.js';
 import { chooseMatmulPlan, type MatmulSpec, packMatmulParams } from './wgsl.js';
 
-export interface MatmulDispatch {
-  M: number;
-  N: number;
-  K: number;
-  batch: number;
-  transA: boolean;
-  transB: boolean;
-  /** Elements between consecutive batch matrices (0 broadcasts one matrix over the batch). */
-  strideA: number;
-  strideB: number;
-  strideC: number;
-}
+/** Shape, transposes and batch strides (elements; 0 broadcasts one matrix over the batch). */
+export type MatmulDispatch = Required<
+  Pick<MatmulSpec, 'M' | 'N' | 'K' | 'batch' | 'transA' | 'transB' | 'strideA' | 'strideB' | 'strideC'>
+>;
 
 const UNIFORM_BINDING = 3;
 
