@@ -3,7 +3,12 @@
 import * as core from '@sharelora/core';
 
 await core.init(); // Dawn in Node; use core.initBrowser() in a browser
-const xs = core.keep(core.tensor(Array.from({ length: 64 }, (_, i) => i / 32 - 1), [64, 1]));
+const xs = core.keep(
+  core.tensor(
+    Array.from({ length: 64 }, (_, i) => i / 32 - 1),
+    [64, 1],
+  ),
+);
 const ys = core.keep(core.addScalar(core.scale(xs, 3), -1));
 const layer = new core.Linear(1, 1, { rng: new core.Rng(0) });
 const opt = new core.AdamW(layer.parameters(), { lr: 0.1, weightDecay: 0 });

@@ -1,8 +1,9 @@
 // ops import record() from here; the cycle is safe because neither side calls the other at load time.
+
+import { ShareloraError } from './errors.js';
 import { onesLike } from './ops/creation.js';
 import { add } from './ops/elementwise.js';
 import { isGradEnabled, keep, noGrad } from './runtime.js';
-import { ShareloraError } from './errors.js';
 import type { Tensor } from './tensor.js';
 
 /**

@@ -1,18 +1,24 @@
 import { DTypeError } from './errors.js';
 
-/** Element types a GPU tensor can hold. f16 requires the adapter's shader-f16 feature. */
-export type DType = 'f32' | 'i32' | 'f16';
+/**
+ * Element types a GPU tensor can hold. f16 requires the adapter's shader-f16 feature. bf16 has no
+ * WGSL type: it is stored as raw 16-bit patterns, two per u32 word (low half first), which kernels
+ * decode with integer ops; it serves frozen weights (see cast and matmul).
+ */
+export type DType = 'f32' | 'i32' | 'f16' | 'bf16';
 
-export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, i32: 4, f16: 2 };
+/** The 16-bit float types frozen weights may be kept in. */
+export type HalfDType = 'f16' | 'bf16';
 
-/** WGSL scalar type for a dtype. */
-export function wgslType(dtype: DType): string {
-  return dtype === 'f32' ? 'f32' : dtype === 'i32' ? 'i32' : 'f16';
+export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, i32: 4, f16: 2, bf16: 2 };
+
+export function isHalf(dtype: DType): dtype is HalfDType {
+  return dtype === 'f16' || dtype === 'bf16';
 }
 
 export type TypedArrayFor<D extends DType> = D extends 'i32'
   ? Int32Array
-  : D extends 'f16'
+  : D extends HalfDType
     ? Uint16Array
     : Float32Array;
 

@@ -1,6 +1,6 @@
 import { backward } from './autograd.js';
+import { add, exp, gelu, layerNorm, matmul, mul, softmax, sum, tensor } from './ops/index.js';
 import { getDevice, tidy } from './runtime.js';
-import { add, gelu, matmul, mul, softmax, layerNorm, sum, tensor, exp } from './ops/index.js';
 import type { Tensor } from './tensor.js';
 
 export interface SelfCheckResult {

@@ -3,7 +3,7 @@ import type { MemoryCategory } from './device/memory.js';
 import { BYTES_PER_ELEMENT, type DType } from './dtype.js';
 import { DisposedError, DTypeError, ShapeError } from './errors.js';
 import { getDevice, trackTensor } from './runtime.js';
-import { decodeF16 } from './safetensors/format.js';
+import { decodeBF16, decodeF16 } from './safetensors/format.js';
 import { checkShape, fmt, numel, type Shape } from './shape.js';
 
 /** A GPU buffer shared by a tensor and its reshape views; returned to the pool when the last one is disposed. */
@@ -127,11 +127,12 @@ export class Tensor {
     return new Tensor(s, resolved, this.dtype);
   }
 
-  /** Copies the data to the CPU. f16 tensors come back as float32 values. */
+  /** Copies the data to the CPU. f16 and bf16 tensors come back as (exact) float32 values. */
   async data(): Promise<Float32Array | Int32Array> {
     const raw = await this.device.read(this.buffer, 0, this.bytes);
     if (this.dtype === 'i32') return new Int32Array(raw);
     if (this.dtype === 'f16') return decodeF16(new Uint16Array(raw));
+    if (this.dtype === 'bf16') return decodeBF16(new Uint16Array(raw));
     return new Float32Array(raw);
   }
 

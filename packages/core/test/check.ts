@@ -1,7 +1,7 @@
 import { expect } from 'vitest';
 import * as core from '../src/node.js';
 import { assertClose, vjpFiniteDiff } from './reference/gradcheck.js';
-import { F64, randn, roundToF32, Rng } from './reference/ndarray.js';
+import { type F64, Rng, randn, roundToF32 } from './reference/ndarray.js';
 
 export const FWD_TOL = 1e-4;
 export const BWD_TOL = 1e-4;
@@ -37,7 +37,7 @@ export async function checkOp(
   expect(out.shape, `${label}: shape`).toEqual(expected.shape);
   assertClose(await out.data(), expected, opts.fwdTol ?? FWD_TOL, `${label} forward`);
   if (opts.grad === false) {
-    core.tidy(() => [out, ...ts].forEach((t) => t.dispose()));
+    for (const t of [out, ...ts]) t.dispose();
     return;
   }
   const up = roundToF32(randn(expected.shape, new Rng(opts.seed ?? 99)));

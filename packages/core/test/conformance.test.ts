@@ -2,8 +2,8 @@ import { describe, it } from 'vitest';
 import * as core from '../src/node.js';
 import { checkOp, oddShapes } from './check.js';
 import { useGpu } from './gpu.js';
+import { F64, Rng, randn, randUniform } from './reference/ndarray.js';
 import * as R from './reference/ops.js';
-import { F64, randn, randUniform, Rng } from './reference/ndarray.js';
 
 function swapLast(rank: number): number[] {
   const p = Array.from({ length: rank }, (_, i) => i);
@@ -47,18 +47,43 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
         // Keep away from kinks (relu/abs at 0) where finite differences are undefined.
         let x = domain === 'pos' ? randUniform(shape, rng, 0.2, 3) : randn(shape, rng);
         if (name === 'relu' || name === 'abs') x = R.map(x, (v) => (Math.abs(v) < 0.05 ? v + 0.1 : v));
-        await checkOp(`${name} ${shape}`, ([a]) => gpu(a), ([a]) => ref(a), [x]);
+        await checkOp(
+          `${name} ${shape}`,
+          ([a]) => gpu(a),
+          ([a]) => ref(a),
+          [x],
+        );
       }
     });
   }
 
   it('scalar ops: scale, addScalar, powScalar', async () => {
     const x = randUniform([5, 7], rng, 0.3, 2);
-    await checkOp('scale', ([a]) => core.scale(a, -1.7), ([a]) => R.scale(a, -1.7), [x]);
-    await checkOp('addScalar', ([a]) => core.addScalar(a, 0.3), ([a]) => R.add(a, 0.3), [x]);
-    await checkOp('powScalar 2.5', ([a]) => core.powScalar(a, 2.5), ([a]) => R.pow(a, 2.5), [x]);
+    await checkOp(
+      'scale',
+      ([a]) => core.scale(a, -1.7),
+      ([a]) => R.scale(a, -1.7),
+      [x],
+    );
+    await checkOp(
+      'addScalar',
+      ([a]) => core.addScalar(a, 0.3),
+      ([a]) => R.add(a, 0.3),
+      [x],
+    );
+    await checkOp(
+      'powScalar 2.5',
+      ([a]) => core.powScalar(a, 2.5),
+      ([a]) => R.pow(a, 2.5),
+      [x],
+    );
     const y = randn([3, 11], rng);
-    await checkOp('powScalar 3 (negative base)', ([a]) => core.powScalar(a, 3), ([a]) => R.pow(a, 3), [y]);
+    await checkOp(
+      'powScalar 3 (negative base)',
+      ([a]) => core.powScalar(a, 3),
+      ([a]) => R.pow(a, 3),
+      [y],
+    );
   });
 
   const binary: Array<[string, (a: core.Tensor, b: core.Tensor) => core.Tensor, (a: F64, b: F64) => F64]> = [
@@ -70,10 +95,19 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     ['maximum', core.maximum, R.maximum],
   ];
   const pairs: Array<[number[], number[]]> = [
-    [[7, 5], [7, 5]],
-    [[4, 6], [4, 6]],
+    [
+      [7, 5],
+      [7, 5],
+    ],
+    [
+      [4, 6],
+      [4, 6],
+    ],
     [[3, 4, 5], [5]],
-    [[3, 1, 5], [1, 4, 1]],
+    [
+      [3, 1, 5],
+      [1, 4, 1],
+    ],
     [[2, 3], [1]],
     [[6], [2, 3, 6]],
   ];
@@ -82,48 +116,122 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       for (const [sa, sb] of pairs) {
         const a = name === 'pow' ? randUniform(sa, rng, 0.5, 2) : randn(sa, rng);
         const b = name === 'div' || name === 'pow' ? randUniform(sb, rng, 0.5, 2) : randn(sb, rng);
-        await checkOp(`${name} [${sa}]x[${sb}]`, ([x, y]) => gpu(x, y), ([x, y]) => ref(x, y), [a, b]);
+        await checkOp(
+          `${name} [${sa}]x[${sb}]`,
+          ([x, y]) => gpu(x, y),
+          ([x, y]) => ref(x, y),
+          [a, b],
+        );
       }
     });
   }
 
   it('where and maskedFill', async () => {
-    const cond = new F64([4, 5], Array.from({ length: 20 }, (_, i) => (i * 7) % 3 === 0 ? 1 : 0));
+    const cond = new F64(
+      [4, 5],
+      Array.from({ length: 20 }, (_, i) => ((i * 7) % 3 === 0 ? 1 : 0)),
+    );
     const condT = core.tensor(cond.toFloat32(), cond.shape);
-    await checkOp('where', ([a, b]) => core.where(condT, a, b), ([a, b]) => R.where(cond, a, b), [randn([4, 5], rng), randn([5], rng)]);
-    await checkOp('maskedFill', ([a]) => core.maskedFill(a, condT, -2.5), ([a]) => R.maskedFill(a, cond, -2.5), [randn([4, 5], rng)]);
+    await checkOp(
+      'where',
+      ([a, b]) => core.where(condT, a, b),
+      ([a, b]) => R.where(cond, a, b),
+      [randn([4, 5], rng), randn([5], rng)],
+    );
+    await checkOp(
+      'maskedFill',
+      ([a]) => core.maskedFill(a, condT, -2.5),
+      ([a]) => R.maskedFill(a, cond, -2.5),
+      [randn([4, 5], rng)],
+    );
     condT.dispose();
   });
 
   it('sum / mean / max over each axis', async () => {
-    for (const shape of [[5, 7, 3], [1, 9, 1], [130, 3], [2, 300]]) {
+    for (const shape of [
+      [5, 7, 3],
+      [1, 9, 1],
+      [130, 3],
+      [2, 300],
+    ]) {
       for (let axis = 0; axis < shape.length; axis++) {
         const x = randn(shape, rng);
-        await checkOp(`sum ${shape} axis ${axis}`, ([a]) => core.sum(a, axis), ([a]) => R.sum(a, axis), [x]);
-        await checkOp(`mean ${shape} axis ${axis} keep`, ([a]) => core.mean(a, axis, true), ([a]) => R.mean(a, axis, true), [x]);
-        await checkOp(`max ${shape} axis ${axis}`, ([a]) => core.max(a, axis), ([a]) => R.max(a, axis), [x]);
+        await checkOp(
+          `sum ${shape} axis ${axis}`,
+          ([a]) => core.sum(a, axis),
+          ([a]) => R.sum(a, axis),
+          [x],
+        );
+        await checkOp(
+          `mean ${shape} axis ${axis} keep`,
+          ([a]) => core.mean(a, axis, true),
+          ([a]) => R.mean(a, axis, true),
+          [x],
+        );
+        await checkOp(
+          `max ${shape} axis ${axis}`,
+          ([a]) => core.max(a, axis),
+          ([a]) => R.max(a, axis),
+          [x],
+        );
       }
     }
     const x = randn([17, 5], rng);
-    await checkOp('sum all', ([a]) => core.sum(a), ([a]) => new F64([], [R.sumAll(a)]), [x]);
+    await checkOp(
+      'sum all',
+      ([a]) => core.sum(a),
+      ([a]) => new F64([], [R.sumAll(a)]),
+      [x],
+    );
   });
 
   it('softmax and logSoftmax over the last axis', async () => {
-    for (const shape of [[3, 7], [2, 3, 129], [1, 1], [5, 1000]]) {
+    for (const shape of [
+      [3, 7],
+      [2, 3, 129],
+      [1, 1],
+      [5, 1000],
+    ]) {
       const x = randn(shape, rng, 2);
-      await checkOp(`softmax ${shape}`, ([a]) => core.softmax(a), ([a]) => R.softmax(a), [x]);
-      await checkOp(`logSoftmax ${shape}`, ([a]) => core.logSoftmax(a), ([a]) => R.logSoftmax(a), [x]);
+      await checkOp(
+        `softmax ${shape}`,
+        ([a]) => core.softmax(a),
+        ([a]) => R.softmax(a),
+        [x],
+      );
+      await checkOp(
+        `logSoftmax ${shape}`,
+        ([a]) => core.logSoftmax(a),
+        ([a]) => R.logSoftmax(a),
+        [x],
+      );
     }
   });
 
   it('layerNorm and rmsNorm', async () => {
-    for (const shape of [[3, 7], [2, 5, 67], [4, 300]]) {
+    for (const shape of [
+      [3, 7],
+      [2, 5, 67],
+      [4, 300],
+    ]) {
       const d = shape[shape.length - 1];
       const x = randn(shape, rng);
       const g = randn([d], rng, 0.5, 1);
       const b = randn([d], rng);
-      await checkOp(`layerNorm ${shape}`, ([a, gg, bb]) => core.layerNorm(a, gg, bb, 1e-5), ([a, gg, bb]) => R.layerNorm(a, gg, bb, 1e-5), [x, g, b], { bwdTol: 2e-4 });
-      await checkOp(`rmsNorm ${shape}`, ([a, gg]) => core.rmsNorm(a, gg, 1e-6), ([a, gg]) => R.rmsNorm(a, gg, 1e-6), [x, g], { bwdTol: 2e-4 });
+      await checkOp(
+        `layerNorm ${shape}`,
+        ([a, gg, bb]) => core.layerNorm(a, gg, bb, 1e-5),
+        ([a, gg, bb]) => R.layerNorm(a, gg, bb, 1e-5),
+        [x, g, b],
+        { bwdTol: 2e-4 },
+      );
+      await checkOp(
+        `rmsNorm ${shape}`,
+        ([a, gg]) => core.rmsNorm(a, gg, 1e-6),
+        ([a, gg]) => R.rmsNorm(a, gg, 1e-6),
+        [x, g],
+        { bwdTol: 2e-4 },
+      );
     }
   });
 
@@ -144,15 +252,17 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     ];
     // Small cases use finite differences; large ones the float64 product rule
     // (dA = G·op(B)ᵀ, dB = op(A)ᵀ·G, summed over broadcast batch dims), itself checked on the small ones.
-    const productRule = (ta: boolean, tb: boolean) => ([a, b]: F64[], g: F64): F64[] => {
-      const opA = ta ? R.transpose(a, swapLast(a.shape.length)) : a;
-      const opB = tb ? R.transpose(b, swapLast(b.shape.length)) : b;
-      let dOpA = R.matmul(g, opB, { transB: true });
-      let dOpB = R.matmul(opA, g, { transA: true });
-      if (ta) dOpA = R.transpose(dOpA, swapLast(dOpA.shape.length));
-      if (tb) dOpB = R.transpose(dOpB, swapLast(dOpB.shape.length));
-      return [sumTo(dOpA, a.shape), sumTo(dOpB, b.shape)];
-    };
+    const productRule =
+      (ta: boolean, tb: boolean) =>
+      ([a, b]: F64[], g: F64): F64[] => {
+        const opA = ta ? R.transpose(a, swapLast(a.shape.length)) : a;
+        const opB = tb ? R.transpose(b, swapLast(b.shape.length)) : b;
+        let dOpA = R.matmul(g, opB, { transB: true });
+        let dOpB = R.matmul(opA, g, { transA: true });
+        if (ta) dOpA = R.transpose(dOpA, swapLast(dOpA.shape.length));
+        if (tb) dOpB = R.transpose(dOpB, swapLast(dOpB.shape.length));
+        return [sumTo(dOpA, a.shape), sumTo(dOpB, b.shape)];
+      };
     for (const [sa, sb, ta, tb] of cases) {
       const big = sa.reduce((p, q) => p * q) + sb.reduce((p, q) => p * q) > 600;
       await checkOp(
@@ -181,13 +291,43 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
 
   it('reshape, permute, transpose, concat, slice', async () => {
     const x = randn([3, 4, 5], rng);
-    await checkOp('reshape', ([a]) => core.reshape(a, [4, -1]), ([a]) => R.reshape(a, [4, -1]), [x]);
-    await checkOp('permute', ([a]) => core.permute(a, [2, 0, 1]), ([a]) => R.permute(a, [2, 0, 1]), [x]);
-    await checkOp('transpose', ([a]) => core.transpose(a, 0, 2), ([a]) => R.permute(a, [2, 1, 0]), [x]);
+    await checkOp(
+      'reshape',
+      ([a]) => core.reshape(a, [4, -1]),
+      ([a]) => R.reshape(a, [4, -1]),
+      [x],
+    );
+    await checkOp(
+      'permute',
+      ([a]) => core.permute(a, [2, 0, 1]),
+      ([a]) => R.permute(a, [2, 0, 1]),
+      [x],
+    );
+    await checkOp(
+      'transpose',
+      ([a]) => core.transpose(a, 0, 2),
+      ([a]) => R.permute(a, [2, 1, 0]),
+      [x],
+    );
     const y = randn([3, 2, 5], rng);
-    await checkOp('concat axis 1', ([a, b]) => core.concat([a, b], 1), ([a, b]) => R.concat([a, b], 1), [x, y]);
-    await checkOp('concat axis -1', ([a, b]) => core.concat([a, b], -1), ([a, b]) => R.concat([a, b], -1), [randn([2, 3], rng), randn([2, 7], rng)]);
-    await checkOp('slice', ([a]) => core.slice(a, [1, 0, 1], [3, -1, 5]), ([a]) => R.slice(a, [1, 0, 1], [3, -1, 5]), [x]);
+    await checkOp(
+      'concat axis 1',
+      ([a, b]) => core.concat([a, b], 1),
+      ([a, b]) => R.concat([a, b], 1),
+      [x, y],
+    );
+    await checkOp(
+      'concat axis -1',
+      ([a, b]) => core.concat([a, b], -1),
+      ([a, b]) => R.concat([a, b], -1),
+      [randn([2, 3], rng), randn([2, 7], rng)],
+    );
+    await checkOp(
+      'slice',
+      ([a]) => core.slice(a, [1, 0, 1], [3, -1, 5]),
+      ([a]) => R.slice(a, [1, 0, 1], [3, -1, 5]),
+      [x],
+    );
   });
 
   it('composite: a shared tensor used many times gets the sum of its gradients', async () => {

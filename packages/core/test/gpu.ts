@@ -1,5 +1,5 @@
 import { afterAll, beforeAll } from 'vitest';
-import { init, shutdown, type Device } from '../src/node.js';
+import { type Device, init, shutdown } from '../src/node.js';
 
 /**
  * Every GPU test file calls useGpu(). Tests run on a real adapter (lavapipe on CPU-only machines);

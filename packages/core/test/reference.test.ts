@@ -6,7 +6,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { assertClose, relErr, vjpFiniteDiff } from './reference/gradcheck.js';
-import { F64, broadcastShapes, fromNested, randInts, randn, roundToF32 } from './reference/ndarray.js';
+import { broadcastShapes, F64, fromNested, randInts, randn, roundToF32 } from './reference/ndarray.js';
 import {
   add,
   concat,
@@ -18,9 +18,9 @@ import {
   geluTanh,
   layerNorm,
   logSoftmax,
+  maskedFill,
   matmul,
   max,
-  maskedFill,
   maximum,
   mean,
   mul,
@@ -336,7 +336,12 @@ describe('attention', () => {
         1,
       );
     for (const causal of [false, true]) {
-      assertClose(sdpa(q, k, v, { causal }), sdpa(q, rep(k), rep(v), { causal }), 1e-15, `gqa causal=${causal}`);
+      assertClose(
+        sdpa(q, k, v, { causal }),
+        sdpa(q, rep(k), rep(v), { causal }),
+        1e-15,
+        `gqa causal=${causal}`,
+      );
     }
   });
 
@@ -403,7 +408,12 @@ describe('rope', () => {
     const y = rope(x, pos, { ...opts, rotaryDim: 4 });
     const head = rope(slice(x, [0, 0, 0, 0], [1, 2, 3, 4]), pos, opts);
     assertClose(slice(y, [0, 0, 0, 0], [1, 2, 3, 4]), head, 1e-15, 'rotated part');
-    assertClose(slice(y, [0, 0, 0, 4], [1, 2, 3, 6]), slice(x, [0, 0, 0, 4], [1, 2, 3, 6]), 0, 'pass-through');
+    assertClose(
+      slice(y, [0, 0, 0, 4], [1, 2, 3, 6]),
+      slice(x, [0, 0, 0, 4], [1, 2, 3, 6]),
+      0,
+      'pass-through',
+    );
   });
 
   it('linear scaling equals dividing positions by factor', () => {
@@ -459,7 +469,9 @@ describe('cross entropy', () => {
   });
 
   it('sum and none reductions', () => {
-    expect(Math.abs(crossEntropy(logits, targets, { reduction: 'sum' }).data[0] - (l0 + l2))).toBeLessThan(1e-15);
+    expect(Math.abs(crossEntropy(logits, targets, { reduction: 'sum' }).data[0] - (l0 + l2))).toBeLessThan(
+      1e-15,
+    );
     assertClose(crossEntropy(logits, targets, { reduction: 'none' }), [l0, 0, l2], 1e-14, 'none');
     expect(crossEntropy(logits, [0, 0, 0], { ignoreIndex: 0 }).data[0]).toBeNaN();
   });

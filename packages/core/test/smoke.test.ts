@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { useGpu } from './gpu.js';
 import * as core from '../src/node.js';
+import { useGpu } from './gpu.js';
 
 describe('smoke', () => {
   useGpu();

@@ -43,12 +43,30 @@ function matmulCases(quick: boolean): MatmulCase[] {
   const D = quick ? 256 : 768;
   const cases: MatmulCase[] = [
     { name: `square ${S}³`, shapeA: [S, S], shapeB: [S, S], flops: 2 * S * S * S },
-    { name: `square ${S}³ (B transposed)`, shapeA: [S, S], shapeB: [S, S], transB: true, flops: 2 * S * S * S },
+    {
+      name: `square ${S}³ (B transposed)`,
+      shapeA: [S, S],
+      shapeB: [S, S],
+      transB: true,
+      flops: 2 * S * S * S,
+    },
   ];
   for (const r of quick ? [8] : [8, 16, 64]) {
     cases.push(
-      { name: `LoRA X·Aᵀ ${T}x${D} r=${r}`, shapeA: [T, D], shapeB: [r, D], transB: true, flops: 2 * T * D * r },
-      { name: `LoRA dA=dHᵀ·X r=${r}, K=${T}`, shapeA: [T, r], shapeB: [T, D], transA: true, flops: 2 * T * D * r },
+      {
+        name: `LoRA X·Aᵀ ${T}x${D} r=${r}`,
+        shapeA: [T, D],
+        shapeB: [r, D],
+        transB: true,
+        flops: 2 * T * D * r,
+      },
+      {
+        name: `LoRA dA=dHᵀ·X r=${r}, K=${T}`,
+        shapeA: [T, r],
+        shapeB: [T, D],
+        transA: true,
+        flops: 2 * T * D * r,
+      },
       { name: `LoRA dX=dH·A ${T}x${D} r=${r}`, shapeA: [T, r], shapeB: [r, D], flops: 2 * T * D * r },
     );
   }
@@ -73,7 +91,11 @@ function blockStep(x: core.Tensor, w: Record<string, core.Tensor>, heads: number
 }
 
 export async function bench(argv: string[]): Promise<number> {
-  const { values } = parseFlags('bench', argv, { json: { type: 'boolean' }, reps: { type: 'string' }, quick: { type: 'boolean' } });
+  const { values } = parseFlags('bench', argv, {
+    json: { type: 'boolean' },
+    reps: { type: 'string' },
+    quick: { type: 'boolean' },
+  });
   if (values.help) {
     console.log(benchHelp);
     return 0;
@@ -87,7 +109,9 @@ export async function bench(argv: string[]): Promise<number> {
       progress(`bench: matmul ${c.name}`);
       const a = randomTensor(c.shapeA, 1);
       const b = randomTensor(c.shapeB, 2);
-      const s = await timeIt(reps, () => core.tidy(() => void core.matmul(a, b, { transA: c.transA, transB: c.transB })));
+      const s = await timeIt(reps, () =>
+        core.tidy(() => void core.matmul(a, b, { transA: c.transA, transB: c.transB })),
+      );
       matmuls.push({ name: c.name, ms: s * 1e3, gflops: c.flops / s / 1e9 });
       a.dispose();
       b.dispose();
@@ -105,11 +129,25 @@ export async function bench(argv: string[]): Promise<number> {
     const [B, T, D, H] = quick ? [2, 32, 64, 4] : [4, 128, 256, 4];
     const rng = new core.Rng(7);
     const shapes: Record<string, number[]> = {
-      ln1g: [D], ln1b: [D], qkv: [3 * D, D], qkvb: [3 * D], proj: [D, D], ln2g: [D], ln2b: [D], fc1: [4 * D, D], fc2: [D, 4 * D],
+      ln1g: [D],
+      ln1b: [D],
+      qkv: [3 * D, D],
+      qkvb: [3 * D],
+      proj: [D, D],
+      ln2g: [D],
+      ln2b: [D],
+      fc1: [4 * D, D],
+      fc2: [D, 4 * D],
     };
     const w: Record<string, core.Tensor> = {};
     for (const [k, s] of Object.entries(shapes)) {
-      w[k] = core.keep(core.randn(s, { rng, std: k.startsWith('ln') && k.endsWith('g') ? 0 : 0.02, mean: k.endsWith('g') ? 1 : 0 }));
+      w[k] = core.keep(
+        core.randn(s, {
+          rng,
+          std: k.startsWith('ln') && k.endsWith('g') ? 0 : 0.02,
+          mean: k.endsWith('g') ? 1 : 0,
+        }),
+      );
       w[k].requiresGrad = true;
     }
     const x = randomTensor([B, T, D], 8);
@@ -124,7 +162,12 @@ export async function bench(argv: string[]): Promise<number> {
       }),
     );
     const mem = device.memoryReport();
-    const block = { config: { batch: B, seq: T, dModel: D, heads: H }, msPerStep: bs * 1e3, tokensPerS: (B * T) / bs, peakBytes: mem.peak };
+    const block = {
+      config: { batch: B, seq: T, dModel: D, heads: H },
+      msPerStep: bs * 1e3,
+      tokensPerS: (B * T) / bs,
+      peakBytes: mem.peak,
+    };
     x.dispose();
     for (const t of Object.values(w)) t.dispose();
     progressDone();
@@ -140,11 +183,17 @@ export async function bench(argv: string[]): Promise<number> {
       console.log(JSON.stringify(result, null, 2));
     } else {
       const i = device.info;
-      console.log(`adapter: ${i.description || i.device} (vendor ${i.vendor || '?'}, architecture ${i.architecture || '?'})`);
+      console.log(
+        `adapter: ${i.description || i.device} (vendor ${i.vendor || '?'}, architecture ${i.architecture || '?'})`,
+      );
       for (const m of result.matmul) {
-        console.log(`matmul ${m.name.padEnd(36)} ${m.ms.toFixed(2).padStart(9)} ms ${m.gflops.toFixed(2).padStart(8)} GFLOP/s  (${m.timePerFlopVsSquare.toFixed(2)}x square time/FLOP)`);
+        console.log(
+          `matmul ${m.name.padEnd(36)} ${m.ms.toFixed(2).padStart(9)} ms ${m.gflops.toFixed(2).padStart(8)} GFLOP/s  (${m.timePerFlopVsSquare.toFixed(2)}x square time/FLOP)`,
+        );
       }
-      console.log(`elementwise ${elementwise.name.padEnd(31)} ${elementwise.ms.toFixed(2).padStart(9)} ms ${elementwise.gbPerS.toFixed(2).padStart(8)} GB/s`);
+      console.log(
+        `elementwise ${elementwise.name.padEnd(31)} ${elementwise.ms.toFixed(2).padStart(9)} ms ${elementwise.gbPerS.toFixed(2).padStart(8)} GB/s`,
+      );
       console.log(
         `transformer block B=${B} T=${T} d=${D} h=${H}: fwd+bwd ${block.msPerStep.toFixed(1)} ms/step, ${block.tokensPerS.toFixed(0)} tokens/s, peak ${(mem.peak.total / 2 ** 20).toFixed(1)} MiB`,
       );

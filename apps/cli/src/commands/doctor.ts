@@ -26,11 +26,20 @@ export async function doctor(argv: string[]): Promise<number> {
       console.log(JSON.stringify(report, null, 2));
     } else {
       const i = device.info;
-      console.log(`adapter      ${i.description || i.device || '(unnamed)'} — vendor ${i.vendor || '?'}, architecture ${i.architecture || '?'}${i.isSoftware ? ' (software)' : ''}`);
-      console.log(`features     ${i.features.join(', ') || '(none of shader-f16, subgroups, timestamp-query)'}`);
+      console.log(
+        `adapter      ${i.description || i.device || '(unnamed)'} — vendor ${i.vendor || '?'}, architecture ${i.architecture || '?'}${i.isSoftware ? ' (software)' : ''}`,
+      );
+      console.log(
+        `features     ${i.features.join(', ') || '(none of shader-f16, subgroups, timestamp-query)'}`,
+      );
       for (const [k, v] of Object.entries(i.limits)) console.log(`limit        ${k.padEnd(34)} ${v}`);
-      for (const c of checks) console.log(`self-check   ${c.op.padEnd(24)} rel.err ${c.relError.toExponential(2)}  ${c.ok ? 'ok' : 'FAIL'}`);
-      console.log(ok ? 'WebGPU is working.' : 'Some kernels disagree with the CPU reference on this adapter.');
+      for (const c of checks)
+        console.log(
+          `self-check   ${c.op.padEnd(24)} rel.err ${c.relError.toExponential(2)}  ${c.ok ? 'ok' : 'FAIL'}`,
+        );
+      console.log(
+        ok ? 'WebGPU is working.' : 'Some kernels disagree with the CPU reference on this adapter.',
+      );
     }
     return ok ? 0 : 1;
   } finally {

@@ -26,7 +26,11 @@ export function packUniforms(fields: readonly UniformField[]): PackedUniforms {
       const groups = Math.max(1, Math.ceil(f[2].length / 4));
       const at = offset;
       const vals = f[2];
-      writes.push(() => vals.forEach((v, i) => dv.setUint32(at + i * 4, v >>> 0, true)));
+      writes.push(() => {
+        vals.forEach((v, i) => {
+          dv.setUint32(at + i * 4, v >>> 0, true);
+        });
+      });
       lines.push(`  ${f[0]}: array<vec4<u32>, ${groups}>,`);
       offset += groups * 16;
     } else {
@@ -83,6 +87,55 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 export function f16Enable(dtypes: readonly DType[]): string {
   return dtypes.includes('f16') ? 'enable f16;\n' : '';
 }
+
+/**
+ * WGSL helpers converting between f32 and the 16-bit floats as bit patterns (u32 in, u32 out), for
+ * kernels that read or write half tensors as u32 words (two halves per word, low first): bf16 then
+ * needs no WGSL type and f16 no shader-f16, and NaN payloads, infinities and subnormals follow the
+ * CPU codecs in safetensors/format.ts exactly (WGSL leaves float conversions of NaN and out-of-range
+ * values indeterminate). Encoding rounds to nearest even.
+ */
+export const HALF_BITS = `
+fn f16_to_f32(h: u32) -> u32 {
+  let s = (h & 0x8000u) << 16u;
+  let e = (h >> 10u) & 0x1fu;
+  let m = h & 0x3ffu;
+  if (e == 0x1fu) { return s | 0x7f800000u | (m << 13u); }
+  if (e != 0u) { return s | ((e + 112u) << 23u) | (m << 13u); }
+  if (m == 0u) { return s; }
+  // Subnormal m·2^-24: normalise around its leading bit p.
+  let p = firstLeadingBit(m);
+  return s | ((p + 103u) << 23u) | ((m << (23u - p)) & 0x7fffffu);
+}
+fn f32_to_f16(b: u32) -> u32 {
+  let s = (b >> 16u) & 0x8000u;
+  let exp = (b >> 23u) & 0xffu;
+  let mant = b & 0x7fffffu;
+  if (exp == 0xffu) { return s | 0x7c00u | select(0u, 0x200u | (mant >> 13u), mant != 0u); }
+  let e = i32(exp) - 112;
+  if (e >= 0x1f) { return s | 0x7c00u; }
+  if (e <= 0) {
+    if (e < -10) { return s; }
+    let full = mant | 0x800000u;
+    let shift = u32(14 - e);
+    let rem = full & ((1u << shift) - 1u);
+    let half = 1u << (shift - 1u);
+    var m = full >> shift;
+    if (rem > half || (rem == half && (m & 1u) != 0u)) { m += 1u; }
+    return s | m;
+  }
+  var m = mant >> 13u;
+  let rem = mant & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (m & 1u) != 0u)) { m += 1u; }
+  // A mantissa carry bumps the exponent, up to Inf.
+  return s | ((u32(e) << 10u) + m);
+}
+fn bf16_to_f32(h: u32) -> u32 { return h << 16u; }
+fn f32_to_bf16(b: u32) -> u32 {
+  if ((b & 0x7f800000u) == 0x7f800000u && (b & 0x7fffffu) != 0u) { return (b >> 16u) | 0x40u; }
+  return (b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u;
+}
+`;
 
 export interface KernelCall {
   key: string;

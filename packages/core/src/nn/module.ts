@@ -1,7 +1,8 @@
-import { ShapeError, ShareloraError } from '../errors.js';
+import { isHalf } from '../dtype.js';
+import { DTypeError, ShapeError, ShareloraError } from '../errors.js';
 import { cast } from '../ops/elementwise.js';
 import { keep } from '../runtime.js';
-import { encodeF16 } from '../safetensors/format.js';
+import { encodeBF16, encodeF16 } from '../safetensors/format.js';
 import { fmt, numel, shapesEqual } from '../shape.js';
 import { Tensor } from '../tensor.js';
 
@@ -28,7 +29,9 @@ export function assignTensor(dst: Tensor, src: TensorSource, what = 'tensor'): v
   const host =
     dst.dtype === 'f16'
       ? encodeF16(d)
-      : dst.dtype === 'i32'
+      : dst.dtype === 'bf16'
+        ? encodeBF16(d)
+        : dst.dtype === 'i32'
         ? d instanceof Int32Array
           ? d
           : Int32Array.from(d)
@@ -39,7 +42,10 @@ export function assignTensor(dst: Tensor, src: TensorSource, what = 'tensor'): v
 }
 
 export interface ParameterOptions {
-  /** Trainable parameters get gradients and count as 'trainable' memory; frozen ones count as 'weights'. Default true. */
+  /**
+   * Trainable parameters get gradients and count as 'trainable' memory; frozen ones count as 'weights'.
+   * Default true. An f16/bf16 value must be frozen: gradients and optimizer state are f32.
+   */
   trainable?: boolean;
   name?: string;
 }
@@ -56,9 +62,10 @@ export class Parameter {
   private _trainable: boolean;
 
   constructor(value: Tensor, opts: ParameterOptions = {}) {
-    this._value = keep(value);
-    this._trainable = opts.trainable ?? true;
     this.name = opts.name;
+    this._trainable = opts.trainable ?? true;
+    this.check(value, this._trainable);
+    this._value = keep(value);
     this.apply();
   }
 
@@ -69,6 +76,7 @@ export class Parameter {
   /** Replaces the tensor (the old one is disposed). Prefer assignTensor() to change values in place. */
   set value(t: Tensor) {
     if (t === this._value) return;
+    this.check(t, this._trainable);
     const old = this._value;
     this._value = keep(t);
     this.apply();
@@ -80,6 +88,7 @@ export class Parameter {
   }
 
   set trainable(on: boolean) {
+    this.check(this._value, on);
     this._trainable = on;
     this.apply();
   }
@@ -90,6 +99,16 @@ export class Parameter {
 
   get shape(): readonly number[] {
     return this._value.shape;
+  }
+
+  /** Half-precision values are frozen base weights: training one would need f32 gradients and state. */
+  private check(t: Tensor, trainable: boolean): void {
+    if (trainable && isHalf(t.dtype)) {
+      throw new DTypeError(
+        `parameter ${this.name ?? t.name ?? `of shape [${t.shape.join(', ')}]`} is ${t.dtype}, which can only be frozen: ` +
+          'train it in f32 (load the model with f32 weights, or replace its value with cast(value, "f32"))',
+      );
+    }
   }
 
   private apply(): void {

@@ -1,9 +1,9 @@
 import type { MemoryCategory } from '../device/memory.js';
 import type { DType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
-import { elementWindows, grid, main1d, runKernel, storageDecl, f16Enable } from '../kernels/common.js';
+import { elementWindows, f16Enable, grid, main1d, runKernel, storageDecl } from '../kernels/common.js';
+import { encodeBF16, encodeF16, f32ToBf16Bits } from '../safetensors/format.js';
 import { fmt, numel, type Shape } from '../shape.js';
-import { encodeF16 } from '../safetensors/format.js';
 import { Tensor } from '../tensor.js';
 
 export type NestedArray = number | NestedArray[];
@@ -21,7 +21,8 @@ function flatten(data: NestedArray, shape: number[], out: number[], depth = 0): 
 
 /**
  * Uploads data to a new tensor. `data` is a typed array or flat number array (then `shape` is required)
- * or a nested array (shape inferred). f16 tensors accept float values and store them as half.
+ * or a nested array (shape inferred). f16 and bf16 tensors take float values (rounded to the nearest
+ * half) or, as a Uint16Array, the bit patterns themselves.
  */
 export function tensor(
   data: ArrayLike<number> | NestedArray,
@@ -59,7 +60,9 @@ export function tensor(
             })
         : flat instanceof Uint16Array
           ? flat
-          : encodeF16(flat);
+          : dtype === 'bf16'
+            ? encodeBF16(flat)
+            : encodeF16(flat);
   if (t.size > 0) t.device.write(t.buffer, 0, bytes);
   return t;
 }
@@ -72,6 +75,10 @@ export function full(
   category: MemoryCategory = 'activations',
 ): Tensor {
   const t = Tensor.empty(shape, dtype, category);
+  if (dtype === 'bf16') {
+    fillBf16(t, value);
+    return t;
+  }
   const ty = dtype;
   for (const [start, len] of elementWindows(t.size))
     runKernel({
@@ -91,6 +98,30 @@ ${main1d()}
       workgroups: grid(len),
     });
   return t;
+}
+
+/** bf16 has no WGSL type: each thread stores one u32 word holding two copies of the value's bits. */
+function fillBf16(t: Tensor, value: number): void {
+  const bits = f32ToBf16Bits(value);
+  for (const [start, len] of elementWindows(t.size)) {
+    const words = Math.ceil(len / 2);
+    runKernel({
+      key: 'fill:bf16',
+      wgsl: () => `${storageDecl(0, 'out', 'u32', 'read_write')}
+PARAMS
+${main1d()}
+  if (gi >= P.n) { return; }
+  out[gi] = P.w;
+}`,
+      inputs: [],
+      outputs: [t.window(start, len)],
+      uniforms: [
+        ['n', 'u32', words],
+        ['w', 'u32', (bits | (bits << 16)) >>> 0],
+      ],
+      workgroups: grid(words),
+    });
+  }
 }
 
 export function zeros(shape: Shape, dtype: DType = 'f32', category: MemoryCategory = 'activations'): Tensor {

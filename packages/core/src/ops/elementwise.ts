@@ -1,15 +1,15 @@
 import { record } from '../autograd.js';
-import { assertDType, type DType } from '../dtype.js';
+import { assertDType, type DType, type HalfDType, isHalf } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import {
   elementWindows,
-  f16Enable,
   grid,
+  HALF_BITS,
   main1d,
   runKernel,
   storageDecl,
-  uarr,
   type UniformField,
+  uarr,
 } from '../kernels/common.js';
 import { broadcastShapes, broadcastStrides, contiguousStrides, fmt, shapesEqual } from '../shape.js';
 import { Tensor } from '../tensor.js';
@@ -77,7 +77,9 @@ export type UnaryOp = keyof typeof UNARY;
  * storage access is a per-lane loop, so a vec4 access moves four elements for about the cost of one.
  */
 function vec4Body(inputs: readonly string[], fn: string): string {
-  const lanes = ['x', 'y', 'z', 'w'].map((c) => `${fn}(${inputs.map((name) => `${name}[gi].${c}`).join(', ')})`);
+  const lanes = ['x', 'y', 'z', 'w'].map(
+    (c) => `${fn}(${inputs.map((name) => `${name}[gi].${c}`).join(', ')})`,
+  );
   return `out[gi] = vec4<f32>(${lanes.join(', ')});`;
 }
 
@@ -220,13 +222,13 @@ function broadcastIndexing(
   const r = outShape.length;
   if (r > MAX_RANK) throw new ShapeError(`broadcasting supports rank <= ${MAX_RANK}, got ${fmt(outShape)}`);
   const fields: UniformField[] = [['oshape', 'vec4u', outShape]];
-  inputs.forEach((s, k) => fields.push([`st${k}`, 'vec4u', broadcastStrides(s, outShape)]));
+  for (const [k, s] of inputs.entries()) fields.push([`st${k}`, 'vec4u', broadcastStrides(s, outShape)]);
   const lines = inputs.map((_, k) => `var i${k} = 0u;`);
   lines.push('var rem = gi;');
   lines.push(`for (var d = ${r - 1}; d >= 0; d--) {`);
   lines.push(`  let dim = ${uarr('oshape', 'u32(d)')};`);
   lines.push('  let c = rem % dim; rem = rem / dim;');
-  inputs.forEach((_, k) => lines.push(`  i${k} += c * ${uarr(`st${k}`, 'u32(d)')};`));
+  for (let k = 0; k < inputs.length; k++) lines.push(`  i${k} += c * ${uarr(`st${k}`, 'u32(d)')};`);
   lines.push('}');
   return { fields, code: lines.join('\n  ') };
 }
@@ -240,8 +242,12 @@ ${MATH}
 fn op_(x: f32, y: f32) -> f32 { return ${BINARY[op]}; }
 ${main1d()}
   if (gi >= P.n) { return; }
-  ${indexing === null ? vec4Body(['A', 'B'], 'op_') : `${indexing}
-  out[gi] = op_(A[i0], B[i1]);`}
+  ${
+    indexing === null
+      ? vec4Body(['A', 'B'], 'op_')
+      : `${indexing}
+  out[gi] = op_(A[i0], B[i1]);`
+  }
 }`;
 }
 
@@ -434,25 +440,74 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
   return out;
 }
 
-/** Converts between f32, f16 and i32 (f32 -> i32 truncates toward zero). Not differentiable for i32. */
-export function cast(x: Tensor, dtype: DType): Tensor {
-  if (x.dtype === dtype) return x.view(x.shape);
+/** One thread per u32 word of the half tensor: decodes its two elements or encodes two into it. */
+function halfCast(x: Tensor, dtype: DType): Tensor {
   const out = Tensor.empty(x.shape, dtype);
-  for (const [start, len] of elementWindows(x.size))
+  const half = isHalf(x.dtype) ? x.dtype : (dtype as HalfDType);
+  const decode = isHalf(x.dtype);
+  for (const [start, len] of elementWindows(x.size)) {
+    const words = Math.ceil(len / 2);
     runKernel({
       key: `cast:${x.dtype}:${dtype}`,
-      wgsl: () => `${f16Enable([x.dtype, dtype])}${storageDecl(0, 'a', x.dtype, 'read')}
+      wgsl: () => `${storageDecl(0, 'a', 'u32', 'read')}
+${storageDecl(1, 'out', 'u32', 'read_write')}
+PARAMS
+${HALF_BITS}
+${main1d()}
+  let i = 2u * gi;
+  if (i >= P.n) { return; }
+  ${
+    decode
+      ? `let w = a[gi];
+  out[i] = ${half}_to_f32(w & 0xffffu);
+  if (i + 1u < P.n) { out[i + 1u] = ${half}_to_f32(w >> 16u); }`
+      : `var hi = 0u;
+  if (i + 1u < P.n) { hi = f32_to_${half}(a[i + 1u]); }
+  out[gi] = f32_to_${half}(a[i]) | (hi << 16u);`
+  }
+}`,
+      inputs: [x.window(start, len)],
+      outputs: [out.window(start, len)],
+      uniforms: [['n', 'u32', len]],
+      workgroups: grid(words),
+    });
+  }
+  return out;
+}
+
+/**
+ * Converts between f32, i32, f16 and bf16 (f32 -> i32 truncates toward zero). Half <-> f32 is
+ * bit-exact (see HALF_BITS); conversions between a half type and anything but f32 go through f32.
+ * Not differentiable for i32.
+ */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  if (x.dtype === dtype) return x.view(x.shape);
+  if ((isHalf(x.dtype) || isHalf(dtype)) && x.dtype !== 'f32' && dtype !== 'f32') {
+    const mid = cast(x, 'f32');
+    const out = cast(mid, dtype);
+    mid.dispose();
+    return out;
+  }
+  let out: Tensor;
+  if (isHalf(x.dtype) || isHalf(dtype)) out = halfCast(x, dtype);
+  else {
+    out = Tensor.empty(x.shape, dtype);
+    for (const [start, len] of elementWindows(x.size))
+      runKernel({
+        key: `cast:${x.dtype}:${dtype}`,
+        wgsl: () => `${storageDecl(0, 'a', x.dtype, 'read')}
 ${storageDecl(1, 'out', dtype, 'read_write')}
 PARAMS
 ${main1d()}
   if (gi >= P.n) { return; }
   out[gi] = ${dtype}(a[gi]);
 }`,
-      inputs: [x.window(start, len)],
-      outputs: [out.window(start, len)],
-      uniforms: [['n', 'u32', len]],
-      workgroups: grid(len),
-    });
+        inputs: [x.window(start, len)],
+        outputs: [out.window(start, len)],
+        uniforms: [['n', 'u32', len]],
+        workgroups: grid(len),
+      });
+  }
   if (dtype === 'i32' || x.dtype === 'i32') return out;
   return record(out, 'cast', [x], (g) => [cast(g, x.dtype)]);
 }

@@ -1,7 +1,7 @@
 import { record } from '../autograd.js';
-import { assertDType } from '../dtype.js';
-import { ShapeError } from '../errors.js';
-import { grid, main1d, runKernel, storageDecl } from '../kernels/common.js';
+import { assertDType, isHalf } from '../dtype.js';
+import { DTypeError, ShapeError } from '../errors.js';
+import { grid, HALF_BITS, main1d, runKernel, storageDecl } from '../kernels/common.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from './creation.js';
@@ -19,26 +19,34 @@ import { zeros } from './creation.js';
  * column) one thread that sums the gradient rows along that chain in position order. Rows of ids never
  * seen are zero. Cost for N ids: O(N²) integer comparisons in pass 1 (N threads scanning the ids),
  * O(N·D) additions in pass 2 and an O(V·D) zero fill of dW.
+ *
+ * A frozen f16/bf16 weight (a base weight kept in half precision) is gathered from directly, each
+ * element decoded exactly to f32: no f32 copy of the table is made.
  */
 export function embedding(weight: Tensor, ids: Tensor): Tensor {
-  assertDType(weight.dtype, ['f32'], 'embedding weight');
+  assertDType(weight.dtype, ['f32', 'f16', 'bf16'], 'embedding weight');
   assertDType(ids.dtype, ['i32'], 'embedding ids');
   if (weight.rank !== 2) throw new ShapeError(`embedding: weight must be [V, D], got ${fmt(weight.shape)}`);
+  const half = isHalf(weight.dtype) ? weight.dtype : null;
+  if (half && weight.requiresGrad)
+    throw new DTypeError(`embedding: a ${half} weight cannot require grad (half-precision weights are frozen)`);
   const [V, D] = weight.shape;
   const n = ids.size;
   const out = Tensor.empty([...ids.shape, D], 'f32');
   if (out.size > 0) {
     runKernel({
-      key: 'embedding_fwd',
-      wgsl: () => `${storageDecl(0, 'W', 'f32', 'read')}
+      key: `embedding_fwd:${weight.dtype}`,
+      wgsl: () => `${storageDecl(0, 'W', half ? 'u32' : 'f32', 'read')}
 ${storageDecl(1, 'I', 'i32', 'read')}
 ${storageDecl(2, 'Y', 'f32', 'read_write')}
 PARAMS
+${half ? HALF_BITS : ''}
 ${main1d()}
   if (gi >= P.n) { return; }
   let id = I[gi / P.d];
   if (id < 0 || u32(id) >= P.v) { Y[gi] = P.nan; return; }
-  Y[gi] = W[u32(id) * P.d + gi % P.d];
+  let k = u32(id) * P.d + gi % P.d;
+  ${half ? `Y[gi] = bitcast<f32>(${half}_to_f32((W[k >> 1u] >> ((k & 1u) * 16u)) & 0xffffu));` : 'Y[gi] = W[k];'}
 }`,
       inputs: [weight, ids],
       outputs: [out],

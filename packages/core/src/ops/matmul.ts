@@ -1,9 +1,11 @@
 import { record } from '../autograd.js';
-import { assertDType } from '../dtype.js';
-import { ShapeError } from '../errors.js';
+import { assertDType, isHalf } from '../dtype.js';
+import { DTypeError, ShapeError } from '../errors.js';
 import { runMatmul } from '../kernels/matmul/run.js';
+import { noGrad } from '../runtime.js';
 import { broadcastShapes, fmt, numel, shapesEqual } from '../shape.js';
 import { Tensor } from '../tensor.js';
+import { cast } from './elementwise.js';
 import { sumToShape } from './reduce.js';
 
 export interface MatmulOptions {
@@ -13,15 +15,36 @@ export interface MatmulOptions {
   transB?: boolean;
 }
 
+/** Runs fn on an f32 copy of a half-precision tensor, freed as soon as fn has recorded its work. */
+function withF32<T>(t: Tensor, fn: (t32: Tensor) => T): T {
+  const t32 = cast(t, 'f32');
+  try {
+    return fn(t32);
+  } finally {
+    t32.dispose();
+  }
+}
+
 /**
  * Batched matrix product op(a)·op(b) over the last two dims, with numpy broadcasting of batch dims.
  * A 2-D b against a batched a is computed as one flat GEMM (the Linear / LoRA case).
+ *
+ * b may be a frozen f16/bf16 tensor (a base weight kept in half precision): it is cast to a temporary
+ * f32 copy for the product (and again in backward, for a's gradient), which is freed right after, so
+ * the extra memory is one such copy at a time. That costs an elementwise pass per use; a matmul that
+ * loads half-precision tiles directly would avoid it.
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  assertDType(a.dtype, ['f32'], 'matmul');
+  assertDType(b.dtype, ['f32', 'f16', 'bf16'], 'matmul');
+  if (isHalf(b.dtype)) {
+    if (b.requiresGrad)
+      throw new DTypeError(`matmul: a ${b.dtype} operand cannot require grad (half-precision weights are frozen)`);
+    const out = noGrad(() => withF32(b, (b32) => matmul(a, b32, opts)));
+    return record(out, 'matmul', [a], (g) => [withF32(b, (b32) => gradA(a, b32, g, opts))]);
+  }
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
-  assertDType(a.dtype, ['f32'], 'matmul');
-  assertDType(b.dtype, ['f32'], 'matmul');
   if (a.rank < 2 || b.rank < 2)
     throw new ShapeError(`matmul needs rank >= 2 operands, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
   const [ar, ac] = a.shape.slice(-2);
@@ -84,12 +107,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   return record(out, 'matmul', [a, b], (g) => {
     let da: Tensor | null = null;
     let db: Tensor | null = null;
-    if (a.requiresGrad) {
-      const full = transA
-        ? matmul(b, g, { transA: transB, transB: true })
-        : matmul(g, b, { transB: !transB });
-      da = reduceTo(full, a.shape);
-    }
+    if (a.requiresGrad) da = gradA(a, b, g, opts);
     if (b.requiresGrad) {
       if (b.rank === 2 && !transA && a.rank > 2) {
         // Flatten batch so the weight gradient is a single skinny GEMM (Xᵀ·dH for LoRA).
@@ -107,6 +125,14 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     }
     return [da, db];
   });
+}
+
+/** d(op(a)·op(b))/da for the upstream gradient g. */
+function gradA(a: Tensor, b: Tensor, g: Tensor, opts: MatmulOptions): Tensor {
+  const transA = opts.transA ?? false;
+  const transB = opts.transB ?? false;
+  const full = transA ? matmul(b, g, { transA: transB, transB: true }) : matmul(g, b, { transB: !transB });
+  return reduceTo(full, a.shape);
 }
 
 function reduceTo(t: Tensor, shape: readonly number[]): Tensor {

@@ -1,13 +1,19 @@
 import { record } from '../autograd.js';
 import { assertDType } from '../dtype.js';
+import { ShapeError } from '../errors.js';
 import { grid, main1d, runKernel, storageDecl } from '../kernels/common.js';
 import { ROW_WG, rowGrid, rowKernel } from '../kernels/rows.js';
-import { ShapeError } from '../errors.js';
 import { fmt, normAxis, numel, type Shape } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from './creation.js';
 // elementwise imports sumToShape from here; the cycle is safe (no calls at load time).
-import { add as addOp, div as divOp, equal as equalOp, mul as mulOp, scale as scaleOp } from './elementwise.js';
+import {
+  add as addOp,
+  div as divOp,
+  equal as equalOp,
+  mul as mulOp,
+  scale as scaleOp,
+} from './elementwise.js';
 
 type ReduceOp = 'sum' | 'max';
 

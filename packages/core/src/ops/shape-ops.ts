@@ -1,6 +1,6 @@
 import { record } from '../autograd.js';
-import { f16Enable, grid, main1d, runKernel, storageDecl, uarr } from '../kernels/common.js';
 import { ShapeError } from '../errors.js';
+import { f16Enable, grid, main1d, runKernel, storageDecl, uarr } from '../kernels/common.js';
 import { contiguousStrides, fmt, normAxis, type Shape } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from './creation.js';

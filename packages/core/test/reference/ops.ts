@@ -5,12 +5,12 @@
  */
 
 import {
-  F64,
-  type Shape,
   broadcastIndexMap,
   broadcastShapes,
+  F64,
   normAxis,
   numel,
+  type Shape,
   strides,
   unravelIndex,
 } from './ndarray.js';
@@ -155,7 +155,11 @@ export const scale = (x: F64, s: number): F64 => map(x, (v) => v * s);
  * fibre sits at data[base + k * stride]. Fibres come in the row-major order of the
  * remaining axes, i.e. the order of a keepdims output.
  */
-function forEachFibre(shape: Shape, axis: number, visit: (base: number, stride: number, fibre: number) => void): void {
+function forEachFibre(
+  shape: Shape,
+  axis: number,
+  visit: (base: number, stride: number, fibre: number) => void,
+): void {
   const inner = numel(shape.slice(axis + 1));
   const outer = numel(shape.slice(0, axis));
   const len = shape[axis];
@@ -229,7 +233,8 @@ export function logSoftmax(x: F64): F64 {
 }
 
 function checkVec(v: F64 | null, d: number, name: string): void {
-  if (v && (v.ndim !== 1 || v.shape[0] !== d)) throw new Error(`${name} must have shape [${d}], got [${v.shape}]`);
+  if (v && (v.ndim !== 1 || v.shape[0] !== d))
+    throw new Error(`${name} must have shape [${d}], got [${v.shape}]`);
 }
 
 /** LayerNorm over the last axis with biased variance (PyTorch); null gamma/beta mean no affine. */
@@ -302,7 +307,8 @@ export function matmul(a: F64, b: F64, opts: { transA?: boolean; transB?: boolea
 /** Gathers rows of weight[V, D]; output shape is [...idsShape, D] (idsShape defaults to [ids.length]). */
 export function embedding(weight: F64, ids: ArrayLike<number>, idsShape: Shape = [ids.length]): F64 {
   if (weight.ndim !== 2) throw new Error('embedding weight must be [V, D]');
-  if (numel(idsShape) !== ids.length) throw new Error(`idsShape [${idsShape}] does not match ${ids.length} ids`);
+  if (numel(idsShape) !== ids.length)
+    throw new Error(`idsShape [${idsShape}] does not match ${ids.length} ids`);
   const [v, d] = weight.shape;
   const out = new F64([...idsShape, d]);
   for (let t = 0; t < ids.length; t++) {
@@ -406,7 +412,12 @@ export function ropeInvFreq(rotaryDim: number, theta: number, scaling?: RopeScal
   for (let i = 0; i < inv.length; i++) inv[i] = theta ** ((-2 * i) / rotaryDim);
   if (!scaling) return inv;
   if (scaling.type === 'linear') return inv.map((f) => f / scaling.factor);
-  const { factor, low_freq_factor: lo, high_freq_factor: hi, original_max_position_embeddings: orig } = scaling;
+  const {
+    factor,
+    low_freq_factor: lo,
+    high_freq_factor: hi,
+    original_max_position_embeddings: orig,
+  } = scaling;
   const lowFreqWavelen = orig / lo;
   const highFreqWavelen = orig / hi;
   return inv.map((f) => {
@@ -510,7 +521,8 @@ export function concat(list: readonly F64[], axis: number): F64 {
 
 /** x[starts[0]:ends[0], ...]; one start/end per axis, negatives count from the end. */
 export function slice(x: F64, starts: readonly number[], ends: readonly number[]): F64 {
-  if (starts.length !== x.ndim || ends.length !== x.ndim) throw new Error(`slice needs ${x.ndim} starts and ends`);
+  if (starts.length !== x.ndim || ends.length !== x.ndim)
+    throw new Error(`slice needs ${x.ndim} starts and ends`);
   const st = starts.map((s, i) => (s < 0 ? s + x.shape[i] : s));
   const en = ends.map((e, i) => (e < 0 ? e + x.shape[i] : e));
   for (let i = 0; i < x.ndim; i++) {
