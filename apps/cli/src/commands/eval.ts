@@ -1,0 +1,377 @@
+import { stat } from 'node:fs/promises';
+import { loadAdapter } from '@sharelora/adapters/node';
+import { DeviceError, init, shutdown } from '@sharelora/core/node';
+import {
+  EVAL_TASKS,
+  type EvalResult,
+  GLUE_EVAL_TASKS,
+  GLUE_TASKS,
+  type GlueTask,
+  loadEvalModel,
+  loadGlueClassifier,
+  type MmluMetrics,
+  mergeResultFiles,
+  mmluTables,
+  type Progress,
+  parseShard,
+  type RunEvalSpec,
+  runEval,
+  runGlueEval,
+  runHumanEvalCompletions,
+  type Shard,
+  writeResult,
+} from '@sharelora/eval';
+import type { LoadProgress } from '@sharelora/models';
+import { numberFlag, parseFlags } from '../args.js';
+import { asUsage, UsageError } from '../cli-error.js';
+import { progress, progressDone } from '../progress.js';
+
+const TASKS = [...EVAL_TASKS, ...GLUE_EVAL_TASKS];
+
+export const evalHelp = `Usage: sharelora eval --model DIR [--adapter DIR] --task TASK --data PATH --out FILE [options]
+       sharelora eval --task humaneval --completions FILE --data PATH --out FILE [--k LIST]
+
+Evaluates a model with lm-evaluation-harness / human-eval compatible prompts and scoring and writes
+one results JSON file (model, adapter, task, settings, metrics, and every sample's prompt, output and
+verdict); prints a summary table. Split a large run with --shard and combine the files with
+'sharelora eval-merge'.
+
+Tasks:
+  gsm8k         lm-eval gsm8k: 5 shots from train, greedy, strict "#### N" and flexible extraction
+  gsm8k-cot     lm-eval gsm8k_cot: the 8 Wei et al. exemplars, "The answer is N."
+  gsm8k-paper   the ShareLoRA paper's 8-shot CoT (headline: flexible extraction)
+  mmlu          5 dev shots per subject; --mmlu-scoring loglikelihood (lm-eval, micro average) or
+                letter-logits (QLoRA / ShareLoRA, macro average over subjects)
+  mmlu-pro      5 validation shots; chain-of-thought generation or --mmlu-pro-scoring loglikelihood
+  humaneval     completions run by python3 in a sandbox; unbiased pass@k
+  glue-sst2, glue-mrpc, glue-stsb, glue-rte, glue-cola
+                a RoBERTa sequence classifier (num_labels from config.json) on the dev split:
+                accuracy, F1, Matthews correlation, Pearson / Spearman
+
+Options:
+  --model DIR           Hugging Face model directory (config.json, safetensors, tokenizer.json)
+  --adapter DIR         LoRA/ShareLoRA adapter directory (PEFT format) applied to the model
+  --task TASK           one of the tasks above
+  --data PATH           the task's data folder or file, laid out as in ../shared/data: gsm8k/,
+                        mmlu/ (test/ + dev/), mmlu_pro/, humaneval/, glue/ or glue/SST-2/ (dev.tsv)
+  --out FILE            results JSON, written atomically
+  --shots K             few-shot examples per prompt (gsm8k 5, gsm8k-cot 8, mmlu 5, mmlu-pro 5)
+  --limit N             only the first N documents (per subject / category for mmlu, mmlu-pro)
+  --shard I/N           only documents i with i % N == I of the selected ones (0 <= I < N)
+  --batch-size N        sequences per model call (default 8)
+  --max-new-tokens N    generation limit (gsm8k 256, mmlu-pro 2048, humaneval 1024)
+  --temperature T       0 = greedy (default); > 0 samples
+  --seed N              base seed of sampling; each document's seed derives from it (default 0)
+  --samples N           humaneval: completions per problem (default 1)
+  --k LIST              humaneval: pass@k values, comma-separated (default 1)
+  --completions FILE    humaneval: score human-eval samples (JSONL {task_id, completion}, or .gz)
+                        instead of generating; no --model
+  --mmlu-scoring S      mmlu: loglikelihood (default) or letter-logits
+  --mmlu-pro-scoring S  mmlu-pro: cot (default) or loglikelihood
+  --json                print {task, model, adapter, out, metrics} as one JSON document on stdout
+  -h, --help            show this help
+
+Exit status: 0 done, 1 runtime failure, 2 bad usage or bad input (the message names the flag or file).`;
+
+export const evalMergeHelp = `Usage: sharelora eval-merge --out FILE [--json] SHARD_FILE...
+
+Combines the result files of 'sharelora eval --shard I/N' runs into exactly the file the unsharded run
+writes: it checks that the files are every shard of one run (same model, adapter, task and settings;
+each shard and document once), orders the samples and recomputes the metrics.
+
+Options:
+  --out FILE    merged results JSON, written atomically
+  --json        print {task, model, adapter, out, metrics} as one JSON document on stdout
+  -h, --help    show this help`;
+
+/** Flags that only some tasks use; giving one to another task is a usage error, not silently ignored. */
+const GENERATION_FLAGS = ['max-new-tokens', 'temperature', 'seed'];
+const TASK_FLAGS: Record<string, string[]> = {
+  gsm8k: ['shots', ...GENERATION_FLAGS],
+  mmlu: ['shots', 'mmlu-scoring'],
+  'mmlu-pro': ['shots', 'mmlu-pro-scoring', ...GENERATION_FLAGS],
+  humaneval: ['samples', 'k', 'completions', ...GENERATION_FLAGS],
+  glue: [],
+};
+const TASK_ONLY = [...new Set(Object.values(TASK_FLAGS).flat())];
+/** With --completions nothing is generated: only these task flags apply. */
+const COMPLETIONS_FLAGS = ['k', 'completions'];
+
+const family = (task: string) =>
+  task.startsWith('gsm8k') ? 'gsm8k' : task.startsWith('glue-') ? 'glue' : task;
+
+function oneOf<T extends string>(
+  flag: string,
+  value: string | undefined,
+  allowed: readonly T[],
+): T | undefined {
+  if (value !== undefined && !allowed.includes(value as T))
+    throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value as T | undefined;
+}
+
+function kList(value: string | undefined): number[] | undefined {
+  if (value === undefined) return undefined;
+  const ks = value.split(',').map((k) => Number(k.trim()));
+  if (!ks.every((k) => Number.isInteger(k) && k >= 1))
+    throw new UsageError(`--k must be comma-separated positive integers, e.g. 1,10, got "${value}"`);
+  return ks;
+}
+
+function shardFlag(value: string | undefined): Shard | undefined {
+  try {
+    return value === undefined ? undefined : parseShard(value);
+  } catch (e) {
+    const message = (e as Error).message;
+    throw new UsageError(message.startsWith('--shard') ? message : `--shard ${value}: ${message}`);
+  }
+}
+
+async function mustExist(flag: string, path: string): Promise<void> {
+  try {
+    await stat(path);
+  } catch {
+    throw new UsageError(`--${flag} ${path}: no such file or directory`);
+  }
+}
+
+function bar(done: number, total: number): string {
+  const width = 24;
+  const filled = total > 0 ? Math.round((width * done) / total) : width;
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`;
+}
+
+const showProgress = (p: Progress) => progress(`${p.task} ${p.stage} ${bar(p.done, p.total)}`);
+const showLoading = (dir: string) => (p: LoadProgress) =>
+  progress(
+    `loading ${dir} ${bar(Math.round(p.loadedBytes / 2 ** 20), Math.round(p.totalBytes / 2 ** 20))} MiB`,
+  );
+
+const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(4));
+
+/** Numeric metrics as "name value" rows, nested objects as dotted names; per-group tables are left to `groups`. */
+function metricRows(metrics: unknown, prefix = ''): [string, string][] {
+  const rows: [string, string][] = [];
+  for (const [k, v] of Object.entries(metrics as Record<string, unknown>)) {
+    if (prefix === '' && ['headline', 'subjects', 'categories'].includes(k)) continue;
+    if (typeof v === 'number') rows.push([`${prefix}${k}`, fmt(v)]);
+    else if (v && typeof v === 'object') rows.push(...metricRows(v, `${prefix}${k}.`));
+  }
+  return rows;
+}
+
+/** MMLU's subject / category tables, MMLU-Pro's category table. */
+function groups(result: EvalResult): string | null {
+  if (result.task === 'mmlu') return mmluTables(result.metrics as MmluMetrics);
+  const cats = (result.metrics as { categories?: Record<string, Record<string, number>> }).categories;
+  if (result.task !== 'mmlu-pro' || !cats) return null;
+  const cols = [...new Set(Object.values(cats).flatMap((r) => Object.keys(r)))];
+  return [
+    `| category | ${cols.join(' | ')} |`,
+    `| --- |${cols.map(() => ' ---: |').join('')}`,
+    ...Object.entries(cats).map(([name, r]) => `| ${name} | ${cols.map((c) => fmt(r[c])).join(' | ')} |`),
+  ].join('\n');
+}
+
+/**
+ * Bad input exits 2. An operand over the adapter's binding limit almost always comes from a batch of
+ * long prompts (attention scores grow with batch × length²), which a smaller batch avoids.
+ */
+function failed(e: unknown): never {
+  if (e instanceof DeviceError && e.code === 'LIMIT') e.message += ' (try a smaller --batch-size)';
+  return asUsage(e);
+}
+
+/** Writes the results file, then the summary (or, with --json, one JSON document) on stdout. */
+async function report(result: EvalResult, out: string, json: boolean | undefined): Promise<void> {
+  await writeResult(out, result).catch((e: NodeJS.ErrnoException) => {
+    // A path that cannot hold a file is bad usage; anything else (a full disk) is a runtime failure.
+    if (['EISDIR', 'ENOTDIR', 'EACCES', 'EROFS'].includes(e.code ?? ''))
+      throw new UsageError(`--out ${out}: ${e.message}`);
+    throw e;
+  });
+  const { task, model, adapter, metrics, settings } = result;
+  if (json) {
+    console.log(JSON.stringify({ task, model, adapter, out, metrics }, null, 2));
+    return;
+  }
+  const headline = (metrics as { headline: { metric: string; value: number } }).headline;
+  const scope = [
+    `${settings.documents} documents`,
+    settings.limit === null ? null : `limit ${settings.limit}`,
+    settings.shard === null ? null : `shard ${settings.shard.index}/${settings.shard.count}`,
+  ].filter(Boolean);
+  const rows: [string, string][] = [
+    ['task', `${task} (${scope.join(', ')})`],
+    ['model', model],
+    ['adapter', adapter ?? '-'],
+    ['headline', `${headline.metric} = ${fmt(headline.value)}`],
+    ...metricRows(metrics),
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
+  const table = groups(result);
+  if (table) console.log(`\n${table}`);
+  console.log(`\nresults written to ${out}`);
+}
+
+export async function evalCommand(argv: string[]): Promise<number> {
+  const { values } = parseFlags('eval', argv, {
+    model: { type: 'string' },
+    adapter: { type: 'string' },
+    task: { type: 'string' },
+    data: { type: 'string' },
+    out: { type: 'string' },
+    shots: { type: 'string' },
+    limit: { type: 'string' },
+    shard: { type: 'string' },
+    'batch-size': { type: 'string' },
+    'max-new-tokens': { type: 'string' },
+    temperature: { type: 'string' },
+    seed: { type: 'string' },
+    samples: { type: 'string' },
+    k: { type: 'string' },
+    completions: { type: 'string' },
+    'mmlu-scoring': { type: 'string' },
+    'mmlu-pro-scoring': { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (values.help) {
+    console.log(evalHelp);
+    return 0;
+  }
+  const task = values.task;
+  if (!task) throw new UsageError(`--task is required (${TASKS.join(', ')})`);
+  oneOf('task', task, TASKS);
+  if (!values.data) throw new UsageError('--data PATH is required (see sharelora eval --help)');
+  if (!values.out) throw new UsageError('--out FILE is required (see sharelora eval --help)');
+  const given = Object.keys(values).filter((k) => values[k as keyof typeof values] !== undefined);
+  const completions = values.completions;
+  const allowed = completions === undefined ? TASK_FLAGS[family(task)] : COMPLETIONS_FLAGS;
+  const notHere = given.filter((k) => TASK_ONLY.includes(k) && !allowed.includes(k));
+  if (completions !== undefined)
+    notHere.push(...given.filter((k) => ['model', 'adapter', 'batch-size'].includes(k)));
+  if (notHere.length > 0) {
+    throw new UsageError(
+      `--${notHere[0]} does not apply to --task ${task}${completions === undefined ? '' : ' with --completions'}`,
+    );
+  }
+  if (completions === undefined && !values.model)
+    throw new UsageError(
+      `--model DIR is required${task === 'humaneval' ? ' (or --completions FILE)' : ''} (see sharelora eval --help)`,
+    );
+
+  const count = (flag: 'limit' | 'max-new-tokens' | 'samples' | 'batch-size') =>
+    numberFlag(flag, values[flag], (n) => Number.isInteger(n) && n > 0, 'a positive integer');
+  // Every flag is checked here, before any weights are loaded; flags of other tasks are undefined.
+  const options = {
+    limit: count('limit'),
+    shard: shardFlag(values.shard),
+    batchSize: count('batch-size') ?? 8,
+    adapter: values.adapter ?? null,
+    onProgress: showProgress,
+    shots: numberFlag('shots', values.shots, (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0'),
+    maxNewTokens: count('max-new-tokens'),
+    temperature: numberFlag('temperature', values.temperature, (n) => n >= 0, 'a number >= 0'),
+    seed: numberFlag('seed', values.seed, (n) => Number.isSafeInteger(n) && n >= 0, 'an integer >= 0'),
+    samples: count('samples'),
+    k: kList(values.k),
+    scoring:
+      oneOf('mmlu-scoring', values['mmlu-scoring'], ['loglikelihood', 'letter-logits'] as const) ??
+      oneOf('mmlu-pro-scoring', values['mmlu-pro-scoring'], ['cot', 'loglikelihood'] as const),
+  };
+  await mustExist('data', values.data);
+  if (completions !== undefined) await mustExist('completions', completions);
+  if (values.model) await mustExist('model', values.model);
+  if (values.adapter) await mustExist('adapter', values.adapter);
+
+  if (completions !== undefined) {
+    const result = await runHumanEvalCompletions({ ...options, data: values.data, completions })
+      .catch(asUsage)
+      .finally(progressDone);
+    await report(result, values.out, values.json);
+    return 0;
+  }
+
+  const model = values.model as string;
+  const { batchSize } = options;
+  const adapterDir = values.adapter;
+  await init();
+  try {
+    if (family(task) === 'glue') {
+      let savedModules: string[] = [];
+      const { classifier, initialised } = await loadGlueClassifier(model, {
+        batchSize,
+        onProgress: showLoading(model),
+        prepare: adapterDir
+          ? async (m) => {
+              savedModules = (await loadAdapter(m, adapterDir)).savedModules;
+            }
+          : undefined,
+      })
+        .catch(asUsage)
+        .finally(progressDone);
+      try {
+        const needed = GLUE_TASKS[task.slice('glue-'.length) as GlueTask].numLabels;
+        if (classifier.numLabels !== needed) {
+          throw new UsageError(
+            `--model ${model}: num_labels is ${classifier.numLabels} but ${task} needs ${needed} (set num_labels in config.json)`,
+          );
+        }
+        const random = initialised.filter((n) => !savedModules.some((p) => n.startsWith(`${p}.`)));
+        if (random.length > 0) {
+          console.error(
+            `sharelora eval: warning: ${model} has no ${random.join(', ')}: the classification head is random, so the scores are chance level`,
+          );
+        }
+        const result = await runGlueEval(classifier, { ...options, task, data: values.data })
+          .catch(failed)
+          .finally(progressDone);
+        await report(result, values.out, values.json);
+      } finally {
+        classifier.dispose();
+      }
+      return 0;
+    }
+    const lm = await loadEvalModel(model, {
+      batchSize,
+      onProgress: showLoading(model),
+      prepare: adapterDir ? (m) => loadAdapter(m, adapterDir) : undefined,
+    })
+      .catch(asUsage)
+      .finally(progressDone);
+    try {
+      // Flags were checked against the task above, so the spec holds only what this task reads.
+      const result = await runEval(lm, { ...options, task, data: values.data } as RunEvalSpec)
+        .catch(failed)
+        .finally(progressDone);
+      await report(result, values.out, values.json);
+    } finally {
+      lm.dispose();
+    }
+    return 0;
+  } finally {
+    shutdown();
+  }
+}
+
+export async function evalMerge(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(
+    'eval-merge',
+    argv,
+    { out: { type: 'string' }, json: { type: 'boolean' } },
+    { allowPositionals: true },
+  );
+  if (values.help) {
+    console.log(evalMergeHelp);
+    return 0;
+  }
+  if (!values.out) throw new UsageError('--out FILE is required (see sharelora eval-merge --help)');
+  if (positionals.length === 0)
+    throw new UsageError(
+      'sharelora eval-merge: give the shard files to merge (see sharelora eval-merge --help)',
+    );
+  const merged = await mergeResultFiles(positionals).catch(asUsage);
+  await report(merged, values.out, values.json);
+  return 0;
+}
