@@ -1,0 +1,579 @@
+import { copyFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { injectAdapter, METHODS, type Method, presetConfig } from '@sharelora/adapters';
+import { init, shutdown } from '@sharelora/core/node';
+import { accuracy, pearson, spearman } from '@sharelora/eval';
+import {
+  type AnyModel,
+  type LoadedModel,
+  loadModel,
+  loadTokenizer,
+  type ModelConfig,
+  readConfig,
+  saveModel,
+} from '@sharelora/models';
+import {
+  type ClassifierFormatSpec,
+  DataError,
+  type Dataset,
+  describeReport,
+  type FormatSpec,
+  GLUE_TASKS,
+  type GlueTaskName,
+  labelSetOf,
+  listCheckpoints,
+  padIdOf,
+  type ReadOptions,
+  readDataset,
+  type StepMetrics,
+  splitValidation,
+  type TokenizeReport,
+  Trainer,
+  TrainingError,
+  type TrainResult,
+  textTokenizerOf,
+  tokenizeDataset,
+} from '@sharelora/train';
+import { intFlag, numberFlag, parseFlags } from '../args.js';
+import { asUsage, UsageError } from '../cli-error.js';
+import { progress, progressDone } from '../progress.js';
+
+const FORMATS = [
+  'instruction',
+  'prompt-completion',
+  'text',
+  'gsm8k',
+  'classification',
+  'sentence-pair',
+  'glue-sst2',
+  'glue-mrpc',
+  'glue-stsb',
+  'glue-rte',
+] as const;
+type CliFormat = (typeof FORMATS)[number];
+const TRAIN_METHODS = [...METHODS, 'full'] as const;
+type TrainMethod = Method | 'full';
+const SCHEDULES = ['constant', 'linear', 'cosine'] as const;
+
+export const trainHelp = `Usage: sharelora train --model DIR --data FILE --format FORMAT --method METHOD --rank R --alpha A
+                       --out DIR [options]
+
+Fine-tunes a model with LoRA, a ShareLoRA variant, or in full, with AdamW. A validation split is
+carved from --data with the seed (never from a test set); its loss is reported every --eval-every
+steps and at the end, and the adapter with the lowest one is kept in OUT/best. Checkpoints go to
+OUT/checkpoint-N every --save-every steps (atomically; only the last is kept) and --resume continues
+from the last one to exactly the result an uninterrupted run gives. Ctrl-C writes a checkpoint and
+exits (a second Ctrl-C quits at once). Metrics go to OUT/metrics.jsonl; the final adapter to OUT
+(adapter_config.json, adapter_model.safetensors; with --method full a model directory).
+
+Data:
+  --data FILE            JSONL, JSON, CSV, TSV or Parquet; a bad record stops the run before anything
+                         is written, naming the file and line
+  --format FORMAT        ${FORMATS.join(', ')}
+                         (classification formats train a RoBERTa sequence classifier; the others a
+                         GPT-2 or LLaMA causal LM with the loss on the response only)
+  --labels A,B,...       class names in id order (classification, sentence-pair; default: the labels
+                         of the training split, sorted)
+  --train-on-source      put the loss on the prompt tokens too
+  --max-length N         longest example in tokens (default: the model's positions); truncations
+                         and drops are counted in the data report
+  --validation V         validation split: a fraction in (0, 1) or a count; 0 for none (default 0.1)
+  --eval-data FILE       a labelled held-out file (e.g. a GLUE dev.tsv) scored once after training:
+                         loss, and accuracy (classes) or Pearson/Spearman (regression)
+
+Adapter:
+  --method METHOD        ${TRAIN_METHODS.join(', ')}
+  --rank R, --alpha A    LoRA rank and alpha (required unless --method full)
+  --targets A,B,...      module names to adapt (default: the model's q/v projections)
+  --dropout P            LoRA dropout in [0, 1) (default 0)
+
+Optimisation:
+  --lr LR                peak learning rate (default 2e-4; 5e-5 with --method full)
+  --steps N | --epochs E optimizer steps, or passes over the training split (default 1 epoch)
+  --batch-size N         examples per micro-batch (default 8)
+  --grad-accum N         micro-batches per step (default 1)
+  --schedule S           ${SCHEDULES.join(', ')} (default linear)
+  --warmup-steps N       linear warmup steps (default 0) | --warmup-ratio F fraction of the steps
+  --weight-decay W       AdamW decoupled weight decay (default 0)
+  --max-grad-norm N      clip the global gradient norm to N; 0 turns clipping off (default 1)
+  --eval-every N         validation loss every N steps (default: at the end only)
+  --save-every N         checkpoint every N steps (default 100)
+  --seed N               seeds the adapter, dropout, split and data order (default 0)
+
+Run:
+  --out DIR              output directory
+  --resume               continue from the last checkpoint in OUT (starts fresh when there is none)
+  --config FILE          JSON object of these options by long name, e.g. {"lr": 1e-4, "targets":
+                         ["q_proj", "v_proj"], "resume": true}; flags given override it
+  --json                 print one JSON document on stdout (reports, evaluations, outputs)
+  -h, --help             show this help
+
+Exit codes: 0 done, 1 runtime failure (e.g. a NaN loss: the message names the step and the last
+good checkpoint), 2 bad usage or bad data, 130 interrupted (checkpoint written).`;
+
+const FLAGS = {
+  model: { type: 'string' },
+  data: { type: 'string' },
+  format: { type: 'string' },
+  labels: { type: 'string' },
+  'train-on-source': { type: 'boolean' },
+  'max-length': { type: 'string' },
+  validation: { type: 'string' },
+  'eval-data': { type: 'string' },
+  method: { type: 'string' },
+  rank: { type: 'string' },
+  alpha: { type: 'string' },
+  targets: { type: 'string' },
+  dropout: { type: 'string' },
+  lr: { type: 'string' },
+  steps: { type: 'string' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  'grad-accum': { type: 'string' },
+  schedule: { type: 'string' },
+  'warmup-steps': { type: 'string' },
+  'warmup-ratio': { type: 'string' },
+  'weight-decay': { type: 'string' },
+  'max-grad-norm': { type: 'string' },
+  'eval-every': { type: 'string' },
+  'save-every': { type: 'string' },
+  seed: { type: 'string' },
+  out: { type: 'string' },
+  resume: { type: 'boolean' },
+  config: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+type FlagName = keyof typeof FLAGS;
+type Values = Partial<Record<FlagName, string | boolean>>;
+
+/** A --config file's options as flag values; unknown keys and ill-typed values are usage errors naming the file. */
+async function readConfigFile(file: string): Promise<Values> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(
+      `--config ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+    );
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json))
+    throw new UsageError(`--config ${file}: not a JSON object`);
+  const allowed = Object.keys(FLAGS).filter((k) => k !== 'config');
+  const unknown = Object.keys(json).filter((k) => !allowed.includes(k));
+  if (unknown.length) {
+    throw new UsageError(
+      `--config ${file}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} ` +
+        `(keys are the long flag names: ${allowed.join(', ')})`,
+    );
+  }
+  const out: Values = {};
+  for (const [k, v] of Object.entries(json as Record<string, unknown>)) {
+    const key = k as FlagName;
+    const bad = (want: string) =>
+      new UsageError(`--config ${file}: "${k}" must be ${want}, got ${JSON.stringify(v)}`);
+    if (FLAGS[key].type === 'boolean') {
+      if (typeof v !== 'boolean') throw bad('true or false');
+      out[key] = v;
+    } else if (Array.isArray(v) && (key === 'targets' || key === 'labels')) {
+      if (!v.every((x) => typeof x === 'string')) throw bad('a list of strings');
+      out[key] = v.join(',');
+    } else if (typeof v === 'string' || typeof v === 'number') {
+      out[key] = String(v);
+    } else {
+      throw bad('a string or a number');
+    }
+  }
+  return out;
+}
+
+function oneOf<T extends string>(
+  flag: string,
+  value: string | undefined,
+  allowed: readonly T[],
+): T | undefined {
+  if (value !== undefined && !allowed.includes(value as T))
+    throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value as T | undefined;
+}
+
+const list = (v: string | undefined): string[] | undefined =>
+  v === undefined
+    ? undefined
+    : v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+
+/** Every option checked and typed before any file is read, so a typo costs nothing. */
+function settingsFrom(v: Values) {
+  const str = (k: FlagName) => v[k] as string | undefined;
+  const required = (k: FlagName) => {
+    const x = str(k);
+    if (x === undefined)
+      throw new UsageError(`sharelora train: --${k} is required (see sharelora train --help)`);
+    return x;
+  };
+  const method = oneOf('method', required('method'), TRAIN_METHODS) as TrainMethod;
+  const full = method === 'full';
+  const nonNegInt = (k: FlagName) =>
+    numberFlag(k, str(k), (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0');
+  const positive = (k: FlagName) => numberFlag(k, str(k), (n) => n > 0, 'a number > 0');
+  const optionalInt = (k: FlagName) => (str(k) === undefined ? undefined : intFlag(k, str(k), 1));
+  const validation =
+    numberFlag(
+      'validation',
+      str('validation'),
+      (n) => n >= 0 && (n < 1 || Number.isInteger(n)),
+      'a fraction in (0, 1), a count, or 0',
+    ) ?? 0.1;
+  const s = {
+    model: required('model'),
+    data: required('data'),
+    format: oneOf('format', required('format'), FORMATS) as CliFormat,
+    labels: list(str('labels')),
+    trainOnSource: v['train-on-source'] === true,
+    maxLength: optionalInt('max-length'),
+    validation,
+    evalData: str('eval-data'),
+    method,
+    rank: full ? undefined : intFlag('rank', required('rank'), 1),
+    alpha: full ? undefined : numberFlag('alpha', required('alpha'), (n) => n > 0, 'a number > 0'),
+    targets: list(str('targets')),
+    dropout: numberFlag('dropout', str('dropout'), (n) => n >= 0 && n < 1, 'in [0, 1)') ?? 0,
+    lr: positive('lr') ?? (full ? 5e-5 : 2e-4),
+    steps: optionalInt('steps'),
+    epochs: positive('epochs'),
+    batchSize: intFlag('batch-size', str('batch-size'), 8),
+    gradAccum: intFlag('grad-accum', str('grad-accum'), 1),
+    schedule: oneOf('schedule', str('schedule'), SCHEDULES) ?? 'linear',
+    warmupSteps: nonNegInt('warmup-steps'),
+    warmupRatio: numberFlag('warmup-ratio', str('warmup-ratio'), (n) => n >= 0 && n < 1, 'in [0, 1)'),
+    weightDecay: numberFlag('weight-decay', str('weight-decay'), (n) => n >= 0, 'a number >= 0') ?? 0,
+    maxGradNorm: numberFlag('max-grad-norm', str('max-grad-norm'), (n) => n >= 0, 'a number >= 0') ?? 1,
+    evalEvery: optionalInt('eval-every'),
+    saveEvery: intFlag('save-every', str('save-every'), 100),
+    seed: nonNegInt('seed') ?? 0,
+    out: required('out'),
+    resume: v.resume === true,
+    json: v.json === true,
+  };
+  if (s.steps !== undefined && s.epochs !== undefined)
+    throw new UsageError('give --steps or --epochs, not both');
+  const adapterOnly = (['rank', 'alpha', 'targets', 'dropout'] as const).filter((k) => v[k] !== undefined);
+  if (full && adapterOnly.length)
+    throw new UsageError(`--${adapterOnly[0]} does not apply to --method full (it trains every weight)`);
+  if (s.evalEvery !== undefined && s.validation === 0)
+    throw new UsageError('--eval-every needs a validation split (--validation is 0)');
+  return s;
+}
+type Settings = ReturnType<typeof settingsFrom>;
+
+/** How to read the file and which format spec applies; classification label sets come from the training split. */
+function dataSpec(format: CliFormat): { read: ReadOptions; spec: FormatSpec } {
+  if (format.startsWith('glue-')) {
+    const task = GLUE_TASKS[format.slice(5) as GlueTaskName];
+    return { read: task.read, spec: task.format };
+  }
+  return { read: {}, spec: { type: format } as FormatSpec };
+}
+
+const isClassifier = (spec: FormatSpec): spec is ClassifierFormatSpec =>
+  spec.type === 'classification' || spec.type === 'sentence-pair';
+
+/** Trainer errors about options, the out directory or a checkpoint are bad input (exit 2); a NaN loss is a runtime failure. */
+function trainerStep<T>(fn: () => T): T {
+  const usage = (e: unknown): never => {
+    if (e instanceof TrainingError && e.code !== 'NON_FINITE') throw new UsageError(e.message);
+    throw e;
+  };
+  try {
+    const r = fn();
+    return (r instanceof Promise ? r.catch(usage) : r) as T;
+  } catch (e) {
+    return usage(e);
+  }
+}
+
+/** Data errors (file:line) are bad input: exit 2. */
+async function dataStep<T>(fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof DataError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+/** The model's longest input: its positions (RoBERTa's start after the padding index). */
+function maxPositionsOf(config: ModelConfig): number {
+  return config.arch === 'roberta' ? config.maxPositions - config.padTokenId - 1 : config.maxPositions;
+}
+
+const num = (n: number) => n.toLocaleString('en-US');
+function bytes(n: number): string {
+  if (n < 2 ** 10) return `${n} B`;
+  if (n < 2 ** 20) return `${(n / 2 ** 10).toFixed(1)} KiB`;
+  if (n < 2 ** 30) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return `${(n / 2 ** 30).toFixed(2)} GiB`;
+}
+function duration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s < 60
+    ? `${s}s`
+    : s < 3600
+      ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
+      : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** A progress line with ETA from this invocation's mean step time (stderr, TTY only). */
+function progressBar(total: number): (m: StepMetrics) => void {
+  const times: number[] = [];
+  return (m) => {
+    times.push(m.msPerStep);
+    const width = 24;
+    const filled = Math.round((width * m.step) / total);
+    const meanMs = times.reduce((a, b) => a + b, 0) / times.length;
+    progress(
+      `[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${m.step}/${total} loss ${m.loss.toFixed(4)} ` +
+        `lr ${m.lr.toExponential(2)} ${meanMs.toFixed(0)} ms/step ETA ${duration(meanMs * (total - m.step))}`,
+    );
+  };
+}
+
+interface HeldOut {
+  file: string;
+  examples: number;
+  loss: number;
+  accuracy?: number;
+  pearson?: number;
+  spearman?: number;
+}
+
+export async function train(argv: string[]): Promise<number> {
+  const { values } = parseFlags('train', argv, FLAGS);
+  if (values.help) {
+    console.log(trainHelp);
+    return 0;
+  }
+  const fromFile = values.config ? await readConfigFile(values.config) : {};
+  const s: Settings = settingsFrom({ ...fromFile, ...values });
+  const say = (line: string) => {
+    if (!s.json) console.log(line);
+  };
+
+  // Everything is read, split and tokenized before the device starts or anything is written.
+  const { read, spec: baseSpec } = dataSpec(s.format);
+  const ds = await dataStep(() => readDataset(s.data, read));
+  const split =
+    s.validation > 0
+      ? await dataStep(() => splitValidation(ds.records, { validation: s.validation, seed: s.seed }))
+      : { train: ds.records, validation: [] };
+  let spec = baseSpec;
+  if (isClassifier(spec) && spec.labels === undefined && spec.regression === undefined) {
+    const field = spec.fields?.label ?? 'label';
+    spec = { ...spec, labels: s.labels ?? (await dataStep(() => labelSetOf(split.train, field))) };
+  } else if (s.labels) {
+    throw new UsageError(`--labels applies to the classification and sentence-pair formats, not ${s.format}`);
+  }
+  const config = await readConfig(s.model).catch(asUsage);
+  const classifier = isClassifier(spec);
+  if (classifier !== (config.arch === 'roberta')) {
+    throw new UsageError(
+      classifier
+        ? `--format ${s.format} trains a sequence classifier, which needs a RoBERTa model (${s.model} is ${config.arch})`
+        : `--format ${s.format} trains a causal LM; ${s.model} is RoBERTa (use a classification format)`,
+    );
+  }
+  const tokenizer = textTokenizerOf(await loadTokenizer(s.model).catch(asUsage));
+  const maxLength = s.maxLength ?? maxPositionsOf(config);
+  if (maxLength > maxPositionsOf(config))
+    throw new UsageError(`--max-length ${maxLength} exceeds the model's ${maxPositionsOf(config)} positions`);
+  const tok = (part: Dataset) =>
+    dataStep(() => tokenizeDataset(part, spec, tokenizer, { maxLength, trainOnSource: s.trainOnSource }));
+  const trainSet = await tok({ ...ds, records: split.train });
+  const valSet = split.validation.length ? await tok({ ...ds, records: split.validation }) : null;
+  const heldOutSet = s.evalData
+    ? await tok(await dataStep(() => readDataset(s.evalData as string, read)))
+    : null;
+  if (trainSet.examples.length === 0)
+    throw new UsageError(`${s.data}: no training example is left (see the data report)`);
+  const reports: Array<[string, TokenizeReport]> = [['train', trainSet.report]];
+  if (valSet) reports.push(['validation', valSet.report]);
+  if (heldOutSet) reports.push(['eval-data', heldOutSet.report]);
+  for (const [name, r] of reports) say(`${name}: ${describeReport(r)}`);
+
+  await init();
+  const controller = new AbortController();
+  const onSigint = () => {
+    progressDone();
+    console.error('sharelora train: stopping after this step to write a checkpoint (Ctrl-C again quits now)');
+    controller.abort();
+    process.once('SIGINT', () => process.exit(130));
+  };
+  try {
+    const numLabels = classifier
+      ? Math.max(1, (spec as ClassifierFormatSpec).labels?.length ?? 1)
+      : undefined;
+    const loaded: LoadedModel = await loadModel(s.model, {
+      task: classifier ? 'sequence-classification' : 'causal-lm',
+      numLabels,
+      trainable: s.method === 'full',
+      seed: s.seed,
+      onProgress: (p) =>
+        progress(`loading ${s.model}: ${Math.floor((100 * p.loadedBytes) / Math.max(p.totalBytes, 1))}%`),
+    }).catch(asUsage);
+    progressDone();
+    const model: AnyModel = loaded.model;
+    if (loaded.initialised.length) say(`new head (seed ${s.seed}): ${loaded.initialised.join(', ')}`);
+    let save: ((dir: string) => Promise<void>) | undefined;
+    if (s.method === 'full') {
+      save = async (dir) => {
+        await saveModel(model, dir);
+        // A full model is only usable with its tokenizer next to it.
+        for (const f of ['tokenizer.json', 'tokenizer_config.json']) {
+          await copyFile(join(s.model, f), join(dir, f)).catch(() => undefined);
+        }
+      };
+    } else {
+      try {
+        injectAdapter(
+          model,
+          presetConfig(s.method, {
+            r: s.rank,
+            alpha: s.alpha,
+            dropout: s.dropout,
+            targetModules: s.targets ?? [...model.defaultLoraTargets],
+            modulesToSave: classifier ? ['classifier'] : [],
+            taskType: classifier ? 'SEQ_CLS' : 'CAUSAL_LM',
+            baseModelNameOrPath: s.model,
+          }),
+          { rng: s.seed },
+        );
+      } catch (e) {
+        asUsage(e);
+      }
+    }
+    if (s.resume) {
+      const latest = (await listCheckpoints(s.out)).at(-1);
+      say(latest ? `resuming from ${latest.dir}` : `no checkpoint in ${s.out}: starting at step 0`);
+    }
+    const trainer = trainerStep(
+      () =>
+        new Trainer({
+          model,
+          train: trainSet.examples,
+          validation: valSet?.examples,
+          padId: padIdOf(tokenizer),
+          batchSize: s.batchSize,
+          gradAccum: s.gradAccum,
+          steps: s.steps,
+          epochs: s.epochs,
+          lr: s.lr,
+          weightDecay: s.weightDecay,
+          schedule: s.schedule,
+          warmupSteps: s.warmupSteps,
+          warmupRatio: s.warmupRatio,
+          maxGradNorm: s.maxGradNorm > 0 ? s.maxGradNorm : undefined,
+          seed: s.seed,
+          evalEvery: s.evalEvery,
+          saveEvery: s.saveEvery,
+          outDir: s.out,
+          resume: s.resume,
+          save,
+          signal: controller.signal,
+          onStep: (m) => bar(m),
+          onEval: (e) => {
+            progressDone();
+            say(`step ${e.step}: validation loss ${e.valLoss.toFixed(6)}${e.best ? ' (best)' : ''}`);
+          },
+        }),
+    );
+    const bar = progressBar(trainer.totalSteps);
+    process.on('SIGINT', onSigint);
+    let result: TrainResult;
+    try {
+      result = await trainerStep(() => trainer.train());
+    } finally {
+      process.off('SIGINT', onSigint);
+      progressDone();
+    }
+
+    let heldOut: HeldOut | null = null;
+    if (heldOutSet && !result.aborted) {
+      const ev = await trainer.evaluateDetailed(heldOutSet.examples);
+      heldOut = { file: s.evalData as string, examples: heldOutSet.examples.length, loss: ev.loss };
+      if (ev.predictions) {
+        const gold = heldOutSet.examples.map((e) => (e.kind === 'classification' ? e.label : 0));
+        if (numLabels === 1) {
+          heldOut.pearson = pearson(ev.predictions, gold);
+          heldOut.spearman = spearman(ev.predictions, gold);
+        } else heldOut.accuracy = accuracy(ev.predictions, gold);
+      }
+    }
+
+    const r = result.report;
+    if (s.json) {
+      console.log(
+        JSON.stringify({
+          model: s.model,
+          data: s.data,
+          format: s.format,
+          method: s.method,
+          data_report: Object.fromEntries(reports),
+          steps: result.steps,
+          train_loss: result.trainLoss,
+          best_val_loss: result.bestValLoss,
+          best_step: result.bestStep,
+          resumed_from: result.resumedFrom,
+          aborted: result.aborted,
+          evals: result.evals,
+          eval_data: heldOut,
+          report: r,
+          outputs: result.outputs,
+        }),
+      );
+    } else {
+      const pct = ((100 * r.params.trainable) / Math.max(1, r.params.unique)).toFixed(3);
+      say(
+        `parameters: ${num(r.params.trainable)} trainable of ${num(r.params.unique)} (${pct}%); ` +
+          `${num(r.params.total)} counting every use of a tied or shared tensor`,
+      );
+      say(
+        `memory: base weights ${bytes(r.bytes.weights)}, trainable ${bytes(r.bytes.trainable)}, gradients ${bytes(r.bytes.gradients)}, ` +
+          `optimizer state ${bytes(r.bytes.optimizer)}, peak activations ${bytes(r.bytes.peakActivations)}, peak total ${bytes(r.bytes.peakTotal)}`,
+      );
+      say(`speed: ${r.msPerStep.toFixed(0)} ms/step, ${r.tokensPerSec.toFixed(0)} tokens/s`);
+      say(
+        `trained ${result.steps} steps: train loss ${result.trainLoss.toFixed(6)}` +
+          (result.bestValLoss !== null
+            ? `, best validation loss ${result.bestValLoss.toFixed(6)} at step ${result.bestStep}`
+            : ''),
+      );
+      if (heldOut) {
+        const metric =
+          heldOut.accuracy !== undefined
+            ? `, accuracy ${heldOut.accuracy.toFixed(4)}`
+            : heldOut.pearson !== undefined
+              ? `, pearson ${heldOut.pearson.toFixed(4)}, spearman ${(heldOut.spearman as number).toFixed(4)}`
+              : '';
+        say(
+          `eval-data ${heldOut.file} (${heldOut.examples} examples): loss ${heldOut.loss.toFixed(6)}${metric}`,
+        );
+      }
+      const o = result.outputs;
+      if (o.adapter) say(`${s.method === 'full' ? 'model' : 'adapter'} saved to ${o.adapter}`);
+      if (o.best) say(`best (lowest validation loss) saved to ${o.best}`);
+      if (o.checkpoint) say(`checkpoint: ${o.checkpoint}`);
+      if (o.metrics) say(`metrics: ${o.metrics}`);
+    }
+    if (result.aborted) {
+      console.error(
+        `sharelora train: interrupted at step ${result.steps}; checkpoint ${result.outputs.checkpoint} (continue with --resume)`,
+      );
+      return 130;
+    }
+    return 0;
+  } finally {
+    shutdown();
+  }
+}

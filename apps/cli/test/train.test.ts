@@ -1,0 +1,297 @@
+/** `sharelora train` as a user runs it: bad data, kill -9 / Ctrl-C and --resume, a RoBERTa classifier on SST-2. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, runCli } from './run-cli.js';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const DATA_DIR = process.env.SHARELORA_DATA ?? resolve(repoRoot, '../shared/data');
+
+/** Real data present? Missing fails in CI (CI=true) and otherwise skips loudly. */
+function haveData(path: string): boolean {
+  if (existsSync(join(DATA_DIR, path))) return true;
+  if (process.env.CI === 'true')
+    throw new Error(`real data missing: ${join(DATA_DIR, path)} (set SHARELORA_DATA)`);
+  console.warn(
+    `\n[SKIPPED] real data missing: ${join(DATA_DIR, path)}; set SHARELORA_DATA to run this test\n`,
+  );
+  return false;
+}
+
+let tmp = '';
+const gpt2 = () => join(tmp, 'gpt2');
+const roberta = () => join(tmp, 'roberta');
+const texts = () => join(tmp, 'texts.jsonl');
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'sharelora-train-cli-'));
+  for (const [arch, dir] of [
+    ['gpt2', gpt2()],
+    ['roberta', roberta()],
+  ])
+    expect(runCli(['init', '--arch', arch, '--preset', 'tiny', '--out', dir]).status).toBe(0);
+  const names = ['Tom', 'Lily', 'Ben', 'Mia', 'Sam', 'Anna'];
+  const things = ['red ball', 'blue kite', 'big box', 'little cat', 'green hat'];
+  const lines = Array.from({ length: 40 }, (_, i) => {
+    const n = names[i % names.length];
+    const t = things[(i * 3) % things.length];
+    return JSON.stringify({ text: `${n} found a ${t}. ${n} gave the ${t} to mom.` });
+  });
+  await writeFile(texts(), `${lines.join('\n')}\n`);
+});
+afterAll(() => rm(tmp, { recursive: true, force: true }));
+
+/** A directory's files and their contents, to show that nothing in it changed. */
+async function snapshot(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) {
+      const p = join(e.parentPath, e.name);
+      out[p.slice(dir.length)] = await readFile(p, 'utf8');
+    }
+  }
+  return out;
+}
+
+/** A small LoRA run's arguments. */
+const loraRun = (model: string, data: string, format: string, out: string) => [
+  'train',
+  ...['--model', model, '--data', data, '--format', format, '--out', out],
+  ...['--method', 'lora', '--rank', '2', '--alpha', '4'],
+];
+
+describe('sharelora train: bad input', () => {
+  const cases: Array<[string, string, string[], RegExp]> = [
+    [
+      'a malformed JSONL line',
+      'bad.jsonl',
+      ['{"text": "one"}', '{"text": "two"}', '{"text": "thr'],
+      /bad\.jsonl:3\b/,
+    ],
+    [
+      'a missing column',
+      'missing.jsonl',
+      ['{"text": "one"}', '{"txt": "two"}'],
+      /missing\.jsonl:2\b.*"text"/,
+    ],
+    ['an empty file', 'empty.jsonl', [], /empty\.jsonl/],
+  ];
+  for (const [what, name, lines, message] of cases) {
+    it(`${what}: exit 2 naming file and line; the out dir is untouched`, async () => {
+      const file = join(tmp, name);
+      await writeFile(file, lines.join('\n'));
+      const out = join(tmp, `out-${name}`);
+      await mkdir(join(out, 'checkpoint-3'), { recursive: true });
+      await writeFile(join(out, 'adapter_config.json'), '{"r": 4}');
+      await writeFile(join(out, 'checkpoint-3', 'trainer_state.json'), '{"step": 3}');
+      const before = await snapshot(out);
+      const r = runCli(loraRun(gpt2(), file, 'text', out));
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(await snapshot(out)).toEqual(before);
+    });
+  }
+
+  it('a label outside the label set: exit 2 naming file and line', async () => {
+    const file = join(tmp, 'labels.tsv');
+    await writeFile(file, 'sentence\tlabel\ngood film\t1\nbad film\t0\nodd film\t2\n');
+    const r = runCli(loraRun(roberta(), file, 'glue-sst2', join(tmp, 'never')));
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/labels\.tsv:4\b/);
+    expect(existsSync(join(tmp, 'never'))).toBe(false);
+  });
+
+  it('unknown flags and config keys: exit 2 naming them', async () => {
+    const flag = runCli(['train', '--model', gpt2(), '--lerning-rate', '1']);
+    expect(flag.status).toBe(2);
+    expect(flag.stderr).toContain('--lerning-rate');
+    const config = join(tmp, 'config.json');
+    await writeFile(config, JSON.stringify({ lr: 1e-3, warmup: 10, 'batch-size': 4 }));
+    const key = runCli(['train', '--config', config]);
+    expect(key.status).toBe(2);
+    expect(key.stderr).toMatch(/config\.json: unknown key "warmup"/);
+  });
+});
+
+describe('sharelora train: interrupted runs resume bit-identically', () => {
+  // LoRA dropout and GPT-2's own dropout both draw masks, so the resume must restore their offsets.
+  const args = (out: string) => [
+    'train',
+    '--model',
+    gpt2(),
+    '--data',
+    texts(),
+    '--format',
+    'text',
+    '--method',
+    'share-a',
+    '--rank',
+    '4',
+    '--alpha',
+    '8',
+    '--dropout',
+    '0.1',
+    '--lr',
+    '5e-3',
+    '--steps',
+    '14',
+    '--batch-size',
+    '4',
+    '--warmup-steps',
+    '2',
+    '--eval-every',
+    '5',
+    '--seed',
+    '3',
+    '--out',
+    out,
+  ];
+  const adapterBytes = (out: string) => readFile(join(out, 'adapter_model.safetensors'));
+
+  /** Starts a run and sends `signal` once `ready(out)` holds; resolves with how the process ended. */
+  async function interrupt(out: string, extra: string[], signal: NodeJS.Signals, ready: () => boolean) {
+    const child: ChildProcess = spawn(process.execPath, [BIN, ...args(out), ...extra], {
+      env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.on('data', (d) => {
+      stderr += d;
+    });
+    const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+      child.on('exit', (code, sig) => done({ code, signal: sig })),
+    );
+    const poll = setInterval(() => {
+      if (ready()) {
+        clearInterval(poll);
+        child.kill(signal);
+      }
+    }, 20);
+    const result = await ended;
+    clearInterval(poll);
+    return { ...result, stderr };
+  }
+
+  let whole = '';
+  beforeAll(() => {
+    whole = join(tmp, 'whole');
+    const r = runCli(args(whole));
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`adapter saved to ${whole}`);
+  });
+
+  it('after kill -9 mid-run', async () => {
+    const out = join(tmp, 'killed');
+    const killed = await interrupt(
+      out,
+      ['--save-every', '2'],
+      'SIGKILL',
+      () => existsSync(out) && readdirSync(out).some((n) => /^checkpoint-\d+$/.test(n)),
+    );
+    expect(killed.signal).toBe('SIGKILL');
+    expect(existsSync(join(out, 'adapter_model.safetensors'))).toBe(false);
+    const r = runCli([...args(out), '--save-every', '2', '--resume']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/resuming from .*killed\/checkpoint-\d+/);
+    expect(Buffer.compare(await adapterBytes(out), await adapterBytes(whole))).toBe(0);
+  });
+
+  it('after Ctrl-C, which writes a checkpoint first', async () => {
+    const out = join(tmp, 'ctrl-c');
+    const metrics = join(out, 'metrics.jsonl');
+    // Ctrl-C after a few steps, with no periodic checkpoint (--save-every stays 100).
+    const stopped = await interrupt(
+      out,
+      [],
+      'SIGINT',
+      () => existsSync(metrics) && readFileSync(metrics, 'utf8').split('\n').length > 4,
+    );
+    expect(stopped.code, stopped.stderr).toBe(130);
+    const step = Number(/interrupted at step (\d+)/.exec(stopped.stderr)?.[1]);
+    expect(step).toBeGreaterThan(0);
+    expect(step).toBeLessThan(14);
+    expect(readdirSync(out)).toContain(`checkpoint-${step}`);
+    const r = runCli([...args(out), '--resume']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`resuming from ${join(out, `checkpoint-${step}`)}`);
+    expect(Buffer.compare(await adapterBytes(out), await adapterBytes(whole))).toBe(0);
+  });
+});
+
+it.runIf(haveData('glue/SST-2/train_10pct.tsv'))(
+  'a tiny RoBERTa classifier trains on SST-2 and reports dev accuracy',
+  async () => {
+    const rows = async (file: string, n: number) =>
+      (await readFile(join(DATA_DIR, 'glue/SST-2', file), 'utf8'))
+        .split('\n')
+        .slice(0, n + 1)
+        .join('\n');
+    const train = join(tmp, 'sst2-train.tsv');
+    const dev = join(tmp, 'sst2-dev.tsv');
+    await writeFile(train, `${await rows('train_10pct.tsv', 48)}\n`);
+    await writeFile(dev, `${await rows('dev.tsv', 100)}\n`);
+    const config = join(tmp, 'sst2.json');
+    // The config file gives most options; --steps on the command line overrides its value.
+    await writeFile(
+      config,
+      JSON.stringify({
+        format: 'glue-sst2',
+        method: 'share-a',
+        rank: 4,
+        alpha: 8,
+        targets: ['query', 'value'],
+        lr: 1e-2,
+        schedule: 'constant',
+        'warmup-steps': 4,
+        steps: 999,
+        'batch-size': 16,
+        'max-length': 64,
+        validation: 8,
+      }),
+    );
+    const out = join(tmp, 'sst2-out');
+    const r = runCli([
+      'train',
+      '--config',
+      config,
+      '--model',
+      roberta(),
+      '--data',
+      train,
+      '--eval-data',
+      dev,
+      '--steps',
+      '36',
+      '--out',
+      out,
+      '--json',
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    const acc = doc.eval_data.accuracy;
+    console.log(
+      `SST-2 (tiny random RoBERTa, 36 steps on 40 sentences): dev accuracy ${acc} on ${doc.eval_data.examples} examples`,
+    );
+    expect(doc.steps).toBe(36);
+    expect(acc).toBeGreaterThanOrEqual(0);
+    expect(acc).toBeLessThanOrEqual(1);
+    expect(doc.eval_data.examples).toBe(100);
+    const losses = (await readFile(join(out, 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.type === 'step')
+      .map((l) => l.loss);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    expect(mean(losses.slice(-6))).toBeLessThan(mean(losses.slice(0, 6)));
+    // The classifier head trains in full and is saved as PEFT modules_to_save.
+    const adapterConfig = JSON.parse(await readFile(join(out, 'adapter_config.json'), 'utf8'));
+    expect(adapterConfig.modules_to_save).toEqual(['classifier']);
+    expect(adapterConfig.task_type).toBe('SEQ_CLS');
+  },
+);

@@ -1,0 +1,13 @@
+export { CHECKPOINT_ADAPTER_DIR, listCheckpoints } from './checkpoint.js';
+export { TrainingError, type TrainingErrorCode } from './errors.js';
+export { textTokenizerOf } from './tokenizer.js';
+export { BEST_DIR, type EvaluationResult, METRICS_FILE, Trainer } from './trainer.js';
+export type {
+  EvalMetrics,
+  RunReport,
+  StepMetrics,
+  TrainableModel,
+  TrainerOptions,
+  TrainResult,
+  TrainTask,
+} from './types.js';

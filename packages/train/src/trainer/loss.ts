@@ -1,0 +1,42 @@
+/** A collated batch as tensors, and the model's loss on it with transformers' semantics. */
+import { type Tensor, tensor } from '@sharelora/core';
+import { causalLmLoss, maskedLmLoss, type ProblemType, sequenceClassificationLoss } from '@sharelora/models';
+import type { Batch } from '../data/batch.js';
+import { IGNORE_INDEX } from '../data/tokenize.js';
+import type { TrainableModel } from './types.js';
+
+/**
+ * How many terms the batch's mean loss averages: target tokens for a causal LM (labels[t + 1] for
+ * t < T - 1 that are not ignored), rows for a classifier. Weighting micro-batches by it makes
+ * gradient accumulation equal to one large batch.
+ */
+export function lossTerms(batch: Batch, task: TrainableModel['task']): number {
+  if (batch.kind === 'classification') return batch.batchSize;
+  const { labels, seqLength: T } = batch;
+  const first = task === 'causal-lm' ? 1 : 0;
+  let n = 0;
+  for (let b = 0; b < batch.batchSize; b++) {
+    for (let t = first; t < T; t++) if (labels[b * T + t] !== IGNORE_INDEX) n++;
+  }
+  return n;
+}
+
+const problemTypeOf = (model: TrainableModel): ProblemType | null =>
+  (model as { config?: { problemType?: ProblemType | null } }).config?.problemType ?? null;
+
+/** Forward and loss of one batch; call inside tidy(). */
+export function forwardLoss(model: TrainableModel, batch: Batch): { logits: Tensor; loss: Tensor } {
+  const shape = [batch.batchSize, batch.seqLength];
+  const logits = model.forward(tensor(batch.inputIds, shape, 'i32'), {
+    attentionMask: tensor(batch.attentionMask, shape, 'i32'),
+  });
+  if (batch.kind === 'classification') {
+    const labels = batch.regression
+      ? tensor(batch.labels, [batch.batchSize], 'f32')
+      : tensor(batch.labels, [batch.batchSize], 'i32');
+    return { logits, loss: sequenceClassificationLoss(logits, labels, problemTypeOf(model)) };
+  }
+  const labels = tensor(batch.labels, shape, 'i32');
+  const lossFn = model.task === 'causal-lm' ? causalLmLoss : maskedLmLoss;
+  return { logits, loss: lossFn(logits, labels) };
+}

@@ -1,0 +1,134 @@
+import type { MemoryReport, Module, Tensor } from '@sharelora/core';
+import type { Example } from '../data/tokenize.js';
+
+/** Model tasks the Trainer knows how to compute a loss for. */
+export type TrainTask = 'causal-lm' | 'sequence-classification' | 'masked-lm';
+
+/** What the Trainer needs of a model: its task and a forward over padded token ids (every @sharelora/models model). */
+export interface TrainableModel extends Module {
+  readonly task: TrainTask;
+  /** i32 ids [B, T] (and mask, 1 = token) -> logits [B, T, V] (LMs) or [B, num_labels] (classifiers). */
+  forward(inputIds: Tensor, opts?: { attentionMask?: Tensor }): Tensor;
+}
+
+export interface TrainerOptions {
+  /** The model to train, with its adapter already injected (or with every parameter trainable for full fine-tuning). */
+  model: TrainableModel;
+  /** Training examples, from tokenizeDataset. */
+  train: Example[];
+  /** Validation examples carved from the training data (splitValidation), never the test set. */
+  validation?: Example[];
+  padId: number;
+  /** Examples per micro-batch. */
+  batchSize: number;
+  /** Micro-batches per optimizer step (default 1). */
+  gradAccum?: number;
+  /** Optimizer steps to run; when absent, `epochs` (default 1) full passes over `train`. */
+  steps?: number;
+  epochs?: number;
+  lr: number;
+  weightDecay?: number;
+  betas?: [number, number];
+  eps?: number;
+  schedule?: 'constant' | 'linear' | 'cosine';
+  warmupSteps?: number;
+  /** Warmup as a fraction of all steps (HF's warmup_ratio); warmupSteps wins when both are given. */
+  warmupRatio?: number;
+  /** Global L2 norm to clip gradients to (none when absent). */
+  maxGradNorm?: number;
+  seed: number;
+  /** Validation loss every N steps (and at the end); default: only at the end. */
+  evalEvery?: number;
+  /** Checkpoint every N steps into outDir/checkpoint; default: never (a final checkpoint is still written on abort). */
+  saveEvery?: number;
+  /** Keep the adapter with the lowest validation loss in outDir/best (default true when there is validation data). */
+  keepBest?: boolean;
+  /** Where checkpoints, metrics.jsonl and the final adapter go; nothing is written without it. */
+  outDir?: string;
+  /** Continue from outDir/checkpoint when one exists. */
+  resume?: boolean;
+  onStep?: (m: StepMetrics) => void;
+  onEval?: (e: EvalMetrics) => void;
+  /** Stops after the current step; a checkpoint is written first (when outDir is set). */
+  signal?: AbortSignal;
+  /** Saves the trainable state to a directory (an adapter via saveAdapter, or the full model); default saveAdapter. */
+  save?: (dir: string) => Promise<void>;
+}
+
+export interface StepMetrics {
+  /** Optimizer steps completed (1-based). */
+  step: number;
+  /** Fractional epochs completed (examples seen / train size). */
+  epoch: number;
+  /** Mean loss over the step's micro-batches. */
+  loss: number;
+  /** Learning rate used for this step. */
+  lr: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  tokensPerSec: number;
+  msPerStep: number;
+  /** Live bytes by category after the step. */
+  memory: MemoryReport['live'];
+}
+
+export interface EvalMetrics {
+  step: number;
+  valLoss: number;
+  /** Whether this is the best validation loss so far (then saved to outDir/best when keepBest). */
+  best: boolean;
+}
+
+/** Parameters and memory of a run, so that methods (LoRA, ShareLoRA, full) can be compared. */
+export interface RunReport {
+  params: {
+    /** Parameter elements counted under every name (as a state dict lists them: a tied or shared tensor once per use). */
+    total: number;
+    /** Distinct trainable elements: what the optimizer updates (a ShareLoRA shared matrix once). */
+    trainable: number;
+    /** Distinct elements of all parameters, frozen and trainable. */
+    unique: number;
+  };
+  /** Bytes on the device by category; live at the end of the run unless named peak (peaks since train() began). */
+  bytes: {
+    /** Frozen weights (and buffers). */
+    weights: number;
+    trainable: number;
+    /** Peak bytes of gradients (freed after every step). */
+    gradients: number;
+    optimizer: number;
+    peakActivations: number;
+    peakTotal: number;
+  };
+  /** Mean wall time per optimizer step, the first step (shader compilation) left out when there are others. */
+  msPerStep: number;
+  /** Real (unpadded) tokens per second over the same steps. */
+  tokensPerSec: number;
+}
+
+export interface TrainResult {
+  /** Optimizer steps completed (counting those before a resume). */
+  steps: number;
+  /** Mean training loss of the last step. */
+  trainLoss: number;
+  bestValLoss: number | null;
+  bestStep: number | null;
+  /** Steps run in this call (a resumed run lists only those after the resume point). */
+  history: StepMetrics[];
+  evals: EvalMetrics[];
+  report: RunReport;
+  /** The step this call resumed from (null: started at step 0). */
+  resumedFrom: number | null;
+  /** Stopped early by the abort signal (a checkpoint was written when outDir is set). */
+  aborted: boolean;
+  /** Where things were written (null when not written). */
+  outputs: {
+    /** The final adapter (or model): outDir itself. */
+    adapter: string | null;
+    /** The adapter with the lowest validation loss. */
+    best: string | null;
+    /** The last checkpoint. */
+    checkpoint: string | null;
+    metrics: string | null;
+  };
+}
