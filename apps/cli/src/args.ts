@@ -49,3 +49,14 @@ export function numberFlag(
     throw new UsageError(`--${name} must be ${rule}, got "${value}"`);
   return n;
 }
+
+/** A flag value from a fixed set (undefined when the flag is absent), or a usage error listing the set. */
+export function oneOf<T extends string>(
+  flag: string,
+  value: string | undefined,
+  allowed: readonly T[],
+): T | undefined {
+  if (value !== undefined && !allowed.includes(value as T))
+    throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value as T | undefined;
+}

@@ -22,7 +22,7 @@ import {
   writeResult,
 } from '@sharelora/eval';
 import type { LoadProgress } from '@sharelora/models';
-import { numberFlag, parseFlags } from '../args.js';
+import { numberFlag, oneOf, parseFlags } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 
@@ -99,16 +99,6 @@ const COMPLETIONS_FLAGS = ['k', 'completions'];
 
 const family = (task: string) =>
   task.startsWith('gsm8k') ? 'gsm8k' : task.startsWith('glue-') ? 'glue' : task;
-
-function oneOf<T extends string>(
-  flag: string,
-  value: string | undefined,
-  allowed: readonly T[],
-): T | undefined {
-  if (value !== undefined && !allowed.includes(value as T))
-    throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
-  return value as T | undefined;
-}
 
 function kList(value: string | undefined): number[] | undefined {
   if (value === undefined) return undefined;

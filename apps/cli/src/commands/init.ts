@@ -1,6 +1,6 @@
 import { init as initDevice, shutdown } from '@sharelora/core/node';
 import { type Arch, initPreset, PRESET_ARCHS, PRESET_NAMES, type PresetName } from '@sharelora/models';
-import { parseFlags } from '../args.js';
+import { oneOf, parseFlags } from '../args.js';
 import { UsageError } from '../cli-error.js';
 
 export const initHelp = `Usage: sharelora init --arch ${PRESET_ARCHS.join('|')} --preset ${PRESET_NAMES.join('|')} --out DIR [--seed N] [--json]
@@ -26,12 +26,11 @@ Options:
   --json            print one JSON document on stdout
   -h, --help        show this help`;
 
-function oneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[]): T {
-  if (value === undefined)
-    throw new UsageError(`sharelora init: --${flag} is required (${allowed.join(', ')})`);
-  if (!allowed.includes(value as T))
-    throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
-  return value as T;
+/** A required flag from a fixed set. */
+function requiredOneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[]): T {
+  const v = oneOf(flag, value, allowed);
+  if (v === undefined) throw new UsageError(`sharelora init: --${flag} is required (${allowed.join(', ')})`);
+  return v;
 }
 
 export async function init(argv: string[]): Promise<number> {
@@ -46,8 +45,8 @@ export async function init(argv: string[]): Promise<number> {
     console.log(initHelp);
     return 0;
   }
-  const arch = oneOf<Arch>('arch', values.arch, PRESET_ARCHS);
-  const preset = oneOf<PresetName>('preset', values.preset, PRESET_NAMES);
+  const arch = requiredOneOf<Arch>('arch', values.arch, PRESET_ARCHS);
+  const preset = requiredOneOf<PresetName>('preset', values.preset, PRESET_NAMES);
   if (!values.out) throw new UsageError('sharelora init: --out DIR is required');
   const seed = Number(values.seed ?? 0);
   if (!Number.isSafeInteger(seed) || seed < 0)

@@ -34,7 +34,7 @@ import {
   textTokenizerOf,
   tokenizeDataset,
 } from '@sharelora/train';
-import { intFlag, numberFlag, parseFlags } from '../args.js';
+import { intFlag, numberFlag, oneOf, parseFlags } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 
@@ -184,16 +184,6 @@ async function readConfigFile(file: string): Promise<Values> {
     }
   }
   return out;
-}
-
-function oneOf<T extends string>(
-  flag: string,
-  value: string | undefined,
-  allowed: readonly T[],
-): T | undefined {
-  if (value !== undefined && !allowed.includes(value as T))
-    throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
-  return value as T | undefined;
 }
 
 const list = (v: string | undefined): string[] | undefined =>
