@@ -1,9 +1,11 @@
 import {
   add,
   assignTensor,
+  cast,
   clone,
   concat,
   Dropout,
+  isHalf,
   keep,
   type Linear,
   Module,
@@ -195,7 +197,11 @@ export class LoraLinear extends Module {
     );
   }
 
-  /** W ← W + s·B A for `name`; the forward then skips that adapter's branch. */
+  /**
+   * W ← W + s·B A for `name`; the forward then skips that adapter's branch. A half-precision (f16/bf16)
+   * base weight stays in its dtype: the sum is formed in f32 and rounded, W ← half(W + s·B A), so
+   * outputs differ from the unmerged adapter by that rounding. Load the base in f32 to merge exactly.
+   */
   merge(name: string): void {
     if (this._merged.has(name))
       throw new AdapterError('ADAPTER_STATE', `adapter "${name}" is already merged`);
@@ -203,7 +209,7 @@ export class LoraLinear extends Module {
     this._merged.add(name);
   }
 
-  /** W ← W − s·B A: the inverse of merge() up to float32 rounding. */
+  /** W ← W − s·B A: the inverse of merge() up to float32 rounding (the half rounding, for a half W). */
   unmerge(name: string): void {
     if (!this._merged.has(name)) throw new AdapterError('ADAPTER_STATE', `adapter "${name}" is not merged`);
     this.applyDelta(name, sub);
@@ -216,7 +222,8 @@ export class LoraLinear extends Module {
     noGrad(() =>
       tidy(() => {
         const d = this.layout === 'out_in' ? delta : transpose(delta);
-        assignTensor(w, op(w, d), 'merged weight');
+        // cast() is a view for an f32 W; assignTensor rounds the f32 sum back into a half W.
+        assignTensor(w, op(cast(w, 'f32'), d), 'merged weight');
       }),
     );
     delta.dispose();
@@ -239,11 +246,15 @@ function assemble(slot: LoraSlot, compute: (b: LoraBranch) => Tensor, axis: numb
 
 /**
  * Copy of a module tree with fresh tensors: fields are copied, Modules and Parameters (and tensors
- * in arrays, maps and plain objects, e.g. buffers) are cloned, anything else is shared.
+ * in arrays, maps and plain objects, e.g. buffers) are cloned, anything else is shared. Half-precision
+ * parameters are copied as f32, since copies are made to be trained.
  */
 export function cloneModule<M extends Module>(m: M): M {
   const copyValue = (v: unknown): unknown => {
-    if (v instanceof Parameter) return new Parameter(clone(v.value), { trainable: v.trainable });
+    if (v instanceof Parameter) {
+      const value = isHalf(v.value.dtype) ? cast(v.value, 'f32') : clone(v.value);
+      return new Parameter(value, { trainable: v.trainable });
+    }
     if (v instanceof Module) return cloneModule(v);
     if (v instanceof Tensor) return keep(clone(v)).setCategory(v.storage.category);
     if (Array.isArray(v)) return v.map(copyValue);

@@ -329,13 +329,16 @@ function loraWrappers(model: Module, name: string): LoraLinear[] {
   );
 }
 
-/** W ← W + s·B A in every layer of the active adapter (respecting layouts and fused parts); the forward then skips it. */
+/**
+ * W ← W + s·B A in every layer of the active adapter (respecting layouts and fused parts); the forward
+ * then skips it. Half-precision base weights stay half: W ← half(W + s·B A) (see LoraLinear.merge).
+ */
 export function mergeAdapter(model: Module): void {
   const name = getAdapter(model).name;
   for (const w of loraWrappers(model, name)) w.merge(name);
 }
 
-/** Undoes mergeAdapter(): W ← W − s·B A (exact up to float32 rounding). */
+/** Undoes mergeAdapter(): W ← W − s·B A (exact up to float32 rounding, or the half rounding of a half W). */
 export function unmergeAdapter(model: Module): void {
   const name = getAdapter(model).name;
   for (const w of loraWrappers(model, name)) w.unmerge(name);

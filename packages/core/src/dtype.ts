@@ -10,6 +10,9 @@ export type DType = 'f32' | 'i32' | 'f16' | 'bf16';
 /** The 16-bit float types frozen weights may be kept in. */
 export type HalfDType = 'f16' | 'bf16';
 
+/** What a weight may be stored as. */
+export type FloatDType = 'f32' | HalfDType;
+
 export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, i32: 4, f16: 2, bf16: 2 };
 
 export function isHalf(dtype: DType): dtype is HalfDType {

@@ -5,7 +5,7 @@
 export { backward, record } from './autograd.js';
 export { Device, type DeviceInfo } from './device/device.js';
 export { MEMORY_CATEGORIES, type MemoryCategory, type MemoryReport } from './device/memory.js';
-export type { DType } from './dtype.js';
+export { type DType, type FloatDType, type HalfDType, isHalf } from './dtype.js';
 export * from './errors.js';
 export { initBrowser } from './init-browser.js';
 export * from './nn/index.js';

@@ -1,7 +1,8 @@
+import { type FloatDType, isHalf } from '../dtype.js';
 import { ShareloraError } from '../errors.js';
 import { ones, zeros } from '../ops/creation.js';
 import { dropout } from '../ops/dropout.js';
-import { add } from '../ops/elementwise.js';
+import { add, cast } from '../ops/elementwise.js';
 import { embedding } from '../ops/embedding.js';
 import { matmul } from '../ops/matmul.js';
 import { layerNorm, rmsNorm } from '../ops/norm.js';
@@ -13,15 +14,29 @@ import { Module, Parameter } from './module.js';
 const rngOf = (r: Rng | number | undefined): Rng =>
   r === undefined ? defaultRng() : typeof r === 'number' ? new Rng(r) : r;
 
+/** Stores an f32 initial value as `dtype` (rounding to the nearest half). */
+function asDType(t: Tensor, dtype: FloatDType): Tensor {
+  if (dtype === 'f32') return t;
+  const out = cast(t, dtype);
+  t.dispose();
+  return out;
+}
+
 export interface LinearOptions {
   bias?: boolean;
   /** 'out_in': nn.Linear's [out, in] weight. 'in_out': GPT-2's Conv1D, weight stored [in, out]. */
   layout?: 'out_in' | 'in_out';
   /** Generator (or seed) for the initial values; default the process-wide one (manualSeed()). */
   rng?: Rng | number;
+  /** Default true, except for a half-precision weight, which must be frozen. */
   trainable?: boolean;
   /** false: start from zeros (cheap, on the GPU) for weights a checkpoint load will overwrite. */
   init?: boolean;
+  /**
+   * Storage of the weight (default f32; the bias is always f32). 'f16'/'bf16' halve a frozen base
+   * weight's memory; each forward then casts it to a temporary f32 copy for the matmul (see matmul).
+   */
+  dtype?: FloatDType;
 }
 
 /**
@@ -41,10 +56,13 @@ export class Linear extends Module {
     super();
     this.layout = opts.layout ?? 'out_in';
     const rng = rngOf(opts.rng);
-    const trainable = opts.trainable ?? true;
+    const dtype = opts.dtype ?? 'f32';
+    const trainable = opts.trainable ?? !isHalf(dtype);
     const shape = this.layout === 'out_in' ? [outFeatures, inFeatures] : [inFeatures, outFeatures];
     const init = opts.init ?? true;
-    const w = init ? kaimingUniform(shape, rng, Math.sqrt(5), { fanIn: inFeatures }) : zeros(shape);
+    const w = init
+      ? asDType(kaimingUniform(shape, rng, Math.sqrt(5), { fanIn: inFeatures }), dtype)
+      : zeros(shape, dtype);
     this.weight = new Parameter(w, { trainable });
     const bound = 1 / Math.sqrt(inFeatures);
     const b = () => (init ? randUniform([outFeatures], -bound, bound, rng) : zeros([outFeatures]));
@@ -67,9 +85,12 @@ export interface EmbeddingOptions {
   /** Standard deviation of the normal init; PyTorch's default is 1 (GPT-2/LLaMA checkpoints use 0.02). */
   std?: number;
   rng?: Rng | number;
+  /** Default true, except for a half-precision table, which must be frozen. */
   trainable?: boolean;
   /** false: start from zeros (cheap, on the GPU) for weights a checkpoint load will overwrite. */
   init?: boolean;
+  /** Storage of the table (default f32); a frozen 'f16'/'bf16' table is gathered from directly. */
+  dtype?: FloatDType;
 }
 
 /** Lookup table [numEmbeddings, dim]; forward takes i32 ids of any shape. */
@@ -82,11 +103,12 @@ export class Embedding extends Module {
     opts: EmbeddingOptions = {},
   ) {
     super();
+    const dtype = opts.dtype ?? 'f32';
     const w =
       (opts.init ?? true)
-        ? randn([numEmbeddings, dim], { rng: rngOf(opts.rng), std: opts.std ?? 1 })
-        : zeros([numEmbeddings, dim]);
-    this.weight = new Parameter(w, { trainable: opts.trainable ?? true });
+        ? asDType(randn([numEmbeddings, dim], { rng: rngOf(opts.rng), std: opts.std ?? 1 }), dtype)
+        : zeros([numEmbeddings, dim], dtype);
+    this.weight = new Parameter(w, { trainable: opts.trainable ?? !isHalf(dtype) });
   }
 
   forward(ids: Tensor): Tensor {

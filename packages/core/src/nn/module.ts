@@ -32,12 +32,12 @@ export function assignTensor(dst: Tensor, src: TensorSource, what = 'tensor'): v
       : dst.dtype === 'bf16'
         ? encodeBF16(d)
         : dst.dtype === 'i32'
-        ? d instanceof Int32Array
-          ? d
-          : Int32Array.from(d)
-        : d instanceof Float32Array
-          ? d
-          : Float32Array.from(d);
+          ? d instanceof Int32Array
+            ? d
+            : Int32Array.from(d)
+          : d instanceof Float32Array
+            ? d
+            : Float32Array.from(d);
   dev.write(dst.buffer, 0, host);
 }
 

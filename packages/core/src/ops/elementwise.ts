@@ -440,36 +440,59 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
   return out;
 }
 
-/** One thread per u32 word of the half tensor: decodes its two elements or encodes two into it. */
+/** WGSL body of a half <-> f32 cast; `v4`: each thread moves eight elements as vec4 words. */
+function halfCastBody(half: HalfDType, decode: boolean, v4: boolean): string {
+  const dec = (w: string) => `${half}_to_f32(${w} & 0xffffu), ${half}_to_f32(${w} >> 16u)`;
+  const enc = (v: string, c: [string, string]) =>
+    `f32_to_${half}(${v}.${c[0]}) | (f32_to_${half}(${v}.${c[1]}) << 16u)`;
+  if (v4 && decode)
+    return `let w = a[gi];
+  out[2u * gi] = vec4<u32>(${dec('w.x')}, ${dec('w.y')});
+  out[2u * gi + 1u] = vec4<u32>(${dec('w.z')}, ${dec('w.w')});`;
+  if (v4)
+    return `let p = a[2u * gi];
+  let q = a[2u * gi + 1u];
+  out[gi] = vec4<u32>(${enc('p', ['x', 'y'])}, ${enc('p', ['z', 'w'])}, ${enc('q', ['x', 'y'])}, ${enc('q', ['z', 'w'])});`;
+  // Scalar: one u32 word of the half tensor per thread; P.n counts elements (the last word may hold one).
+  if (decode)
+    return `let w = a[gi];
+  out[2u * gi] = ${half}_to_f32(w & 0xffffu);
+  if (2u * gi + 1u < P.n) { out[2u * gi + 1u] = ${half}_to_f32(w >> 16u); }`;
+  return `var hi = 0u;
+  if (2u * gi + 1u < P.n) { hi = f32_to_${half}(a[2u * gi + 1u]); }
+  out[gi] = f32_to_${half}(a[2u * gi]) | (hi << 16u);`;
+}
+
+/**
+ * Half <-> f32 on the bit patterns (both sides bound as u32). With a multiple of 8 elements (then
+ * every window is one too) each thread moves whole vec4 words: on software adapters a storage access
+ * costs about the same for a vec4 as for a scalar.
+ */
 function halfCast(x: Tensor, dtype: DType): Tensor {
   const out = Tensor.empty(x.shape, dtype);
-  const half = isHalf(x.dtype) ? x.dtype : (dtype as HalfDType);
   const decode = isHalf(x.dtype);
+  const half = (decode ? x.dtype : dtype) as HalfDType;
+  const v4 = x.size % 8 === 0;
+  const ty = v4 ? 'vec4<u32>' : 'u32';
   for (const [start, len] of elementWindows(x.size)) {
-    const words = Math.ceil(len / 2);
+    const threads = v4 ? len / 8 : Math.ceil(len / 2);
     runKernel({
-      key: `cast:${x.dtype}:${dtype}`,
-      wgsl: () => `${storageDecl(0, 'a', 'u32', 'read')}
-${storageDecl(1, 'out', 'u32', 'read_write')}
+      key: `cast:${x.dtype}:${dtype}:${v4 ? 'v4' : 's'}`,
+      wgsl: () => `${storageDecl(0, 'a', ty, 'read')}
+${storageDecl(1, 'out', ty, 'read_write')}
 PARAMS
 ${HALF_BITS}
 ${main1d()}
-  let i = 2u * gi;
-  if (i >= P.n) { return; }
-  ${
-    decode
-      ? `let w = a[gi];
-  out[i] = ${half}_to_f32(w & 0xffffu);
-  if (i + 1u < P.n) { out[i + 1u] = ${half}_to_f32(w >> 16u); }`
-      : `var hi = 0u;
-  if (i + 1u < P.n) { hi = f32_to_${half}(a[i + 1u]); }
-  out[gi] = f32_to_${half}(a[i]) | (hi << 16u);`
-  }
+  if (gi >= P.threads) { return; }
+  ${halfCastBody(half, decode, v4)}
 }`,
       inputs: [x.window(start, len)],
       outputs: [out.window(start, len)],
-      uniforms: [['n', 'u32', len]],
-      workgroups: grid(words),
+      uniforms: [
+        ['threads', 'u32', threads],
+        ['n', 'u32', len],
+      ],
+      workgroups: grid(threads),
     });
   }
   return out;

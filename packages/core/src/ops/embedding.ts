@@ -29,7 +29,9 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   if (weight.rank !== 2) throw new ShapeError(`embedding: weight must be [V, D], got ${fmt(weight.shape)}`);
   const half = isHalf(weight.dtype) ? weight.dtype : null;
   if (half && weight.requiresGrad)
-    throw new DTypeError(`embedding: a ${half} weight cannot require grad (half-precision weights are frozen)`);
+    throw new DTypeError(
+      `embedding: a ${half} weight cannot require grad (half-precision weights are frozen)`,
+    );
   const [V, D] = weight.shape;
   const n = ids.size;
   const out = Tensor.empty([...ids.shape, D], 'f32');

@@ -39,7 +39,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   assertDType(b.dtype, ['f32', 'f16', 'bf16'], 'matmul');
   if (isHalf(b.dtype)) {
     if (b.requiresGrad)
-      throw new DTypeError(`matmul: a ${b.dtype} operand cannot require grad (half-precision weights are frozen)`);
+      throw new DTypeError(
+        `matmul: a ${b.dtype} operand cannot require grad (half-precision weights are frozen)`,
+      );
     const out = noGrad(() => withF32(b, (b32) => matmul(a, b32, opts)));
     return record(out, 'matmul', [a], (g) => [withF32(b, (b32) => gradA(a, b32, g, opts))]);
   }

@@ -1,9 +1,13 @@
 import { record } from '../autograd.js';
+import { assertDType, type DType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import { f16Enable, grid, main1d, runKernel, storageDecl, uarr } from '../kernels/common.js';
 import { contiguousStrides, fmt, normAxis, type Shape } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from './creation.js';
+
+/** bf16 is packed two elements to a word, which the kernels that move single elements do not handle. */
+const MOVABLE: readonly DType[] = ['f32', 'i32', 'f16'];
 
 /** Same data, new shape (a view: no copy). One dim may be -1. */
 export function reshape(x: Tensor, shape: Shape): Tensor {
@@ -15,6 +19,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   if (perm.length !== x.rank || [...perm].sort((p, q) => p - q).some((p, i) => p !== i)) {
     throw new ShapeError(`permute: [${perm.join(', ')}] is not a permutation of ${x.rank} axes`);
   }
+  assertDType(x.dtype, MOVABLE, 'permute');
   const outShape = perm.map((p) => x.shape[p]);
   const inStrides = contiguousStrides(x.shape);
   const out = Tensor.empty(outShape, x.dtype);
@@ -106,6 +111,7 @@ ${main1d()}
 export function concat(xs: readonly Tensor[], axis: number): Tensor {
   if (xs.length === 0) throw new ShapeError('concat: no tensors');
   const first = xs[0];
+  assertDType(first.dtype, MOVABLE, 'concat');
   const a = normAxis(axis, first.rank, 'concat');
   for (const t of xs) {
     if (
@@ -135,6 +141,7 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
 
 /** x[start:end] along one axis (a copy). */
 export function sliceAxis(x: Tensor, axis: number, start: number, end: number): Tensor {
+  assertDType(x.dtype, MOVABLE, 'slice');
   const a = normAxis(axis, x.rank, 'slice');
   const dim = x.shape[a];
   const s = start < 0 ? start + dim : start;

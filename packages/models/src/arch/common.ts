@@ -1,10 +1,12 @@
 /** Pieces the three architectures share: head reshapes, attention with a cache, activations, positions. */
 import {
+  type FloatDType,
   gelu,
   geluErf,
   isGradEnabled,
   type Module,
   permute,
+  Rng,
   type RopeScaling,
   relu,
   reshape,
@@ -34,6 +36,21 @@ export type ActivationName = keyof typeof ACTIVATIONS;
 export interface ModelBuildOptions {
   /** Seeds the generator for core's layer initialisation and the dropout masks (default 0). */
   seed?: number;
+  /**
+   * Storage of the matmul and embedding weights (default f32; norms and biases are always f32).
+   * 'f16'/'bf16' halve their memory and make them frozen: see core's Linear and matmul.
+   */
+  weightDtype?: FloatDType;
+}
+
+/** What layer constructors pass on to core's Linear and Embedding. */
+export interface WeightInit {
+  rng: Rng;
+  dtype: FloatDType;
+}
+
+export function weightInit(opts: ModelBuildOptions): WeightInit {
+  return { rng: new Rng(opts.seed ?? 0), dtype: opts.weightDtype ?? 'f32' };
 }
 
 export interface RopeConfig {

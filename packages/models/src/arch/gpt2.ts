@@ -10,7 +10,6 @@ import {
   Linear,
   Module,
   ModuleList,
-  Rng,
   sliceAxis,
   type Tensor,
 } from '@sharelora/core';
@@ -23,6 +22,8 @@ import {
   type ModelBuildOptions,
   runLayer,
   splitHeads,
+  type WeightInit,
+  weightInit,
 } from './common.js';
 import type { CausalLM, CausalLMForwardOptions, CheckpointRules, Gpt2Config } from './types.js';
 import { VocabEmbedding } from './vocab.js';
@@ -31,7 +32,8 @@ export const GPT2_LORA_TARGETS: readonly string[] = ['c_attn'];
 
 type Ctx = Omit<AttentionContext, 'layer' | 'scale'>;
 
-const conv1d = (inF: number, outF: number, rng: Rng) => new Linear(inF, outF, { layout: 'in_out', rng, init: false });
+const conv1d = (inF: number, outF: number, w: WeightInit) =>
+  new Linear(inF, outF, { ...w, layout: 'in_out', init: false });
 
 export class GPT2Attention extends Module {
   c_attn: Linear;
@@ -41,13 +43,13 @@ export class GPT2Attention extends Module {
   constructor(
     private readonly _config: Gpt2Config,
     private readonly _layer: number,
-    rng: Rng,
+    w: WeightInit,
   ) {
     super();
     const C = _config.hiddenSize;
-    this.c_attn = conv1d(C, 3 * C, rng);
-    this.c_proj = conv1d(C, C, rng);
-    this.resid_dropout = new Dropout(_config.residPdrop, { rng });
+    this.c_attn = conv1d(C, 3 * C, w);
+    this.c_proj = conv1d(C, C, w);
+    this.resid_dropout = new Dropout(_config.residPdrop, { rng: w.rng });
   }
 
   /** Dropout on the attention probabilities (attn_pdrop) is not applied: core's fused attention has none. */
@@ -69,12 +71,12 @@ export class GPT2MLP extends Module {
 
   constructor(
     private readonly _config: Gpt2Config,
-    rng: Rng,
+    w: WeightInit,
   ) {
     super();
-    this.c_fc = conv1d(_config.hiddenSize, _config.intermediateSize, rng);
-    this.c_proj = conv1d(_config.intermediateSize, _config.hiddenSize, rng);
-    this.dropout = new Dropout(_config.residPdrop, { rng });
+    this.c_fc = conv1d(_config.hiddenSize, _config.intermediateSize, w);
+    this.c_proj = conv1d(_config.intermediateSize, _config.hiddenSize, w);
+    this.dropout = new Dropout(_config.residPdrop, { rng: w.rng });
   }
 
   forward(x: Tensor): Tensor {
@@ -89,12 +91,12 @@ export class GPT2Block extends Module {
   ln_2: LayerNorm;
   mlp: GPT2MLP;
 
-  constructor(config: Gpt2Config, layer: number, rng: Rng) {
+  constructor(config: Gpt2Config, layer: number, w: WeightInit) {
     super();
     this.ln_1 = new LayerNorm(config.hiddenSize, { eps: config.layerNormEps });
-    this.attn = new GPT2Attention(config, layer, rng);
+    this.attn = new GPT2Attention(config, layer, w);
     this.ln_2 = new LayerNorm(config.hiddenSize, { eps: config.layerNormEps });
-    this.mlp = new GPT2MLP(config, rng);
+    this.mlp = new GPT2MLP(config, w);
   }
 
   forward(x: Tensor, ctx: Ctx): Tensor {
@@ -114,15 +116,15 @@ export class GPT2Model extends Module {
 
   constructor(
     private readonly _config: Gpt2Config,
-    rng: Rng,
+    w: WeightInit,
   ) {
     super();
     const C = _config.hiddenSize;
-    this.wte = new VocabEmbedding(_config.vocabSize, C);
-    this.wpe = new Embedding(_config.maxPositions, C, { rng, init: false });
-    this.drop = new Dropout(_config.embdPdrop, { rng });
+    this.wte = new VocabEmbedding(_config.vocabSize, C, w.dtype);
+    this.wpe = new Embedding(_config.maxPositions, C, { ...w, init: false });
+    this.drop = new Dropout(_config.embdPdrop, { rng: w.rng });
     this.h = new ModuleList(
-      Array.from({ length: _config.numLayers }, (_, i) => new GPT2Block(_config, i, rng)),
+      Array.from({ length: _config.numLayers }, (_, i) => new GPT2Block(_config, i, w)),
     );
     this.ln_f = new LayerNorm(C, { eps: _config.layerNormEps });
   }
@@ -154,9 +156,11 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
     opts: ModelBuildOptions = {},
   ) {
     super();
-    const rng = new Rng(opts.seed ?? 0);
-    this.transformer = new GPT2Model(config, rng);
-    this.lm_head = config.tieWordEmbeddings ? null : new VocabEmbedding(config.vocabSize, config.hiddenSize);
+    const w = weightInit(opts);
+    this.transformer = new GPT2Model(config, w);
+    this.lm_head = config.tieWordEmbeddings
+      ? null
+      : new VocabEmbedding(config.vocabSize, config.hiddenSize, w.dtype);
     this.checkpointRules = {
       basePrefix: 'transformer.',
       // The causal-mask buffers older transformers versions saved with each attention layer.

@@ -3,7 +3,7 @@
  * rope_theta and linear / llama3 frequency scaling, grouped-query attention, optional head_dim and
  * projection biases, tied or untied output matrix.
  */
-import { add, Linear, Module, ModuleList, mul, RMSNorm, Rng, rope, type Tensor } from '@sharelora/core';
+import { add, Linear, Module, ModuleList, mul, RMSNorm, rope, type Tensor } from '@sharelora/core';
 import {
   ACTIVATIONS,
   type AttentionContext,
@@ -12,6 +12,8 @@ import {
   type ModelBuildOptions,
   runLayer,
   splitHeads,
+  type WeightInit,
+  weightInit,
 } from './common.js';
 import type { CausalLM, CausalLMForwardOptions, CheckpointRules, LlamaConfig } from './types.js';
 import { VocabEmbedding } from './vocab.js';
@@ -29,14 +31,14 @@ export class LlamaAttention extends Module {
   constructor(
     private readonly _config: LlamaConfig,
     private readonly _layer: number,
-    rng: Rng,
+    w: WeightInit,
   ) {
     super();
     const { hiddenSize: C, numHeads: H, numKvHeads: Hkv, headDim: D, attentionBias: bias } = _config;
-    this.q_proj = new Linear(C, H * D, { bias, rng, init: false });
-    this.k_proj = new Linear(C, Hkv * D, { bias, rng, init: false });
-    this.v_proj = new Linear(C, Hkv * D, { bias, rng, init: false });
-    this.o_proj = new Linear(H * D, C, { bias, rng, init: false });
+    this.q_proj = new Linear(C, H * D, { ...w, bias, init: false });
+    this.k_proj = new Linear(C, Hkv * D, { ...w, bias, init: false });
+    this.v_proj = new Linear(C, Hkv * D, { ...w, bias, init: false });
+    this.o_proj = new Linear(H * D, C, { ...w, bias, init: false });
   }
 
   forward(x: Tensor, ctx: Ctx): Tensor {
@@ -56,13 +58,13 @@ export class LlamaMLP extends Module {
 
   constructor(
     private readonly _config: LlamaConfig,
-    rng: Rng,
+    w: WeightInit,
   ) {
     super();
     const { hiddenSize: C, intermediateSize: I, mlpBias: bias } = _config;
-    this.gate_proj = new Linear(C, I, { bias, rng, init: false });
-    this.up_proj = new Linear(C, I, { bias, rng, init: false });
-    this.down_proj = new Linear(I, C, { bias, rng, init: false });
+    this.gate_proj = new Linear(C, I, { ...w, bias, init: false });
+    this.up_proj = new Linear(C, I, { ...w, bias, init: false });
+    this.down_proj = new Linear(I, C, { ...w, bias, init: false });
   }
 
   forward(x: Tensor): Tensor {
@@ -77,10 +79,10 @@ export class LlamaDecoderLayer extends Module {
   input_layernorm: RMSNorm;
   post_attention_layernorm: RMSNorm;
 
-  constructor(config: LlamaConfig, layer: number, rng: Rng) {
+  constructor(config: LlamaConfig, layer: number, w: WeightInit) {
     super();
-    this.self_attn = new LlamaAttention(config, layer, rng);
-    this.mlp = new LlamaMLP(config, rng);
+    this.self_attn = new LlamaAttention(config, layer, w);
+    this.mlp = new LlamaMLP(config, w);
     this.input_layernorm = new RMSNorm(config.hiddenSize, { eps: config.rmsNormEps });
     this.post_attention_layernorm = new RMSNorm(config.hiddenSize, { eps: config.rmsNormEps });
   }
@@ -98,11 +100,11 @@ export class LlamaModel extends Module {
   layers: ModuleList<LlamaDecoderLayer>;
   norm: RMSNorm;
 
-  constructor(config: LlamaConfig, rng: Rng) {
+  constructor(config: LlamaConfig, w: WeightInit) {
     super();
-    this.embed_tokens = new VocabEmbedding(config.vocabSize, config.hiddenSize);
+    this.embed_tokens = new VocabEmbedding(config.vocabSize, config.hiddenSize, w.dtype);
     this.layers = new ModuleList(
-      Array.from({ length: config.numLayers }, (_, i) => new LlamaDecoderLayer(config, i, rng)),
+      Array.from({ length: config.numLayers }, (_, i) => new LlamaDecoderLayer(config, i, w)),
     );
     this.norm = new RMSNorm(config.hiddenSize, { eps: config.rmsNormEps });
   }
@@ -132,8 +134,11 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     opts: ModelBuildOptions = {},
   ) {
     super();
-    this.model = new LlamaModel(config, new Rng(opts.seed ?? 0));
-    this.lm_head = config.tieWordEmbeddings ? null : new VocabEmbedding(config.vocabSize, config.hiddenSize);
+    const w = weightInit(opts);
+    this.model = new LlamaModel(config, w);
+    this.lm_head = config.tieWordEmbeddings
+      ? null
+      : new VocabEmbedding(config.vocabSize, config.hiddenSize, w.dtype);
     this.checkpointRules = {
       basePrefix: 'model.',
       buffers: /(^|\.)rotary_emb\.inv_freq$/,

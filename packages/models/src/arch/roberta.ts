@@ -20,7 +20,6 @@ import {
   mul,
   neg,
   Parameter,
-  Rng,
   reshape,
   sliceAxis,
   type Tensor,
@@ -28,7 +27,16 @@ import {
   tensor,
   zeros,
 } from '@sharelora/core';
-import { ACTIVATIONS, attend, checkLength, type ModelBuildOptions, runLayer, splitHeads } from './common.js';
+import {
+  ACTIVATIONS,
+  attend,
+  checkLength,
+  type ModelBuildOptions,
+  runLayer,
+  splitHeads,
+  type WeightInit,
+  weightInit,
+} from './common.js';
 import type {
   CheckpointRules,
   EncoderForwardOptions,
@@ -63,15 +71,15 @@ export class RobertaEmbeddings extends Module {
 
   constructor(
     private readonly _config: RobertaConfig,
-    rng: Rng,
+    w: WeightInit,
   ) {
     super();
     const C = _config.hiddenSize;
-    this.word_embeddings = new VocabEmbedding(_config.vocabSize, C);
-    this.position_embeddings = new Embedding(_config.maxPositions, C, { rng, init: false });
-    this.token_type_embeddings = new Embedding(_config.typeVocabSize, C, { rng, init: false });
+    this.word_embeddings = new VocabEmbedding(_config.vocabSize, C, w.dtype);
+    this.position_embeddings = new Embedding(_config.maxPositions, C, { ...w, init: false });
+    this.token_type_embeddings = new Embedding(_config.typeVocabSize, C, { ...w, init: false });
     this.LayerNorm = new LayerNorm(C, { eps: _config.layerNormEps });
-    this.dropout = new Dropout(_config.hiddenDropoutProb, { rng });
+    this.dropout = new Dropout(_config.hiddenDropoutProb, { rng: w.rng });
   }
 
   forward(inputIds: Tensor, opts: EncoderForwardOptions): Tensor {
@@ -95,13 +103,13 @@ export class RobertaSelfAttention extends Module {
 
   constructor(
     private readonly _config: RobertaConfig,
-    rng: Rng,
+    w: WeightInit,
   ) {
     super();
     const C = _config.hiddenSize;
-    this.query = new Linear(C, C, { rng, init: false });
-    this.key = new Linear(C, C, { rng, init: false });
-    this.value = new Linear(C, C, { rng, init: false });
+    this.query = new Linear(C, C, { ...w, init: false });
+    this.key = new Linear(C, C, { ...w, init: false });
+    this.value = new Linear(C, C, { ...w, init: false });
   }
 
   /** attention_probs_dropout_prob is not applied: core's fused attention has no dropout. */
@@ -118,11 +126,11 @@ export class RobertaOutput extends Module {
   LayerNorm: LayerNorm;
   dropout: Dropout;
 
-  constructor(inF: number, config: RobertaConfig, rng: Rng) {
+  constructor(inF: number, config: RobertaConfig, w: WeightInit) {
     super();
-    this.dense = new Linear(inF, config.hiddenSize, { rng, init: false });
+    this.dense = new Linear(inF, config.hiddenSize, { ...w, init: false });
     this.LayerNorm = new LayerNorm(config.hiddenSize, { eps: config.layerNormEps });
-    this.dropout = new Dropout(config.hiddenDropoutProb, { rng });
+    this.dropout = new Dropout(config.hiddenDropoutProb, { rng: w.rng });
   }
 
   forward(x: Tensor, residual: Tensor): Tensor {
@@ -134,10 +142,10 @@ export class RobertaAttention extends Module {
   self: RobertaSelfAttention;
   output: RobertaOutput;
 
-  constructor(config: RobertaConfig, rng: Rng) {
+  constructor(config: RobertaConfig, w: WeightInit) {
     super();
-    this.self = new RobertaSelfAttention(config, rng);
-    this.output = new RobertaOutput(config.hiddenSize, config, rng);
+    this.self = new RobertaSelfAttention(config, w);
+    this.output = new RobertaOutput(config.hiddenSize, config, w);
   }
 
   forward(x: Tensor, mask: Tensor | undefined): Tensor {
@@ -150,10 +158,10 @@ export class RobertaIntermediate extends Module {
 
   constructor(
     private readonly _config: RobertaConfig,
-    rng: Rng,
+    w: WeightInit,
   ) {
     super();
-    this.dense = new Linear(_config.hiddenSize, _config.intermediateSize, { rng, init: false });
+    this.dense = new Linear(_config.hiddenSize, _config.intermediateSize, { ...w, init: false });
   }
 
   forward(x: Tensor): Tensor {
@@ -166,11 +174,11 @@ export class RobertaLayer extends Module {
   intermediate: RobertaIntermediate;
   output: RobertaOutput;
 
-  constructor(config: RobertaConfig, rng: Rng) {
+  constructor(config: RobertaConfig, w: WeightInit) {
     super();
-    this.attention = new RobertaAttention(config, rng);
-    this.intermediate = new RobertaIntermediate(config, rng);
-    this.output = new RobertaOutput(config.intermediateSize, config, rng);
+    this.attention = new RobertaAttention(config, w);
+    this.intermediate = new RobertaIntermediate(config, w);
+    this.output = new RobertaOutput(config.intermediateSize, config, w);
   }
 
   forward(x: Tensor, mask: Tensor | undefined): Tensor {
@@ -184,11 +192,9 @@ export class RobertaLayer extends Module {
 export class RobertaEncoder extends Module {
   layer: ModuleList<RobertaLayer>;
 
-  constructor(config: RobertaConfig, rng: Rng) {
+  constructor(config: RobertaConfig, w: WeightInit) {
     super();
-    this.layer = new ModuleList(
-      Array.from({ length: config.numLayers }, () => new RobertaLayer(config, rng)),
-    );
+    this.layer = new ModuleList(Array.from({ length: config.numLayers }, () => new RobertaLayer(config, w)));
   }
 
   forward(x: Tensor, mask: Tensor | undefined): Tensor {
@@ -203,10 +209,10 @@ export class RobertaModel extends Module {
   embeddings: RobertaEmbeddings;
   encoder: RobertaEncoder;
 
-  constructor(config: RobertaConfig, rng: Rng) {
+  constructor(config: RobertaConfig, w: WeightInit) {
     super();
-    this.embeddings = new RobertaEmbeddings(config, rng);
-    this.encoder = new RobertaEncoder(config, rng);
+    this.embeddings = new RobertaEmbeddings(config, w);
+    this.encoder = new RobertaEncoder(config, w);
   }
 
   /** ids [B, T] -> hidden states [B, T, C]. */
@@ -236,11 +242,11 @@ export class RobertaClassificationHead extends Module {
   dropout: Dropout;
   out_proj: Linear;
 
-  constructor(config: RobertaConfig, rng: Rng) {
+  constructor(config: RobertaConfig, w: WeightInit) {
     super();
-    this.dense = new Linear(config.hiddenSize, config.hiddenSize, { rng, init: false });
-    this.dropout = new Dropout(config.classifierDropout, { rng });
-    this.out_proj = new Linear(config.hiddenSize, config.numLabels, { rng, init: false });
+    this.dense = new Linear(config.hiddenSize, config.hiddenSize, { ...w, init: false });
+    this.dropout = new Dropout(config.classifierDropout, { rng: w.rng });
+    this.out_proj = new Linear(config.hiddenSize, config.numLabels, { ...w, init: false });
   }
 
   /** Hidden states [B, T, C] -> logits [B, num_labels], from the first token (<s>). */
@@ -266,11 +272,11 @@ export class RobertaForSequenceClassification extends Module implements Sequence
     opts: ModelBuildOptions = {},
   ) {
     super();
-    const rng = new Rng(opts.seed ?? 0);
+    const w = weightInit(opts);
     this.numLabels = config.numLabels;
     this.checkpointRules = robertaRules('classifier', config.tieWordEmbeddings);
-    this.roberta = new RobertaModel(config, rng);
-    this.classifier = new RobertaClassificationHead(config, rng);
+    this.roberta = new RobertaModel(config, w);
+    this.classifier = new RobertaClassificationHead(config, w);
   }
 
   forward(inputIds: Tensor, opts: EncoderForwardOptions = {}): Tensor {
@@ -289,12 +295,14 @@ export class RobertaLMHead extends Module {
   constructor(
     config: RobertaConfig,
     private readonly _tied: VocabEmbedding,
-    rng: Rng,
+    w: WeightInit,
   ) {
     super();
-    this.dense = new Linear(config.hiddenSize, config.hiddenSize, { rng, init: false });
+    this.dense = new Linear(config.hiddenSize, config.hiddenSize, { ...w, init: false });
     this.layer_norm = new LayerNorm(config.hiddenSize, { eps: config.layerNormEps });
-    this.decoder = config.tieWordEmbeddings ? null : new VocabEmbedding(config.vocabSize, config.hiddenSize);
+    this.decoder = config.tieWordEmbeddings
+      ? null
+      : new VocabEmbedding(config.vocabSize, config.hiddenSize, w.dtype);
     this.bias = new Parameter(zeros([config.vocabSize]));
   }
 
@@ -317,9 +325,9 @@ export class RobertaForMaskedLM extends Module implements MaskedLM {
     opts: ModelBuildOptions = {},
   ) {
     super();
-    const rng = new Rng(opts.seed ?? 0);
-    this.roberta = new RobertaModel(config, rng);
-    this.lm_head = new RobertaLMHead(config, this.roberta.embeddings.word_embeddings, rng);
+    const w = weightInit(opts);
+    this.roberta = new RobertaModel(config, w);
+    this.lm_head = new RobertaLMHead(config, this.roberta.embeddings.word_embeddings, w);
     this.checkpointRules = robertaRules('lm_head', config.tieWordEmbeddings);
   }
 

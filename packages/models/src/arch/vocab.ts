@@ -4,9 +4,11 @@ import {
   cast,
   concat,
   embedding,
+  type FloatDType,
   full,
   getDevice,
   greaterEqual,
+  isHalf,
   Module,
   matmul,
   mul,
@@ -24,6 +26,9 @@ import {
  * `weight`, exactly the checkpoint name; several as `weight.0`, `weight.1`, ... (the loader and
  * saveModel map them to the single checkpoint tensor by rows). Values start at zero: the model is
  * either loaded or passed to initWeights().
+ *
+ * The blocks may be stored as f16/bf16 (frozen). They are still sized for f32, because the output
+ * projection multiplies by an f32 copy of one block at a time; lookups gather from the half blocks.
  */
 export class VocabEmbedding extends Module {
   readonly blockRows: number;
@@ -32,15 +37,17 @@ export class VocabEmbedding extends Module {
   constructor(
     readonly numEmbeddings: number,
     readonly dim: number,
+    dtype: FloatDType = 'f32',
   ) {
     super();
-    this.blockRows = Math.max(
-      1,
-      Math.min(numEmbeddings, Math.floor(getDevice().maxBindingBytes / (dim * 4))),
-    );
+    let blockRows = Math.max(1, Math.min(numEmbeddings, Math.floor(getDevice().maxBindingBytes / (dim * 4))));
+    // Half blocks of odd width start on whole u32 words only with an even row count (see streamWeights).
+    if (isHalf(dtype) && dim % 2 === 1 && blockRows > 1 && blockRows < numEmbeddings)
+      blockRows -= blockRows % 2;
+    this.blockRows = blockRows;
     for (let r = 0; r < numEmbeddings; r += this.blockRows) {
       const rows = Math.min(this.blockRows, numEmbeddings - r);
-      this._blocks.push(new Parameter(zeros([rows, dim])));
+      this._blocks.push(new Parameter(zeros([rows, dim], dtype), { trainable: !isHalf(dtype) }));
     }
   }
 

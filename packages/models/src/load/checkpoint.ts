@@ -5,7 +5,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Parameter, SafetensorsError, type TensorInfo } from '@sharelora/core';
+import { encodeBF16, isHalf, type Parameter, SafetensorsError, type TensorInfo } from '@sharelora/core';
 import { SafetensorsReader } from '@sharelora/core/node';
 import type { HfModel } from '../arch/types.js';
 import { type CheckpointTensor, checkpointTensors } from '../arch/vocab.js';
@@ -221,12 +221,15 @@ export function planLoad(model: HfModel, files: CheckpointFiles, configPath: str
   return { loads, initialised, ignored };
 }
 
-/** Copies rows [rowStart, rowStart + rows) of a checkpoint tensor into the parameter blocks holding them. */
+/**
+ * Copies rows [rowStart, rowStart + rows) of a checkpoint tensor into the parameter blocks holding them;
+ * `data` holds f32 values or 16-bit patterns, as the blocks' dtype stores them.
+ */
 function writeRows(
   blocks: readonly Parameter[],
   rowElems: number,
   rowStart: number,
-  data: Float32Array,
+  data: Float32Array | Uint16Array,
 ): void {
   const rows = data.length / rowElems;
   let blockStart = 0;
@@ -238,7 +241,7 @@ function writeRows(
       const t = p.value;
       t.device.write(
         t.buffer,
-        (lo - blockStart) * rowElems * 4,
+        (lo - blockStart) * rowElems * data.BYTES_PER_ELEMENT,
         data.subarray((lo - rowStart) * rowElems, (hi - rowStart) * rowElems),
       );
     }
@@ -246,7 +249,22 @@ function writeRows(
   }
 }
 
-/** Streams the planned tensors to the GPU in file order, converting F16/BF16/F64 to f32. */
+/**
+ * A tensor's chunks as its parameter stores them: f32 values, or f16/bf16 bit patterns (copied as they
+ * are when the checkpoint has that type, rounded to nearest even otherwise).
+ */
+async function* readAs(target: CheckpointTensor, { reader, info }: Stored, key: string, maxBytes: number) {
+  const dtype = target.blocks[0].value.dtype;
+  if (dtype === 'bf16' && info.dtype === 'BF16') {
+    for await (const c of reader.readChunks(key, maxBytes, { as: 'raw' }))
+      yield { ...c, data: new Uint16Array(c.data.buffer, c.data.byteOffset, c.data.length / 2) };
+  } else if (dtype === 'bf16') {
+    for await (const c of reader.readChunks(key, maxBytes, { as: 'f32' }))
+      yield { ...c, data: encodeBF16(c.data) };
+  } else yield* reader.readChunks(key, maxBytes, { as: dtype === 'f16' ? 'f16' : 'f32' });
+}
+
+/** Streams the planned tensors to the GPU in file order, converting each to its parameter's dtype. */
 export async function streamWeights(plan: LoadPlan, onProgress?: (p: LoadProgress) => void): Promise<void> {
   const storedBytes = (s: Stored) => s.info.dataOffsets[1] - s.info.dataOffsets[0];
   const totalBytes = plan.loads.reduce((n, l) => n + storedBytes(l.source), 0);
@@ -262,8 +280,13 @@ export async function streamWeights(plan: LoadPlan, onProgress?: (p: LoadProgres
     const rows = target.shape.length ? target.shape[0] : 1;
     const rowElems = source.info.numel / Math.max(rows, 1);
     const rowBytes = storedBytes(source) / Math.max(rows, 1);
+    // GPU writes start on 4-byte boundaries: rows of an odd number of 16-bit values are read in pairs.
+    const pairs = isHalf(target.blocks[0].value.dtype) && rowElems % 2 === 1;
+    const maxBytes = pairs
+      ? 2 * rowBytes * Math.max(1, Math.floor(CHUNK_BYTES / (2 * rowBytes)))
+      : CHUNK_BYTES;
     try {
-      for await (const chunk of source.reader.readChunks(key, CHUNK_BYTES, { as: 'f32' })) {
+      for await (const chunk of readAs(target, source, key, maxBytes)) {
         writeRows(target.blocks, rowElems, chunk.rowStart, chunk.data);
         loadedBytes += chunk.rowCount * rowBytes;
         unsynced += chunk.rowCount * rowBytes;

@@ -1,13 +1,25 @@
 import { join } from 'node:path';
+import { type FloatDType, getDevice, isHalf, ShareloraError, zeros } from '@sharelora/core';
 import { type CreateModelOptions, createModel } from '../arch/create.js';
 import { initWeights } from '../arch/init.js';
 import type { AnyModel, ModelConfig } from '../arch/types.js';
-import { CheckpointFiles, type LoadProgress, planLoad, streamWeights } from './checkpoint.js';
+import { checkpointTensors } from '../arch/vocab.js';
+import { CheckpointFiles, type LoadPlan, type LoadProgress, planLoad, streamWeights } from './checkpoint.js';
 import { readConfig } from './config.js';
 
-export interface LoadModelOptions extends CreateModelOptions {
+export interface LoadModelOptions extends Omit<CreateModelOptions, 'weightDtype'> {
   /** Leave the weights trainable (requiresGrad), as for full fine-tuning; default frozen. */
   trainable?: boolean;
+  /**
+   * Storage of the matmul and embedding weights; norms and biases are always f32. 'auto' (the
+   * default when frozen) keeps each F16/BF16 checkpoint tensor in its format and loads the others
+   * as f32; 'f16'/'bf16' store every such weight in that format (rounding others to it); 'f32'
+   * (the default, and the only choice, with `trainable`) converts everything. Half-precision weights
+   * take half the memory and are decoded exactly to f32 where used, so the logits equal an f32 load
+   * of the same checkpoint, at the cost of one cast per weight per forward. Merging an adapter into
+   * them rounds the merged weights to half precision: load with 'f32' to merge exactly.
+   */
+  weightDtype?: FloatDType | 'auto';
   /** Number of classes of a sequence-classification head (default: config.json's num_labels / id2label). */
   numLabels?: number;
   /** Called as tensor data is read (a progress bar). */
@@ -37,11 +49,20 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     parsed.arch === 'roberta' && opts.numLabels !== undefined
       ? { ...parsed, numLabels: opts.numLabels }
       : parsed;
+  const requested = opts.weightDtype ?? (opts.trainable ? 'f32' : 'auto');
+  if (opts.trainable && requested !== 'f32') {
+    throw new ShareloraError(
+      'BAD_ARGUMENT',
+      `loadModel: weightDtype '${requested}' keeps weights frozen in half precision; trainable weights need 'f32'`,
+    );
+  }
   const files = await CheckpointFiles.open(dir);
   try {
-    const model = createModel(config, opts);
+    const auto = requested === 'auto';
+    const model = createModel(config, { ...opts, weightDtype: auto ? autoBuildDtype(files) : requested });
     try {
       const plan = planLoad(model, files, join(dir, 'config.json'));
+      if (auto) keepStoredDtypes(model, plan);
       await streamWeights(plan, opts.onProgress);
       if (plan.initialised.length) {
         const fresh = new Set(plan.initialised);
@@ -56,5 +77,34 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     }
   } finally {
     await files.close();
+  }
+}
+
+/** How 'auto' stores a checkpoint dtype: F16/BF16 as they are (f16 only where the adapter has it), others f32. */
+function storedAs(dtype: string | undefined): FloatDType {
+  if (dtype === 'BF16') return 'bf16';
+  return dtype === 'F16' && getDevice().features.has('shader-f16') ? 'f16' : 'f32';
+}
+
+/**
+ * The dtype 'auto' builds the model's weights in before loading: the half type holding most of the
+ * checkpoint's 2-D tensors, so that a half checkpoint never has a full f32 copy of the model allocated.
+ */
+function autoBuildDtype(files: CheckpointFiles): FloatDType {
+  const bytes = { f32: 0, f16: 0, bf16: 0 };
+  for (const { info } of files.tensors.values()) {
+    if (info.shape.length === 2) bytes[storedAs(info.dtype)] += info.dataOffsets[1] - info.dataOffsets[0];
+  }
+  if (bytes.f16 + bytes.bf16 === 0) return 'f32';
+  return bytes.bf16 >= bytes.f16 ? 'bf16' : 'f16';
+}
+
+/** Gives each half-precision weight of the model the dtype 'auto' keeps its checkpoint tensor in (f32 if none). */
+function keepStoredDtypes(model: AnyModel, plan: LoadPlan): void {
+  const source = new Map(plan.loads.map((l) => [l.target.name, l.source.info.dtype]));
+  for (const t of checkpointTensors(model)) {
+    const want = storedAs(source.get(t.name));
+    for (const p of t.blocks)
+      if (isHalf(p.value.dtype) && p.value.dtype !== want) p.value = zeros(p.shape, want);
   }
 }
