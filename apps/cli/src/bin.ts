@@ -2,20 +2,27 @@ import { ShareloraError } from '@sharelora/core';
 import { UsageError } from './cli-error.js';
 import { bench, benchHelp } from './commands/bench.js';
 import { doctor, doctorHelp } from './commands/doctor.js';
+import { evalCommand, evalHelp, evalMerge, evalMergeHelp } from './commands/eval.js';
 import { forward, forwardHelp } from './commands/forward.js';
 import { generate, generateHelp } from './commands/generate.js';
 import { importCommand, importHelp } from './commands/import.js';
 import { init, initHelp } from './commands/init.js';
 import { params, paramsHelp } from './commands/params.js';
+import { quickstart, quickstartHelp } from './commands/quickstart.js';
+import { train, trainHelp } from './commands/train.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string; summary: string }> =
   {
+    quickstart: { run: quickstart, help: quickstartHelp, summary: 'LoRA vs ShareLoRA, offline, in minutes' },
     doctor: { run: doctor, help: doctorHelp, summary: 'check the WebGPU adapter and the kernels on it' },
     bench: { run: bench, help: benchHelp, summary: 'kernel and training-step throughput, memory' },
     init: { run: init, help: initHelp, summary: 'write a tiny or small random model (HF layout)' },
     forward: { run: forward, help: forwardHelp, summary: 'logits, loss and gradients on token ids' },
     import: { run: importCommand, help: importHelp, summary: 'GGUF or llama2.c checkpoint to HF layout' },
     generate: { run: generate, help: generateHelp, summary: 'continue a prompt, streaming tokens' },
+    eval: { run: evalCommand, help: evalHelp, summary: 'GSM8K, MMLU, MMLU-Pro, HumanEval, GLUE results' },
+    'eval-merge': { run: evalMerge, help: evalMergeHelp, summary: 'merge sharded eval result files' },
+    train: { run: train, help: trainHelp, summary: 'fine-tune with LoRA, ShareLoRA or in full; resumable' },
     params: {
       run: params,
       help: paramsHelp,

@@ -1,5 +1,11 @@
 /**
- * @sharelora/train: fine-tuning data today (readers, prompt formats, tokenization with loss masks,
- * validation splits, batching with a resumable order); the Trainer builds on it.
+ * @sharelora/train: fine-tuning data (readers, prompt formats, tokenization with loss masks,
+ * validation splits, batching with a resumable order) and the Trainer (AdamW, accumulation,
+ * clipping, evaluation, keep-best, atomic checkpoints and bit-identical resume), continual
+ * fine-tuning with a forgetting table, and the quickstart.
  */
+
+export * from './continual/index.js';
 export * from './data/index.js';
+export * from './quickstart/index.js';
+export * from './trainer/index.js';
