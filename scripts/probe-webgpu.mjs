@@ -76,6 +76,8 @@ if (device) {
     `probe-webgpu: adapter "${description || info.device}" (${vendor}, ${architecture}); device OK.`,
   );
   device.destroy();
+  // Let Dawn finish tearing the device down before node exits (exiting mid-teardown has crashed here).
+  await device.lost;
 } else {
   console.error('probe-webgpu: an adapter was found but requestDevice failed.');
   process.exitCode = 3;

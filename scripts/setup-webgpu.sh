@@ -45,6 +45,11 @@ probe_out=""
 run_probe() {
   probe_rc=0
   probe_out="$(node "$probe" 2>&1)" || probe_rc=$?
+  # A device was created: that is what matters, even if node then crashed while exiting.
+  if [ "$probe_rc" -ne 0 ] && [ "$probe_rc" -ne 4 ] && printf '%s\n' "$probe_out" | grep -q 'device OK\.$'; then
+    log "the probe created a device but exited with $probe_rc; treating the adapter as usable."
+    probe_rc=0
+  fi
   if [ "$probe_rc" -eq 4 ]; then
     printf '%s\n' "$probe_out" >&2
     die "the webgpu package is not installed: run 'pnpm install' at the repository root first."
