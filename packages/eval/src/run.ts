@@ -1,5 +1,6 @@
 /** What every harness shares: document selection (limit, shard), batching and progress reporting. */
 import { EvalConfigError, EvalModelError } from './errors.js';
+import type { EvalModel } from './model.js';
 
 /** Shard `index` of `count` evaluates the selected documents whose position i has i % count === index. */
 export interface Shard {
@@ -152,4 +153,37 @@ export function meanWithStderr(values: number[]): { mean: number; stderr: number
   let ss = 0;
   for (const v of values) ss += (v - mean) ** 2;
   return { mean, stderr: Math.sqrt(ss / (n - 1)) / Math.sqrt(n) };
+}
+
+export interface GenerationSettings {
+  stop: string[];
+  maxNewTokens: number;
+  temperature: number;
+  seed: number;
+}
+
+/** One continuation per item, generated in batches; each request is seeded by its document and sample. */
+export function generateForDocs(
+  model: EvalModel,
+  task: string,
+  items: { prompt: string; doc: number; sample?: number }[],
+  gen: GenerationSettings,
+  options: RunOptions,
+): Promise<string[]> {
+  const { stop, maxNewTokens, temperature } = gen;
+  return batched(
+    items.map(({ prompt, doc, sample }) => ({
+      prompt,
+      stop,
+      maxNewTokens,
+      temperature,
+      seed: requestSeed(gen.seed, doc, sample),
+    })),
+    (batch) => model.generate(batch),
+    {
+      batchSize: batchSizeOf(options),
+      report: reporter(task, 'generate', options),
+      what: `${model.name}.generate`,
+    },
+  );
 }

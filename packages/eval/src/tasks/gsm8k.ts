@@ -19,13 +19,10 @@ import { PyRandom } from '../pyrandom.js';
 import type { EvalResult, ResultSample, ResultSettings } from '../results.js';
 import {
   applyShard,
-  batched,
-  batchSizeOf,
   firstN,
+  generateForDocs,
   meanWithStderr,
   type RunOptions,
-  reporter,
-  requestSeed,
   truncateAtStop,
   validateLimit,
 } from '../run.js';
@@ -286,21 +283,14 @@ export async function evaluateGsm8k(
         )
       : gsm8kCotPrompt(data.test[i].question, GSM8K_COT_EXEMPLARS.slice(0, shots)),
   );
-  const outputs = await batched(
-    prompts.map((prompt, k) => ({
-      prompt,
-      stop,
-      maxNewTokens,
-      temperature,
-      seed: requestSeed(seed, mine[k]),
-    })),
-    (batch) => model.generate(batch),
-    {
-      batchSize: batchSizeOf(options),
-      report: reporter(variant, 'generate', options),
-      what: `${model.name}.generate`,
-    },
+  const outputs = await generateForDocs(
+    model,
+    variant,
+    prompts.map((prompt, k) => ({ prompt, doc: mine[k] })),
+    { stop, maxNewTokens, temperature, seed },
+    options,
   );
+
   const samples: Gsm8kSample[] = mine.map((i, k) => {
     const output = truncateAtStop(outputs[k], stop);
     return { doc: i, prompt: prompts[k], output, ...scoreGsm8k(output, data.test[i], variant) };

@@ -11,12 +11,10 @@ import { passAtK } from '../passk.js';
 import type { EvalResult, ResultSample, ResultSettings } from '../results.js';
 import {
   applyShard,
-  batched,
-  batchSizeOf,
   firstN,
+  generateForDocs,
   type RunOptions,
   reporter,
-  requestSeed,
   truncateAtStop,
   validateLimit,
 } from '../run.js';
@@ -242,20 +240,16 @@ export async function evaluateHumanEval(
   const maxNewTokens = options.maxNewTokens ?? 1024;
   const temperature = options.temperature ?? 0;
   const seed = options.seed ?? 0;
-  const requests = mine.flatMap((doc) =>
-    Array.from({ length: n }, (_, j) => ({
-      prompt: problems[doc].prompt,
-      stop,
-      maxNewTokens,
-      temperature,
-      seed: requestSeed(seed, doc, j),
-    })),
+  const generated = await generateForDocs(
+    model,
+    'humaneval',
+    mine.flatMap((doc) =>
+      Array.from({ length: n }, (_, j) => ({ prompt: problems[doc].prompt, doc, sample: j })),
+    ),
+    { stop, maxNewTokens, temperature, seed },
+    options,
   );
-  const generated = await batched(requests, (batch) => model.generate(batch), {
-    batchSize: batchSizeOf(options),
-    report: reporter('humaneval', 'generate', options),
-    what: `${model.name}.generate`,
-  });
+
   const sandbox = new PythonSandbox(options.sandbox);
   const samples = await execute(
     mine.map((doc, i) => ({

@@ -19,11 +19,11 @@ import {
   batched,
   batchSizeOf,
   firstN,
+  generateForDocs,
   limitPerGroup,
   meanWithStderr,
   type RunOptions,
   reporter,
-  requestSeed,
   truncateAtStop,
   validateLimit,
 } from '../run.js';
@@ -286,17 +286,14 @@ export async function evaluateMmluPro(
     const seed = options.seed ?? 0;
     Object.assign(settings, { stop, maxNewTokens, temperature, seed });
     const prompts = mine.map((i) => mmluProCotPrompt(data.test[i], shotsFor(data.test[i].category)));
-    const outputs = await batched(
-      prompts.map((prompt, k) => ({
-        prompt,
-        stop,
-        maxNewTokens,
-        temperature,
-        seed: requestSeed(seed, mine[k]),
-      })),
-      (batch) => model.generate(batch),
-      { batchSize, report: reporter('mmlu-pro', 'generate', options), what: `${model.name}.generate` },
+    const outputs = await generateForDocs(
+      model,
+      'mmlu-pro',
+      prompts.map((prompt, k) => ({ prompt, doc: mine[k] })),
+      { stop, maxNewTokens, temperature, seed },
+      options,
     );
+
     samples = mine.map((i, k) => {
       const doc = data.test[i];
       const output = truncateAtStop(outputs[k], stop);
