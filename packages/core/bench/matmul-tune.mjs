@@ -2,7 +2,7 @@
 //   XDG_RUNTIME_DIR=/tmp node packages/core/bench/matmul-tune.mjs [--quick] [--only=name] [--tile=json]
 //     [--no-check] [--no-subgroups] [--dawn=toggle,...] [--compare='[tile|null,...]' --shape=M,N,K,tA,tB]
 // Uses the 'subgroups' feature (and the subgroup kernel) when the adapter has it, like the engine's device.
-// wgsl.ts is transpiled on the fly with the workspace's typescript (no new dependencies).
+// The kernel sources are transpiled on the fly with the workspace's typescript (no new dependencies).
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,13 +11,17 @@ import ts from 'typescript';
 import { create, globals } from 'webgpu';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const src = readFileSync(join(here, '../src/kernels/matmul/wgsl.ts'), 'utf8');
-const js = ts.transpileModule(src, {
-  compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-}).outputText;
-const modPath = join(mkdtempSync(join(tmpdir(), 'mm-')), 'wgsl.mjs');
-writeFileSync(modPath, js);
-const { chooseMatmulPlan, packMatmulParams } = await import(pathToFileURL(modPath).href);
+// Transpile the kernel folder (pure code generation, no WebGPU imports) into a temp dir as .mjs.
+const srcDir = join(here, '../src/kernels/matmul');
+const outDir = mkdtempSync(join(tmpdir(), 'mm-'));
+for (const f of ['params', 'small-k', 'wgsl']) {
+  const js = ts.transpileModule(readFileSync(join(srcDir, `${f}.ts`), 'utf8'), {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+  }).outputText;
+  writeFileSync(join(outDir, `${f}.mjs`), js.replace(/from '\.\/([\w-]+)\.js'/g, "from './$1.mjs'"));
+}
+const { chooseMatmulPlan } = await import(pathToFileURL(join(outDir, 'wgsl.mjs')).href);
+const { packMatmulParams } = await import(pathToFileURL(join(outDir, 'params.mjs')).href);
 
 Object.assign(globalThis, globals);
 // --dawn=toggle1,toggle2 enables Dawn toggles (e.g. disable_robustness) for A/B measurements.
@@ -298,6 +302,14 @@ if (!skipCheck) {
   await check({ M: 9, N: 40, K: 2100, batch: 2, transA: true, transB: false }, { accumulate: true }); // split-K (auto)
   await check({ M: 13, N: 7, K: 300, batch: 1, transA: false, transB: false }, { override: { splitK: 3 } });
   await check({ M: 300, N: 8, K: 41, batch: 1, transA: false, transB: true }); // lanes-along-M
+  // Small-K kernel (subgroups): a partial column group, K = 4/12/16, batches, offsets, a broadcast B.
+  await check({ M: 300, N: 68, K: 8, batch: 1, transA: false, transB: false });
+  await check({ M: 77, N: 64, K: 12, batch: 2, transA: false, transB: false }, { alpha: 0.5, accumulate: true });
+  await check(
+    { M: 40, N: 96, K: 4, batch: 3, transA: false, transB: false, aOff: 4, cOff: 8, strideB: 0 },
+    { accumulate: true },
+  );
+  await check({ M: 33, N: 64, K: 16, batch: 1, transA: false, transB: false });
   await check(
     { M: 301, N: 6, K: 41, batch: 2, transA: true, transB: true, cOff: 2 },
     { alpha: 3, accumulate: true },

@@ -273,11 +273,16 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
         big ? { refGrad: productRule(ta, tb) } : {},
       );
     }
-    // LoRA-shaped products take the skinny and split-K kernels.
+    // LoRA-shaped products take the skinny, split-K and small-K kernels (the last four: K = 8 with a
+    // partial 128-row block, K = 12 with a broadcast B and a partial column group, K = 4 and 16).
     for (const [sa, sb, ta, tb] of [
       [[300, 40], [8, 40], false, true],
       [[1100, 8], [1100, 12], true, false],
       [[300, 8], [8, 41], false, false],
+      [[700, 8], [8, 768], false, false],
+      [[2, 45, 12], [12, 68], false, false],
+      [[3, 40, 4], [3, 4, 64], false, false],
+      [[33, 16], [16, 64], false, false],
     ] as Array<[number[], number[], boolean, boolean]>) {
       await checkOp(
         `LoRA-shaped matmul [${sa}]${ta ? 'T' : ''} [${sb}]${tb ? 'T' : ''}`,

@@ -1,6 +1,7 @@
 import { getDevice } from '../../runtime.js';
 import { Tensor } from '../../tensor.js';
-import { chooseMatmulPlan, type MatmulPlan, type MatmulSpec, packMatmulParams } from './wgsl.js';
+import { type MatmulSpec, packMatmulParams } from './params.js';
+import { chooseMatmulPlan, type MatmulPlan } from './wgsl.js';
 
 /** Shape, transposes and batch strides (elements; 0 broadcasts one matrix over the batch). */
 export type MatmulDispatch = Required<

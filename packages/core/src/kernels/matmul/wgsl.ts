@@ -37,6 +37,8 @@
  *    5 (A·B^T), 3 (A^T·B^T) GFLOP per CPU-second to 11-14 for all four transposes. The 16 x 4 tile
  *    (16 vec4 accumulators, i.e. 64 ymm, partly spilled) beat 8x8, 8x4, 24x4 and 32x4;
  *    workgroups of 16 beat 8, 32 and 64.
+ *  - Small-K kernel (small-k.ts, K <= 16 with subgroups, e.g. LoRA's dX = dH·A): B's column group
+ *    stays in registers for all k while rows of A stream through a broadcast panel.
  *  - Per-lane kernel (no subgroups): TM x (4*TN) register tile in named vec4 variables (arrays in
  *    locals spill/gather), TM + 4*TN loaded elements per k for 4*TM*TN FMAs.
  * Not helping: Dawn's disable_robustness toggle (identical machine code: Dawn relies on Vulkan
@@ -45,21 +47,8 @@
  * unrolling k (LLVM hoists the loads and spills).
  */
 
-export interface MatmulSpec {
-  M: number;
-  N: number;
-  K: number;
-  batch: number;
-  transA: boolean;
-  transB: boolean;
-  /** Element offsets/strides; only their divisibility by 4 affects the plan (vec4 loads). Default 0 / dense. */
-  aOff?: number;
-  bOff?: number;
-  cOff?: number;
-  strideA?: number;
-  strideB?: number;
-  strideC?: number;
-}
+import { type MatmulSpec, PARAMS_WGSL } from './params.js';
+import { smallKApplies, smallKPass } from './small-k.js';
 
 export interface MatmulLimits {
   maxComputeWorkgroupStorageSize: number;
@@ -99,47 +88,6 @@ export interface TileConfig {
   tn: number;
   /** Subgroup kernel: share the workgroup-uniform operand's panel by subgroupBroadcast (needs subgroups, min size >= 8). */
   sg?: boolean;
-}
-
-export const MATMUL_PARAMS_BYTES = 64;
-
-const PARAMS_WGSL = `struct MatmulParams {
-  M: u32, N: u32, K: u32, batch: u32,
-  strideA: u32, strideB: u32, strideC: u32, aOff: u32,
-  bOff: u32, cOff: u32, alpha: f32, accumulate: u32,
-  kChunk: u32, splitK: u32, _p0: u32, _p1: u32,
-}
-@group(0) @binding(3) var<uniform> P: MatmulParams;`;
-
-/**
- * Uniform buffer contents for binding 3. `kChunk` is K per split (plan.splitK > 1), else K.
- */
-export function packMatmulParams(
-  spec: MatmulSpec,
-  plan: Pick<MatmulPlan, 'splitK'>,
-  opts: { alpha?: number; accumulate?: boolean } = {},
-): ArrayBuffer {
-  const buf = new ArrayBuffer(MATMUL_PARAMS_BYTES);
-  const u = new Uint32Array(buf);
-  const f = new Float32Array(buf);
-  const { M, N, K, batch } = spec;
-  const aRows = spec.transA ? K * M : M * K;
-  const bRows = spec.transB ? N * K : K * N;
-  u[0] = M;
-  u[1] = N;
-  u[2] = K;
-  u[3] = batch;
-  u[4] = spec.strideA ?? aRows;
-  u[5] = spec.strideB ?? bRows;
-  u[6] = spec.strideC ?? M * N;
-  u[7] = spec.aOff ?? 0;
-  u[8] = spec.bOff ?? 0;
-  u[9] = spec.cOff ?? 0;
-  f[10] = opts.alpha ?? 1;
-  u[11] = opts.accumulate ? 1 : 0;
-  u[12] = Math.ceil(K / plan.splitK / 4) * 4;
-  u[13] = plan.splitK;
-  return buf;
 }
 
 const div4 = (x: number | undefined) => (x ?? 0) % 4 === 0;
@@ -201,6 +149,9 @@ export function chooseMatmulPlan(
   limits: MatmulLimits,
   override?: { tile?: TileConfig; splitK?: number },
 ): MatmulPlan {
+  if (!override && smallKApplies(spec, limits.subgroupMinSize)) {
+    return { passes: [{ ...smallKPass(spec), bindings: [0, 1, 2, 3] }], scratchBytes: 0, splitK: 1 };
+  }
   const tile = override?.tile ?? chooseTile(spec, limits);
   const geo = tileGeometry(spec, tile);
   const wgCount = geo[0] * geo[1] * spec.batch;
