@@ -13,7 +13,7 @@ describe('sharelora doctor / bench / usage', () => {
   });
 
   it('bench --quick --json prints throughput numbers with the adapter named', () => {
-    const r = runCli(['bench', '--quick', '--json', '--reps', '1']);
+    const r = runCli(['bench', '--quick', '--json', '--reps', '1', '--rounds', '2']);
     expect(r.status, r.stderr).toBe(0);
     const b = JSON.parse(r.stdout);
     expect(b.adapter.description.length).toBeGreaterThan(0);
@@ -35,6 +35,9 @@ describe('sharelora doctor / bench / usage', () => {
     const badValue = runCli(['bench', '--reps', 'zero']);
     expect(badValue.status).toBe(2);
     expect(badValue.stderr).toMatch(/--reps/);
+    const badRounds = runCli(['bench', '--rounds', '0']);
+    expect(badRounds.status).toBe(2);
+    expect(badRounds.stderr).toMatch(/--rounds/);
   });
 
   it('--help works for every command', () => {

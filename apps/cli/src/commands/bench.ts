@@ -2,15 +2,18 @@ import * as core from '@sharelora/core/node';
 import { intFlag, parseFlags } from '../args.js';
 import { progress, progressDone } from '../progress.js';
 
-export const benchHelp = `Usage: sharelora bench [--json] [--reps N] [--quick]
+export const benchHelp = `Usage: sharelora bench [--json] [--reps N] [--rounds N] [--quick]
 
 Measures on the current WebGPU adapter: matmul GFLOP/s for a square 1024³ product and for LoRA-shaped
 products (X·Aᵀ, the A gradient dHᵀ·X and the input gradient dH·A at ranks 8, 16, 64), elementwise
 GB/s, and the forward+backward time and peak memory of one pre-LN transformer block.
+Each time is the median over --rounds batches of the mean over --reps back-to-back repetitions, so a
+burst of other load on the machine moves it less than a single batch.
 
 Options:
   --json      print one JSON document on stdout
-  --reps N    timed repetitions per measurement (default 5)
+  --reps N    timed repetitions per batch (default 5)
+  --rounds N  timed batches per measurement; the median is reported (default 3)
   --quick     smaller problems (for smoke tests)
   -h, --help  show this help`;
 
@@ -23,14 +26,21 @@ interface MatmulCase {
   flops: number;
 }
 
-async function timeIt(reps: number, fn: () => void): Promise<number> {
+/** Seconds per call: the median over `rounds` batches of `reps` calls each, after one warm-up call. */
+async function timeIt(reps: number, rounds: number, fn: () => void): Promise<number> {
   const dev = core.getDevice();
   fn();
   await dev.sync();
-  const t0 = performance.now();
-  for (let i = 0; i < reps; i++) fn();
-  await dev.sync();
-  return (performance.now() - t0) / 1000 / reps;
+  const batches: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) fn();
+    await dev.sync();
+    batches.push((performance.now() - t0) / 1000 / reps);
+  }
+  batches.sort((x, y) => x - y);
+  const mid = batches.length >> 1;
+  return batches.length % 2 ? batches[mid] : (batches[mid - 1] + batches[mid]) / 2;
 }
 
 function randomTensor(shape: number[], seed: number): core.Tensor {
@@ -94,6 +104,7 @@ export async function bench(argv: string[]): Promise<number> {
   const { values } = parseFlags('bench', argv, {
     json: { type: 'boolean' },
     reps: { type: 'string' },
+    rounds: { type: 'string' },
     quick: { type: 'boolean' },
   });
   if (values.help) {
@@ -101,6 +112,7 @@ export async function bench(argv: string[]): Promise<number> {
     return 0;
   }
   const reps = intFlag('reps', values.reps, 5);
+  const rounds = intFlag('rounds', values.rounds, 3);
   const quick = values.quick ?? false;
   const device = await core.init();
   try {
@@ -109,7 +121,7 @@ export async function bench(argv: string[]): Promise<number> {
       progress(`bench: matmul ${c.name}`);
       const a = randomTensor(c.shapeA, 1);
       const b = randomTensor(c.shapeB, 2);
-      const s = await timeIt(reps, () =>
+      const s = await timeIt(reps, rounds, () =>
         core.tidy(() => void core.matmul(a, b, { transA: c.transA, transB: c.transB })),
       );
       matmuls.push({ name: c.name, ms: s * 1e3, gflops: c.flops / s / 1e9 });
@@ -120,7 +132,7 @@ export async function bench(argv: string[]): Promise<number> {
     const n = quick ? 1 << 20 : 1 << 24;
     const ea = randomTensor([n], 3);
     const eb = randomTensor([n], 4);
-    const es = await timeIt(reps, () => core.tidy(() => void core.add(ea, eb)));
+    const es = await timeIt(reps, rounds, () => core.tidy(() => void core.add(ea, eb)));
     const elementwise = { name: `add, ${n} floats`, ms: es * 1e3, gbPerS: (3 * 4 * n) / es / 1e9 };
     ea.dispose();
     eb.dispose();
@@ -152,7 +164,7 @@ export async function bench(argv: string[]): Promise<number> {
     }
     const x = randomTensor([B, T, D], 8);
     device.memory.resetPeak();
-    const bs = await timeIt(reps, () =>
+    const bs = await timeIt(reps, rounds, () =>
       core.tidy(() => {
         core.backward(blockStep(x, w, H));
         for (const t of Object.values(w)) {
