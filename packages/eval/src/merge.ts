@@ -13,18 +13,54 @@ import { type MmluSample, mmluMetrics } from './tasks/mmlu.js';
 import { type MmluProSample, mmluProMetrics } from './tasks/mmlu-pro.js';
 
 type MetricsFn = (samples: ResultSample[], settings: ResultSettings) => unknown;
+type FieldKind = 'string' | 'number' | 'boolean' | 'integer' | 'object' | 'array';
+/** A sample field a task's metrics read, and the JSON type it must have. */
+type FieldCheck = readonly [field: string, kind: FieldKind];
 
-const gsm8k = (s: ResultSample[], st: ResultSettings) => gsm8kMetrics(s as Gsm8kSample[], st);
-const glue = (s: ResultSample[], st: ResultSettings) => glueMetrics(s as GlueSample[], st);
+interface TaskMetrics {
+  metrics: MetricsFn;
+  fields: readonly FieldCheck[];
+}
+
+const gsm8k: TaskMetrics = {
+  metrics: (s, st) => gsm8kMetrics(s as Gsm8kSample[], st),
+  fields: [['verdict', 'object']],
+};
+const glue: TaskMetrics = {
+  metrics: (s, st) => glueMetrics(s as GlueSample[], st),
+  fields: [
+    ['target', 'number'],
+    ['output', 'number'],
+  ],
+};
 
 /** Metric functions by result `task`. */
-const METRICS: Record<string, MetricsFn> = {
+const TASKS: Record<string, TaskMetrics> = {
   gsm8k,
   'gsm8k-cot': gsm8k,
   'gsm8k-paper': gsm8k,
-  mmlu: (s, st) => mmluMetrics(s as MmluSample[], st),
-  'mmlu-pro': (s, st) => mmluProMetrics(s as MmluProSample[], st),
-  humaneval: (s, st) => humanEvalMetrics(s as HumanEvalSample[], st),
+  mmlu: {
+    metrics: (s, st) => mmluMetrics(s as MmluSample[], st),
+    fields: [
+      ['subject', 'string'],
+      ['verdict', 'boolean'],
+    ],
+  },
+  'mmlu-pro': {
+    metrics: (s, st) => mmluProMetrics(s as MmluProSample[], st),
+    fields: [
+      ['category', 'string'],
+      ['verdict', 'object'],
+    ],
+  },
+  humaneval: {
+    metrics: (s, st) => humanEvalMetrics(s as HumanEvalSample[], st),
+    fields: [
+      ['outputs', 'array'],
+      ['verdicts', 'array'],
+      ['passed', 'integer'],
+    ],
+  },
   'glue-sst2': glue,
   'glue-mrpc': glue,
   'glue-stsb': glue,
@@ -32,12 +68,48 @@ const METRICS: Record<string, MetricsFn> = {
   'glue-cola': glue,
 };
 
+function hasKind(v: unknown, kind: FieldKind): boolean {
+  if (kind === 'integer') return Number.isInteger(v);
+  if (kind === 'array') return Array.isArray(v);
+  if (kind === 'object') return v !== null && typeof v === 'object' && !Array.isArray(v);
+  return typeof v === kind;
+}
+
+function taskOf(result: EvalResult): TaskMetrics {
+  const t = TASKS[result.task];
+  if (!t)
+    throw new ResultsMergeError(`unknown task "${result.task}" (known: ${Object.keys(TASKS).join(', ')})`);
+  return t;
+}
+
+/** Checks that every sample has the fields the task's metrics read (`name` labels the result). */
+function checkSamples(result: EvalResult, name: string): void {
+  const { fields } = taskOf(result);
+  for (const [i, sample] of result.samples.entries()) {
+    for (const [field, kind] of fields) {
+      if (!hasKind(sample[field], kind)) {
+        throw new ResultsMergeError(
+          `${name}: samples[${i}] (document ${sample.doc}) has no ${kind} "${field}", which ${result.task} results carry`,
+        );
+      }
+    }
+  }
+}
+
 /** Recomputes a result's metrics from its samples. */
-export function recomputeMetrics(result: EvalResult): unknown {
-  const fn = METRICS[result.task];
-  if (!fn)
-    throw new ResultsMergeError(`unknown task "${result.task}" (known: ${Object.keys(METRICS).join(', ')})`);
-  return fn(result.samples, result.settings);
+export function recomputeMetrics(result: EvalResult, name = 'result'): unknown {
+  const { metrics } = taskOf(result);
+  checkSamples(result, name);
+  try {
+    return metrics(result.samples, result.settings);
+  } catch (e) {
+    // Fields nested deeper than checkSamples looks, or settings a hand-edited file lacks.
+    if (e instanceof TypeError)
+      throw new ResultsMergeError(
+        `${name}: cannot recompute ${result.task} metrics (${e.message}); is it a file sharelora eval wrote?`,
+      );
+    throw e;
+  }
 }
 
 /** JSON with sorted keys, so that settings compare by content, not key order. */
@@ -72,6 +144,7 @@ export function mergeResults(
     if (canonical({ ...r.settings, shard: null }) !== base) {
       throw new ResultsMergeError(`${names[i]} was run with different settings than ${names[0]}`);
     }
+    checkSamples(r, names[i]);
   }
   const unsharded = results.filter((r) => r.settings.shard === null);
   if (unsharded.length > 0 && results.length > 1) {
@@ -111,7 +184,10 @@ export function mergeResults(
     metrics: {},
     samples,
   };
-  merged.metrics = recomputeMetrics(merged);
+  merged.metrics = recomputeMetrics(
+    merged,
+    names.length === 1 ? names[0] : `the merge of ${names.join(', ')}`,
+  );
   return merged;
 }
 

@@ -22,6 +22,7 @@ import {
   parseShard,
   ResultsMergeError,
   readResult,
+  recomputeMetrics,
   scoreHumanEvalCompletions,
   writeResult,
 } from '../src/index.js';
@@ -155,6 +156,26 @@ describe('merge checks', () => {
     expect(() => mergeResults([result(null, [0, 1, 2, 3]), result({ index: 1, count: 2 }, [1, 3])])).toThrow(
       /complete run/,
     );
+  });
+
+  it('names the file and field when a shard lacks what the task metrics read', () => {
+    const good = result({ index: 0, count: 2 }, [0, 2]);
+    const noOutput = result({ index: 1, count: 2 }, [1, 3]);
+    delete noOutput.samples[1].output;
+    expect(() => mergeResults([good, noOutput], ['a.json', 'b.json'])).toThrow(
+      /b\.json: samples\[1\] \(document 3\) has no number "output"/,
+    );
+    const humaneval: EvalResult = {
+      ...result(null, [0]),
+      task: 'humaneval',
+      settings: { limit: null, shard: null, documents: 1 },
+      samples: [{ doc: 0, outputs: ['x'], verdicts: ['passed'] }],
+    };
+    expect(() => recomputeMetrics(humaneval, 'h.json')).toThrow(/h\.json: .* no integer "passed"/);
+    // Settings the metrics need but the file lacks: a typed error, not a TypeError.
+    const noTask = result({ index: 0, count: 1 }, [0, 1, 2, 3], { glueTask: undefined });
+    expect(() => mergeResults([noTask], ['c.json'])).toThrow(ResultsMergeError);
+    expect(() => mergeResults([noTask], ['c.json'])).toThrow(/c\.json: cannot recompute glue-sst2 metrics/);
   });
 
   it('parses --shard I/N', () => {
