@@ -4,7 +4,19 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { backward, noGrad, slice, tensor, tidy } from '@sharelora/core/node';
+import {
+  backward,
+  embedding,
+  mul,
+  noGrad,
+  randn,
+  reshape,
+  slice,
+  sum,
+  type Tensor,
+  tensor,
+  tidy,
+} from '@sharelora/core/node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type CausalLM,
@@ -144,6 +156,72 @@ describe('causal LMs match the float64 reference', () => {
       expect(relErr(row1, asRef)).toBeLessThan(1e-5);
       model.dispose();
     }
+  });
+
+  it('logitsToKeep: the last n positions or listed flat positions match the reference', async () => {
+    for (const [key, reference] of [
+      ['gpt2', gpt2Reference],
+      ['llama', llamaReference],
+    ] as const) {
+      const d = dirs[key];
+      const model = await causal(d.dir);
+      const inp = { ids: CAUSAL_IDS, mask: CAUSAL_MASK };
+      const ref = reference(d.weights, d.cfg, inp);
+      const forward = (logitsToKeep: number | number[]) =>
+        run(() => model.forward(ids(inp.ids), { attentionMask: ids(inp.mask), logitsToKeep }));
+      const last3 = await forward(3);
+      expect(last3.length).toBe(2 * 3 * model.config.vocabSize);
+      expect(
+        relErr(
+          last3,
+          ref.map((row) => row.slice(-3)),
+        ),
+      ).toBeLessThan(TOL);
+      // Flat positions b·T + t (T = 7), in the given order: (1, 6), (0, 2), (1, 2).
+      const picked = await forward([13, 2, 9]);
+      expect(relErr(picked, [[ref[1][6], ref[0][2], ref[1][2]]])).toBeLessThan(TOL);
+      expect(relErr(await forward(50), ref, real)).toBeLessThan(TOL);
+      for (const bad of [0, 1.5, [], [14], [-1]]) {
+        expect(() => model.forward(ids(inp.ids), { logitsToKeep: bad })).toThrow(/logitsToKeep/);
+      }
+      model.dispose();
+    }
+  });
+
+  it('logitsToKeep: gradients reach the weights as through the full logits', async () => {
+    const model = await causal(dirs.llama.dir, { trainable: true });
+    const keep = [13, 2, 9];
+    const V = model.config.vocabSize;
+    const weights = randn([3, V], { seed: 3 });
+    // Every trainable parameter's gradient of a weighted sum of the picked logits, concatenated.
+    const gradOf = async (picked: () => Tensor) => {
+      tidy(() => backward(sum(mul(picked(), weights))));
+      const parts: number[] = [];
+      for (const p of model.parameters({ trainableOnly: true })) {
+        if (!p.grad) throw new Error('no gradient');
+        parts.push(...((await p.grad.data()) as Float32Array));
+        p.value.grad?.dispose();
+        p.value.grad = null;
+      }
+      return parts;
+    };
+    const x = ids(CAUSAL_IDS);
+    const viaKeep = await gradOf(() => model.forward(x, { logitsToKeep: keep }));
+    const viaFull = await gradOf(() => {
+      const logits = model.forward(x);
+      return embedding(reshape(logits, [14, V]), tensor(Int32Array.from(keep), [3], 'i32'));
+    });
+    let diff = 0;
+    let scale = 0;
+    for (let i = 0; i < viaFull.length; i++) {
+      diff = Math.max(diff, Math.abs(viaKeep[i] - viaFull[i]));
+      scale = Math.max(scale, Math.abs(viaFull[i]));
+    }
+    expect(scale).toBeGreaterThan(0);
+    expect(diff / scale).toBeLessThan(TOL);
+    x.dispose();
+    weights.dispose();
+    model.dispose();
   });
 
   it('causalLmLoss has transformers semantics (shifted, -100 ignored, mean)', async () => {

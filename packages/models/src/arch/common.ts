@@ -1,5 +1,6 @@
 /** Pieces the three architectures share: head reshapes, attention with a cache, activations, positions. */
 import {
+  embedding,
   type FloatDType,
   gelu,
   geluErf,
@@ -13,6 +14,7 @@ import {
   ShareloraError,
   scaledDotProductAttention,
   silu,
+  sliceAxis,
   type Tensor,
   tensor,
   tidy,
@@ -128,4 +130,27 @@ export function checkLength(positions: number, max: number, key: string): void {
       `${positions} positions exceed the model's position table (${key} = ${max}); shorten the input`,
     );
   }
+}
+
+/**
+ * The hidden states [B, T, C] of the positions a CausalLMForwardOptions.logitsToKeep selects:
+ * [B, n, C] for a count n, [P, C] for flat positions b·T + t, h itself when undefined.
+ */
+export function keepPositions(h: Tensor, keep: number | readonly number[] | undefined): Tensor {
+  if (keep === undefined) return h;
+  const [B, T, C] = h.shape;
+  if (typeof keep === 'number') {
+    if (!Number.isInteger(keep) || keep < 1)
+      throw new ShareloraError('BAD_ARGUMENT', `logitsToKeep must be a positive integer, got ${keep}`);
+    return keep >= T ? h : sliceAxis(h, 1, T - keep, T);
+  }
+  if (keep.length === 0) throw new ShareloraError('BAD_ARGUMENT', 'logitsToKeep lists no positions');
+  for (const p of keep) {
+    if (!Number.isInteger(p) || p < 0 || p >= B * T)
+      throw new ShareloraError(
+        'BAD_ARGUMENT',
+        `logitsToKeep position ${p} is outside the ${B}×${T} input (flat positions 0..${B * T - 1})`,
+      );
+  }
+  return embedding(reshape(h, [B * T, C]), tensor(Int32Array.from(keep), [keep.length], 'i32'));
 }

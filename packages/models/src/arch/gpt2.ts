@@ -19,6 +19,7 @@ import {
   attend,
   checkLength,
   defaultPositions,
+  keepPositions,
   type ModelBuildOptions,
   runLayer,
   splitHeads,
@@ -173,6 +174,6 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
 
   forward(inputIds: Tensor, opts: CausalLMForwardOptions = {}): Tensor {
     const h = this.transformer.forward(inputIds, opts);
-    return (this.lm_head ?? this.transformer.wte).project(h);
+    return (this.lm_head ?? this.transformer.wte).project(keepPositions(h, opts.logitsToKeep));
   }
 }

@@ -9,6 +9,7 @@ import {
   type AttentionContext,
   attend,
   defaultPositions,
+  keepPositions,
   type ModelBuildOptions,
   runLayer,
   splitHeads,
@@ -150,6 +151,6 @@ export class LlamaForCausalLM extends Module implements CausalLM {
 
   forward(inputIds: Tensor, opts: CausalLMForwardOptions = {}): Tensor {
     const h = this.model.forward(inputIds, opts);
-    return (this.lm_head ?? this.model.embed_tokens).project(h);
+    return (this.lm_head ?? this.model.embed_tokens).project(keepPositions(h, opts.logitsToKeep));
   }
 }

@@ -80,6 +80,16 @@ export interface CausalLMForwardOptions {
   positionIds?: Tensor;
   /** Keys/values of earlier tokens; this call appends its own. */
   cache?: KVCache;
+  /**
+   * Which positions get logits. The vocabulary projection is the largest matmul of a small model
+   * and its [B, T, V] output the largest activation, so callers that need few positions say which:
+   * - a number n: the last n positions of every row, output [B, min(n, T), V] (transformers'
+   *   `logits_to_keep`; 1 for the next token during generation);
+   * - an array of flat positions b·T + t: those rows of the flattened [B·T] positions, in the given
+   *   order, output [P, V] (scoring right-padded rows at their own lengths).
+   * Default: every position, [B, T, V]. Gradients flow to the kept positions only.
+   */
+  logitsToKeep?: number | readonly number[];
 }
 
 /**

@@ -5,7 +5,7 @@
  * alone. Each step reads the last position's logits [B, V] back to the CPU and picks tokens there
  * (sampling.ts): simple and exact, at the cost of one small readback per step.
  */
-import { noGrad, Rng, ShareloraError, sliceAxis, type Tensor, tensor, tidy } from '@sharelora/core';
+import { noGrad, Rng, ShareloraError, type Tensor, tensor, tidy } from '@sharelora/core';
 import { positionIdsFromAttentionMask } from '../arch/common.js';
 import { type CausalLM, KVCache } from '../arch/types.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -49,13 +49,12 @@ async function nextLogits(
 ): Promise<Float32Array> {
   const last = noGrad(() =>
     tidy(() => {
-      const logits = model.forward(ids2d(input), {
+      return model.forward(ids2d(input), {
         attentionMask: mask ? ids2d(mask) : undefined,
         positionIds: positions ? ids2d(positions) : undefined,
         cache,
+        logitsToKeep: 1,
       });
-      const T = logits.shape[1];
-      return T === 1 ? logits : sliceAxis(logits, 1, T - 1, T);
     }),
   );
   try {

@@ -8,7 +8,6 @@
  */
 import {
   crossEntropy,
-  embedding,
   logSoftmax,
   noGrad,
   reshape,
@@ -101,11 +100,9 @@ async function logSoftmaxAt(
   const T = Math.max(...rows.map((r) => r.length));
   const out = noGrad(() =>
     tidy(() => {
-      const logits = model.forward(ids2d(rows, T, 0));
-      const [B, , V] = logits.shape;
-      const flat = reshape(logits, [B * T, V]);
-      const at = tensor(Int32Array.from(picks.map(([r, p]) => r * T + p)), [picks.length], 'i32');
-      return logSoftmax(embedding(flat, at));
+      // Only the picked positions are projected onto the vocabulary.
+      const logits = model.forward(ids2d(rows, T, 0), { logitsToKeep: picks.map(([r, p]) => r * T + p) });
+      return logSoftmax(logits);
     }),
   );
   try {
