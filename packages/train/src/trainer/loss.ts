@@ -1,5 +1,5 @@
 /** A collated batch as tensors, and the model's loss on it with transformers' semantics. */
-import { type Tensor, tensor } from '@sharelora/core';
+import { crossEntropy, type Tensor, tensor } from '@sharelora/core';
 import { causalLmLoss, maskedLmLoss, type ProblemType, sequenceClassificationLoss } from '@sharelora/models';
 import type { Batch } from '../data/batch.js';
 import { IGNORE_INDEX } from '../data/tokenize.js';
@@ -24,12 +24,24 @@ export function lossTerms(batch: Batch, task: TrainableModel['task']): number {
 const problemTypeOf = (model: TrainableModel): ProblemType | null =>
   (model as { config?: { problemType?: ProblemType | null } }).config?.problemType ?? null;
 
-/** Forward and loss of one batch; call inside tidy(). */
+/**
+ * Forward and loss of one batch; call inside tidy(). A causal LM's logits cover only the positions
+ * with a target ([P, V], see causalTargets); other models return their full logits.
+ */
 export function forwardLoss(model: TrainableModel, batch: Batch): { logits: Tensor; loss: Tensor } {
   const shape = [batch.batchSize, batch.seqLength];
-  const logits = model.forward(tensor(batch.inputIds, shape, 'i32'), {
-    attentionMask: tensor(batch.attentionMask, shape, 'i32'),
-  });
+  const ids = tensor(batch.inputIds, shape, 'i32');
+  const attentionMask = tensor(batch.attentionMask, shape, 'i32');
+  if (model.task === 'causal-lm' && batch.kind !== 'classification') {
+    const { positions, targets } = causalTargets(batch);
+    // causalLmLoss's mean over no targets is NaN (as PyTorch's); keep that path for such a batch.
+    if (positions.length > 0) {
+      const logits = model.forward(ids, { attentionMask, logitsToKeep: positions });
+      const loss = crossEntropy(logits, tensor(targets, [targets.length], 'i32'));
+      return { logits, loss };
+    }
+  }
+  const logits = model.forward(ids, { attentionMask });
   if (batch.kind === 'classification') {
     const labels = batch.regression
       ? tensor(batch.labels, [batch.batchSize], 'f32')
@@ -39,4 +51,17 @@ export function forwardLoss(model: TrainableModel, batch: Batch): { logits: Tens
   const labels = tensor(batch.labels, shape, 'i32');
   const lossFn = model.task === 'causal-lm' ? causalLmLoss : maskedLmLoss;
   return { logits, loss: lossFn(logits, labels) };
+}
+
+/**
+ * The positions of a causal-LM batch whose next token is a target (flat b·T + t) and those targets:
+ * only they need logits, so prompt-masked and padded positions skip the vocabulary projection.
+ */
+function causalTargets(batch: Batch): { positions: number[]; targets: Int32Array } {
+  const { labels, seqLength: T } = batch;
+  const positions: number[] = [];
+  for (let b = 0; b < batch.batchSize; b++) {
+    for (let t = 0; t + 1 < T; t++) if (labels[b * T + t + 1] !== IGNORE_INDEX) positions.push(b * T + t);
+  }
+  return { positions, targets: Int32Array.from(positions, (p) => labels[p + 1]) };
 }

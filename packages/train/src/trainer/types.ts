@@ -7,8 +7,11 @@ export type TrainTask = 'causal-lm' | 'sequence-classification' | 'masked-lm';
 /** What the Trainer needs of a model: its task and a forward over padded token ids (every @sharelora/models model). */
 export interface TrainableModel extends Module {
   readonly task: TrainTask;
-  /** i32 ids [B, T] (and mask, 1 = token) -> logits [B, T, V] (LMs) or [B, num_labels] (classifiers). */
-  forward(inputIds: Tensor, opts?: { attentionMask?: Tensor }): Tensor;
+  /**
+   * i32 ids [B, T] (and mask, 1 = token) -> logits [B, T, V] (LMs) or [B, num_labels] (classifiers).
+   * Causal LMs also take `logitsToKeep` (flat positions b·T + t -> logits [P, V]), as CausalLM does.
+   */
+  forward(inputIds: Tensor, opts?: { attentionMask?: Tensor; logitsToKeep?: readonly number[] }): Tensor;
 }
 
 export interface TrainerOptions {

@@ -1,0 +1,73 @@
+/**
+ * The trainer's causal-LM loss projects only target positions onto the vocabulary; it must equal
+ * transformers' shifted mean (causalLmLoss over the full logits, itself checked against a float64
+ * reference in @sharelora/models) with prompt masking and right padding.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { init, noGrad, shutdown, type Tensor, tensor, tidy } from '@sharelora/core/node';
+import { causalLmLoss, initPreset, loadModel } from '@sharelora/models';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collate, IGNORE_INDEX, type LmExample } from '../src/index.js';
+import { forwardLoss } from '../src/trainer/loss.js';
+
+let root: string;
+
+beforeAll(async () => {
+  await init();
+  root = await mkdtemp(join(tmpdir(), 'sharelora-loss-'));
+});
+
+afterAll(async () => {
+  shutdown();
+  await rm(root, { recursive: true, force: true });
+});
+
+const example = (ids: number[], promptLength: number): LmExample => ({
+  kind: 'lm',
+  inputIds: ids,
+  attentionMask: ids.map(() => 1),
+  labels: ids.map((id, t) => (t < promptLength ? IGNORE_INDEX : id)),
+  promptLength,
+  source: { file: 'test', line: 1, row: 1 },
+});
+
+describe('forwardLoss for causal LMs', () => {
+  it('equals causalLmLoss on the full logits, with prompt masking and padding', async () => {
+    const dir = join(root, 'llama');
+    await initPreset({ arch: 'llama', preset: 'tiny', outDir: dir, seed: 3 });
+    const { model } = await loadModel(dir);
+    if (model.task !== 'causal-lm') throw new Error('expected a causal LM');
+    const batch = collate(
+      [example([1, 40, 81, 7, 220, 13, 99], 3), example([1, 5, 6, 250], 1), example([1, 60, 61, 62, 63], 4)],
+      { padId: 0 },
+    );
+    const [sparse, full, P] = noGrad(() =>
+      tidy((): [Tensor, Tensor, number] => {
+        const r = forwardLoss(model, batch);
+        const shape = [batch.batchSize, batch.seqLength];
+        const logits = model.forward(tensor(batch.inputIds, shape, 'i32'), {
+          attentionMask: tensor(batch.attentionMask, shape, 'i32'),
+        });
+        const ref = causalLmLoss(logits, tensor(batch.labels, shape, 'i32'));
+        return [r.loss, ref, r.logits.shape[0]];
+      }),
+    );
+    // Targets: 4 + 3 + 1 tokens after their prompts.
+    expect(P).toBe(8);
+    const [a] = (await sparse.data()) as Float32Array;
+    const [b] = (await full.data()) as Float32Array;
+    expect(Number.isFinite(a)).toBe(true);
+    expect(Math.abs(a - b) / Math.abs(b)).toBeLessThan(1e-5);
+    sparse.dispose();
+    full.dispose();
+
+    // No targets at all: NaN, as causalLmLoss (and PyTorch's mean over nothing).
+    const none = collate([example([1, 40, 81], 3)], { padId: 0 });
+    const loss = noGrad(() => tidy(() => forwardLoss(model, none).loss));
+    expect(Number.isNaN(((await loss.data()) as Float32Array)[0])).toBe(true);
+    loss.dispose();
+    model.dispose();
+  });
+});
