@@ -144,7 +144,6 @@ export function mergeResults(
     if (canonical({ ...r.settings, shard: null }) !== base) {
       throw new ResultsMergeError(`${names[i]} was run with different settings than ${names[0]}`);
     }
-    checkSamples(r, names[i]);
   }
   const unsharded = results.filter((r) => r.settings.shard === null);
   if (unsharded.length > 0 && results.length > 1) {
@@ -166,6 +165,7 @@ export function mergeResults(
     if (missing.length > 0)
       throw new ResultsMergeError(`missing shard(s) ${missing.map((i) => `${i}/${count}`).join(', ')}`);
   }
+  for (const [i, r] of results.entries()) checkSamples(r, names[i]);
   const samples = results.flatMap((r) => r.samples).sort((a, b) => a.doc - b.doc);
   for (let i = 1; i < samples.length; i++) {
     if (samples[i].doc === samples[i - 1].doc)
