@@ -96,6 +96,23 @@ describe('model ops', () => {
         expect(Array.from(dw.subarray(r * D, (r + 1) * D))).toEqual(new Array(D).fill(0));
     });
 
+    it('scatter-adds a mix of ids seen once (no chain scan) and repeated ids', async () => {
+      const [V, D] = [13, 6];
+      const ids = [5, 2, 9, 2, 7, 5, 11, 2, 0];
+      const w = rand([V, D], 7);
+      const up = rand([ids.length, D], 8);
+      const [dw] = await read(() => {
+        const wt = f32(w, true);
+        core.backward(core.embedding(wt, i32(ids)), f32(up));
+        return [takeGrad(wt)];
+      });
+      const expected = new F64([V, D]);
+      ids.forEach((id, p) => {
+        for (let c = 0; c < D; c++) expected.data[id * D + c] += up.data[p * D + c];
+      });
+      assertClose(dw, expected, 1e-6, 'embedding dW (mixed)');
+    });
+
     it('backward is bit-identical across runs', async () => {
       const [V, D] = [5, 9];
       const ids = randInts(300, V, 11);

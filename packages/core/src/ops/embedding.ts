@@ -14,11 +14,13 @@ import { zeros } from './creation.js';
  * training on a wrong row. Such ids contribute no gradient. Validate ids on the CPU where they are
  * known if an exception is preferred.
  *
- * Backward is a deterministic scatter-add (no float atomics): pass 1 links each position to the next
- * position with the same id and flags the first occurrence; pass 2 gives each (first occurrence,
- * column) one thread that sums the gradient rows along that chain in position order. Rows of ids never
- * seen are zero. Cost for N ids: O(N²) integer comparisons in pass 1 (N threads scanning the ids),
- * O(N·D) additions in pass 2 and an O(V·D) zero fill of dW.
+ * Backward is a deterministic scatter-add (no float atomics): pass 1 counts each id's occurrences
+ * (integer atomics, exact); pass 2 links each position of a repeated id to the next position with
+ * that id and flags first occurrences; pass 3 gives each (first occurrence, column) one thread that
+ * sums the gradient rows along that chain in position order. Rows of ids never seen are zero. Cost
+ * for N ids of which R are repeats: O(N + R·N) integer comparisons (an id seen once needs no scan,
+ * so gathering distinct rows, as a causal LM's logitsToKeep does, is linear), O(N·D) additions and
+ * an O(V·D) zero fill of dW.
  *
  * A frozen f16/bf16 weight (a base weight kept in half precision) is gathered from directly, each
  * element decoded exactly to f32: no f32 copy of the table is made.
@@ -64,18 +66,44 @@ ${main1d()}
   return record(out, 'embedding', [weight, ids], (g) => {
     const dw = zeros([V, D]);
     if (n === 0 || D === 0) return [dw, null];
+    const counts = zeros([V], 'i32');
+    runKernel({
+      key: 'embedding_counts',
+      wgsl: () => `${storageDecl(0, 'I', 'i32', 'read')}
+${storageDecl(1, 'CNT', 'atomic<i32>', 'read_write')}
+PARAMS
+${main1d()}
+  if (gi >= P.n) { return; }
+  let id = I[gi];
+  if (id >= 0 && u32(id) < P.v) { atomicAdd(&CNT[u32(id)], 1); }
+}`,
+      inputs: [ids],
+      outputs: [counts],
+      uniforms: [
+        ['n', 'u32', n],
+        ['v', 'u32', V],
+      ],
+      workgroups: grid(n),
+    });
     // next[p]: the next position with the same id (-1 at the end); head[p]: 1 on a first occurrence.
     const next = Tensor.empty([n], 'i32');
     const head = Tensor.empty([n], 'i32');
     runKernel({
       key: 'embedding_links',
       wgsl: () => `${storageDecl(0, 'I', 'i32', 'read')}
-${storageDecl(1, 'NX', 'i32', 'read_write')}
-${storageDecl(2, 'HD', 'i32', 'read_write')}
+${storageDecl(1, 'CNT', 'i32', 'read')}
+${storageDecl(2, 'NX', 'i32', 'read_write')}
+${storageDecl(3, 'HD', 'i32', 'read_write')}
 PARAMS
 ${main1d()}
   if (gi >= P.n) { return; }
   let id = I[gi];
+  // Out-of-range ids get no gradient (pass 3 skips them); an id seen once is its own chain.
+  if (id < 0 || u32(id) >= P.v || CNT[u32(id)] == 1) {
+    NX[gi] = -1;
+    HD[gi] = 1;
+    return;
+  }
   var first = 1;
   for (var q = 0u; q < gi; q++) { if (I[q] == id) { first = 0; break; } }
   var nx = -1;
@@ -83,11 +111,15 @@ ${main1d()}
   NX[gi] = nx;
   HD[gi] = first;
 }`,
-      inputs: [ids],
+      inputs: [ids, counts],
       outputs: [next, head],
-      uniforms: [['n', 'u32', n]],
+      uniforms: [
+        ['n', 'u32', n],
+        ['v', 'u32', V],
+      ],
       workgroups: grid(n),
     });
+    counts.dispose();
     runKernel({
       key: 'embedding_scatter',
       wgsl: () => `${storageDecl(0, 'G', 'f32', 'read')}
