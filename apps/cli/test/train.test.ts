@@ -79,6 +79,13 @@ describe('sharelora train: bad input', () => {
       /missing\.jsonl:2\b.*"text"/,
     ],
     ['an empty file', 'empty.jsonl', [], /empty\.jsonl/],
+    // One row is too few for the validation split, but the header is the problem to report.
+    [
+      'a table without the column',
+      'one-row.csv',
+      ['title', 'one'],
+      /one-row\.csv:1\b.*missing column "text"/,
+    ],
   ];
   for (const [what, name, lines, message] of cases) {
     it(`${what}: exit 2 naming file and line; the out dir is untouched`, async () => {

@@ -14,6 +14,7 @@ import {
 } from '@sharelora/models';
 import {
   type ClassifierFormatSpec,
+  checkColumns,
   DataError,
   type Dataset,
   describeReport,
@@ -354,6 +355,8 @@ export async function train(argv: string[]): Promise<number> {
   // Everything is read, split and tokenized before the device starts or anything is written.
   const { read, spec: baseSpec } = dataSpec(s.format);
   const ds = await dataStep(() => readDataset(s.data, read));
+  // A table missing a column the format needs is reported at its header, before anything else.
+  await dataStep(() => checkColumns(ds, baseSpec));
   const split =
     s.validation > 0
       ? await dataStep(() => splitValidation(ds.records, { validation: s.validation, seed: s.seed }))

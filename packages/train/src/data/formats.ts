@@ -193,8 +193,8 @@ function realTarget(record: DataRecord, field: string, range: LabelTarget['regre
   return x;
 }
 
-/** Checks a spec (unknown type or field role, a bad label set) and returns its renderer. */
-export function createFormat(spec: FormatSpec): Format {
+/** The record field of each role of a spec (its defaults overridden by spec.fields), checked. */
+function fieldsOf(spec: FormatSpec): Record<string, string> {
   if (!Object.hasOwn(DEFAULT_FIELDS, spec.type)) {
     bad(`unknown type "${String(spec.type)}" (one of ${FORMAT_TYPES.join(', ')})`);
   }
@@ -203,12 +203,40 @@ export function createFormat(spec: FormatSpec): Format {
     if (!Object.hasOwn(d, k))
       bad(`${spec.type} has no field role "${k}" (roles: ${Object.keys(d).join(', ')})`);
   }
-  const f: Record<string, string> = { ...d, ...spec.fields };
+  return { ...d, ...spec.fields };
+}
+
+/**
+ * The fields (table columns) a spec's records must have. Needs no label set, so a table's header can
+ * be checked before the labels are derived from the training split.
+ */
+export function requiredFields(spec: FormatSpec): string[] {
+  const f = fieldsOf(spec);
+  switch (spec.type) {
+    case 'instruction':
+      return [f.instruction, f.output];
+    case 'prompt-completion':
+      return [f.prompt, f.completion];
+    case 'text':
+      return [f.text];
+    case 'gsm8k':
+      return [f.question, f.answer];
+    case 'classification':
+      return [f.text, f.label];
+    case 'sentence-pair':
+      return [f.first, f.second, f.label];
+  }
+}
+
+/** Checks a spec (unknown type or field role, a bad label set) and returns its renderer. */
+export function createFormat(spec: FormatSpec): Format {
+  const f = fieldsOf(spec);
+  const required = requiredFields(spec);
   switch (spec.type) {
     case 'instruction':
       return {
         spec,
-        required: [f.instruction, f.output],
+        required,
         render(r) {
           const instruction = text(r, f.instruction);
           const input = text(r, f.input, true);
@@ -223,19 +251,19 @@ export function createFormat(spec: FormatSpec): Format {
     case 'prompt-completion':
       return {
         spec,
-        required: [f.prompt, f.completion],
+        required,
         render: (r) => ({ kind: 'lm', prompt: text(r, f.prompt), response: text(r, f.completion) }),
       };
     case 'text':
       return {
         spec,
-        required: [f.text],
+        required,
         render: (r) => ({ kind: 'lm', prompt: '', response: text(r, f.text) }),
       };
     case 'gsm8k':
       return {
         spec,
-        required: [f.question, f.answer],
+        required,
         render: (r) => ({
           kind: 'lm',
           prompt: fill(GSM8K_PROMPT, { question: text(r, f.question) }),
@@ -248,7 +276,7 @@ export function createFormat(spec: FormatSpec): Format {
       const pair = spec.type === 'sentence-pair';
       return {
         spec,
-        required: pair ? [f.first, f.second, f.label] : [f.text, f.label],
+        required,
         render(r) {
           const label =
             target.regression !== undefined
@@ -288,9 +316,9 @@ function labelTarget(spec: ClassifierFormatSpec): {
  * For tables (CSV/TSV/Parquet), a column the format needs but the header lacks is reported once,
  * at the header, instead of at every row.
  */
-export function checkColumns(dataset: Dataset, format: Format): void {
+export function checkColumns(dataset: Dataset, spec: FormatSpec): void {
   if (dataset.format === 'json' || dataset.format === 'jsonl') return;
-  const missing = format.required.filter((c) => !dataset.columns.includes(c));
+  const missing = requiredFields(spec).filter((c) => !dataset.columns.includes(c));
   if (missing.length === 0) return;
   const cols = dataset.columns.map((c) => JSON.stringify(c)).join(', ');
   throw DataError.atLine(
@@ -298,7 +326,7 @@ export function checkColumns(dataset: Dataset, format: Format): void {
     dataset.file,
     dataset.format === 'parquet' ? null : 1,
     `missing column${missing.length > 1 ? 's' : ''} ${missing.map((c) => JSON.stringify(c)).join(', ')} ` +
-      `needed by the ${format.spec.type} format (columns: ${cols})`,
+      `needed by the ${spec.type} format (columns: ${cols})`,
   );
 }
 

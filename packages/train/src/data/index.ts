@@ -33,6 +33,7 @@ export {
   type LmText,
   labelSetOf,
   type PromptCompletionFormat,
+  requiredFields,
   type SentencePairFormat,
   type TextFormat,
 } from './formats.js';

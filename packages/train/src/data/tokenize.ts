@@ -237,7 +237,7 @@ export function tokenizeDataset<S extends FormatSpec>(
 ): TokenizedDataset<ExampleFor<S>> {
   const format = createFormat(spec);
   const records = 'records' in data ? data.records : data;
-  if ('records' in data) checkColumns(data, format);
+  if ('records' in data) checkColumns(data, spec);
   const maxLength = opts.maxLength ?? null;
   if (maxLength !== null && !(Number.isInteger(maxLength) && maxLength >= 2)) {
     throw new DataError('BAD_OPTION', `maxLength must be an integer >= 2, got ${maxLength}`);
