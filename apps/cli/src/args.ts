@@ -21,9 +21,13 @@ export function parseFlags<O extends Options>(
       allowPositionals,
     });
   } catch (e) {
-    throw new UsageError(
-      `sharelora ${command}: ${(e as Error).message.split('\n')[0]} (see sharelora ${command} --help)`,
-    );
+    const message = (e as Error).message;
+    // node reads `--flag -1` as a flag without its value; its hint is on a later line.
+    const ambiguous = /^Option '(--[\w-]+)' argument is ambiguous/.exec(message);
+    const what = ambiguous
+      ? `${ambiguous[1]} has no value (the next argument starts with '-'); write a value that starts with '-' as ${ambiguous[1]}=VALUE`
+      : message.split('\n')[0];
+    throw new UsageError(`sharelora ${command}: ${what} (see sharelora ${command} --help)`);
   }
 }
 

@@ -35,6 +35,9 @@ describe('sharelora doctor / bench / usage', () => {
     const badValue = runCli(['bench', '--reps', 'zero']);
     expect(badValue.status).toBe(2);
     expect(badValue.stderr).toMatch(/--reps/);
+    const dashValue = runCli(['bench', '--reps', '-1']);
+    expect(dashValue.status).toBe(2);
+    expect(dashValue.stderr).toMatch(/--reps has no value .* --reps=VALUE/);
     const badRounds = runCli(['bench', '--rounds', '0']);
     expect(badRounds.status).toBe(2);
     expect(badRounds.stderr).toMatch(/--rounds/);
