@@ -111,6 +111,12 @@ beforeAll(async () => {
   dirs.roberta = await preset('roberta', 'roberta', 'tiny');
 });
 
+/** The two causal architectures with their float64 references, for tests run on both. */
+const GPT2_AND_LLAMA = [
+  ['gpt2', gpt2Reference],
+  ['llama', llamaReference],
+] as const;
+
 describe('causal LMs match the float64 reference', () => {
   const cases: Array<[string, string, typeof gpt2Reference]> = [
     ['GPT-2 (tied, gelu_new, Conv1D)', 'gpt2', gpt2Reference],
@@ -159,10 +165,7 @@ describe('causal LMs match the float64 reference', () => {
   });
 
   it('logitsToKeep: the last n positions or listed flat positions match the reference', async () => {
-    for (const [key, reference] of [
-      ['gpt2', gpt2Reference],
-      ['llama', llamaReference],
-    ] as const) {
+    for (const [key, reference] of GPT2_AND_LLAMA) {
       const d = dirs[key];
       const model = await causal(d.dir);
       const inp = { ids: CAUSAL_IDS, mask: CAUSAL_MASK };
@@ -225,10 +228,7 @@ describe('causal LMs match the float64 reference', () => {
   });
 
   it('causalLmLoss has transformers semantics (shifted, -100 ignored, mean)', async () => {
-    for (const [key, reference] of [
-      ['gpt2', gpt2Reference],
-      ['llama', llamaReference],
-    ] as const) {
+    for (const [key, reference] of GPT2_AND_LLAMA) {
       const d = dirs[key];
       const model = await causal(d.dir);
       const labels = CAUSAL_IDS.map((row, b) =>
