@@ -3,10 +3,11 @@ import { assertDType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import { runKernel, storageDecl } from '../kernels/common.js';
 import { ROW_WG, rowGrid, rowKernel } from '../kernels/rows.js';
+import { getDevice } from '../runtime.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { matmul } from './matmul.js';
-import { reshape } from './shape-ops.js';
+import { concat, reshape, sliceAxis } from './shape-ops.js';
 
 export interface AttentionOptions {
   /** Query i (absolute position i + S - T) attends keys j <= i + S - T; T < S is the KV-cache case. */
@@ -150,6 +151,8 @@ export function scaledDotProductAttention(
       throw new ShapeError(`attention: keyPaddingMask must be [${B}, ${S}], got ${fmt(mask.shape)}`);
     }
   }
+  const parts = attentionInParts(q, k, v, opts);
+  if (parts) return parts;
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   const causal = opts.causal ?? false;
   const G = Hq / Hkv;
@@ -162,4 +165,64 @@ export function scaledDotProductAttention(
   // Without a tape nothing refers to the intermediates; with one, backward still reads them.
   if (!out.node) for (const t of [qg, raw, probs, og]) t.dispose();
   return out;
+}
+
+/**
+ * The scores and probabilities ([B, Hq, T, S] floats) must each fit one storage binding. When they do
+ * not, attention runs on parts that do: batch rows, else groups of kv heads (with their query heads),
+ * else groups of the query heads sharing one kv head. Every (row, head) is independent, so the joined
+ * output equals the whole one, and autograd flows through the slices and the concat. Returns null
+ * when no split is needed.
+ */
+function attentionInParts(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor | null {
+  const [B, Hq, T] = q.shape;
+  const [, Hkv, S] = k.shape;
+  const G = Hq / Hkv;
+  const limit = getDevice().maxBindingBytes;
+  const bytes = (rows: number, heads: number) => rows * heads * T * S * 4;
+  if (bytes(B, Hq) <= limit) return null;
+  if (bytes(1, 1) > limit) {
+    throw new ShapeError(
+      `attention: one head's ${T}×${S} scores exceed this adapter's storage binding limit (${limit} bytes); shorten the sequence`,
+    );
+  }
+  const mask = opts.keyPaddingMask;
+  // Split `size` entries of `axis` into parts of `step`; a kv-head group takes its G query heads.
+  let axis: number;
+  let step: number;
+  let size: number;
+  if (B > 1) {
+    [axis, size, step] = [0, B, Math.max(1, Math.floor(limit / bytes(1, Hq)))];
+  } else if (Hkv > 1) {
+    [axis, size, step] = [1, Hkv, Math.max(1, Math.floor(limit / bytes(1, G)))];
+  } else {
+    [axis, size, step] = [1, Hq, Math.floor(limit / bytes(1, 1))];
+  }
+  const outs: Tensor[] = [];
+  for (let a = 0; a < size; a += step) {
+    const b = Math.min(size, a + step);
+    const pieces: Tensor[] = [];
+    const cut = (t: Tensor, from: number, to: number) => {
+      const piece = sliceAxis(t, axis, from, to);
+      pieces.push(piece);
+      return piece;
+    };
+    let out: Tensor;
+    if (axis === 0) {
+      out = scaledDotProductAttention(cut(q, a, b), cut(k, a, b), cut(v, a, b), {
+        ...opts,
+        keyPaddingMask: mask && cut(mask, a, b),
+      });
+    } else if (Hkv > 1) {
+      out = scaledDotProductAttention(cut(q, a * G, b * G), cut(k, a, b), cut(v, a, b), opts);
+    } else {
+      out = scaledDotProductAttention(cut(q, a, b), k, v, opts);
+    }
+    // Without a tape nothing refers to the slices once their part is computed.
+    if (!out.node) for (const t of pieces) t.dispose();
+    outs.push(out);
+  }
+  const joined = concat(outs, axis);
+  if (!joined.node) for (const t of outs) t.dispose();
+  return joined;
 }
