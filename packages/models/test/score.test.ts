@@ -3,14 +3,18 @@
  * log-softmax on the CPU, and lm-evaluation-harness's tokenisation rules spelled out.
  */
 import { join } from 'node:path';
+import { getDevice, tidy } from '@sharelora/core/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type CausalLM,
   candidateLogprobs,
+  causalLmLoss,
+  causalLmLossAt,
   generateTokens,
   initPreset,
   loadModel,
   loadTokenizer,
+  logitChunks,
   loglikelihood,
   loglikelihoodTokens,
   nextTokenLogprobs,
@@ -163,6 +167,49 @@ describe('per-position and next-token scores', () => {
       for (let v = 0; v < V; v++) expect(Math.abs(rows[i][v] - want[v])).toBeLessThan(1e-4);
       for (const [k, l] of letters.entries())
         close(got[i][k], want[tok.encode(l, { addSpecialTokens: false })[0]]);
+    }
+  });
+});
+
+describe('positions whose logits exceed one storage binding', () => {
+  it('are projected in chunks: scores and the loss equal the unchunked ones', async () => {
+    const model = models.llama;
+    const V = model.config.vocabSize;
+    const seq = Array.from({ length: 120 }, (_, t) => 1 + ((t * 37) % (V - 1)));
+    const request = { context: seq.slice(0, 20), continuation: seq.slice(20) };
+    const positions = Array.from({ length: 119 }, (_, t) => t);
+    const lossOf = () =>
+      run(() => {
+        const hidden = model.hiddenStates(ids([seq]));
+        return causalLmLossAt(model, hidden, positions, Int32Array.from(seq.slice(1)));
+      });
+    const whole = {
+      logits: await positionLogits(model, seq),
+      logprobs: await positionLogprobs(model, [seq]),
+      ll: await loglikelihoodTokens(model, [request]),
+      loss: await lossOf(),
+      ref: await run(() => causalLmLoss(model.forward(ids([seq])), ids([seq]))),
+    };
+    // 100 KB holds every weight and activation of this model but only 85 rows of logits (and
+    // attention runs per query head).
+    const dev = getDevice();
+    dev.setBindingLimitForTesting(100_000);
+    try {
+      expect(logitChunks(seq.length, V).length).toBe(2);
+      const logits = await positionLogits(model, seq);
+      expect(logits).toHaveLength(seq.length * V);
+      for (let i = 0; i < logits.length; i++) close(logits[i], whole.logits[i]);
+      const [lps] = await positionLogprobs(model, [seq]);
+      for (const [t, lp] of lps.entries()) close(lp, whole.logprobs[0][t]);
+      const [ll] = await loglikelihoodTokens(model, [request]);
+      close(ll.logprob, whole.ll[0].logprob);
+      expect(ll.isGreedy).toBe(whole.ll[0].isGreedy);
+      close((await lossOf())[0], whole.loss[0]);
+      close(whole.loss[0], whole.ref[0]);
+      // The whole [T, V] logits do not fit: forward without logitsToKeep says so.
+      expect(() => tidy(() => model.forward(ids([seq])))).toThrow(/maxStorageBufferBindingSize/);
+    } finally {
+      dev.setBindingLimitForTesting(null);
     }
   });
 });

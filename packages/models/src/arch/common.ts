@@ -4,6 +4,7 @@ import {
   type FloatDType,
   gelu,
   geluErf,
+  getDevice,
   isGradEnabled,
   type Module,
   permute,
@@ -153,4 +154,16 @@ export function keepPositions(h: Tensor, keep: number | readonly number[] | unde
       );
   }
   return embedding(reshape(h, [B * T, C]), tensor(Int32Array.from(keep), [keep.length], 'i32'));
+}
+
+/**
+ * Consecutive [start, end) ranges of `count` positions whose logits ([rows, vocabSize] f32) each fit
+ * one storage binding (128 MiB on lavapipe and in browsers: 667 rows of GPT-2's 50,257-token
+ * vocabulary). Project each range with CausalLM.projectLogits to handle any number of positions.
+ */
+export function logitChunks(count: number, vocabSize: number): Array<[number, number]> {
+  const rows = Math.max(1, Math.floor(getDevice().maxBindingBytes / (vocabSize * 4)));
+  const out: Array<[number, number]> = [];
+  for (let a = 0; a < count; a += rows) out.push([a, Math.min(count, a + rows)]);
+  return out;
 }

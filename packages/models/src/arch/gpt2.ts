@@ -173,7 +173,14 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
   }
 
   forward(inputIds: Tensor, opts: CausalLMForwardOptions = {}): Tensor {
-    const h = this.transformer.forward(inputIds, opts);
-    return (this.lm_head ?? this.transformer.wte).project(keepPositions(h, opts.logitsToKeep));
+    return this.projectLogits(keepPositions(this.hiddenStates(inputIds, opts), opts.logitsToKeep));
+  }
+
+  hiddenStates(inputIds: Tensor, opts: Omit<CausalLMForwardOptions, 'logitsToKeep'> = {}): Tensor {
+    return this.transformer.forward(inputIds, opts);
+  }
+
+  projectLogits(hidden: Tensor): Tensor {
+    return (this.lm_head ?? this.transformer.wte).project(hidden);
   }
 }

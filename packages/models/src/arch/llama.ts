@@ -150,7 +150,14 @@ export class LlamaForCausalLM extends Module implements CausalLM {
   }
 
   forward(inputIds: Tensor, opts: CausalLMForwardOptions = {}): Tensor {
-    const h = this.model.forward(inputIds, opts);
-    return (this.lm_head ?? this.model.embed_tokens).project(keepPositions(h, opts.logitsToKeep));
+    return this.projectLogits(keepPositions(this.hiddenStates(inputIds, opts), opts.logitsToKeep));
+  }
+
+  hiddenStates(inputIds: Tensor, opts: Omit<CausalLMForwardOptions, 'logitsToKeep'> = {}): Tensor {
+    return this.model.forward(inputIds, opts);
+  }
+
+  projectLogits(hidden: Tensor): Tensor {
+    return (this.lm_head ?? this.model.embed_tokens).project(hidden);
   }
 }

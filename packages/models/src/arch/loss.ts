@@ -12,11 +12,14 @@ import {
   relu,
   reshape,
   ShapeError,
+  scale,
   sliceAxis,
   sub,
   type Tensor,
+  tensor,
 } from '@sharelora/core';
-import type { ProblemType } from './types.js';
+import { keepPositions, logitChunks } from './common.js';
+import type { CausalLM, ProblemType } from './types.js';
 
 function checkLabels(logits: Tensor, labels: Tensor, fn: string): [number, number, number] {
   const [B, T, V] = logits.shape;
@@ -38,6 +41,32 @@ export function causalLmLoss(logits: Tensor, labels: Tensor): Tensor {
   const predicting = reshape(sliceAxis(logits, 1, 0, Math.max(T - 1, 0)), [n, V]);
   const targets = reshape(sliceAxis(labels, 1, Math.min(1, T), T), [n]);
   return crossEntropy(predicting, targets, { ignoreIndex: -100 });
+}
+
+/**
+ * Mean cross entropy of the logits at flat positions b·T + t of hidden states [B, T, C]
+ * (CausalLM.hiddenStates) against one target each: the loss of causalLmLoss when `positions` are
+ * the positions whose next label is not ignored and `targets` those labels. The vocabulary is
+ * projected in logitChunks, so no tensor exceeds a storage binding whatever the number of positions.
+ */
+export function causalLmLossAt(
+  model: CausalLM,
+  hidden: Tensor,
+  positions: readonly number[],
+  targets: Int32Array,
+): Tensor {
+  if (positions.length === 0 || positions.length !== targets.length) {
+    throw new ShapeError(
+      `causalLmLossAt: ${positions.length} positions and ${targets.length} targets (one each, at least one)`,
+    );
+  }
+  let sum: Tensor | null = null;
+  for (const [a, b] of logitChunks(positions.length, model.config.vocabSize)) {
+    const logits = model.projectLogits(keepPositions(hidden, positions.slice(a, b)));
+    const part = crossEntropy(logits, tensor(targets.subarray(a, b), [b - a], 'i32'), { reduction: 'sum' });
+    sum = sum ? add(sum, part) : part;
+  }
+  return scale(sum as Tensor, 1 / positions.length);
 }
 
 /** Masked-LM loss: every position predicts its own label (-100 = not masked). */

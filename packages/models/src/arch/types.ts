@@ -125,6 +125,13 @@ export interface CausalLM extends HfModel {
   readonly config: Gpt2Config | LlamaConfig;
   /** i32 ids [B, T] -> logits [B, T, V]. */
   forward(inputIds: Tensor, opts?: CausalLMForwardOptions): Tensor;
+  /**
+   * i32 ids [B, T] -> the final hidden states [B, T, C] that the output projection reads; with
+   * projectLogits, lets a caller project any subset of positions in pieces (logitChunks).
+   */
+  hiddenStates(inputIds: Tensor, opts?: Omit<CausalLMForwardOptions, 'logitsToKeep'>): Tensor;
+  /** Hidden states [..., C] -> logits [..., V] (the output projection, tied or not). */
+  projectLogits(hidden: Tensor): Tensor;
 }
 
 export interface EncoderForwardOptions {

@@ -10,12 +10,12 @@ import {
   crossEntropy,
   logSoftmax,
   noGrad,
-  reshape,
   ShareloraError,
   type Tensor,
   tensor,
   tidy,
 } from '@sharelora/core';
+import { keepPositions, logitChunks } from '../arch/common.js';
 import type { CausalLM } from '../arch/types.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
@@ -89,8 +89,46 @@ async function batched<I, R>(
 }
 
 /**
+ * One forward over rows right-padded to T, then `perChunk` on the logits [rows, V] of the flat
+ * positions b·T + t, a chunk at a time (each chunk's logits fit one storage binding, so any number
+ * of positions works); the chunks' results are read back and joined in order.
+ */
+async function mapLogits(
+  model: CausalLM,
+  rows: readonly (readonly number[])[],
+  T: number,
+  positions: readonly number[],
+  perChunk: (logits: Tensor, start: number, end: number) => Tensor,
+): Promise<Float32Array> {
+  const hidden = noGrad(() => tidy(() => model.hiddenStates(ids2d(rows, T, 0))));
+  try {
+    const parts: Float32Array[] = [];
+    for (const [a, b] of logitChunks(positions.length, model.config.vocabSize)) {
+      const out = noGrad(() =>
+        tidy(() => perChunk(model.projectLogits(keepPositions(hidden, positions.slice(a, b))), a, b)),
+      );
+      try {
+        parts.push((await out.data()) as Float32Array);
+      } finally {
+        out.dispose();
+      }
+    }
+    if (parts.length === 1) return parts[0];
+    const joined = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      joined.set(p, at);
+      at += p.length;
+    }
+    return joined;
+  } finally {
+    hidden.dispose();
+  }
+}
+
+/**
  * One forward over right-padded rows; returns the log-softmax over the vocabulary at the given
- * (row, position) pairs, [picks.length, V] row-major. Only those rows are normalised and read back.
+ * (row, position) pairs, [picks.length, V] row-major. Only those rows are projected and read back.
  */
 async function logSoftmaxAt(
   model: CausalLM,
@@ -98,18 +136,9 @@ async function logSoftmaxAt(
   picks: ReadonlyArray<readonly [row: number, pos: number]>,
 ): Promise<{ data: Float32Array; V: number }> {
   const T = Math.max(...rows.map((r) => r.length));
-  const out = noGrad(() =>
-    tidy(() => {
-      // Only the picked positions are projected onto the vocabulary.
-      const logits = model.forward(ids2d(rows, T, 0), { logitsToKeep: picks.map(([r, p]) => r * T + p) });
-      return logSoftmax(logits);
-    }),
-  );
-  try {
-    return { data: (await out.data()) as Float32Array, V: out.shape[1] };
-  } finally {
-    out.dispose();
-  }
+  const positions = picks.map(([r, p]) => r * T + p);
+  const data = await mapLogits(model, rows, T, positions, (logits) => logSoftmax(logits));
+  return { data, V: model.config.vocabSize };
 }
 
 /** Token-level loglikelihood: continuation tokens scored after their context, batched. */
@@ -225,30 +254,26 @@ export async function positionLogprobs(
     async (batch) => {
       const T = Math.max(...batch.map((s) => s.length));
       if (T < 2) return batch.map(() => []);
-      // Position t is scored against token t+1; positions past a row's end are ignored (-100).
-      const targets = batch.flatMap((s) =>
-        Array.from({ length: T }, (_, t) => (t + 1 < s.length ? s[t + 1] : -100)),
-      );
-      const losses = noGrad(() =>
-        tidy(() => {
-          const logits = model.forward(ids2d(batch, T, 0));
-          const V = logits.shape[2];
-          return crossEntropy(
-            reshape(logits, [batch.length * T, V]),
-            tensor(Int32Array.from(targets), [targets.length], 'i32'),
-            {
-              reduction: 'none',
-            },
-          );
+      // Position t of a row is scored against its token t+1.
+      const positions: number[] = [];
+      const targets: number[] = [];
+      batch.forEach((s, b) => {
+        for (let t = 0; t + 1 < s.length; t++) {
+          positions.push(b * T + t);
+          targets.push(s[t + 1]);
+        }
+      });
+      const losses = await mapLogits(model, batch, T, positions, (logits, a, b) =>
+        crossEntropy(logits, tensor(Int32Array.from(targets.slice(a, b)), [b - a], 'i32'), {
+          reduction: 'none',
         }),
       );
-      let data: Float32Array;
-      try {
-        data = (await losses.data()) as Float32Array;
-      } finally {
-        losses.dispose();
-      }
-      return batch.map((s, b) => Array.from(data.subarray(b * T, b * T + s.length - 1), (l) => -l));
+      let at = 0;
+      return batch.map((s) => {
+        const n = Math.max(s.length - 1, 0);
+        at += n;
+        return Array.from(losses.subarray(at - n, at), (l) => -l);
+      });
     },
   );
 }
@@ -257,12 +282,14 @@ export async function positionLogprobs(
 export async function positionLogits(model: CausalLM, sequence: readonly number[]): Promise<Float32Array> {
   if (sequence.length === 0)
     throw new ShareloraError('BAD_ARGUMENT', 'positionLogits: the sequence has no tokens');
-  const logits = noGrad(() => tidy(() => model.forward(ids2d([sequence], sequence.length, 0))));
-  try {
-    return (await logits.data()) as Float32Array;
-  } finally {
-    logits.dispose();
-  }
+  const T = sequence.length;
+  return mapLogits(
+    model,
+    [sequence],
+    T,
+    Array.from({ length: T }, (_, t) => t),
+    (logits) => logits,
+  );
 }
 
 /** Log-softmax of the next-token logits after each context: one Float32Array of V values per context. */

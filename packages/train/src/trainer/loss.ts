@@ -1,6 +1,12 @@
 /** A collated batch as tensors, and the model's loss on it with transformers' semantics. */
-import { crossEntropy, type Tensor, tensor } from '@sharelora/core';
-import { causalLmLoss, maskedLmLoss, type ProblemType, sequenceClassificationLoss } from '@sharelora/models';
+import { type Tensor, tensor } from '@sharelora/core';
+import {
+  causalLmLoss,
+  causalLmLossAt,
+  maskedLmLoss,
+  type ProblemType,
+  sequenceClassificationLoss,
+} from '@sharelora/models';
 import type { Batch } from '../data/batch.js';
 import { IGNORE_INDEX } from '../data/tokenize.js';
 import type { TrainableModel } from './types.js';
@@ -25,10 +31,11 @@ const problemTypeOf = (model: TrainableModel): ProblemType | null =>
   (model as { config?: { problemType?: ProblemType | null } }).config?.problemType ?? null;
 
 /**
- * Forward and loss of one batch; call inside tidy(). A causal LM's logits cover only the positions
- * with a target ([P, V], see causalTargets); other models return their full logits.
+ * Forward and loss of one batch; call inside tidy(). A causal LM projects only the positions with a
+ * target (see causalTargets), in pieces that fit a storage binding, and returns no logits; other
+ * models return their logits.
  */
-export function forwardLoss(model: TrainableModel, batch: Batch): { logits: Tensor; loss: Tensor } {
+export function forwardLoss(model: TrainableModel, batch: Batch): { logits: Tensor | null; loss: Tensor } {
   const shape = [batch.batchSize, batch.seqLength];
   const ids = tensor(batch.inputIds, shape, 'i32');
   const attentionMask = tensor(batch.attentionMask, shape, 'i32');
@@ -36,9 +43,8 @@ export function forwardLoss(model: TrainableModel, batch: Batch): { logits: Tens
     const { positions, targets } = causalTargets(batch);
     // causalLmLoss's mean over no targets is NaN (as PyTorch's); keep that path for such a batch.
     if (positions.length > 0) {
-      const logits = model.forward(ids, { attentionMask, logitsToKeep: positions });
-      const loss = crossEntropy(logits, tensor(targets, [targets.length], 'i32'));
-      return { logits, loss };
+      const hidden = model.hiddenStates(ids, { attentionMask });
+      return { logits: null, loss: causalLmLossAt(model, hidden, positions, targets) };
     }
   }
   const logits = model.forward(ids, { attentionMask });

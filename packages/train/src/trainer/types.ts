@@ -1,18 +1,15 @@
-import type { MemoryReport, Module, Tensor } from '@sharelora/core';
+import type { MemoryReport } from '@sharelora/core';
+import type { AnyModel } from '@sharelora/models';
 import type { Example } from '../data/tokenize.js';
 
 /** Model tasks the Trainer knows how to compute a loss for. */
 export type TrainTask = 'causal-lm' | 'sequence-classification' | 'masked-lm';
 
-/** What the Trainer needs of a model: its task and a forward over padded token ids (every @sharelora/models model). */
-export interface TrainableModel extends Module {
-  readonly task: TrainTask;
-  /**
-   * i32 ids [B, T] (and mask, 1 = token) -> logits [B, T, V] (LMs) or [B, num_labels] (classifiers).
-   * Causal LMs also take `logitsToKeep` (flat positions b·T + t -> logits [P, V]), as CausalLM does.
-   */
-  forward(inputIds: Tensor, opts?: { attentionMask?: Tensor; logitsToKeep?: readonly number[] }): Tensor;
-}
+/**
+ * A model the Trainer can train: any @sharelora/models model (a causal LM's loss is computed from
+ * its hidden states, projecting only the positions that have a target).
+ */
+export type TrainableModel = AnyModel;
 
 export interface TrainerOptions {
   /** The model to train, with its adapter already injected (or with every parameter trainable for full fine-tuning). */
