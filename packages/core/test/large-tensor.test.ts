@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import * as core from '../src/node.js';
+import { checkOp } from './check.js';
 import { useGpu } from './gpu.js';
+import { type F64, Rng, randn } from './reference/ndarray.js';
+import * as R from './reference/ops.js';
 
 /**
  * Tensors larger than one binding (128 MiB on lavapipe) are processed in windows. The limit is lowered
@@ -37,6 +40,34 @@ describe('tensors over the binding limit', () => {
     expect(await core.tanh(core.mul(ta, ta)).data()).toEqual(expected);
     for (let i = 0; i < n; i += 997) expect(expected[i]).toBeCloseTo(Math.tanh(a[i] * a[i]), 6);
   });
+
+  // 2-D products whose operands or output exceed the limit: rows of A and C in windows (A·B, A·Bᵀ:
+  // the LM head and its input gradient), or K ranges summed into C (Aᵀ·B: the weight gradient).
+  // Forward and both gradients against float64 (dA = G·op(B)ᵀ, dB = op(A)ᵀ·G, transposed back).
+  for (const [sa, sb, transA, transB] of [
+    [[300, 40], [40, 70], false, false],
+    [[301, 40], [70, 40], false, true],
+    [[300, 40], [300, 70], true, false],
+  ] as Array<[number[], number[], boolean, boolean]>) {
+    it(`matmul [${sa}]${transA ? 'ᵀ' : ''}·[${sb}]${transB ? 'ᵀ' : ''} in windows`, async () => {
+      // 64 rows of 70 floats: every operand over it (48 KB, 84 KB) is split, B and dB (11 KB) are not.
+      gpu.device().setBindingLimitForTesting(64 * 70 * 4);
+      const rng = new Rng(5);
+      const t = (x: F64, yes: boolean) => (yes ? R.transpose(x, [1, 0]) : x);
+      await checkOp(
+        'windowed matmul',
+        ([a, b]) => core.matmul(a, b, { transA, transB }),
+        ([a, b]) => R.matmul(a, b, { transA, transB }),
+        [randn(sa, rng), randn(sb, rng)],
+        {
+          refGrad: ([a, b], g) => [
+            t(R.matmul(g, t(b, transB), { transB: true }), transA),
+            t(R.matmul(t(a, transA), g, { transA: true }), transB),
+          ],
+        },
+      );
+    });
+  }
 
   it('an op without a windowed path reports the limit instead of failing silently', () => {
     gpu.device().setBindingLimitForTesting(4096);

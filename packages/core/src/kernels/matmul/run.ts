@@ -15,9 +15,58 @@ const plans = new Map<string, MatmulPlan>();
 
 /**
  * Records C = op(A)·op(B) for row-major operands with the plan chosen for this shape (register-tiled
- * kernel; lanes along M for skinny outputs; split-K with a reduction pass for long K and few tiles).
+ * kernel; lanes along M for skinny outputs; split-K with a reduction pass for long K and few tiles;
+ * small-K for LoRA-rank inner dimensions).
+ *
+ * An operand or output over the storage binding limit (an LM head's [positions, vocabulary] logits
+ * or their gradient) is handled in windows of whole rows: rows of A and C when A is not transposed,
+ * or ranges of K (rows of Aᵀ and B) accumulated into C when it is. Windows start on multiples of 64
+ * elements, which keeps every binding offset a multiple of 256 bytes.
  */
 export function runMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): void {
+  const limit = getDevice().maxBindingBytes;
+  const over = (elements: number) => elements * 4 > limit;
+  const { M, N, K } = d;
+  if (d.batch === 1 && (over(M * K) || over(M * N))) {
+    if (!d.transA) {
+      // Rows of A and C; B whole.
+      const rows = windowRows(limit, Math.max(K, N));
+      if (rows > 0) {
+        for (let m0 = 0; m0 < M; m0 += rows) {
+          const m = Math.min(rows, M - m0);
+          record({ ...d, M: m }, a.window(m0 * K, m * K), b.binding(), c.window(m0 * N, m * N), false);
+        }
+        return;
+      }
+    } else if (!d.transB && !over(M * N)) {
+      // Aᵀ is [K, M] and B [K, N]: windows of K rows of both, summed into C.
+      const rows = windowRows(limit, Math.max(M, N));
+      if (rows > 0) {
+        for (let k0 = 0; k0 < K; k0 += rows) {
+          const k = Math.min(rows, K - k0);
+          const win = { ...d, K: k, strideA: 0, strideB: 0, strideC: 0 };
+          record(win, a.window(k0 * M, k * M), b.window(k0 * N, k * N), c.binding(), k0 > 0);
+        }
+        return;
+      }
+    }
+  }
+  record(d, a.binding(), b.binding(), c.binding(), false);
+}
+
+/** Rows of `width` f32 elements per window: as many as fit `limit` bytes, a multiple of 64 (0: none fit). */
+function windowRows(limit: number, width: number): number {
+  return Math.floor(limit / (4 * width) / 64) * 64;
+}
+
+/** Records one product on the given bindings; `accumulate` adds it to what C holds. */
+function record(
+  d: MatmulDispatch,
+  a: GPUBufferBinding,
+  b: GPUBufferBinding,
+  c: GPUBufferBinding,
+  accumulate: boolean,
+): void {
   const dev = getDevice();
   const spec: MatmulSpec = { ...d };
   const limits = {
@@ -44,9 +93,9 @@ export function runMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): v
     if (plans.size >= 512) plans.clear();
     plans.set(key, plan);
   }
-  const params = packMatmulParams(spec, plan);
+  const params = packMatmulParams(spec, plan, { accumulate });
   const scratch = plan.scratchBytes > 0 ? Tensor.empty([plan.scratchBytes / 4], 'f32') : null;
-  const resources: Record<number, GPUBufferBinding> = { 0: a.binding(), 1: b.binding(), 2: c.binding() };
+  const resources: Record<number, GPUBufferBinding> = { 0: a, 1: b, 2: c };
   if (scratch) resources[4] = scratch.binding();
   for (const pass of plan.passes) {
     const bufs = pass.bindings.filter((i) => i !== UNIFORM_BINDING);
