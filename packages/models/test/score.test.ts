@@ -121,6 +121,31 @@ describe('loglikelihood', () => {
     expect(greedy.logprob).toBeGreaterThan(changed.logprob);
   });
 
+  it('requests with the same input share one forward (one-token answers after one prompt)', async () => {
+    const model = models.gpt2;
+    const context = [1, 40, 77, 120, 9];
+    const answers = [[30], [31], [32], [33, 34], []];
+    const requests = answers.map((continuation) => ({ context, continuation }));
+    const forward = model.hiddenStates.bind(model);
+    let calls = 0;
+    model.hiddenStates = (...args) => {
+      calls++;
+      return forward(...args);
+    };
+    try {
+      const got = await loglikelihoodTokens(model, requests, { batchSize: 1 });
+      // The one-token answers share the input `context`; [33, 34] has its own; [] reads nothing.
+      expect(calls).toBe(2);
+      for (const [i, continuation] of answers.entries()) {
+        const want = await manual(model, context, continuation);
+        close(got[i].logprob, want.logprob);
+        expect(got[i].tokens).toBe(continuation.length);
+      }
+    } finally {
+      model.hiddenStates = forward;
+    }
+  });
+
   it('keeps the last maxLength + 1 tokens, as the harness truncates', async () => {
     const context = [1, 30, 31, 32, 33, 34, 35];
     const continuation = [36, 37];
@@ -206,8 +231,10 @@ describe('positions whose logits exceed one storage binding', () => {
       expect(ll.isGreedy).toBe(whole.ll[0].isGreedy);
       close((await lossOf())[0], whole.loss[0]);
       close(whole.loss[0], whole.ref[0]);
-      // The whole [T, V] logits do not fit: forward without logitsToKeep says so.
-      expect(() => tidy(() => model.forward(ids([seq])))).toThrow(/maxStorageBufferBindingSize/);
+      // The whole [T, V] logits do not fit one binding: the row-wise loss on them says so.
+      expect(() => tidy(() => causalLmLoss(model.forward(ids([seq])), ids([seq])))).toThrow(
+        /maxStorageBufferBindingSize/,
+      );
     } finally {
       dev.setBindingLimitForTesting(null);
     }

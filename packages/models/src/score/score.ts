@@ -6,15 +6,7 @@
  * Requests are sorted by length and batched with right padding: under causal attention, padding after
  * a sequence cannot change its logits, so no mask is needed and each row scores as it would alone.
  */
-import {
-  crossEntropy,
-  logSoftmax,
-  noGrad,
-  ShareloraError,
-  type Tensor,
-  tensor,
-  tidy,
-} from '@sharelora/core';
+import { crossEntropy, logSoftmax, noGrad, ShareloraError, type Tensor, tensor, tidy } from '@sharelora/core';
 import { keepPositions, logitChunks } from '../arch/common.js';
 import type { CausalLM } from '../arch/types.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -161,37 +153,73 @@ export async function loglikelihoodTokens(
     const whole = [...r.context, ...r.continuation].slice(-(maxLength + 1));
     return { input: whole.slice(0, -1), targets: r.continuation };
   });
-  return batched(
-    inputs,
+  // Requests with the same input share one row (MMLU's four one-token answers after one prompt are
+  // one forward, not four); each row reads the union of its requests' positions once.
+  const rowOf = new Map<string, number>();
+  const rows: Array<{ input: number[]; members: number[] }> = [];
+  for (const [i, { input }] of inputs.entries()) {
+    const key = input.join(',');
+    let r = rowOf.get(key);
+    if (r === undefined) {
+      r = rows.length;
+      rowOf.set(key, r);
+      rows.push({ input, members: [] });
+    }
+    rows[r].members.push(i);
+  }
+  const perRow = await batched(
+    rows,
     (x) => x.input.length,
     batchSize,
     async (batch) => {
+      // Per batch row: its distinct positions in order, and where each lands among the picks.
       const picks: Array<[number, number]> = [];
-      batch.forEach(({ input, targets }, row) => {
-        for (let k = 0; k < targets.length; k++) picks.push([row, input.length - targets.length + k]);
-      });
-      if (picks.length === 0) return batch.map(() => ({ logprob: 0, isGreedy: true, tokens: 0 }));
-      const { data, V } = await logSoftmaxAt(
-        model,
-        batch.map((b) => b.input),
-        picks,
-      );
-      let at = 0;
-      return batch.map(({ targets }) => {
-        let logprob = 0;
-        let isGreedy = true;
-        for (const t of targets) {
-          const row = data.subarray(at * V, (at + 1) * V);
-          at++;
-          logprob += row[t];
-          // Strictly greater elsewhere, or equal at a lower id (argmax returns the first maximum).
-          for (let v = 0; v < V && isGreedy; v++)
-            if (row[v] > row[t] || (row[v] === row[t] && v < t)) isGreedy = false;
+      const pickAt = batch.map(({ input, members }, row) => {
+        const at = new Map<number, number>();
+        for (const i of members) {
+          const n = inputs[i].targets.length;
+          for (let p = input.length - n; p < input.length; p++) {
+            if (!at.has(p)) {
+              at.set(p, picks.length);
+              picks.push([row, p]);
+            }
+          }
         }
-        return { logprob, isGreedy, tokens: targets.length };
+        return at;
       });
+      const { data, V } =
+        picks.length > 0
+          ? await logSoftmaxAt(
+              model,
+              batch.map((b) => b.input),
+              picks,
+            )
+          : { data: null, V: 0 };
+      return batch.map(({ input, members }, row) =>
+        members.map((i): LoglikelihoodResult => {
+          const { targets } = inputs[i];
+          let logprob = 0;
+          let isGreedy = true;
+          targets.forEach((t, k) => {
+            const at = pickAt[row].get(input.length - targets.length + k) as number;
+            const lp = (data as Float32Array).subarray(at * V, (at + 1) * V);
+            logprob += lp[t];
+            // Strictly greater elsewhere, or equal at a lower id (argmax returns the first maximum).
+            for (let v = 0; v < V && isGreedy; v++)
+              if (lp[v] > lp[t] || (lp[v] === lp[t] && v < t)) isGreedy = false;
+          });
+          return { logprob, isGreedy, tokens: targets.length };
+        }),
+      );
     },
   );
+  const out = new Array<LoglikelihoodResult>(inputs.length);
+  rows.forEach(({ members }, r) => {
+    members.forEach((i, k) => {
+      out[i] = perRow[r][k];
+    });
+  });
+  return out;
 }
 
 export interface TextScoreOptions extends ScoreOptions {
