@@ -1,4 +1,5 @@
 /** Node entry: everything in the platform-neutral entry plus Dawn-backed init() and file I/O. */
+import { waitWithoutSpinning } from './device/dawn-wait.js';
 import { Device } from './device/device.js';
 import { NoAdapterError } from './errors.js';
 import { getDevice, hasDevice, setDevice } from './runtime.js';
@@ -29,6 +30,7 @@ export async function init(
   // while a kept instance does not hold the process open once its devices are destroyed.
   dawn ??= { gpu: mod.create(options.dawnFlags ?? []) };
   const device = await Device.fromGPU(dawn.gpu, options);
+  device.waitFor = waitWithoutSpinning;
   setDevice(device);
   return device;
 }

@@ -65,6 +65,11 @@ export class Device {
   private destroyed = false;
   /** Total dispatches and submits since creation (for benchmarks and tests). */
   stats = { dispatches: 0, submits: 0, pipelines: 0 };
+  /**
+   * How sync() and read() wait for a WebGPU promise. The Node entry replaces it (see dawn-wait.ts:
+   * dawn.node spins a core while a promise is pending); browsers need nothing.
+   */
+  waitFor: <T>(p: Promise<T>) => Promise<T> = (p) => p;
 
   private constructor(
     readonly gpu: GPUDevice,
@@ -279,7 +284,7 @@ export class Device {
     this.copy(buffer, offsetBytes, staging, 0, size);
     this.flush();
     try {
-      await staging.mapAsync(0x1);
+      await this.waitFor(staging.mapAsync(0x1));
     } catch (e) {
       this.throwPendingError();
       this.check();
@@ -295,7 +300,7 @@ export class Device {
   /** Waits for all submitted work. */
   async sync(): Promise<void> {
     this.flush();
-    await this.gpu.queue.onSubmittedWorkDone();
+    await this.waitFor(this.gpu.queue.onSubmittedWorkDone());
     this.throwPendingError();
   }
 

@@ -11,7 +11,7 @@ import {
   type UniformField,
   uarr,
 } from '../kernels/common.js';
-import { broadcastShapes, broadcastStrides, contiguousStrides, fmt, shapesEqual } from '../shape.js';
+import { broadcastShapes, broadcastStrides, fmt, shapesEqual } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { sumToShape } from './reduce.js';
 
