@@ -22,6 +22,12 @@ for (const f of ['params', 'small-k', 'wgsl']) {
 }
 const { chooseMatmulPlan } = await import(pathToFileURL(join(outDir, 'wgsl.mjs')).href);
 const { packMatmulParams } = await import(pathToFileURL(join(outDir, 'params.mjs')).href);
+// The engine's wait: without it dawn.node's poller spins a core that lavapipe's threads need.
+const waitJs = ts.transpileModule(readFileSync(join(here, '../src/device/dawn-wait.ts'), 'utf8'), {
+  compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+}).outputText;
+writeFileSync(join(outDir, 'dawn-wait.mjs'), waitJs);
+const { waitWithoutSpinning } = await import(pathToFileURL(join(outDir, 'dawn-wait.mjs')).href);
 
 Object.assign(globalThis, globals);
 // --dawn=toggle1,toggle2 enables Dawn toggles (e.g. disable_robustness) for A/B measurements.
@@ -61,7 +67,7 @@ async function read(b, n) {
   const e = device.createCommandEncoder();
   e.copyBufferToBuffer(b, 0, r, 0, n * 4);
   device.queue.submit([e.finish()]);
-  await r.mapAsync(GPUMapMode.READ);
+  await waitWithoutSpinning(r.mapAsync(GPUMapMode.READ));
   const out = new Float32Array(r.getMappedRange().slice(0));
   r.unmap();
   r.destroy();
@@ -102,7 +108,7 @@ async function run(prepared, times) {
       c.end();
     }
   device.queue.submit([e.finish()]);
-  await device.queue.onSubmittedWorkDone();
+  await waitWithoutSpinning(device.queue.onSubmittedWorkDone());
 }
 const rand = (n) => {
   const a = new Float32Array(n);
