@@ -310,7 +310,10 @@ if (!skipCheck) {
   await check({ M: 300, N: 8, K: 41, batch: 1, transA: false, transB: true }); // lanes-along-M
   // Small-K kernel (subgroups): a partial column group, K = 4/12/16, batches, offsets, a broadcast B.
   await check({ M: 300, N: 68, K: 8, batch: 1, transA: false, transB: false });
-  await check({ M: 77, N: 64, K: 12, batch: 2, transA: false, transB: false }, { alpha: 0.5, accumulate: true });
+  await check(
+    { M: 77, N: 64, K: 12, batch: 2, transA: false, transB: false },
+    { alpha: 0.5, accumulate: true },
+  );
   await check(
     { M: 40, N: 96, K: 4, batch: 3, transA: false, transB: false, aOff: 4, cOff: 8, strideB: 0 },
     { accumulate: true },
