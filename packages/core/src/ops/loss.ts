@@ -2,7 +2,7 @@ import { record } from '../autograd.js';
 import { assertDType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import { runKernel, storageDecl } from '../kernels/common.js';
-import { ROW_WG, rowGrid, rowKernel } from '../kernels/rows.js';
+import { ROW_WG, rowGrid, rowKernel, runRowKernel } from '../kernels/rows.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 
@@ -49,16 +49,17 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
     ['nan', 'f32', Number.NaN],
   ] as const;
   if (N > 0) {
-    runKernel({
-      key: 'xent_fwd',
-      wgsl: () =>
-        rowKernel(
-          `${storageDecl(0, 'X', 'f32', 'read')}
+    runRowKernel(
+      {
+        key: 'xent_fwd',
+        wgsl: () =>
+          rowKernel(
+            `${storageDecl(0, 'X', 'f32', 'read')}
 ${storageDecl(1, 'TG', 'i32', 'read')}
 ${storageDecl(2, 'L', 'f32', 'read_write')}
 ${storageDecl(3, 'LSE', 'f32', 'read_write')}
 PARAMS`,
-          `  let base = row * P.c;
+            `  let base = row * P.c;
   var m = -3.4028234663852886e38;
   ${LOOP} { m = max(m, X[base + i]); }
   m = wg_max(m, lid);
@@ -70,12 +71,20 @@ ${TARGET}
     LSE[row] = lse;
     if (ignored) { L[row] = 0.0; } else if (invalid) { L[row] = P.nan; } else { L[row] = lse - X[base + u32(t)]; }
   }`,
-        ),
-      inputs: [logits, targets],
-      outputs: [losses, lse],
-      uniforms: [...common],
-      workgroups: rowGrid(N),
-    });
+          ),
+        inputs: [logits, targets],
+        outputs: [losses, lse],
+        uniforms: [...common],
+        workgroups: rowGrid(N),
+      },
+      N,
+      new Map([
+        [logits, C],
+        [targets, 1],
+        [losses, 1],
+        [lse, 1],
+      ]),
+    );
   }
 
   // 'sum'/'mean': one workgroup adds the row losses in a fixed order (deterministic) and counts the
@@ -122,18 +131,26 @@ PARAMS`,
     if (N === 0) return [dx];
     // Upstream factor per row: g[row] ('none'), g[0] ('sum') or g[0] / count ('mean').
     const gRow = reduction === 'none' ? 'G[row]' : reduction === 'sum' ? 'G[0]' : 'G[0] / CNT[0]';
-    runKernel({
-      key: `xent_bwd:${reduction}`,
-      wgsl: () =>
-        rowKernel(
-          `${storageDecl(0, 'X', 'f32', 'read')}
+    const perRow = new Map<Tensor, number>([
+      [logits, C],
+      [targets, 1],
+      [lse, 1],
+      [dx, C],
+    ]);
+    if (reduction === 'none') perRow.set(g, 1);
+    runRowKernel(
+      {
+        key: `xent_bwd:${reduction}`,
+        wgsl: () =>
+          rowKernel(
+            `${storageDecl(0, 'X', 'f32', 'read')}
 ${storageDecl(1, 'TG', 'i32', 'read')}
 ${storageDecl(2, 'LSE', 'f32', 'read')}
 ${storageDecl(3, 'G', 'f32', 'read')}
 ${reduction === 'mean' ? storageDecl(4, 'CNT', 'f32', 'read') : ''}
 ${storageDecl(reduction === 'mean' ? 5 : 4, 'DX', 'f32', 'read_write')}
 PARAMS`,
-          `  let base = row * P.c;
+            `  let base = row * P.c;
 ${TARGET}
   let gs = ${gRow};
   let lse = LSE[row];
@@ -141,12 +158,15 @@ ${TARGET}
     let d = (exp(X[base + i] - lse) - select(0.0, 1.0, i32(i) == t)) * gs;
     DX[base + i] = select(select(d, P.nan, invalid), 0.0, ignored);
   }`,
-        ),
-      inputs: reduction === 'mean' ? [logits, targets, lse, g, count as Tensor] : [logits, targets, lse, g],
-      outputs: [dx],
-      uniforms: [...common],
-      workgroups: rowGrid(N),
-    });
+          ),
+        inputs: reduction === 'mean' ? [logits, targets, lse, g, count as Tensor] : [logits, targets, lse, g],
+        outputs: [dx],
+        uniforms: [...common],
+        workgroups: rowGrid(N),
+      },
+      N,
+      perRow,
+    );
     return [dx];
   });
   if (!result.node) {

@@ -1,7 +1,7 @@
 import { record } from '../autograd.js';
 import { assertDType } from '../dtype.js';
-import { runKernel, storageDecl } from '../kernels/common.js';
-import { ROW_WG, rowGrid, rowKernel } from '../kernels/rows.js';
+import { storageDecl } from '../kernels/common.js';
+import { ROW_WG, rowGrid, rowKernel, runRowKernel } from '../kernels/rows.js';
 import { Tensor } from '../tensor.js';
 
 const IO2 = `${storageDecl(0, 'X', 'f32', 'read')}\n${storageDecl(1, 'Y', 'f32', 'read_write')}\nPARAMS`;
@@ -18,12 +18,13 @@ function rowSoftmax(x: Tensor, log: boolean): Tensor {
   const rows = n === 0 ? 0 : x.size / n;
   const y = Tensor.empty(x.shape, 'f32');
   if (rows > 0) {
-    runKernel({
-      key: `softmax:${log}`,
-      wgsl: () =>
-        rowKernel(
-          IO2,
-          `  let base = row * P.n;
+    runRowKernel(
+      {
+        key: `softmax:${log}`,
+        wgsl: () =>
+          rowKernel(
+            IO2,
+            `  let base = row * P.n;
   var m = -3.4028234663852886e38;
   ${LOOP} { m = max(m, X[base + i]); }
   m = wg_max(m, lid);
@@ -33,38 +34,52 @@ function rowSoftmax(x: Tensor, log: boolean): Tensor {
   let dead = m <= -3.4028234663852886e38;
   let lse = m + log(s);
   ${LOOP} { ${log ? 'Y[base + i] = select(X[base + i] - lse, 0.0, dead);' : 'Y[base + i] = select(exp(X[base + i] - m) / s, 0.0, dead);'} }`,
-        ),
-      inputs: [x],
-      outputs: [y],
-      uniforms: [
-        ['rows', 'u32', rows],
-        ['n', 'u32', n],
-      ],
-      workgroups: rowGrid(rows),
-    });
+          ),
+        inputs: [x],
+        outputs: [y],
+        uniforms: [
+          ['rows', 'u32', rows],
+          ['n', 'u32', n],
+        ],
+        workgroups: rowGrid(rows),
+      },
+      rows,
+      new Map([
+        [x, n],
+        [y, n],
+      ]),
+    );
   }
   return record(y, log ? 'log_softmax' : 'softmax', [x], (g) => {
     const dx = Tensor.empty(x.shape, 'f32');
     // softmax: dx = y * (g - sum(g*y)); log-softmax: dx = g - exp(y) * sum(g)
-    runKernel({
-      key: `softmax_bwd:${log}`,
-      wgsl: () =>
-        rowKernel(
-          IO3,
-          `  let base = row * P.n;
+    runRowKernel(
+      {
+        key: `softmax_bwd:${log}`,
+        wgsl: () =>
+          rowKernel(
+            IO3,
+            `  let base = row * P.n;
   var s = 0.0;
   ${LOOP} { s += ${log ? 'G[base + i]' : 'G[base + i] * Y[base + i]'}; }
   s = wg_sum(s, lid);
   ${LOOP} { ${log ? 'DX[base + i] = G[base + i] - exp(Y[base + i]) * s;' : 'DX[base + i] = Y[base + i] * (G[base + i] - s);'} }`,
-        ),
-      inputs: [y, g],
-      outputs: [dx],
-      uniforms: [
-        ['rows', 'u32', rows],
-        ['n', 'u32', n],
-      ],
-      workgroups: rowGrid(rows),
-    });
+          ),
+        inputs: [y, g],
+        outputs: [dx],
+        uniforms: [
+          ['rows', 'u32', rows],
+          ['n', 'u32', n],
+        ],
+        workgroups: rowGrid(rows),
+      },
+      rows,
+      new Map([
+        [y, n],
+        [g, n],
+        [dx, n],
+      ]),
+    );
     return [dx];
   });
 }
