@@ -48,32 +48,36 @@ export function rowGrid(rows: number, maxPerDim = 65535): [number, number, numbe
 }
 
 /**
- * Runs a row kernel (uniform `rows`, one workgroup per row, `row` indexing each row tensor) on all
- * `rows` rows. `perRow` gives the elements per row of every input/output that has one row per row
- * of the problem; others are bound whole. When a row tensor exceeds the storage binding limit the
- * rows run in windows, each binding the window's rows of every row tensor (windows start on
- * multiples of 64 rows, so binding offsets stay multiples of 256 bytes). The kernel must index row
- * tensors by `row` alone, never by an absolute row.
+ * Runs a row kernel on `rows` rows: one workgroup per row, the `rows` uniform prepended to the
+ * call's own. `perRow` gives the elements per row of every input/output that has one row per row
+ * of the problem (indexed by `row`); others are bound whole. When a row tensor exceeds the storage
+ * binding limit the rows run in windows, each binding the window's rows of every row tensor
+ * (windows start on multiples of 64 rows, so binding offsets stay multiples of 256 bytes). The
+ * kernel must therefore index row tensors by `row` alone, never by an absolute row.
  */
-export function runRowKernel(call: KernelCall, rows: number, perRow: ReadonlyMap<Tensor, number>): void {
+export function runRowKernel(
+  call: Omit<KernelCall, 'workgroups'>,
+  rows: number,
+  perRow: ReadonlyMap<Tensor, number>,
+): void {
   const limit = getDevice().maxBindingBytes;
   const widest = Math.max(...perRow.values());
-  const window = Math.floor(limit / (4 * widest) / 64) * 64;
-  if (rows * widest * 4 <= limit || window === 0) {
-    runKernel(call);
-    return;
-  }
-  for (let r0 = 0; r0 < rows; r0 += window) {
-    const n = Math.min(window, rows - r0);
+  const fits = rows * widest * 4 <= limit;
+  const window = fits ? rows : Math.floor(limit / (4 * widest) / 64) * 64;
+  // No whole row fits: bind everything and let the dispatch report the limit.
+  const step = window === 0 ? rows : window;
+  for (let r0 = 0; r0 < rows; r0 += step) {
+    const n = Math.min(step, rows - r0);
     const bind = (t: Tensor | GPUBufferBinding) => {
-      const k = t instanceof Tensor ? perRow.get(t) : undefined;
-      return k === undefined ? t : (t as Tensor).window(r0 * k, n * k);
+      if (fits || window === 0 || !(t instanceof Tensor)) return t;
+      const k = perRow.get(t);
+      return k === undefined ? t : t.window(r0 * k, n * k);
     };
     runKernel({
       ...call,
       inputs: call.inputs.map(bind),
       outputs: call.outputs.map(bind),
-      uniforms: call.uniforms?.map((u) => (u[0] === 'rows' ? (['rows', 'u32', n] as const) : u)),
+      uniforms: [['rows', 'u32', n], ...(call.uniforms ?? [])],
       workgroups: rowGrid(n),
     });
   }

@@ -2,7 +2,7 @@ import { record } from '../autograd.js';
 import { assertDType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import { runKernel, storageDecl } from '../kernels/common.js';
-import { ROW_WG, rowGrid, rowKernel, runRowKernel } from '../kernels/rows.js';
+import { ROW_WG, rowKernel, runRowKernel } from '../kernels/rows.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 
@@ -43,7 +43,6 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   const losses = Tensor.empty([N], 'f32');
   const lse = Tensor.empty([N], 'f32');
   const common = [
-    ['rows', 'u32', N],
     ['c', 'u32', C],
     ['ignore', 'i32', ignore],
     ['nan', 'f32', Number.NaN],
@@ -75,7 +74,6 @@ ${TARGET}
         inputs: [logits, targets],
         outputs: [losses, lse],
         uniforms: [...common],
-        workgroups: rowGrid(N),
       },
       N,
       new Map([
@@ -162,7 +160,6 @@ ${TARGET}
         inputs: reduction === 'mean' ? [logits, targets, lse, g, count as Tensor] : [logits, targets, lse, g],
         outputs: [dx],
         uniforms: [...common],
-        workgroups: rowGrid(N),
       },
       N,
       perRow,

@@ -1,7 +1,7 @@
 import { record } from '../autograd.js';
 import { assertDType } from '../dtype.js';
 import { storageDecl } from '../kernels/common.js';
-import { ROW_WG, rowGrid, rowKernel, runRowKernel } from '../kernels/rows.js';
+import { ROW_WG, rowKernel, runRowKernel } from '../kernels/rows.js';
 import { Tensor } from '../tensor.js';
 
 const IO2 = `${storageDecl(0, 'X', 'f32', 'read')}\n${storageDecl(1, 'Y', 'f32', 'read_write')}\nPARAMS`;
@@ -37,11 +37,7 @@ function rowSoftmax(x: Tensor, log: boolean): Tensor {
           ),
         inputs: [x],
         outputs: [y],
-        uniforms: [
-          ['rows', 'u32', rows],
-          ['n', 'u32', n],
-        ],
-        workgroups: rowGrid(rows),
+        uniforms: [['n', 'u32', n]],
       },
       rows,
       new Map([
@@ -67,11 +63,7 @@ function rowSoftmax(x: Tensor, log: boolean): Tensor {
           ),
         inputs: [y, g],
         outputs: [dx],
-        uniforms: [
-          ['rows', 'u32', rows],
-          ['n', 'u32', n],
-        ],
-        workgroups: rowGrid(rows),
+        uniforms: [['n', 'u32', n]],
       },
       rows,
       new Map([
