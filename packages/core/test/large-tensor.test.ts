@@ -132,6 +132,35 @@ describe('tensors over the binding limit', () => {
           },
         ],
       ];
+    // Norms: the input gradient against finite differences (gamma and beta are constants), on
+    // [130, 24] (12.5 KB) against windows of 64 rows (6 KB) to keep the differences quick.
+    const NC = 24;
+    const gamma = randn([NC], new Rng(10));
+    const beta = randn([NC], new Rng(11));
+    const constant = (x: F64) => core.tensor(x.toFloat32(), x.shape);
+    for (const [name, op, ref] of [
+      [
+        'layerNorm',
+        (t: core.Tensor) => core.layerNorm(t, constant(gamma), constant(beta)),
+        (x: F64) => R.layerNorm(x, gamma, beta, 1e-5),
+      ],
+      [
+        'rmsNorm',
+        (t: core.Tensor) => core.rmsNorm(t, constant(gamma)),
+        (x: F64) => R.rmsNorm(x, gamma, 1e-6),
+      ],
+    ] as const) {
+      it(name, async () => {
+        gpu.device().setBindingLimitForTesting(64 * NC * 4);
+        await checkOp(
+          name,
+          ([x]) => op(x),
+          ([x]) => ref(x),
+          [randn([130, NC], new Rng(12))],
+          { bwdTol: 2e-4 },
+        );
+      });
+    }
     for (const [name, op, ref, grad] of cases) {
       it(name, async () => {
         gpu.device().setBindingLimitForTesting(64 * C * 4);
@@ -148,7 +177,7 @@ describe('tensors over the binding limit', () => {
     }
   });
 
-  it('an op without a windowed path reports the limit instead of failing silently', () => {
+  it('a single row wider than the binding reports the limit instead of failing silently', () => {
     gpu.device().setBindingLimitForTesting(4096);
     const x = core.zeros([4, 2000]);
     expect(() => core.layerNorm(x, core.ones([2000]), core.zeros([2000]))).toThrow(

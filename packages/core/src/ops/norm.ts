@@ -1,8 +1,8 @@
 import { record } from '../autograd.js';
 import { assertDType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
-import { runKernel, storageDecl } from '../kernels/common.js';
-import { ROW_WG, rowGrid, rowKernel } from '../kernels/rows.js';
+import { storageDecl } from '../kernels/common.js';
+import { ROW_WG, rowKernel, runRowKernel } from '../kernels/rows.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { mul } from './elementwise.js';
@@ -47,18 +47,19 @@ function normForward(
   const xhat = Tensor.empty(x.shape, 'f32');
   const rstd = Tensor.empty([rows], 'f32');
   const hasBeta = beta !== null;
-  runKernel({
-    key: `norm:${centered}:${hasBeta}`,
-    wgsl: () =>
-      rowKernel(
-        `${storageDecl(0, 'X', 'f32', 'read')}
+  runRowKernel(
+    {
+      key: `norm:${centered}:${hasBeta}`,
+      wgsl: () =>
+        rowKernel(
+          `${storageDecl(0, 'X', 'f32', 'read')}
 ${storageDecl(1, 'Gm', 'f32', 'read')}
 ${storageDecl(2, 'Bt', 'f32', 'read')}
 ${storageDecl(3, 'Y', 'f32', 'read_write')}
 ${storageDecl(4, 'XH', 'f32', 'read_write')}
 ${storageDecl(5, 'RS', 'f32', 'read_write')}
 PARAMS`,
-        `  let base = row * P.n;
+          `  let base = row * P.n;
   var s = 0.0;
   ${LOOP} { s += X[base + i]; }
   let mu = ${centered ? 'wg_sum(s, lid) / f32(P.n)' : '0.0 * wg_sum(s, lid)'};
@@ -67,16 +68,22 @@ PARAMS`,
   let r = inverseSqrt(wg_sum(v, lid) / f32(P.n) + P.eps);
   ${LOOP} { let h = (X[base + i] - mu) * r; XH[base + i] = h; Y[base + i] = h * Gm[i] + ${hasBeta ? 'Bt[i]' : '0.0 * Bt[0]'}; }
   if (lid == 0u) { RS[row] = r; }`,
-      ),
-    inputs: [x, gamma, beta ?? gamma],
-    outputs: [y, xhat, rstd],
-    uniforms: [
-      ['rows', 'u32', rows],
-      ['n', 'u32', n],
-      ['eps', 'f32', eps],
-    ],
-    workgroups: rowGrid(rows),
-  });
+        ),
+      inputs: [x, gamma, beta ?? gamma],
+      outputs: [y, xhat, rstd],
+      uniforms: [
+        ['n', 'u32', n],
+        ['eps', 'f32', eps],
+      ],
+    },
+    rows,
+    new Map([
+      [x, n],
+      [y, n],
+      [xhat, n],
+      [rstd, 1],
+    ]),
+  );
   const inputs = beta ? [x, gamma, beta] : [x, gamma];
   const out = record(y, op, inputs, (g) => {
     const dx = x.requiresGrad ? normBackward(g, gamma, xhat, rstd, n, rows, centered) : null;
@@ -122,17 +129,18 @@ function normBackward(
   centered: boolean,
 ): Tensor {
   const dx = Tensor.empty(g.shape, 'f32');
-  runKernel({
-    key: `norm_bwd:${centered}`,
-    wgsl: () =>
-      rowKernel(
-        `${storageDecl(0, 'G', 'f32', 'read')}
+  runRowKernel(
+    {
+      key: `norm_bwd:${centered}`,
+      wgsl: () =>
+        rowKernel(
+          `${storageDecl(0, 'G', 'f32', 'read')}
 ${storageDecl(1, 'Gm', 'f32', 'read')}
 ${storageDecl(2, 'XH', 'f32', 'read')}
 ${storageDecl(3, 'RS', 'f32', 'read')}
 ${storageDecl(4, 'DX', 'f32', 'read_write')}
 PARAMS`,
-        `  let base = row * P.n;
+          `  let base = row * P.n;
   var s1 = 0.0;
   var s2 = 0.0;
   ${LOOP} { let d = G[base + i] * Gm[i]; s1 += d; s2 += d * XH[base + i]; }
@@ -140,14 +148,18 @@ PARAMS`,
   let m2 = wg_sum(s2, lid) / f32(P.n);
   let r = RS[row];
   ${LOOP} { DX[base + i] = r * (G[base + i] * Gm[i] - m1 - XH[base + i] * m2); }`,
-      ),
-    inputs: [g, gamma, xhat, rstd],
-    outputs: [dx],
-    uniforms: [
-      ['rows', 'u32', rows],
-      ['n', 'u32', n],
-    ],
-    workgroups: rowGrid(rows),
-  });
+        ),
+      inputs: [g, gamma, xhat, rstd],
+      outputs: [dx],
+      uniforms: [['n', 'u32', n]],
+    },
+    rows,
+    new Map([
+      [g, n],
+      [xhat, n],
+      [rstd, 1],
+      [dx, n],
+    ]),
+  );
   return dx;
 }
