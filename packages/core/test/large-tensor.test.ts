@@ -177,6 +177,51 @@ describe('tensors over the binding limit', () => {
     }
   });
 
+  // Concat and slice copy in windows (4 KB limit: 896 f32 per window): groups of outer slabs for the
+  // concat, ranges along the axis within one slab for the slices. Copies are exact, and so are their
+  // gradients: the upstream gradient split (concat) or placed into zeros (slice).
+  describe('concat and slice in windows', () => {
+    const rng = new Rng(13);
+    /** Zeros of `shape` with `g` placed at [starts, starts + g.shape). */
+    const placed = (shape: number[], starts: number[], g: F64): F64 => {
+      const out = new F64(shape);
+      const outStrides = shape.map((_, k) => shape.slice(k + 1).reduce((p, q) => p * q, 1));
+      const gStrides = g.shape.map((_, k) => g.shape.slice(k + 1).reduce((p, q) => p * q, 1));
+      for (let e = 0; e < g.data.length; e++) {
+        let at = 0;
+        for (let k = 0; k < shape.length; k++)
+          at += (starts[k] + (Math.floor(e / gStrides[k]) % g.shape[k])) * outStrides[k];
+        out.data[at] = g.data[e];
+      }
+      return out;
+    };
+    const sliceCase = (shape: number[], starts: number[], ends: number[]) =>
+      [
+        `slice [${shape}] to [${starts}]..[${ends}]`,
+        ([a]: core.Tensor[]) => core.slice(a, starts, ends),
+        ([a]: F64[]) => R.slice(a, starts, ends),
+        [randn(shape, rng)],
+        (_: F64[], g: F64) => [placed(shape, starts, g)],
+      ] as const;
+    const cases = [
+      [
+        'concat [200, 30] and [200, 20] along the last axis',
+        ([a, b]: core.Tensor[]) => core.concat([a, b], -1),
+        ([a, b]: F64[]) => R.concat([a, b], -1),
+        [randn([200, 30], rng), randn([200, 20], rng)],
+        (_: F64[], g: F64) => [R.slice(g, [0, 0], [200, 30]), R.slice(g, [0, 30], [200, 50])],
+      ] as const,
+      sliceCase([3, 50, 40], [0, 5, 0], [3, 47, 40]),
+      sliceCase([300, 20], [10, 0], [290, 20]),
+    ];
+    for (const [name, op, ref, inputs, refGrad] of cases) {
+      it(name, async () => {
+        gpu.device().setBindingLimitForTesting(4096);
+        await checkOp(name, op, ref, [...inputs], { refGrad });
+      });
+    }
+  });
+
   it('a single row wider than the binding reports the limit instead of failing silently', () => {
     gpu.device().setBindingLimitForTesting(4096);
     const x = core.zeros([4, 2000]);

@@ -3,7 +3,7 @@
  * log-softmax on the CPU, and lm-evaluation-harness's tokenisation rules spelled out.
  */
 import { join } from 'node:path';
-import { getDevice, tidy } from '@sharelora/core/node';
+import { getDevice } from '@sharelora/core/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type CausalLM,
@@ -231,10 +231,8 @@ describe('positions whose logits exceed one storage binding', () => {
       expect(ll.isGreedy).toBe(whole.ll[0].isGreedy);
       close((await lossOf())[0], whole.loss[0]);
       close(whole.loss[0], whole.ref[0]);
-      // The whole [T, V] logits do not fit one binding: the row-wise loss on them says so.
-      expect(() => tidy(() => causalLmLoss(model.forward(ids([seq])), ids([seq])))).toThrow(
-        /maxStorageBufferBindingSize/,
-      );
+      // The whole [T, V] logits exceed one binding too, and the core ops handle them in windows.
+      close((await run(() => causalLmLoss(model.forward(ids([seq])), ids([seq]))))[0], whole.ref[0]);
     } finally {
       dev.setBindingLimitForTesting(null);
     }

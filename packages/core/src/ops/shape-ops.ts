@@ -1,7 +1,8 @@
 import { record } from '../autograd.js';
-import { assertDType, type DType } from '../dtype.js';
+import { assertDType, BYTES_PER_ELEMENT, type DType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import { f16Enable, grid, main1d, runKernel, storageDecl, uarr } from '../kernels/common.js';
+import { getDevice } from '../runtime.js';
 import { contiguousStrides, fmt, normAxis, type Shape } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from './creation.js';
@@ -63,9 +64,14 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
   return permute(x, perm);
 }
 
+/** Window starts are rounded down to this many elements: 256 bytes or more for every dtype here. */
+const WINDOW_ALIGN = 128;
+
 /**
- * Copies x[..., start:start+len, ...] (along `axis`) into out[..., dstStart:dstStart+len, ...], or the
- * reverse when `scatter` is set. Both concat and slice (and their gradients) are built from this.
+ * Copies src[..., srcStart:srcStart+len, ...] (along `axis`) into dst[..., dstStart:dstStart+len, ...].
+ * Both concat and slice (and their gradients) are built from this.
+ * A source or destination over the storage binding limit is copied in windows: groups of whole
+ * outer slabs, or ranges along `axis` within one slab, each binding only the span it touches.
  */
 function copyBlock(
   src: Tensor,
@@ -77,11 +83,39 @@ function copyBlock(
 ): void {
   const outer = src.shape.slice(0, axis).reduce((p, q) => p * q, 1);
   const inner = src.shape.slice(axis + 1).reduce((p, q) => p * q, 1);
-  const n = outer * len * inner;
-  if (n === 0) return;
-  runKernel({
-    key: `copy_block:${src.dtype}`,
-    wgsl: () => `${f16Enable([src.dtype])}${storageDecl(0, 'S', src.dtype, 'read')}
+  if (outer * len * inner === 0) return;
+  const slen = src.shape[axis];
+  const dlen = dst.shape[axis];
+  const room = Math.floor(getDevice().maxBindingBytes / BYTES_PER_ELEMENT[src.dtype]) - WINDOW_ALIGN;
+  // [o0, o1, i0, i1): outer slabs and positions along the axis of one window.
+  const windows: Array<[number, number, number, number]> = [];
+  const slab = Math.max(slen, dlen) * inner;
+  const whole = src.size <= room && dst.size <= room;
+  if (whole) windows.push([0, outer, 0, len]);
+  else if (slab <= room) {
+    const per = Math.floor(room / slab);
+    for (let o = 0; o < outer; o += per) windows.push([o, Math.min(outer, o + per), 0, len]);
+  } else {
+    // Too wide even for one slab: the dispatch reports the limit when one row of `inner` is.
+    const per = Math.max(1, Math.floor(room / inner));
+    for (let o = 0; o < outer; o++)
+      for (let i = 0; i < len; i += per) windows.push([o, o + 1, i, Math.min(len, i + per)]);
+  }
+  for (const [o0, o1, i0, i1] of windows) {
+    // First and one-past-last elements touched in each tensor, and the bindings covering them.
+    const span = (t: Tensor, stride: number, start: number): [GPUBufferBinding, number] => {
+      const first = (o0 * stride + start + i0) * inner;
+      if (whole) return [t.binding(), first];
+      const end = ((o1 - 1) * stride + start + i1) * inner;
+      const from = Math.floor(first / WINDOW_ALIGN) * WINDOW_ALIGN;
+      return [t.window(from, end - from), first - from];
+    };
+    const [sBind, sBase] = span(src, slen, srcStart);
+    const [dBind, dBase] = span(dst, dlen, dstStart);
+    const n = (o1 - o0) * (i1 - i0) * inner;
+    runKernel({
+      key: `copy_block:${src.dtype}`,
+      wgsl: () => `${f16Enable([src.dtype])}${storageDecl(0, 'S', src.dtype, 'read')}
 ${storageDecl(1, 'D', src.dtype, 'read_write')}
 PARAMS
 ${main1d()}
@@ -90,21 +124,22 @@ ${main1d()}
   let t = gi / P.inner;
   let i = t % P.len;
   let o = t / P.len;
-  D[(o * P.dlen + P.dstart + i) * P.inner + j] = S[(o * P.slen + P.sstart + i) * P.inner + j];
+  D[P.dbase + (o * P.dlen + i) * P.inner + j] = S[P.sbase + (o * P.slen + i) * P.inner + j];
 }`,
-    inputs: [src],
-    outputs: [dst],
-    uniforms: [
-      ['n', 'u32', n],
-      ['inner', 'u32', inner],
-      ['len', 'u32', len],
-      ['slen', 'u32', src.shape[axis]],
-      ['sstart', 'u32', srcStart],
-      ['dlen', 'u32', dst.shape[axis]],
-      ['dstart', 'u32', dstStart],
-    ],
-    workgroups: grid(n),
-  });
+      inputs: [sBind],
+      outputs: [dBind],
+      uniforms: [
+        ['n', 'u32', n],
+        ['inner', 'u32', inner],
+        ['len', 'u32', i1 - i0],
+        ['slen', 'u32', slen],
+        ['dlen', 'u32', dlen],
+        ['sbase', 'u32', sBase],
+        ['dbase', 'u32', dBase],
+      ],
+      workgroups: grid(n),
+    });
+  }
 }
 
 /** Concatenates along `axis`; all other dims must match. */
