@@ -20,7 +20,7 @@ import {
   tensor,
   tidy,
 } from '@sharelora/core';
-import type { KVCache } from './types.js';
+import type { CheckpointRules, KVCache } from './types.js';
 
 /** transformers' hidden_act / activation_function names we run, by the kernel that computes each. */
 export const ACTIVATIONS = {
@@ -159,11 +159,21 @@ export function keepPositions(h: Tensor, keep: number | readonly number[] | unde
 /**
  * Consecutive [start, end) ranges of `count` positions whose logits ([rows, vocabSize] f32) each fit
  * one storage binding (128 MiB on lavapipe and in browsers: 667 rows of GPT-2's 50,257-token
- * vocabulary). Project each range with CausalLM.projectLogits to handle any number of positions.
+ * vocabulary). Core ops would window over a larger tensor, but all the logits of a long batch may
+ * not even fit one buffer (maxBufferSize is 256 MiB in some browsers); projected range by range
+ * with CausalLM.projectLogits, any number of positions works, and scoring holds one range at a time.
  */
 export function logitChunks(count: number, vocabSize: number): Array<[number, number]> {
   const rows = Math.max(1, Math.floor(getDevice().maxBindingBytes / (vocabSize * 4)));
   const out: Array<[number, number]> = [];
   for (let a = 0; a < count; a += rows) out.push([a, Math.min(count, a + rows)]);
   return out;
+}
+
+/**
+ * Checkpoint rules of a causal LM (GPT-2, LLaMA): its base-model prefix and stray buffers; a tied
+ * model ignores a saved lm_head.weight. No head is ever new.
+ */
+export function causalLmRules(basePrefix: string, buffers: RegExp, tied: boolean): CheckpointRules {
+  return { basePrefix, buffers, aliases: {}, unused: tied ? /^lm_head\.weight$/ : null, newHead: null };
 }

@@ -17,6 +17,7 @@ import {
   ACTIVATIONS,
   type AttentionContext,
   attend,
+  causalLmRules,
   checkLength,
   defaultPositions,
   keepPositions,
@@ -27,7 +28,7 @@ import {
   weightInit,
 } from './common.js';
 import type { CausalLM, CausalLMForwardOptions, CheckpointRules, Gpt2Config } from './types.js';
-import { VocabEmbedding } from './vocab.js';
+import { untiedOutput, VocabEmbedding } from './vocab.js';
 
 export const GPT2_LORA_TARGETS: readonly string[] = ['c_attn'];
 
@@ -159,17 +160,13 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
     super();
     const w = weightInit(opts);
     this.transformer = new GPT2Model(config, w);
-    this.lm_head = config.tieWordEmbeddings
-      ? null
-      : new VocabEmbedding(config.vocabSize, config.hiddenSize, w.dtype);
-    this.checkpointRules = {
-      basePrefix: 'transformer.',
-      // The causal-mask buffers older transformers versions saved with each attention layer.
-      buffers: /(^|\.)attn\.(bias|masked_bias)$/,
-      aliases: {},
-      unused: config.tieWordEmbeddings ? /^lm_head\.weight$/ : null,
-      newHead: null,
-    };
+    this.lm_head = untiedOutput(config, w.dtype);
+    // The causal-mask buffers older transformers versions saved with each attention layer.
+    this.checkpointRules = causalLmRules(
+      'transformer.',
+      /(^|\.)attn\.(bias|masked_bias)$/,
+      config.tieWordEmbeddings,
+    );
   }
 
   forward(inputIds: Tensor, opts: CausalLMForwardOptions = {}): Tensor {

@@ -8,6 +8,7 @@ import {
   ACTIVATIONS,
   type AttentionContext,
   attend,
+  causalLmRules,
   defaultPositions,
   keepPositions,
   type ModelBuildOptions,
@@ -17,7 +18,7 @@ import {
   weightInit,
 } from './common.js';
 import type { CausalLM, CausalLMForwardOptions, CheckpointRules, LlamaConfig } from './types.js';
-import { VocabEmbedding } from './vocab.js';
+import { untiedOutput, VocabEmbedding } from './vocab.js';
 
 export const LLAMA_LORA_TARGETS: readonly string[] = ['q_proj', 'v_proj'];
 
@@ -137,16 +138,8 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     super();
     const w = weightInit(opts);
     this.model = new LlamaModel(config, w);
-    this.lm_head = config.tieWordEmbeddings
-      ? null
-      : new VocabEmbedding(config.vocabSize, config.hiddenSize, w.dtype);
-    this.checkpointRules = {
-      basePrefix: 'model.',
-      buffers: /(^|\.)rotary_emb\.inv_freq$/,
-      aliases: {},
-      unused: config.tieWordEmbeddings ? /^lm_head\.weight$/ : null,
-      newHead: null,
-    };
+    this.lm_head = untiedOutput(config, w.dtype);
+    this.checkpointRules = causalLmRules('model.', /(^|\.)rotary_emb\.inv_freq$/, config.tieWordEmbeddings);
   }
 
   forward(inputIds: Tensor, opts: CausalLMForwardOptions = {}): Tensor {

@@ -44,7 +44,7 @@ import type {
   RobertaConfig,
   SequenceClassifier,
 } from './types.js';
-import { VocabEmbedding } from './vocab.js';
+import { untiedOutput, VocabEmbedding } from './vocab.js';
 
 export const ROBERTA_LORA_TARGETS: readonly string[] = ['query', 'value'];
 
@@ -300,9 +300,7 @@ export class RobertaLMHead extends Module {
     super();
     this.dense = new Linear(config.hiddenSize, config.hiddenSize, { ...w, init: false });
     this.layer_norm = new LayerNorm(config.hiddenSize, { eps: config.layerNormEps });
-    this.decoder = config.tieWordEmbeddings
-      ? null
-      : new VocabEmbedding(config.vocabSize, config.hiddenSize, w.dtype);
+    this.decoder = untiedOutput(config, w.dtype);
     this.bias = new Parameter(zeros([config.vocabSize]));
   }
 

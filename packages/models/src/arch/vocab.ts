@@ -86,6 +86,17 @@ export class VocabEmbedding extends Module {
   }
 }
 
+/**
+ * A model's own output matrix [V, D], or null when tie_word_embeddings makes the input embedding
+ * serve as output projection too.
+ */
+export function untiedOutput(
+  config: { tieWordEmbeddings: boolean; vocabSize: number; hiddenSize: number },
+  dtype: FloatDType,
+): VocabEmbedding | null {
+  return config.tieWordEmbeddings ? null : new VocabEmbedding(config.vocabSize, config.hiddenSize, dtype);
+}
+
 /** A tensor as a checkpoint names it, with the parameter(s) holding it (row blocks, in order). */
 export interface CheckpointTensor {
   name: string;
