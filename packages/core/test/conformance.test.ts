@@ -242,6 +242,7 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       [[5, 7], [3, 7], false, true],
       [[7, 5], [3, 7], true, true],
       [[1, 1], [1, 1], false, false],
+      [[5, 0], [0, 3], false, false],
       [[2, 3, 37, 29], [29, 17], false, false],
       [[4, 9, 13], [4, 13, 11], false, false],
       [[4, 9, 13], [13, 11], false, false],

@@ -5,6 +5,7 @@ import { runMatmul } from '../kernels/matmul/run.js';
 import { noGrad } from '../runtime.js';
 import { broadcastShapes, fmt, numel, shapesEqual } from '../shape.js';
 import { Tensor } from '../tensor.js';
+import { zeros } from './creation.js';
 import { cast } from './elementwise.js';
 import { sumToShape } from './reduce.js';
 
@@ -64,8 +65,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const bBatch = b.shape.slice(0, -2);
   const batchShape = broadcastShapes(aBatch, bBatch, 'matmul');
   const batch = numel(batchShape);
-  const out = Tensor.empty([...batchShape, M, N], 'f32');
-  if (out.size > 0) {
+  // An empty inner dimension sums nothing: zeros (the kernels cannot bind empty operands).
+  const out = K === 0 ? zeros([...batchShape, M, N]) : Tensor.empty([...batchShape, M, N], 'f32');
+  if (out.size > 0 && K > 0) {
     if (b.rank === 2 && !transA) {
       // Fold a's batch into M: one large GEMM instead of many small ones.
       runMatmul(a, b, out, {

@@ -21,28 +21,14 @@ const MAX_ROWS = 128;
 /** Fewer workgroups than this leaves threads idle: shrink the row block first. */
 const MIN_WORKGROUPS = 64;
 
-const div4 = (x: number | undefined) => (x ?? 0) % 4 === 0;
-
-/** Whether the small-K kernel can run this product (and is the better choice). */
-export function smallKApplies(spec: MatmulSpec, subgroupMinSize: number | undefined): boolean {
-  const { M, N, K } = spec;
-  return (
-    (subgroupMinSize ?? 0) >= 8 &&
-    !spec.transA &&
-    !spec.transB &&
-    K % 4 === 0 &&
-    K <= SMALL_K_MAX &&
-    // Lanes run along N in groups of 4 columns: narrower outputs would leave lanes idle.
-    N % 4 === 0 &&
-    N >= 4 * WG &&
-    M >= 32 &&
-    div4(spec.aOff) &&
-    div4(spec.bOff) &&
-    div4(spec.cOff) &&
-    div4(spec.strideA ?? M * K) &&
-    div4(spec.strideB ?? K * N) &&
-    div4(spec.strideC ?? M * N)
-  );
+/**
+ * Whether the small-K kernel suits this product's sizes. The caller also requires what the kernel's
+ * vec4 accesses need: subgroups of at least 8 lanes, non-transposed operands, 4-aligned rows and
+ * offsets (wgsl.ts's vectorFlags ak, bv and cv).
+ */
+export function smallKSuits(spec: MatmulSpec): boolean {
+  // Lanes run along N in groups of 4 columns: narrower outputs would leave lanes idle.
+  return spec.K >= 4 && spec.K <= SMALL_K_MAX && spec.N >= 4 * WG && spec.M >= 32;
 }
 
 /** Rows of A per 8-lane panel load. */

@@ -48,7 +48,7 @@
  */
 
 import { type MatmulSpec, PARAMS_WGSL } from './params.js';
-import { smallKApplies, smallKPass } from './small-k.js';
+import { smallKPass, smallKSuits } from './small-k.js';
 
 export interface MatmulLimits {
   maxComputeWorkgroupStorageSize: number;
@@ -149,8 +149,10 @@ export function chooseMatmulPlan(
   limits: MatmulLimits,
   override?: { tile?: TileConfig; splitK?: number },
 ): MatmulPlan {
-  if (!override && smallKApplies(spec, limits.subgroupMinSize)) {
-    return { passes: [{ ...smallKPass(spec), bindings: [0, 1, 2, 3] }], scratchBytes: 0, splitK: 1 };
+  if (!override && (limits.subgroupMinSize ?? 0) >= 8 && smallKSuits(spec)) {
+    const vf = vectorFlags(spec, { lanes: 'n', wg: 16, tm: 16, tn: 1, sg: true });
+    if (vf.ak && vf.bv && vf.cv)
+      return { passes: [{ ...smallKPass(spec), bindings: [0, 1, 2, 3] }], scratchBytes: 0, splitK: 1 };
   }
   const tile = override?.tile ?? chooseTile(spec, limits);
   const geo = tileGeometry(spec, tile);
