@@ -37,7 +37,7 @@ export class DTypeError extends ShareloraError {
 /** The GPU device was lost or reported a validation / out-of-memory error. */
 export class DeviceError extends ShareloraError {
   constructor(
-    code: 'DEVICE_LOST' | 'GPU_VALIDATION' | 'GPU_OOM' | 'GPU_INTERNAL' | 'LIMIT',
+    code: 'DEVICE_LOST' | 'GPU_VALIDATION' | 'GPU_OOM' | 'GPU_INTERNAL' | 'LIMIT' | 'PROFILE',
     message: string,
   ) {
     super(code, message);

@@ -5,6 +5,14 @@
 export { backward, record } from './autograd.js';
 export { Device, type DeviceInfo } from './device/device.js';
 export { MEMORY_CATEGORIES, type MemoryCategory, type MemoryReport } from './device/memory.js';
+export {
+  chromeTrace,
+  formatProfile,
+  kernelKind,
+  type OpProfile,
+  type ProfileReport,
+  type TraceEvent,
+} from './device/profiler.js';
 export { type DType, type FloatDType, type HalfDType, isHalf } from './dtype.js';
 export * from './errors.js';
 export { initBrowser } from './init-browser.js';

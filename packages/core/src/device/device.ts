@@ -1,6 +1,7 @@
 import { DeviceError, NoAdapterError } from '../errors.js';
 import { MemoryAccount, type MemoryReport } from './memory.js';
 import { BufferPool } from './pool.js';
+import { type ProfileReport, Profiler } from './profiler.js';
 
 /** Features we use when the adapter offers them. */
 const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
@@ -63,6 +64,7 @@ export class Device {
   private uniformBuffer: GPUBuffer;
   private pendingError: DeviceError | null = null;
   private destroyed = false;
+  private profiler: Profiler | null = null;
   /** Total dispatches and submits since creation (for benchmarks and tests). */
   stats = { dispatches: 0, submits: 0, pipelines: 0 };
   /**
@@ -185,6 +187,7 @@ export class Device {
 
   dispatch(spec: DispatchSpec): void {
     this.check();
+    const started = this.profiler ? performance.now() : 0;
     const [x, y, z] = spec.workgroups;
     if (x === 0 || y === 0 || z === 0) return;
     const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
@@ -226,10 +229,20 @@ export class Device {
     }
     const bindGroup = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     if (!this.encoder) this.encoder = this.gpu.createCommandEncoder();
-    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    const timestampWrites = this.profiler?.passTimestamps();
+    if (timestampWrites) {
+      // A pass per dispatch, so that its begin and end can be timestamped.
+      this.pass?.end();
+      this.pass = this.encoder.beginComputePass({ timestampWrites });
+    } else if (!this.pass) this.pass = this.encoder.beginComputePass();
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(x, y, z);
+    if (timestampWrites) {
+      this.pass.end();
+      this.pass = null;
+    }
+    this.profiler?.dispatched(spec.key, started);
     this.dispatches++;
     this.stats.dispatches++;
     if (this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
@@ -253,9 +266,12 @@ export class Device {
       this.pass.end();
       this.pass = null;
     }
+    const started = performance.now();
+    this.profiler?.beforeSubmit(this.encoder);
     if (this.uniformUsed > 0)
       this.gpu.queue.writeBuffer(this.uniformBuffer, 0, this.uniformArena, 0, this.uniformUsed);
     this.gpu.queue.submit([this.encoder.finish()]);
+    this.profiler?.afterSubmit(started);
     this.stats.submits++;
     this.encoder = null;
     this.dispatches = 0;
@@ -283,6 +299,7 @@ export class Device {
     const staging = this.gpu.createBuffer({ size, usage: 0x1 /* MAP_READ */ | 0x8 /* COPY_DST */ });
     this.copy(buffer, offsetBytes, staging, 0, size);
     this.flush();
+    const started = performance.now();
     try {
       await this.waitFor(staging.mapAsync(0x1));
     } catch (e) {
@@ -293,6 +310,7 @@ export class Device {
     const out = staging.getMappedRange().slice(0, bytes);
     staging.unmap();
     staging.destroy();
+    this.profiler?.readback(started, bytes);
     this.throwPendingError();
     return out;
   }
@@ -300,8 +318,39 @@ export class Device {
   /** Waits for all submitted work. */
   async sync(): Promise<void> {
     this.flush();
+    const started = performance.now();
     await this.waitFor(this.gpu.queue.onSubmittedWorkDone());
+    this.profiler?.waited(started);
     this.throwPendingError();
+  }
+
+  /**
+   * Starts recording where GPU work spends its time (see Profiler): GPU time per dispatch from
+   * timestamp queries where the adapter has them, host time in encoding, submits, waits and reads.
+   */
+  startProfile(): void {
+    if (this.profiler) throw new DeviceError('PROFILE', 'a profile is already running on this device');
+    this.flush();
+    this.profiler = new Profiler(
+      this.gpu,
+      this.features.has('timestamp-query'),
+      2 * MAX_DISPATCHES_PER_SUBMIT,
+    );
+  }
+
+  get profiling(): boolean {
+    return this.profiler !== null;
+  }
+
+  /** Waits for the recorded work and returns the profile; recording stops. */
+  async stopProfile(): Promise<ProfileReport> {
+    const p = this.profiler;
+    if (!p)
+      throw new DeviceError('PROFILE', 'no profile is running on this device (call startProfile first)');
+    await this.sync();
+    this.profiler = null;
+    await this.waitFor(p.pending());
+    return p.report(performance.now());
   }
 
   memoryReport(): MemoryReport {

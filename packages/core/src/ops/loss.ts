@@ -2,7 +2,7 @@ import { record } from '../autograd.js';
 import { assertDType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import { runKernel, storageDecl } from '../kernels/common.js';
-import { ROW_WG, rowKernel, runRowKernel } from '../kernels/rows.js';
+import { rowKernel, runRowKernel } from '../kernels/rows.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 
@@ -13,7 +13,7 @@ export interface CrossEntropyOptions {
   reduction?: 'mean' | 'sum' | 'none';
 }
 
-const LOOP = `for (var i = lid; i < P.c; i += ${ROW_WG}u)`;
+const LOOP = `for (var i = lid; i < P.c; i += ROW_WG)`;
 // Shared by both row kernels: the row's status. Out-of-range targets cannot be reported without a
 // readback, so they yield NaN (loss and gradient row) instead of reading out of bounds.
 const TARGET = `  let t = TG[row];
@@ -103,7 +103,7 @@ ${storageDecl(3, 'CNT', 'f32', 'read_write')}
 PARAMS`,
           `  var s = 0.0;
   var k = 0.0;
-  for (var i = lid; i < P.n; i += ${ROW_WG}u) { s += L[i]; k += select(1.0, 0.0, TG[i] == P.ignore); }
+  for (var i = lid; i < P.n; i += ROW_WG) { s += L[i]; k += select(1.0, 0.0, TG[i] == P.ignore); }
   s = wg_sum(s, lid);
   k = wg_sum(k, lid);
   if (lid == 0u) {

@@ -2,13 +2,13 @@ import { record } from '../autograd.js';
 import { assertDType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import { storageDecl } from '../kernels/common.js';
-import { ROW_WG, rowKernel, runRowKernel } from '../kernels/rows.js';
+import { rowKernel, runRowKernel } from '../kernels/rows.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { mul } from './elementwise.js';
 import { sum } from './reduce.js';
 
-const LOOP = `for (var i = lid; i < P.n; i += ${ROW_WG}u)`;
+const LOOP = `for (var i = lid; i < P.n; i += ROW_WG)`;
 
 function rowsOf(x: Tensor, gamma: Tensor, op: string): { n: number; rows: number } {
   assertDType(x.dtype, ['f32'], op);

@@ -2,7 +2,7 @@ import { record } from '../autograd.js';
 import { assertDType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import { grid, main1d, runKernel, storageDecl } from '../kernels/common.js';
-import { ROW_WG, rowGrid, rowKernel } from '../kernels/rows.js';
+import { rowGrid, rowKernel } from '../kernels/rows.js';
 import { fmt, normAxis, numel, type Shape } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from './creation.js';
@@ -40,7 +40,7 @@ function reduceRaw(op: ReduceOp, x: Tensor, axis: number): Tensor {
         rowKernel(
           `${storageDecl(0, 'X', 'f32', 'read')}\n${storageDecl(1, 'out', 'f32', 'read_write')}\nPARAMS`,
           `  var acc = ${init};
-  for (var i = lid; i < P.len; i += ${ROW_WG}u) { let v = X[row * P.len + i]; acc = ${comb}; }
+  for (var i = lid; i < P.len; i += ROW_WG) { let v = X[row * P.len + i]; acc = ${comb}; }
   let r = wg_${op}(acc, lid);
   if (lid == 0u) { out[row] = r; }`,
         ),

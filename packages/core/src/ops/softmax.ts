@@ -1,12 +1,12 @@
 import { record } from '../autograd.js';
 import { assertDType } from '../dtype.js';
 import { storageDecl } from '../kernels/common.js';
-import { ROW_WG, rowKernel, runRowKernel } from '../kernels/rows.js';
+import { rowKernel, runRowKernel } from '../kernels/rows.js';
 import { Tensor } from '../tensor.js';
 
 const IO2 = `${storageDecl(0, 'X', 'f32', 'read')}\n${storageDecl(1, 'Y', 'f32', 'read_write')}\nPARAMS`;
 const IO3 = `${storageDecl(0, 'Y', 'f32', 'read')}\n${storageDecl(1, 'G', 'f32', 'read')}\n${storageDecl(2, 'DX', 'f32', 'read_write')}\nPARAMS`;
-const LOOP = `for (var i = lid; i < P.n; i += ${ROW_WG}u)`;
+const LOOP = `for (var i = lid; i < P.n; i += ROW_WG)`;
 
 /**
  * Row-wise (log-)softmax over the last axis. A row whose entries are all -inf (fully masked attention)

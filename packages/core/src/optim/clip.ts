@@ -1,12 +1,13 @@
 import { grid, main1d, runKernel, storageDecl } from '../kernels/common.js';
-import { ROW_WG, rowGrid, rowKernel } from '../kernels/rows.js';
+import { rowGrid, rowKernel } from '../kernels/rows.js';
 import type { Parameter } from '../nn/module.js';
 import { zeros } from '../ops/creation.js';
 import { type Storage, Tensor } from '../tensor.js';
 
 /** Workgroups per gradient for the sum of squares: enough to fill a GPU, few enough that the combine is one pass. */
 const MAX_PARTIALS = 256;
-const PER_GROUP = ROW_WG * 64;
+/** Gradient elements per partial sum (a multiple of any row width). */
+const PER_GROUP = 4096;
 
 /**
  * Global L2 norm of all gradients, with every gradient scaled in place by min(1, maxNorm/(norm + 1e-6))
@@ -30,7 +31,7 @@ export function clipGradNorm(params: Iterable<Parameter | Tensor>, maxNorm: numb
         rowKernel(
           `${storageDecl(0, 'G', 'f32', 'read')}\n${storageDecl(1, 'S', 'f32', 'read_write')}\nPARAMS`,
           `  var s = 0.0;
-  for (var i = row * ${ROW_WG}u + lid; i < P.n; i += P.rows * ${ROW_WG}u) { let v = G[i]; s += v * v; }
+  for (var i = row * ROW_WG + lid; i < P.n; i += P.rows * ROW_WG) { let v = G[i]; s += v * v; }
   let t = wg_sum(s, lid);
   if (lid == 0u) { S[P.off + row] = t; }`,
         ),
@@ -53,7 +54,7 @@ export function clipGradNorm(params: Iterable<Parameter | Tensor>, maxNorm: numb
       rowKernel(
         `${storageDecl(0, 'S', 'f32', 'read')}\n${storageDecl(1, 'N', 'f32', 'read_write')}\n${storageDecl(2, 'C', 'f32', 'read_write')}\nPARAMS`,
         `  var s = 0.0;
-  for (var i = lid; i < P.n; i += ${ROW_WG}u) { s += S[i]; }
+  for (var i = lid; i < P.n; i += ROW_WG) { s += S[i]; }
   let nrm = sqrt(wg_sum(s, lid));
   if (lid == 0u) { N[0] = nrm; C[0] = min(1.0, P.max_norm / (nrm + 1e-6)); }`,
       ),
