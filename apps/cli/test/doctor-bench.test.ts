@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './run-cli.js';
 
@@ -22,6 +25,48 @@ describe('sharelora doctor / bench / usage', () => {
     expect(b.elementwise.gbPerS).toBeGreaterThan(0);
     expect(b.transformerBlock.msPerStep).toBeGreaterThan(0);
     expect(b.transformerBlock.peakBytes.total).toBeGreaterThan(0);
+  });
+
+  it('bench --train times real steps; its profile accounts for every dispatch and fits in the wall time', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-train-'));
+    try {
+      const trace = join(dir, 'trace.json');
+      const args = ['bench', '--train', 'stories260k', '--batch-size', '2', '--seq-length', '16'];
+      const r = runCli([...args, '--steps', '2', '--json', '--profile', '--profile-out', trace]);
+      expect(r.status, r.stderr).toBe(0);
+      const [t] = JSON.parse(r.stdout).train;
+      expect(t).toMatchObject({ shape: 'stories260k', method: 'lora', rank: 8, steps: 2, tokensPerStep: 32 });
+      // q and v of 5 layers at r=8: 5·8·(64+64) + 5·8·(64+32) (the paper's LoRA count).
+      expect(t.trainableParameters).toBe(8960);
+      // Near-uniform predictions over a 512-token vocabulary at initialisation: loss ≈ ln 512.
+      for (const l of t.losses) expect(Math.abs(l - Math.log(512))).toBeLessThan(0.05);
+      expect(t.tokensPerSec).toBeCloseTo((t.tokensPerStep * 1000) / t.msPerStep, 6);
+      expect(t.peakBytes).toBeGreaterThan(0);
+      // The device's own dispatch counter and the profiler's events agree.
+      const p = t.profile;
+      expect(p.dispatches).toBe(t.dispatchesPerStep * t.steps);
+      expect(p.ops.reduce((s: number, o: { dispatches: number }) => s + o.dispatches, 0)).toBe(p.dispatches);
+      if (p.timestamps) {
+        expect(p.gpuMs).toBeLessThanOrEqual(p.gpuSpanMs * 1.001 + 0.01);
+        expect(p.gpuSpanMs).toBeLessThanOrEqual(p.wallMs);
+      }
+      const events = JSON.parse(readFileSync(trace, 'utf8')).traceEvents;
+      expect(events.filter((e: { cat: string }) => e.cat === 'encode')).toHaveLength(p.dispatches);
+
+      const text = runCli([...args, '--steps', '1', '--method', 'share-a', '--profile']);
+      expect(text.status, text.stderr).toBe(0);
+      expect(text.stdout).toMatch(/stories260k share-a r=8, batch 2×16: [\d.]+ ms\/step, \d+ tokens\/s/);
+      // One fused attention dispatch per layer.
+      expect(text.stdout).toMatch(/^attn_fwd +5 /m);
+
+      const bad = runCli(['bench', '--train', 'gpt5']);
+      expect(bad.status).toBe(2);
+      expect(bad.stderr).toMatch(/unknown shape "gpt5" \(known: stories260k, gpt2-small/);
+      expect(runCli(['bench', '--rank', '4']).stderr).toMatch(/--rank needs --train/);
+      expect(runCli(['bench', '--train', 'stories260k', '--method', 'dora']).stderr).toMatch(/--method/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('bad usage exits 2 with one line naming the problem', () => {

@@ -5,6 +5,13 @@
  * fine-tuning with a forgetting table, and the quickstart.
  */
 
+export {
+  benchTrainStep,
+  TRAIN_SHAPES,
+  type TrainBenchOptions,
+  type TrainBenchResult,
+  type TrainShape,
+} from './bench/train-step.js';
 export * from './continual/index.js';
 export * from './data/index.js';
 export * from './quickstart/index.js';

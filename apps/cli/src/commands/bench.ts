@@ -1,8 +1,15 @@
+import { writeFile } from 'node:fs/promises';
+import { METHODS } from '@sharelora/adapters';
 import * as core from '@sharelora/core/node';
+import { TRAIN_SHAPES } from '@sharelora/train';
 import { intFlag, parseFlags } from '../args.js';
+import { UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
+import { benchTrain } from './bench-train.js';
 
-export const benchHelp = `Usage: sharelora bench [--json] [--reps N] [--rounds N] [--quick]
+export const benchHelp = `Usage: sharelora bench [--json] [--reps N] [--rounds N] [--quick] [--profile [--profile-out FILE]]
+       sharelora bench --train SHAPE[,SHAPE...] [--method M] [--rank R] [--steps N]
+                       [--batch-size B] [--seq-length T] [--json] [--profile [--profile-out FILE]]
 
 Measures on the current WebGPU adapter: matmul GFLOP/s for a square 1024³ product and for LoRA-shaped
 products (X·Aᵀ, the A gradient dHᵀ·X and the input gradient dH·A at ranks 8, 16, 64), elementwise
@@ -10,12 +17,26 @@ GB/s, and the forward+backward time and peak memory of one pre-LN transformer bl
 Each time is the median over --rounds batches of the mean over --reps back-to-back repetitions, so a
 burst of other load on the machine moves it less than a single batch.
 
+With --train, times real fine-tuning steps instead: random weights of a model shape, an adapter,
+random token ids; forward, loss, backward, AdamW and the loss read back, after one warm-up step.
+Prints ms/step, tokens/s, dispatches/step and peak tensor memory. Shapes: ${Object.keys(TRAIN_SHAPES).join(', ')}.
+
 Options:
-  --json      print one JSON document on stdout
-  --reps N    timed repetitions per batch (default 5)
-  --rounds N  timed batches per measurement; the median is reported (default 3)
-  --quick     smaller problems (for smoke tests)
-  -h, --help  show this help`;
+  --json              print one JSON document on stdout
+  --reps N            timed repetitions per batch (default 5)
+  --rounds N          timed batches per measurement; the median is reported (default 3)
+  --quick             smaller problems (for smoke tests)
+  --train SHAPES      training-step benchmark of these shapes (comma-separated)
+  --method M          adapter for --train: ${METHODS.join(', ')} (default lora)
+  --rank R            adapter rank for --train (default 8; alpha = 2R)
+  --steps N           timed steps for --train (default 3)
+  --batch-size B      override the shape's batch size
+  --seq-length T      override the shape's sequence length
+  --profile           print where the time goes, per kernel kind: dispatches, GPU time (timestamp
+                      queries) and encoding time, plus submits, waits and readbacks (the training
+                      steps with --train, else the transformer-block step)
+  --profile-out FILE  also write a Chrome trace (opens in Perfetto or chrome://tracing)
+  -h, --help          show this help`;
 
 interface MatmulCase {
   name: string;
@@ -106,11 +127,36 @@ export async function bench(argv: string[]): Promise<number> {
     reps: { type: 'string' },
     rounds: { type: 'string' },
     quick: { type: 'boolean' },
+    train: { type: 'string' },
+    method: { type: 'string' },
+    rank: { type: 'string' },
+    steps: { type: 'string' },
+    'batch-size': { type: 'string' },
+    'seq-length': { type: 'string' },
+    profile: { type: 'boolean' },
+    'profile-out': { type: 'string' },
   });
   if (values.help) {
     console.log(benchHelp);
     return 0;
   }
+  if (values.train !== undefined) {
+    return benchTrain({
+      train: values.train,
+      method: values.method,
+      rank: values.rank,
+      steps: values.steps,
+      batchSize: values['batch-size'],
+      seqLength: values['seq-length'],
+      json: values.json,
+      profile: values.profile,
+      profileOut: values['profile-out'],
+    });
+  }
+  for (const f of ['method', 'rank', 'steps', 'batch-size', 'seq-length'] as const) {
+    if (values[f] !== undefined) throw new UsageError(`--${f} needs --train`);
+  }
+  if (values['profile-out'] && !values.profile) throw new UsageError('--profile-out needs --profile');
   const reps = intFlag('reps', values.reps, 5);
   const rounds = intFlag('rounds', values.rounds, 3);
   const quick = values.quick ?? false;
@@ -164,6 +210,7 @@ export async function bench(argv: string[]): Promise<number> {
     }
     const x = randomTensor([B, T, D], 8);
     device.memory.resetPeak();
+    if (values.profile) device.startProfile();
     const bs = await timeIt(reps, rounds, () =>
       core.tidy(() => {
         core.backward(blockStep(x, w, H));
@@ -173,6 +220,11 @@ export async function bench(argv: string[]): Promise<number> {
         }
       }),
     );
+    const blockProfile = values.profile ? await device.stopProfile() : undefined;
+    // timeIt runs a warm-up plus rounds × reps steps.
+    const profiledSteps = 1 + rounds * reps;
+    if (blockProfile && values['profile-out'])
+      await writeFile(values['profile-out'], JSON.stringify(core.chromeTrace(blockProfile)));
     const mem = device.memoryReport();
     const block = {
       config: { batch: B, seq: T, dModel: D, heads: H },
@@ -190,6 +242,7 @@ export async function bench(argv: string[]): Promise<number> {
       matmul: matmuls.map((m) => ({ ...m, timePerFlopVsSquare: square.gflops / m.gflops })),
       elementwise,
       transformerBlock: block,
+      ...(blockProfile ? { profile: { ...blockProfile, steps: profiledSteps, trace: undefined } } : {}),
     };
     if (values.json) {
       console.log(JSON.stringify(result, null, 2));
@@ -209,6 +262,10 @@ export async function bench(argv: string[]): Promise<number> {
       console.log(
         `transformer block B=${B} T=${T} d=${D} h=${H}: fwd+bwd ${block.msPerStep.toFixed(1)} ms/step, ${block.tokensPerS.toFixed(0)} tokens/s, peak ${(mem.peak.total / 2 ** 20).toFixed(1)} MiB`,
       );
+      if (blockProfile) {
+        console.log(`\nprofile of the transformer-block step, per step over ${profiledSteps} steps:`);
+        console.log(core.formatProfile(blockProfile, profiledSteps));
+      }
     }
     return 0;
   } finally {

@@ -302,6 +302,7 @@ export function chromeTrace(report: ProfileReport): { traceEvents: TraceEvent[];
 /** The per-kind table as aligned text, plus the host line. */
 export function formatProfile(report: ProfileReport, perStep = 1): string {
   const f = (v: number) => (v / perStep).toFixed(2);
+  const n = (v: number) => String(Math.round((v / perStep) * 10) / 10);
   const rows = [['op', 'dispatches', 'gpu ms', 'encode ms']];
   for (const op of report.ops) {
     rows.push([
@@ -319,7 +320,7 @@ export function formatProfile(report: ProfileReport, perStep = 1): string {
   const unit = perStep === 1 ? '' : ' per step';
   lines.push(
     '',
-    `wall ${f(report.wallMs)} ms${unit}; gpu busy ${report.gpuMs === null ? '- (no timestamp-query)' : `${f(report.gpuMs)} ms`}; host: encode ${f(h.encodeMs)} ms, ${h.submits} submits ${f(h.submitMs)} ms, ${h.waits} waits ${f(h.waitMs)} ms, ${h.readbacks} readbacks ${f(h.readbackMs)} ms (${h.readbackBytes} bytes)`,
+    `wall ${f(report.wallMs)} ms${unit}; gpu busy ${report.gpuMs === null ? '- (no timestamp-query)' : `${f(report.gpuMs)} ms`}; host: encode ${f(h.encodeMs)} ms, ${n(h.submits)} submits ${f(h.submitMs)} ms, ${n(h.waits)} waits ${f(h.waitMs)} ms, ${n(h.readbacks)} readbacks ${f(h.readbackMs)} ms (${n(h.readbackBytes)} bytes)`,
   );
   return lines.join('\n');
 }
