@@ -160,6 +160,7 @@ describe('model ops', () => {
       mask?: number[];
       maskType?: 'f32' | 'i32';
       scale?: number;
+      portable?: boolean;
     }
     const cases: Case[] = [
       { name: 'MHA non-causal', B: 2, Hq: 3, Hkv: 3, T: 7, S: 7, D: 5, Dv: 3 },
@@ -227,8 +228,10 @@ describe('model ops', () => {
         causal: true,
       },
     ];
-    for (const c of cases) {
-      it(c.name, async () => {
+    // Every case on the subgroup kernels (where the adapter has subgroups) and on the portable ones.
+    for (const c of cases.flatMap((k) => [k, { ...k, portable: true }])) {
+      it(`${c.name}${c.portable ? ' (portable kernels)' : ''}`, async () => {
+        core.getDevice().subgroupsDisabledForTesting = c.portable ?? false;
         const q = rand([c.B, c.Hq, c.T, c.D], 10);
         const k = rand([c.B, c.Hkv, c.S, c.D], 11);
         const v = rand([c.B, c.Hkv, c.S, c.Dv], 12);
@@ -250,7 +253,9 @@ describe('model ops', () => {
           },
           ([qr, kr, vr]) =>
             ref.sdpa(qr, kr, vr, { causal: c.causal, keyPaddingMask: c.mask, scale: c.scale }),
-        );
+        ).finally(() => {
+          core.getDevice().subgroupsDisabledForTesting = false;
+        });
         expect(liveStorages()).toBe(before);
       });
     }
@@ -336,8 +341,10 @@ describe('model ops', () => {
         opts: { theta: 10000, layout: 'half' },
       },
     ];
-    for (const c of cases) {
-      it(c.name, async () => {
+    // Every case on the subgroup kernels (where the adapter has subgroups) and on the portable ones.
+    for (const c of cases.flatMap((k) => [k, { ...k, portable: true }])) {
+      it(`${c.name}${c.portable ? ' (portable kernels)' : ''}`, async () => {
+        core.getDevice().subgroupsDisabledForTesting = c.portable ?? false;
         await check(
           c.name,
           [rand(c.shape, 20)],

@@ -147,6 +147,12 @@ export class Device {
     return this.bindingLimitOverride ?? this.limits.maxStorageBufferBindingSize;
   }
 
+  /**
+   * Makes kernels that choose between subgroup and portable variants pick the portable one, so
+   * tests on a subgroup-capable adapter also check the code adapters without subgroups run.
+   */
+  subgroupsDisabledForTesting = false;
+
   /** Lowers the binding limit so tests can exercise the windowed (large-tensor) paths with small tensors. */
   setBindingLimitForTesting(bytes: number | null): void {
     this.bindingLimitOverride = bytes;

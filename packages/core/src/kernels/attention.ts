@@ -25,6 +25,8 @@ export interface AttnShape {
   Dv: number;
   /** 'none' or the key padding mask's dtype. */
   mask: 'none' | 'f32' | 'i32';
+  /** Subgroup width W of the broadcast kernels (attention-subgroup.ts); 0 for the per-lane kernels here. */
+  sg: number;
 }
 
 /** Lanes per element of the per-invocation arrays: 4 (vec4) when both head sizes allow it. */
@@ -33,7 +35,7 @@ function width(s: AttnShape): 1 | 4 {
 }
 
 export function attnKey(kind: string, s: AttnShape): string {
-  return `attn_${kind}:${s.D}:${s.Dv}:${s.mask}`;
+  return `attn_${kind}:${s.D}:${s.Dv}:${s.mask}:${s.sg}`;
 }
 
 /** Uniform fields every attention pass reads. */
@@ -59,14 +61,14 @@ export function attnUniforms(d: {
   ];
 }
 
-interface Decl {
+export interface Decl {
   name: string;
   /** Elements per row, in floats. */
   kind: 'qk' | 'v' | 'row' | 'mask';
   access: 'read' | 'read_write';
 }
 
-function prelude(s: AttnShape, decls: Decl[]): { src: string; T: string; nq: number; nv: number } {
+export function prelude(s: AttnShape, decls: Decl[]): { src: string; T: string; nq: number; nv: number } {
   const w = width(s);
   const T = w === 4 ? 'vec4<f32>' : 'f32';
   const lines = decls.map((d, i) =>
@@ -79,7 +81,7 @@ function prelude(s: AttnShape, decls: Decl[]): { src: string; T: string; nq: num
   );
   const hidden = s.mask === 'none' ? 'false' : `M[b * P.s + j] == ${s.mask}(0)`;
   return {
-    src: `${lines.join('\n')}
+    src: `${s.sg ? 'enable subgroups;\n' : ''}${lines.join('\n')}
 PARAMS
 const NQ: u32 = ${s.D / w}u;
 const NV: u32 = ${s.Dv / w}u;
@@ -153,7 +155,7 @@ ${MAIN}
 }`;
 }
 
-const BWD_INPUTS = (s: AttnShape): Decl[] => [
+export const BWD_INPUTS = (s: AttnShape): Decl[] => [
   { name: 'Q', kind: 'qk', access: 'read' },
   { name: 'K', kind: 'qk', access: 'read' },
   { name: 'V', kind: 'v', access: 'read' },

@@ -14,11 +14,22 @@ import { type KernelCall, runKernel } from './common.js';
  */
 const SHARED_WG = 64;
 
-/** Threads per row workgroup on the current device (see rowKernel). */
-export function rowWidth(): number {
+/**
+ * Lanes a one-subgroup workgroup may use on the current device: its smallest subgroup size (a
+ * workgroup no larger lies within one subgroup), or 0 without subgroups or when that size is
+ * outside 8..64.
+ */
+export function subgroupWidth(): number {
   const dev = getDevice();
   const sg = dev.info.subgroupMinSize ?? 0;
-  return dev.features.has('subgroups') && sg >= 8 && sg <= SHARED_WG ? sg : SHARED_WG;
+  return dev.features.has('subgroups') && !dev.subgroupsDisabledForTesting && sg >= 8 && sg <= SHARED_WG
+    ? sg
+    : 0;
+}
+
+/** Threads per row workgroup on the current device (see rowKernel). */
+export function rowWidth(): number {
+  return subgroupWidth() || SHARED_WG;
 }
 
 const SUBGROUP_COMBINE = `

@@ -10,7 +10,13 @@ import {
   attnKey,
   attnUniforms,
 } from '../kernels/attention.js';
+import {
+  attnBackwardKVSgWgsl,
+  attnBackwardQSgWgsl,
+  attnForwardSgWgsl,
+} from '../kernels/attention-subgroup.js';
 import { grid, runKernel } from '../kernels/common.js';
+import { subgroupWidth } from '../kernels/rows.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 
@@ -72,7 +78,11 @@ export function scaledDotProductAttention(
     causal: opts.causal ?? false,
     scale: opts.scale ?? 1 / Math.sqrt(D),
   };
-  const shape: AttnShape = { D, Dv, mask: mask ? (mask.dtype as 'f32' | 'i32') : 'none' };
+  const sg = subgroupWidth();
+  const shape: AttnShape = { D, Dv, mask: mask ? (mask.dtype as 'f32' | 'i32') : 'none', sg };
+  // Subgroup kernels: one workgroup of sg lanes per block of sg rows of one head.
+  const qGrid = sg ? grid(B * Hq * Math.ceil(T / sg) * sg, sg) : grid(B * Hq * T, ATTN_WG);
+  const kvGrid = sg ? grid(B * Hkv * Math.ceil(S / sg) * sg, sg) : grid(B * Hkv * S, ATTN_WG);
   const uniforms = attnUniforms(dims);
   const maskIn = mask ? [mask] : [];
   const out = Tensor.empty([B, Hq, T, Dv], 'f32');
@@ -80,11 +90,11 @@ export function scaledDotProductAttention(
   const rows = B * Hq * T;
   runKernel({
     key: attnKey('fwd', shape),
-    wgsl: () => attnForwardWgsl(shape),
+    wgsl: () => (sg ? attnForwardSgWgsl(shape) : attnForwardWgsl(shape)),
     inputs: [q, k, v, ...maskIn],
     outputs: [out, lse],
     uniforms,
-    workgroups: grid(rows, ATTN_WG),
+    workgroups: qGrid,
   });
   const recorded = record(out, 'attention', [q, k, v], (g) => {
     const dq = Tensor.empty(q.shape, 'f32');
@@ -93,19 +103,19 @@ export function scaledDotProductAttention(
     const delta = Tensor.empty([rows], 'f32');
     runKernel({
       key: attnKey('bwd_q', shape),
-      wgsl: () => attnBackwardQWgsl(shape),
+      wgsl: () => (sg ? attnBackwardQSgWgsl(shape) : attnBackwardQWgsl(shape)),
       inputs: [q, k, v, ...maskIn, g, lse, out],
       outputs: [dq, delta],
       uniforms,
-      workgroups: grid(rows, ATTN_WG),
+      workgroups: qGrid,
     });
     runKernel({
       key: attnKey('bwd_kv', shape),
-      wgsl: () => attnBackwardKVWgsl(shape),
+      wgsl: () => (sg ? attnBackwardKVSgWgsl(shape) : attnBackwardKVWgsl(shape)),
       inputs: [q, k, v, ...maskIn, g, lse, delta],
       outputs: [dk, dv],
       uniforms,
-      workgroups: grid(B * Hkv * S, ATTN_WG),
+      workgroups: kvGrid,
     });
     delta.dispose();
     return [dq, dk, dv];

@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+/**
+ * Runs `sharelora bench` beside its CPU peers on this machine, interleaved, and prints the ratios:
+ *  - training steps against PyTorch + transformers + PEFT (the peer script's three rows:
+ *    stories260K-shaped LLaMA LoRA and ShareA at 8×256, GPT-2 small LoRA at 4×128);
+ *  - the 1024³ fp32 matmul against numpy's sgemm (OpenBLAS).
+ * Each side's best over --rounds is kept (other load on a shared machine only ever slows a run down).
+ * The peers run with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset, so OpenBLAS picks its fastest
+ * kernels for this CPU.
+ *
+ * Needs a built checkout (pnpm build) and the peer environment: PEER_SITE=<site folder> with
+ * Debian's python3-torch (how to build it without PyPI: the peer folder's README).
+ *
+ *   PEER_SITE=/opt/peer/site PEER_SCRIPT=path/to/peer_torch_step.py node scripts/bench-vs-peer.mjs [--rounds 2] [--json]
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { values } = parseArgs({
+  options: { rounds: { type: 'string', default: '2' }, json: { type: 'boolean' } },
+});
+const rounds = Number(values.rounds);
+const site = process.env.PEER_SITE;
+const peerScript = process.env.PEER_SCRIPT ?? join(root, '..', 'shared', 'peer', 'peer_torch_step.py');
+const python = process.env.PEER_PYTHON ?? '/usr/bin/python3';
+if (!site || !existsSync(site) || !existsSync(peerScript)) {
+  console.error(
+    'bench-vs-peer: set PEER_SITE to the PyTorch peer site folder (and PEER_SCRIPT to peer_torch_step.py if it is not in ../shared/peer)',
+  );
+  process.exit(2);
+}
+const cli = join(root, 'apps', 'cli', 'dist', 'bin.js');
+if (!existsSync(cli)) {
+  console.error('bench-vs-peer: build first (pnpm build)');
+  process.exit(2);
+}
+
+const flags =
+  readFileSync('/proc/cpuinfo', 'utf8')
+    .match(/^flags\s*:(.*)$/m)?.[1]
+    .split(/\s+/) ?? [];
+const isa = flags.includes('avx512f') ? 'AVX-512' : flags.includes('avx2') ? 'AVX2' : 'no AVX2';
+const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m)?.[1] ?? '?';
+const peerEnv = { ...process.env, PYTHONPATH: site };
+delete peerEnv.OPENBLAS_CORETYPE;
+delete peerEnv.OPENBLAS_L2_SIZE;
+
+function run(cmd, args, env = process.env) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env, maxBuffer: 64 << 20, cwd: root });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stderr}`);
+  return r.stdout;
+}
+
+const ROWS = [
+  {
+    name: 'stories260K LoRA 8×256',
+    peer: /LLaMA, LoRA q,v r=8.*?: [\d.]+ ms\/step, (\d+) tokens\/s/,
+    shape: 'stories260k',
+    method: 'lora',
+  },
+  {
+    name: 'stories260K ShareA 8×256',
+    peer: /LLaMA, ShareA q,v r=8.*?: [\d.]+ ms\/step, (\d+) tokens\/s/,
+    shape: 'stories260k',
+    method: 'share-a',
+  },
+  {
+    name: 'GPT-2 small LoRA 4×128',
+    peer: /GPT-2 small.*?: [\d.]+ ms\/step, (\d+) tokens\/s/,
+    shape: 'gpt2-small',
+    method: 'lora',
+  },
+];
+const best = { peer: {}, ours: {}, peerPeakBytes: {}, oursPeak: {} };
+const keep = (side, key, v) => {
+  best[side][key] = Math.max(best[side][key] ?? 0, v);
+};
+const NUMPY = `import numpy as np, time
+a = np.random.rand(1024, 1024).astype(np.float32); b = a.copy(); a @ b
+t = time.perf_counter()
+for _ in range(20): a @ b
+print(2 * 1024**3 * 20 / (time.perf_counter() - t) / 1e9)`;
+
+for (let r = 0; r < rounds; r++) {
+  process.stderr.write(`round ${r + 1}/${rounds}: PyTorch peer\n`);
+  const out = run(python, [peerScript], peerEnv);
+  for (const row of ROWS) {
+    const m = out.match(row.peer);
+    if (!m) throw new Error(`peer output has no row for ${row.name}:\n${out}`);
+    keep('peer', row.name, Number(m[1]));
+  }
+  for (const row of ROWS) {
+    process.stderr.write(`round ${r + 1}/${rounds}: sharelora ${row.name}\n`);
+    const j = JSON.parse(
+      run('node', [cli, 'bench', '--train', row.shape, '--method', row.method, '--steps', '3', '--json']),
+    );
+    keep('ours', row.name, j.train[0].tokensPerSec);
+    best.oursPeak[row.name] = j.train[0].peakBytes;
+  }
+  process.stderr.write(`round ${r + 1}/${rounds}: matmul\n`);
+  keep('peer', 'matmul', Number(run(python, ['-c', NUMPY], peerEnv)));
+  const k = JSON.parse(run('node', [cli, 'bench', '--json']));
+  keep('ours', 'matmul', k.matmul[0].gflops);
+}
+
+const rows = [
+  ...ROWS.map((row) => ({
+    what: `${row.name} (tokens/s)`,
+    peer: best.peer[row.name],
+    ours: best.ours[row.name],
+    oursPeakMiB: best.oursPeak[row.name] / 2 ** 20,
+  })),
+  { what: '1024³ fp32 matmul (GFLOP/s), vs numpy/OpenBLAS', peer: best.peer.matmul, ours: best.ours.matmul },
+].map((x) => ({ ...x, ratio: x.ours / x.peer }));
+const result = { cpu, isa, cores: (await import('node:os')).cpus().length, rounds, rows };
+if (values.json) console.log(JSON.stringify(result, null, 2));
+else {
+  console.log(`${cpu}, ${isa}, ${result.cores} cores; best of ${rounds} interleaved rounds each`);
+  for (const x of rows) {
+    console.log(
+      `${x.what.padEnd(50)} PyTorch/OpenBLAS ${x.peer.toFixed(1).padStart(8)}  sharelora ${x.ours.toFixed(1).padStart(8)}  ratio ${x.ratio.toFixed(2)}x`,
+    );
+  }
+}
