@@ -11,17 +11,19 @@
  * Needs a built checkout (pnpm build) and the peer environment: PEER_SITE=<site folder> with
  * Debian's python3-torch (how to build it without PyPI: the peer folder's README).
  *
- *   PEER_SITE=/opt/peer/site PEER_SCRIPT=path/to/peer_torch_step.py node scripts/bench-vs-peer.mjs [--rounds 2] [--json]
+ *   PEER_SITE=/opt/peer/site PEER_SCRIPT=path/to/peer_torch_step.py node scripts/bench-vs-peer.mjs [--rounds 2] [--json] [--svg FILE]
+ *
+ * --svg FILE writes the ratios as a bar chart (the docs' benchmarks page shows one).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '2' }, json: { type: 'boolean' } },
+  options: { rounds: { type: 'string', default: '2' }, json: { type: 'boolean' }, svg: { type: 'string' } },
 });
 const rounds = Number(values.rounds);
 const site = process.env.PEER_SITE;
@@ -125,4 +127,35 @@ else {
       `${x.what.padEnd(50)} PyTorch/OpenBLAS ${x.peer.toFixed(1).padStart(8)}  sharelora ${x.ours.toFixed(1).padStart(8)}  ratio ${x.ratio.toFixed(2)}x`,
     );
   }
+}
+
+if (values.svg)
+  writeFileSync(values.svg, barChart(rows, `sharelora ÷ peer on ${cpu} (${isa}, ${result.cores} cores)`));
+
+/** Horizontal bars of each row's ratio, with the parity line at 1×. */
+function barChart(rs, title) {
+  const w = 720;
+  const left = 330;
+  const bar = 26;
+  const top = 48;
+  const h = top + rs.length * (bar + 14) + 30;
+  const max = Math.max(1.2, ...rs.map((x) => x.ratio)) * 1.1;
+  const x = (v) => left + ((w - left - 20) * v) / max;
+  const esc = (t) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const bars = rs
+    .map((r, i) => {
+      const y = top + i * (bar + 14);
+      return `<text x="${left - 8}" y="${y + bar / 2 + 5}" text-anchor="end">${esc(r.what)}</text>
+<rect x="${left}" y="${y}" width="${x(r.ratio) - left}" height="${bar}" fill="${r.ratio >= 1 ? '#2b8a3e' : '#1c7ed6'}"/>
+<text x="${x(r.ratio) + 6}" y="${y + bar / 2 + 5}">${r.ratio.toFixed(2)}×</text>`;
+    })
+    .join('\n');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif" font-size="13">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${w / 2}" y="22" text-anchor="middle" font-weight="bold">${esc(title)}</text>
+${bars}
+<line x1="${x(1)}" y1="${top - 8}" x2="${x(1)}" y2="${h - 24}" stroke="#c92a2a" stroke-dasharray="4 3"/>
+<text x="${x(1)}" y="${h - 8}" text-anchor="middle" fill="#c92a2a">parity (1×)</text>
+</svg>
+`;
 }
