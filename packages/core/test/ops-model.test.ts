@@ -341,10 +341,8 @@ describe('model ops', () => {
         opts: { theta: 10000, layout: 'half' },
       },
     ];
-    // Every case on the subgroup kernels (where the adapter has subgroups) and on the portable ones.
-    for (const c of cases.flatMap((k) => [k, { ...k, portable: true }])) {
-      it(`${c.name}${c.portable ? ' (portable kernels)' : ''}`, async () => {
-        core.getDevice().subgroupsDisabledForTesting = c.portable ?? false;
+    for (const c of cases) {
+      it(c.name, async () => {
         await check(
           c.name,
           [rand(c.shape, 20)],

@@ -10,13 +10,39 @@
  * Every lane runs every block (subgroup operations need uniform control flow): rows past the end
  * and keys a row may not see contribute p = 0.
  */
-import { type AttnShape, BWD_INPUTS, type Decl, FLT_MAX, prelude } from './attention.js';
+import {
+  type AttnShape,
+  BWD_INPUTS,
+  type Decl,
+  FLT_MAX,
+  FWD_DECLS,
+  prelude,
+  QUERY_ROW,
+} from './attention.js';
 
 function mainSg(W: number): string {
   return `@compute @workgroup_size(${W})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let blk = wid.y * nwg.x + wid.x;`;
 }
+
+/** The workgroup's block of query rows t0.. of head bh; this lane's row `row` and its q. */
+const queryBlock = (W: number, T: string) => `  let nb = (P.t + ${W - 1}u) / ${W}u;
+  if (blk >= P.b * P.hq * nb) { return; }
+  let bh = blk / nb;
+  let t0 = (blk % nb) * ${W}u;
+  let t = min(t0 + lid, P.t - 1);
+  let row = bh * P.t + t;
+${QUERY_ROW(T)}`;
+
+/** Opens the loop over key blocks: lane l loads key j0 + l (K, V, hidden flag) for broadcasting. */
+const keyBlockLoop = (W: number, T: string) => `  var kl: array<${T}, NQ>;
+  var vl: array<${T}, NV>;
+  for (var j0 = 0u; j0 < block_end; j0 += ${W}u) {
+    let jl = min(j0 + lid, P.s - 1);
+    for (var d = 0u; d < NQ; d++) { kl[d] = K[(kvh * P.s + jl) * NQ + d]; }
+    for (var d = 0u; d < NV; d++) { vl[d] = V[(kvh * P.s + jl) * NV + d]; }
+    let hl = select(0u, 1u, key_hidden(b, jl));`;
 
 /** `body(jj)` for each constant lane jj < W. */
 const unroll = (W: number, body: (jj: number) => string) =>
@@ -25,27 +51,10 @@ const unroll = (W: number, body: (jj: number) => string) =>
 /** Forward: Q, K, V, [M] -> O, L, with query rows of one head per workgroup. */
 export function attnForwardSgWgsl(s: AttnShape): string {
   const W = s.sg;
-  const decls: Decl[] = [
-    { name: 'Q', kind: 'qk', access: 'read' },
-    { name: 'K', kind: 'qk', access: 'read' },
-    { name: 'V', kind: 'v', access: 'read' },
-    ...(s.mask === 'none' ? [] : [{ name: 'M', kind: 'mask', access: 'read' } as Decl]),
-    { name: 'O', kind: 'v', access: 'read_write' },
-    { name: 'L', kind: 'row', access: 'read_write' },
-  ];
-  const { src, T } = prelude(s, decls);
+  const { src, T } = prelude(s, FWD_DECLS(s));
   return `${src}
 ${mainSg(W)}
-  let nb = (P.t + ${W - 1}u) / ${W}u;
-  if (blk >= P.b * P.hq * nb) { return; }
-  let bh = blk / nb;
-  let t0 = (blk % nb) * ${W}u;
-  let t = min(t0 + lid, P.t - 1);
-  let b = bh / P.hq;
-  let kvh = b * (P.hq / P.g) + (bh % P.hq) / P.g;
-  let row = bh * P.t + t;
-  var q: array<${T}, NQ>;
-  for (var d = 0u; d < NQ; d++) { q[d] = Q[row * NQ + d] * P.scale; }
+${queryBlock(W, T)}
   var acc: array<${T}, NV>;
   for (var d = 0u; d < NV; d++) { acc[d] = ${T}(0.0); }
   var m = -${FLT_MAX};
@@ -53,13 +62,7 @@ ${mainSg(W)}
   let end = key_end(t);
   // Causal visibility grows with t: the block's last row sees the most keys.
   let block_end = key_end(min(t0 + ${W - 1}u, P.t - 1));
-  var kl: array<${T}, NQ>;
-  var vl: array<${T}, NV>;
-  for (var j0 = 0u; j0 < block_end; j0 += ${W}u) {
-    let jl = min(j0 + lid, P.s - 1);
-    for (var d = 0u; d < NQ; d++) { kl[d] = K[(kvh * P.s + jl) * NQ + d]; }
-    for (var d = 0u; d < NV; d++) { vl[d] = V[(kvh * P.s + jl) * NV + d]; }
-    let hl = select(0u, 1u, key_hidden(b, jl));
+${keyBlockLoop(W, T)}
 ${unroll(
   W,
   (jj) => `    let j = j0 + ${jj}u;
@@ -100,16 +103,7 @@ export function attnBackwardQSgWgsl(s: AttnShape): string {
   const { src, T } = prelude(s, decls);
   return `${src}
 ${mainSg(W)}
-  let nb = (P.t + ${W - 1}u) / ${W}u;
-  if (blk >= P.b * P.hq * nb) { return; }
-  let bh = blk / nb;
-  let t0 = (blk % nb) * ${W}u;
-  let t = min(t0 + lid, P.t - 1);
-  let b = bh / P.hq;
-  let kvh = b * (P.hq / P.g) + (bh % P.hq) / P.g;
-  let row = bh * P.t + t;
-  var q: array<${T}, NQ>;
-  for (var d = 0u; d < NQ; d++) { q[d] = Q[row * NQ + d] * P.scale; }
+${queryBlock(W, T)}
   var go: array<${T}, NV>;
   var delta = 0.0;
   for (var d = 0u; d < NV; d++) { go[d] = DO[row * NV + d]; delta += dotv(go[d], O[row * NV + d]); }
@@ -118,13 +112,7 @@ ${mainSg(W)}
   let lse = L[row];
   let end = key_end(t);
   let block_end = key_end(min(t0 + ${W - 1}u, P.t - 1));
-  var kl: array<${T}, NQ>;
-  var vl: array<${T}, NV>;
-  for (var j0 = 0u; j0 < block_end; j0 += ${W}u) {
-    let jl = min(j0 + lid, P.s - 1);
-    for (var d = 0u; d < NQ; d++) { kl[d] = K[(kvh * P.s + jl) * NQ + d]; }
-    for (var d = 0u; d < NV; d++) { vl[d] = V[(kvh * P.s + jl) * NV + d]; }
-    let hl = select(0u, 1u, key_hidden(b, jl));
+${keyBlockLoop(W, T)}
 ${unroll(
   W,
   (jj) => `    let j = j0 + ${jj}u;

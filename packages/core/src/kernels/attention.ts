@@ -110,24 +110,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 /** Forward: Q, K, V, [M] -> O, L. One invocation per query row r = (b·Hq + h)·T + t. */
 export function attnForwardWgsl(s: AttnShape): string {
-  const decls: Decl[] = [
-    { name: 'Q', kind: 'qk', access: 'read' },
-    { name: 'K', kind: 'qk', access: 'read' },
-    { name: 'V', kind: 'v', access: 'read' },
-    ...(s.mask === 'none' ? [] : [{ name: 'M', kind: 'mask', access: 'read' } as Decl]),
-    { name: 'O', kind: 'v', access: 'read_write' },
-    { name: 'L', kind: 'row', access: 'read_write' },
-  ];
-  const { src, T } = prelude(s, decls);
+  const { src, T } = prelude(s, FWD_DECLS(s));
   return `${src}
 ${MAIN}
   if (gi >= P.b * P.hq * P.t) { return; }
   let t = gi % P.t;
   let bh = gi / P.t;
-  let b = bh / P.hq;
-  let kvh = b * (P.hq / P.g) + (bh % P.hq) / P.g;
-  var q: array<${T}, NQ>;
-  for (var d = 0u; d < NQ; d++) { q[d] = Q[gi * NQ + d] * P.scale; }
+  let row = gi;
+${QUERY_ROW(T)}
   var acc: array<${T}, NV>;
   for (var d = 0u; d < NV; d++) { acc[d] = ${T}(0.0); }
   var m = -${FLT_MAX};
@@ -155,6 +145,22 @@ ${MAIN}
 }`;
 }
 
+/** Bindings of the forward pass. */
+export const FWD_DECLS = (s: AttnShape): Decl[] => [
+  { name: 'Q', kind: 'qk', access: 'read' },
+  { name: 'K', kind: 'qk', access: 'read' },
+  { name: 'V', kind: 'v', access: 'read' },
+  ...(s.mask === 'none' ? [] : [{ name: 'M', kind: 'mask', access: 'read' } as Decl]),
+  { name: 'O', kind: 'v', access: 'read_write' },
+  { name: 'L', kind: 'row', access: 'read_write' },
+];
+
+/** Batch row, kv head and the pre-scaled q of query row `row` of head `bh` (b·Hq + h). */
+export const QUERY_ROW = (T: string) => `  let b = bh / P.hq;
+  let kvh = b * (P.hq / P.g) + (bh % P.hq) / P.g;
+  var q: array<${T}, NQ>;
+  for (var d = 0u; d < NQ; d++) { q[d] = Q[row * NQ + d] * P.scale; }`;
+
 export const BWD_INPUTS = (s: AttnShape): Decl[] => [
   { name: 'Q', kind: 'qk', access: 'read' },
   { name: 'K', kind: 'qk', access: 'read' },
@@ -178,10 +184,8 @@ ${MAIN}
   if (gi >= P.b * P.hq * P.t) { return; }
   let t = gi % P.t;
   let bh = gi / P.t;
-  let b = bh / P.hq;
-  let kvh = b * (P.hq / P.g) + (bh % P.hq) / P.g;
-  var q: array<${T}, NQ>;
-  for (var d = 0u; d < NQ; d++) { q[d] = Q[gi * NQ + d] * P.scale; }
+  let row = gi;
+${QUERY_ROW(T)}
   var go: array<${T}, NV>;
   var delta = 0.0;
   for (var d = 0u; d < NV; d++) { go[d] = DO[gi * NV + d]; delta += dotv(go[d], O[gi * NV + d]); }
