@@ -68,7 +68,40 @@ export interface Decl {
   access: 'read' | 'read_write';
 }
 
-export function prelude(s: AttnShape, decls: Decl[]): { src: string; T: string; nq: number; nv: number } {
+/** Bindings of each pass, in binding order. */
+const MASK = (s: AttnShape): Decl[] =>
+  s.mask === 'none' ? [] : [{ name: 'M', kind: 'mask', access: 'read' }];
+export const FWD_DECLS = (s: AttnShape): Decl[] => [
+  { name: 'Q', kind: 'qk', access: 'read' },
+  { name: 'K', kind: 'qk', access: 'read' },
+  { name: 'V', kind: 'v', access: 'read' },
+  ...MASK(s),
+  { name: 'O', kind: 'v', access: 'read_write' },
+  { name: 'L', kind: 'row', access: 'read_write' },
+];
+const BWD_INPUTS = (s: AttnShape): Decl[] => [
+  { name: 'Q', kind: 'qk', access: 'read' },
+  { name: 'K', kind: 'qk', access: 'read' },
+  { name: 'V', kind: 'v', access: 'read' },
+  ...MASK(s),
+  { name: 'DO', kind: 'v', access: 'read' },
+  { name: 'L', kind: 'row', access: 'read' },
+];
+export const BWD_Q_DECLS = (s: AttnShape): Decl[] => [
+  ...BWD_INPUTS(s),
+  { name: 'O', kind: 'v', access: 'read' },
+  { name: 'DQ', kind: 'qk', access: 'read_write' },
+  { name: 'DELTA', kind: 'row', access: 'read_write' },
+];
+export const BWD_KV_DECLS = (s: AttnShape): Decl[] => [
+  ...BWD_INPUTS(s),
+  { name: 'DELTA', kind: 'row', access: 'read' },
+  { name: 'DK', kind: 'qk', access: 'read_write' },
+  { name: 'DV', kind: 'v', access: 'read_write' },
+];
+
+/** Storage declarations and the helpers every pass uses; T is the element type of the row arrays. */
+export function prelude(s: AttnShape, decls: Decl[]): { src: string; T: string } {
   const w = width(s);
   const T = w === 4 ? 'vec4<f32>' : 'f32';
   const lines = decls.map((d, i) =>
@@ -99,126 +132,144 @@ fn query_start(j: u32) -> u32 {
 }
 `,
     T,
-    nq: s.D / w,
-    nv: s.Dv / w,
   };
 }
+
+/**
+ * WGSL snippets both kernel families (per-lane here, subgroup in attention-subgroup.ts) are built
+ * from. They differ only in how a row of the other side is read: `at(d)` gives element d of it.
+ */
+type At = (d: string) => string;
+
+/** A zeroed per-invocation array. */
+const zeros = (name: string, T: string, n: 'NQ' | 'NV') =>
+  `  var ${name}: array<${T}, ${n}>;
+  for (var d = 0u; d < ${n}; d++) { ${name}[d] = ${T}(0.0); }`;
+
+/** Batch row, kv head and the pre-scaled q of query row `row` of head `bh` (b·Hq + h). */
+export const queryRow = (T: string) => `  let b = bh / P.hq;
+  let kvh = b * (P.hq / P.g) + (bh % P.hq) / P.g;
+  var q: array<${T}, NQ>;
+  for (var d = 0u; d < NQ; d++) { q[d] = Q[row * NQ + d] * P.scale; }`;
+
+/** Forward state: output accumulator, running max and sum. */
+export const fwdState = (T: string) => `${zeros('acc', T, 'NV')}
+  var m = -${FLT_MAX};
+  var l = 0.0;`;
+
+/**
+ * Forward, one key: score sc = q·k, then the online-softmax update by `sv` (the score, or -FLT_MAX
+ * for a key the row may not see) with probability `p`.
+ */
+export const fwdKey = (k: At, v: At, sv: string, p: string) => `    var sc = 0.0;
+    for (var d = 0u; d < NQ; d++) { sc += dotv(q[d], ${k('d')}); }
+    let sv = ${sv};
+    if (sv > m) {
+      let c = exp(m - sv);
+      l *= c;
+      for (var d = 0u; d < NV; d++) { acc[d] *= c; }
+      m = sv;
+    }
+    let p = ${p};
+    l += p;
+    for (var d = 0u; d < NV; d++) { acc[d] += p * ${v('d')}; }`;
+
+export const fwdStore = `  let inv = select(0.0, 1.0 / l, l > 0.0);
+  for (var d = 0u; d < NV; d++) { O[row * NV + d] = acc[d] * inv; }
+  L[row] = select(${FLT_MAX}, m + log(l), l > 0.0);`;
+
+/** Backward (dQ) state of query row `row`: its dO, delta = dO·O, dQ and log-sum-exp. */
+export const bwdQState = (T: string) => `  var go: array<${T}, NV>;
+  var delta = 0.0;
+  for (var d = 0u; d < NV; d++) { go[d] = DO[row * NV + d]; delta += dotv(go[d], O[row * NV + d]); }
+${zeros('dq', T, 'NQ')}
+  let lse = L[row];`;
+
+/** Backward (dQ), one key with recomputed probability `p` (sc = q·k is in scope before it). */
+export const bwdQKey = (k: At, v: At, p: string) => `    var sc = 0.0;
+    for (var d = 0u; d < NQ; d++) { sc += dotv(q[d], ${k('d')}); }
+    let p = ${p};
+    var dp = 0.0;
+    for (var d = 0u; d < NV; d++) { dp += dotv(go[d], ${v('d')}); }
+    let ds = p * (dp - delta) * P.scale;
+    for (var d = 0u; d < NQ; d++) { dq[d] += ds * ${k('d')}; }`;
+
+export const bwdQStore = `  DELTA[row] = delta;
+  for (var d = 0u; d < NQ; d++) { DQ[row * NQ + d] = dq[d]; }`;
+
+/** Backward (dK, dV) state of key row `krow`: its k and v, zeroed dK and dV. */
+export const bwdKVState = (T: string) => `  var k: array<${T}, NQ>;
+  for (var d = 0u; d < NQ; d++) { k[d] = K[krow * NQ + d]; }
+  var v: array<${T}, NV>;
+  for (var d = 0u; d < NV; d++) { v[d] = V[krow * NV + d]; }
+${zeros('dk', T, 'NQ')}
+${zeros('dv', T, 'NV')}`;
+
+/** Backward (dK, dV), one query row with log-sum-exp `lse`, delta `dl` and visibility `vis`. */
+export const bwdKVQuery = (qv: At, g: At, lse: string, dl: string, vis: string) => `      var sc = 0.0;
+      for (var d = 0u; d < NQ; d++) { sc += dotv(${qv('d')}, k[d]); }
+      let p = select(0.0, exp(sc * P.scale - ${lse}), ${vis});
+      var dp = 0.0;
+      for (var d = 0u; d < NV; d++) { let gd = ${g('d')}; dv[d] += p * gd; dp += dotv(gd, v[d]); }
+      let ds = p * (dp - ${dl}) * P.scale;
+      for (var d = 0u; d < NQ; d++) { dk[d] += ds * ${qv('d')}; }`;
+
+export const bwdKVStore = `  for (var d = 0u; d < NQ; d++) { DK[krow * NQ + d] = dk[d]; }
+  for (var d = 0u; d < NV; d++) { DV[krow * NV + d] = dv[d]; }`;
 
 const MAIN = `@compute @workgroup_size(${ATTN_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let gi = (wid.y * nwg.x + wid.x) * ${ATTN_WG}u + lid;`;
+
+/** Head `bh`, position t and row of the query row this invocation owns. */
+const QUERY_INVOCATION = `  if (gi >= P.b * P.hq * P.t) { return; }
+  let t = gi % P.t;
+  let bh = gi / P.t;
+  let row = gi;`;
+
+/** The visible keys of query t, with `kb`/`vb` the offsets of key j's rows. */
+const KEY_LOOP = `  let end = key_end(t);
+  for (var j = 0u; j < end; j++) {
+    if (key_hidden(b, j)) { continue; }
+    let kb = (kvh * P.s + j) * NQ;
+    let vb = (kvh * P.s + j) * NV;`;
+
+const kAt: At = (d) => `K[kb + ${d}]`;
+const vAt: At = (d) => `V[vb + ${d}]`;
 
 /** Forward: Q, K, V, [M] -> O, L. One invocation per query row r = (b·Hq + h)·T + t. */
 export function attnForwardWgsl(s: AttnShape): string {
   const { src, T } = prelude(s, FWD_DECLS(s));
   return `${src}
 ${MAIN}
-  if (gi >= P.b * P.hq * P.t) { return; }
-  let t = gi % P.t;
-  let bh = gi / P.t;
-  let row = gi;
-${QUERY_ROW(T)}
-  var acc: array<${T}, NV>;
-  for (var d = 0u; d < NV; d++) { acc[d] = ${T}(0.0); }
-  var m = -${FLT_MAX};
-  var l = 0.0;
-  let end = key_end(t);
-  for (var j = 0u; j < end; j++) {
-    if (key_hidden(b, j)) { continue; }
-    let kb = (kvh * P.s + j) * NQ;
-    var sc = 0.0;
-    for (var d = 0u; d < NQ; d++) { sc += dotv(q[d], K[kb + d]); }
-    if (sc > m) {
-      let c = exp(m - sc);
-      l *= c;
-      for (var d = 0u; d < NV; d++) { acc[d] *= c; }
-      m = sc;
-    }
-    let p = exp(sc - m);
-    l += p;
-    let vb = (kvh * P.s + j) * NV;
-    for (var d = 0u; d < NV; d++) { acc[d] += p * V[vb + d]; }
+${QUERY_INVOCATION}
+${queryRow(T)}
+${fwdState(T)}
+${KEY_LOOP}
+${fwdKey(kAt, vAt, 'sc', 'exp(sv - m)')}
   }
-  let inv = select(0.0, 1.0 / l, l > 0.0);
-  for (var d = 0u; d < NV; d++) { O[gi * NV + d] = acc[d] * inv; }
-  L[gi] = select(${FLT_MAX}, m + log(l), l > 0.0);
+${fwdStore}
 }`;
 }
-
-/** Bindings of the forward pass. */
-export const FWD_DECLS = (s: AttnShape): Decl[] => [
-  { name: 'Q', kind: 'qk', access: 'read' },
-  { name: 'K', kind: 'qk', access: 'read' },
-  { name: 'V', kind: 'v', access: 'read' },
-  ...(s.mask === 'none' ? [] : [{ name: 'M', kind: 'mask', access: 'read' } as Decl]),
-  { name: 'O', kind: 'v', access: 'read_write' },
-  { name: 'L', kind: 'row', access: 'read_write' },
-];
-
-/** Batch row, kv head and the pre-scaled q of query row `row` of head `bh` (b·Hq + h). */
-export const QUERY_ROW = (T: string) => `  let b = bh / P.hq;
-  let kvh = b * (P.hq / P.g) + (bh % P.hq) / P.g;
-  var q: array<${T}, NQ>;
-  for (var d = 0u; d < NQ; d++) { q[d] = Q[row * NQ + d] * P.scale; }`;
-
-export const BWD_INPUTS = (s: AttnShape): Decl[] => [
-  { name: 'Q', kind: 'qk', access: 'read' },
-  { name: 'K', kind: 'qk', access: 'read' },
-  { name: 'V', kind: 'v', access: 'read' },
-  ...(s.mask === 'none' ? [] : [{ name: 'M', kind: 'mask', access: 'read' } as Decl]),
-  { name: 'DO', kind: 'v', access: 'read' },
-  { name: 'L', kind: 'row', access: 'read' },
-];
 
 /** Backward, per query row: Q, K, V, [M], dO, L, O -> dQ, delta (= dO·O per row). */
 export function attnBackwardQWgsl(s: AttnShape): string {
-  const decls: Decl[] = [
-    ...BWD_INPUTS(s),
-    { name: 'O', kind: 'v', access: 'read' },
-    { name: 'DQ', kind: 'qk', access: 'read_write' },
-    { name: 'DELTA', kind: 'row', access: 'read_write' },
-  ];
-  const { src, T } = prelude(s, decls);
+  const { src, T } = prelude(s, BWD_Q_DECLS(s));
   return `${src}
 ${MAIN}
-  if (gi >= P.b * P.hq * P.t) { return; }
-  let t = gi % P.t;
-  let bh = gi / P.t;
-  let row = gi;
-${QUERY_ROW(T)}
-  var go: array<${T}, NV>;
-  var delta = 0.0;
-  for (var d = 0u; d < NV; d++) { go[d] = DO[gi * NV + d]; delta += dotv(go[d], O[gi * NV + d]); }
-  DELTA[gi] = delta;
-  var dq: array<${T}, NQ>;
-  for (var d = 0u; d < NQ; d++) { dq[d] = ${T}(0.0); }
-  let lse = L[gi];
-  let end = key_end(t);
-  for (var j = 0u; j < end; j++) {
-    if (key_hidden(b, j)) { continue; }
-    let kb = (kvh * P.s + j) * NQ;
-    var sc = 0.0;
-    for (var d = 0u; d < NQ; d++) { sc += dotv(q[d], K[kb + d]); }
-    let p = exp(sc - lse);
-    let vb = (kvh * P.s + j) * NV;
-    var dp = 0.0;
-    for (var d = 0u; d < NV; d++) { dp += dotv(go[d], V[vb + d]); }
-    let ds = p * (dp - delta) * P.scale;
-    for (var d = 0u; d < NQ; d++) { dq[d] += ds * K[kb + d]; }
+${QUERY_INVOCATION}
+${queryRow(T)}
+${bwdQState(T)}
+${KEY_LOOP}
+${bwdQKey(kAt, vAt, 'exp(sc - lse)')}
   }
-  for (var d = 0u; d < NQ; d++) { DQ[gi * NQ + d] = dq[d]; }
+${bwdQStore}
 }`;
 }
 
-/** Backward, per key row r = (b·Hkv + kvh)·S + j: Q, K, V, [M], dO, L, delta -> dK, dV. */
+/** Backward, per key row krow = (b·Hkv + kvh)·S + j: Q, K, V, [M], dO, L, delta -> dK, dV. */
 export function attnBackwardKVWgsl(s: AttnShape): string {
-  const decls: Decl[] = [
-    ...BWD_INPUTS(s),
-    { name: 'DELTA', kind: 'row', access: 'read' },
-    { name: 'DK', kind: 'qk', access: 'read_write' },
-    { name: 'DV', kind: 'v', access: 'read_write' },
-  ];
-  const { src, T } = prelude(s, decls);
+  const { src, T } = prelude(s, BWD_KV_DECLS(s));
   return `${src}
 ${MAIN}
   let hkv = P.hq / P.g;
@@ -226,34 +277,24 @@ ${MAIN}
   let j = gi % P.s;
   let bkv = gi / P.s;
   let b = bkv / hkv;
-  var k: array<${T}, NQ>;
-  for (var d = 0u; d < NQ; d++) { k[d] = K[gi * NQ + d]; }
-  var v: array<${T}, NV>;
-  for (var d = 0u; d < NV; d++) { v[d] = V[gi * NV + d]; }
-  var dk: array<${T}, NQ>;
-  for (var d = 0u; d < NQ; d++) { dk[d] = ${T}(0.0); }
-  var dv: array<${T}, NV>;
-  for (var d = 0u; d < NV; d++) { dv[d] = ${T}(0.0); }
+  let krow = gi;
+${bwdKVState(T)}
   if (!key_hidden(b, j)) {
-    let first = query_start(j);
     // Query heads (bkv % hkv)·G .. +G-1 of batch row b read this kv head.
     let h0 = b * P.hq + (bkv % hkv) * P.g;
     for (var h = h0; h < h0 + P.g; h++) {
-      for (var t = first; t < P.t; t++) {
+      for (var t = query_start(j); t < P.t; t++) {
         let r = h * P.t + t;
-        let qb = r * NQ;
-        var sc = 0.0;
-        for (var d = 0u; d < NQ; d++) { sc += dotv(Q[qb + d], k[d]); }
-        let p = exp(sc * P.scale - L[r]);
-        let ob = r * NV;
-        var dp = 0.0;
-        for (var d = 0u; d < NV; d++) { let g = DO[ob + d]; dv[d] += p * g; dp += dotv(g, v[d]); }
-        let ds = p * (dp - DELTA[r]) * P.scale;
-        for (var d = 0u; d < NQ; d++) { dk[d] += ds * Q[qb + d]; }
+${bwdKVQuery(
+  (d) => `Q[r * NQ + ${d}]`,
+  (d) => `DO[r * NV + ${d}]`,
+  'L[r]',
+  'DELTA[r]',
+  'true',
+)}
       }
     }
   }
-  for (var d = 0u; d < NQ; d++) { DK[gi * NQ + d] = dk[d]; }
-  for (var d = 0u; d < NV; d++) { DV[gi * NV + d] = dv[d]; }
+${bwdKVStore}
 }`;
 }
