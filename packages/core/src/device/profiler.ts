@@ -141,7 +141,7 @@ export class Profiler {
   /** Adds the query resolution to the encoder about to be submitted. */
   beforeSubmit(encoder: GPUCommandEncoder): void {
     const set = this.current;
-    if (!set || set.events.length === 0) return;
+    if (!set) return;
     const n = set.events.length * 2;
     encoder.resolveQuerySet(set.querySet, 0, n, set.resolve, 0);
     encoder.copyBufferToBuffer(set.resolve, 0, set.read, 0, n * 8);
@@ -153,14 +153,9 @@ export class Profiler {
     this.host.push({ name: 'submit', start, ms: now - start });
     const set = this.current;
     this.current = null;
+    // A set exists only once a dispatch has taken timestamps from it.
     if (!set) return;
     for (const e of set.events) e.submitAt = start;
-    if (set.events.length === 0) {
-      set.querySet.destroy();
-      set.resolve.destroy();
-      set.read.destroy();
-      return;
-    }
     set.mapped = set.read.mapAsync(0x1).then(() => {
       const ts = new BigInt64Array(set.read.getMappedRange());
       set.events.forEach((e, k) => {
@@ -207,7 +202,7 @@ export class Profiler {
       if (e.gpuBegin !== undefined && e.gpuEnd !== undefined && e.gpuEnd >= e.gpuBegin) {
         const d = e.gpuEnd - e.gpuBegin;
         gpuNs += d;
-        (op as { gpuMs: number }).gpuMs += Number(d) / 1e6;
+        op.gpuMs = (op.gpuMs ?? 0) + Number(d) / 1e6;
         if (first === null || e.gpuBegin < first) first = e.gpuBegin;
         if (last === null || e.gpuEnd > last) last = e.gpuEnd;
       }
@@ -215,8 +210,15 @@ export class Profiler {
     const ops = [...byKind.values()].sort(
       (a, b) => (b.gpuMs ?? b.encodeMs) - (a.gpuMs ?? a.encodeMs) || a.kind.localeCompare(b.kind),
     );
-    const sum = (name: HostEvent['name']) => this.host.filter((h) => h.name === name);
-    const total = (hs: HostEvent[]) => hs.reduce((s, h) => s + h.ms, 0);
+    const host = (name: HostEvent['name']) => {
+      const hs = this.host.filter((h) => h.name === name);
+      return {
+        count: hs.length,
+        ms: hs.reduce((t, h) => t + h.ms, 0),
+        bytes: hs.reduce((t, h) => t + (h.bytes ?? 0), 0),
+      };
+    };
+    const [submits, waits, readbacks] = [host('submit'), host('wait'), host('readback')];
     return {
       wallMs: end - this.t0,
       timestamps: this.timestamps,
@@ -226,13 +228,13 @@ export class Profiler {
       gpuSpanMs: first !== null && last !== null ? Number(last - first) / 1e6 : null,
       host: {
         encodeMs: this.events.reduce((s, e) => s + e.hostMs, 0),
-        submits: sum('submit').length,
-        submitMs: total(sum('submit')),
-        waits: sum('wait').length,
-        waitMs: total(sum('wait')),
-        readbacks: sum('readback').length,
-        readbackMs: total(sum('readback')),
-        readbackBytes: sum('readback').reduce((s, h) => s + (h.bytes ?? 0), 0),
+        submits: submits.count,
+        submitMs: submits.ms,
+        waits: waits.count,
+        waitMs: waits.ms,
+        readbacks: readbacks.count,
+        readbackMs: readbacks.ms,
+        readbackBytes: readbacks.bytes,
       },
       trace: this.traceEvents(first),
     };
