@@ -77,7 +77,7 @@ const ROWS = [
     method: 'lora',
   },
 ];
-const best = { peer: {}, ours: {}, peerPeakBytes: {}, oursPeak: {} };
+const best = { peer: {}, ours: {}, oursPeak: {} };
 const keep = (side, key, v) => {
   best[side][key] = Math.max(best[side][key] ?? 0, v);
 };

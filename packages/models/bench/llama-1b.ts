@@ -26,36 +26,9 @@ import {
 import { type PlannedTensor, writeJson, writeWeights } from '../src/import/hf-llama.js';
 import type { LoadProgress } from '../src/load/checkpoint.js';
 import { loadModel } from '../src/load/load.js';
+import { LLAMA_3_2_1B_CONFIG } from '../src/presets/shapes.js';
 
-const CONFIG = {
-  architectures: ['LlamaForCausalLM'],
-  model_type: 'llama',
-  hidden_size: 2048,
-  intermediate_size: 8192,
-  num_hidden_layers: 16,
-  num_attention_heads: 32,
-  num_key_value_heads: 8,
-  head_dim: 64,
-  vocab_size: 128256,
-  max_position_embeddings: 131072,
-  rms_norm_eps: 1e-5,
-  rope_theta: 500000,
-  rope_scaling: {
-    rope_type: 'llama3',
-    factor: 32,
-    low_freq_factor: 1,
-    high_freq_factor: 4,
-    original_max_position_embeddings: 8192,
-  },
-  tie_word_embeddings: true,
-  hidden_act: 'silu',
-  attention_bias: false,
-  mlp_bias: false,
-  bos_token_id: 128000,
-  eos_token_id: 128001,
-  torch_dtype: 'bfloat16',
-  initializer_range: 0.02,
-};
+const CONFIG = LLAMA_3_2_1B_CONFIG;
 const TOKENS = [128000, 791, 4062, 14198, 39935, 35308, 927, 279];
 /** Shard size: the writer holds one shard in memory (the embedding alone is 525 MB). */
 const SHARD_BYTES = 600e6;

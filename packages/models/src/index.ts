@@ -69,5 +69,6 @@ export {
   PRESET_NAMES,
   type PresetName,
 } from './presets/presets.js';
+export { LLAMA_3_2_1B_CONFIG } from './presets/shapes.js';
 export * from './score/index.js';
 export * from './tokenizer/index.js';

@@ -6,8 +6,8 @@
  */
 
 import { injectAdapter, type Method, presetConfig, trainableParameters } from '@sharelora/adapters';
-import { AdamW, backward, getDevice, type ProfileReport, ShareloraError, tidy } from '@sharelora/core';
-import { type AnyModel, createModel, initWeights, parseConfig } from '@sharelora/models';
+import { AdamW, backward, getDevice, type ProfileReport, Rng, ShareloraError, tidy } from '@sharelora/core';
+import { type AnyModel, createModel, initWeights, LLAMA_3_2_1B_CONFIG, parseConfig } from '@sharelora/models';
 import type { Batch } from '../data/batch.js';
 import { forwardLoss } from '../trainer/loss.js';
 
@@ -23,30 +23,6 @@ export interface TrainShape {
   /** Frozen base weights' storage (half precision keeps a large model's memory down). */
   weightDtype?: 'f32' | 'bf16';
 }
-
-const LLAMA_1B = {
-  architectures: ['LlamaForCausalLM'],
-  model_type: 'llama',
-  hidden_size: 2048,
-  intermediate_size: 8192,
-  num_hidden_layers: 16,
-  num_attention_heads: 32,
-  num_key_value_heads: 8,
-  head_dim: 64,
-  vocab_size: 128256,
-  max_position_embeddings: 131072,
-  rms_norm_eps: 1e-5,
-  rope_theta: 500000,
-  rope_scaling: {
-    rope_type: 'llama3',
-    factor: 32,
-    low_freq_factor: 1,
-    high_freq_factor: 4,
-    original_max_position_embeddings: 8192,
-  },
-  tie_word_embeddings: true,
-  hidden_act: 'silu',
-};
 
 /** The shapes `sharelora bench --train` knows, by name. */
 export const TRAIN_SHAPES: Readonly<Record<string, TrainShape>> = {
@@ -107,7 +83,7 @@ export const TRAIN_SHAPES: Readonly<Record<string, TrainShape>> = {
   },
   'llama-1b': {
     description: 'Llama-3.2-1B-shaped (bf16 frozen base), q,v',
-    config: LLAMA_1B,
+    config: LLAMA_3_2_1B_CONFIG,
     batchSize: 1,
     seqLength: 64,
     targets: ['q_proj', 'v_proj'],
@@ -173,6 +149,7 @@ export async function benchTrainStep(opts: TrainBenchOptions): Promise<TrainBenc
   const dev = getDevice();
   const config = parseConfig(shape.config, `${opts.shape} config`);
   const model = createModel(config, { seed, weightDtype: shape.weightDtype }) as AnyModel;
+  let optimizer: AdamW | null = null;
   try {
     initWeights(model, { seed });
     injectAdapter(
@@ -181,7 +158,8 @@ export async function benchTrainStep(opts: TrainBenchOptions): Promise<TrainBenc
       { rng: seed + 1 },
     );
     const params = trainableParameters(model);
-    const optimizer = new AdamW(params, { lr: 1e-4 });
+    const opt = new AdamW(params, { lr: 1e-4 });
+    optimizer = opt;
     const batch = randomBatch(model, B, T, seed);
     const step = async (): Promise<number> => {
       const loss = tidy(() => {
@@ -189,8 +167,8 @@ export async function benchTrainStep(opts: TrainBenchOptions): Promise<TrainBenc
         backward(loss);
         return loss;
       });
-      optimizer.step();
-      optimizer.zeroGrad();
+      opt.step();
+      opt.zeroGrad();
       try {
         return await loss.item();
       } finally {
@@ -202,18 +180,22 @@ export async function benchTrainStep(opts: TrainBenchOptions): Promise<TrainBenc
     dev.memory.resetPeak();
     const d0 = dev.stats.dispatches;
     const s0 = dev.stats.submits;
-    if (opts.profile) dev.startProfile();
     const stepMs: number[] = [];
     const losses: number[] = [];
-    for (let i = 0; i < steps; i++) {
-      opts.onStep?.(i + 1, steps + 1);
-      const t0 = performance.now();
-      losses.push(await step());
-      stepMs.push(performance.now() - t0);
+    if (opts.profile) dev.startProfile();
+    let profile: ProfileReport | undefined;
+    try {
+      for (let i = 0; i < steps; i++) {
+        opts.onStep?.(i + 1, steps + 1);
+        const t0 = performance.now();
+        losses.push(await step());
+        stepMs.push(performance.now() - t0);
+      }
+    } finally {
+      if (dev.profiling) profile = await dev.stopProfile();
     }
-    const profile = opts.profile ? await dev.stopProfile() : undefined;
     const msPerStep = stepMs.reduce((a, b) => a + b, 0) / steps;
-    const result: TrainBenchResult = {
+    return {
       shape: opts.shape,
       description: shape.description,
       method,
@@ -227,14 +209,13 @@ export async function benchTrainStep(opts: TrainBenchOptions): Promise<TrainBenc
       tokensPerSec: (B * T * 1000) / msPerStep,
       dispatchesPerStep: (dev.stats.dispatches - d0) / steps,
       submitsPerStep: (dev.stats.submits - s0) / steps,
-      peakBytes: dev.memory.snapshot({ allocatedBytes: 0, freeBytes: 0, buffers: 0 }).peak.total,
-      trainableParameters: params.reduce((s, p) => s + p.value.size, 0),
+      peakBytes: dev.memoryReport().peak.total,
+      trainableParameters: params.reduce((n, p) => n + p.value.size, 0),
       losses,
       profile,
     };
-    optimizer.dispose();
-    return result;
   } finally {
+    optimizer?.dispose();
     for (const p of model.parameters()) p.value.dispose();
   }
 }
@@ -242,12 +223,8 @@ export async function benchTrainStep(opts: TrainBenchOptions): Promise<TrainBenc
 /** Random ids (seeded); labels are the ids (a causal LM predicts the next one), or random classes. */
 function randomBatch(model: AnyModel, B: number, T: number, seed: number): Batch {
   const V = model.config.vocabSize;
-  let state = (seed * 2654435761 + 1) >>> 0;
-  const next = () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state;
-  };
-  const inputIds = Int32Array.from({ length: B * T }, () => next() % V);
+  const rng = new Rng(seed);
+  const inputIds = Int32Array.from({ length: B * T }, () => rng.int(V));
   const base = {
     batchSize: B,
     seqLength: T,
@@ -261,7 +238,7 @@ function randomBatch(model: AnyModel, B: number, T: number, seed: number): Batch
     return {
       ...base,
       kind: 'classification',
-      labels: Int32Array.from({ length: B }, () => next() % labels),
+      labels: Int32Array.from({ length: B }, () => rng.int(labels)),
       regression: false,
     };
   }
