@@ -21,6 +21,95 @@ function sumTo(x: F64, shape: readonly number[]): F64 {
   return cur;
 }
 
+/** Row kernels (reductions, softmax, norms) on shapes with rows shorter and longer than a workgroup. */
+async function reductionChecks(rng: Rng): Promise<void> {
+  for (const shape of [
+    [5, 7, 3],
+    [1, 9, 1],
+    [130, 3],
+    [2, 300],
+  ]) {
+    for (let axis = 0; axis < shape.length; axis++) {
+      const x = randn(shape, rng);
+      await checkOp(
+        `sum ${shape} axis ${axis}`,
+        ([a]) => core.sum(a, axis),
+        ([a]) => R.sum(a, axis),
+        [x],
+      );
+      await checkOp(
+        `mean ${shape} axis ${axis} keep`,
+        ([a]) => core.mean(a, axis, true),
+        ([a]) => R.mean(a, axis, true),
+        [x],
+      );
+      await checkOp(
+        `max ${shape} axis ${axis}`,
+        ([a]) => core.max(a, axis),
+        ([a]) => R.max(a, axis),
+        [x],
+      );
+    }
+  }
+  const x = randn([17, 5], rng);
+  await checkOp(
+    'sum all',
+    ([a]) => core.sum(a),
+    ([a]) => new F64([], [R.sumAll(a)]),
+    [x],
+  );
+}
+
+async function softmaxChecks(rng: Rng): Promise<void> {
+  for (const shape of [
+    [3, 7],
+    [2, 3, 129],
+    [1, 1],
+    [5, 1000],
+  ]) {
+    const x = randn(shape, rng, 2);
+    await checkOp(
+      `softmax ${shape}`,
+      ([a]) => core.softmax(a),
+      ([a]) => R.softmax(a),
+      [x],
+    );
+    await checkOp(
+      `logSoftmax ${shape}`,
+      ([a]) => core.logSoftmax(a),
+      ([a]) => R.logSoftmax(a),
+      [x],
+    );
+  }
+}
+
+async function normChecks(rng: Rng): Promise<void> {
+  for (const shape of [
+    [3, 7],
+    [2, 5, 67],
+    [4, 300],
+  ]) {
+    const d = shape[shape.length - 1];
+    const x = randn(shape, rng);
+    const g = randn([d], rng, 0.5, 1);
+    const b = randn([d], rng);
+    await checkOp(
+      `layerNorm ${shape}`,
+      ([a, gg, bb]) => core.layerNorm(a, gg, bb, 1e-5),
+      ([a, gg, bb]) => R.layerNorm(a, gg, bb, 1e-5),
+      [x, g, b],
+      { bwdTol: 2e-4 },
+    );
+    await checkOp(
+      `rmsNorm ${shape}`,
+      ([a, gg]) => core.rmsNorm(a, gg, 1e-6),
+      ([a, gg]) => R.rmsNorm(a, gg, 1e-6),
+      [x, g],
+      { bwdTol: 2e-4 },
+    );
+  }
+}
+
 /** Every op, forward and backward, against the float64 reference on odd random shapes. */
 describe('conformance: elementwise, reductions, softmax, norms, matmul, shape ops', () => {
   useGpu();
@@ -147,93 +236,9 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     condT.dispose();
   });
 
-  it('sum / mean / max over each axis', async () => {
-    for (const shape of [
-      [5, 7, 3],
-      [1, 9, 1],
-      [130, 3],
-      [2, 300],
-    ]) {
-      for (let axis = 0; axis < shape.length; axis++) {
-        const x = randn(shape, rng);
-        await checkOp(
-          `sum ${shape} axis ${axis}`,
-          ([a]) => core.sum(a, axis),
-          ([a]) => R.sum(a, axis),
-          [x],
-        );
-        await checkOp(
-          `mean ${shape} axis ${axis} keep`,
-          ([a]) => core.mean(a, axis, true),
-          ([a]) => R.mean(a, axis, true),
-          [x],
-        );
-        await checkOp(
-          `max ${shape} axis ${axis}`,
-          ([a]) => core.max(a, axis),
-          ([a]) => R.max(a, axis),
-          [x],
-        );
-      }
-    }
-    const x = randn([17, 5], rng);
-    await checkOp(
-      'sum all',
-      ([a]) => core.sum(a),
-      ([a]) => new F64([], [R.sumAll(a)]),
-      [x],
-    );
-  });
-
-  it('softmax and logSoftmax over the last axis', async () => {
-    for (const shape of [
-      [3, 7],
-      [2, 3, 129],
-      [1, 1],
-      [5, 1000],
-    ]) {
-      const x = randn(shape, rng, 2);
-      await checkOp(
-        `softmax ${shape}`,
-        ([a]) => core.softmax(a),
-        ([a]) => R.softmax(a),
-        [x],
-      );
-      await checkOp(
-        `logSoftmax ${shape}`,
-        ([a]) => core.logSoftmax(a),
-        ([a]) => R.logSoftmax(a),
-        [x],
-      );
-    }
-  });
-
-  it('layerNorm and rmsNorm', async () => {
-    for (const shape of [
-      [3, 7],
-      [2, 5, 67],
-      [4, 300],
-    ]) {
-      const d = shape[shape.length - 1];
-      const x = randn(shape, rng);
-      const g = randn([d], rng, 0.5, 1);
-      const b = randn([d], rng);
-      await checkOp(
-        `layerNorm ${shape}`,
-        ([a, gg, bb]) => core.layerNorm(a, gg, bb, 1e-5),
-        ([a, gg, bb]) => R.layerNorm(a, gg, bb, 1e-5),
-        [x, g, b],
-        { bwdTol: 2e-4 },
-      );
-      await checkOp(
-        `rmsNorm ${shape}`,
-        ([a, gg]) => core.rmsNorm(a, gg, 1e-6),
-        ([a, gg]) => R.rmsNorm(a, gg, 1e-6),
-        [x, g],
-        { bwdTol: 2e-4 },
-      );
-    }
-  });
+  it('sum / mean / max over each axis', () => reductionChecks(rng));
+  it('softmax and logSoftmax over the last axis', () => softmaxChecks(rng));
+  it('layerNorm and rmsNorm', () => normChecks(rng));
 
   it('matmul: transposes, batches, broadcasting, odd sizes', async () => {
     const cases: Array<[number[], number[], boolean, boolean]> = [
@@ -346,4 +351,24 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       [x, w],
     );
   });
+});
+
+/**
+ * The row kernels again with subgroups turned off: the shared-memory combine that adapters without
+ * subgroups run (the device caches these pipelines apart).
+ */
+describe('conformance: row kernels without subgroups', () => {
+  const gpu = useGpu();
+  const rng = new Rng(4321);
+  const portable = (check: (r: Rng) => Promise<void>) => async () => {
+    gpu.device().subgroupsDisabledForTesting = true;
+    try {
+      await check(rng);
+    } finally {
+      gpu.device().subgroupsDisabledForTesting = false;
+    }
+  };
+  it('sum / mean / max over each axis', portable(reductionChecks));
+  it('softmax and logSoftmax over the last axis', portable(softmaxChecks));
+  it('layerNorm and rmsNorm', portable(normChecks));
 });

@@ -176,7 +176,9 @@ export class Device {
     }
   }
 
-  private pipeline(key: string, wgsl: () => string): GPUComputePipeline {
+  private pipeline(specKey: string, wgsl: () => string): GPUComputePipeline {
+    // Kernels generate different WGSL while subgroups are disabled for a test: cache those apart.
+    const key = this.subgroupsDisabledForTesting ? `portable|${specKey}` : specKey;
     let p = this.pipelines.get(key);
     if (!p) {
       const module = this.gpu.createShaderModule({ code: wgsl(), label: key });
