@@ -25,6 +25,23 @@ describe('sharelora doctor / bench / usage', () => {
     expect(b.elementwise.gbPerS).toBeGreaterThan(0);
     expect(b.transformerBlock.msPerStep).toBeGreaterThan(0);
     expect(b.transformerBlock.peakBytes.total).toBeGreaterThan(0);
+    expect(b.profile).toBeUndefined();
+  });
+
+  it('bench --profile profiles the transformer-block steps (a warm-up plus rounds × reps)', () => {
+    const r = runCli(['bench', '--quick', '--json', '--reps', '1', '--rounds', '2', '--profile']);
+    expect(r.status, r.stderr).toBe(0);
+    const p = JSON.parse(r.stdout).profile;
+    expect(p.steps).toBe(3);
+    expect(p.trace).toBeUndefined();
+    expect(p.ops.map((o: { kind: string }) => o.kind)).toEqual(
+      expect.arrayContaining(['matmul', 'attn_fwd', 'attn_bwd_q', 'attn_bwd_kv', 'norm']),
+    );
+    expect(p.ops.reduce((s: number, o: { dispatches: number }) => s + o.dispatches, 0)).toBe(p.dispatches);
+    expect(p.dispatches % p.steps).toBe(0);
+    const noProfile = runCli(['bench', '--quick', '--profile-out', 'x.json']);
+    expect(noProfile.status).toBe(2);
+    expect(noProfile.stderr).toMatch(/--profile-out needs --profile/);
   });
 
   it('bench --train times real steps; its profile accounts for every dispatch and fits in the wall time', () => {

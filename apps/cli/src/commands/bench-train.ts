@@ -1,11 +1,11 @@
 /** `sharelora bench --train SHAPE[,SHAPE...]`: training-step throughput on real model shapes. */
-import { writeFile } from 'node:fs/promises';
 import { METHODS, type Method } from '@sharelora/adapters';
 import * as core from '@sharelora/core/node';
 import { benchTrainStep, TRAIN_SHAPES, type TrainBenchResult } from '@sharelora/train';
 import { intFlag } from '../args.js';
 import { UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
+import { profileJson, saveTrace } from './profile-output.js';
 
 export interface TrainBenchFlags {
   train: string;
@@ -32,7 +32,6 @@ export async function benchTrain(flags: TrainBenchFlags): Promise<number> {
   const method = (flags.method ?? 'lora') as Method;
   if (!METHODS.includes(method))
     throw new UsageError(`--method must be one of ${METHODS.join(', ')}, got "${flags.method}"`);
-  if (flags.profileOut && !flags.profile) throw new UsageError('--profile-out needs --profile');
   if (flags.profileOut && shapes.length > 1) throw new UsageError('--profile-out takes one --train shape');
   const opts = {
     method,
@@ -55,16 +54,14 @@ export async function benchTrain(flags: TrainBenchFlags): Promise<number> {
       );
     }
     progressDone();
-    if (flags.profileOut && results[0].profile) {
-      await writeFile(flags.profileOut, JSON.stringify(core.chromeTrace(results[0].profile)));
-    }
+    if (results[0].profile) await saveTrace(flags.profileOut, results[0].profile);
     if (flags.json) {
       console.log(
         JSON.stringify(
           {
             adapter: device.info,
             train: results.map(({ profile, ...r }) =>
-              profile ? { ...r, profile: { ...profile, trace: undefined } } : r,
+              profile ? { ...r, profile: profileJson(profile) } : r,
             ),
           },
           null,

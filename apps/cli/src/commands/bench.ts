@@ -1,4 +1,3 @@
-import { writeFile } from 'node:fs/promises';
 import { METHODS } from '@sharelora/adapters';
 import * as core from '@sharelora/core/node';
 import { TRAIN_SHAPES } from '@sharelora/train';
@@ -6,6 +5,7 @@ import { intFlag, parseFlags } from '../args.js';
 import { UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 import { benchTrain } from './bench-train.js';
+import { profileJson, saveTrace } from './profile-output.js';
 
 export const benchHelp = `Usage: sharelora bench [--json] [--reps N] [--rounds N] [--quick] [--profile [--profile-out FILE]]
        sharelora bench --train SHAPE[,SHAPE...] [--method M] [--rank R] [--steps N]
@@ -140,6 +140,7 @@ export async function bench(argv: string[]): Promise<number> {
     console.log(benchHelp);
     return 0;
   }
+  if (values['profile-out'] && !values.profile) throw new UsageError('--profile-out needs --profile');
   if (values.train !== undefined) {
     return benchTrain({
       train: values.train,
@@ -156,7 +157,6 @@ export async function bench(argv: string[]): Promise<number> {
   for (const f of ['method', 'rank', 'steps', 'batch-size', 'seq-length'] as const) {
     if (values[f] !== undefined) throw new UsageError(`--${f} needs --train`);
   }
-  if (values['profile-out'] && !values.profile) throw new UsageError('--profile-out needs --profile');
   const reps = intFlag('reps', values.reps, 5);
   const rounds = intFlag('rounds', values.rounds, 3);
   const quick = values.quick ?? false;
@@ -223,8 +223,7 @@ export async function bench(argv: string[]): Promise<number> {
     const blockProfile = values.profile ? await device.stopProfile() : undefined;
     // timeIt runs a warm-up plus rounds × reps steps.
     const profiledSteps = 1 + rounds * reps;
-    if (blockProfile && values['profile-out'])
-      await writeFile(values['profile-out'], JSON.stringify(core.chromeTrace(blockProfile)));
+    if (blockProfile) await saveTrace(values['profile-out'], blockProfile);
     const mem = device.memoryReport();
     const block = {
       config: { batch: B, seq: T, dModel: D, heads: H },
@@ -242,7 +241,7 @@ export async function bench(argv: string[]): Promise<number> {
       matmul: matmuls.map((m) => ({ ...m, timePerFlopVsSquare: square.gflops / m.gflops })),
       elementwise,
       transformerBlock: block,
-      ...(blockProfile ? { profile: { ...blockProfile, steps: profiledSteps, trace: undefined } } : {}),
+      ...(blockProfile ? { profile: { ...profileJson(blockProfile), steps: profiledSteps } } : {}),
     };
     if (values.json) {
       console.log(JSON.stringify(result, null, 2));
