@@ -228,32 +228,82 @@ describe('model ops', () => {
         causal: true,
       },
     ];
-    // Every case on the subgroup kernels (where the adapter has subgroups) and on the portable ones.
-    for (const c of cases.flatMap((k) => [k, { ...k, portable: true }])) {
-      it(`${c.name}${c.portable ? ' (portable kernels)' : ''}`, async () => {
+    // The reference works heads-first; the other layouts are permuted (and packed) views of it.
+    const headsFirst = (x: F64) => ref.permute(x, [0, 2, 1, 3]);
+    /** [B, T, (Hq + 2·Hkv)·D] -> q, k, v heads-first. */
+    const unpack = (qkv: F64, c: Case): F64[] => {
+      const [B, T] = qkv.shape;
+      const parts: Array<[number, number]> = [
+        [0, c.Hq],
+        [c.Hq, c.Hq + c.Hkv],
+        [c.Hq + c.Hkv, c.Hq + 2 * c.Hkv],
+      ];
+      const heads = ref.reshape(qkv, [B, T, c.Hq + 2 * c.Hkv, c.D]);
+      return parts.map(([h0, h1]) => headsFirst(ref.slice(heads, [0, 0, h0, 0], [B, T, h1, c.D])));
+    };
+    type Layout = 'bhtd' | 'bthd' | 'packed';
+    // Every case on the subgroup kernels (where the adapter has subgroups) and on the portable ones,
+    // heads-first, time-first, and packed q|k|v where the case is self-attention with equal head sizes.
+    const runs = cases.flatMap((k) =>
+      (['bhtd', 'bthd', 'packed'] as Layout[])
+        .filter((layout) => layout !== 'packed' || (k.S === k.T && k.D === k.Dv))
+        .flatMap((layout) => [
+          { ...k, layout },
+          { ...k, layout, portable: true },
+        ]),
+    );
+    for (const c of runs) {
+      it(`${c.name}, ${c.layout}${c.portable ? ' (portable kernels)' : ''}`, async () => {
         core.getDevice().subgroupsDisabledForTesting = c.portable ?? false;
         const q = rand([c.B, c.Hq, c.T, c.D], 10);
         const k = rand([c.B, c.Hkv, c.S, c.D], 11);
         const v = rand([c.B, c.Hkv, c.S, c.Dv], 12);
+        const mask = () =>
+          c.mask
+            ? c.maskType === 'i32'
+              ? i32(c.mask, [c.B, c.S])
+              : core.tensor(c.mask, [c.B, c.S])
+            : undefined;
+        const opts = { causal: c.causal, scale: c.scale };
+        const cpu = (qr: F64, kr: F64, vr: F64) => ref.sdpa(qr, kr, vr, { ...opts, keyPaddingMask: c.mask });
         const before = liveStorages();
-        await check(
-          c.name,
-          [q, k, v],
-          ([qt, kt, vt]) => {
-            const keyPaddingMask = c.mask
-              ? c.maskType === 'i32'
-                ? i32(c.mask, [c.B, c.S])
-                : core.tensor(c.mask, [c.B, c.S])
-              : undefined;
-            return core.scaledDotProductAttention(qt, kt, vt, {
-              causal: c.causal,
-              keyPaddingMask,
-              scale: c.scale,
-            });
-          },
-          ([qr, kr, vr]) =>
-            ref.sdpa(qr, kr, vr, { causal: c.causal, keyPaddingMask: c.mask, scale: c.scale }),
-        ).finally(() => {
+        const run =
+          c.layout === 'bhtd'
+            ? check(
+                c.name,
+                [q, k, v],
+                ([qt, kt, vt]) =>
+                  core.scaledDotProductAttention(qt, kt, vt, { ...opts, keyPaddingMask: mask() }),
+                ([qr, kr, vr]) => cpu(qr, kr, vr),
+              )
+            : c.layout === 'bthd'
+              ? check(
+                  c.name,
+                  [q, k, v].map(headsFirst),
+                  ([qt, kt, vt]) =>
+                    core.scaledDotProductAttention(qt, kt, vt, {
+                      ...opts,
+                      keyPaddingMask: mask(),
+                      axes: 'bthd',
+                    }),
+                  ([qr, kr, vr]) => headsFirst(cpu(headsFirst(qr), headsFirst(kr), headsFirst(vr))),
+                )
+              : check(
+                  c.name,
+                  [rand([c.B, c.T, (c.Hq + 2 * c.Hkv) * c.D], 13)],
+                  ([qkv]) =>
+                    core.packedQkvAttention(qkv, {
+                      ...opts,
+                      keyPaddingMask: mask(),
+                      heads: c.Hq,
+                      kvHeads: c.Hkv,
+                    }),
+                  ([qkv]) => {
+                    const [qr, kr, vr] = unpack(qkv, c);
+                    return ref.reshape(headsFirst(cpu(qr, kr, vr)), [c.B, c.T, c.Hq * c.D]);
+                  },
+                );
+        await run.finally(() => {
           core.getDevice().subgroupsDisabledForTesting = false;
         });
         expect(liveStorages()).toBe(before);
@@ -279,6 +329,13 @@ describe('model ops', () => {
         const q = core.zeros([1, 5, 2, 4]);
         const kv = core.zeros([1, 2, 2, 4]);
         expect(() => core.scaledDotProductAttention(q, kv, kv)).toThrow(core.ShapeError);
+      });
+    });
+
+    it('rejects a packed width that is not a multiple of the head rows', () => {
+      core.tidy(() => {
+        const qkv = core.zeros([1, 3, 4 * 7 + 1]);
+        expect(() => core.packedQkvAttention(qkv, { heads: 3, kvHeads: 2 })).toThrow(/packed qkv/);
       });
     });
   });
@@ -363,6 +420,20 @@ describe('model ops', () => {
         return ref.concat(per, 0);
       };
       await check('rope [B,T]', [rand([B, H, T, D], 21)], ([x]) => core.rope(x, i32(pos, [B, T]), opts), cpu);
+    });
+
+    it('time-first [B, T, H, D] with per-batch positions, partial rotary', async () => {
+      const [B, T, H, D] = [2, 5, 3, 10];
+      const pos = [0, 1, 2, 3, 4, 9, 10, 11, 12, 13];
+      const opts: core.RopeOptions = { theta: 10000, layout: 'half', rotaryDim: 6, axes: 'bthd' };
+      const swap = (x: F64) => ref.permute(x, [0, 2, 1, 3]);
+      const cpu = ([x]: F64[]): F64 => {
+        const per = Array.from({ length: B }, (_, b) =>
+          ref.rope(swap(ref.slice(x, [b, 0, 0, 0], [b + 1, T, H, D])), pos.slice(b * T, (b + 1) * T), opts),
+        );
+        return swap(ref.concat(per, 0));
+      };
+      await check('rope bthd', [rand([B, T, H, D], 22)], ([x]) => core.rope(x, i32(pos, [B, T]), opts), cpu);
     });
 
     it('inverse frequencies match the reference in float64', () => {

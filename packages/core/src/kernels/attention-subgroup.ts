@@ -58,8 +58,10 @@ const keyBlocks = (W: number, T: string, key: string) => `  let end = key_end(t)
   var vj: array<${T}, NV>;
   for (var j0 = 0u; j0 < block_end; j0 += ${W}u) {
     let jl = min(j0 + lid, P.s - 1);
-    for (var d = 0u; d < NQ; d++) { kl[d] = K[(kvh * P.s + jl) * NQ + d]; }
-    for (var d = 0u; d < NV; d++) { vl[d] = V[(kvh * P.s + jl) * NV + d]; }
+    let kb = k_at(kvh, jl);
+    let vb = v_at(kvh, jl);
+    for (var d = 0u; d < NQ; d++) { kl[d] = K[kb + d]; }
+    for (var d = 0u; d < NV; d++) { vl[d] = V[vb + d]; }
     let hl = select(0u, 1u, key_hidden(b, jl));
 ${unroll(
   W,
@@ -123,7 +125,6 @@ ${mainSg(W)}
   let j0 = (blk % nb) * ${W}u;
   let j = min(j0 + lid, P.s - 1);
   let b = bkv / hkv;
-  let krow = bkv * P.s + j;
 ${bwdKVState(T)}
   let mine = !key_hidden(b, j);
   let first = query_start(j);
@@ -136,9 +137,12 @@ ${bwdKVState(T)}
   let h0 = b * P.hq + (bkv % hkv) * P.g;
   for (var h = h0; h < h0 + P.g; h++) {
     for (var tq = block_first - block_first % ${W}u; tq < P.t; tq += ${W}u) {
-      let r = h * P.t + min(tq + lid, P.t - 1);
-      for (var d = 0u; d < NQ; d++) { ql[d] = Q[r * NQ + d]; }
-      for (var d = 0u; d < NV; d++) { gl[d] = DO[r * NV + d]; }
+      let tl = min(tq + lid, P.t - 1);
+      let r = h * P.t + tl;
+      let qr = q_at(h, tl);
+      let orow = o_at(h, tl);
+      for (var d = 0u; d < NQ; d++) { ql[d] = Q[qr + d]; }
+      for (var d = 0u; d < NV; d++) { gl[d] = DO[orow + d]; }
       let lsel = L[r];
       let dl = DELTA[r];
 ${unroll(
@@ -157,7 +161,7 @@ ${bwdKVQuery(
     }
   }
   if (j0 + lid < P.s) {
-${bwdKVStore}
+${bwdKVStore(s)}
   }
 }`;
 }

@@ -11,6 +11,12 @@
  * dV = Σ_i p dO_i and dK = scale · Σ_i p (dO_i·V - delta_i) Q_i over the query rows (of every
  * query head in its GQA group) that see the key. Neither needs atomics.
  *
+ * Rows are addressed through strides (rowUniforms): row (b, h, t) of Q, K, V or O starts at
+ * row off + b·sb + h·sh + t·st, counted in head-size rows, so the kernels read heads-first
+ * [B, H, T, D] tensors, time-first [B, T, H, D] projection outputs and a packed [B, T, (Hq + 2·Hkv)·D]
+ * q|k|v projection alike, with no permute or slice copies. The log-sum-exp and delta rows are dense
+ * in (b, h, t) order.
+ *
  * A row that sees no key outputs 0 and stores L = FLT_MAX, so every recomputed p is exp(-huge) = 0.
  * Head sizes are compile-time constants (part of the pipeline key); q and the accumulators live in
  * per-invocation arrays of vec4 when both head sizes are multiples of 4, of scalars otherwise.
@@ -27,7 +33,25 @@ export interface AttnShape {
   mask: 'none' | 'f32' | 'i32';
   /** Subgroup width W of the broadcast kernels (attention-subgroup.ts); 0 for the per-lane kernels here. */
   sg: number;
+  /**
+   * q, k and v are one packed tensor (and so are their gradients): the key/value backward pass
+   * then writes dK and dV through one binding, since a buffer may not be bound writable twice.
+   */
+  packed: boolean;
 }
+
+/** Where the rows of one operand live: row (b, h, t) starts at row off + b·sb + h·sh + t·st. */
+export interface RowLayout {
+  off: number;
+  sb: number;
+  sh: number;
+  st: number;
+}
+
+/** Heads-first [B, H, T, ·] rows. */
+export const headsFirst = (H: number, T: number): RowLayout => ({ off: 0, sb: H * T, sh: T, st: 1 });
+/** Time-first [B, T, R, ·] rows, heads at R-row offset `off` (R = H, or Hq + 2·Hkv when packed). */
+export const timeFirst = (R: number, T: number, off = 0): RowLayout => ({ off, sb: T * R, sh: 1, st: R });
 
 /** Lanes per element of the per-invocation arrays: 4 (vec4) when both head sizes allow it. */
 function width(s: AttnShape): 1 | 4 {
@@ -35,7 +59,16 @@ function width(s: AttnShape): 1 | 4 {
 }
 
 export function attnKey(kind: string, s: AttnShape): string {
-  return `attn_${kind}:${s.D}:${s.Dv}:${s.mask}:${s.sg}`;
+  return `attn_${kind}:${s.D}:${s.Dv}:${s.mask}:${s.sg}${s.packed ? ':packed' : ''}`;
+}
+
+type Uniform = readonly [string, 'u32' | 'i32' | 'f32', number];
+
+/** Row strides of q, k, v and the output (dO has the output's, dQ/dK/dV their inputs'). */
+export function rowUniforms(l: { q: RowLayout; k: RowLayout; v: RowLayout; o: RowLayout }): Uniform[] {
+  return (['q', 'k', 'v', 'o'] as const).flatMap((n) =>
+    (['off', 'sb', 'sh', 'st'] as const).map((f): Uniform => [`${n}_${f}`, 'u32', l[n][f]]),
+  );
 }
 
 /** Uniform fields every attention pass reads. */
@@ -47,7 +80,7 @@ export function attnUniforms(d: {
   S: number;
   causal: boolean;
   scale: number;
-}): Array<readonly [string, 'u32' | 'i32' | 'f32', number]> {
+}): Uniform[] {
   return [
     ['b', 'u32', d.B],
     ['hq', 'u32', d.Hq],
@@ -97,7 +130,7 @@ export const BWD_KV_DECLS = (s: AttnShape): Decl[] => [
   ...BWD_INPUTS(s),
   { name: 'DELTA', kind: 'row', access: 'read' },
   { name: 'DK', kind: 'qk', access: 'read_write' },
-  { name: 'DV', kind: 'v', access: 'read_write' },
+  ...(s.packed ? [] : [{ name: 'DV', kind: 'v', access: 'read_write' } as const]),
 ];
 
 /** Storage declarations and the helpers every pass uses; T is the element type of the row arrays. */
@@ -119,6 +152,17 @@ PARAMS
 const NQ: u32 = ${s.D / w}u;
 const NV: u32 = ${s.Dv / w}u;
 fn dotv(a: ${T}, b: ${T}) -> f32 { return ${w === 4 ? 'dot(a, b)' : 'a * b'}; }
+/** First element of query/output row t of head bh = b·Hq + h, and of key/value row j of kv head bkv = b·Hkv + h. */
+fn q_at(bh: u32, t: u32) -> u32 { return (P.q_off + (bh / P.hq) * P.q_sb + (bh % P.hq) * P.q_sh + t * P.q_st) * NQ; }
+fn o_at(bh: u32, t: u32) -> u32 { return (P.o_off + (bh / P.hq) * P.o_sb + (bh % P.hq) * P.o_sh + t * P.o_st) * NV; }
+fn k_at(bkv: u32, j: u32) -> u32 {
+  let hkv = P.hq / P.g;
+  return (P.k_off + (bkv / hkv) * P.k_sb + (bkv % hkv) * P.k_sh + j * P.k_st) * NQ;
+}
+fn v_at(bkv: u32, j: u32) -> u32 {
+  let hkv = P.hq / P.g;
+  return (P.v_off + (bkv / hkv) * P.v_sb + (bkv % hkv) * P.v_sh + j * P.v_st) * NV;
+}
 fn key_hidden(b: u32, j: u32) -> bool { return ${hidden}; }
 /** Keys [0, end) visible to query t by the causal rule. */
 fn key_end(t: u32) -> u32 {
@@ -150,7 +194,8 @@ const zeros = (name: string, T: string, n: 'NQ' | 'NV') =>
 export const queryRow = (T: string) => `  let b = bh / P.hq;
   let kvh = b * (P.hq / P.g) + (bh % P.hq) / P.g;
   var q: array<${T}, NQ>;
-  for (var d = 0u; d < NQ; d++) { q[d] = Q[row * NQ + d] * P.scale; }`;
+  let qb = q_at(bh, t);
+  for (var d = 0u; d < NQ; d++) { q[d] = Q[qb + d] * P.scale; }`;
 
 /** Forward state: output accumulator, running max and sum. */
 export const fwdState = (T: string) => `${zeros('acc', T, 'NV')}
@@ -175,13 +220,15 @@ export const fwdKey = (k: At, v: At, sv: string, p: string) => `    var sc = 0.0
     for (var d = 0u; d < NV; d++) { acc[d] += p * ${v('d')}; }`;
 
 export const fwdStore = `  let inv = select(0.0, 1.0 / l, l > 0.0);
-  for (var d = 0u; d < NV; d++) { O[row * NV + d] = acc[d] * inv; }
+  let ob = o_at(bh, t);
+  for (var d = 0u; d < NV; d++) { O[ob + d] = acc[d] * inv; }
   L[row] = select(${FLT_MAX}, m + log(l), l > 0.0);`;
 
 /** Backward (dQ) state of query row `row`: its dO, delta = dO·O, dQ and log-sum-exp. */
 export const bwdQState = (T: string) => `  var go: array<${T}, NV>;
   var delta = 0.0;
-  for (var d = 0u; d < NV; d++) { go[d] = DO[row * NV + d]; delta += dotv(go[d], O[row * NV + d]); }
+  let ob = o_at(bh, t);
+  for (var d = 0u; d < NV; d++) { go[d] = DO[ob + d]; delta += dotv(go[d], O[ob + d]); }
 ${zeros('dq', T, 'NQ')}
   let lse = L[row];`;
 
@@ -195,13 +242,15 @@ export const bwdQKey = (k: At, v: At, p: string) => `    var sc = 0.0;
     for (var d = 0u; d < NQ; d++) { dq[d] += ds * ${k('d')}; }`;
 
 export const bwdQStore = `  DELTA[row] = delta;
-  for (var d = 0u; d < NQ; d++) { DQ[row * NQ + d] = dq[d]; }`;
+  for (var d = 0u; d < NQ; d++) { DQ[qb + d] = dq[d]; }`;
 
-/** Backward (dK, dV) state of key row `krow`: its k and v, zeroed dK and dV. */
-export const bwdKVState = (T: string) => `  var k: array<${T}, NQ>;
-  for (var d = 0u; d < NQ; d++) { k[d] = K[krow * NQ + d]; }
+/** Backward (dK, dV) state of key row j of kv head bkv: its k and v, zeroed dK and dV. */
+export const bwdKVState = (T: string) => `  let kb = k_at(bkv, j);
+  let vb = v_at(bkv, j);
+  var k: array<${T}, NQ>;
+  for (var d = 0u; d < NQ; d++) { k[d] = K[kb + d]; }
   var v: array<${T}, NV>;
-  for (var d = 0u; d < NV; d++) { v[d] = V[krow * NV + d]; }
+  for (var d = 0u; d < NV; d++) { v[d] = V[vb + d]; }
 ${zeros('dk', T, 'NQ')}
 ${zeros('dv', T, 'NV')}`;
 
@@ -214,8 +263,8 @@ export const bwdKVQuery = (qv: At, g: At, lse: string, dl: string, vis: string) 
       let ds = p * (dp - ${dl}) * P.scale;
       for (var d = 0u; d < NQ; d++) { dk[d] += ds * ${qv('d')}; }`;
 
-export const bwdKVStore = `  for (var d = 0u; d < NQ; d++) { DK[krow * NQ + d] = dk[d]; }
-  for (var d = 0u; d < NV; d++) { DV[krow * NV + d] = dv[d]; }`;
+export const bwdKVStore = (s: AttnShape) => `  for (var d = 0u; d < NQ; d++) { DK[kb + d] = dk[d]; }
+  for (var d = 0u; d < NV; d++) { ${s.packed ? 'DK' : 'DV'}[vb + d] = dv[d]; }`;
 
 const MAIN = `@compute @workgroup_size(${ATTN_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -231,8 +280,8 @@ const QUERY_INVOCATION = `  if (gi >= P.b * P.hq * P.t) { return; }
 const KEY_LOOP = `  let end = key_end(t);
   for (var j = 0u; j < end; j++) {
     if (key_hidden(b, j)) { continue; }
-    let kb = (kvh * P.s + j) * NQ;
-    let vb = (kvh * P.s + j) * NV;`;
+    let kb = k_at(kvh, j);
+    let vb = v_at(kvh, j);`;
 
 const kAt: At = (d) => `K[kb + ${d}]`;
 const vAt: At = (d) => `V[vb + ${d}]`;
@@ -277,7 +326,6 @@ ${MAIN}
   let j = gi % P.s;
   let bkv = gi / P.s;
   let b = bkv / hkv;
-  let krow = gi;
 ${bwdKVState(T)}
   if (!key_hidden(b, j)) {
     // Query heads (bkv % hkv)·G .. +G-1 of batch row b read this kv head.
@@ -285,9 +333,11 @@ ${bwdKVState(T)}
     for (var h = h0; h < h0 + P.g; h++) {
       for (var t = query_start(j); t < P.t; t++) {
         let r = h * P.t + t;
+        let qr = q_at(h, t);
+        let orow = o_at(h, t);
 ${bwdKVQuery(
-  (d) => `Q[r * NQ + ${d}]`,
-  (d) => `DO[r * NV + ${d}]`,
+  (d) => `Q[qr + ${d}]`,
+  (d) => `DO[orow + ${d}]`,
   'L[r]',
   'DELTA[r]',
   'true',
@@ -295,6 +345,6 @@ ${bwdKVQuery(
       }
     }
   }
-${bwdKVStore}
+${bwdKVStore(s)}
 }`;
 }

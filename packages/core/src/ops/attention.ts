@@ -9,6 +9,10 @@ import {
   attnForwardWgsl,
   attnKey,
   attnUniforms,
+  headsFirst,
+  type RowLayout,
+  rowUniforms,
+  timeFirst,
 } from '../kernels/attention.js';
 import {
   attnBackwardKVSgWgsl,
@@ -27,10 +31,16 @@ export interface AttentionOptions {
   keyPaddingMask?: Tensor;
   /** Score scale; default 1/sqrt(D). */
   scale?: number;
+  /**
+   * Axis order of q, k, v and the output: 'bhtd' (default) is [B, H, T, D]; 'bthd' is [B, T, H, D],
+   * the projections' own output reshaped, so no permute is needed on either side.
+   */
+  axes?: 'bhtd' | 'bthd';
 }
 
 /**
- * Scaled dot-product attention: q [B,Hq,T,D], k [B,Hkv,S,D], v [B,Hkv,S,Dv] -> [B,Hq,T,Dv].
+ * Scaled dot-product attention: q [B,Hq,T,D], k [B,Hkv,S,D], v [B,Hkv,S,Dv] -> [B,Hq,T,Dv]
+ * (with axes 'bthd': q [B,T,Hq,D], k [B,S,Hkv,D], v [B,S,Hkv,Dv] -> [B,T,Hq,Dv]).
  *
  * Fused (see kernels/attention.ts): the [B,Hq,T,S] scores are never stored, so memory is O(rows)
  * beyond q, k, v and the output, causal rows skip their hidden keys, and the backward pass
@@ -52,14 +62,89 @@ export function scaledDotProductAttention(
     assertDType(t.dtype, ['f32'], `attention ${name}`);
     if (t.rank !== 4) throw new ShapeError(`attention: ${name} must be rank 4, got ${fmt(t.shape)}`);
   }
-  const [B, Hq, T, D] = q.shape;
-  const [Bk, Hkv, S, Dk] = k.shape;
-  const [Bv, Hv, Sv, Dv] = v.shape;
+  const tf = opts.axes === 'bthd';
+  const dims = (t: Tensor) => (tf ? [t.shape[0], t.shape[2], t.shape[1], t.shape[3]] : t.shape);
+  const [B, Hq, T, D] = dims(q);
+  const [Bk, Hkv, S, Dk] = dims(k);
+  const [Bv, Hv, Sv, Dv] = dims(v);
   if (Bk !== B || Bv !== B || Hv !== Hkv || Sv !== S || Dk !== D) {
+    const order = tf ? '[B,T,Hq,D], [B,S,Hkv,D], [B,S,Hkv,Dv]' : '[B,Hq,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv]';
     throw new ShapeError(
-      `attention: q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} do not match ([B,Hq,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv])`,
+      `attention: q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} do not match (${order})`,
     );
   }
+  const rows = (H: number, L: number) => (tf ? timeFirst(H, L) : headsFirst(H, L));
+  return fusedAttention({
+    B,
+    Hq,
+    Hkv,
+    T,
+    S,
+    D,
+    Dv,
+    inputs: [q, k, v],
+    rows: { q: rows(Hq, T), k: rows(Hkv, S), v: rows(Hkv, S), o: rows(Hq, T) },
+    outShape: tf ? [B, T, Hq, Dv] : [B, Hq, T, Dv],
+    opts,
+  });
+}
+
+export interface PackedAttentionOptions extends Omit<AttentionOptions, 'axes'> {
+  /** Query heads. */
+  heads: number;
+  /** Key/value heads (default: heads). */
+  kvHeads?: number;
+}
+
+/**
+ * Attention straight from a fused q|k|v projection: qkv [B, T, (Hq + 2·Hkv)·D], each position's
+ * row holding its Hq query heads, then Hkv key heads, then Hkv value heads -> [B, T, Hq·D]. Same
+ * kernels as scaledDotProductAttention (self-attention, S = T), reading the three parts in place:
+ * no slices, no head permutes, and one [B, T, (Hq + 2·Hkv)·D] gradient.
+ */
+export function packedQkvAttention(qkv: Tensor, opts: PackedAttentionOptions): Tensor {
+  assertDType(qkv.dtype, ['f32'], 'attention qkv');
+  const Hq = opts.heads;
+  const Hkv = opts.kvHeads ?? Hq;
+  const R = Hq + 2 * Hkv;
+  if (qkv.rank !== 3 || !(Hq > 0) || !(Hkv > 0) || qkv.shape[2] % R !== 0) {
+    throw new ShapeError(`attention: packed qkv must be [B, T, (${Hq} + 2·${Hkv})·D], got ${fmt(qkv.shape)}`);
+  }
+  const [B, T, W] = qkv.shape;
+  const D = W / R;
+  return fusedAttention({
+    B,
+    Hq,
+    Hkv,
+    T,
+    S: T,
+    D,
+    Dv: D,
+    inputs: [qkv],
+    rows: { q: timeFirst(R, T), k: timeFirst(R, T, Hq), v: timeFirst(R, T, Hq + Hkv), o: timeFirst(Hq, T) },
+    outShape: [B, T, Hq * D],
+    opts,
+  });
+}
+
+interface FusedAttention {
+  B: number;
+  Hq: number;
+  Hkv: number;
+  T: number;
+  S: number;
+  D: number;
+  Dv: number;
+  /** q, k, v; or one packed tensor holding all three. */
+  inputs: [Tensor, Tensor, Tensor] | [Tensor];
+  rows: { q: RowLayout; k: RowLayout; v: RowLayout; o: RowLayout };
+  outShape: number[];
+  opts: Omit<AttentionOptions, 'axes'>;
+}
+
+/** The forward pass and its backward on any row layout; gradients take their inputs' shapes. */
+function fusedAttention(a: FusedAttention): Tensor {
+  const { B, Hq, Hkv, T, S, opts } = a;
   if (Hkv === 0 || Hq % Hkv !== 0)
     throw new ShapeError(`attention: ${Hq} query heads are not a multiple of ${Hkv} kv heads`);
   const mask = opts.keyPaddingMask;
@@ -69,23 +154,33 @@ export function scaledDotProductAttention(
       throw new ShapeError(`attention: keyPaddingMask must be [${B}, ${S}], got ${fmt(mask.shape)}`);
     }
   }
-  const dims = {
-    B,
-    Hq,
-    Hkv,
-    T,
-    S,
-    causal: opts.causal ?? false,
-    scale: opts.scale ?? 1 / Math.sqrt(D),
-  };
+  const packed = a.inputs.length === 1;
+  const [q, k, v]: Tensor[] = packed ? [a.inputs[0], a.inputs[0], a.inputs[0]] : a.inputs;
   const sg = subgroupWidth();
-  const shape: AttnShape = { D, Dv, mask: mask ? (mask.dtype as 'f32' | 'i32') : 'none', sg };
+  const shape: AttnShape = {
+    D: a.D,
+    Dv: a.Dv,
+    mask: mask ? (mask.dtype as 'f32' | 'i32') : 'none',
+    sg,
+    packed,
+  };
   // Subgroup kernels: one workgroup of sg lanes per block of sg rows of one head.
   const qGrid = sg ? grid(B * Hq * Math.ceil(T / sg) * sg, sg) : grid(B * Hq * T, ATTN_WG);
   const kvGrid = sg ? grid(B * Hkv * Math.ceil(S / sg) * sg, sg) : grid(B * Hkv * S, ATTN_WG);
-  const uniforms = attnUniforms(dims);
+  const uniforms = [
+    ...attnUniforms({
+      B,
+      Hq,
+      Hkv,
+      T,
+      S,
+      causal: opts.causal ?? false,
+      scale: opts.scale ?? 1 / Math.sqrt(a.D),
+    }),
+    ...rowUniforms(a.rows),
+  ];
   const maskIn = mask ? [mask] : [];
-  const out = Tensor.empty([B, Hq, T, Dv], 'f32');
+  const out = Tensor.empty(a.outShape, 'f32');
   const lse = Tensor.empty([B * Hq * T], 'f32');
   const rows = B * Hq * T;
   runKernel({
@@ -96,10 +191,10 @@ export function scaledDotProductAttention(
     uniforms,
     workgroups: qGrid,
   });
-  const recorded = record(out, 'attention', [q, k, v], (g) => {
+  const recorded = record(out, 'attention', a.inputs, (g) => {
     const dq = Tensor.empty(q.shape, 'f32');
-    const dk = Tensor.empty(k.shape, 'f32');
-    const dv = Tensor.empty(v.shape, 'f32');
+    const dk = packed ? dq : Tensor.empty(k.shape, 'f32');
+    const dv = packed ? dq : Tensor.empty(v.shape, 'f32');
     const delta = Tensor.empty([rows], 'f32');
     runKernel({
       key: attnKey('bwd_q', shape),
@@ -113,12 +208,12 @@ export function scaledDotProductAttention(
       key: attnKey('bwd_kv', shape),
       wgsl: () => (sg ? attnBackwardKVSgWgsl(shape) : attnBackwardKVWgsl(shape)),
       inputs: [q, k, v, ...maskIn, g, lse, delta],
-      outputs: [dk, dv],
+      outputs: packed ? [dk] : [dk, dv],
       uniforms,
       workgroups: kvGrid,
     });
     delta.dispose();
-    return [dq, dk, dv];
+    return packed ? [dq] : [dq, dk, dv];
   });
   if (!recorded.node) lse.dispose();
   return recorded;

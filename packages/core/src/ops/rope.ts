@@ -26,6 +26,8 @@ export interface RopeOptions {
   scaling?: RopeScaling;
   /** Leading dims rotated (R, even); the rest pass through. Default: the head dim. */
   rotaryDim?: number;
+  /** Axis order of x: 'bhtd' (default) is [B, H, T, D]; 'bthd' is [B, T, H, D]. */
+  axes?: 'bhtd' | 'bthd';
 }
 
 /**
@@ -101,10 +103,12 @@ function rotate(
   positions: Tensor,
   freqs: Tensor,
   R: number,
-  layout: RopeOptions['layout'],
+  opts: RopeOptions,
   dir: 1 | -1,
 ): Tensor {
-  const [B, H, T, D] = x.shape;
+  const timeFirst = opts.axes === 'bthd';
+  const [B, H, T, D] = timeFirst ? [x.shape[0], x.shape[2], x.shape[1], x.shape[3]] : x.shape;
+  const layout = opts.layout;
   const out = Tensor.empty(x.shape, 'f32');
   if (out.size === 0) return out;
   // Partner of dim d in its pair and whether d is the pair's first element (which gets -x1·sin).
@@ -124,7 +128,7 @@ ${main1d()}
   let d = gi % P.d;
   if (d >= P.r) { Y[gi] = X[gi]; return; }
   let row = gi / P.d;
-  let t = row % P.t;
+  let t = (row / P.th) % P.t;
   let b = row / (P.t * P.h);
   let pos = POS[b * P.pstride + t];
   ${pair}
@@ -145,6 +149,8 @@ ${main1d()}
       ['r', 'u32', R],
       ['t', 'u32', T],
       ['h', 'u32', H],
+      // Rows between consecutive positions: 1 heads-first, H time-first.
+      ['th', 'u32', timeFirst ? H : 1],
       ['pstride', 'u32', positions.rank === 2 ? T : 0],
       ['dir', 'f32', dir],
     ],
@@ -154,7 +160,8 @@ ${main1d()}
 }
 
 /**
- * Rotary position embedding of x [B, H, T, D] at integer positions [T] (shared by the batch) or [B, T].
+ * Rotary position embedding of x [B, H, T, D] (or [B, T, H, D] with axes 'bthd') at integer
+ * positions [T] (shared by the batch) or [B, T].
  * Pair i of the first R dims is rotated by pos · inv_freq_i (see ropeInvFreq; exact angle reduction
  * for |pos| < 2^24, see freqTable); dims R..D pass through. Backward rotates the gradient by the
  * negated angle (the rotation's transpose).
@@ -162,8 +169,9 @@ ${main1d()}
 export function rope(x: Tensor, positions: Tensor, opts: RopeOptions): Tensor {
   assertDType(x.dtype, ['f32'], 'rope');
   assertDType(positions.dtype, ['i32'], 'rope positions');
-  if (x.rank !== 4) throw new ShapeError(`rope: x must be [B, H, T, D], got ${fmt(x.shape)}`);
-  const [B, , T, D] = x.shape;
+  const order = opts.axes === 'bthd' ? '[B, T, H, D]' : '[B, H, T, D]';
+  if (x.rank !== 4) throw new ShapeError(`rope: x must be ${order}, got ${fmt(x.shape)}`);
+  const [B, T, D] = [x.shape[0], x.shape[opts.axes === 'bthd' ? 1 : 2], x.shape[3]];
   const pOk =
     positions.rank === 1
       ? positions.shape[0] === T
@@ -173,6 +181,6 @@ export function rope(x: Tensor, positions: Tensor, opts: RopeOptions): Tensor {
   const R = opts.rotaryDim ?? D;
   if (R > D) throw new ShapeError(`rope: rotaryDim ${R} exceeds head dim ${D}`);
   const freqs = freqTable(x.device, R, opts);
-  const out = rotate(x, positions, freqs, R, opts.layout, 1);
-  return record(out, 'rope', [x], (g) => [rotate(g, positions, freqs, R, opts.layout, -1)]);
+  const out = rotate(x, positions, freqs, R, opts, 1);
+  return record(out, 'rope', [x], (g) => [rotate(g, positions, freqs, R, opts, -1)]);
 }

@@ -7,6 +7,7 @@ import {
   getDevice,
   isGradEnabled,
   type Module,
+  packedQkvAttention,
   permute,
   Rng,
   type RopeScaling,
@@ -63,17 +64,14 @@ export interface RopeConfig {
   rotaryDim: number;
 }
 
-/** [B, T, H·D] -> [B, H, T, D]. */
+/** [B, T, H·D] -> [B, T, H, D] (a view: no copy). */
 export function splitHeads(x: Tensor, heads: number): Tensor {
   const [B, T, C] = x.shape;
-  return permute(reshape(x, [B, T, heads, C / heads]), [0, 2, 1, 3]);
+  return reshape(x, [B, T, heads, C / heads]);
 }
 
-/** [B, H, T, D] -> [B, T, H·D]. */
-export function mergeHeads(x: Tensor): Tensor {
-  const [B, H, T, D] = x.shape;
-  return reshape(permute(x, [0, 2, 1, 3]), [B, T, H * D]);
-}
+/** [B, T, H, D] -> [B, H, T, D], the layout of the KV cache. */
+const headsFirst = (x: Tensor) => permute(x, [0, 2, 1, 3]);
 
 export interface AttentionContext {
   layer: number;
@@ -83,16 +81,36 @@ export interface AttentionContext {
   scale?: number;
 }
 
-/** q [B,Hq,T,D], this step's k/v [B,Hkv,T,D] (appended to the cache if any) -> [B, T, Hq·D]. */
+/**
+ * q [B,T,Hq,D], this step's k/v [B,T,Hkv,D] (appended to the cache if any) -> [B, T, Hq·D].
+ * Without a cache the kernels read the projections in place; the cache stores heads-first rows.
+ */
 export function attend(q: Tensor, k: Tensor, v: Tensor, ctx: AttentionContext): Tensor {
-  const kv = ctx.cache ? ctx.cache.append(ctx.layer, k, v) : { k, v };
-  return mergeHeads(
-    scaledDotProductAttention(q, kv.k, kv.v, {
+  const opts = { causal: ctx.causal, keyPaddingMask: ctx.keyPaddingMask, scale: ctx.scale };
+  const [B, T, H, D] = q.shape;
+  if (!ctx.cache)
+    return reshape(scaledDotProductAttention(q, k, v, { ...opts, axes: 'bthd' }), [B, T, H * D]);
+  const kv = ctx.cache.append(ctx.layer, headsFirst(k), headsFirst(v));
+  const y = scaledDotProductAttention(headsFirst(q), kv.k, kv.v, opts);
+  return reshape(headsFirst(y), [B, T, H * D]);
+}
+
+/**
+ * Self-attention from a fused projection qkv [B, T, 3·H·D] (q | k | v, heads in order) -> [B, T, H·D].
+ * Without a cache the kernels read the three parts in place.
+ */
+export function attendPacked(qkv: Tensor, heads: number, ctx: AttentionContext): Tensor {
+  if (!ctx.cache) {
+    return packedQkvAttention(qkv, {
+      heads,
       causal: ctx.causal,
       keyPaddingMask: ctx.keyPaddingMask,
       scale: ctx.scale,
-    }),
-  );
+    });
+  }
+  const C = qkv.shape[2] / 3;
+  const [q, k, v] = [0, 1, 2].map((i) => splitHeads(sliceAxis(qkv, -1, i * C, (i + 1) * C), heads));
+  return attend(q, k, v, ctx);
 }
 
 /**

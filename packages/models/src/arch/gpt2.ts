@@ -2,28 +2,17 @@
  * GPT-2 (GPT2LMHeadModel): learned positions, pre-LN blocks, Conv1D projections stored [in, out],
  * output matrix tied to the token embedding unless tie_word_embeddings is false.
  */
-import {
-  add,
-  Dropout,
-  Embedding,
-  LayerNorm,
-  Linear,
-  Module,
-  ModuleList,
-  sliceAxis,
-  type Tensor,
-} from '@sharelora/core';
+import { add, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, type Tensor } from '@sharelora/core';
 import {
   ACTIVATIONS,
   type AttentionContext,
-  attend,
+  attendPacked,
   causalLmRules,
   checkLength,
   defaultPositions,
   keepPositions,
   type ModelBuildOptions,
   runLayer,
-  splitHeads,
   type WeightInit,
   weightInit,
 } from './common.js';
@@ -58,10 +47,9 @@ export class GPT2Attention extends Module {
   forward(x: Tensor, ctx: Ctx): Tensor {
     const { hiddenSize: C, numHeads: H } = this._config;
     const qkv = this.c_attn.forward(x);
-    const [q, k, v] = [0, 1, 2].map((i) => splitHeads(sliceAxis(qkv, -1, i * C, (i + 1) * C), H));
     let scale = this._config.scaleAttnWeights ? 1 / Math.sqrt(C / H) : 1;
     if (this._config.scaleAttnByInverseLayerIdx) scale /= this._layer + 1;
-    const y = attend(q, k, v, { ...ctx, layer: this._layer, scale });
+    const y = attendPacked(qkv, H, { ...ctx, layer: this._layer, scale });
     return this.resid_dropout.forward(this.c_proj.forward(y));
   }
 }

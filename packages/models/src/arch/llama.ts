@@ -45,7 +45,13 @@ export class LlamaAttention extends Module {
 
   forward(x: Tensor, ctx: Ctx): Tensor {
     const { numHeads: H, numKvHeads: Hkv, headDim: D, rope: r } = this._config;
-    const ropeOpts = { theta: r.theta, scaling: r.scaling, rotaryDim: r.rotaryDim, layout: 'half' } as const;
+    const ropeOpts = {
+      theta: r.theta,
+      scaling: r.scaling,
+      rotaryDim: r.rotaryDim,
+      layout: 'half',
+      axes: 'bthd',
+    } as const;
     const q = rope(splitHeads(this.q_proj.forward(x), H), ctx.positions, ropeOpts);
     const k = rope(splitHeads(this.k_proj.forward(x), Hkv), ctx.positions, ropeOpts);
     const v = splitHeads(this.v_proj.forward(x), Hkv);
