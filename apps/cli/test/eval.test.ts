@@ -5,8 +5,8 @@
  * the unsharded run byte for byte.
  */
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { adapterParameters, injectAdapter, presetConfig } from '@sharelora/adapters';
@@ -462,5 +462,91 @@ describe('sharelora eval usage and input errors', () => {
     expect(m.status).toBe(0);
     expect(m.stdout).toMatch(/^Usage: sharelora eval-merge --out FILE/);
     expect(runCli(['--help']).stdout).toMatch(/eval-merge/);
+  });
+});
+
+describe('sharelora eval: outputs it must not write', () => {
+  // Two HumanEval-format problems, so the checks are tested on a run that would otherwise succeed.
+  const problems = [
+    { task_id: 'T/0', prompt: 'def inc(x):\n', canonical_solution: '    return x + 1\n', entry_point: 'inc' },
+    { task_id: 'T/1', prompt: 'def dbl(x):\n', canonical_solution: '    return 2 * x\n', entry_point: 'dbl' },
+  ].map((p) => ({ ...p, test: `def check(f):\n    assert f(3) == ${p.task_id === 'T/0' ? 4 : 6}\n` }));
+  let folder = '';
+  let completions = '';
+  const run = (out: string, ...extra: string[]) =>
+    runCli([
+      'eval',
+      '--task',
+      'humaneval',
+      '--completions',
+      completions,
+      '--data',
+      folder,
+      '--out',
+      out,
+      ...extra,
+    ]);
+
+  beforeAll(async () => {
+    folder = at('tiny-humaneval');
+    completions = at('tiny-completions.jsonl');
+    await mkdir(folder, { recursive: true });
+    await writeFile(join(folder, 'HumanEval.jsonl'), problems.map((p) => JSON.stringify(p)).join('\n'));
+    await writeFile(
+      completions,
+      problems
+        .map((p) => JSON.stringify({ task_id: p.task_id, completion: p.canonical_solution }))
+        .join('\n'),
+    );
+  });
+
+  it('an --out that is an input, lies in the --data folder, is a directory or another file: exit 2, nothing changed', async () => {
+    const notes = at('notes.txt');
+    await writeFile(notes, 'mine');
+    const dir = at('results-dir');
+    await mkdir(dir, { recursive: true });
+    const files = [completions, join(folder, 'HumanEval.jsonl'), notes];
+    const before = await Promise.all(files.map((f) => readFile(f)));
+    const cases: Array<[string, RegExp]> = [
+      [completions, /is the --completions input/],
+      [join(folder, 'HumanEval.jsonl'), /inside the --data folder/],
+      [join(folder, 'results.json'), /inside the --data folder/],
+      [dir, /is a directory/],
+      [notes, /exists and is not a sharelora results file/],
+    ];
+    for (const [out, message] of cases) {
+      const r = run(out);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    const after = await Promise.all(files.map((f) => readFile(f)));
+    for (const [i, b] of before.entries()) expect(Buffer.compare(after[i], b), files[i]).toBe(0);
+    expect(existsSync(join(folder, 'results.json'))).toBe(false);
+    // Nothing beside the directory either (a failed write once left DIR.tmp-<pid>).
+    expect((await readdir(tmp)).filter((n) => n.startsWith('results-dir.'))).toEqual([]);
+  });
+
+  it('an earlier results file is replaced; eval-merge refuses to write over a shard', async () => {
+    const out = at('tiny-results.json');
+    for (let i = 0; i < 2; i++) {
+      const r = run(out, '--json');
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).metrics.pass_at_k).toEqual({ 'pass@1': 1 });
+    }
+    expect(existsSync(`${out}.lock`)).toBe(false);
+    const merge = runCli(['eval-merge', '--out', out, out]);
+    expect(merge.status, merge.stderr).toBe(2);
+    expect(merge.stderr).toMatch(/is the shard input/);
+  });
+
+  it('an --out another live process has locked is refused, naming it', async () => {
+    const out = at('locked-results.json');
+    // This test's own process holds it: alive, and on this host.
+    const holder = { pid: process.pid, host: hostname(), started: new Date().toISOString(), command: 'test' };
+    await writeFile(`${out}.lock`, JSON.stringify(holder));
+    const r = run(out);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`in use by process ${process.pid} on ${hostname()}`);
+    expect(existsSync(out)).toBe(false);
   });
 });

@@ -1,8 +1,8 @@
 /** `sharelora train` as a user runs it: bad data, kill -9 / Ctrl-C and --resume, a RoBERTa classifier on SST-2. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -96,7 +96,8 @@ describe('sharelora train: bad input', () => {
       await writeFile(join(out, 'adapter_config.json'), '{"r": 4}');
       await writeFile(join(out, 'checkpoint-3', 'trainer_state.json'), '{"step": 3}');
       const before = await snapshot(out);
-      const r = runCli(loraRun(gpt2(), file, 'text', out));
+      // --resume: an OUT holding a run's checkpoint and adapter is that run's to continue.
+      const r = runCli([...loraRun(gpt2(), file, 'text', out), '--resume']);
       expect(r.status, r.stderr).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -208,25 +209,126 @@ describe('sharelora train: interrupted runs resume bit-identically', () => {
     expect(Buffer.compare(await adapterBytes(out), await adapterBytes(whole))).toBe(0);
   });
 
-  it('after Ctrl-C, which writes a checkpoint first', async () => {
-    const out = join(tmp, 'ctrl-c');
-    const metrics = join(out, 'metrics.jsonl');
-    // Ctrl-C after a few steps, with no periodic checkpoint (--save-every stays 100).
-    const stopped = await interrupt(
-      out,
-      [],
-      'SIGINT',
-      () => existsSync(metrics) && readFileSync(metrics, 'utf8').split('\n').length > 4,
-    );
-    expect(stopped.code, stopped.stderr).toBe(130);
-    const step = Number(/interrupted at step (\d+)/.exec(stopped.stderr)?.[1]);
-    expect(step).toBeGreaterThan(0);
-    expect(step).toBeLessThan(14);
-    expect(readdirSync(out)).toContain(`checkpoint-${step}`);
+  const stops: Array<[NodeJS.Signals, number]> = [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ];
+  for (const [signal, code] of stops) {
+    it(`after ${signal}, which writes a checkpoint first and exits ${code}`, async () => {
+      const out = join(tmp, `stopped-${signal}`);
+      const metrics = join(out, 'metrics.jsonl');
+      // The signal comes after a few steps, with no periodic checkpoint (--save-every stays 100).
+      const stopped = await interrupt(
+        out,
+        [],
+        signal,
+        () => existsSync(metrics) && readFileSync(metrics, 'utf8').split('\n').length > 4,
+      );
+      expect(stopped.code, stopped.stderr).toBe(code);
+      const step = Number(/interrupted at step (\d+)/.exec(stopped.stderr)?.[1]);
+      expect(step).toBeGreaterThan(0);
+      expect(step).toBeLessThan(14);
+      expect(readdirSync(out)).toContain(`checkpoint-${step}`);
+      expect(readdirSync(out)).not.toContain('.sharelora.lock');
+      const r = runCli([...args(out), '--resume']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`resuming from ${join(out, `checkpoint-${step}`)}`);
+      expect(Buffer.compare(await adapterBytes(out), await adapterBytes(whole))).toBe(0);
+    });
+  }
+
+  it('a signal before the first step still leaves a checkpoint to resume from', async () => {
+    const out = join(tmp, 'stopped-early');
+    // As soon as the lock is taken: the data and the model are still to be read.
+    const stopped = await interrupt(out, [], 'SIGTERM', () => existsSync(join(out, '.sharelora.lock')));
+    expect(stopped.code, stopped.stderr).toBe(143);
+    expect(stopped.stderr).toContain('interrupted at step 0');
+    expect(readdirSync(out)).toContain('checkpoint-0');
     const r = runCli([...args(out), '--resume']);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toContain(`resuming from ${join(out, `checkpoint-${step}`)}`);
     expect(Buffer.compare(await adapterBytes(out), await adapterBytes(whole))).toBe(0);
+  });
+});
+
+describe('sharelora train: outputs it must not write', () => {
+  const bytesOf = async (file: string) => readFile(file);
+
+  it('an --out that is an input, contains one, is a system directory or a file: exit 2 before reading anything', async () => {
+    const data = await bytesOf(texts());
+    const cases: Array<[string[], RegExp]> = [
+      [loraRun(gpt2(), texts(), 'text', texts()), /is the --data input/],
+      [loraRun(gpt2(), texts(), 'text', tmp), /contains the --model input/],
+      [loraRun(gpt2(), texts(), 'text', '/'), /refusing to write into the filesystem root/],
+      [loraRun(gpt2(), texts(), 'text', '/usr/sharelora-run'), /refusing to write into a system directory/],
+    ];
+    for (const [argv, message] of cases) {
+      const r = runCli(argv);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    expect(Buffer.compare(await bytesOf(texts()), data)).toBe(0);
+    expect(existsSync('/adapter_config.json') || existsSync('/.sharelora.lock')).toBe(false);
+    // An existing file is refused before the model (here missing) would be read.
+    const file = join(tmp, 'notes.txt');
+    await writeFile(file, 'mine');
+    const r = runCli(loraRun(join(tmp, 'no-model'), texts(), 'text', file));
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/notes\.txt: is an existing file/);
+  });
+
+  it('--method full does not write over a model without --overwrite, nor ever over its --model', async () => {
+    const fullRun = (out: string, ...extra: string[]) =>
+      runCli([
+        'train',
+        ...['--model', gpt2(), '--data', texts(), '--format', 'text', '--method', 'full'],
+        ...['--steps', '1', '--batch-size', '4', '--validation', '0', '--out', out, ...extra],
+      ]);
+    const model = await snapshot(gpt2());
+    const own = fullRun(gpt2(), '--overwrite');
+    expect(own.status, own.stderr).toBe(2);
+    expect(own.stderr).toMatch(/is the --model input/);
+    expect(await snapshot(gpt2())).toEqual(model);
+
+    const previous = join(tmp, 'previous-model');
+    await cp(gpt2(), previous, { recursive: true });
+    const weights = await bytesOf(join(previous, 'model.safetensors'));
+    const refused = fullRun(previous);
+    expect(refused.status, refused.stderr).toBe(2);
+    expect(refused.stderr).toMatch(/holds a model \(config\.json\).*--overwrite/);
+    expect(Buffer.compare(await bytesOf(join(previous, 'model.safetensors')), weights)).toBe(0);
+    const allowed = fullRun(previous, '--overwrite');
+    expect(allowed.status, allowed.stderr).toBe(0);
+    expect(Buffer.compare(await bytesOf(join(previous, 'model.safetensors')), weights)).not.toBe(0);
+  });
+
+  it("a second run into a live run's OUT is refused naming its PID and host; its lock, once stale, is taken over", async () => {
+    const out = join(tmp, 'contended');
+    const metrics = join(out, 'metrics.jsonl');
+    const long = [...loraRun(gpt2(), texts(), 'text', out), '--steps', '5000', '--save-every', '100000'];
+    const child = spawn(process.execPath, [BIN, ...long], {
+      env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+      stdio: 'ignore',
+    });
+    const ended = new Promise((done) => child.on('exit', done));
+    try {
+      while (!(existsSync(metrics) && readFileSync(metrics, 'utf8').split('\n').length > 2))
+        await new Promise((r) => setTimeout(r, 20));
+      for (const extra of [[], ['--resume']]) {
+        const r = runCli([...loraRun(gpt2(), texts(), 'text', out), '--steps', '2', ...extra]);
+        expect(r.status, r.stderr).toBe(2);
+        expect(r.stderr).toContain(`in use by process ${child.pid} on ${hostname()}`);
+      }
+    } finally {
+      child.kill('SIGKILL');
+      await ended;
+    }
+    // SIGKILL leaves the lock behind; its holder is gone, so the next run takes it over.
+    expect(JSON.parse(readFileSync(join(out, '.sharelora.lock'), 'utf8')).pid).toBe(child.pid);
+    const r = runCli([...loraRun(gpt2(), texts(), 'text', out), '--steps', '2']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readdirSync(out)).toContain('adapter_model.safetensors');
+    expect(readdirSync(out)).not.toContain('.sharelora.lock');
   });
 });
 

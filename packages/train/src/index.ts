@@ -2,7 +2,7 @@
  * @sharelora/train: fine-tuning data (readers, prompt formats, tokenization with loss masks,
  * validation splits, batching with a resumable order) and the Trainer (AdamW, accumulation,
  * clipping, evaluation, keep-best, atomic checkpoints and bit-identical resume), continual
- * fine-tuning with a forgetting table, and the quickstart.
+ * fine-tuning with a forgetting table, the quickstart, and safe outputs (path checks, advisory locks).
  */
 
 export {
@@ -14,5 +14,6 @@ export {
 } from './bench/train-step.js';
 export * from './continual/index.js';
 export * from './data/index.js';
+export * from './output/index.js';
 export * from './quickstart/index.js';
 export * from './trainer/index.js';

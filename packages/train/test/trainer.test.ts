@@ -11,7 +11,15 @@ import { assignTensor } from '@sharelora/core';
 import { init, shutdown } from '@sharelora/core/node';
 import { initPreset } from '@sharelora/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Example, Trainer, type TrainerOptions, TrainingError } from '../src/index.js';
+import {
+  type Example,
+  LOCK_FILE,
+  lockOutputDir,
+  OutputLockedError,
+  Trainer,
+  type TrainerOptions,
+  TrainingError,
+} from '../src/index.js';
 import { cleanStale } from '../src/trainer/checkpoint.js';
 import { adapted, stories, textExamples } from './trainer-fixtures.js';
 
@@ -174,6 +182,30 @@ describe('Trainer', () => {
       new Trainer({ model: modelD, ...opts, lr: 2e-2, outDir: whole, resume: true }).train(),
     ).rejects.toThrow(/other settings: lr 0\.01 \(now 0\.02\)/);
     modelD.dispose();
+  });
+
+  it('holds a lock on outDir while training: a second run is refused, the caller may pass its own', async () => {
+    const outDir = join(root, 'locked');
+    const model = await adapted(modelDir);
+    const held = await lockOutputDir(outDir);
+    try {
+      await expect(new Trainer({ model, ...base({ steps: 1, outDir }) }).train()).rejects.toThrow(
+        OutputLockedError,
+      );
+      expect(await readdir(outDir)).toEqual([LOCK_FILE]);
+      const events: string[] = [];
+      const r = await new Trainer({
+        model,
+        ...base({ steps: 2, saveEvery: 2, outDir, outDirLock: held }),
+        onCheckpoint: (e) => events.push(`${e.step} ${e.written}`),
+      }).train();
+      expect(r.outputs.checkpoint).toBe(join(outDir, 'checkpoint-2'));
+      expect(events).toEqual(['2 false', '2 true']);
+    } finally {
+      held.release();
+      model.dispose();
+    }
+    expect(await readdir(outDir)).not.toContain(LOCK_FILE);
   });
 
   it('clears what interrupted writes left, restoring a directory moved aside before its replacement landed', async () => {

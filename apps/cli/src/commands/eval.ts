@@ -15,6 +15,7 @@ import {
   type Progress,
   parseShard,
   type RunEvalSpec,
+  readResult,
   runEval,
   runGlueEval,
   runHumanEvalCompletions,
@@ -22,6 +23,7 @@ import {
   writeResult,
 } from '@sharelora/eval';
 import type { LoadProgress } from '@sharelora/models';
+import { checkOutputPath, lockOutputFile, type OutputInput } from '@sharelora/train';
 import { numberFlag, oneOf, parseFlags } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
@@ -54,7 +56,9 @@ Options:
   --task TASK           one of the tasks above
   --data PATH           the task's data folder or file, laid out as in ../shared/data: gsm8k/,
                         mmlu/ (test/ + dev/), mmlu_pro/, humaneval/, glue/ or glue/SST-2/ (dev.tsv)
-  --out FILE            results JSON, written atomically
+  --out FILE            results JSON, written atomically; refused if it is an input (or inside the
+                        --data folder), a directory, or an existing file other than a results file;
+                        locked while the run lasts (FILE.lock), so a second run into it is refused
   --shots K             few-shot examples per prompt (gsm8k 5, gsm8k-cot 8, mmlu 5, mmlu-pro 5)
   --limit N             only the first N documents (per subject / category for mmlu, mmlu-pro)
   --shard I/N           only documents i with i % N == I of the selected ones (0 <= I < N)
@@ -80,7 +84,8 @@ writes: it checks that the files are every shard of one run (same model, adapter
 each shard and document once), orders the samples and recomputes the metrics.
 
 Options:
-  --out FILE    merged results JSON, written atomically
+  --out FILE    merged results JSON, written atomically (refused over a shard file or any file
+                other than a results file; locked like eval's)
   --json        print {task, model, adapter, out, metrics} as one JSON document on stdout
   -h, --help    show this help`;
 
@@ -170,6 +175,23 @@ function groups(result: EvalResult): string | null {
 function failed(e: unknown): never {
   if (e instanceof DeviceError && e.code === 'LIMIT') e.message += ' (try a smaller --batch-size)';
   return asUsage(e);
+}
+
+/**
+ * Runs `write` holding the lock on --out, once it is known not to overwrite an input, a directory or
+ * anything but an earlier results file (checked before any model is loaded).
+ */
+async function withOut<T>(out: string, inputs: OutputInput[], write: () => Promise<T>): Promise<T> {
+  await checkOutputPath(out, { kind: 'file', inputs }).catch(asUsage);
+  // Only an earlier results file may be replaced: never data, code, or anything else the path names.
+  if ((await stat(out).catch(() => null)) && (await readResult(out).catch(() => null)) === null)
+    throw new UsageError(`--out ${out} exists and is not a sharelora results file; refusing to replace it`);
+  const lock = await lockOutputFile(out).catch(asUsage);
+  try {
+    return await write();
+  } finally {
+    lock.release();
+  }
 }
 
 /** Writes the results file, then the summary (or, with --json, one JSON document) on stdout. */
@@ -274,75 +296,83 @@ export async function evalCommand(argv: string[]): Promise<number> {
   if (completions !== undefined) await mustExist('completions', completions);
   if (values.model) await mustExist('model', values.model);
   if (values.adapter) await mustExist('adapter', values.adapter);
+  const { data, out } = values;
+  const inputs: OutputInput[] = [
+    { flag: '--data', path: data, wholeTree: true },
+    { flag: '--completions', path: completions },
+    { flag: '--model', path: values.model },
+    { flag: '--adapter', path: values.adapter },
+  ];
+  return withOut(out, inputs, async () => {
+    if (completions !== undefined) {
+      const result = await runHumanEvalCompletions({ ...options, data, completions })
+        .catch(asUsage)
+        .finally(progressDone);
+      await report(result, out, values.json);
+      return 0;
+    }
 
-  if (completions !== undefined) {
-    const result = await runHumanEvalCompletions({ ...options, data: values.data, completions })
-      .catch(asUsage)
-      .finally(progressDone);
-    await report(result, values.out, values.json);
-    return 0;
-  }
-
-  const model = values.model as string;
-  const { batchSize } = options;
-  const adapterDir = values.adapter;
-  await init();
-  try {
-    if (family(task) === 'glue') {
-      let savedModules: string[] = [];
-      const { classifier, initialised } = await loadGlueClassifier(model, {
+    const model = values.model as string;
+    const { batchSize } = options;
+    const adapterDir = values.adapter;
+    await init();
+    try {
+      if (family(task) === 'glue') {
+        let savedModules: string[] = [];
+        const { classifier, initialised } = await loadGlueClassifier(model, {
+          batchSize,
+          onProgress: showLoading(model),
+          prepare: adapterDir
+            ? async (m) => {
+                savedModules = (await loadAdapter(m, adapterDir)).savedModules;
+              }
+            : undefined,
+        })
+          .catch(asUsage)
+          .finally(progressDone);
+        try {
+          const needed = GLUE_TASKS[task.slice('glue-'.length) as GlueTask].numLabels;
+          if (classifier.numLabels !== needed) {
+            throw new UsageError(
+              `--model ${model}: num_labels is ${classifier.numLabels} but ${task} needs ${needed} (set num_labels in config.json)`,
+            );
+          }
+          const random = initialised.filter((n) => !savedModules.some((p) => n.startsWith(`${p}.`)));
+          if (random.length > 0) {
+            console.error(
+              `sharelora eval: warning: ${model} has no ${random.join(', ')}: the classification head is random, so the scores are chance level`,
+            );
+          }
+          const result = await runGlueEval(classifier, { ...options, task, data })
+            .catch(failed)
+            .finally(progressDone);
+          await report(result, out, values.json);
+        } finally {
+          classifier.dispose();
+        }
+        return 0;
+      }
+      const lm = await loadEvalModel(model, {
         batchSize,
         onProgress: showLoading(model),
-        prepare: adapterDir
-          ? async (m) => {
-              savedModules = (await loadAdapter(m, adapterDir)).savedModules;
-            }
-          : undefined,
+        prepare: adapterDir ? (m) => loadAdapter(m, adapterDir) : undefined,
       })
         .catch(asUsage)
         .finally(progressDone);
       try {
-        const needed = GLUE_TASKS[task.slice('glue-'.length) as GlueTask].numLabels;
-        if (classifier.numLabels !== needed) {
-          throw new UsageError(
-            `--model ${model}: num_labels is ${classifier.numLabels} but ${task} needs ${needed} (set num_labels in config.json)`,
-          );
-        }
-        const random = initialised.filter((n) => !savedModules.some((p) => n.startsWith(`${p}.`)));
-        if (random.length > 0) {
-          console.error(
-            `sharelora eval: warning: ${model} has no ${random.join(', ')}: the classification head is random, so the scores are chance level`,
-          );
-        }
-        const result = await runGlueEval(classifier, { ...options, task, data: values.data })
+        // Flags were checked against the task above, so the spec holds only what this task reads.
+        const result = await runEval(lm, { ...options, task, data } as RunEvalSpec)
           .catch(failed)
           .finally(progressDone);
-        await report(result, values.out, values.json);
+        await report(result, out, values.json);
       } finally {
-        classifier.dispose();
+        lm.dispose();
       }
       return 0;
-    }
-    const lm = await loadEvalModel(model, {
-      batchSize,
-      onProgress: showLoading(model),
-      prepare: adapterDir ? (m) => loadAdapter(m, adapterDir) : undefined,
-    })
-      .catch(asUsage)
-      .finally(progressDone);
-    try {
-      // Flags were checked against the task above, so the spec holds only what this task reads.
-      const result = await runEval(lm, { ...options, task, data: values.data } as RunEvalSpec)
-        .catch(failed)
-        .finally(progressDone);
-      await report(result, values.out, values.json);
     } finally {
-      lm.dispose();
+      shutdown();
     }
-    return 0;
-  } finally {
-    shutdown();
-  }
+  });
 }
 
 export async function evalMerge(argv: string[]): Promise<number> {
@@ -361,7 +391,10 @@ export async function evalMerge(argv: string[]): Promise<number> {
     throw new UsageError(
       'sharelora eval-merge: give the shard files to merge (see sharelora eval-merge --help)',
     );
-  const merged = await mergeResultFiles(positionals).catch(asUsage);
-  await report(merged, values.out, values.json);
-  return 0;
+  const shards = positionals.map((path) => ({ flag: 'shard', path }));
+  return withOut(values.out, shards, async () => {
+    const merged = await mergeResultFiles(positionals).catch(asUsage);
+    await report(merged, values.out as string, values.json);
+    return 0;
+  });
 }

@@ -1,13 +1,15 @@
 import { init, shutdown } from '@sharelora/core/node';
 import {
+  checkOutputPath,
   formatQuickstartTable,
   METHOD_LABELS,
+  OutputLockedError,
   QUICKSTART_METHODS,
   type QuickstartEvent,
   runQuickstart,
 } from '@sharelora/train';
 import { numberFlag, parseFlags } from '../args.js';
-import { UsageError } from '../cli-error.js';
+import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 
 const DEFAULT_OUT = './sharelora-quickstart';
@@ -24,7 +26,8 @@ ShareLoRA's claim in miniature, offline, with no files needed (a few minutes on 
      base model (base/) and the four adapters (PEFT format) to the output folder.
 
 Options:
-  --out DIR           output folder (default ${DEFAULT_OUT}; files in it are replaced)
+  --out DIR           output folder (default ${DEFAULT_OUT}; files in it are replaced; locked while
+                      the run lasts, so a second quickstart into it is refused)
   --seed N            seed of the weights, data and adapters, an integer >= 0 (default 0)
   --steps-scale X     multiply every step budget by X > 0 (default 1; e.g. 0.1 for a smoke run,
                       which also shrinks the validation and held-out sets)
@@ -78,10 +81,16 @@ export async function quickstart(argv: string[]): Promise<number> {
   const stepsScale = numberFlag('steps-scale', values['steps-scale'], (x) => x > 0, 'a number > 0') ?? 1;
   const outDir = values.out ?? DEFAULT_OUT;
   if (outDir === '') throw new UsageError('--out must name a folder');
+  // Its own earlier results are replaced; a system directory, a file or a model is refused.
+  await checkOutputPath(outDir, { kind: 'directory' }).catch(asUsage);
 
   await init();
   try {
-    const r = await runQuickstart({ outDir, seed, stepsScale, onEvent: reporter() });
+    const r = await runQuickstart({ outDir, seed, stepsScale, onEvent: reporter() }).catch((e) => {
+      // Only the lock is the user's to fix; any other failure here is a runtime one.
+      if (e instanceof OutputLockedError) throw new UsageError(e.message);
+      throw e;
+    });
     if (values.json) {
       console.log(JSON.stringify(r, null, 2));
       return 0;

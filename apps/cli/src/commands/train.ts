@@ -15,6 +15,7 @@ import {
 import {
   type ClassifierFormatSpec,
   checkColumns,
+  checkOutputPath,
   DataError,
   type Dataset,
   describeReport,
@@ -23,6 +24,8 @@ import {
   type GlueTaskName,
   labelSetOf,
   listCheckpoints,
+  lockOutputDir,
+  type OutputLock,
   padIdOf,
   type ReadOptions,
   readDataset,
@@ -38,6 +41,7 @@ import {
 import { intFlag, numberFlag, oneOf, parseFlags } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
+import { QUIT_WITHOUT_CHECKPOINT, StopSignals } from '../stop-signals.js';
 
 const FORMATS = [
   'instruction',
@@ -63,9 +67,10 @@ Fine-tunes a model with LoRA, a ShareLoRA variant, or in full, with AdamW. A val
 carved from --data with the seed (never from a test set); its loss is reported every --eval-every
 steps and at the end, and the adapter with the lowest one is kept in OUT/best. Checkpoints go to
 OUT/checkpoint-N every --save-every steps (atomically; only the last is kept) and --resume continues
-from the last one to exactly the result an uninterrupted run gives. Ctrl-C writes a checkpoint and
-exits (a second Ctrl-C quits at once). Metrics go to OUT/metrics.jsonl; the final adapter to OUT
-(adapter_config.json, adapter_model.safetensors; with --method full a model directory).
+from the last one to exactly the result an uninterrupted run gives. Ctrl-C, SIGTERM or SIGHUP stops
+at the next step and writes a checkpoint first (see exit codes). Metrics go to OUT/metrics.jsonl; the
+final adapter to OUT (adapter_config.json, adapter_model.safetensors; with --method full a model
+directory). OUT is locked while the run lasts (OUT/.sharelora.lock): a second run into it is refused.
 
 Data:
   --data FILE            JSONL, JSON, CSV, TSV or Parquet; a bad record stops the run before anything
@@ -102,15 +107,27 @@ Optimisation:
   --seed N               seeds the adapter, dropout, split and data order (default 0)
 
 Run:
-  --out DIR              output directory
+  --out DIR              output directory; refused if it is, or contains, an input (--model, --data,
+                         --eval-data, --config), if it is a system directory or a file, and if it
+                         holds a model or adapter (config.json, adapter_config.json) unless --overwrite
+  --overwrite            write into an OUT that holds a model or adapter (never over an input)
   --resume               continue from the last checkpoint in OUT (starts fresh when there is none)
   --config FILE          JSON object of these options by long name, e.g. {"lr": 1e-4, "targets":
                          ["q_proj", "v_proj"], "resume": true}; flags given override it
   --json                 print one JSON document on stdout (reports, evaluations, outputs)
   -h, --help             show this help
 
-Exit codes: 0 done, 1 runtime failure (e.g. a NaN loss: the message names the step and the last
-good checkpoint), 2 bad usage or bad data, 130 interrupted (checkpoint written).`;
+Exit codes:
+  0    done
+  1    runtime failure (e.g. a NaN loss: the message names the step and the last good checkpoint)
+  2    bad usage, bad data, or an OUT refused or locked by another run; OUT left as it was
+  130, 143, 129
+       stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP with a checkpoint of the step reached in OUT
+       (checkpoint-0 if it came before the first step): --resume continues; after the last step the
+       final outputs are written instead and --eval-data is skipped
+  ${QUIT_WITHOUT_CHECKPOINT}    quit by a second signal before a checkpoint of the current step was written: OUT holds
+       only earlier checkpoints (the message names the last, if any); a second signal while a
+       checkpoint is being written waits for it, then exits as above`;
 
 const FLAGS = {
   model: { type: 'string' },
@@ -140,6 +157,7 @@ const FLAGS = {
   'save-every': { type: 'string' },
   seed: { type: 'string' },
   out: { type: 'string' },
+  overwrite: { type: 'boolean' },
   resume: { type: 'boolean' },
   config: { type: 'string' },
   json: { type: 'boolean' },
@@ -245,6 +263,7 @@ function settingsFrom(v: Values) {
     saveEvery: intFlag('save-every', str('save-every'), 100),
     seed: nonNegInt('seed') ?? 0,
     out: required('out'),
+    overwrite: v.overwrite === true,
     resume: v.resume === true,
     json: v.json === true,
   };
@@ -340,6 +359,25 @@ interface HeldOut {
   spearman?: number;
 }
 
+/**
+ * Refuses an OUT that must not be written (an input, a system directory, a file, a model or adapter
+ * without --overwrite) before anything is read or loaded.
+ */
+async function checkOut(s: Settings, configFile: string | undefined): Promise<void> {
+  const checkpoints = await listCheckpoints(s.out).catch(() => []);
+  await checkOutputPath(s.out, {
+    kind: 'directory',
+    inputs: [
+      { flag: '--model', path: s.model },
+      { flag: '--data', path: s.data },
+      { flag: '--eval-data', path: s.evalData },
+      { flag: '--config', path: configFile },
+    ],
+    // A resumed run's OUT holds its own earlier outputs.
+    overwriteModel: s.overwrite || (s.resume && checkpoints.length > 0),
+  }).catch(asUsage);
+}
+
 export async function train(argv: string[]): Promise<number> {
   const { values } = parseFlags('train', argv, FLAGS);
   if (values.help) {
@@ -348,11 +386,41 @@ export async function train(argv: string[]): Promise<number> {
   }
   const fromFile = values.config ? await readConfigFile(values.config) : {};
   const s: Settings = settingsFrom({ ...fromFile, ...values });
+  await checkOut(s, values.config);
+  // From here on a signal stops the run with a checkpoint (written once training can start).
+  const run: RunState = { lastCheckpoint: null };
+  const stop = new StopSignals('sharelora train', () => run.lastCheckpoint);
+  try {
+    const lock = await lockOutputDir(s.out).catch(asUsage);
+    try {
+      // Under the lock, so that a directory another run is writing is reported as locked (naming
+      // that run), not as holding a checkpoint.
+      const latest = (await listCheckpoints(s.out)).at(-1);
+      if (latest && !s.resume)
+        throw new UsageError(
+          `--out ${s.out} already holds ${latest.dir}: continue it with --resume, or train into another directory`,
+        );
+      run.lastCheckpoint = latest?.dir ?? null;
+      return await trainLocked(s, lock, stop, run);
+    } finally {
+      lock.release();
+    }
+  } finally {
+    stop.dispose();
+  }
+}
+
+interface RunState {
+  /** The newest complete checkpoint in OUT, for the message of a run quit without one. */
+  lastCheckpoint: string | null;
+}
+
+async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run: RunState): Promise<number> {
   const say = (line: string) => {
     if (!s.json) console.log(line);
   };
 
-  // Everything is read, split and tokenized before the device starts or anything is written.
+  // Everything is read, split and tokenized before the device starts or anything else is written.
   const { read, spec: baseSpec } = dataSpec(s.format);
   const ds = await dataStep(() => readDataset(s.data, read));
   // A table missing a column the format needs is reported at its header, before anything else.
@@ -396,13 +464,6 @@ export async function train(argv: string[]): Promise<number> {
   for (const [name, r] of reports) say(`${name}: ${describeReport(r)}`);
 
   await init();
-  const controller = new AbortController();
-  const onSigint = () => {
-    progressDone();
-    console.error('sharelora train: stopping after this step to write a checkpoint (Ctrl-C again quits now)');
-    controller.abort();
-    process.once('SIGINT', () => process.exit(130));
-  };
   try {
     const numLabels = classifier
       ? Math.max(1, (spec as ClassifierFormatSpec).labels?.length ?? 1)
@@ -447,8 +508,8 @@ export async function train(argv: string[]): Promise<number> {
       }
     }
     if (s.resume) {
-      const latest = (await listCheckpoints(s.out)).at(-1);
-      say(latest ? `resuming from ${latest.dir}` : `no checkpoint in ${s.out}: starting at step 0`);
+      const from = run.lastCheckpoint;
+      say(from ? `resuming from ${from}` : `no checkpoint in ${s.out}: starting at step 0`);
     }
     const trainer = trainerStep(
       () =>
@@ -471,9 +532,14 @@ export async function train(argv: string[]): Promise<number> {
           evalEvery: s.evalEvery,
           saveEvery: s.saveEvery,
           outDir: s.out,
+          outDirLock: lock,
           resume: s.resume,
           save,
-          signal: controller.signal,
+          signal: stop.signal,
+          onCheckpoint: (c) => {
+            stop.checkpointing(!c.written);
+            if (c.written) run.lastCheckpoint = c.dir;
+          },
           onStep: (m) => bar(m),
           onEval: (e) => {
             progressDone();
@@ -482,17 +548,16 @@ export async function train(argv: string[]): Promise<number> {
         }),
     );
     const bar = progressBar(trainer.totalSteps);
-    process.on('SIGINT', onSigint);
     let result: TrainResult;
     try {
       result = await trainerStep(() => trainer.train());
     } finally {
-      process.off('SIGINT', onSigint);
       progressDone();
     }
 
     let heldOut: HeldOut | null = null;
-    if (heldOutSet && !result.aborted) {
+    // A signal after the last step: the outputs are complete, and scoring --eval-data is left out.
+    if (heldOutSet && stop.exitCode === null) {
       const ev = await trainer.evaluateDetailed(heldOutSet.examples);
       heldOut = { file: s.evalData as string, examples: heldOutSet.examples.length, loss: ev.loss };
       if (ev.predictions) {
@@ -563,9 +628,12 @@ export async function train(argv: string[]): Promise<number> {
       console.error(
         `sharelora train: interrupted at step ${result.steps}; checkpoint ${result.outputs.checkpoint} (continue with --resume)`,
       );
-      return 130;
+    } else if (stop.exitCode !== null) {
+      console.error(
+        `sharelora train: stopped after the last step: outputs written${heldOutSet ? ', --eval-data not scored' : ''}`,
+      );
     }
-    return 0;
+    return stop.exitCode ?? 0;
   } finally {
     shutdown();
   }

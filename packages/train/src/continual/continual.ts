@@ -4,9 +4,10 @@
  * continual setting. Each stage is an ordinary Trainer run (fresh optimizer and schedule, as when
  * fine-tuning a model that was fine-tuned before); only the weights carry over.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Example } from '../data/tokenize.js';
+import { withOutputDirLock } from '../output/lock.js';
 import { TrainingError } from '../trainer/errors.js';
 import { Trainer } from '../trainer/index.js';
 import type { StepMetrics, TrainableModel, TrainerOptions, TrainResult } from '../trainer/types.js';
@@ -131,9 +132,13 @@ async function writeReport(outDir: string, result: ContinualResult): Promise<voi
 export async function trainContinual<M extends TrainableModel>(
   opts: ContinualOptions<M>,
 ): Promise<ContinualResult> {
+  checkTasks(opts.tasks);
+  // Locked for the whole sequence: a second run into outDir is refused, not interleaved between stages.
+  return opts.outDir === undefined ? stagesIn(opts) : withOutputDirLock(opts.outDir, () => stagesIn(opts));
+}
+
+async function stagesIn<M extends TrainableModel>(opts: ContinualOptions<M>): Promise<ContinualResult> {
   const { tasks, outDir, onStep, onStage, ...shared } = opts;
-  checkTasks(tasks);
-  if (outDir !== undefined) await mkdir(outDir, { recursive: true });
   const stages: StageResult[] = [];
   for (const [i, task] of tasks.entries()) {
     const stage = i + 1;

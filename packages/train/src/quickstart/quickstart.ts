@@ -23,6 +23,7 @@ import {
 import { splitValidation } from '../data/split.js';
 import { type LmExample, tokenizeDataset } from '../data/tokenize.js';
 import { padIdOf } from '../data/tokenizer.js';
+import { withOutputDirLock } from '../output/lock.js';
 import { TrainingError } from '../trainer/errors.js';
 import { textTokenizerOf } from '../trainer/tokenizer.js';
 import { Trainer } from '../trainer/trainer.js';
@@ -323,8 +324,15 @@ async function writeAtomically(file: string, text: string): Promise<void> {
   await rename(`${file}.tmp`, file);
 }
 
-/** Runs the quickstart on the current WebGPU device (init() it first). */
-export async function runQuickstart(opts: QuickstartOptions): Promise<QuickstartResult> {
+/**
+ * Runs the quickstart on the current WebGPU device (init() it first), holding a lock on its output
+ * folder so that a second quickstart into it is refused rather than mixed in.
+ */
+export function runQuickstart(opts: QuickstartOptions): Promise<QuickstartResult> {
+  return withOutputDirLock(opts.outDir, () => quickstartIn(opts));
+}
+
+async function quickstartIn(opts: QuickstartOptions): Promise<QuickstartResult> {
   const started = performance.now();
   const seed = opts.seed ?? 0;
   const scale = opts.stepsScale ?? 1;

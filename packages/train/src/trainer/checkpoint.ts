@@ -142,9 +142,13 @@ export interface CheckpointContents {
   save: (dir: string) => Promise<void>;
 }
 
+/** Where the checkpoint of `step` goes in `outDir`. */
+export const checkpointDir = (outDir: string, step: number): string =>
+  join(outDir, `${CHECKPOINT_PREFIX}${step}`);
+
 /** Writes checkpoint-<step> atomically, then removes older checkpoints (only the last one is kept). */
 export async function writeCheckpoint(outDir: string, c: CheckpointContents): Promise<string> {
-  const dir = join(outDir, `${CHECKPOINT_PREFIX}${c.state.step}`);
+  const dir = checkpointDir(outDir, c.state.step);
   const sd = c.optimizer.stateDict();
   await writeDirAtomically(dir, async (tmp) => {
     const trainable: Record<string, TensorInput> = {};

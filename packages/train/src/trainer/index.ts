@@ -3,6 +3,7 @@ export { TrainingError, type TrainingErrorCode } from './errors.js';
 export { textTokenizerOf } from './tokenizer.js';
 export { BEST_DIR, type EvaluationResult, METRICS_FILE, Trainer } from './trainer.js';
 export type {
+  CheckpointEvent,
   EvalMetrics,
   RunReport,
   StepMetrics,

@@ -1,5 +1,5 @@
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { listAdapters } from '@sharelora/adapters';
 import { saveAdapter } from '@sharelora/adapters/node';
 import {
@@ -19,8 +19,10 @@ import {
 } from '@sharelora/core';
 import { BatchLoader, type DataPosition, sequentialBatches } from '../data/batch.js';
 import type { Example } from '../data/tokenize.js';
+import { lockOutputDir } from '../output/lock.js';
 import {
   type CheckpointState,
+  checkpointDir,
   cleanStale,
   listCheckpoints,
   readCheckpoint,
@@ -91,6 +93,8 @@ function checkOptions(o: TrainerOptions): void {
   } else if (o.train[0].kind !== 'lm') {
     throw new TrainingError('BAD_OPTION', `a ${o.model.task} model needs language-model examples`);
   }
+  if (o.outDirLock && !(o.outDir && resolve(o.outDir) === o.outDirLock.target))
+    throw new TrainingError('BAD_OPTION', `outDirLock locks ${o.outDirLock.target}, not outDir ${o.outDir}`);
   if (o.outDir && !o.save && listAdapters(o.model).length === 0) {
     throw new TrainingError(
       'BAD_OPTION',
@@ -189,7 +193,17 @@ export class Trainer {
     return { loss: terms ? sum / terms : Number.NaN, predictions: classifier ? predictions : null };
   }
 
+  /** Runs the training loop, holding a lock on outDir (unless the caller holds one, outDirLock). */
   async train(): Promise<TrainResult> {
+    const lock = this.o.outDir && !this.o.outDirLock ? await lockOutputDir(this.o.outDir) : null;
+    try {
+      return await this.run();
+    } finally {
+      lock?.release();
+    }
+  }
+
+  private async run(): Promise<TrainResult> {
     const o = this.o;
     const { model } = o;
     const device = getDevice();
@@ -310,10 +324,10 @@ export class Trainer {
         bestValLoss,
         bestStep,
       };
-      lastCheckpoint = {
-        step,
-        dir: await writeCheckpoint(outDir, { state, names, params, optimizer, save }),
-      };
+      o.onCheckpoint?.({ step, dir: checkpointDir(outDir, step), written: false });
+      const dir = await writeCheckpoint(outDir, { state, names, params, optimizer, save });
+      lastCheckpoint = { step, dir };
+      o.onCheckpoint?.({ step, dir, written: true });
     };
 
     const wasTraining = model.training;

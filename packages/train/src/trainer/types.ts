@@ -1,6 +1,7 @@
 import type { MemoryReport } from '@sharelora/core';
 import type { AnyModel } from '@sharelora/models';
 import type { Example } from '../data/tokenize.js';
+import type { OutputLock } from '../output/lock.js';
 
 /** Model tasks the Trainer knows how to compute a loss for. */
 export type TrainTask = 'causal-lm' | 'sequence-classification' | 'masked-lm';
@@ -43,12 +44,22 @@ export interface TrainerOptions {
   saveEvery?: number;
   /** Keep the adapter with the lowest validation loss in outDir/best (default true when there is validation data). */
   keepBest?: boolean;
-  /** Where checkpoints, metrics.jsonl and the final adapter go; nothing is written without it. */
+  /**
+   * Where checkpoints, metrics.jsonl and the final adapter go; nothing is written without it. train()
+   * holds a lock on it (lockOutputDir), so a second run into the same directory is refused.
+   */
   outDir?: string;
+  /**
+   * A lock on outDir that the caller already holds (and releases), e.g. taken before loading the
+   * model so that a busy directory is refused early; without it train() locks outDir itself.
+   */
+  outDirLock?: OutputLock;
   /** Continue from outDir/checkpoint when one exists. */
   resume?: boolean;
   onStep?: (m: StepMetrics) => void;
   onEval?: (e: EvalMetrics) => void;
+  /** Called as a checkpoint starts to be written and again once it is in place. */
+  onCheckpoint?: (e: CheckpointEvent) => void;
   /** Stops after the current step; a checkpoint is written first (when outDir is set). */
   signal?: AbortSignal;
   /** Saves the trainable state to a directory (an adapter via saveAdapter, or the full model); default saveAdapter. */
@@ -70,6 +81,14 @@ export interface StepMetrics {
   msPerStep: number;
   /** Live bytes by category after the step. */
   memory: MemoryReport['live'];
+}
+
+export interface CheckpointEvent {
+  step: number;
+  /** The checkpoint's directory (outDir/checkpoint-<step>). */
+  dir: string;
+  /** False while it is being written (an interruption then leaves the previous checkpoint), true once in place. */
+  written: boolean;
 }
 
 export interface EvalMetrics {
