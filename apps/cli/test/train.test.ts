@@ -126,6 +126,44 @@ describe('sharelora train: bad input', () => {
   });
 });
 
+describe('sharelora train --profile', () => {
+  it('accounts for every dispatch of the run, per step, and writes a trace with one event per dispatch', async () => {
+    const out = join(tmp, 'profiled');
+    const trace = join(tmp, 'train-trace.json');
+    const args = [...loraRun(gpt2(), texts(), 'text', out), '--steps', '2', '--validation', '0'];
+    const r = runCli([...args, '--json', '--profile', '--profile-out', trace]);
+    expect(r.status, r.stderr).toBe(0);
+    const { profile: p, steps } = JSON.parse(r.stdout);
+    expect(steps).toBe(2);
+    expect(p.steps).toBe(2);
+    expect(p.ops.reduce((s: number, o: { dispatches: number }) => s + o.dispatches, 0)).toBe(p.dispatches);
+    // Each step runs the fused attention once per layer, forward and backward.
+    const fwd = p.ops.find((o: { kind: string }) => o.kind === 'attn_fwd');
+    expect(fwd.dispatches % 2).toBe(0);
+    if (p.timestamps) expect(p.gpuSpanMs).toBeLessThanOrEqual(p.wallMs);
+    const events = JSON.parse(await readFile(trace, 'utf8')).traceEvents;
+    expect(events.filter((e: { cat: string }) => e.cat === 'encode')).toHaveLength(p.dispatches);
+
+    const text = runCli([
+      ...loraRun(gpt2(), texts(), 'text', join(tmp, 'profiled-text')),
+      '--steps',
+      '1',
+      '--profile',
+    ]);
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/profile, per step over 1 steps:/);
+    expect(text.stdout).toMatch(/^attn_fwd +\d+ /m);
+
+    const orphan = runCli([
+      ...loraRun(gpt2(), texts(), 'text', join(tmp, 'never-profiled')),
+      '--profile-out',
+      trace,
+    ]);
+    expect(orphan.status).toBe(2);
+    expect(orphan.stderr).toMatch(/--profile-out needs --profile/);
+  });
+});
+
 describe('sharelora train: interrupted runs resume bit-identically', () => {
   // LoRA dropout and GPT-2's own dropout both draw masks, so the resume must restore their offsets.
   const args = (out: string) => [

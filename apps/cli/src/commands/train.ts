@@ -1,7 +1,8 @@
 import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { injectAdapter, METHODS, type Method, presetConfig } from '@sharelora/adapters';
-import { init, shutdown } from '@sharelora/core/node';
+import * as core from '@sharelora/core/node';
+import { getDevice, init, shutdown } from '@sharelora/core/node';
 import { accuracy, pearson, spearman } from '@sharelora/eval';
 import {
   type AnyModel,
@@ -42,6 +43,7 @@ import { intFlag, numberFlag, oneOf, parseFlags } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 import { QUIT_WITHOUT_CHECKPOINT, StopSignals } from '../stop-signals.js';
+import { profileJson, saveTrace } from './profile-output.js';
 
 const FORMATS = [
   'instruction',
@@ -115,6 +117,11 @@ Run:
   --config FILE          JSON object of these options by long name, e.g. {"lr": 1e-4, "targets":
                          ["q_proj", "v_proj"], "resume": true}; flags given override it
   --json                 print one JSON document on stdout (reports, evaluations, outputs)
+  --profile              print where the training time went, per kernel kind: dispatches and GPU time
+                         (timestamp queries) per step, encoding time, submits, waits and readbacks;
+                         covers every step of this run with its validation passes and checkpoint
+                         writes, and slows the run (one compute pass per dispatch)
+  --profile-out FILE     also write the profile as a Chrome trace (opens in Perfetto)
   -h, --help             show this help
 
 Exit codes:
@@ -161,6 +168,8 @@ const FLAGS = {
   resume: { type: 'boolean' },
   config: { type: 'string' },
   json: { type: 'boolean' },
+  profile: { type: 'boolean' },
+  'profile-out': { type: 'string' },
 } as const;
 type FlagName = keyof typeof FLAGS;
 type Values = Partial<Record<FlagName, string | boolean>>;
@@ -266,7 +275,10 @@ function settingsFrom(v: Values) {
     overwrite: v.overwrite === true,
     resume: v.resume === true,
     json: v.json === true,
+    profile: v.profile === true,
+    profileOut: str('profile-out'),
   };
+  if (s.profileOut !== undefined && !s.profile) throw new UsageError('--profile-out needs --profile');
   if (s.steps !== undefined && s.epochs !== undefined)
     throw new UsageError('give --steps or --epochs, not both');
   const adapterOnly = (['rank', 'alpha', 'targets', 'dropout'] as const).filter((k) => v[k] !== undefined);
@@ -549,11 +561,17 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
     );
     const bar = progressBar(trainer.totalSteps);
     let result: TrainResult;
+    const device = getDevice();
+    if (s.profile) device.startProfile();
+    let profile: core.ProfileReport | undefined;
     try {
       result = await trainerStep(() => trainer.train());
     } finally {
       progressDone();
+      if (device.profiling) profile = await device.stopProfile();
     }
+    const stepsRun = result.steps - (result.resumedFrom ?? 0);
+    if (profile) await saveTrace(s.profileOut, profile);
 
     let heldOut: HeldOut | null = null;
     // A signal after the last step: the outputs are complete, and scoring --eval-data is left out.
@@ -588,6 +606,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
           eval_data: heldOut,
           report: r,
           outputs: result.outputs,
+          ...(profile ? { profile: { steps: stepsRun, ...profileJson(profile) } } : {}),
         }),
       );
     } else {
@@ -623,6 +642,11 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
       if (o.best) say(`best (lowest validation loss) saved to ${o.best}`);
       if (o.checkpoint) say(`checkpoint: ${o.checkpoint}`);
       if (o.metrics) say(`metrics: ${o.metrics}`);
+      if (profile) {
+        say(`\nprofile, per step over ${stepsRun} steps:`);
+        say(core.formatProfile(profile, Math.max(1, stepsRun)));
+        if (s.profileOut) say(`trace written to ${s.profileOut}`);
+      }
     }
     if (result.aborted) {
       console.error(
