@@ -280,6 +280,28 @@ describe('nn layers', () => {
     c.dispose();
   });
 
+  it('a frozen Linear computes no weight or bias gradient, only the input gradient', async () => {
+    const lin = new Linear(6, 4, { rng: new Rng(3) });
+    lin.freeze();
+    const x = tensor(
+      Float32Array.from({ length: 2 * 3 * 6 }, (_, i) => Math.sin(i)),
+      [2, 3, 6],
+    );
+    x.requiresGrad = true;
+    const dev = getDevice();
+    dev.startProfile();
+    tidy(() => backward(sum(lin.forward(x))));
+    const kinds = (await dev.stopProfile()).ops.map((o) => o.kind);
+    expect(lin.weight.grad).toBeNull();
+    expect(lin.bias?.grad).toBeNull();
+    expect(x.grad).not.toBeNull();
+    // The bias gradient would be a column reduction of the upstream gradient.
+    expect(kinds).not.toContain('reduce_col');
+    x.grad?.dispose();
+    x.dispose();
+    lin.dispose();
+  });
+
   it('Dropout is the identity in eval mode and a reproducible inverted mask in training', async () => {
     const x = tensor(new Float32Array(4000).fill(1), [40, 100]);
     const d = new Dropout(0.25, { seed: 17 });

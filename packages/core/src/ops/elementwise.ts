@@ -292,15 +292,20 @@ function unbroadcast(g: Tensor, like: Tensor): Tensor {
   return shapesEqual(g.shape, like.shape) ? g : sumToShape(g, like.shape);
 }
 
+// Frozen operands (a layer's bias under LoRA) get no gradient: no column reduction is run for them.
 export function add(a: Tensor, b: Tensor): Tensor {
-  return record(binaryRaw('add', a, b), 'add', [a, b], (g) => [unbroadcast(g, a), unbroadcast(g, b)]);
+  return record(binaryRaw('add', a, b), 'add', [a, b], (g) => [
+    a.requiresGrad ? unbroadcast(g, a) : null,
+    b.requiresGrad ? unbroadcast(g, b) : null,
+  ]);
 }
 export function sub(a: Tensor, b: Tensor): Tensor {
   return record(binaryRaw('sub', a, b), 'sub', [a, b], (g) => {
+    if (!b.requiresGrad) return [a.requiresGrad ? unbroadcast(g, a) : null, null];
     const n = unaryRaw('neg', g);
     const gb = unbroadcast(n, b);
     if (gb !== n) n.dispose();
-    return [unbroadcast(g, a), gb];
+    return [a.requiresGrad ? unbroadcast(g, a) : null, gb];
   });
 }
 function mulReduce(g: Tensor, other: Tensor, like: Tensor): Tensor {
