@@ -123,7 +123,9 @@ Run:
 Exit codes:
   0    done
   1    runtime failure (e.g. a NaN loss: the message names the step and the last good checkpoint)
-  2    bad usage, bad data, or an OUT refused or locked by another run; OUT left as it was
+  2    bad usage, bad data, a model too large for this machine, a checkpoint that does not match, or an
+       OUT refused or locked by another run: OUT left as it was; or a full disk while writing: free
+       space and --resume
   130, 143, 129
        stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP with a checkpoint of the step reached in OUT
        (checkpoint-0 if it came before the first step): --resume continues; after the last step the
