@@ -64,3 +64,8 @@ export function oneOf<T extends string>(
     throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
   return value as T | undefined;
 }
+
+/** A --seed value: an integer the generators take exactly (up to 2^53 - 1), or a usage error. */
+export function seedFlag(value: string | undefined): number | undefined {
+  return numberFlag('seed', value, (n) => Number.isSafeInteger(n) && n >= 0, 'an integer in [0, 2^53)');
+}

@@ -54,12 +54,30 @@ async function main(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
+/**
+ * A full disk or exhausted quota while writing: the user's to fix, like bad input (exit 2), with a
+ * message naming the file instead of a stack trace. Writes are atomic, so nothing half-written stays.
+ */
+function diskFull(err: unknown): string | null {
+  const e = err as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || (e.code !== 'ENOSPC' && e.code !== 'EDQUOT')) return null;
+  const what = e.code === 'ENOSPC' ? 'no space left on the device' : 'disk quota exceeded';
+  return (
+    `${e.path ? `${e.path}: ${what}` : `${what} while writing`}; free some space and run again ` +
+    '(sharelora train --resume continues from the last checkpoint)'
+  );
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof UsageError) {
+    const full = diskFull(err);
+    if (full) {
+      console.error(`sharelora: ${full}`);
+      process.exitCode = 2;
+    } else if (err instanceof UsageError) {
       console.error(`sharelora: ${err.message}`);
       process.exitCode = 2;
     } else if (err instanceof ShareloraError) {

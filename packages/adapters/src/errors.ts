@@ -11,6 +11,8 @@ export type AdapterErrorCode =
   | 'BAD_ADAPTER_FILE'
   /** A file's copies of a matrix recorded as shared are not identical. */
   | 'SHARED_COPIES_DIFFER'
+  /** The adapter records a base model other than the one it is being loaded onto. */
+  | 'BASE_MODEL_MISMATCH'
   /** The operation does not fit the adapters' current state (unknown name, merged, ...). */
   | 'ADAPTER_STATE';
 

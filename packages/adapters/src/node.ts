@@ -2,7 +2,7 @@
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Module } from '@sharelora/core';
-import { SafetensorsReader, writeSafetensors } from '@sharelora/core/node';
+import { SafetensorsError, SafetensorsReader, writeSafetensors } from '@sharelora/core/node';
 import { AdapterError } from './errors.js';
 import type { InjectedAdapter, InjectOptions } from './model.js';
 import { exportAdapter, importAdapter } from './peft.js';
@@ -53,12 +53,25 @@ export async function loadAdapter(
       `${weightsPath} not found (PyTorch adapter_model.bin files are not read: re-save the adapter with safetensors)`,
     );
   }
-  const reader = await SafetensorsReader.open(weightsPath);
+  // A truncated or foreign weights file is a bad adapter file, named as such, not a library failure.
+  const unreadable = (e: unknown): never => {
+    if (e instanceof SafetensorsError)
+      throw new AdapterError(
+        'BAD_ADAPTER_FILE',
+        `${weightsPath}: not a readable safetensors file: ${e.detail}`,
+      );
+    throw e;
+  };
+  const reader = await SafetensorsReader.open(weightsPath).catch(unreadable);
   try {
     return await importAdapter(
       model,
       json,
-      { keys: () => reader.keys(), shape: (k) => reader.info(k).shape, read: (k) => reader.read(k) },
+      {
+        keys: () => reader.keys(),
+        shape: (k) => reader.info(k).shape,
+        read: (k) => reader.read(k).catch(unreadable),
+      },
       { ...opts, file: weightsPath },
     );
   } finally {

@@ -1,4 +1,10 @@
-import { assignTensor, type Module, type Tensor } from '@sharelora/core';
+import {
+  assignTensor,
+  baseModelDifference,
+  baseModelIdentityOf,
+  type Module,
+  type Tensor,
+} from '@sharelora/core';
 import { type AdapterConfig, type AdapterConfigInput, adapterConfig, scalingFactor } from './config.js';
 import { AdapterError } from './errors.js';
 import type { ModulesToSaveWrapper } from './layers.js';
@@ -99,6 +105,7 @@ function peftConfig(model: Module, a: InjectedAdapter, baseModel: string | null)
     ),
   );
   const parts = partPatterns(a);
+  const base = baseModelIdentityOf(model);
   return {
     peft_type: 'LORA',
     task_type: cfg.taskType,
@@ -130,6 +137,8 @@ function peftConfig(model: Module, a: InjectedAdapter, baseModel: string | null)
       rankPattern: cfg.rankPattern,
       alphaPattern: cfg.alphaPattern,
       fused: usedFused,
+      // The base model's identity, when its loader recorded one: loading onto another model is refused.
+      ...(base ? { baseModel: base } : {}),
     },
   };
 }
@@ -204,13 +213,14 @@ const UNSUPPORTED: Array<[string, (v: unknown) => boolean, string]> = [
 
 /**
  * Our config from a PEFT adapter_config.json (written by PEFT or by us). With a "sharelora" key the
- * sharing, fused-part targets and patterns come from it; otherwise the adapter is plain LoRA.
+ * sharing, fused-part targets, patterns and the base model's identity (if recorded) come from it;
+ * otherwise the adapter is plain LoRA.
  * fan_in_fan_out is not taken over: each module's own layout decides (the saved shapes are the same).
  */
 export function configFromPeft(
   json: unknown,
   file = 'adapter_config.json',
-): { config: AdapterConfig; fused: Record<string, string[]> | null } {
+): { config: AdapterConfig; fused: Record<string, string[]> | null; baseModel: unknown } {
   if (!json || typeof json !== 'object' || Array.isArray(json))
     throw fileError(file, 'expected a JSON object');
   const j = json as Record<string, unknown>;
@@ -269,7 +279,11 @@ export function configFromPeft(
       : {}),
   };
   try {
-    return { config: adapterConfig(input), fused: (block?.fused as Record<string, string[]>) ?? null };
+    return {
+      config: adapterConfig(input),
+      fused: (block?.fused as Record<string, string[]>) ?? null,
+      baseModel: block?.baseModel,
+    };
   } catch (e) {
     throw e instanceof AdapterError ? fileError(file, e.message) : e;
   }
@@ -303,7 +317,15 @@ export async function importAdapter(
   opts: InjectOptions & { file?: string } = {},
 ): Promise<InjectedAdapter> {
   const file = opts.file ?? 'adapter_model.safetensors';
-  const { config, fused } = configFromPeft(json);
+  const { config, fused, baseModel } = configFromPeft(json);
+  const actual = baseModelIdentityOf(model);
+  const difference = actual && baseModelDifference(baseModel, actual);
+  if (difference) {
+    throw new AdapterError(
+      'BASE_MODEL_MISMATCH',
+      `${file}: the adapter was trained on another base model${config.baseModelNameOrPath ? ` (${config.baseModelNameOrPath})` : ''}: ${difference}`,
+    );
+  }
   const adapter = injectAdapter(model, config, { ...opts, fused: fused ?? opts.fused });
   try {
     await fill(model, adapter, source, file);

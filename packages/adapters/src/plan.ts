@@ -132,6 +132,15 @@ export function planAdapter(modules: readonly LinearModuleInfo[], config: Adapte
       });
     }
   }
+  // B·A has rank at most min(in, out): a larger r only adds memory (and a huge one exhausts it).
+  const tooWide = sites.find((s) => s.r > Math.min(s.inFeatures, s.outFeatures));
+  if (tooWide) {
+    throw new AdapterError(
+      'BAD_ADAPTER_CONFIG',
+      `rank ${tooWide.r} exceeds ${tooWide.id} (${tooWide.inFeatures} in, ${tooWide.outFeatures} out): ` +
+        `a LoRA rank can be at most min(in, out) = ${Math.min(tooWide.inFeatures, tooWide.outFeatures)}`,
+    );
+  }
   const matrices = new Map<string, MatrixGroup>();
   const assign = (site: AdapterSite, kind: 'A' | 'B', share: boolean): string => {
     const over = share ? sharedOver(site, config) : null;

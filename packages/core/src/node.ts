@@ -5,6 +5,13 @@ import { NoAdapterError } from './errors.js';
 import { getDevice, hasDevice, setDevice } from './runtime.js';
 
 export * from './index.js';
+export {
+  DEFAULT_MAX_INPUT_BYTES,
+  InputFileError,
+  type InputFileErrorCode,
+  type ReadInputOptions,
+  readInputFile,
+} from './input-file.js';
 export { SafetensorsReader, writeSafetensors } from './safetensors/node-file.js';
 
 let dawn: { gpu: GPU } | null = null;

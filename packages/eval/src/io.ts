@@ -1,23 +1,18 @@
 /** File readers shared by the dataset loaders; every error names the file and the line at fault. */
-import { readFile } from 'node:fs/promises';
-import { gunzipSync } from 'node:zlib';
+import { InputFileError, readInputFile } from '@sharelora/core/node';
 import { EvalDataError } from './errors.js';
 
-/** Reads a UTF-8 text file (gunzipping `*.gz`), dropping a leading byte-order mark. */
-export async function readText(file: string): Promise<string> {
+/**
+ * Reads a UTF-8 text file (gunzipping `*.gz`), dropping a leading byte-order mark. A device, a FIFO,
+ * or a file over `maxBytes` (default 256 MiB, after decompression) is an EvalDataError naming it.
+ */
+export async function readText(file: string, maxBytes?: number): Promise<string> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(file);
+    bytes = await readInputFile(file, { maxBytes });
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new EvalDataError(file, null, err.code === 'ENOENT' ? 'file not found' : err.message);
-  }
-  if (file.endsWith('.gz')) {
-    try {
-      bytes = gunzipSync(bytes);
-    } catch (e) {
-      throw new EvalDataError(file, null, `not a valid gzip file (${(e as Error).message})`);
-    }
+    if (e instanceof InputFileError) throw new EvalDataError(file, null, e.detail);
+    throw e;
   }
   const text = bytes.toString('utf8');
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;

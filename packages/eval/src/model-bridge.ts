@@ -261,7 +261,9 @@ export class SequenceEvalClassifier implements GlueClassifier {
 }
 
 async function load(dir: string, task: 'causal-lm' | 'sequence-classification', opts: LoadForEvalOptions) {
-  // The tokenizer first: a directory without one fails before any weights are read.
+  // config.json, then the tokenizer: a file given as the directory, or a directory without either,
+  // fails before any weights are read.
+  await readConfig(dir);
   const tokenizer = await loadTokenizer(dir);
   const loaded = await loadModel(dir, { task, onProgress: opts.onProgress });
   try {

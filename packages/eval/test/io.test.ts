@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   EvalDataError,
@@ -13,6 +14,7 @@ import {
   parseCsv,
   pyStrip,
   readResult,
+  readText,
   runEval,
 } from '../src/index.js';
 import { dataPath, hasData, hasPython } from './data.js';
@@ -26,6 +28,16 @@ afterAll(async () => {
 });
 
 describe('readers', () => {
+  it('a .gz that expands past the bound, or a device, is an EvalDataError naming the file', async () => {
+    const bomb = join(dir, 'bomb.jsonl.gz');
+    await writeFile(bomb, gzipSync(Buffer.alloc(4 << 20)));
+    await expect(readText(bomb, 1 << 20)).rejects.toThrow(EvalDataError);
+    await expect(readText(bomb, 1 << 20)).rejects.toThrow(
+      /bomb\.jsonl\.gz: decompresses to more than the 1\.0 MiB limit/,
+    );
+    await expect(readText('/dev/zero')).rejects.toThrow(/\/dev\/zero: is not a regular file/);
+  });
+
   it('parses CSV like Python csv (quotes, doubled quotes, multi-line fields, CRLF, blank lines)', () => {
     const rows = parseCsv('a,"b ""q"", c"\r\n"multi\nline",\n\nlast,x', 'f.csv');
     expect(rows).toEqual([

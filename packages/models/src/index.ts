@@ -59,6 +59,14 @@ export {
 export type { LoadProgress } from './load/checkpoint.js';
 export { parseConfig, readConfig } from './load/config.js';
 export { ModelLoadError, type ModelLoadErrorCode } from './load/errors.js';
+export {
+  checkModelFits,
+  estimateModelSize,
+  MAX_LAYERS,
+  type MachineLimits,
+  type ModelSizeEstimate,
+  machineLimits,
+} from './load/limits.js';
 export { type LoadedModel, type LoadModelOptions, loadModel } from './load/load.js';
 export { type SaveModelOptions, saveModel } from './load/save.js';
 export {

@@ -107,6 +107,19 @@ describe('generation with the KV cache', () => {
     const [short] = await generateTokens(models.llama, [PROMPTS[0]], { ...GREEDY, maxNewTokens: 3 });
     expect(short).toEqual({ tokens: free.tokens.slice(0, 3), finishReason: 'length' });
   });
+
+  for (const arch of ['llama', 'gpt2'] as const) {
+    it(`keeps to the context length (${arch}): stops there whatever maxNewTokens, refuses a longer prompt`, async () => {
+      const n = models[arch].config.maxPositions;
+      const prompt = Array.from({ length: n - 3 }, (_, i) => 3 + (i % 200));
+      const [g] = await generateTokens(models[arch], [prompt], { ...GREEDY, maxNewTokens: 1e9 });
+      expect(g).toMatchObject({ finishReason: 'length' });
+      expect(g.tokens).toHaveLength(3);
+      await expect(generateTokens(models[arch], [[...prompt, 5, 5, 5, 5]], GREEDY)).rejects.toThrow(
+        new RegExp(`a prompt of ${n + 1} tokens exceeds the model's ${n} positions`),
+      );
+    });
+  }
 });
 
 describe('sampling', () => {

@@ -11,7 +11,7 @@ it.runIf(haveData('alpaca/alpaca_data_1k.json', 'stories260K/tok512.bin'))(
     const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 120_000 });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/alpaca_data_1k\.json \(instruction\): 950 records -> \d+ examples/);
-    expect(r.stdout).toMatch(/maxLength 512: \d+ truncated/);
+    expect(r.stdout).toMatch(/max length 512: \d+ truncated/);
     expect(r.stdout).toContain('validation: 50 examples');
     expect(r.stdout).toContain('resumed batch matches: true');
   },

@@ -204,7 +204,7 @@ describe.runIf(realData)('GSM8K', () => {
       `${report.truncated} truncated (${report.tokensCut.toLocaleString('en-US')} tokens cut)`,
     );
     expect(text).toContain(
-      `${dropped.length} dropped, the prompt alone fills maxLength ${max}: ${ds(dropped[0])}`,
+      `${dropped.length} dropped, the prompt alone fills the max length ${max}: ${ds(dropped[0])}`,
     );
   });
 });

@@ -245,3 +245,29 @@ describe('Parquet', () => {
     );
   });
 });
+
+describe('size limits', () => {
+  const enc = (s: string) => new TextEncoder().encode(s);
+
+  it('a record over maxRecordBytes (UTF-8 bytes over all its text) is an error at its line, in any format', async () => {
+    // 400 three-byte characters: 400 UTF-16 units, 1,200 bytes, and the 1-byte label.
+    const wide = '€'.repeat(400);
+    const jsonl = `{"text": "ok"}\n${JSON.stringify({ text: wide, label: 'a' })}\n`;
+    const err = await parseDataset(enc(jsonl), 'd.jsonl', { maxRecordBytes: 1000 }).catch((e) => e);
+    expect(err).toBeInstanceOf(DataError);
+    expect(err).toMatchObject({ code: 'TOO_LARGE', line: 2, row: 2 });
+    expect(err.message).toMatch(
+      /^d\.jsonl:2: the record holds about 1,201 bytes of text, more than the 1,000-byte limit/,
+    );
+    await expect(
+      parseDataset(enc(`text,label\nok,a\n${wide},b\n`), 'd.csv', { maxRecordBytes: 1000 }),
+    ).rejects.toThrow(/^d\.csv:3: the record holds about 1,201 bytes/);
+    expect((await parseDataset(enc(jsonl), 'd.jsonl', { maxRecordBytes: 1201 })).records).toHaveLength(2);
+  });
+
+  it('readDataset refuses a file over maxBytes and a device before reading it', async () => {
+    const path = await fixture('limit.jsonl', '{"text": "one"}\n{"text": "two"}\n');
+    await expect(readDataset(path, { maxBytes: 10 })).rejects.toMatchObject({ code: 'TOO_LARGE' });
+    await expect(readDataset('/dev/zero', { format: 'jsonl' })).rejects.toMatchObject({ code: 'IO' });
+  });
+});

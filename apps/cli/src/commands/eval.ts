@@ -24,7 +24,7 @@ import {
 } from '@sharelora/eval';
 import type { LoadProgress } from '@sharelora/models';
 import { checkOutputPath, lockOutputFile, type OutputInput } from '@sharelora/train';
-import { numberFlag, oneOf, parseFlags } from '../args.js';
+import { numberFlag, oneOf, parseFlags, seedFlag } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 
@@ -285,7 +285,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     shots: numberFlag('shots', values.shots, (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0'),
     maxNewTokens: count('max-new-tokens'),
     temperature: numberFlag('temperature', values.temperature, (n) => n >= 0, 'a number >= 0'),
-    seed: numberFlag('seed', values.seed, (n) => Number.isSafeInteger(n) && n >= 0, 'an integer >= 0'),
+    seed: seedFlag(values.seed),
     samples: count('samples'),
     k: kList(values.k),
     scoring:

@@ -5,10 +5,11 @@ import {
   generate as generateText,
   loadModel,
   loadTokenizer,
+  readConfig,
   readGenerationConfig,
   type Tokenizer,
 } from '@sharelora/models';
-import { intFlag, numberFlag, parseFlags } from '../args.js';
+import { intFlag, numberFlag, parseFlags, seedFlag } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 
@@ -23,7 +24,8 @@ Options:
   --model DIR           Hugging Face model directory (config.json, safetensors, tokenizer.json)
   --adapter DIR         LoRA/ShareLoRA adapter directory (PEFT format) applied to the model
   --prompt TEXT         text to continue (encoded with the tokenizer's BOS as it specifies)
-  --max-new-tokens N    most tokens to generate (default 128)
+  --max-new-tokens N    most tokens to generate (default 128); generation also stops at the model's
+                        context length (max_position_embeddings), and a longer prompt is refused
   --temperature T       0 = greedy (most likely token); higher samples more freely
   --top-p P             nucleus sampling: sample among the most likely tokens holding mass P (0 < P <= 1)
   --top-k K             sample among the K most likely tokens (0 = all)
@@ -59,9 +61,11 @@ export async function generate(argv: string[]): Promise<number> {
   const temperature = numberFlag('temperature', values.temperature, (n) => n >= 0, 'a number >= 0');
   const topP = numberFlag('top-p', values['top-p'], (n) => n > 0 && n <= 1, 'a number in (0, 1]');
   const topK = numberFlag('top-k', values['top-k'], (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0');
-  const seed = numberFlag('seed', values.seed, (n) => Number.isSafeInteger(n) && n >= 0, 'an integer >= 0');
+  const seed = seedFlag(values.seed);
 
-  // The cheap files first, so a broken directory fails before the GPU starts.
+  // The cheap files first, so a broken directory fails before the GPU starts (config.json first: it
+  // says best what is wrong with a --model that is not a model directory).
+  await readConfig(dir).catch(asUsage);
   const tokenizer: Tokenizer = await loadTokenizer(dir).catch(asUsage);
   const defaults = await readGenerationConfig(dir).catch(asUsage);
   const maxNewTokens = intFlag('max-new-tokens', values['max-new-tokens'], defaults.maxNewTokens ?? 128);

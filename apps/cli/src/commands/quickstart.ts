@@ -8,7 +8,7 @@ import {
   type QuickstartEvent,
   runQuickstart,
 } from '@sharelora/train';
-import { numberFlag, parseFlags } from '../args.js';
+import { numberFlag, parseFlags, seedFlag } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 
@@ -76,8 +76,7 @@ export async function quickstart(argv: string[]): Promise<number> {
     console.log(quickstartHelp);
     return 0;
   }
-  const seed =
-    numberFlag('seed', values.seed, (x) => Number.isSafeInteger(x) && x >= 0, 'an integer >= 0') ?? 0;
+  const seed = seedFlag(values.seed) ?? 0;
   const stepsScale = numberFlag('steps-scale', values['steps-scale'], (x) => x > 0, 'a number > 0') ?? 1;
   const outDir = values.out ?? DEFAULT_OUT;
   if (outDir === '') throw new UsageError('--out must name a folder');

@@ -2,7 +2,7 @@ import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { injectAdapter, METHODS, type Method, presetConfig } from '@sharelora/adapters';
 import * as core from '@sharelora/core/node';
-import { getDevice, init, shutdown } from '@sharelora/core/node';
+import { DEFAULT_MAX_INPUT_BYTES, getDevice, init, shutdown } from '@sharelora/core/node';
 import { accuracy, pearson, spearman } from '@sharelora/eval';
 import {
   type AnyModel,
@@ -19,6 +19,7 @@ import {
   checkOutputPath,
   DataError,
   type Dataset,
+  DEFAULT_MAX_RECORD_BYTES,
   describeReport,
   type FormatSpec,
   GLUE_TASKS,
@@ -39,7 +40,7 @@ import {
   textTokenizerOf,
   tokenizeDataset,
 } from '@sharelora/train';
-import { intFlag, numberFlag, oneOf, parseFlags } from '../args.js';
+import { intFlag, numberFlag, oneOf, parseFlags, seedFlag } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 import { QUIT_WITHOUT_CHECKPOINT, StopSignals } from '../stop-signals.js';
@@ -85,6 +86,8 @@ Data:
   --train-on-source      put the loss on the prompt tokens too
   --max-length N         longest example in tokens (default: the model's positions); truncations
                          and drops are counted in the data report
+  --max-record-bytes N   most bytes of text in one record, checked before tokenizing (default 1048576)
+  --max-data-bytes N     most bytes in a data file (default 268435456); a device or FIFO is refused
   --validation V         validation split: a fraction in (0, 1) or a count; 0 for none (default 0.1)
   --eval-data FILE       a labelled held-out file (e.g. a GLUE dev.tsv) scored once after training:
                          loss, and accuracy (classes) or Pearson/Spearman (regression)
@@ -127,7 +130,9 @@ Run:
 Exit codes:
   0    done
   1    runtime failure (e.g. a NaN loss: the message names the step and the last good checkpoint)
-  2    bad usage, bad data, or an OUT refused or locked by another run; OUT left as it was
+  2    bad usage, bad data, a model too large for this machine, a checkpoint that does not match, or an
+       OUT refused or locked by another run: OUT left as it was; or a full disk while writing: free
+       space and --resume
   130, 143, 129
        stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP with a checkpoint of the step reached in OUT
        (checkpoint-0 if it came before the first step): --resume continues; after the last step the
@@ -143,6 +148,8 @@ const FLAGS = {
   labels: { type: 'string' },
   'train-on-source': { type: 'boolean' },
   'max-length': { type: 'string' },
+  'max-record-bytes': { type: 'string' },
+  'max-data-bytes': { type: 'string' },
   validation: { type: 'string' },
   'eval-data': { type: 'string' },
   method: { type: 'string' },
@@ -250,7 +257,14 @@ function settingsFrom(v: Values) {
     format: oneOf('format', required('format'), FORMATS) as CliFormat,
     labels: list(str('labels')),
     trainOnSource: v['train-on-source'] === true,
-    maxLength: optionalInt('max-length'),
+    maxLength: numberFlag(
+      'max-length',
+      str('max-length'),
+      (n) => Number.isInteger(n) && n >= 2,
+      'an integer >= 2',
+    ),
+    maxRecordBytes: intFlag('max-record-bytes', str('max-record-bytes'), DEFAULT_MAX_RECORD_BYTES),
+    maxDataBytes: intFlag('max-data-bytes', str('max-data-bytes'), DEFAULT_MAX_INPUT_BYTES),
     validation,
     evalData: str('eval-data'),
     method,
@@ -270,7 +284,7 @@ function settingsFrom(v: Values) {
     maxGradNorm: numberFlag('max-grad-norm', str('max-grad-norm'), (n) => n >= 0, 'a number >= 0') ?? 1,
     evalEvery: optionalInt('eval-every'),
     saveEvery: intFlag('save-every', str('save-every'), 100),
-    seed: nonNegInt('seed') ?? 0,
+    seed: seedFlag(str('seed')) ?? 0,
     out: required('out'),
     overwrite: v.overwrite === true,
     resume: v.resume === true,
@@ -316,13 +330,15 @@ function trainerStep<T>(fn: () => T): T {
   }
 }
 
-/** Data errors (file:line) are bad input: exit 2. */
+/** Data errors (file:line) are bad input: exit 2; one over a size limit names the flag that raises it. */
 async function dataStep<T>(fn: () => T | Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof DataError) throw new UsageError(e.message);
-    throw e;
+    if (!(e instanceof DataError)) throw e;
+    if (e.code !== 'TOO_LARGE') throw new UsageError(e.message);
+    const flag = e.row !== null ? '--max-record-bytes' : '--max-data-bytes';
+    throw new UsageError(`${e.message} (raise it with ${flag})`);
   }
 }
 
@@ -434,7 +450,8 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
 
   // Everything is read, split and tokenized before the device starts or anything else is written.
   const { read, spec: baseSpec } = dataSpec(s.format);
-  const ds = await dataStep(() => readDataset(s.data, read));
+  const limits = { maxRecordBytes: s.maxRecordBytes, maxBytes: s.maxDataBytes };
+  const ds = await dataStep(() => readDataset(s.data, { ...read, ...limits }));
   // A table missing a column the format needs is reported at its header, before anything else.
   await dataStep(() => checkColumns(ds, baseSpec));
   const split =
@@ -466,7 +483,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
   const trainSet = await tok({ ...ds, records: split.train });
   const valSet = split.validation.length ? await tok({ ...ds, records: split.validation }) : null;
   const heldOutSet = s.evalData
-    ? await tok(await dataStep(() => readDataset(s.evalData as string, read)))
+    ? await tok(await dataStep(() => readDataset(s.evalData as string, { ...read, ...limits })))
     : null;
   if (trainSet.examples.length === 0)
     throw new UsageError(`${s.data}: no training example is left (see the data report)`);

@@ -1,2 +1,3 @@
+export * from './base-model.js';
 export * from './layers.js';
 export * from './module.js';

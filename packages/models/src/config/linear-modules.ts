@@ -1,4 +1,5 @@
 import { ShareloraError } from '@sharelora/core';
+import { MAX_LAYERS } from '../load/limits.js';
 
 /**
  * A linear module of a model, from its config.json alone. Structurally identical to
@@ -54,6 +55,13 @@ function int(config: Record<string, unknown>, key: string, fallback?: number): n
   return v as number;
 }
 
+/** A layer count, at most MAX_LAYERS: the module list has an entry per layer. */
+function layerCount(config: Record<string, unknown>, key: string): number {
+  const n = int(config, key);
+  if (n > MAX_LAYERS) throw badConfig(`"${key}" is ${n}, more than the ${MAX_LAYERS} layers supported`);
+  return n;
+}
+
 /** Per-layer module specs: [type, in, out, fused parts?]. */
 type Spec = [string, number, number, string[]?];
 
@@ -96,7 +104,7 @@ export function linearModulesFromConfig(config: Record<string, unknown>): Linear
   if (arch === 'gpt2') {
     const d = int(config, 'n_embd');
     const inner = config.n_inner == null ? 4 * d : int(config, 'n_inner');
-    layers = int(config, 'n_layer');
+    layers = layerCount(config, 'n_layer');
     prefix = 'transformer.h';
     specs = [
       ['attn.c_attn', d, 3 * d, ['q', 'k', 'v']],
@@ -117,7 +125,7 @@ export function linearModulesFromConfig(config: Record<string, unknown>): Linear
   } else if (arch === 'roberta') {
     const h = int(config, 'hidden_size');
     const inner = int(config, 'intermediate_size');
-    layers = int(config, 'num_hidden_layers');
+    layers = layerCount(config, 'num_hidden_layers');
     prefix = `${modelType === 'bert' ? 'bert' : 'roberta'}.encoder.layer`;
     specs = [
       ['attention.self.query', h, h],
@@ -146,7 +154,7 @@ export function linearModulesFromConfig(config: Record<string, unknown>): Linear
       throw badConfig(`hidden_size ${h} is not divisible by num_attention_heads ${heads}; give head_dim`);
     }
     const headDim = int(config, 'head_dim', h / heads);
-    layers = int(config, 'num_hidden_layers');
+    layers = layerCount(config, 'num_hidden_layers');
     prefix = 'model.layers';
     specs = [
       ['self_attn.q_proj', h, heads * headDim],

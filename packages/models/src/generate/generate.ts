@@ -87,8 +87,9 @@ export async function generateTokens(
   const eos = new Set(opts.eosIds ?? config.eosTokenIds);
   const pad = opts.padId ?? [...eos][0] ?? 0;
   const S0 = Math.max(...prompts.map((p) => p.length));
-  // GPT-2's learned position table ends at n_positions; RoPE models extrapolate, so they have no limit.
-  const limit = config.arch === 'gpt2' ? config.maxPositions : Number.POSITIVE_INFINITY;
+  // The context length every architecture declares: GPT-2's position table ends there, and RoPE models
+  // were not trained past it (nor is their KV cache meant to grow without bound).
+  const limit = config.maxPositions;
   if (S0 > limit) {
     throw new ShareloraError(
       'SEQUENCE_TOO_LONG',

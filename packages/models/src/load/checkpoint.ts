@@ -34,11 +34,28 @@ interface Stored {
   info: TensorInfo;
 }
 
+/**
+ * Whether a weight file is there. Only absence is "no": a directory or a symbolic-link loop in its
+ * place is an error saying so, not "not found".
+ */
 async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    (s) => s.isFile(),
-    () => false,
-  );
+  let kind: 'file' | 'directory' | 'other';
+  try {
+    const s = await stat(path);
+    kind = s.isFile() ? 'file' : s.isDirectory() ? 'directory' : 'other';
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return false;
+    const why = code === 'ELOOP' ? 'a symbolic link loop' : `unreadable (${(e as Error).message})`;
+    throw new ModelLoadError('BAD_CHECKPOINT', path, `is ${why}, not a weight file`, { cause: e });
+  }
+  if (kind !== 'file')
+    throw new ModelLoadError(
+      'BAD_CHECKPOINT',
+      path,
+      `is ${kind === 'directory' ? 'a directory' : 'not a regular file'}, not a weight file`,
+    );
+  return true;
 }
 
 async function openReader(path: string): Promise<SafetensorsReader> {

@@ -3,7 +3,7 @@
  * spellings different transformers versions write: GPT-2's n_embd/n_layer/... or their generic
  * aliases, rope_scaling (`type` or `rope_type`) or v5's rope_parameters, eos_token_id as an int or a list.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RopeScaling } from '@sharelora/core';
 import { ACTIVATIONS, type ActivationName, type RopeConfig } from '../arch/common.js';
@@ -16,6 +16,7 @@ import type {
   RobertaConfig,
 } from '../arch/types.js';
 import { ModelLoadError } from './errors.js';
+import { MAX_LAYERS } from './limits.js';
 
 const ARCH_BY_MODEL_TYPE: Readonly<Record<string, Arch>> = {
   gpt2: 'gpt2',
@@ -55,19 +56,31 @@ class Keys {
     return null;
   }
 
-  num(names: string | readonly string[], def: number, opts: { int?: boolean; min?: number } = {}): number {
+  num(
+    names: string | readonly string[],
+    def: number,
+    opts: { int?: boolean; min?: number; max?: number } = {},
+  ): number {
     const hit = this.get(typeof names === 'string' ? [names] : names);
     if (!hit) return def;
     const [n, v] = hit;
     const min = opts.min ?? (opts.int ? 1 : 0);
+    // Sizes are array lengths and shader indices: beyond 2^31 nothing downstream can address them.
+    const max = opts.max ?? (opts.int ? 2 ** 31 - 1 : Number.POSITIVE_INFINITY);
     if (typeof v !== 'number' || !Number.isFinite(v) || (opts.int && !Number.isInteger(v)) || v < min) {
       this.fail(`"${n}" must be ${opts.int ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(v)}`);
     }
+    if (v > max) this.fail(`"${n}" is ${v}, more than the ${max} supported`);
     return v;
   }
 
   int(names: string | readonly string[], def: number): number {
     return this.num(names, def, { int: true });
+  }
+
+  /** The number of transformer layers, at most MAX_LAYERS. */
+  layers(names: string | readonly string[], def: number): number {
+    return this.num(names, def, { int: true, max: MAX_LAYERS });
   }
 
   bool(name: string, def: boolean): boolean {
@@ -138,7 +151,7 @@ function gpt2(k: Keys): Gpt2Config {
     ...k.base({ vocab: 50257, tie: true, bos: 50256, eos: [50256], pad: null }),
     hiddenSize,
     numHeads,
-    numLayers: k.int(['n_layer', 'num_hidden_layers'], 12),
+    numLayers: k.layers(['n_layer', 'num_hidden_layers'], 12),
     maxPositions: k.int(['n_positions', 'max_position_embeddings'], 1024),
     intermediateSize: k.int('n_inner', 4 * hiddenSize),
     activation: k.activation('activation_function', 'gelu_new'),
@@ -178,7 +191,7 @@ function roberta(k: Keys): RobertaConfig {
     padTokenId: base.padTokenId ?? 1,
     hiddenSize,
     numHeads,
-    numLayers: k.int('num_hidden_layers', 12),
+    numLayers: k.layers('num_hidden_layers', 12),
     intermediateSize: k.int('intermediate_size', 3072),
     activation: k.activation('hidden_act', 'gelu'),
     maxPositions: k.int('max_position_embeddings', 512),
@@ -248,7 +261,7 @@ function llama(k: Keys): LlamaConfig {
     numHeads,
     numKvHeads,
     headDim,
-    numLayers: k.int('num_hidden_layers', 32),
+    numLayers: k.layers('num_hidden_layers', 32),
     intermediateSize: k.int('intermediate_size', 11008),
     maxPositions: k.int('max_position_embeddings', 2048),
     activation: k.activation('hidden_act', 'silu'),
@@ -288,6 +301,16 @@ export function parseConfig(raw: unknown, path = 'config.json'): ModelConfig {
 /** Reads and parses `dir`/config.json. */
 export async function readConfig(dir: string): Promise<ModelConfig> {
   const path = join(dir, 'config.json');
+  const isFile = await stat(dir).then(
+    (s) => !s.isDirectory(),
+    () => false,
+  );
+  if (isFile)
+    throw new ModelLoadError(
+      'BAD_CONFIG',
+      dir,
+      'is a file, not a model directory (give the directory that holds config.json and the weights)',
+    );
   let text: string;
   try {
     text = await readFile(path, 'utf8');

@@ -10,7 +10,9 @@ export type ModelLoadErrorCode =
   /** A weight file that is truncated, not safetensors, or holds a non-float tensor. */
   | 'BAD_CHECKPOINT'
   /** Missing, unexpected or mis-shaped tensors (all listed in one message). */
-  | 'CHECKPOINT_MISMATCH';
+  | 'CHECKPOINT_MISMATCH'
+  /** A config whose weights would not fit this machine's memory or WebGPU adapter (the message has the numbers). */
+  | 'TOO_LARGE';
 
 /** A model directory that cannot be loaded. The one-line message starts with the file at fault. */
 export class ModelLoadError extends ShareloraError {

@@ -1,11 +1,20 @@
 import { join } from 'node:path';
-import { type FloatDType, getDevice, isHalf, ShareloraError, zeros } from '@sharelora/core';
+import {
+  type BaseModelIdentity,
+  type FloatDType,
+  getDevice,
+  isHalf,
+  ShareloraError,
+  setBaseModelIdentity,
+  zeros,
+} from '@sharelora/core';
 import { type CreateModelOptions, createModel } from '../arch/create.js';
 import { initWeights } from '../arch/init.js';
 import type { AnyModel, ModelConfig } from '../arch/types.js';
 import { checkpointTensors } from '../arch/vocab.js';
 import { CheckpointFiles, type LoadPlan, type LoadProgress, planLoad, streamWeights } from './checkpoint.js';
 import { readConfig } from './config.js';
+import { checkModelFits, machineLimits } from './limits.js';
 
 export interface LoadModelOptions extends Omit<CreateModelOptions, 'weightDtype'> {
   /** Leave the weights trainable (requiresGrad), as for full fine-tuning; default frozen. */
@@ -31,6 +40,8 @@ export interface LoadedModel {
   config: ModelConfig;
   /** Weight files read, relative to the directory. */
   files: string[];
+  /** What adapters and checkpoints trained on this model record of it (see baseModelIdentityOf). */
+  identity: BaseModelIdentity;
   /** Task-head tensors the checkpoint lacked, initialised from `seed` (e.g. a new classifier). */
   initialised: string[];
   /** Checkpoint tensors the model does not use (another task's head, a tied copy). */
@@ -40,8 +51,10 @@ export interface LoadedModel {
 /**
  * Loads an HF model directory (config.json + safetensors weights) onto the current device: parses
  * the config, builds the model, checks every tensor name, shape and dtype against it (one error
- * lists all problems, naming the file), then streams the weights to the GPU. The model is returned
- * in eval mode, frozen unless `trainable`.
+ * lists all problems, naming the file), then streams the weights to the GPU. A config whose weights
+ * cannot fit this machine's memory or WebGPU adapter is refused first (TOO_LARGE), from config.json
+ * alone. The model is returned in eval mode, frozen unless `trainable`, with its identity recorded
+ * (setBaseModelIdentity) so adapters saved from it, and loaded onto it, can be checked.
  */
 export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   const parsed = await readConfig(dir);
@@ -56,6 +69,10 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
       `loadModel: weightDtype '${requested}' keeps weights frozen in half precision; trainable weights need 'f32'`,
     );
   }
+  checkModelFits(config, machineLimits(getDevice()), {
+    bytesPerParam: bytesPerParam(requested, config.raw),
+    path: join(dir, 'config.json'),
+  });
   const files = await CheckpointFiles.open(dir);
   try {
     const auto = requested === 'auto';
@@ -70,7 +87,16 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
       }
       if (!opts.trainable) model.freeze();
       model.eval();
-      return { model, config, files: files.files, initialised: plan.initialised, ignored: plan.ignored };
+      const identity = await identityOf(config, plan);
+      setBaseModelIdentity(model, identity);
+      return {
+        model,
+        config,
+        files: files.files,
+        identity,
+        initialised: plan.initialised,
+        ignored: plan.ignored,
+      };
     } catch (e) {
       model.dispose();
       throw e;
@@ -107,4 +133,40 @@ function keepStoredDtypes(model: AnyModel, plan: LoadPlan): void {
     for (const p of t.blocks)
       if (isHalf(p.value.dtype) && p.value.dtype !== want) p.value = zeros(p.shape, want);
   }
+}
+
+/** Bytes per weight as loaded: 'auto' keeps a half-precision checkpoint (as config.json's torch_dtype says) in half. */
+function bytesPerParam(requested: FloatDType | 'auto', raw: Record<string, unknown>): number {
+  if (requested !== 'auto') return requested === 'f32' ? 4 : 2;
+  const stored = raw.torch_dtype ?? raw.dtype;
+  return stored === 'float16' || stored === 'bfloat16' ? 2 : 4;
+}
+
+/** Values of the first token-embedding row kept in the identity: enough to tell random inits and pretrainings apart. */
+const IDENTITY_SAMPLE = 8;
+
+/** The config's shape fields and the first values of the token embedding, read from the checkpoint. */
+async function identityOf(config: ModelConfig, plan: LoadPlan): Promise<BaseModelIdentity> {
+  const shape: Record<string, string | number> = {
+    model_type: config.arch,
+    vocab_size: config.vocabSize,
+    hidden_size: config.hiddenSize,
+    num_hidden_layers: config.numLayers,
+    num_attention_heads: config.numHeads,
+    intermediate_size: config.intermediateSize,
+  };
+  if (config.arch === 'llama') shape.num_key_value_heads = config.numKvHeads;
+  const embedding = plan.loads.find(
+    (l) => l.target.shape[0] === config.vocabSize && l.target.shape[1] === config.hiddenSize,
+  );
+  let sample: number[] = [];
+  if (embedding) {
+    const rowBytes =
+      (embedding.source.info.dataOffsets[1] - embedding.source.info.dataOffsets[0]) / config.vocabSize;
+    for await (const chunk of embedding.source.reader.readChunks(embedding.key, rowBytes)) {
+      sample = Array.from(chunk.data.subarray(0, IDENTITY_SAMPLE) as Float32Array);
+      break;
+    }
+  }
+  return { shape, sample };
 }

@@ -227,7 +227,7 @@ export class BatchLoader<E extends Example> {
       throw new DataError(
         'POSITION_MISMATCH',
         `the saved data position (fingerprint ${resumeFrom.fingerprint}) belongs to other examples or loader ` +
-          `options than these (${this.fp}); resume with the same data, tokenizer, maxLength, seed and batch options`,
+          `options than these (${this.fp}); resume with the same data, tokenizer, max length, seed and batch size`,
       );
     }
     this.startEpoch(resumeFrom.epoch, resumeFrom.rng);

@@ -17,6 +17,8 @@ export type DataErrorCode =
   | 'UNSUPPORTED'
   /** An option has a bad value (batch size 0, a validation split larger than the data, ...). */
   | 'BAD_OPTION'
+  /** A file or a record over its size limit (the message names the limit). */
+  | 'TOO_LARGE'
   /** A resumed data position does not belong to these examples or loader options. */
   | 'POSITION_MISMATCH';
 

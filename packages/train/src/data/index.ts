@@ -41,7 +41,13 @@ export { GLUE_TASKS, type GlueTask, type GlueTaskName } from './glue.js';
 export { type DelimitedOptions, parseDelimited } from './readers/delimited.js';
 export { type JsonReadOptions, parseJson, parseJsonl } from './readers/json.js';
 export { type ParquetReadOptions, parseParquet } from './readers/parquet.js';
-export { fileFormatOf, parseDataset, type ReadOptions, readDataset } from './readers/read.js';
+export {
+  DEFAULT_MAX_RECORD_BYTES,
+  fileFormatOf,
+  parseDataset,
+  type ReadOptions,
+  readDataset,
+} from './readers/read.js';
 export type { DataRecord, Dataset, FileFormat } from './records.js';
 export { type SplitOptions, splitValidation } from './split.js';
 export {

@@ -188,7 +188,7 @@ function truncateClassifier(
   if (specials + (t.pair === undefined ? 1 : 2) > max) {
     throw new DataError(
       'BAD_OPTION',
-      `maxLength ${max} leaves no room for text beside ${specials} special tokens`,
+      `a max length of ${max} leaves no room for text beside ${specials} special tokens`,
     );
   }
   while (a.length + b.length > max - specials) {
@@ -304,13 +304,15 @@ export function describeReport(r: TokenizeReport, maxListed = 5): string {
       `${n(r.tokens)} tokens${r.lossTokens > 0 ? ` (${n(r.lossTokens)} with loss)` : ''}`,
   ];
   if (r.maxLength !== null) {
-    lines.push(`  maxLength ${r.maxLength}: ${n(r.truncated)} truncated (${n(r.tokensCut)} tokens cut)`);
+    lines.push(`  max length ${r.maxLength}: ${n(r.truncated)} truncated (${n(r.tokensCut)} tokens cut)`);
   }
   for (const reason of ['prompt-too-long', 'no-loss-tokens'] as const) {
     const d = r.dropped.filter((x) => x.reason === reason);
     if (d.length === 0) continue;
     const why =
-      reason === 'prompt-too-long' ? `the prompt alone fills maxLength ${r.maxLength}` : 'no token to learn';
+      reason === 'prompt-too-long'
+        ? `the prompt alone fills the max length ${r.maxLength}`
+        : 'no token to learn';
     const where = d.slice(0, maxListed).map((x) => describeSource(x.source));
     const more = d.length > maxListed ? `, and ${d.length - maxListed} more` : '';
     lines.push(`  ${n(d.length)} dropped, ${why}: ${where.join('; ')}${more}`);

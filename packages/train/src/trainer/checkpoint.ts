@@ -6,8 +6,15 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Optimizer, OptimizerStateDict, Parameter, TensorInput, TensorSource } from '@sharelora/core';
-import { SafetensorsReader, writeSafetensors } from '@sharelora/core/node';
+import type {
+  BaseModelIdentity,
+  Optimizer,
+  OptimizerStateDict,
+  Parameter,
+  TensorInput,
+  TensorSource,
+} from '@sharelora/core';
+import { SafetensorsError, SafetensorsReader, writeSafetensors } from '@sharelora/core/node';
 import type { DataPosition } from '../data/batch.js';
 import { TrainingError } from './errors.js';
 
@@ -41,6 +48,8 @@ export interface CheckpointState {
   trainLoss: number | null;
   bestValLoss: number | null;
   bestStep: number | null;
+  /** The base model trained on, when its loader recorded it; a resume onto another is refused. */
+  baseModel?: BaseModelIdentity;
 }
 
 async function syncPath(path: string): Promise<void> {
@@ -191,6 +200,28 @@ export async function writeCheckpoint(outDir: string, c: CheckpointContents): Pr
   return dir;
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The shape of trainer_state.json, checked before a run relies on it: a hand-edited or corrupted file
+ * is reported as such instead of failing somewhere in the loop.
+ */
+function checkState(state: CheckpointState, dir: string, bad: (msg: string) => TrainingError): void {
+  const named = /-(\d+)$/.exec(dir);
+  if (!Number.isSafeInteger(state.step) || state.step < 0 || (named && Number(named[1]) !== state.step))
+    throw bad(`${STATE_FILE}: step ${JSON.stringify(state.step)} does not match the checkpoint's directory`);
+  const o = state.optimizer;
+  if (!isObject(state.settings) || !isObject(state.data) || !isObject(state.dropout) || !isObject(o))
+    throw bad(`${STATE_FILE}: settings, data, dropout and optimizer must be objects`);
+  if (!isObject(o.state) || !isObject(o.hyper) || !Number.isSafeInteger(o.steps) || !Number.isFinite(o.lr))
+    throw bad(`${STATE_FILE}: the optimizer's state is malformed`);
+  for (const [name, s] of Object.entries(o.state)) {
+    if (!isObject(s) || !Number.isSafeInteger(s.step) || !Array.isArray(s.tensors))
+      throw bad(`${STATE_FILE}: the optimizer's state of ${name} is malformed`);
+  }
+}
+
 export interface LoadedCheckpoint {
   state: CheckpointState;
   /** Values of the trainable parameters, aligned with the names given. */
@@ -207,10 +238,15 @@ export async function readCheckpoint(dir: string, names: string[]): Promise<Load
   } catch (e) {
     throw bad(`cannot read ${STATE_FILE}: ${(e as Error).message}`);
   }
-  if (state.format !== STATE_FORMAT)
-    throw bad(`${STATE_FILE} has format ${state.format}, expected ${STATE_FORMAT}`);
+  if (state?.format !== STATE_FORMAT)
+    throw bad(`${STATE_FILE} has format ${state?.format}, expected ${STATE_FORMAT}`);
+  checkState(state, dir, bad);
   const readAll = async (file: string, keys: string[]): Promise<TensorSource[]> => {
-    const reader = await SafetensorsReader.open(join(dir, file));
+    const unreadable = (e: unknown): never => {
+      if (e instanceof SafetensorsError) throw bad(`${file} is not readable: ${e.detail}`);
+      throw e;
+    };
+    const reader = await SafetensorsReader.open(join(dir, file)).catch(unreadable);
     try {
       const extra = reader.keys().filter((k) => !keys.includes(k));
       const missing = keys.filter((k) => !reader.has(k));
@@ -221,7 +257,8 @@ export async function readCheckpoint(dir: string, names: string[]): Promise<Load
         );
       }
       const out: TensorSource[] = [];
-      for (const k of keys) out.push({ data: await reader.read(k), shape: reader.info(k).shape });
+      for (const k of keys)
+        out.push({ data: await reader.read(k).catch(unreadable), shape: reader.info(k).shape });
       return out;
     } finally {
       await reader.close();

@@ -7,6 +7,8 @@ import {
   add,
   assignTensor,
   backward,
+  baseModelDifference,
+  baseModelIdentityOf,
   clipGradNorm,
   Dropout,
   getDevice,
@@ -18,6 +20,7 @@ import {
   tidy,
 } from '@sharelora/core';
 import { BatchLoader, type DataPosition, sequentialBatches } from '../data/batch.js';
+import { DataError } from '../data/errors.js';
 import type { Example } from '../data/tokenize.js';
 import { lockOutputDir } from '../output/lock.js';
 import {
@@ -265,6 +268,18 @@ export class Trainer {
       }
       if (latest) {
         const ck = await readCheckpoint(latest.dir, names);
+        const base = baseModelIdentityOf(model);
+        const otherBase = base && baseModelDifference(ck.state.baseModel, base);
+        if (otherBase)
+          throw new TrainingError(
+            'RESUME_MISMATCH',
+            `${latest.dir} was trained on another base model: ${otherBase}; resume with the model it started from`,
+          );
+        if (ck.state.step > totalSteps)
+          throw new TrainingError(
+            'BAD_CHECKPOINT',
+            `${latest.dir}: step ${ck.state.step} is past this run's ${totalSteps} steps`,
+          );
         const diff = Object.keys(settings).filter(
           (k) => JSON.stringify(settings[k]) !== JSON.stringify(ck.state.settings[k]),
         );
@@ -277,10 +292,18 @@ export class Trainer {
           );
         }
         restoreDropout(model, ck.state.dropout, latest.dir);
-        noGrad(() => {
-          for (const [i, p] of params.entries())
-            assignTensor(p.value, ck.params[i], `${latest.dir}: ${names[i]}`);
-        });
+        try {
+          noGrad(() => {
+            for (const [i, p] of params.entries())
+              assignTensor(p.value, ck.params[i], `${latest.dir}: ${names[i]}`);
+          });
+        } catch (e) {
+          // Another rank, targets or model: the saved values do not fit this run's parameters.
+          throw new TrainingError(
+            'RESUME_MISMATCH',
+            `${(e as Error).message}; resume with the same model, method, rank and targets`,
+          );
+        }
         await optimizer.loadStateDict(ck.optimizer);
         ({ step: startStep, data: position, bestValLoss, bestStep } = ck.state);
         trainLoss = ck.state.trainLoss ?? Number.NaN;
@@ -289,7 +312,14 @@ export class Trainer {
       }
     }
     // Validate the saved position (same data, same loader options) before anything is written.
-    const loader = new BatchLoader(o.train, loaderOpts, position);
+    let loader: BatchLoader<Example>;
+    try {
+      loader = new BatchLoader(o.train, loaderOpts, position);
+    } catch (e) {
+      if (e instanceof DataError && e.code === 'POSITION_MISMATCH')
+        throw new TrainingError('RESUME_MISMATCH', `${lastCheckpoint?.dir}: ${e.message}`);
+      throw e;
+    }
     if (metricsPath) await this.startMetrics(metricsPath, startStep);
     const log = async (record: object) => {
       if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
@@ -323,6 +353,7 @@ export class Trainer {
         trainLoss: Number.isFinite(trainLoss) ? trainLoss : null,
         bestValLoss,
         bestStep,
+        baseModel: baseModelIdentityOf(model),
       };
       o.onCheckpoint?.({ step, dir: checkpointDir(outDir, step), written: false });
       const dir = await writeCheckpoint(outDir, { state, names, params, optimizer, save });
@@ -380,8 +411,10 @@ export class Trainer {
             'NON_FINITE',
             `${what} at step ${step + 1} (epoch ${epoch.toFixed(2)}); stopped before updating the weights. ` +
               (lastCheckpoint
-                ? `The last good checkpoint is ${lastCheckpoint.dir}: resume from it with a lower learning rate or gradient clipping.`
-                : 'No checkpoint was written before it (set saveEvery to keep some).'),
+                ? `The last good checkpoint is ${lastCheckpoint.dir} (its adapter is usable as it is); ` +
+                  'a resume repeats the same steps, so train again into a new output directory with a lower ' +
+                  'learning rate or gradient clipping.'
+                : 'No checkpoint was written before it: train again with a lower learning rate or gradient clipping.'),
             step + 1,
           );
         }

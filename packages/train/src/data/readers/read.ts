@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
+import { InputFileError, readInputFile } from '@sharelora/core/node';
 import { DataError } from '../errors.js';
-import type { Dataset, FileFormat } from '../records.js';
+import type { DataRecord, Dataset, FileFormat } from '../records.js';
 import { parseDelimited } from './delimited.js';
 import { parseJson, parseJsonl } from './json.js';
 import { type ParquetReadOptions, parseParquet } from './parquet.js';
@@ -19,6 +19,30 @@ export interface ReadOptions extends ParquetReadOptions {
   columns?: string[];
   /** JSON: the key holding the records when the file is an object (default "data"). */
   field?: string;
+  /**
+   * Most bytes of text (UTF-8) one record may hold, over all its fields (default
+   * DEFAULT_MAX_RECORD_BYTES). Checked before anything is tokenized, whose cost grows with the text
+   * even when the example is then truncated.
+   */
+  maxRecordBytes?: number;
+  /** readDataset: most bytes the file may hold (default 256 MiB, DEFAULT_MAX_INPUT_BYTES of @sharelora/core/node). */
+  maxBytes?: number;
+}
+
+/**
+ * Default bound on one record's text: 1 MiB, some 250,000 tokens, beyond the context of the models
+ * trained here. A longer record is an error at its line rather than minutes of tokenizing.
+ */
+export const DEFAULT_MAX_RECORD_BYTES = 2 ** 20;
+
+/** UTF-8 bytes of a record's text fields; exact only near the bound (a UTF-16 unit is 1 to 3 bytes). */
+function textBytes(record: DataRecord, max: number): number {
+  let n = 0;
+  for (const v of Object.values(record.values)) {
+    if (typeof v !== 'string') continue;
+    n += v.length * 3 <= max || v.length > max ? v.length : new TextEncoder().encode(v).length;
+  }
+  return n;
 }
 
 const EXTENSIONS: Record<string, FileFormat> = {
@@ -80,17 +104,32 @@ export async function parseDataset(
     }
   }
   if (parsed.records.length === 0) throw new DataError('EMPTY', `${file}: the file has no records`, file);
+  const maxRecord = opts.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
+  for (const r of parsed.records) {
+    const n = textBytes(r, maxRecord);
+    if (n > maxRecord)
+      throw DataError.at(
+        'TOO_LARGE',
+        r.source,
+        `the record holds about ${n.toLocaleString('en-US')} bytes of text, more than the ${maxRecord.toLocaleString('en-US')}-byte limit per record`,
+      );
+  }
   return { file, format, ...parsed };
 }
 
-/** Reads a whole data file. Nothing is written, so an error leaves no partial output anywhere. */
+/**
+ * Reads a whole data file: a regular file of at most `maxBytes` (a device, a FIFO or a bigger file is
+ * an error before anything is read). Nothing is written, so an error leaves no partial output anywhere.
+ */
 export async function readDataset(path: string, opts: ReadOptions = {}): Promise<Dataset> {
   const format = opts.format ?? fileFormatOf(path);
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(path);
+    bytes = await readInputFile(path, { maxBytes: opts.maxBytes, gunzip: false });
   } catch (e) {
-    throw new DataError('IO', `${path}: cannot read: ${(e as Error).message}`, path);
+    if (e instanceof InputFileError)
+      throw new DataError(e.code === 'TOO_LARGE' ? 'TOO_LARGE' : 'IO', e.message, path);
+    throw e;
   }
   return parseDataset(bytes, path, { ...opts, format });
 }
