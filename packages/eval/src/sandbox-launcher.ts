@@ -22,7 +22,7 @@
  * are the runner's channel in and out.
  */
 export const LAUNCHER = String.raw`
-import ctypes, json, os, resource, signal, sys, traceback
+import ctypes, json, os, re, resource, signal, sys, traceback
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
@@ -68,18 +68,28 @@ def unshare(cfg):
             f.write(text)
     return uid, gid, False
 
+def mount_points_under(target):
+    with open('/proc/self/mountinfo') as f:
+        points = [re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), line.split()[4]) for line in f]
+    return [p for p in points if p.startswith(target + '/')]
+
+def remount_read_only(target):
+    # A mount copied from a more privileged namespace keeps its locked flags; a remount must repeat them.
+    f = os.statvfs(target).f_flag
+    locked = ((MS_NOEXEC if f & os.ST_NOEXEC else 0) | (MS_NOATIME if f & os.ST_NOATIME else 0)
+              | (MS_NODIRATIME if f & os.ST_NODIRATIME else 0) | (MS_RELATIME if f & os.ST_RELATIME else 0))
+    mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | locked)
+
 def expose(path, target):
     if os.path.islink(path):
         os.makedirs(os.path.dirname(target), exist_ok=True)
         os.symlink(os.readlink(path), target)
     elif os.path.isdir(path):
         os.makedirs(target, exist_ok=True)
+        # Recursive: in a user namespace a tree with mounts below may only be bound whole.
         mount(path, target, None, MS_BIND | MS_REC)
-        # A bind mount made in a user namespace keeps the source's locked flags; a remount must repeat them.
-        f = os.statvfs(path).f_flag
-        locked = ((MS_NOEXEC if f & os.ST_NOEXEC else 0) | (MS_NOATIME if f & os.ST_NOATIME else 0)
-                  | (MS_NODIRATIME if f & os.ST_NODIRATIME else 0) | (MS_RELATIME if f & os.ST_RELATIME else 0))
-        mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | locked)
+        for point in [target] + mount_points_under(target):
+            remount_read_only(point)
 
 def build_root(cfg, uid, gid):
     root = cfg['root']
