@@ -134,6 +134,11 @@ function interpreter(python: string): Interpreter {
     const real = realpathSync(executable);
     const dirs = [...SYSTEM_PATHS, ...[dirname(real), ...prefixes].flatMap((d) => [d, realpathSync(d)])];
     const unique = [...new Set(dirs)];
+    const hidden = unique.find((d) => /^\/(tmp|dev)(\/|$)/.test(d));
+    if (hidden)
+      throw new SandboxError(
+        `${python} lives in ${hidden}, which the sandbox replaces with its own; use an interpreter installed elsewhere`,
+      );
     found = {
       executable: real,
       expose: unique.filter((p) => !unique.some((q) => q !== p && p.startsWith(`${q}/`))),
