@@ -1,4 +1,5 @@
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { setTextureBlocksForTesting } from '../src/kernels/matmul/run-texture.js';
 import * as core from '../src/node.js';
 import { checkOp, oddShapes } from './check.js';
 import { useGpu } from './gpu.js';
@@ -111,6 +112,22 @@ async function normChecks(rng: Rng): Promise<void> {
 }
 
 /** Every op, forward and backward, against the float64 reference on odd random shapes. */
+/**
+ * Gradients of op(a)·op(b) by the float64 product rule (dA = G·op(B)ᵀ, dB = op(A)ᵀ·G, summed over
+ * broadcast batch dims), itself checked against finite differences on the small matmul cases.
+ */
+const productRule =
+  (ta: boolean, tb: boolean) =>
+  ([a, b]: F64[], g: F64): F64[] => {
+    const opA = ta ? R.transpose(a, swapLast(a.shape.length)) : a;
+    const opB = tb ? R.transpose(b, swapLast(b.shape.length)) : b;
+    let dOpA = R.matmul(g, opB, { transB: true });
+    let dOpB = R.matmul(opA, g, { transA: true });
+    if (ta) dOpA = R.transpose(dOpA, swapLast(dOpA.shape.length));
+    if (tb) dOpB = R.transpose(dOpB, swapLast(dOpB.shape.length));
+    return [sumTo(dOpA, a.shape), sumTo(dOpB, b.shape)];
+  };
+
 describe('conformance: elementwise, reductions, softmax, norms, matmul, shape ops', () => {
   useGpu();
   const rng = new Rng(1234);
@@ -256,19 +273,7 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       [[3, 33, 8], [65, 8], false, true],
       [[70, 66], [66, 65], false, false],
     ];
-    // Small cases use finite differences; large ones the float64 product rule
-    // (dA = G·op(B)ᵀ, dB = op(A)ᵀ·G, summed over broadcast batch dims), itself checked on the small ones.
-    const productRule =
-      (ta: boolean, tb: boolean) =>
-      ([a, b]: F64[], g: F64): F64[] => {
-        const opA = ta ? R.transpose(a, swapLast(a.shape.length)) : a;
-        const opB = tb ? R.transpose(b, swapLast(b.shape.length)) : b;
-        let dOpA = R.matmul(g, opB, { transB: true });
-        let dOpB = R.matmul(opA, g, { transA: true });
-        if (ta) dOpA = R.transpose(dOpA, swapLast(dOpA.shape.length));
-        if (tb) dOpB = R.transpose(dOpB, swapLast(dOpB.shape.length));
-        return [sumTo(dOpA, a.shape), sumTo(dOpB, b.shape)];
-      };
+    // Small cases use finite differences; large ones the float64 product rule (see productRule).
     for (const [sa, sb, ta, tb] of cases) {
       const big = sa.reduce((p, q) => p * q) + sb.reduce((p, q) => p * q) > 600;
       await checkOp(
@@ -297,6 +302,41 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
         [randn(sa, rng), randn(sb, rng)],
         { refGrad: productRule(ta, tb) },
       );
+    }
+  });
+
+  it('matmul through packed textures: every transpose, odd sizes, blocks along M, N and K', async () => {
+    const dev = core.getDevice();
+    const texturesHere = dev.info.readableStorageTextures && (dev.info.subgroupMinSize ?? 0) >= 8;
+    dev.matmulTextures = 'always';
+    // Blocks far below the defaults, so that odd sizes split into several along every dimension.
+    setTextureBlocksForTesting({ M: 32, K: 12, N: 136 });
+    dev.startProfile();
+    try {
+      for (const [sa, sb, ta, tb] of [
+        [[5, 7], [7, 3], false, false],
+        [[7, 5], [7, 3], true, false],
+        [[5, 7], [3, 7], false, true],
+        [[7, 5], [3, 7], true, true],
+        [[37, 29], [29, 141], false, false],
+        [[29, 37], [141, 29], true, true],
+        [[2, 19, 16], [16, 33], false, false],
+        [[70, 13], [65, 13], false, true],
+      ] as Array<[number[], number[], boolean, boolean]>) {
+        await checkOp(
+          `texture matmul [${sa}]${ta ? 'T' : ''} [${sb}]${tb ? 'T' : ''}`,
+          ([a, b]) => core.matmul(a, b, { transA: ta, transB: tb }),
+          ([a, b]) => R.matmul(a, b, { transA: ta, transB: tb }),
+          [randn(sa, rng), randn(sb, rng)],
+          { refGrad: productRule(ta, tb) },
+        );
+      }
+    } finally {
+      const kinds = (await dev.stopProfile()).ops.map((o) => o.kind);
+      dev.matmulTextures = 'auto';
+      setTextureBlocksForTesting(null);
+      // On an adapter with readable storage textures and subgroups the products above were packed.
+      if (texturesHere) expect(kinds).toContain('matmul_pack');
     }
   });
 

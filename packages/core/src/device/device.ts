@@ -16,6 +16,7 @@ const WANTED_LIMITS = [
   'maxComputeWorkgroupSizeZ',
   'maxComputeWorkgroupsPerDimension',
   'maxStorageBuffersPerShaderStage',
+  'maxTextureDimension2D',
 ] as const;
 
 /** Dispatches are recorded into one command encoder and submitted together: per-submit overhead dominates small ops. */
@@ -33,6 +34,8 @@ export interface DeviceInfo {
   limits: Record<string, number>;
   /** Smallest subgroup size, when the device has the 'subgroups' feature (kernels that share loads across lanes need it). */
   subgroupMinSize?: number;
+  /** WGSL can read storage textures (the 'readonly_and_readwrite_storage_textures' language feature). */
+  readableStorageTextures: boolean;
 }
 
 export interface DispatchSpec {
@@ -45,6 +48,8 @@ export interface DispatchSpec {
   /** Explicit binding numbers for `buffers` and the uniform block, when the shader's layout is not sequential. */
   layout?: { buffers: readonly number[]; uniforms: number };
   uniforms?: ArrayBuffer;
+  /** Storage textures to bind, by binding number (see storageTexture). */
+  textures?: ReadonlyArray<{ binding: number; texture: GPUTexture }>;
   workgroups: readonly [number, number, number];
 }
 
@@ -65,6 +70,8 @@ export class Device {
   private pendingError: DeviceError | null = null;
   private destroyed = false;
   private profiler: Profiler | null = null;
+  private readonly textures = new Map<string, GPUTexture>();
+  private readonly textureViews = new WeakMap<GPUTexture, GPUTextureView>();
   /** Total dispatches and submits since creation (for benchmarks and tests). */
   stats = { dispatches: 0, submits: 0, pipelines: 0 };
   /**
@@ -136,6 +143,8 @@ export class Device {
       subgroupMinSize: requiredFeatures.includes('subgroups' as GPUFeatureName)
         ? (ai as unknown as { subgroupMinSize?: number })?.subgroupMinSize
         : undefined,
+      readableStorageTextures:
+        gpu.wgslLanguageFeatures?.has('readonly_and_readwrite_storage_textures') ?? false,
     };
     return new Device(gpuDevice, info);
   }
@@ -152,6 +161,13 @@ export class Device {
    * tests on a subgroup-capable adapter also check the code adapters without subgroups run.
    */
   subgroupsDisabledForTesting = false;
+
+  /**
+   * Whether matmuls may pack their operands into textures (see kernels/matmul/texture.ts): 'auto'
+   * on CPU adapters for products large enough to pay for the packing; 'always' and 'never' let
+   * tests and benchmarks pick a path.
+   */
+  matmulTextures: 'auto' | 'always' | 'never' = 'auto';
 
   /** Lowers the binding limit so tests can exercise the windowed (large-tensor) paths with small tensors. */
   setBindingLimitForTesting(bytes: number | null): void {
@@ -235,6 +251,8 @@ export class Device {
       });
       this.uniformUsed += UNIFORM_SLOT;
     }
+    for (const t of spec.textures ?? [])
+      entries.push({ binding: t.binding, resource: t.texture.createView() });
     const bindGroup = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     if (!this.encoder) this.encoder = this.gpu.createCommandEncoder();
     const timestampWrites = this.profiler?.passTimestamps();
@@ -254,6 +272,40 @@ export class Device {
     this.dispatches++;
     this.stats.dispatches++;
     if (this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  /**
+   * An rgba32float storage texture `width` texels wide and at least `rows` tall, for kernel scratch:
+   * one per role, kept for reuse and replaced by a taller one when needed (after submitting the work
+   * recorded with the old one). Counted as 'other' memory.
+   */
+  storageTexture(role: string, width: number, rows: number): GPUTexture {
+    this.check();
+    const key = `${role}:${width}`;
+    const old = this.textures.get(key);
+    if (old && old.height >= rows) return old;
+    if (old) this.releaseTexture(key, old);
+    const texture = this.gpu.createTexture({
+      size: [width, rows],
+      format: 'rgba32float',
+      usage: 0x8 /* STORAGE_BINDING */,
+      label: key,
+    });
+    this.textures.set(key, texture);
+    this.memory.add('other', width * rows * 16);
+    return texture;
+  }
+
+  /** Frees the scratch textures (after submitting the work that uses them). */
+  releaseTextures(): void {
+    for (const [key, t] of this.textures) this.releaseTexture(key, t);
+  }
+
+  private releaseTexture(key: string, t: GPUTexture): void {
+    this.flush();
+    t.destroy();
+    this.textures.delete(key);
+    this.memory.remove('other', t.width * t.height * 16);
   }
 
   /** Records a buffer-to-buffer copy in the current batch. */
@@ -372,6 +424,7 @@ export class Device {
   /** Releases the GPU device so the process can exit. */
   destroy(): void {
     if (this.destroyed) return;
+    this.releaseTextures();
     this.flush();
     this.destroyed = true;
     this.pool.trim();

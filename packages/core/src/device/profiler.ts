@@ -11,6 +11,7 @@
 /** Kernel family of a pipeline key: the part before the first ':'; every matmul variant is 'matmul'. */
 export function kernelKind(key: string): string {
   if (key.startsWith('mm_reduce')) return 'matmul_splitk_reduce';
+  if (key.startsWith('mm_pack')) return 'matmul_pack';
   if (key.startsWith('mm_')) return 'matmul';
   return key.split(':')[0];
 }

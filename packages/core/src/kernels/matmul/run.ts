@@ -1,6 +1,7 @@
 import { getDevice } from '../../runtime.js';
 import { Tensor } from '../../tensor.js';
 import { type MatmulSpec, packMatmulParams } from './params.js';
+import { runTextureMatmul, textureMatmulSuits } from './run-texture.js';
 import { chooseMatmulPlan, type MatmulPlan } from './wgsl.js';
 
 /** Shape, transposes and batch strides (elements; 0 broadcasts one matrix over the batch). */
@@ -22,8 +23,14 @@ const plans = new Map<string, MatmulPlan>();
  * or their gradient) is handled in windows of whole rows: rows of A and C when A is not transposed,
  * or ranges of K (rows of Aᵀ and B) accumulated into C when it is. Windows start on multiples of 64
  * elements, which keeps every binding offset a multiple of 256 bytes.
+ *
+ * On CPU adapters, large products pack both operands into textures first (run-texture.ts).
  */
 export function runMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): void {
+  if (textureMatmulSuits(a, b, c, d)) {
+    runTextureMatmul(a, b, c, d);
+    return;
+  }
   const limit = getDevice().maxBindingBytes;
   const over = (elements: number) => elements * 4 > limit;
   const { M, N, K } = d;

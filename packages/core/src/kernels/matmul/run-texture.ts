@@ -1,0 +1,119 @@
+import type { Device } from '../../device/device.js';
+import { getDevice } from '../../runtime.js';
+import type { Tensor } from '../../tensor.js';
+import { subgroupWidth } from '../rows.js';
+import type { MatmulDispatch } from './run.js';
+import {
+  PACK_WG,
+  packedSizes,
+  packInvocations,
+  packParams,
+  packWgsl,
+  TEX_TM,
+  TEX_WG,
+  TEX_WIDTH,
+  textureMatmulGrid,
+  textureMatmulParams,
+  textureMatmulWgsl,
+  textureRows,
+} from './texture.js';
+
+/**
+ * Smallest product (M·N·K) worth packing on its own: below it the two packing passes and their
+ * dispatches cost more than the faster loads save (measured on lavapipe).
+ */
+const MIN_WORK = 1 << 21;
+
+/** Whether runMatmul should take the texture path for this product (see texture.ts). */
+export function textureMatmulSuits(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): boolean {
+  const dev = getDevice();
+  if (dev.matmulTextures === 'never' || d.batch !== 1) return false;
+  if (!dev.info.readableStorageTextures || subgroupWidth() < 8) return false;
+  const limit = dev.maxBindingBytes;
+  if ([a, b, c].some((t) => t.size * 4 > limit)) return false;
+  if (dev.matmulTextures === 'always') return true;
+  return (
+    dev.info.isSoftware && d.M >= TEX_TM && d.N >= 4 * TEX_WG && d.K >= 16 && d.M * d.N * d.K >= MIN_WORK
+  );
+}
+
+/** Largest blocks packed at once: A is [M rows, K/4 texels], B [K rows, N/4 texels]. */
+const BLOCKS = { M: 2048, K: 4096, N: 16384 };
+let blocks = BLOCKS;
+
+/** Smaller blocks let tests cover the blocked paths with small products; null restores the defaults. */
+export function setTextureBlocksForTesting(b: { M: number; K: number; N: number } | null): void {
+  blocks = b ?? BLOCKS;
+}
+
+/**
+ * C = op(A)·op(B) through packed textures, in blocks: K in blocks summed into C, M and N in blocks
+ * written side by side.
+ */
+export function runTextureMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): void {
+  const dev = getDevice();
+  const { M, N, K } = d;
+  const mb = Math.min(M, blocks.M);
+  const kb = Math.min(K, blocks.K);
+  const nb = Math.min(N, blocks.N);
+  for (let k0 = 0; k0 < K; k0 += kb) {
+    const nk = Math.min(kb, K - k0);
+    for (let n0 = 0; n0 < N; n0 += nb) {
+      const nn = Math.min(nb, N - n0);
+      const sizeB = packedSizes(mb, nn, nk).b;
+      const bt = dev.storageTexture('matmul-b', TEX_WIDTH, textureRows(sizeB));
+      pack(dev, b, bt, d.transB, { rows: K, cols: N, r0: k0, c0: n0, nr: nk, nc: nn }, sizeB);
+      for (let m0 = 0; m0 < M; m0 += mb) {
+        const nm = Math.min(mb, M - m0);
+        const sizeA = packedSizes(nm, nn, nk).a;
+        const at = dev.storageTexture('matmul-a', TEX_WIDTH, textureRows(sizeA));
+        pack(dev, a, at, d.transA, { rows: M, cols: K, r0: m0, c0: k0, nr: nm, nc: nk }, sizeA);
+        dev.dispatch({
+          key: 'mm_texture',
+          wgsl: textureMatmulWgsl,
+          buffers: [c.binding()],
+          layout: { buffers: [2], uniforms: 3 },
+          uniforms: textureMatmulParams({
+            M: nm,
+            N: nn,
+            k4: sizeA[0],
+            cOff: m0 * N + n0,
+            ldc: N,
+            alpha: 1,
+            accumulate: k0 > 0,
+            bWidth: sizeB[0],
+          }),
+          textures: [
+            { binding: 0, texture: at },
+            { binding: 1, texture: bt },
+          ],
+          workgroups: textureMatmulGrid(nm, nn),
+        });
+      }
+    }
+  }
+}
+
+/** Packs a block of op(x) (x is [rows, cols], or stored [cols, rows] when `trans`) into `tex`. */
+function pack(
+  dev: Device,
+  x: Tensor,
+  tex: GPUTexture,
+  trans: boolean,
+  blk: { rows: number; cols: number; r0: number; c0: number; nr: number; nc: number },
+  [width, height]: [number, number],
+): void {
+  const vec = trans ? blk.rows % 4 === 0 && blk.r0 % 4 === 0 : blk.cols % 4 === 0 && blk.c0 % 4 === 0;
+  const groups = Math.ceil(packInvocations(trans, vec, width, height) / PACK_WG);
+  const maxX = dev.limits.maxComputeWorkgroupsPerDimension;
+  const y = Math.ceil(groups / maxX);
+  dev.dispatch({
+    key: `mm_pack:${trans ? 't' : 'n'}:${vec ? 'v' : 's'}`,
+    wgsl: () => packWgsl(trans, vec),
+    buffers: [x.binding()],
+    layout: { buffers: [0], uniforms: 2 },
+    uniforms: packParams({ off: 0, ...blk, width, height }),
+    textures: [{ binding: 1, texture: tex }],
+    workgroups: [Math.ceil(groups / y), y, 1],
+  });
+}

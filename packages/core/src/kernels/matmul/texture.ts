@@ -1,0 +1,216 @@
+/**
+ * The texture matmul for CPU adapters: both operands are first packed into rgba32float storage
+ * textures, then a subgroup kernel multiplies them. Pure code generation and geometry (no WebGPU
+ * calls), like wgsl.ts.
+ *
+ * Why textures (measured on lavapipe, Mesa 25.0, 1024³): llvmpipe turns a storage-buffer load at a
+ * per-lane address into a scalar loop that re-reads the descriptor and bounds-checks every
+ * component (~60 instructions per component across 8 lanes), while a read-only storage-texture load
+ * is one SIMD call that fetches a whole texel for all lanes (~55 instructions per vec4). The same
+ * kernel went from 12 GFLOP/s on buffers to 28 on textures; with the A panel shared by subgroup
+ * broadcast and a 16 x 8 register tile per lane, from 42 (the best buffer kernel) to 48-56.
+ * Packing costs one pass over each operand, O(MK + KN) against the product's O(MNK).
+ *
+ * Layout: A is packed as [rows M, texels K/4] (texel = 4 consecutive k of one row), B as
+ * [rows K, texels N/4] (texel = 4 consecutive n of one k), both zero-padded to whole tiles, so
+ * the kernel needs no bounds checks and every transpose of the operands runs the same kernel
+ * (the packing pass transposes). Each packed block is stored row-major in a texture of fixed width
+ * TEX_WIDTH (texel i at (i % TEX_WIDTH, i / TEX_WIDTH)), so one texture per operand, sized by area,
+ * serves every shape: no texture is created per product.
+ */
+
+/** Width of the scratch textures, in texels (a power of two: the index split is a mask and a shift). */
+export const TEX_WIDTH = 4096;
+const WIDTH_BITS = Math.log2(TEX_WIDTH);
+/** WGSL: texel i of a block stored row-major at TEX_WIDTH texels per texture row. */
+const LIN = `fn lin(i: u32) -> vec2<u32> { return vec2<u32>(i & ${TEX_WIDTH - 1}u, i >> ${WIDTH_BITS}u); }`;
+
+/** Rows of C per lane (and per workgroup: lanes differ in columns). */
+export const TEX_TM = 16;
+/** Column texels (4 columns each) per lane. */
+export const TEX_TN = 2;
+/** Lanes per workgroup. */
+export const TEX_WG = 16;
+/** Texels per packing workgroup. */
+export const PACK_WG = 64;
+
+const cdiv = (a: number, b: number) => Math.ceil(a / b);
+
+/** Uniforms of the packing pass (see packWgsl), in declaration order. */
+export interface PackParams {
+  /** Element offset of the operand in its binding. */
+  off: number;
+  /** Rows and columns of the whole operand as the product reads it (op(X)). */
+  rows: number;
+  cols: number;
+  /** The block of op(X) to pack: rows [r0, r0 + nr), columns [c0, c0 + nc). */
+  r0: number;
+  c0: number;
+  nr: number;
+  nc: number;
+  /** Width in texels and height in rows of the packed block (padded to whole tiles). */
+  width: number;
+  height: number;
+}
+
+/**
+ * Packs a block of op(X) into a texture, zero outside the block. Element (r, c) of op(X) is
+ * X[off + r·cols + c], or X[off + c·rows + r] when `trans` (X is stored transposed). `vec`: X is
+ * read as vec4 along its stored rows (cols, c0 and off multiples of 4; rows and r0 when `trans`).
+ * Transposed and vec4, one invocation packs a 4 x 4 block: four vec4 loads along r, one per c,
+ * transposed in registers (in llvmpipe's SoA layout a vec4 is four registers, so that is free).
+ */
+export function packWgsl(trans: boolean, vec: boolean): string {
+  const per4 = trans && vec;
+  const body = per4
+    ? `let y0 = (gi / P.width) * 4u;
+  let inRows = y0 < P.nr;
+${[0, 1, 2, 3]
+  .map(
+    (e) => `  var m${e} = vec4<f32>(0.0);
+  if (inRows && x * 4u + ${e}u < P.nc) { m${e} = X[(P.off + (P.c0 + x * 4u + ${e}u) * P.rows + P.r0 + y0) / 4u]; }`,
+  )
+  .join('\n')}
+${[0, 1, 2, 3]
+  .map(
+    (q) =>
+      `  textureStore(T, lin((y0 + ${q}u) * P.width + x), select(vec4<f32>(0.0), vec4<f32>(m0.${'xyzw'[q]}, m1.${'xyzw'[q]}, m2.${'xyzw'[q]}, m3.${'xyzw'[q]}), y0 + ${q}u < P.nr));`,
+  )
+  .join('\n')}`
+    : `let y = gi / P.width;
+  var v = vec4<f32>(0.0);
+  if (y < P.nr && x * 4u < P.nc) {
+    let r = P.r0 + y;
+    let c = P.c0 + x * 4u;
+    ${
+      vec
+        ? 'v = X[(P.off + r * P.cols + c) / 4u];'
+        : `for (var e = 0u; e < 4u; e++) {
+      if (c + e < P.c0 + P.nc) {
+        v[e] = X[P.off + ${trans ? '(c + e) * P.rows + r' : 'r * P.cols + c + e'}];
+      }
+    }`
+    }
+  }
+  textureStore(T, lin(y * P.width + x), v);`;
+  return `@group(0) @binding(0) var<storage, read> X: array<${vec ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(1) var T: texture_storage_2d<rgba32float, write>;
+struct Params { off: u32, rows: u32, cols: u32, r0: u32, c0: u32, nr: u32, nc: u32, width: u32, height: u32 }
+@group(0) @binding(2) var<uniform> P: Params;
+${LIN}
+@compute @workgroup_size(${PACK_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let gi = (wid.y * nwg.x + wid.x) * ${PACK_WG}u + lid;
+  if (gi >= P.width * P.height${per4 ? ' / 4u' : ''}) { return; }
+  let x = gi % P.width;
+  ${body}
+}`;
+}
+
+/** Invocations of a packing pass: one per texel, or per 4 x 4 block (transposed vec4 packing). */
+export function packInvocations(trans: boolean, vec: boolean, width: number, height: number): number {
+  return trans && vec ? (width * height) / 4 : width * height;
+}
+
+export function packParams(p: PackParams): ArrayBuffer {
+  return new Uint32Array([p.off, p.rows, p.cols, p.r0, p.c0, p.nr, p.nc, p.width, p.height, 0, 0, 0]).buffer;
+}
+
+/** Packed sizes [texels wide, rows] of an M x K block of A and a K x N block of B (whole tiles). */
+export function packedSizes(M: number, N: number, K: number): { a: [number, number]; b: [number, number] } {
+  const k4 = cdiv(K, 4);
+  return {
+    a: [k4, cdiv(M, TEX_TM) * TEX_TM],
+    b: [cdiv(cdiv(N, 4), TEX_WG * TEX_TN) * TEX_WG * TEX_TN, k4 * 4],
+  };
+}
+
+/** Texture rows that hold a packed block of `width` x `height` texels. */
+export const textureRows = ([width, height]: [number, number]) => Math.ceil((width * height) / TEX_WIDTH);
+
+/** Workgroups of the product of an M x N block. */
+export function textureMatmulGrid(M: number, N: number): [number, number, number] {
+  return [cdiv(M, TEX_TM), cdiv(cdiv(N, 4), TEX_WG * TEX_TN), 1];
+}
+
+/** Uniforms of the product pass, in declaration order. */
+export interface TextureMatmulParams {
+  M: number;
+  N: number;
+  /** Texels along k of the packed block. */
+  k4: number;
+  /** Element offset of the block's C[0, 0] and the row pitch of C. */
+  cOff: number;
+  ldc: number;
+  alpha: number;
+  accumulate: boolean;
+  /** Width of the packed B block in texels. */
+  bWidth: number;
+}
+
+export function textureMatmulParams(p: TextureMatmulParams): ArrayBuffer {
+  const buf = new ArrayBuffer(32);
+  const u = new Uint32Array(buf);
+  u.set([p.M, p.N, p.k4, p.cOff, p.ldc]);
+  new Float32Array(buf)[5] = p.alpha;
+  u[6] = p.accumulate ? 1 : 0;
+  u[7] = p.bWidth;
+  return buf;
+}
+
+/**
+ * C[block] = alpha · At·Bt (+ C when accumulating). Lane l of a workgroup owns rows
+ * row0 .. row0 + TM - 1 (the workgroup's) and column texels g0 .. g0 + TN - 1. Per 4 k, lanes 0..7
+ * each load one texel of the A panel (TM rows / 8 lanes per load) and subgroupBroadcast hands every
+ * row to every lane; each lane loads its own 4·TN texels of B.
+ */
+export function textureMatmulWgsl(): string {
+  const TM = TEX_TM;
+  const TN = TEX_TN;
+  const L: string[] = [];
+  L.push(`enable subgroups;
+@group(0) @binding(0) var At: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(1) var Bt: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+struct Params { M: u32, N: u32, k4: u32, cOff: u32, ldc: u32, alpha: f32, accumulate: u32, bWidth: u32 }
+@group(0) @binding(3) var<uniform> P: Params;
+${LIN}
+@compute @workgroup_size(${TEX_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sid: u32) {
+  // Workgroups along M run first: consecutive ones share a strip of B while it is in cache.
+  let row0 = wid.x * ${TM}u;
+  let g0 = (wid.y * ${TEX_WG}u + li) * ${TN}u;
+  // Lanes past the first 8 (wider subgroups) load rows no one reads: keep them in the texture.
+  let arow = row0 + min(sid, 7u);`);
+  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) L.push(`  var c${i}_${j} = vec4<f32>(0.0);`);
+  L.push(`  for (var k4 = 0u; k4 < P.k4; k4++) {`);
+  for (let q = 0; q < TM / 8; q++)
+    L.push(`    let p${q} = textureLoad(At, lin((arow + ${8 * q}u) * P.k4 + k4));`);
+  for (let j = 0; j < TN; j++)
+    for (let e = 0; e < 4; e++)
+      L.push(`    let b${j}_${e} = textureLoad(Bt, lin((k4 * 4u + ${e}u) * P.bWidth + g0 + ${j}u));`);
+  for (let i = 0; i < TM; i++) {
+    L.push(`    {
+      let a = subgroupBroadcast(p${i >> 3}, ${i & 7}u);`);
+    for (let j = 0; j < TN; j++)
+      L.push(`      c${i}_${j} += a.x * b${j}_0 + a.y * b${j}_1 + a.z * b${j}_2 + a.w * b${j}_3;`);
+    L.push(`    }`);
+  }
+  L.push(`  }
+  let accum = P.accumulate != 0u;`);
+  for (let i = 0; i < TM; i++) {
+    L.push(`  if (row0 + ${i}u < P.M) {
+    let o = P.cOff + (row0 + ${i}u) * P.ldc;`);
+    for (let j = 0; j < TN; j++)
+      for (let e = 0; e < 4; e++)
+        L.push(`    if ((g0 + ${j}u) * 4u + ${e}u < P.N) {
+      let at = o + (g0 + ${j}u) * 4u + ${e}u;
+      var v = P.alpha * c${i}_${j}[${e}];
+      if (accum) { v += C[at]; }
+      C[at] = v;
+    }`);
+    L.push(`  }`);
+  }
+  L.push(`}`);
+  return L.join('\n');
+}
