@@ -52,7 +52,7 @@ export function setTextureBlocksForTesting(b: { M: number; K: number; N: number 
  */
 export function runTextureMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): void {
   const dev = getDevice();
-  const { M, N, K } = d;
+  const { M, N, K, transA, transB } = d;
   const mb = Math.min(M, blocks.M);
   const kb = Math.min(K, blocks.K);
   const nb = Math.min(N, blocks.N);
@@ -60,27 +60,31 @@ export function runTextureMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispa
     const nk = Math.min(kb, K - k0);
     for (let n0 = 0; n0 < N; n0 += nb) {
       const nn = Math.min(nb, N - n0);
-      const sizeB = packedSizes(mb, nn, nk).b;
+      const sizeB = packedSizes(mb, nn, nk, transA).b;
       const bt = dev.storageTexture('matmul-b', TEX_WIDTH, textureRows(sizeB));
-      pack(dev, b, bt, d.transB, { rows: K, cols: N, r0: k0, c0: n0, nr: nk, nc: nn }, sizeB);
+      pack(dev, b, bt, transB, { rows: K, cols: N, r0: k0, c0: n0, nr: nk, nc: nn }, sizeB);
       for (let m0 = 0; m0 < M; m0 += mb) {
         const nm = Math.min(mb, M - m0);
-        const sizeA = packedSizes(nm, nn, nk).a;
+        const sizeA = packedSizes(nm, nn, nk, transA).a;
         const at = dev.storageTexture('matmul-a', TEX_WIDTH, textureRows(sizeA));
-        pack(dev, a, at, d.transA, { rows: M, cols: K, r0: m0, c0: k0, nr: nm, nc: nk }, sizeA);
+        // A as it is stored: [M, K], or [K, M] when transposed.
+        const blockA = transA
+          ? { rows: K, cols: M, r0: k0, c0: m0, nr: nk, nc: nm }
+          : { rows: M, cols: K, r0: m0, c0: k0, nr: nm, nc: nk };
+        pack(dev, a, at, false, blockA, sizeA);
         dev.dispatch({
-          key: 'mm_texture',
-          wgsl: textureMatmulWgsl,
+          key: `mm_texture:${transA ? 't' : 'n'}`,
+          wgsl: () => textureMatmulWgsl(transA),
           buffers: [c.binding()],
           layout: { buffers: [2], uniforms: 3 },
           uniforms: textureMatmulParams({
             M: nm,
             N: nn,
-            k4: sizeA[0],
+            k4: Math.ceil(nk / 4),
             cOff: m0 * N + n0,
             ldc: N,
-            alpha: 1,
             accumulate: k0 > 0,
+            aWidth: sizeA[0],
             bWidth: sizeB[0],
           }),
           textures: [

@@ -11,10 +11,13 @@
  * broadcast and a 16 x 8 register tile per lane, from 42 (the best buffer kernel) to 48-56.
  * Packing costs one pass over each operand, O(MK + KN) against the product's O(MNK).
  *
- * Layout: A is packed as [rows M, texels K/4] (texel = 4 consecutive k of one row), B as
- * [rows K, texels N/4] (texel = 4 consecutive n of one k), both zero-padded to whole tiles, so
- * the kernel needs no bounds checks and every transpose of the operands runs the same kernel
- * (the packing pass transposes). Each packed block is stored row-major in a texture of fixed width
+ * Layout: a texel holds 4 consecutive elements of a row. A is packed as it is stored ([M, K] or,
+ * transposed, [K, M]), and the kernel regroups a transposed panel's components (in llvmpipe's SoA
+ * layout a vec4 is four registers, so that costs nothing). B is always packed as [K, N]: read as
+ * [N, K], the lanes' texels would lie far apart and the product ran at half speed, so a
+ * transposed B is transposed while packing, 4 x 4 elements per invocation. Everything is
+ * zero-padded to whole tiles, so the kernel needs no bounds checks. Each packed block is stored
+ * row-major in a texture of fixed width
  * TEX_WIDTH (texel i at (i % TEX_WIDTH, i / TEX_WIDTH)), so one texture per operand, sized by area,
  * serves every shape: no texture is created per product.
  */
@@ -35,6 +38,7 @@ export const TEX_WG = 16;
 export const PACK_WG = 64;
 
 const cdiv = (a: number, b: number) => Math.ceil(a / b);
+const up = (a: number, b: number) => cdiv(a, b) * b;
 
 /** Uniforms of the packing pass (see packWgsl), in declaration order. */
 export interface PackParams {
@@ -116,12 +120,21 @@ export function packParams(p: PackParams): ArrayBuffer {
   return new Uint32Array([p.off, p.rows, p.cols, p.r0, p.c0, p.nr, p.nc, p.width, p.height, 0, 0, 0]).buffer;
 }
 
-/** Packed sizes [texels wide, rows] of an M x K block of A and a K x N block of B (whole tiles). */
-export function packedSizes(M: number, N: number, K: number): { a: [number, number]; b: [number, number] } {
+/**
+ * Packed sizes [texels wide, rows] of the blocks of A (as stored: [M, K/4] or, transposed,
+ * [K, M/4]) and B (always [K, N/4]) for an M x N x K block of the product, padded so that every
+ * tile the kernel reads is inside the block.
+ */
+export function packedSizes(
+  M: number,
+  N: number,
+  K: number,
+  transA: boolean,
+): { a: [number, number]; b: [number, number] } {
   const k4 = cdiv(K, 4);
   return {
-    a: [k4, cdiv(M, TEX_TM) * TEX_TM],
-    b: [cdiv(cdiv(N, 4), TEX_WG * TEX_TN) * TEX_WG * TEX_TN, k4 * 4],
+    a: transA ? [up(M, TEX_TM) / 4, 4 * k4] : [k4, up(M, TEX_TM)],
+    b: [up(cdiv(N, 4), TEX_WG * TEX_TN), 4 * k4],
   };
 }
 
@@ -137,42 +150,37 @@ export function textureMatmulGrid(M: number, N: number): [number, number, number
 export interface TextureMatmulParams {
   M: number;
   N: number;
-  /** Texels along k of the packed block. */
+  /** Texels along k of the block (K/4, rounded up). */
   k4: number;
   /** Element offset of the block's C[0, 0] and the row pitch of C. */
   cOff: number;
   ldc: number;
-  alpha: number;
   accumulate: boolean;
-  /** Width of the packed B block in texels. */
+  /** Widths of the packed A and B blocks in texels. */
+  aWidth: number;
   bWidth: number;
 }
 
 export function textureMatmulParams(p: TextureMatmulParams): ArrayBuffer {
-  const buf = new ArrayBuffer(32);
-  const u = new Uint32Array(buf);
-  u.set([p.M, p.N, p.k4, p.cOff, p.ldc]);
-  new Float32Array(buf)[5] = p.alpha;
-  u[6] = p.accumulate ? 1 : 0;
-  u[7] = p.bWidth;
-  return buf;
+  return new Uint32Array([p.M, p.N, p.k4, p.cOff, p.ldc, p.accumulate ? 1 : 0, p.aWidth, p.bWidth]).buffer;
 }
 
 /**
- * C[block] = alpha · At·Bt (+ C when accumulating). Lane l of a workgroup owns rows
- * row0 .. row0 + TM - 1 (the workgroup's) and column texels g0 .. g0 + TN - 1. Per 4 k, lanes 0..7
- * each load one texel of the A panel (TM rows / 8 lanes per load) and subgroupBroadcast hands every
- * row to every lane; each lane loads its own 4·TN texels of B.
+ * C[block] (+)= op(At)·Bt. Lane l of a workgroup owns rows row0 .. row0 + TM - 1 (the
+ * workgroup's) and column texels g0 .. g0 + TN - 1. Per 4 k, lanes 0..7 each load two texels of
+ * the A panel (TM = 16 rows x 4 k) and subgroupBroadcast hands every value to every lane; each
+ * lane loads its own 4·TN texels of B.
  */
-export function textureMatmulWgsl(): string {
+export function textureMatmulWgsl(transA: boolean): string {
   const TM = TEX_TM;
   const TN = TEX_TN;
+  const xyzw = (q: number) => 'xyzw'[q];
   const L: string[] = [];
   L.push(`enable subgroups;
 @group(0) @binding(0) var At: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(1) var Bt: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
-struct Params { M: u32, N: u32, k4: u32, cOff: u32, ldc: u32, alpha: f32, accumulate: u32, bWidth: u32 }
+struct Params { M: u32, N: u32, k4: u32, cOff: u32, ldc: u32, accumulate: u32, aWidth: u32, bWidth: u32 }
 @group(0) @binding(3) var<uniform> P: Params;
 ${LIN}
 @compute @workgroup_size(${TEX_WG})
@@ -180,18 +188,36 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // Workgroups along M run first: consecutive ones share a strip of B while it is in cache.
   let row0 = wid.x * ${TM}u;
   let g0 = (wid.y * ${TEX_WG}u + li) * ${TN}u;
-  // Lanes past the first 8 (wider subgroups) load rows no one reads: keep them in the texture.
-  let arow = row0 + min(sid, 7u);`);
+  // Lanes past the first 8 (wider subgroups) load what lane 7 loads: no one reads it.
+  let s = min(sid, 7u);`);
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) L.push(`  var c${i}_${j} = vec4<f32>(0.0);`);
   L.push(`  for (var k4 = 0u; k4 < P.k4; k4++) {`);
-  for (let q = 0; q < TM / 8; q++)
-    L.push(`    let p${q} = textureLoad(At, lin((arow + ${8 * q}u) * P.k4 + k4));`);
+  // The A panel: a_i is row i's vec4 over this k4's 4 k.
+  let aRow: (i: number) => string;
+  if (transA) {
+    // Texels (k = 4·k4 + e, m-texel t) for e, t < 4; lane s loads (s & 3, s >> 2) and (s & 3, 2 + (s >> 2)).
+    for (let h = 0; h < 2; h++)
+      L.push(
+        `    let p${h} = textureLoad(At, lin((k4 * 4u + (s & 3u)) * P.aWidth + row0 / 4u + ${2 * h}u + (s >> 2u)));`,
+      );
+    aRow = (i) => {
+      const t = i >> 2;
+      const c = xyzw(i & 3);
+      const comps = [0, 1, 2, 3].map((e) => `subgroupBroadcast(p${t >> 1}.${c}, ${e + 4 * (t & 1)}u)`);
+      return `vec4<f32>(${comps.join(', ')})`;
+    };
+  } else {
+    for (let h = 0; h < TM / 8; h++)
+      L.push(`    let p${h} = textureLoad(At, lin((row0 + s + ${8 * h}u) * P.aWidth + k4));`);
+    aRow = (i) => `subgroupBroadcast(p${i >> 3}, ${i & 7}u)`;
+  }
+  // b_j_e: 4 columns of column texel g0 + j at k = 4·k4 + e.
   for (let j = 0; j < TN; j++)
     for (let e = 0; e < 4; e++)
       L.push(`    let b${j}_${e} = textureLoad(Bt, lin((k4 * 4u + ${e}u) * P.bWidth + g0 + ${j}u));`);
   for (let i = 0; i < TM; i++) {
     L.push(`    {
-      let a = subgroupBroadcast(p${i >> 3}, ${i & 7}u);`);
+      let a = ${aRow(i)};`);
     for (let j = 0; j < TN; j++)
       L.push(`      c${i}_${j} += a.x * b${j}_0 + a.y * b${j}_1 + a.z * b${j}_2 + a.w * b${j}_3;`);
     L.push(`    }`);
@@ -205,7 +231,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       for (let e = 0; e < 4; e++)
         L.push(`    if ((g0 + ${j}u) * 4u + ${e}u < P.N) {
       let at = o + (g0 + ${j}u) * 4u + ${e}u;
-      var v = P.alpha * c${i}_${j}[${e}];
+      var v = c${i}_${j}[${e}];
       if (accum) { v += C[at]; }
       C[at] = v;
     }`);
