@@ -13,6 +13,15 @@ describe('sharelora doctor / bench / usage', () => {
     expect(report.adapter.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
     expect(report.checks.map((c: { op: string }) => c.op)).toContain('matmul');
     for (const c of report.checks) expect(c.relError).toBeLessThan(1e-4);
+    // A CPU adapter with subgroups and readable storage textures (lavapipe) packs large products
+    // into textures, and the self-check runs that path too.
+    const a = report.adapter;
+    const textures = a.isSoftware && a.readableStorageTextures && (a.subgroupMinSize ?? 0) >= 8;
+    expect(report.kernels.matmul).toBe(
+      textures ? 'textures' : a.subgroupMinSize >= 8 ? 'subgroups' : 'portable',
+    );
+    if (textures)
+      expect(report.checks.map((c: { op: string }) => c.op)).toContain('matmul (packed textures)');
   });
 
   it('bench --quick --json prints throughput numbers with the adapter named', () => {

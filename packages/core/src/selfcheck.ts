@@ -1,4 +1,5 @@
 import { backward } from './autograd.js';
+import { textureMatmulAvailable } from './kernels/matmul/run-texture.js';
 import { add, exp, gelu, layerNorm, matmul, mul, softmax, sum, tensor } from './ops/index.js';
 import { getDevice, tidy } from './runtime.js';
 import type { Tensor } from './tensor.js';
@@ -72,6 +73,21 @@ export async function selfCheck(tolerance = 1e-4): Promise<SelfCheckResult[]> {
     () => matmul(tensor(a, [M, K]), tensor(b, [N, K]), { transB: true }),
     cpuMatmul(a, b, M, K, N, true),
   );
+  if (textureMatmulAvailable()) {
+    // Large products on CPU adapters pack their operands into textures: check that path too.
+    const dev = getDevice();
+    const mode = dev.matmulTextures;
+    dev.matmulTextures = 'always';
+    try {
+      await check(
+        'matmul (packed textures)',
+        () => matmul(tensor(a, [M, K]), tensor(b, [N, K]), { transB: true }),
+        cpuMatmul(a, b, M, K, N, true),
+      );
+    } finally {
+      dev.matmulTextures = mode;
+    }
+  }
   const x = values(5 * 77, 3);
   await check(
     'add (broadcast)',

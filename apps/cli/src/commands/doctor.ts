@@ -1,5 +1,12 @@
-import { init, selfCheck, shutdown } from '@sharelora/core/node';
+import { init, matmulPath, selfCheck, shutdown } from '@sharelora/core/node';
 import { parseFlags } from '../args.js';
+
+/** What each matmul path means, for the doctor's report. */
+const MATMUL_PATHS: Record<ReturnType<typeof matmulPath>, string> = {
+  textures: 'large products pack both operands into storage textures (CPU adapter)',
+  subgroups: 'tiles share operand panels by subgroup broadcast',
+  portable: 'per-lane loads (no subgroups on this adapter)',
+};
 
 export const doctorHelp = `Usage: sharelora doctor [--json]
 
@@ -21,7 +28,8 @@ export async function doctor(argv: string[]): Promise<number> {
   try {
     const checks = await selfCheck();
     const ok = checks.every((c) => c.ok);
-    const report = { ok, adapter: device.info, checks };
+    const kernels = { matmul: matmulPath() };
+    const report = { ok, adapter: device.info, kernels, checks };
     if (values.json) {
       console.log(JSON.stringify(report, null, 2));
     } else {
@@ -33,6 +41,7 @@ export async function doctor(argv: string[]): Promise<number> {
         `features     ${i.features.join(', ') || '(none of shader-f16, subgroups, timestamp-query)'}`,
       );
       for (const [k, v] of Object.entries(i.limits)) console.log(`limit        ${k.padEnd(34)} ${v}`);
+      console.log(`matmul       ${MATMUL_PATHS[kernels.matmul]}`);
       for (const c of checks)
         console.log(
           `self-check   ${c.op.padEnd(24)} rel.err ${c.relError.toExponential(2)}  ${c.ok ? 'ok' : 'FAIL'}`,

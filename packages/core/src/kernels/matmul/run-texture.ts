@@ -24,11 +24,30 @@ import {
  */
 const MIN_WORK = 1 << 21;
 
+/** Whether this device can run the texture matmul (readable storage textures, subgroups of 8+). */
+export function textureMatmulAvailable(): boolean {
+  return getDevice().info.readableStorageTextures && subgroupWidth() >= 8;
+}
+
+/**
+ * Which matmul kernels large products take on this device: 'textures' (packed operands, CPU
+ * adapters), 'subgroups' (panels shared by subgroup broadcast) or 'portable' (per-lane loads).
+ */
+export function matmulPath(): 'textures' | 'subgroups' | 'portable' {
+  const dev = getDevice();
+  if (
+    textureMatmulAvailable() &&
+    dev.matmulTextures !== 'never' &&
+    (dev.info.isSoftware || dev.matmulTextures === 'always')
+  )
+    return 'textures';
+  return subgroupWidth() >= 8 ? 'subgroups' : 'portable';
+}
+
 /** Whether runMatmul should take the texture path for this product (see texture.ts). */
 export function textureMatmulSuits(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): boolean {
   const dev = getDevice();
-  if (dev.matmulTextures === 'never' || d.batch !== 1) return false;
-  if (!dev.info.readableStorageTextures || subgroupWidth() < 8) return false;
+  if (dev.matmulTextures === 'never' || d.batch !== 1 || !textureMatmulAvailable()) return false;
   const limit = dev.maxBindingBytes;
   if ([a, b, c].some((t) => t.size * 4 > limit)) return false;
   if (dev.matmulTextures === 'always') return true;
