@@ -7,7 +7,10 @@
  */
 import { noGrad, Rng, ShareloraError, type Tensor, tensor, tidy } from '@sharelora/core';
 import { positionIdsFromAttentionMask } from '../arch/common.js';
+import type { LlamaForCausalLM } from '../arch/llama.js';
 import { type CausalLM, KVCache } from '../arch/types.js';
+import { decodeTokens } from '../decode/decode-tokens.js';
+import { decoderUnsupported } from '../decode/llama-decoder.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { checkSampling, type SamplingOptions, sampleToken } from './sampling.js';
 
@@ -24,6 +27,15 @@ export interface GenerateTokensOptions extends SamplingOptions {
   padId?: number;
   /** Keep keys/values between steps (default true); false recomputes the whole sequence every step. */
   useCache?: boolean;
+  /**
+   * 'decoder': the single-token decode step (LLaMA; see decode/llama-decoder.ts), tokens chosen on
+   * the GPU; 'forward': the model's forward with a growing cache, tokens chosen on the CPU; 'auto'
+   * (default): the decoder where the model and options allow (no onLogits, useCache not false).
+   * Sampled (temperature > 0) tokens differ between the two: each draws its own random numbers.
+   */
+  engine?: 'auto' | 'decoder' | 'forward';
+  /** Sequences the decoder runs together; further prompts take the slots of finished ones (default 32). */
+  batchSize?: number;
   /** Each step's next-token logits, [B, V] row-major, before a token is picked (inspection, scoring). */
   onLogits?: (step: number, logits: Float32Array) => void;
   /** Called with each token a row generates; returning true finishes the row (reason 'stop'). */
@@ -85,6 +97,28 @@ export async function generateTokens(
   });
   const { config } = model;
   const eos = new Set(opts.eosIds ?? config.eosTokenIds);
+  const engine = opts.engine ?? 'auto';
+  if (engine !== 'forward') {
+    const why =
+      opts.onLogits || opts.useCache === false
+        ? 'onLogits and useCache: false need the forward path'
+        : decoderUnsupported(model);
+    if (!why) {
+      const { temperature = 0, topK = 0, topP = 1, seed = 0 } = opts;
+      return decodeTokens(model as LlamaForCausalLM, prompts, {
+        maxNewTokens: maxNew,
+        temperature,
+        topK,
+        topP,
+        seed,
+        eosIds: eos,
+        batch: opts.batchSize,
+        onToken: opts.onToken,
+      });
+    }
+    if (engine === 'decoder')
+      throw new ShareloraError('BAD_ARGUMENT', `the decoder cannot run this model: ${why}`);
+  }
   const pad = opts.padId ?? [...eos][0] ?? 0;
   const S0 = Math.max(...prompts.map((p) => p.length));
   // GPT-2's learned position table ends at n_positions; RoPE models extrapolate, so they have no limit.

@@ -1,0 +1,23 @@
+export { subgroupWidth } from '../rows.js';
+export { type DecodeDispatch, DecodeProgram } from './program.js';
+export {
+  type AttendPhase,
+  attendPhase,
+  type CacheShape,
+  cacheElements,
+  type DecodeBinding,
+  decodeKernel,
+  embedPhase,
+  historyOffset,
+  inOrder,
+  type MatvecPhase,
+  matvecPhase,
+  ROW_WORDS,
+  type RopeCachePhase,
+  ropeCachePhase,
+  STATE_HEADER,
+  samplePhase,
+  type WeightDType,
+  type WeightRef,
+  weightArrayType,
+} from './wgsl.js';

@@ -1,0 +1,267 @@
+/**
+ * The single-token decode phases, each run as a kernel of its own on random odd shapes against a
+ * float64 reference: matrix-vector products (f32, f16 and bf16 weights, with RMSNorm, SwiGLU and
+ * residual variants), attention over a cache (odd head dims and cache lengths, grouped-query
+ * heads), rotary + cache write, and the greedy token choice.
+ */
+import { describe, expect, it } from 'vitest';
+import { decode, getDevice, Rng, type Tensor, tensor } from '../src/node.js';
+import { encodeBF16, encodeF16 } from '../src/safetensors/format.js';
+import { useGpu } from './gpu.js';
+
+useGpu();
+const a4 = (n: number) => Math.ceil(n / 4) * 4;
+
+/** Runs one kernel over the given tensors (bound whole, in order: weights..., A, [KC, VC,] S). */
+async function run(
+  bindings: Array<[string, string, 'read' | 'read_write', Tensor]>,
+  body: string,
+  rowStride: number,
+  workgroups: [number, number, number],
+): Promise<void> {
+  const dev = getDevice();
+  const wgsl = decode.decodeKernel({
+    lanes: decode.subgroupWidth(),
+    rowStride,
+    bindings: bindings.map(([name, type, access]) => ({ name, type, access })),
+    body,
+  });
+  new decode.DecodeProgram(dev, [
+    { key: `test|${wgsl}`, wgsl, buffers: bindings.map((b) => b[3].buffer), workgroups },
+  ]).submit(1);
+  await dev.sync();
+}
+
+/** State with every row at position `pos[b]` (prompt length 0: the sampler would pick). */
+function state(B: number, capacity: number, pos: number[], tok: number[] = []): Tensor {
+  const s = new Int32Array(decode.STATE_HEADER + B * (decode.ROW_WORDS + capacity));
+  for (let b = 0; b < B; b++) {
+    s[decode.STATE_HEADER + b * decode.ROW_WORDS] = tok[b] ?? 0;
+    s[decode.STATE_HEADER + b * decode.ROW_WORDS + 1] = pos[b];
+  }
+  return tensor(s, [s.length], 'i32');
+}
+
+const rand = (rng: Rng, n: number) => Float64Array.from({ length: n }, () => rng.uniform() * 2 - 1);
+
+function weightTensor(w: Float64Array, dtype: decode.WeightDType): { t: Tensor; vals: Float64Array } {
+  if (dtype === 'f32') {
+    const f = Float32Array.from(w);
+    return { t: tensor(f, [f.length]), vals: Float64Array.from(f) };
+  }
+  const bits = dtype === 'bf16' ? encodeBF16(Float32Array.from(w)) : encodeF16(Float32Array.from(w));
+  // Packed as u32 words (two halves each), padded to whole vec2<u32> groups.
+  const words = new Int32Array(a4(Math.ceil(bits.length / 2)));
+  new Uint16Array(words.buffer).set(bits);
+  const back = Float64Array.from(
+    dtype === 'bf16'
+      ? Array.from(bits, (h) => new Float32Array(new Uint32Array([h << 16]).buffer)[0])
+      : Array.from(bits, (h) => halfToFloat(h)),
+  );
+  return { t: tensor(words, [words.length], 'i32'), vals: back };
+}
+
+function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? Number.NaN : s * Number.POSITIVE_INFINITY;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+const maxErr = (got: ArrayLike<number>, want: ArrayLike<number>) => {
+  let e = 0;
+  let s = 1e-6;
+  for (let i = 0; i < want.length; i++) {
+    e = Math.max(e, Math.abs(got[i] - want[i]));
+    s = Math.max(s, Math.abs(want[i]));
+  }
+  return e / s;
+};
+
+describe('decode matvec', () => {
+  const cases: Array<[number, number, decode.WeightDType, 'plain' | 'norm-add' | 'swiglu']> = [
+    [13, 37, 'f32', 'plain'],
+    [29, 64, 'f32', 'norm-add'],
+    [17, 24, 'bf16', 'swiglu'],
+    [33, 7, 'f16', 'norm-add'],
+    [9, 40, 'f16', 'plain'],
+    [21, 11, 'bf16', 'plain'],
+  ];
+  for (const [N, K, dtype, kind] of cases) {
+    it(`${N}x${K} ${dtype} ${kind} equals the float64 reference for 3 rows`, async () => {
+      const rng = new Rng(N * 100 + K);
+      const B = 3;
+      const xo = 0;
+      const yo = a4(K);
+      const stride = a4(K) + a4(N);
+      const arena = new Float32Array(B * stride);
+      const xs = Array.from({ length: B }, () => rand(rng, K));
+      const y0 = Array.from({ length: B }, () => rand(rng, N));
+      for (let b = 0; b < B; b++) {
+        arena.set(Float32Array.from(xs[b]), b * stride + xo);
+        arena.set(Float32Array.from(y0[b]), b * stride + yo);
+      }
+      const w0 = weightTensor(rand(rng, N * K), dtype);
+      const w1 = weightTensor(rand(rng, N * K), dtype);
+      const g = Float32Array.from(rand(rng, K));
+      const eps = 1e-5;
+      const A = tensor(arena, [arena.length]);
+      const G = tensor(g, [g.length]);
+      const S = state(B, 1, [0, 0, 0]);
+      const type = decode.weightArrayType(dtype);
+      const ref = (buf: string): decode.WeightRef => ({ buf, off: '0u', dtype });
+      const phase = decode.matvecPhase(
+        {
+          w: kind === 'swiglu' ? [ref('W0'), ref('W1')] : [ref('W0')],
+          N,
+          K,
+          x: xo,
+          y: yo,
+          mode: kind === 'norm-add' ? 'add' : 'set',
+          norm: kind === 'plain' ? undefined : { g: { buf: 'G', off: '0u', dtype: 'f32' }, eps },
+        },
+        decode.subgroupWidth(),
+      );
+      // Auto layouts drop bindings a shader never uses: bind only what this variant reads.
+      await run(
+        [
+          ['W0', type, 'read', w0.t],
+          ...(kind === 'swiglu' ? [['W1', type, 'read', w1.t] as const] : []),
+          ...(kind === 'plain' ? [] : [['G', 'vec4<f32>', 'read', G] as const]),
+          ['A', 'vec4<f32>', 'read_write', A],
+          ['S', 'u32', 'read_write', S],
+        ] as Array<[string, string, 'read' | 'read_write', Tensor]>,
+        phase,
+        stride,
+        [2, B, 1],
+      );
+      const out = (await A.data()) as Float32Array;
+      for (let b = 0; b < B; b++) {
+        let x = xs[b].map((v) => Math.fround(v));
+        if (kind !== 'plain') {
+          const ms = x.reduce((s, v) => s + v * v, 0) / K;
+          x = x.map((v, k) => (v / Math.sqrt(ms + eps)) * g[k]);
+        }
+        const dot = (w: Float64Array, n: number) => x.reduce((s, v, k) => s + w[n * K + k] * v, 0);
+        const want = Array.from({ length: N }, (_, n) => {
+          if (kind === 'swiglu') {
+            const a = dot(w0.vals, n);
+            return (a / (1 + Math.exp(-a))) * dot(w1.vals, n);
+          }
+          return dot(w0.vals, n) + (kind === 'norm-add' ? Math.fround(y0[b][n]) : 0);
+        });
+        const got = out.subarray(b * stride + yo, b * stride + yo + N);
+        expect(maxErr(got, want), `row ${b}`).toBeLessThan(1e-5);
+      }
+      for (const t of [A, G, S, w0.t, w1.t]) t.dispose();
+    });
+  }
+});
+
+describe('decode attention over the cache', () => {
+  const cases: Array<[number, number, number, number[]]> = [
+    // heads, kv heads, head dim, position of each row
+    [4, 2, 7, [0, 12]],
+    [6, 3, 5, [30, 3]],
+    [3, 3, 16, [9, 1]],
+    [8, 1, 9, [17, 0]],
+  ];
+  for (const [H, Hkv, D, pos] of cases) {
+    it(`H=${H} Hkv=${Hkv} D=${D} positions ${pos} equal the float64 reference`, async () => {
+      const rng = new Rng(H * 31 + D);
+      const B = pos.length;
+      const capacity = 37;
+      const Dp = a4(D);
+      const shape = { heads: H, kvHeads: Hkv, headDim: D, capacity };
+      const n = decode.cacheElements(shape, B);
+      const k = Float32Array.from(rand(rng, n));
+      const v = Float32Array.from(rand(rng, n));
+      // The cache's padding lanes are zero, as the decoder keeps them.
+      for (let i = 0; i < n; i++) if (i % Dp >= D) k[i] = v[i] = 0;
+      const stride = a4(H * D) * 2;
+      const arena = new Float32Array(B * stride);
+      for (let b = 0; b < B; b++) arena.set(Float32Array.from(rand(rng, H * D)), b * stride);
+      const A = tensor(arena, [arena.length]);
+      const KC = tensor(k, [n]);
+      const VC = tensor(v, [n]);
+      const S = state(B, 1, pos);
+      await run(
+        [
+          ['A', 'vec4<f32>', 'read_write', A],
+          ['KC', 'vec4<f32>', 'read_write', KC],
+          ['VC', 'vec4<f32>', 'read_write', VC],
+          ['S', 'u32', 'read_write', S],
+        ],
+        decode.attendPhase({ ...shape, q: 0, out: a4(H * D), kc: 'KC', vc: 'VC', cacheOff: '0u' }),
+        stride,
+        [2, B, 1],
+      );
+      const out = (await A.data()) as Float32Array;
+      for (let b = 0; b < B; b++) {
+        const want: number[] = [];
+        for (let h = 0; h < H; h++) {
+          const kh = Math.floor(h / (H / Hkv));
+          const cell = (t: number, d: number) => ((b * Hkv + kh) * capacity + t) * Dp + d;
+          const q = Array.from({ length: D }, (_, d) => arena[b * stride + h * D + d]);
+          const s = Array.from(
+            { length: pos[b] + 1 },
+            (_, t) => q.reduce((acc, qd, d) => acc + qd * k[cell(t, d)], 0) / Math.sqrt(D),
+          );
+          const m = Math.max(...s);
+          const p = s.map((x) => Math.exp(x - m));
+          const z = p.reduce((a, x) => a + x, 0);
+          for (let d = 0; d < D; d++) want.push(p.reduce((acc, pt, t) => acc + pt * v[cell(t, d)], 0) / z);
+        }
+        const got = out.subarray(b * stride + a4(H * D), b * stride + a4(H * D) + H * D);
+        expect(maxErr(got, want), `row ${b}`).toBeLessThan(1e-5);
+      }
+      for (const t of [A, KC, VC, S]) t.dispose();
+    });
+  }
+});
+
+describe('decode token choice', () => {
+  it('greedy takes the first largest logit, past NaN, and advances the row', async () => {
+    const V = 45;
+    const B = 3;
+    const capacity = 8;
+    const rows = [
+      Array.from({ length: V }, (_, i) => (i === 40 ? 3 : i === 7 ? 3 : 0)),
+      Array.from({ length: V }, (_, i) => (i === 2 ? Number.NaN : i === 30 ? 1 : -1)),
+      Array.from({ length: V }, (_, i) => -i),
+    ];
+    const stride = a4(V);
+    const arena = new Float32Array(B * stride);
+    rows.forEach((r, b) => {
+      arena.set(r, b * stride);
+    });
+    const A2 = tensor(arena, [arena.length]);
+    const S = state(B, capacity, [2, 4, 0]);
+    await run(
+      [
+        ['A', 'vec4<f32>', 'read_write', A2],
+        ['S', 'u32', 'read_write', S],
+      ],
+      decode.samplePhase({ V, logits: 0, B, capacity, greedy: true }),
+      stride,
+      [1, B, 1],
+    );
+    const s = (await S.data()) as Int32Array;
+    const row = (b: number) =>
+      Array.from(
+        s.subarray(
+          decode.STATE_HEADER + b * decode.ROW_WORDS,
+          decode.STATE_HEADER + b * decode.ROW_WORDS + 2,
+        ),
+      );
+    expect([row(0), row(1), row(2)]).toEqual([
+      [7, 3],
+      [30, 5],
+      [0, 1],
+    ]);
+    expect(s[decode.historyOffset(B, capacity, 0) + 3]).toBe(7);
+    for (const t of [A2, S]) t.dispose();
+  });
+});
