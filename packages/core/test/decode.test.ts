@@ -12,24 +12,34 @@ import { useGpu } from './gpu.js';
 useGpu();
 const a4 = (n: number) => Math.ceil(n / 4) * 4;
 
-/** Runs one kernel over the given tensors (bound whole, in order: weights..., A, [KC, VC,] S). */
+/**
+ * Runs one kernel over P and the given tensors (bound whole, in order: weights..., A, [KC, VC,] S).
+ * Shapes live in P, so each phase compiles once for all the cases of a describe block.
+ */
 async function run(
   bindings: Array<[string, string, 'read' | 'read_write', Tensor]>,
   body: string,
-  rowStride: number,
+  params: decode.DecodeParams,
   workgroups: [number, number, number],
 ): Promise<void> {
   const dev = getDevice();
   const wgsl = decode.decodeKernel({
     lanes: decode.subgroupWidth(),
-    rowStride,
     bindings: bindings.map(([name, type, access]) => ({ name, type, access })),
     body,
   });
+  const words = params.data();
+  const P = tensor(new Int32Array(words.buffer), [words.length], 'i32');
   new decode.DecodeProgram(dev, [
-    { key: `test|${wgsl}`, wgsl, buffers: bindings.map((b) => b[3].buffer), workgroups },
+    {
+      key: `test|${wgsl}`,
+      wgsl,
+      buffers: [P, ...bindings.map((b) => b[3])].map((t) => t.buffer),
+      workgroups,
+    },
   ]).submit(1);
   await dev.sync();
+  P.dispose();
 }
 
 /** State with every row at position `pos[b]` (prompt length 0: the sampler would pick). */
@@ -43,6 +53,14 @@ function state(B: number, capacity: number, pos: number[], tok: number[] = []): 
 }
 
 const rand = (rng: Rng, n: number) => Float64Array.from({ length: n }, () => rng.uniform() * 2 - 1);
+
+/** Rows of K values padded with zeros to a multiple of 4, as the kernels read weights. */
+function padRows(w: Float64Array, K: number): Float64Array {
+  const Kp = a4(K);
+  const out = new Float64Array((w.length / K) * Kp);
+  for (let r = 0; r < w.length / K; r++) out.set(w.subarray(r * K, (r + 1) * K), r * Kp);
+  return out;
+}
 
 function weightTensor(w: Float64Array, dtype: decode.WeightDType): { t: Tensor; vals: Float64Array } {
   if (dtype === 'f32') {
@@ -103,27 +121,26 @@ describe('decode matvec', () => {
         arena.set(Float32Array.from(xs[b]), b * stride + xo);
         arena.set(Float32Array.from(y0[b]), b * stride + yo);
       }
-      const w0 = weightTensor(rand(rng, N * K), dtype);
-      const w1 = weightTensor(rand(rng, N * K), dtype);
-      const g = Float32Array.from(rand(rng, K));
+      const w0 = weightTensor(padRows(rand(rng, N * K), K), dtype);
+      const w1 = weightTensor(padRows(rand(rng, N * K), K), dtype);
+      const g = Float32Array.from(padRows(rand(rng, K), K));
       const eps = 1e-5;
       const A = tensor(arena, [arena.length]);
       const G = tensor(g, [g.length]);
       const S = state(B, 1, [0, 0, 0]);
       const type = decode.weightArrayType(dtype);
-      const ref = (buf: string): decode.WeightRef => ({ buf, off: '0u', dtype });
-      const phase = decode.matvecPhase(
-        {
-          w: kind === 'swiglu' ? [ref('W0'), ref('W1')] : [ref('W0')],
-          N,
-          K,
-          x: xo,
-          y: yo,
-          mode: kind === 'norm-add' ? 'add' : 'set',
-          norm: kind === 'plain' ? undefined : { g: { buf: 'G', off: '0u', dtype: 'f32' }, eps },
-        },
-        decode.subgroupWidth(),
-      );
+      const P = new decode.DecodeParams({ rowStride: stride, batch: B, capacity: 1 });
+      const ref = (buf: string): decode.WeightRef => ({ buf, off: P.u32(0), dtype });
+      const phase = decode.matvecPhase({
+        w: kind === 'swiglu' ? [ref('W0'), ref('W1')] : [ref('W0')],
+        N: P.u32(N),
+        K: P.u32(K),
+        x: P.u32(xo),
+        y: P.u32(yo),
+        mode: kind === 'norm-add' ? 'add' : 'set',
+        norm:
+          kind === 'plain' ? undefined : { g: { buf: 'G', off: P.u32(0), dtype: 'f32' }, eps: P.f32(eps) },
+      });
       // Auto layouts drop bindings a shader never uses: bind only what this variant reads.
       await run(
         [
@@ -134,7 +151,7 @@ describe('decode matvec', () => {
           ['S', 'u32', 'read_write', S],
         ] as Array<[string, string, 'read' | 'read_write', Tensor]>,
         phase,
-        stride,
+        P,
         [2, B, 1],
       );
       const out = (await A.data()) as Float32Array;
@@ -144,7 +161,7 @@ describe('decode matvec', () => {
           const ms = x.reduce((s, v) => s + v * v, 0) / K;
           x = x.map((v, k) => (v / Math.sqrt(ms + eps)) * g[k]);
         }
-        const dot = (w: Float64Array, n: number) => x.reduce((s, v, k) => s + w[n * K + k] * v, 0);
+        const dot = (w: Float64Array, n: number) => x.reduce((s, v, k) => s + w[n * a4(K) + k] * v, 0);
         const want = Array.from({ length: N }, (_, n) => {
           if (kind === 'swiglu') {
             const a = dot(w0.vals, n);
@@ -180,13 +197,26 @@ describe('decode attention over the cache', () => {
       const v = Float32Array.from(rand(rng, n));
       // The cache's padding lanes are zero, as the decoder keeps them.
       for (let i = 0; i < n; i++) if (i % Dp >= D) k[i] = v[i] = 0;
-      const stride = a4(H * D) * 2;
+      const stride = a4(H * D) * 2 + H * capacity;
       const arena = new Float32Array(B * stride);
       for (let b = 0; b < B; b++) arena.set(Float32Array.from(rand(rng, H * D)), b * stride);
       const A = tensor(arena, [arena.length]);
       const KC = tensor(k, [n]);
       const VC = tensor(v, [n]);
-      const S = state(B, 1, pos);
+      const S = state(B, capacity, pos);
+      const P = new decode.DecodeParams({ rowStride: stride, batch: B, capacity });
+      const phase = decode.attendPhase({
+        heads: P.u32(H),
+        kvHeads: P.u32(Hkv),
+        headDim: P.u32(D),
+        q: P.u32(0),
+        out: P.u32(a4(H * D)),
+        scores: P.u32(2 * a4(H * D)),
+        scale: P.f32(1 / Math.sqrt(D)),
+        kc: 'KC',
+        vc: 'VC',
+        cacheOff: P.u32(0),
+      });
       await run(
         [
           ['A', 'vec4<f32>', 'read_write', A],
@@ -194,8 +224,8 @@ describe('decode attention over the cache', () => {
           ['VC', 'vec4<f32>', 'read_write', VC],
           ['S', 'u32', 'read_write', S],
         ],
-        decode.attendPhase({ ...shape, q: 0, out: a4(H * D), kc: 'KC', vc: 'VC', cacheOff: '0u' }),
-        stride,
+        phase,
+        P,
         [2, B, 1],
       );
       const out = (await A.data()) as Float32Array;
@@ -239,13 +269,14 @@ describe('decode token choice', () => {
     });
     const A2 = tensor(arena, [arena.length]);
     const S = state(B, capacity, [2, 4, 0]);
+    const P = new decode.DecodeParams({ rowStride: stride, batch: B, capacity });
     await run(
       [
         ['A', 'vec4<f32>', 'read_write', A2],
         ['S', 'u32', 'read_write', S],
       ],
-      decode.samplePhase({ V, logits: 0, B, capacity, greedy: true }),
-      stride,
+      decode.samplePhase({ V: P.u32(V), logits: P.u32(0), greedy: true }),
+      P,
       [1, B, 1],
     );
     const s = (await S.data()) as Int32Array;

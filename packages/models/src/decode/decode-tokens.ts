@@ -33,8 +33,7 @@ export async function decodeTokens(
   const waiting = prompts.map((_, i) => i).filter(() => opts.maxNewTokens > 0);
   if (waiting.length === 0) return out;
   const batch = Math.min(waiting.length, opts.batch ?? 32);
-  // Rounded up: the capacity is compiled into the step, and each new step compiles for seconds on lavapipe.
-  const capacity = Math.ceil((Math.max(...prompts.map((p) => p.length)) + opts.maxNewTokens) / 128) * 128;
+  const capacity = Math.max(...prompts.map((p) => p.length)) + opts.maxNewTokens;
   const dec = await LlamaDecoder.create(model, { batch, capacity, greedy: opts.temperature === 0 });
   try {
     dec.setSampling(opts);

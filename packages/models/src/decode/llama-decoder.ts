@@ -46,7 +46,7 @@ export interface DecoderSampling {
   seed: number;
 }
 
-/** Builds the packed f32 weights: each tensor at a 4-aligned offset. */
+/** Builds the packed f32 weights: each tensor at a 4-aligned offset, matrix rows padded to 4. */
 class Packer {
   private parts: Array<{ at: number; data: Float32Array }> = [];
   size = 0;
@@ -55,6 +55,15 @@ class Packer {
     this.parts.push({ at, data });
     this.size = a4(at + data.length);
     return at;
+  }
+  /** A row-major matrix with K columns, each row padded with zeros to a multiple of 4. */
+  addMatrix(data: Float32Array, K: number): number {
+    const Kp = a4(K);
+    if (Kp === K) return this.add(data);
+    const rows = data.length / K;
+    const out = new Float32Array(rows * Kp);
+    for (let r = 0; r < rows; r++) out.set(data.subarray(r * K, (r + 1) * K), r * Kp);
+    return this.add(out);
   }
   build(): Float32Array {
     const out = new Float32Array(Math.max(4, this.size));
@@ -65,6 +74,16 @@ class Packer {
 
 async function f32(t: Tensor): Promise<Float32Array> {
   return (await t.data()) as Float32Array;
+}
+
+function concat(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, x) => n + x.length, 0));
+  let at = 0;
+  for (const x of parts) {
+    out.set(x, at);
+    at += x.length;
+  }
+  return out;
 }
 
 /**
@@ -85,104 +104,117 @@ export class LlamaDecoder {
     readonly capacity: number,
     greedy: boolean,
     packed: Float32Array,
-    offsets: Offsets,
+    o: Offsets,
   ) {
     this.dev = getDevice();
     const c = model.config;
     const { hiddenSize: C, numHeads: H, numKvHeads: Hkv, headDim: D, intermediateSize: I, vocabSize: V } = c;
-    const lanes = decode.subgroupWidth();
     const shape: decode.CacheShape = { heads: H, kvHeads: Hkv, headDim: D, capacity };
-    // Arena of each row: x, q, k, v, attention output, MLP hidden, logits.
-    const ar = { x: 0, q: 0, k: 0, v: 0, att: 0, h: 0, logits: 0 };
-    let at = 0;
-    for (const [k, n] of [
-      ['x', C],
-      ['q', H * D],
-      ['k', Hkv * D],
-      ['v', Hkv * D],
-      ['att', H * D],
-      ['h', I],
-      ['logits', V],
-    ] as const) {
-      ar[k] = at;
-      at = a4(at + n);
+    // Arena of each row: x, then q, k, v back to back (one product writes all three), the attention
+    // output, the MLP hidden, the logits and the attention scores of every head.
+    const sizes = { x: C, qkv: (H + 2 * Hkv) * D, att: H * D, h: I, logits: V, scores: H * capacity };
+    const ar = {} as Record<keyof typeof sizes, number>;
+    let rowStride = 0;
+    for (const [k, n] of Object.entries(sizes) as Array<[keyof typeof sizes, number]>) {
+      ar[k] = rowStride;
+      rowStride = a4(rowStride + n);
     }
-    const rowStride = at;
     const layerCache = decode.cacheElements(shape, batch);
-    const W = this.keep(zeros([packed.length]));
-    this.dev.write(W.buffer, 0, packed);
-    const A = this.keep(zeros([batch * rowStride]));
-    const KC = this.keep(zeros([c.numLayers * layerCache]));
-    const VC = this.keep(zeros([c.numLayers * layerCache]));
-    const words = decode.STATE_HEADER + batch * (decode.ROW_WORDS + capacity);
-    this.state = this.keep(zeros([words], 'i32'));
-    const o = offsets;
-    const wref = (off: string): decode.WeightRef => ({ buf: 'W', off, dtype: 'f32' });
-    const lw = (k: keyof LayerOffsets) => wref(`${o.layer[k]}u + l * ${o.layerStride}u`);
-    const eps = c.rmsNormEps;
-    const cacheOff = `l * ${layerCache}u`;
+    // Every size and offset is a word of P, added in the same order for every model, so that the
+    // kernel's text (and its compiled pipeline) is shared.
+    const P = new decode.DecodeParams({ rowStride, batch, capacity });
+    const n = {
+      C: P.u32(C),
+      V: P.u32(V),
+      I: P.u32(I),
+      H: P.u32(H),
+      Hkv: P.u32(Hkv),
+      D: P.u32(D),
+      HD: P.u32(H * D),
+      QKV: P.u32(sizes.qkv),
+      rotary: P.u32(c.rope.rotaryDim),
+      layers: P.u32(c.numLayers),
+      eps: P.f32(c.rmsNormEps),
+      scale: P.f32(1 / Math.sqrt(D)),
+    };
+    const at = {
+      x: P.u32(ar.x),
+      q: P.u32(ar.qkv),
+      k: P.u32(ar.qkv + H * D),
+      v: P.u32(ar.qkv + (H + Hkv) * D),
+      att: P.u32(ar.att),
+      h: P.u32(ar.h),
+      logits: P.u32(ar.logits),
+      scores: P.u32(ar.scores),
+    };
+    const stride = P.u32(o.layerStride);
+    const cacheOff = `l * ${P.u32(layerCache)}`;
+    const wref = (off: number): decode.WeightRef => ({ buf: 'W', off: P.u32(off), dtype: 'f32' });
+    const lw = (k: keyof LayerOffsets): decode.WeightRef => ({
+      buf: 'W',
+      off: `${P.u32(o.layer[k])} + l * ${stride}`,
+      dtype: 'f32',
+    });
+    const heads = { heads: n.H, kvHeads: n.Hkv, headDim: n.D };
     const layer = decode.inOrder([
-      [
-        decode.matvecPhase(
-          { w: [lw('q')], N: H * D, K: C, x: ar.x, y: ar.q, mode: 'set', norm: { g: lw('inNorm'), eps } },
-          lanes,
-        ),
-        decode.matvecPhase(
-          { w: [lw('k')], N: Hkv * D, K: C, x: ar.x, y: ar.k, mode: 'set', norm: { g: lw('inNorm'), eps } },
-          lanes,
-        ),
-        decode.matvecPhase(
-          { w: [lw('v')], N: Hkv * D, K: C, x: ar.x, y: ar.v, mode: 'set', norm: { g: lw('inNorm'), eps } },
-          lanes,
-        ),
-      ].join('\n'),
+      decode.matvecPhase({
+        w: [lw('qkv')],
+        N: n.QKV,
+        K: n.C,
+        x: at.x,
+        y: at.q,
+        mode: 'set',
+        norm: { g: lw('inNorm'), eps: n.eps },
+      }),
       decode.ropeCachePhase({
-        ...shape,
-        q: ar.q,
-        k: ar.k,
-        v: ar.v,
-        rotaryDim: c.rope.rotaryDim,
-        table: { buf: 'W', off: `${o.rope}u` },
+        ...heads,
+        q: at.q,
+        k: at.k,
+        v: at.v,
+        rotaryDim: n.rotary,
+        table: { buf: 'W', off: P.u32(o.rope) },
         kc: 'KC',
         vc: 'VC',
         cacheOff,
       }),
-      decode.attendPhase({ ...shape, q: ar.q, out: ar.att, kc: 'KC', vc: 'VC', cacheOff }),
-      decode.matvecPhase({ w: [lw('o')], N: C, K: H * D, x: ar.att, y: ar.x, mode: 'add' }, lanes),
-      decode.matvecPhase(
-        {
-          w: [lw('gate'), lw('up')],
-          N: I,
-          K: C,
-          x: ar.x,
-          y: ar.h,
-          mode: 'set',
-          norm: { g: lw('postNorm'), eps },
-        },
-        lanes,
-      ),
-      decode.matvecPhase({ w: [lw('down')], N: C, K: I, x: ar.h, y: ar.x, mode: 'add' }, lanes),
+      decode.attendPhase({
+        ...heads,
+        q: at.q,
+        out: at.att,
+        scores: at.scores,
+        scale: n.scale,
+        kc: 'KC',
+        vc: 'VC',
+        cacheOff,
+      }),
+      decode.matvecPhase({ w: [lw('o')], N: n.C, K: n.HD, x: at.att, y: at.x, mode: 'add' }),
+      decode.matvecPhase({
+        w: [lw('gate'), lw('up')],
+        N: n.I,
+        K: n.C,
+        x: at.x,
+        y: at.h,
+        mode: 'set',
+        norm: { g: lw('postNorm'), eps: n.eps },
+      }),
+      decode.matvecPhase({ w: [lw('down')], N: n.C, K: n.I, x: at.h, y: at.x, mode: 'add' }),
     ]);
     const body = decode.inOrder([
-      decode.embedPhase({ e: wref(`${o.embed}u`), C, x: ar.x, rows0: 0, rows: V }),
-      `for (var l = 0u; l < ${c.numLayers}u; l++) {\n${layer}\nstorageBarrier();\n}`,
-      decode.matvecPhase(
-        {
-          w: [wref(`${o.lmHead}u`)],
-          N: V,
-          K: C,
-          x: ar.x,
-          y: ar.logits,
-          mode: 'set',
-          norm: { g: wref(`${o.finalNorm}u`), eps },
-        },
-        lanes,
-      ),
-      decode.samplePhase({ V, logits: ar.logits, B: batch, capacity, greedy }),
+      decode.embedPhase({ e: wref(o.embed), C: n.C, V: n.V, x: at.x }),
+      `for (var l = 0u; l < ${n.layers}; l++) {\n${layer}\nstorageBarrier();\n}`,
+      decode.matvecPhase({
+        w: [wref(o.lmHead)],
+        N: n.V,
+        K: n.C,
+        x: at.x,
+        y: at.logits,
+        mode: 'set',
+        norm: { g: wref(o.finalNorm), eps: n.eps },
+      }),
+      decode.samplePhase({ V: n.V, logits: at.logits, greedy }),
     ]);
     const wgsl = decode.decodeKernel({
-      lanes,
-      rowStride,
+      lanes: decode.subgroupWidth(),
       bindings: [
         { name: 'W', type: 'vec4<f32>', access: 'read' },
         { name: 'A', type: 'vec4<f32>', access: 'read_write' },
@@ -192,11 +224,21 @@ export class LlamaDecoder {
       ],
       body,
     });
+    const params = P.data();
+    const Pt = this.keep(zeros([params.length], 'i32'));
+    this.dev.write(Pt.buffer, 0, params);
+    const W = this.keep(zeros([packed.length]));
+    this.dev.write(W.buffer, 0, packed);
+    const A = this.keep(zeros([batch * rowStride]));
+    const KC = this.keep(zeros([c.numLayers * layerCache]));
+    const VC = this.keep(zeros([c.numLayers * layerCache]));
+    const words = decode.STATE_HEADER + batch * (decode.ROW_WORDS + capacity);
+    this.state = this.keep(zeros([words], 'i32'));
     this.program = new decode.DecodeProgram(this.dev, [
       {
-        key: `decode-llama-fused|${wgsl.length}|${hash(wgsl)}`,
+        key: `decode-llama|${wgsl}`,
         wgsl,
-        buffers: [W, A, KC, VC, this.state].map((t) => t.buffer),
+        buffers: [Pt, W, A, KC, VC, this.state].map((t) => t.buffer),
         workgroups: [1, batch, 1],
       },
     ]);
@@ -303,17 +345,9 @@ export class LlamaDecoder {
   }
 }
 
-function hash(s: string): string {
-  let h = 2166136261;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
-  return (h >>> 0).toString(16);
-}
-
 interface LayerOffsets {
   inNorm: number;
-  q: number;
-  k: number;
-  v: number;
+  qkv: number;
   o: number;
   postNorm: number;
   gate: number;
@@ -340,40 +374,29 @@ async function packWeights(
   capacity: number,
 ): Promise<{ packed: Float32Array; offsets: Offsets }> {
   const p = new Packer();
+  const { hiddenSize: C, intermediateSize: I, numHeads: H, headDim: D } = model.config;
   const layerOffsets: LayerOffsets[] = [];
   for (const layer of model.model.layers) {
     const a = layer.self_attn;
     const m = layer.mlp;
-    const entries: Array<[keyof LayerOffsets, Tensor]> = [
-      ['inNorm', layer.input_layernorm.weight.value],
-      ['q', a.q_proj.weight.value],
-      ['k', a.k_proj.weight.value],
-      ['v', a.v_proj.weight.value],
-      ['o', a.o_proj.weight.value],
-      ['postNorm', layer.post_attention_layernorm.weight.value],
-      ['gate', m.gate_proj.weight.value],
-      ['up', m.up_proj.weight.value],
-      ['down', m.down_proj.weight.value],
-    ];
-    const off = {} as LayerOffsets;
-    for (const [k, t] of entries) off[k] = p.add(await f32(t));
+    const qkv = await Promise.all([a.q_proj, a.k_proj, a.v_proj].map((l) => f32(l.weight.value)));
+    const off: LayerOffsets = {
+      inNorm: p.add(await f32(layer.input_layernorm.weight.value)),
+      qkv: p.addMatrix(concat(qkv), C),
+      o: p.addMatrix(await f32(a.o_proj.weight.value), H * D),
+      postNorm: p.add(await f32(layer.post_attention_layernorm.weight.value)),
+      gate: p.addMatrix(await f32(m.gate_proj.weight.value), C),
+      up: p.addMatrix(await f32(m.up_proj.weight.value), C),
+      down: p.addMatrix(await f32(m.down_proj.weight.value), I),
+    };
     layerOffsets.push(off);
   }
   const stride = layerOffsets.length > 1 ? layerOffsets[1].inNorm - layerOffsets[0].inNorm : 0;
-  const rows = async (blocks: readonly { value: Tensor }[]) => {
-    const parts = await Promise.all(blocks.map((b) => f32(b.value)));
-    const out = new Float32Array(parts.reduce((n, x) => n + x.length, 0));
-    let at = 0;
-    for (const x of parts) {
-      out.set(x, at);
-      at += x.length;
-    }
-    return out;
-  };
+  const rows = async (blocks: readonly { value: Tensor }[]) =>
+    concat(await Promise.all(blocks.map((b) => f32(b.value))));
   const finalNorm = p.add(await f32(model.model.norm.weight.value));
-  const embedData = await rows(model.model.embed_tokens.blocks);
-  const embed = p.add(embedData);
-  const lmHead = model.lm_head ? p.add(await rows(model.lm_head.blocks)) : embed;
+  const embed = p.addMatrix(await rows(model.model.embed_tokens.blocks), C);
+  const lmHead = model.lm_head ? p.addMatrix(await rows(model.lm_head.blocks), C) : embed;
   const r = model.config.rope;
   const inv = ropeInvFreq(r.rotaryDim, r.theta, r.scaling);
   const table = new Float32Array(capacity * inv.length * 2);

@@ -1,4 +1,5 @@
 export { subgroupWidth } from '../rows.js';
+export { DecodeParams, type Expr, PARAM_HEADER } from './params.js';
 export { type DecodeDispatch, DecodeProgram } from './program.js';
 export {
   type AttendPhase,
@@ -8,6 +9,7 @@ export {
   type DecodeBinding,
   decodeKernel,
   embedPhase,
+  type HeadsExpr,
   historyOffset,
   inOrder,
   type MatvecPhase,

@@ -6,28 +6,37 @@
  * fused form exists because on lavapipe every dispatch costs about 45 µs of host and thread-pool
  * time: a tiny model's token is a few hundred µs of arithmetic spread over 30+ dispatches.
  *
+ * Every size and offset is a runtime word of P (see params.ts), and no loop has a bound known at
+ * compile time: lavapipe turns each per-lane load site into a gather with bounds checks, so code
+ * that is unrolled or repeated per shape multiplies its compile time (a stories260K step with its
+ * shapes baked in took 20-50 s of CPU to compile; a fixed text also lets one pipeline serve every
+ * model, batch and capacity).
+ *
  * Names every phase may use (declared by decodeKernel):
+ *   P      the parameter words, array<u32>; batch and capacity are its header words
  *   A      the activation arena, array<vec4<f32>>, read through aget/aset by element
- *   S      per-sequence state, array<u32>: a header (sampling settings), then 4 words per row
- *          (token, position, prompt length, done) and each row's token history
+ *   S      per-sequence state, array<u32>: a header (sampling settings), then ROW_WORDS per row
+ *          (token, position, prompt length, done, stream) and each row's token history
  *   lane   subgroup invocation id; LANES lanes per workgroup
  *   row    the sequence (workgroup_id.y); blk0/nblk the workgroup's slot in the unit grid
  *   st     the row's state words, loaded uniformly at the start
  *   rb     the row's arena base (elements)
- * Matrix-vector products give each lane one output row: the input vector, the same for every lane,
- * is loaded once as a vec4 panel spread over the lanes and handed out by subgroupBroadcast with a
- * constant lane, so each lane issues only its own row's weight loads (see matmul/wgsl.ts for why
- * per-lane loads set the speed on llvmpipe).
+ * Matrix-vector products give each lane one output row and walk its vec4 groups in a loop; the
+ * input vector's group is the same for every lane, a uniform load.
  */
+import type { Expr } from './params.js';
 
 export type WeightDType = 'f32' | 'f16' | 'bf16';
 
-/** A weight matrix [N, K] (row-major) inside a bound buffer. */
+/**
+ * A weight matrix [N, K] inside a bound buffer, each row padded with zeros to a multiple of 4
+ * elements (so that a row is whole vec4 groups).
+ */
 export interface WeightRef {
   /** Binding name: f32 buffers are array<vec4<f32>>, half ones array<vec2<u32>>. */
   buf: string;
-  /** WGSL u32 expression: element offset of row 0 (a multiple of 4 when `K % 4 == 0`). */
-  off: string;
+  /** Element offset of row 0, a multiple of 4. */
+  off: Expr;
   dtype: WeightDType;
 }
 
@@ -38,8 +47,13 @@ export function weightArrayType(dtype: WeightDType): string {
 
 const c4 = (n: number) => Math.ceil(n / 4);
 
-/** A WGSL f32 literal (a bare integer would be an i32). */
-const flt = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
+/** Elements 4g..4g+3 of weight w as a vec4, g counted in vec4 groups from w.off. */
+function wVec(w: WeightRef, g: string): string {
+  const at = `${w.buf}[(${w.off}) / 4u + ${g}]`;
+  if (w.dtype === 'f32') return at;
+  if (w.dtype === 'f16') return `dw_f16(${at})`;
+  return `dw_bf16(${at})`;
+}
 
 /** Element i of weight w as f32. */
 function wScalar(w: WeightRef, i: string): string {
@@ -47,14 +61,6 @@ function wScalar(w: WeightRef, i: string): string {
   const word = `${w.buf}[(${i}) >> 2u][((${i}) >> 1u) & 1u]`;
   const bits = `((${word} >> (((${i}) & 1u) * 16u)) & 0xffffu)`;
   return w.dtype === 'bf16' ? `bitcast<f32>(${bits} << 16u)` : `unpack2x16float(${bits}).x`;
-}
-
-/** Elements 4g..4g+3 of row-aligned weight w (K % 4 == 0) as a vec4, g counted from w.off / 4. */
-function wVec(w: WeightRef, g: string): string {
-  const at = `${w.buf}[(${w.off}) / 4u + ${g}]`;
-  if (w.dtype === 'f32') return at;
-  if (w.dtype === 'f16') return `dw_f16(${at})`;
-  return `dw_bf16(${at})`;
 }
 
 const HALF_DECODE = `
@@ -66,81 +72,60 @@ fn dw_f16(u: vec2<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(u.x), un
 export interface MatvecPhase {
   /** Weights [N, K]; two of them (gate, up) make a SwiGLU product silu(w0·x) * (w1·x). */
   w: readonly [WeightRef] | readonly [WeightRef, WeightRef];
-  N: number;
-  K: number;
+  N: Expr;
+  K: Expr;
   /** Arena offset (elements, per row, a multiple of 4) of the input vector, zero past K up to a multiple of 4. */
-  x: number;
+  x: Expr;
   /** Arena offset of the output. */
-  y: number;
+  y: Expr;
   /** 'set' writes y, 'add' adds to it (a residual connection). */
   mode: 'set' | 'add';
-  /** RMSNorm of the input applied on the fly: its weight (f32 [K]) and epsilon. */
-  norm?: { g: WeightRef; eps: number };
+  /** RMSNorm of the input applied on the fly: its weight (f32 [K], padded like a row) and epsilon (an f32 expression). */
+  norm?: { g: WeightRef; eps: string };
 }
 
 /** y = W·x (+ y), optionally of RMSNorm(x) and with a SwiGLU pair of weights. */
-export function matvecPhase(p: MatvecPhase, lanes: number): string {
-  const { N, K } = p;
-  const K4 = c4(K);
-  const aligned = K % 4 === 0;
-  const L: string[] = ['{'];
-  if (p.norm) {
-    L.push(`  var ss = 0.0;
-  for (var k = lane; k < ${K4}u; k += LANES) { let v = A[(rb + ${p.x}u) / 4u + k]; ss += dot(v, v); }
-  let inv_rms = inverseSqrt(subgroupAdd(ss) / ${K}.0 + ${flt(p.norm.eps)});`);
-  }
+export function matvecPhase(p: MatvecPhase): string {
   const acc = p.w.map((_, i) => `acc${i}`);
-  // Row n's vec4 group g: aligned rows load one vec4 (or 4 halves); others gather 4 clamped scalars
-  // (the input is zero past K, so what they read there is multiplied by zero).
-  const load = (w: WeightRef, n: string, g: string) =>
-    aligned
-      ? wVec(w, `${n} * ${K4}u + ${g}`)
-      : `vec4<f32>(${[0, 1, 2, 3].map((c) => wScalar(w, `${w.off} + min(${n} * ${K}u + 4u * (${g}) + ${c}u, ${N * K - 1}u)`)).join(', ')})`;
-  L.push(`  for (var n0 = blk0 * LANES; n0 < ${N}u; n0 += nblk * LANES) {
-    let n = min(n0 + lane, ${N - 1}u);
+  const L = [
+    `{
+  let mv_k4 = (${p.K} + 3u) / 4u;
+  let mv_x = (rb + ${p.x}) / 4u;`,
+  ];
+  if (p.norm)
+    L.push(`  var ss = 0.0;
+  for (var k = 0u; k < mv_k4; k++) { let v = A[mv_x + k]; ss += dot(v, v); }
+  let inv_rms = inverseSqrt(ss / f32(${p.K}) + ${p.norm.eps});`);
+  L.push(`  for (var n0 = blk0 * LANES; n0 < ${p.N}; n0 += nblk * LANES) {
+    let wrow = min(n0 + lane, ${p.N} - 1u) * mv_k4;
     ${acc.map((a) => `var ${a} = vec4<f32>(0.0);`).join(' ')}
-    for (var k0 = 0u; k0 < ${K4}u; k0 += LANES) {
-      let kk = k0 + lane;
-      var xv = select(vec4<f32>(0.0), A[(rb + ${p.x}u) / 4u + min(kk, ${K4 - 1}u)], kk < ${K4}u);`);
-  const g = p.norm?.g;
-  if (g) {
-    const gv = aligned
-      ? `${g.buf}[(${g.off}) / 4u + min(kk, ${K4 - 1}u)]`
-      : `vec4<f32>(${[0, 1, 2, 3].map((c) => wScalar(g, `${g.off} + min(4u * kk + ${c}u, ${K - 1}u)`)).join(', ')})`;
-    L.push(`      xv = xv * inv_rms * ${gv};`);
-  }
-  // subgroupBroadcast takes a constant lane: the loop over the panel is unrolled.
-  for (let j = 0; j < lanes; j++) {
-    L.push(`      {
-        let xj = subgroupBroadcast(xv, ${j}u);
-        let g = min(k0 + ${j}u, ${K4 - 1}u);`);
-    for (const [i, w] of p.w.entries())
-      L.push(`        ${acc[i]} = fma(${load(w, 'n', 'g')}, xj, ${acc[i]});`);
-    L.push('      }');
-  }
-  L.push('    }');
+    for (var k = 0u; k < mv_k4; k++) {
+      var xv = A[mv_x + k];`);
+  if (p.norm) L.push(`      xv = xv * inv_rms * ${wVec(p.norm.g, 'k')};`);
+  for (const [i, w] of p.w.entries()) L.push(`      ${acc[i]} = fma(${wVec(w, 'wrow + k')}, xv, ${acc[i]});`);
   const sum = (a: string) => `(${a}.x + ${a}.y + ${a}.z + ${a}.w)`;
   const val = p.w.length === 2 ? `silu_f(${sum('acc0')}) * ${sum('acc1')}` : sum('acc0');
-  L.push(`    if (n0 + lane < ${N}u) {
-      let yi = rb + ${p.y}u + n0 + lane;
-      aset(yi, ${p.mode === 'add' ? `aget(yi) + ` : ''}${val});
+  L.push(`    }
+    if (n0 + lane < ${p.N}) {
+      let yi = rb + ${p.y} + n0 + lane;
+      aset(yi, ${p.mode === 'add' ? 'aget(yi) + ' : ''}${val});
     }
   }
 }`);
   return L.join('\n');
 }
 
-/** x = E[token] (one row of the embedding, or of one of its row blocks `rows0 ..`). */
-export function embedPhase(p: { e: WeightRef; C: number; x: number; rows0: number; rows: number }): string {
+/** x = E[token]: row `st.x` of the embedding [V, C] (rows padded like any weight). */
+export function embedPhase(p: { e: WeightRef; C: Expr; V: Expr; x: Expr }): string {
   return `{
-  let r = st.x - ${p.rows0}u;
-  if (st.x >= ${p.rows0}u && r < ${p.rows}u && blk0 == 0u) {
-    for (var c = lane; c < ${p.C}u; c += LANES) { aset(rb + ${p.x}u + c, ${wScalar(p.e, `${p.e.off} + r * ${p.C}u + c`)}); }
+  if (st.x < ${p.V} && blk0 == 0u) {
+    let e0 = ${p.e.off} + st.x * ((${p.C} + 3u) & ~3u);
+    for (var c = lane; c < ${p.C}; c += LANES) { aset(rb + ${p.x} + c, ${wScalar(p.e, 'e0 + c')}); }
   }
 }`;
 }
 
-/** Shape of the attention over a cache [B, Hkv, cap, Dp] (Dp = head dim rounded up to 4). */
+/** Shape of the attention over a cache [B, Hkv, capacity, Dp] (Dp = head dim rounded up to 4). */
 export interface CacheShape {
   heads: number;
   kvHeads: number;
@@ -154,113 +139,127 @@ export function cacheElements(c: CacheShape, B: number): number {
   return B * c.kvHeads * c.capacity * c4(c.headDim) * 4;
 }
 
-export interface RopeCachePhase extends CacheShape {
+/** The attention's head counts and head dim as runtime words (the capacity is P's header word). */
+export interface HeadsExpr {
+  heads: Expr;
+  kvHeads: Expr;
+  headDim: Expr;
+}
+
+export interface RopeCachePhase extends HeadsExpr {
   /** Arena offsets of this token's q [H·D], k and v [Hkv·D]. */
-  q: number;
-  k: number;
-  v: number;
+  q: Expr;
+  k: Expr;
+  v: Expr;
   /** Rotated leading dims of each head (even, <= head dim); pairs (i, i + R/2) (rotate-half). */
-  rotaryDim: number;
+  rotaryDim: Expr;
   /** Table of cos, sin per (position, pair): f32 [capacity, R/2, 2] at element offset `off` of `buf`. */
-  table: { buf: string; off: string };
+  table: { buf: string; off: Expr };
   /** K and V cache bindings and the element offset of this layer in them. */
   kc: string;
   vc: string;
-  cacheOff: string;
+  cacheOff: Expr;
 }
 
 /** Rotates q in place, and writes the rotated k and the v of the current position into the cache. */
 export function ropeCachePhase(p: RopeCachePhase): string {
-  const { heads: H, kvHeads: Hkv, headDim: D, capacity } = p;
-  const R2 = p.rotaryDim / 2;
-  const Dp = c4(D) * 4;
-  const nq = H * R2;
-  const nk = Hkv * (D - R2);
-  const total = nq + nk + Hkv * D;
   const tab = (i: string) => `${p.table.buf}[(${p.table.off} + ${i}) >> 2u][(${p.table.off} + ${i}) & 3u]`;
   const cell = (kh: string, d: string) =>
-    `${p.cacheOff} + ((row * ${Hkv}u + ${kh}) * ${capacity}u + pos) * ${Dp}u + ${d}`;
+    `${p.cacheOff} + ((row * rc_hkv + ${kh}) * capacity + pos) * rc_dp + ${d}`;
   const put = (buf: string, at: string, v: string) => `{ let e = ${at}; ${buf}[e >> 2u][e & 3u] = ${v}; }`;
   return `{
   let pos = st.y;
-  for (var u = blk0 * LANES + lane; u < ${total}u; u += nblk * LANES) {
-    if (u < ${nq + nk}u) {
-      let isq = u < ${nq}u;
-      let w = select(u - ${nq}u, u, isq);
-      let per = select(${D - R2}u, ${R2}u, isq);
+  let rc_d = ${p.headDim};
+  let rc_hkv = ${p.kvHeads};
+  let rc_dp = (rc_d + 3u) & ~3u;
+  let r2 = ${p.rotaryDim} / 2u;
+  let nq = ${p.heads} * r2;
+  let nk = rc_hkv * (rc_d - r2);
+  for (var u = blk0 * LANES + lane; u < nq + nk + rc_hkv * rc_d; u += nblk * LANES) {
+    if (u < nq + nk) {
+      let isq = u < nq;
+      let w = select(u - nq, u, isq);
+      let per = select(rc_d - r2, r2, isq);
       let h = w / per;
       let i = w % per;
-      let base = rb + select(${p.k}u, ${p.q}u, isq) + h * ${D}u;
-      if (i < ${R2}u) {
-        let cs = vec2<f32>(${tab(`(pos * ${R2}u + i) * 2u`)}, ${tab(`(pos * ${R2}u + i) * 2u + 1u`)});
+      let base = rb + select(${p.k}, ${p.q}, isq) + h * rc_d;
+      if (i < r2) {
+        let cs = vec2<f32>(${tab('(pos * r2 + i) * 2u')}, ${tab('(pos * r2 + i) * 2u + 1u')});
         let x1 = aget(base + i);
-        let x2 = aget(base + i + ${R2}u);
+        let x2 = aget(base + i + r2);
         let y1 = x1 * cs.x - x2 * cs.y;
         let y2 = x2 * cs.x + x1 * cs.y;
-        if (isq) { aset(base + i, y1); aset(base + i + ${R2}u, y2); }
-        else { ${put(p.kc, cell('h', 'i'), 'y1')} ${put(p.kc, cell('h', `i + ${R2}u`), 'y2')} }
-      } else if (!isq && i >= ${R2}u) {
-        // Dims past the rotary ones pass through.
-        let d = i + ${R2}u;
+        if (isq) { aset(base + i, y1); aset(base + i + r2, y2); }
+        else { ${put(p.kc, cell('h', 'i'), 'y1')} ${put(p.kc, cell('h', 'i + r2'), 'y2')} }
+      } else {
+        // Dims past the rotary ones pass through (keys only: q keeps them in place).
+        let d = i + r2;
         ${put(p.kc, cell('h', 'd'), 'aget(base + d)')}
       }
     } else {
-      let w = u - ${nq + nk}u;
-      ${put(p.vc, cell(`w / ${D}u`, `w % ${D}u`), `aget(rb + ${p.v}u + w)`)}
+      let w = u - nq - nk;
+      ${put(p.vc, cell('w / rc_d', 'w % rc_d'), `aget(rb + ${p.v} + w)`)}
     }
   }
 }`;
 }
 
-export interface AttendPhase extends CacheShape {
+export interface AttendPhase extends HeadsExpr {
   /** Arena offsets of q [H·D] (already rotated) and of the output [H·D]. */
-  q: number;
-  out: number;
+  q: Expr;
+  out: Expr;
+  /** Arena offset of H·capacity scratch elements (the scores of each head). */
+  scores: Expr;
+  /** 1/√D as an f32 expression. */
+  scale: string;
   kc: string;
   vc: string;
-  cacheOff: string;
+  cacheOff: Expr;
 }
 
 /**
- * softmax(q·Kᵀ/√D)·V over positions 0..pos of the row's cache, one head per unit. Lanes take
- * positions in turn with an online softmax each (running max, sum and weighted V in registers), and
- * merge across lanes at the end; grouped-query heads read their key/value head h / (H / Hkv).
+ * softmax(q·Kᵀ·scale)·V over positions 0..pos of the row's cache, one head at a time: lanes take
+ * positions in turn, first the scores (kept in the arena's scratch), then their exponentials, then
+ * the weighted sum of V one vec4 of dims at a time; each lane rereads only what it wrote itself, so
+ * no barrier is needed. Grouped-query heads read their key/value head h / (H / Hkv).
  */
 export function attendPhase(p: AttendPhase): string {
-  const { heads: H, kvHeads: Hkv, headDim: D, capacity } = p;
-  const D4 = c4(D);
-  const g = Array.from({ length: D4 }, (_, j) => j);
-  const qv = (j: number) =>
-    `vec4<f32>(${[0, 1, 2, 3].map((c) => (4 * j + c < D ? `aget(qb + ${4 * j + c}u)` : '0.0')).join(', ')})`;
+  const qd = (c: number) => `select(0.0, aget(qb + 4u * j + ${c}u), 4u * j + ${c}u < at_d)`;
   return `{
-  let pos = st.y;
-  for (var h = blk0; h < ${H}u; h += nblk) {
-    let qb = rb + ${p.q}u + h * ${D}u;
-    ${g.map((j) => `let q${j} = ${qv(j)};`).join(' ')}
-    let kb0 = (${p.cacheOff}) / 4u + (row * ${Hkv}u + h / ${H / Hkv}u) * ${capacity * D4}u;
-    var m = -3.0e38;
-    var l = 0.0;
-    ${g.map((j) => `var o${j} = vec4<f32>(0.0);`).join(' ')}
-    for (var t0 = 0u; t0 <= pos; t0 += LANES) {
-      let t = t0 + lane;
-      if (t <= pos) {
-        let kb = kb0 + t * ${D4}u;
-        let s = (${g.map((j) => `dot(q${j}, ${p.kc}[kb + ${j}u])`).join(' + ')}) * ${flt(1 / Math.sqrt(D))};
-        let mn = max(m, s);
-        let c = exp(m - mn);
-        let e = exp(s - mn);
-        l = l * c + e;
-        ${g.map((j) => `o${j} = o${j} * c + e * ${p.vc}[kb + ${j}u];`).join('\n        ')}
-        m = mn;
+  let np = st.y + 1u;
+  let at_h = ${p.heads};
+  let at_d = ${p.headDim};
+  let at_d4 = (at_d + 3u) / 4u;
+  let grp = at_h / ${p.kvHeads};
+  for (var h = blk0; h < at_h; h += nblk) {
+    let qb = rb + ${p.q} + h * at_d;
+    let kb0 = (${p.cacheOff}) / 4u + (row * ${p.kvHeads} + h / grp) * capacity * at_d4;
+    let sb = rb + ${p.scores} + h * capacity;
+    var mx = -3.0e38;
+    for (var t = lane; t < np; t += LANES) {
+      var s = 0.0;
+      for (var j = 0u; j < at_d4; j++) {
+        s += dot(vec4<f32>(${[0, 1, 2, 3].map(qd).join(', ')}), ${p.kc}[kb0 + t * at_d4 + j]);
       }
+      s *= ${p.scale};
+      aset(sb + t, s);
+      mx = max(mx, s);
     }
-    let mx = subgroupMax(m);
-    let f = exp(m - mx);
-    let tot = subgroupAdd(l * f);
-    ${g.map((j) => `let r${j} = subgroupAdd(o${j} * f) / tot;`).join(' ')}
-    if (lane == 0u) {
-      let ob = rb + ${p.out}u + h * ${D}u;
-      ${Array.from({ length: D }, (_, d) => `aset(ob + ${d}u, r${d >> 2}[${d & 3}]);`).join(' ')}
+    let m = subgroupMax(mx);
+    var l = 0.0;
+    for (var t = lane; t < np; t += LANES) {
+      let e = exp(aget(sb + t) - m);
+      aset(sb + t, e);
+      l += e;
+    }
+    let inv = 1.0 / subgroupAdd(l);
+    for (var j = 0u; j < at_d4; j++) {
+      var o = vec4<f32>(0.0);
+      for (var t = lane; t < np; t += LANES) { o = fma(vec4<f32>(aget(sb + t)), ${p.vc}[kb0 + t * at_d4 + j], o); }
+      let r = subgroupAdd(o) * inv;
+      if (lane == 0u) {
+        for (var c = 0u; c < 4u; c++) { if (4u * j + c < at_d) { aset(rb + ${p.out} + h * at_d + 4u * j + c, r[c]); } }
+      }
     }
   }
 }`;
@@ -284,20 +283,14 @@ export function historyOffset(B: number, capacity: number, b: number): number {
  * token at or above them, and draws by inverse CDF in id order with a uniform from a hash of
  * (seed, the row's stream id, position), so a seed reproduces a run whatever the chunking or batch.
  */
-export function samplePhase(p: {
-  V: number;
-  logits: number;
-  B: number;
-  capacity: number;
-  greedy: boolean;
-}): string {
-  const { V, B, capacity } = p;
-  const lg = (i: string) => `aget(rb + ${p.logits}u + ${i})`;
-  const hist = `${STATE_HEADER + ROW_WORDS * B}u + row * ${capacity}u`;
+export function samplePhase(p: { V: Expr; logits: Expr; greedy: boolean }): string {
+  const V = p.V;
+  const lg = (i: string) => `aget(rb + ${p.logits} + ${i})`;
+  const hist = `${STATE_HEADER}u + ${ROW_WORDS}u * batch + row * capacity`;
   const greedy = `
     var best = -3.4e38;
     var bi = 0xffffffffu;
-    for (var v = lane; v < ${V}u; v += LANES) {
+    for (var v = lane; v < ${V}; v += LANES) {
       let x = ${lg('v')};
       if (x > best || (bi == 0xffffffffu && x == best)) { best = x; bi = v; }
     }
@@ -309,20 +302,20 @@ export function samplePhase(p: {
     let topp = bitcast<f32>(S[1]);
     let invt = bitcast<f32>(S[2]);
     var mxv = -3.4e38;
-    for (var v = lane; v < ${V}u; v += LANES) { let x = ${lg('v')}; if (x == x) { mxv = max(mxv, x); } }
+    for (var v = lane; v < ${V}; v += LANES) { let x = ${lg('v')}; if (x == x) { mxv = max(mxv, x); } }
     let mx = subgroupMax(mxv);
     // Largest key with at least topk logits at or above it.
     var kcut = 0u;
-    if (topk > 0u && topk < ${V}u) {
+    if (topk > 0u && topk < ${V}) {
       for (var bit = 31i; bit >= 0i; bit--) {
         let cand = kcut | (1u << u32(bit));
         var n = 0u;
-        for (var v = lane; v < ${V}u; v += LANES) { let x = ${lg('v')}; n += select(0u, 1u, x == x && okey(x) >= cand); }
+        for (var v = lane; v < ${V}; v += LANES) { let x = ${lg('v')}; n += select(0u, 1u, x == x && okey(x) >= cand); }
         if (subgroupAdd(n) >= topk) { kcut = cand; }
       }
     }
     var mass = 0.0;
-    for (var v = lane; v < ${V}u; v += LANES) { mass += pw(${lg('v')}, mx, invt, kcut); }
+    for (var v = lane; v < ${V}; v += LANES) { mass += pw(${lg('v')}, mx, invt, kcut); }
     let total = subgroupAdd(mass);
     // Largest key whose tokens at or above it hold at least topp of the mass.
     var pbits = 0u;
@@ -330,15 +323,15 @@ export function samplePhase(p: {
       for (var bit = 31i; bit >= 0i; bit--) {
         let cand = pbits | (1u << u32(bit));
         var s = 0.0;
-        for (var v = lane; v < ${V}u; v += LANES) { s += pw(${lg('v')}, mx, invt, max(cand, kcut)); }
+        for (var v = lane; v < ${V}; v += LANES) { s += pw(${lg('v')}, mx, invt, max(cand, kcut)); }
         if (subgroupAdd(s) >= topp * total) { pbits = cand; }
       }
     }
     let pcut = max(pbits, kcut);
     // Inverse CDF in id order: lanes own contiguous id ranges, a prefix sum finds the range.
-    let per = (${V}u + LANES - 1u) / LANES;
+    let per = (${V} + LANES - 1u) / LANES;
     let lo = lane * per;
-    let hi = min(${V}u, lo + per);
+    let hi = min(${V}, lo + per);
     var part = 0.0;
     for (var v = lo; v < hi; v++) { part += pw(${lg('v')}, mx, invt, pcut); }
     let before = subgroupExclusiveAdd(part);
@@ -355,7 +348,7 @@ export function samplePhase(p: {
         if (w > 0.0 && cum > target && pick == 0xffffffffu) { pick = v; }
       }
     }
-    for (var v = lane; v < ${V}u; v += LANES) { if (pw(${lg('v')}, mx, invt, pcut) > 0.0) { last = max(last, v); } }
+    for (var v = lane; v < ${V}; v += LANES) { if (pw(${lg('v')}, mx, invt, pcut) > 0.0) { last = max(last, v); } }
     chosen = subgroupMin(pick);
     // Rounding can leave the target a hair past the last kept token.
     if (chosen == 0xffffffffu) { chosen = subgroupMax(last); }`;
@@ -365,7 +358,7 @@ export function samplePhase(p: {
   }
   if (lane == 0u) {
     let next = st.y + 1u;
-    if (next < ${capacity}u) {
+    if (next < capacity) {
       let h = ${hist};
       let tok = select(chosen, S[h + next], next < st.z);
       S[h + next] = tok;
@@ -404,26 +397,23 @@ export interface DecodeBinding {
 }
 
 /**
- * A complete kernel: bindings in order, then the body's phases. The state of
- * the workgroup's row is read once through workgroup memory (uniform for barriers and subgroup
- * operations); finished rows return at once.
+ * A complete kernel: binding 0 is P (the parameter words, see DecodeParams), then `bindings` in
+ * order, then the body's phases. The state of the workgroup's row is read once through workgroup
+ * memory (uniform for barriers and subgroup operations); finished rows return at once.
  */
 export function decodeKernel(opts: {
   lanes: number;
-  /** Arena elements per row (a multiple of 4). */
-  rowStride: number;
   bindings: readonly DecodeBinding[];
   /** Phases in order (see inOrder). */
   body: string;
 }): string {
-  const decls = opts.bindings
+  const decls = [{ name: 'P', type: 'u32', access: 'read' }, ...opts.bindings]
     .map((b, i) => `@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: array<${b.type}>;`)
     .join('\n');
   return `enable subgroups;
 diagnostic(off, subgroup_uniformity);
 ${decls}
 const LANES: u32 = ${opts.lanes}u;
-const ROW_STRIDE: u32 = ${opts.rowStride}u;
 var<workgroup> wg_state: vec4<u32>;
 fn aget(i: u32) -> f32 { return A[i >> 2u][i & 3u]; }
 fn aset(i: u32, v: f32) { A[i >> 2u][i & 3u] = v; }
@@ -441,7 +431,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
   let st = workgroupUniformLoad(&wg_state);
   if (st.w != 0u) { return; }
-  let rb = row * ROW_STRIDE;
+  let batch = P[1u];
+  let capacity = P[2u];
+  let rb = row * P[0u];
 ${opts.body}
 }`;
 }
