@@ -47,6 +47,12 @@ export function weightArrayType(dtype: WeightDType): string {
 
 const c4 = (n: number) => Math.ceil(n / 4);
 
+/**
+ * Output rows per lane in a matrix-vector product: four independent gathers in flight per input load
+ * (about 1.35x over one on stories260K; eight rows compile twice as long for no gain).
+ */
+const MV_ROWS = 4;
+
 /** Elements 4g..4g+3 of weight w as a vec4, g counted in vec4 groups from w.off. */
 function wVec(w: WeightRef, g: string): string {
   const at = `${w.buf}[(${w.off}) / 4u + ${g}]`;
@@ -86,7 +92,9 @@ export interface MatvecPhase {
 
 /** y = W·x (+ y), optionally of RMSNorm(x) and with a SwiGLU pair of weights. */
 export function matvecPhase(p: MatvecPhase): string {
-  const acc = p.w.map((_, i) => `acc${i}`);
+  // acc{i}_{j}: weight i, the lane's j-th row (rows n0 + lane + j·LANES).
+  const rows = Array.from({ length: MV_ROWS }, (_, j) => j);
+  const acc = (i: number, j: number) => `acc${i}_${j}`;
   const L = [
     `{
   let mv_k4 = (${p.K} + 3u) / 4u;
@@ -96,21 +104,27 @@ export function matvecPhase(p: MatvecPhase): string {
     L.push(`  var ss = 0.0;
   for (var k = 0u; k < mv_k4; k++) { let v = A[mv_x + k]; ss += dot(v, v); }
   let inv_rms = inverseSqrt(ss / f32(${p.K}) + ${p.norm.eps});`);
-  L.push(`  for (var n0 = blk0 * LANES; n0 < ${p.N}; n0 += nblk * LANES) {
-    let wrow = min(n0 + lane, ${p.N} - 1u) * mv_k4;
-    ${acc.map((a) => `var ${a} = vec4<f32>(0.0);`).join(' ')}
-    for (var k = 0u; k < mv_k4; k++) {
+  L.push(`  for (var n0 = blk0 * LANES * ${MV_ROWS}u; n0 < ${p.N}; n0 += nblk * LANES * ${MV_ROWS}u) {`);
+  for (const j of rows) {
+    L.push(`    let wrow${j} = min(n0 + lane + ${j}u * LANES, ${p.N} - 1u) * mv_k4;`);
+    L.push(`    ${p.w.map((_, i) => `var ${acc(i, j)} = vec4<f32>(0.0);`).join(' ')}`);
+  }
+  L.push(`    for (var k = 0u; k < mv_k4; k++) {
       var xv = A[mv_x + k];`);
   if (p.norm) L.push(`      xv = xv * inv_rms * ${wVec(p.norm.g, 'k')};`);
-  for (const [i, w] of p.w.entries()) L.push(`      ${acc[i]} = fma(${wVec(w, 'wrow + k')}, xv, ${acc[i]});`);
+  for (const j of rows)
+    for (const [i, w] of p.w.entries())
+      L.push(`      ${acc(i, j)} = fma(${wVec(w, `wrow${j} + k`)}, xv, ${acc(i, j)});`);
+  L.push('    }');
   const sum = (a: string) => `(${a}.x + ${a}.y + ${a}.z + ${a}.w)`;
-  const val = p.w.length === 2 ? `silu_f(${sum('acc0')}) * ${sum('acc1')}` : sum('acc0');
-  L.push(`    }
-    if (n0 + lane < ${p.N}) {
-      let yi = rb + ${p.y} + n0 + lane;
+  for (const j of rows) {
+    const val = p.w.length === 2 ? `silu_f(${sum(acc(0, j))}) * ${sum(acc(1, j))}` : sum(acc(0, j));
+    L.push(`    if (n0 + lane + ${j}u * LANES < ${p.N}) {
+      let yi = rb + ${p.y} + n0 + lane + ${j}u * LANES;
       aset(yi, ${p.mode === 'add' ? 'aget(yi) + ' : ''}${val});
-    }
+    }`);
   }
+  L.push(`  }
 }`);
   return L.join('\n');
 }
@@ -219,9 +233,9 @@ export interface AttendPhase extends HeadsExpr {
 
 /**
  * softmax(q·Kᵀ·scale)·V over positions 0..pos of the row's cache, one head at a time: lanes take
- * positions in turn, first the scores (kept in the arena's scratch), then their exponentials, then
- * the weighted sum of V one vec4 of dims at a time; each lane rereads only what it wrote itself, so
- * no barrier is needed. Grouped-query heads read their key/value head h / (H / Hkv).
+ * positions in turn, first the scores (kept in the arena's scratch, with a running max and sum per
+ * lane), then the weighted sum of V one vec4 of dims at a time; each lane rereads only what it wrote
+ * itself, so no barrier is needed. Grouped-query heads read their key/value head h / (H / Hkv).
  */
 export function attendPhase(p: AttendPhase): string {
   const qd = (c: number) => `select(0.0, aget(qb + 4u * j + ${c}u), 4u * j + ${c}u < at_d)`;
@@ -235,7 +249,9 @@ export function attendPhase(p: AttendPhase): string {
     let qb = rb + ${p.q} + h * at_d;
     let kb0 = (${p.cacheOff}) / 4u + (row * ${p.kvHeads} + h / grp) * capacity * at_d4;
     let sb = rb + ${p.scores} + h * capacity;
+    // Each lane keeps a running max and sum over its positions (an online softmax), then they merge.
     var mx = -3.0e38;
+    var l = 0.0;
     for (var t = lane; t < np; t += LANES) {
       var s = 0.0;
       for (var j = 0u; j < at_d4; j++) {
@@ -243,19 +259,15 @@ export function attendPhase(p: AttendPhase): string {
       }
       s *= ${p.scale};
       aset(sb + t, s);
-      mx = max(mx, s);
+      let mn = max(mx, s);
+      l = l * exp(mx - mn) + exp(s - mn);
+      mx = mn;
     }
     let m = subgroupMax(mx);
-    var l = 0.0;
-    for (var t = lane; t < np; t += LANES) {
-      let e = exp(aget(sb + t) - m);
-      aset(sb + t, e);
-      l += e;
-    }
-    let inv = 1.0 / subgroupAdd(l);
+    let inv = 1.0 / subgroupAdd(l * exp(mx - m));
     for (var j = 0u; j < at_d4; j++) {
       var o = vec4<f32>(0.0);
-      for (var t = lane; t < np; t += LANES) { o = fma(vec4<f32>(aget(sb + t)), ${p.vc}[kb0 + t * at_d4 + j], o); }
+      for (var t = lane; t < np; t += LANES) { o = fma(vec4<f32>(exp(aget(sb + t) - m)), ${p.vc}[kb0 + t * at_d4 + j], o); }
       let r = subgroupAdd(o) * inv;
       if (lane == 0u) {
         for (var c = 0u; c < 4u; c++) { if (4u * j + c < at_d) { aset(rb + ${p.out} + h * at_d + 4u * j + c, r[c]); } }
