@@ -197,7 +197,7 @@ describe('decode attention over the cache', () => {
       const v = Float32Array.from(rand(rng, n));
       // The cache's padding lanes are zero, as the decoder keeps them.
       for (let i = 0; i < n; i++) if (i % Dp >= D) k[i] = v[i] = 0;
-      const stride = a4(H * D) * 2 + H * capacity;
+      const stride = a4(H * D) * 2;
       const arena = new Float32Array(B * stride);
       for (let b = 0; b < B; b++) arena.set(Float32Array.from(rand(rng, H * D)), b * stride);
       const A = tensor(arena, [arena.length]);
@@ -208,11 +208,9 @@ describe('decode attention over the cache', () => {
       const phase = decode.attendPhase({
         heads: P.u32(H),
         kvHeads: P.u32(Hkv),
-        headDim: P.u32(D),
+        headDim: D,
         q: P.u32(0),
         out: P.u32(a4(H * D)),
-        scores: P.u32(2 * a4(H * D)),
-        scale: P.f32(1 / Math.sqrt(D)),
         kc: 'KC',
         vc: 'VC',
         cacheOff: P.u32(0),

@@ -111,8 +111,8 @@ export class LlamaDecoder {
     const { hiddenSize: C, numHeads: H, numKvHeads: Hkv, headDim: D, intermediateSize: I, vocabSize: V } = c;
     const shape: decode.CacheShape = { heads: H, kvHeads: Hkv, headDim: D, capacity };
     // Arena of each row: x, then q, k, v back to back (one product writes all three), the attention
-    // output, the MLP hidden, the logits and the attention scores of every head.
-    const sizes = { x: C, qkv: (H + 2 * Hkv) * D, att: H * D, h: I, logits: V, scores: H * capacity };
+    // output, the MLP hidden and the logits.
+    const sizes = { x: C, qkv: (H + 2 * Hkv) * D, att: H * D, h: I, logits: V };
     const ar = {} as Record<keyof typeof sizes, number>;
     let rowStride = 0;
     for (const [k, n] of Object.entries(sizes) as Array<[keyof typeof sizes, number]>) {
@@ -120,8 +120,8 @@ export class LlamaDecoder {
       rowStride = a4(rowStride + n);
     }
     const layerCache = decode.cacheElements(shape, batch);
-    // Every size and offset is a word of P, added in the same order for every model, so that the
-    // kernel's text (and its compiled pipeline) is shared.
+    // Every size and offset but the head dim is a word of P, added in the same order for every model,
+    // so that models of one head dim share the kernel's text (and its compiled pipeline).
     const P = new decode.DecodeParams({ rowStride, batch, capacity });
     const n = {
       C: P.u32(C),
@@ -135,7 +135,6 @@ export class LlamaDecoder {
       rotary: P.u32(c.rope.rotaryDim),
       layers: P.u32(c.numLayers),
       eps: P.f32(c.rmsNormEps),
-      scale: P.f32(1 / Math.sqrt(D)),
     };
     const at = {
       x: P.u32(ar.x),
@@ -145,7 +144,6 @@ export class LlamaDecoder {
       att: P.u32(ar.att),
       h: P.u32(ar.h),
       logits: P.u32(ar.logits),
-      scores: P.u32(ar.scores),
     };
     const stride = P.u32(o.layerStride);
     const cacheOff = `l * ${P.u32(layerCache)}`;
@@ -178,11 +176,11 @@ export class LlamaDecoder {
         cacheOff,
       }),
       decode.attendPhase({
-        ...heads,
+        heads: n.H,
+        kvHeads: n.Hkv,
+        headDim: D,
         q: at.q,
         out: at.att,
-        scores: at.scores,
-        scale: n.scale,
         kc: 'KC',
         vc: 'VC',
         cacheOff,

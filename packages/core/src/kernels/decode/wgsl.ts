@@ -6,11 +6,10 @@
  * fused form exists because on lavapipe every dispatch costs about 45 µs of host and thread-pool
  * time: a tiny model's token is a few hundred µs of arithmetic spread over 30+ dispatches.
  *
- * Every size and offset is a runtime word of P (see params.ts), and no loop has a bound known at
- * compile time: lavapipe turns each per-lane load site into a gather with bounds checks, so code
- * that is unrolled or repeated per shape multiplies its compile time (a stories260K step with its
- * shapes baked in took 20-50 s of CPU to compile; a fixed text also lets one pipeline serve every
- * model, batch and capacity).
+ * Sizes and offsets are runtime words of P (see params.ts), the attention's head dim excepted:
+ * lavapipe turns each per-lane load site into a gather with bounds checks, so code unrolled or
+ * repeated per shape multiplies its compile time (a stories260K step with every shape baked in took
+ * 20-50 s of CPU to compile), and a fixed text lets one pipeline serve every batch and capacity.
  *
  * Names every phase may use (declared by decodeKernel):
  *   P      the parameter words, array<u32>; batch and capacity are its header words
@@ -46,6 +45,9 @@ export function weightArrayType(dtype: WeightDType): string {
 }
 
 const c4 = (n: number) => Math.ceil(n / 4);
+
+/** A WGSL f32 literal (a bare integer would be an i32). */
+const flt = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
 
 /**
  * Output rows per lane in a matrix-vector product: four independent gathers in flight per input load
@@ -218,60 +220,62 @@ export function ropeCachePhase(p: RopeCachePhase): string {
 }`;
 }
 
-export interface AttendPhase extends HeadsExpr {
+export interface AttendPhase {
+  heads: Expr;
+  kvHeads: Expr;
+  /**
+   * Head dim, compiled in: each lane keeps q and its weighted sum of V in registers (D/4 vec4s each),
+   * so one pass over the positions does the whole softmax. It is the one size in the text, so a
+   * kernel serves the models of one head dim.
+   */
+  headDim: number;
   /** Arena offsets of q [H·D] (already rotated) and of the output [H·D]. */
   q: Expr;
   out: Expr;
-  /** Arena offset of H·capacity scratch elements (the scores of each head). */
-  scores: Expr;
-  /** 1/√D as an f32 expression. */
-  scale: string;
   kc: string;
   vc: string;
   cacheOff: Expr;
 }
 
 /**
- * softmax(q·Kᵀ·scale)·V over positions 0..pos of the row's cache, one head at a time: lanes take
- * positions in turn, first the scores (kept in the arena's scratch, with a running max and sum per
- * lane), then the weighted sum of V one vec4 of dims at a time; each lane rereads only what it wrote
- * itself, so no barrier is needed. Grouped-query heads read their key/value head h / (H / Hkv).
+ * softmax(q·Kᵀ/√D)·V over positions 0..pos of the row's cache, one head per unit. Lanes take
+ * positions in turn with an online softmax each (running max, sum and weighted V in registers), and
+ * merge across lanes at the end; grouped-query heads read their key/value head h / (H / Hkv).
  */
 export function attendPhase(p: AttendPhase): string {
-  const qd = (c: number) => `select(0.0, aget(qb + 4u * j + ${c}u), 4u * j + ${c}u < at_d)`;
+  const D = p.headDim;
+  const D4 = c4(D);
+  const g = Array.from({ length: D4 }, (_, j) => j);
+  const qv = (j: number) =>
+    `vec4<f32>(${[0, 1, 2, 3].map((c) => (4 * j + c < D ? `aget(qb + ${4 * j + c}u)` : '0.0')).join(', ')})`;
   return `{
-  let np = st.y + 1u;
+  let pos = st.y;
   let at_h = ${p.heads};
-  let at_d = ${p.headDim};
-  let at_d4 = (at_d + 3u) / 4u;
-  let grp = at_h / ${p.kvHeads};
+  let at_hkv = ${p.kvHeads};
   for (var h = blk0; h < at_h; h += nblk) {
-    let qb = rb + ${p.q} + h * at_d;
-    let kb0 = (${p.cacheOff}) / 4u + (row * ${p.kvHeads} + h / grp) * capacity * at_d4;
-    let sb = rb + ${p.scores} + h * capacity;
-    // Each lane keeps a running max and sum over its positions (an online softmax), then they merge.
-    var mx = -3.0e38;
+    let qb = rb + ${p.q} + h * ${D}u;
+    ${g.map((j) => `let q${j} = ${qv(j)};`).join(' ')}
+    let kb0 = (${p.cacheOff}) / 4u + (row * at_hkv + h / (at_h / at_hkv)) * capacity * ${D4}u;
+    var m = -3.0e38;
     var l = 0.0;
-    for (var t = lane; t < np; t += LANES) {
-      var s = 0.0;
-      for (var j = 0u; j < at_d4; j++) {
-        s += dot(vec4<f32>(${[0, 1, 2, 3].map(qd).join(', ')}), ${p.kc}[kb0 + t * at_d4 + j]);
-      }
-      s *= ${p.scale};
-      aset(sb + t, s);
-      let mn = max(mx, s);
-      l = l * exp(mx - mn) + exp(s - mn);
-      mx = mn;
+    ${g.map((j) => `var o${j} = vec4<f32>(0.0);`).join(' ')}
+    for (var t = lane; t <= pos; t += LANES) {
+      let kb = kb0 + t * ${D4}u;
+      let s = (${g.map((j) => `dot(q${j}, ${p.kc}[kb + ${j}u])`).join(' + ')}) * ${flt(1 / Math.sqrt(D))};
+      let mn = max(m, s);
+      let c = exp(m - mn);
+      let e = exp(s - mn);
+      l = l * c + e;
+      ${g.map((j) => `o${j} = o${j} * c + e * ${p.vc}[kb + ${j}u];`).join('\n      ')}
+      m = mn;
     }
-    let m = subgroupMax(mx);
-    let inv = 1.0 / subgroupAdd(l * exp(mx - m));
-    for (var j = 0u; j < at_d4; j++) {
-      var o = vec4<f32>(0.0);
-      for (var t = lane; t < np; t += LANES) { o = fma(vec4<f32>(exp(aget(sb + t) - m)), ${p.vc}[kb0 + t * at_d4 + j], o); }
-      let r = subgroupAdd(o) * inv;
-      if (lane == 0u) {
-        for (var c = 0u; c < 4u; c++) { if (4u * j + c < at_d) { aset(rb + ${p.out} + h * at_d + 4u * j + c, r[c]); } }
-      }
+    let mx = subgroupMax(m);
+    let f = exp(m - mx);
+    let tot = subgroupAdd(l * f);
+    ${g.map((j) => `let r${j} = subgroupAdd(o${j} * f) / tot;`).join(' ')}
+    if (lane == 0u) {
+      let ob = rb + ${p.out} + h * ${D}u;
+      ${Array.from({ length: D }, (_, d) => `aset(ob + ${d}u, r${d >> 2}[${d & 3}]);`).join(' ')}
     }
   }
 }`;
