@@ -2,7 +2,8 @@
  * The single-token decode phases, each run as a kernel of its own on random odd shapes against a
  * float64 reference: matrix-vector products (f32, f16 and bf16 weights, with RMSNorm, SwiGLU and
  * residual variants), attention over a cache (odd head dims and cache lengths, grouped-query
- * heads), rotary + cache write, and the greedy token choice.
+ * heads), rotary + cache write, and the token choice: greedy, and top-k / top-p sampling against
+ * a CPU implementation of the same draw.
  */
 import { describe, expect, it } from 'vitest';
 import { decode, getDevice, Rng, type Tensor, tensor } from '../src/node.js';
@@ -250,6 +251,104 @@ describe('decode attention over the cache', () => {
   }
 });
 
+describe('decode rotary + cache write', () => {
+  const cases: Array<[number, number, number, number, number[]]> = [
+    // heads, kv heads, head dim, rotary dims, position of each row
+    [4, 2, 7, 6, [0, 11]],
+    [3, 3, 10, 4, [5, 2]],
+    [6, 1, 8, 8, [12, 7]],
+  ];
+  for (const [H, Hkv, D, R, pos] of cases) {
+    it(`H=${H} Hkv=${Hkv} D=${D} rotary ${R} at positions ${pos} equals the float64 reference`, async () => {
+      const rng = new Rng(H * 7 + D * 3 + R);
+      const B = pos.length;
+      const capacity = 13;
+      const R2 = R / 2;
+      const Dp = a4(D);
+      // Arena per row: q [H·D], k and v [Hkv·D] back to back.
+      const kOff = H * D;
+      const vOff = kOff + Hkv * D;
+      const stride = a4(vOff + Hkv * D);
+      const arena = Float32Array.from(rand(rng, B * stride));
+      const inv = Array.from({ length: R2 }, (_, i) => 10000 ** ((-2 * i) / R));
+      const table = new Float32Array(capacity * R2 * 2);
+      for (let p = 0; p < capacity; p++)
+        for (let i = 0; i < R2; i++) {
+          table[(p * R2 + i) * 2] = Math.cos(p * inv[i]);
+          table[(p * R2 + i) * 2 + 1] = Math.sin(p * inv[i]);
+        }
+      const shape = { heads: H, kvHeads: Hkv, headDim: D, capacity };
+      const n = decode.cacheElements(shape, B);
+      const A = tensor(arena.slice(), [arena.length]);
+      const T = tensor(table, [table.length]);
+      const KC = tensor(new Float32Array(n), [n]);
+      const VC = tensor(new Float32Array(n), [n]);
+      const S = state(B, capacity, pos);
+      const P = new decode.DecodeParams({ rowStride: stride, batch: B, capacity });
+      const phase = decode.ropeCachePhase({
+        heads: P.u32(H),
+        kvHeads: P.u32(Hkv),
+        headDim: P.u32(D),
+        q: P.u32(0),
+        k: P.u32(kOff),
+        v: P.u32(vOff),
+        rotaryDim: P.u32(R),
+        table: { buf: 'T', off: P.u32(0) },
+        kc: 'KC',
+        vc: 'VC',
+        cacheOff: P.u32(0),
+      });
+      await run(
+        [
+          ['T', 'vec4<f32>', 'read', T],
+          ['A', 'vec4<f32>', 'read_write', A],
+          ['KC', 'vec4<f32>', 'read_write', KC],
+          ['VC', 'vec4<f32>', 'read_write', VC],
+          ['S', 'u32', 'read_write', S],
+        ],
+        phase,
+        P,
+        [2, B, 1],
+      );
+      const gotA = (await A.data()) as Float32Array;
+      const gotK = (await KC.data()) as Float32Array;
+      const gotV = (await VC.data()) as Float32Array;
+      // Rotate-half on pairs (i, i + R/2) of the leading R dims; the rest pass through.
+      const rotate = (x: ArrayLike<number>, p: number) =>
+        Array.from({ length: D }, (_, d) => {
+          if (d >= R) return x[d];
+          const i = d % R2;
+          const [c, s] = [Math.cos(p * inv[i]), Math.sin(p * inv[i])];
+          return d < R2 ? x[i] * c - x[i + R2] * s : x[i + R2] * c + x[i] * s;
+        });
+      const wantK = new Float64Array(n);
+      const wantV = new Float64Array(n);
+      for (let b = 0; b < B; b++) {
+        const row = arena.subarray(b * stride, (b + 1) * stride);
+        const q = Array.from({ length: H }, (_, h) =>
+          rotate(row.subarray(h * D, (h + 1) * D), pos[b]),
+        ).flat();
+        const got = gotA.subarray(b * stride, b * stride + H * D);
+        expect(maxErr(got, q), `q of row ${b}`).toBeLessThan(1e-6);
+        // k and v themselves are left as they were.
+        expect(gotA.subarray(b * stride + kOff, (b + 1) * stride)).toEqual(row.subarray(kOff));
+        for (let kh = 0; kh < Hkv; kh++) {
+          const k = rotate(row.subarray(kOff + kh * D, kOff + (kh + 1) * D), pos[b]);
+          const cell = ((b * Hkv + kh) * capacity + pos[b]) * Dp;
+          for (let d = 0; d < D; d++) {
+            wantK[cell + d] = k[d];
+            wantV[cell + d] = row[vOff + kh * D + d];
+          }
+        }
+      }
+      // Every other cache cell (other positions, the padding dims) stays zero.
+      expect(maxErr(gotK, wantK)).toBeLessThan(1e-6);
+      expect(maxErr(gotV, wantV)).toBeLessThan(1e-6);
+      for (const t of [A, T, KC, VC, S]) t.dispose();
+    });
+  }
+});
+
 describe('decode token choice', () => {
   it('greedy takes the first largest logit, past NaN, and advances the row', async () => {
     const V = 45;
@@ -293,4 +392,96 @@ describe('decode token choice', () => {
     expect(s[decode.historyOffset(B, capacity, 0) + 3]).toBe(7);
     for (const t of [A2, S]) t.dispose();
   });
+
+  /** pcg-based uniform in [0, 1) of (seed, stream, position), as the kernel draws it. */
+  const pcg = (v: number) => {
+    const st = (Math.imul(v, 747796405) + 2891336453) >>> 0;
+    const w = Math.imul(((st >>> ((st >>> 28) + 4)) ^ st) >>> 0, 277803737) >>> 0;
+    return ((w >>> 22) ^ w) >>> 0;
+  };
+  const uniform = (seed: number, stream: number, p: number) =>
+    (pcg((pcg((pcg(seed) ^ stream) >>> 0) ^ p) >>> 0) >>> 8) / 16777216;
+
+  /**
+   * The draw on the CPU: keep the top-k logits, then the fewest largest that hold top-p of the mass
+   * (ties at a cut-off kept), and invert the CDF of the kept weights in id order.
+   */
+  function sampleRef(logits: number[], topK: number, topP: number, temp: number, u: number): number {
+    const mx = Math.max(...logits);
+    const order = logits.map((_, i) => i).sort((a, b) => logits[b] - logits[a]);
+    let cut = topK > 0 && topK < logits.length ? logits[order[topK - 1]] : -Infinity;
+    const w = (x: number, c: number) => (x >= c ? Math.exp((x - mx) / temp) : 0);
+    const total = logits.reduce((a, x) => a + w(x, cut), 0);
+    if (topP < 1) {
+      let mass = 0;
+      for (const i of order) {
+        if (logits[i] < cut) break;
+        mass += w(logits[i], cut);
+        if (mass >= topP * total) {
+          cut = Math.max(cut, logits[i]);
+          break;
+        }
+      }
+    }
+    const kept = logits.reduce((a, x) => a + w(x, cut), 0);
+    let cum = 0;
+    for (const [i, x] of logits.entries()) {
+      cum += w(x, cut);
+      if (w(x, cut) > 0 && cum > u * kept) return i;
+    }
+    return order[0];
+  }
+
+  const settings: Array<[number, number, number]> = [
+    // top-k, top-p, temperature
+    [5, 1, 1],
+    [0, 0.6, 1],
+    [12, 0.9, 0.7],
+    [0, 1, 1.5],
+    [1, 1, 1],
+  ];
+  for (const [topK, topP, temp] of settings) {
+    it(`top-k ${topK}, top-p ${topP}, temperature ${temp}: the CPU's draw for each of 6 rows`, async () => {
+      const V = 37;
+      const B = 6;
+      const capacity = 16;
+      const seed = 1234;
+      const rng = new Rng(topK * 100 + Math.round(topP * 10) + temp * 1000);
+      const logits = Array.from({ length: B }, () => Array.from(rand(rng, V), (x) => Math.fround(3 * x)));
+      const stride = a4(V);
+      const arena = new Float32Array(B * stride);
+      logits.forEach((l, b) => {
+        arena.set(l, b * stride);
+      });
+      const pos = [3, 9, 0, 14, 6, 1];
+      const S = state(B, capacity, pos);
+      const words = (await S.data()) as Int32Array;
+      const header = new Float32Array(new Int32Array([topK, 0, 0, seed]).buffer);
+      header[1] = topP;
+      header[2] = 1 / temp;
+      words.set(new Int32Array(header.buffer));
+      // Stream ids 40, 41, ...: each row's draw depends only on the seed, its stream and position.
+      for (let b = 0; b < B; b++) words[decode.STATE_HEADER + b * decode.ROW_WORDS + 4] = 40 + b;
+      const S2 = tensor(words, [words.length], 'i32');
+      const A2 = tensor(arena, [arena.length]);
+      const P = new decode.DecodeParams({ rowStride: stride, batch: B, capacity });
+      await run(
+        [
+          ['A', 'vec4<f32>', 'read_write', A2],
+          ['S', 'u32', 'read_write', S2],
+        ],
+        decode.samplePhase({ V: P.u32(V), logits: P.u32(0), greedy: false }),
+        P,
+        [1, B, 1],
+      );
+      const out = (await S2.data()) as Int32Array;
+      const got = Array.from({ length: B }, (_, b) => out[decode.STATE_HEADER + b * decode.ROW_WORDS]);
+      const want = logits.map((l, b) => sampleRef(l, topK, topP, temp, uniform(seed, 40 + b, pos[b])));
+      expect(got).toEqual(want);
+      if (topK === 1) expect(got).toEqual(logits.map((l) => l.indexOf(Math.max(...l))));
+      // Different draws happen: the rows do not all take their argmax unless top-k is 1.
+      else expect(got).not.toEqual(logits.map((l) => l.indexOf(Math.max(...l))));
+      for (const t of [A2, S, S2]) t.dispose();
+    });
+  }
 });

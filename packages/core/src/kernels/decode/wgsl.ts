@@ -352,21 +352,21 @@ export function samplePhase(p: { V: Expr; logits: Expr; greedy: boolean }): stri
     for (var v = lo; v < hi; v++) { part += pw(${lg('v')}, mx, invt, pcut); }
     let before = subgroupExclusiveAdd(part);
     let kept = subgroupAdd(part);
-    let target = uhash(S[3], S[${STATE_HEADER}u + row * ${ROW_WORDS}u + 4u], st.y) * kept;
+    let goal = uhash(S[3], S[${STATE_HEADER}u + row * ${ROW_WORDS}u + 4u], st.y) * kept;
     var pick = 0xffffffffu;
     var last = 0u;
-    if (target >= before && target < before + part) {
+    if (goal >= before && goal < before + part) {
       var cum = before;
       for (var v = lo; v < hi; v++) {
         let w = pw(${lg('v')}, mx, invt, pcut);
         cum += w;
         if (w > 0.0) { last = v; }
-        if (w > 0.0 && cum > target && pick == 0xffffffffu) { pick = v; }
+        if (w > 0.0 && cum > goal && pick == 0xffffffffu) { pick = v; }
       }
     }
     for (var v = lane; v < ${V}; v += LANES) { if (pw(${lg('v')}, mx, invt, pcut) > 0.0) { last = max(last, v); } }
     chosen = subgroupMin(pick);
-    // Rounding can leave the target a hair past the last kept token.
+    // Rounding can leave the goal a hair past the last kept token.
     if (chosen == 0xffffffffu) { chosen = subgroupMax(last); }`;
   return `{
   var chosen = 0u;
