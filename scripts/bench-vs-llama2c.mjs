@@ -69,23 +69,24 @@ try {
     '--out',
     model,
   ]);
+  const bench = (newTokens, ...flags) =>
+    JSON.parse(
+      run('node', [
+        cli,
+        'bench',
+        '--generate',
+        '--model',
+        model,
+        '--prompt',
+        PROMPT,
+        '--new-tokens',
+        String(newTokens),
+        '--json',
+        ...flags,
+      ]).stdout,
+    ).generate;
   // The prompt's tokens count toward run.c's steps; the decode span is the rest.
-  const promptTokens = JSON.parse(
-    run('node', [
-      cli,
-      'bench',
-      '--generate',
-      '--model',
-      model,
-      '--prompt',
-      PROMPT,
-      '--new-tokens',
-      '1',
-      '--runs',
-      '1',
-      '--json',
-    ]).stdout,
-  ).generate.promptTokens;
+  const promptTokens = bench(1, '--runs', '1').promptTokens;
   const best = { llama2c: 0, sharelora: 0 };
   for (let r = 0; r < rounds; r++) {
     const c = run(exe, [
@@ -102,24 +103,11 @@ try {
     const tps = Number((c.stderr + c.stdout).match(/achieved tok\/s: ([\d.]+)/)?.[1]);
     if (!Number.isFinite(tps)) throw new Error(`run.c printed no tokens/s:\n${c.stderr}`);
     best.llama2c = Math.max(best.llama2c, tps);
-    const ours = JSON.parse(
-      run('node', [
-        cli,
-        'bench',
-        '--generate',
-        '--model',
-        model,
-        '--prompt',
-        PROMPT,
-        '--new-tokens',
-        String(steps - promptTokens),
-        '--json',
-      ]).stdout,
-    );
-    best.sharelora = Math.max(best.sharelora, ours.generate.decodeTokensPerSec);
+    const ours = bench(steps - promptTokens);
+    best.sharelora = Math.max(best.sharelora, ours.decodeTokensPerSec);
     if (!values.json)
       console.error(
-        `round ${r + 1}/${rounds}: run.c ${tps.toFixed(0)} tokens/s, sharelora ${ours.generate.decodeTokensPerSec.toFixed(0)} tokens/s`,
+        `round ${r + 1}/${rounds}: run.c ${tps.toFixed(0)} tokens/s, sharelora ${ours.decodeTokensPerSec.toFixed(0)} tokens/s`,
       );
   }
   const result = { ...cpuInfo(), rounds, steps, tokensPerSec: best, ratio: best.sharelora / best.llama2c };

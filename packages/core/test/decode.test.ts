@@ -13,12 +13,14 @@ import { useGpu } from './gpu.js';
 useGpu();
 const a4 = (n: number) => Math.ceil(n / 4) * 4;
 
+type Binding = [string, string, 'read' | 'read_write', Tensor];
+
 /**
  * Runs one kernel over P and the given tensors (bound whole, in order: weights..., A, [KC, VC,] S).
  * Shapes live in P, so each phase compiles once for all the cases of a describe block.
  */
 async function run(
-  bindings: Array<[string, string, 'read' | 'read_write', Tensor]>,
+  bindings: Binding[],
   body: string,
   params: decode.DecodeParams,
   workgroups: [number, number, number],
@@ -42,6 +44,14 @@ async function run(
   await dev.sync();
   P.dispose();
 }
+
+/** The arena, K and V caches and state, as the cache phases bind them. */
+const cacheBindings = (A: Tensor, KC: Tensor, VC: Tensor, S: Tensor): Binding[] => [
+  ['A', 'vec4<f32>', 'read_write', A],
+  ['KC', 'vec4<f32>', 'read_write', KC],
+  ['VC', 'vec4<f32>', 'read_write', VC],
+  ['S', 'u32', 'read_write', S],
+];
 
 /** State with every row at position `pos[b]` (prompt length 0: the sampler would pick). */
 function state(B: number, capacity: number, pos: number[], tok: number[] = []): Tensor {
@@ -150,7 +160,7 @@ describe('decode matvec', () => {
           ...(kind === 'plain' ? [] : [['G', 'vec4<f32>', 'read', G] as const]),
           ['A', 'vec4<f32>', 'read_write', A],
           ['S', 'u32', 'read_write', S],
-        ] as Array<[string, string, 'read' | 'read_write', Tensor]>,
+        ] as Binding[],
         phase,
         P,
         [2, B, 1],
@@ -216,17 +226,7 @@ describe('decode attention over the cache', () => {
         vc: 'VC',
         cacheOff: P.u32(0),
       });
-      await run(
-        [
-          ['A', 'vec4<f32>', 'read_write', A],
-          ['KC', 'vec4<f32>', 'read_write', KC],
-          ['VC', 'vec4<f32>', 'read_write', VC],
-          ['S', 'u32', 'read_write', S],
-        ],
-        phase,
-        P,
-        [2, B, 1],
-      );
+      await run(cacheBindings(A, KC, VC, S), phase, P, [2, B, 1]);
       const out = (await A.data()) as Float32Array;
       for (let b = 0; b < B; b++) {
         const want: number[] = [];
@@ -298,18 +298,7 @@ describe('decode rotary + cache write', () => {
         vc: 'VC',
         cacheOff: P.u32(0),
       });
-      await run(
-        [
-          ['T', 'vec4<f32>', 'read', T],
-          ['A', 'vec4<f32>', 'read_write', A],
-          ['KC', 'vec4<f32>', 'read_write', KC],
-          ['VC', 'vec4<f32>', 'read_write', VC],
-          ['S', 'u32', 'read_write', S],
-        ],
-        phase,
-        P,
-        [2, B, 1],
-      );
+      await run([['T', 'vec4<f32>', 'read', T], ...cacheBindings(A, KC, VC, S)], phase, P, [2, B, 1]);
       const gotA = (await A.data()) as Float32Array;
       const gotK = (await KC.data()) as Float32Array;
       const gotV = (await VC.data()) as Float32Array;
