@@ -110,8 +110,13 @@ const maxErr = (got: ArrayLike<number>, want: ArrayLike<number>) => {
 };
 
 describe('decode matvec', () => {
-  const cases: Array<[number, number, decode.WeightDType, 'plain' | 'norm-add' | 'swiglu']> = [
+  // gated: the input is silu(x) * x'; flags-off: norm, gate and add present but switched off at runtime.
+  const cases: Array<
+    [number, number, decode.WeightDType, 'plain' | 'norm-add' | 'swiglu' | 'gated' | 'flags-off']
+  > = [
     [13, 37, 'f32', 'plain'],
+    [19, 30, 'f32', 'gated'],
+    [11, 21, 'f32', 'flags-off'],
     [29, 64, 'f32', 'norm-add'],
     [17, 24, 'bf16', 'swiglu'],
     [33, 7, 'f16', 'norm-add'],
@@ -124,13 +129,18 @@ describe('decode matvec', () => {
       const B = 3;
       const xo = 0;
       const yo = a4(K);
-      const stride = a4(K) + a4(N);
+      // x, y, the scratch where a normed or gated input is built, x'.
+      const so = yo + a4(N);
+      const uo = so + a4(K);
+      const stride = uo + a4(K);
       const arena = new Float32Array(B * stride);
       const xs = Array.from({ length: B }, () => rand(rng, K));
       const y0 = Array.from({ length: B }, () => rand(rng, N));
+      const ups = Array.from({ length: B }, () => rand(rng, K));
       for (let b = 0; b < B; b++) {
         arena.set(Float32Array.from(xs[b]), b * stride + xo);
         arena.set(Float32Array.from(y0[b]), b * stride + yo);
+        arena.set(Float32Array.from(ups[b]), b * stride + uo);
       }
       const w0 = weightTensor(padRows(rand(rng, N * K), K), dtype);
       const w1 = weightTensor(padRows(rand(rng, N * K), K), dtype);
@@ -142,22 +152,33 @@ describe('decode matvec', () => {
       const type = decode.weightArrayType(dtype);
       const P = new decode.DecodeParams({ rowStride: stride, batch: B, capacity: 1 });
       const ref = (buf: string): decode.WeightRef => ({ buf, off: P.u32(0), dtype });
+      const normed = kind === 'norm-add' || kind === 'swiglu' || kind === 'flags-off';
       const phase = decode.matvecPhase({
         w: kind === 'swiglu' ? [ref('W0'), ref('W1')] : [ref('W0')],
         N: P.u32(N),
         K: P.u32(K),
         x: P.u32(xo),
         y: P.u32(yo),
-        mode: kind === 'norm-add' ? 'add' : 'set',
-        norm:
-          kind === 'plain' ? undefined : { g: { buf: 'G', off: P.u32(0), dtype: 'f32' }, eps: P.f32(eps) },
+        mode: kind === 'norm-add' ? 'add' : kind === 'flags-off' ? { addIf: P.u32(0) } : 'set',
+        norm: normed
+          ? {
+              g: { buf: 'G', off: P.u32(0), dtype: 'f32' },
+              eps: P.f32(eps),
+              when: P.u32(kind === 'flags-off' ? 0 : 1),
+            }
+          : undefined,
+        gated:
+          kind === 'gated' || kind === 'flags-off'
+            ? { up: P.u32(uo), when: P.u32(kind === 'gated' ? 1 : 0) }
+            : undefined,
+        scratch: P.u32(so),
       });
       // Auto layouts drop bindings a shader never uses: bind only what this variant reads.
       await run(
         [
           ['W0', type, 'read', w0.t],
           ...(kind === 'swiglu' ? [['W1', type, 'read', w1.t] as const] : []),
-          ...(kind === 'plain' ? [] : [['G', 'vec4<f32>', 'read', G] as const]),
+          ...(normed ? [['G', 'vec4<f32>', 'read', G] as const] : []),
           ['A', 'vec4<f32>', 'read_write', A],
           ['S', 'u32', 'read_write', S],
         ] as Binding[],
@@ -168,7 +189,8 @@ describe('decode matvec', () => {
       const out = (await A.data()) as Float32Array;
       for (let b = 0; b < B; b++) {
         let x = xs[b].map((v) => Math.fround(v));
-        if (kind !== 'plain') {
+        if (kind === 'gated') x = x.map((v, k) => (v / (1 + Math.exp(-v))) * Math.fround(ups[b][k]));
+        if (kind === 'norm-add' || kind === 'swiglu') {
           const ms = x.reduce((s, v) => s + v * v, 0) / K;
           x = x.map((v, k) => (v / Math.sqrt(ms + eps)) * g[k]);
         }

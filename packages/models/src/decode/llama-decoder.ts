@@ -111,8 +111,16 @@ export class LlamaDecoder {
     const { hiddenSize: C, numHeads: H, numKvHeads: Hkv, headDim: D, intermediateSize: I, vocabSize: V } = c;
     const shape: decode.CacheShape = { heads: H, kvHeads: Hkv, headDim: D, capacity };
     // Arena of each row: x, then q, k, v back to back (one product writes all three), the attention
-    // output, the MLP hidden and the logits.
-    const sizes = { x: C, qkv: (H + 2 * Hkv) * D, att: H * D, h: I, logits: V };
+    // output, the MLP's gate and up halves (one product, the up half 4-aligned), the logits and the
+    // scratch where a product's normed or gated input is built.
+    const sizes = {
+      x: C,
+      qkv: (H + 2 * Hkv) * D,
+      att: H * D,
+      h: a4(I) + I,
+      logits: V,
+      scratch: Math.max(C, I),
+    };
     const ar = {} as Record<keyof typeof sizes, number>;
     let rowStride = 0;
     for (const [k, n] of Object.entries(sizes) as Array<[keyof typeof sizes, number]>) {
@@ -126,12 +134,9 @@ export class LlamaDecoder {
     const n = {
       C: P.u32(C),
       V: P.u32(V),
-      I: P.u32(I),
       H: P.u32(H),
       Hkv: P.u32(Hkv),
       D: P.u32(D),
-      HD: P.u32(H * D),
-      QKV: P.u32(sizes.qkv),
       rotary: P.u32(c.rope.rotaryDim),
       layers: P.u32(c.numLayers),
       eps: P.f32(c.rmsNormEps),
@@ -142,73 +147,73 @@ export class LlamaDecoder {
       k: P.u32(ar.qkv + H * D),
       v: P.u32(ar.qkv + (H + Hkv) * D),
       att: P.u32(ar.att),
-      h: P.u32(ar.h),
       logits: P.u32(ar.logits),
     };
     const stride = P.u32(o.layerStride);
     const cacheOff = `l * ${P.u32(layerCache)}`;
-    const wref = (off: number): decode.WeightRef => ({ buf: 'W', off: P.u32(off), dtype: 'f32' });
-    const lw = (k: keyof LayerOffsets): decode.WeightRef => ({
-      buf: 'W',
-      off: `${P.u32(o.layer[k])} + l * ${stride}`,
-      dtype: 'f32',
-    });
     const heads = { heads: n.H, kvHeads: n.Hkv, headDim: n.D };
-    const layer = decode.inOrder([
-      decode.matvecPhase({
-        w: [lw('qkv')],
-        N: n.QKV,
-        K: n.C,
-        x: at.x,
-        y: at.q,
-        mode: 'set',
-        norm: { g: lw('inNorm'), eps: n.eps },
-      }),
-      decode.ropeCachePhase({
-        ...heads,
-        q: at.q,
-        k: at.k,
-        v: at.v,
-        rotaryDim: n.rotary,
-        table: { buf: 'W', off: P.u32(o.rope) },
-        kc: 'KC',
-        vc: 'VC',
-        cacheOff,
-      }),
-      decode.attendPhase({
-        heads: n.H,
-        kvHeads: n.Hkv,
-        headDim: D,
-        q: at.q,
-        out: at.att,
-        kc: 'KC',
-        vc: 'VC',
-        cacheOff,
-      }),
-      decode.matvecPhase({ w: [lw('o')], N: n.C, K: n.HD, x: at.att, y: at.x, mode: 'add' }),
-      decode.matvecPhase({
-        w: [lw('gate'), lw('up')],
-        N: n.I,
-        K: n.C,
-        x: at.x,
-        y: at.h,
-        mode: 'set',
-        norm: { g: lw('postNorm'), eps: n.eps },
-      }),
-      decode.matvecPhase({ w: [lw('down')], N: n.C, K: n.I, x: at.h, y: at.x, mode: 'add' }),
+    // The step's five matrix-vector products (q/k/v, o, gate/up, down per layer, then the output
+    // head) are rows of a table that one copy of the product's code reads at runtime: each copy is
+    // seconds of lavapipe compile time. Flags: 1 adds to y, 2 input is SwiGLU of its two halves,
+    // 4 RMSNorm of the input, 8 offsets advance per layer.
+    const L0 = o.layer;
+    // Each row: N, K, x, y, weight, norm weight (read only with flag 4), flags.
+    const table = P.table([
+      ...[sizes.qkv, C, ar.x, ar.qkv, L0.qkv, L0.inNorm, 4 | 8],
+      ...[C, H * D, ar.att, ar.x, L0.o, L0.inNorm, 1 | 8],
+      ...[sizes.h, C, ar.x, ar.h, L0.gateUp, L0.postNorm, 4 | 8],
+      ...[C, I, ar.h, ar.x, L0.down, L0.inNorm, 1 | 2 | 8],
+      ...[V, C, ar.x, ar.logits, o.lmHead, o.finalNorm, 4],
     ]);
+    const mv = (j: number) => `P[${table}u + d * 7u + ${j}u]`;
+    const flags = mv(6);
+    const w = (j: number): decode.WeightRef => ({ buf: 'W', off: `${mv(j)} + lo`, dtype: 'f32' });
+    const up = P.u32(ar.h + a4(I));
     const body = decode.inOrder([
-      decode.embedPhase({ e: wref(o.embed), C: n.C, V: n.V, x: at.x }),
-      `for (var l = 0u; l < ${n.layers}; l++) {\n${layer}\nstorageBarrier();\n}`,
-      decode.matvecPhase({
-        w: [wref(o.lmHead)],
-        N: n.V,
-        K: n.C,
-        x: at.x,
-        y: at.logits,
-        mode: 'set',
-        norm: { g: wref(o.finalNorm), eps: n.eps },
-      }),
+      decode.embedPhase({ e: { buf: 'W', off: P.u32(o.embed), dtype: 'f32' }, C: n.C, V: n.V, x: at.x }),
+      `for (var i = 0u; i <= 4u * ${n.layers}; i++) {
+  let l = i / 4u;
+  let d = select(i % 4u, 4u, i == 4u * ${n.layers});
+  let lo = select(0u, l * ${stride}, (${flags} & 8u) != 0u);
+  if (d == 1u) {
+${decode.inOrder([
+  decode.ropeCachePhase({
+    ...heads,
+    q: at.q,
+    k: at.k,
+    v: at.v,
+    rotaryDim: n.rotary,
+    table: { buf: 'W', off: P.u32(o.rope) },
+    kc: 'KC',
+    vc: 'VC',
+    cacheOff,
+  }),
+  decode.attendPhase({
+    heads: n.H,
+    kvHeads: n.Hkv,
+    headDim: D,
+    q: at.q,
+    out: at.att,
+    kc: 'KC',
+    vc: 'VC',
+    cacheOff,
+  }),
+])}
+  storageBarrier();
+  }
+${decode.matvecPhase({
+  w: [w(4)],
+  N: mv(0),
+  K: mv(1),
+  x: mv(2),
+  y: mv(3),
+  mode: { addIf: `${flags} & 1u` },
+  norm: { g: w(5), eps: n.eps, when: `${flags} & 4u` },
+  gated: { up, when: `${flags} & 2u` },
+  scratch: P.u32(ar.scratch),
+})}
+  storageBarrier();
+}`,
       decode.samplePhase({ V: n.V, logits: at.logits, greedy }),
     ]);
     const wgsl = decode.decodeKernel({
@@ -348,8 +353,8 @@ interface LayerOffsets {
   qkv: number;
   o: number;
   postNorm: number;
-  gate: number;
-  up: number;
+  /** Gate rows, zero rows up to a multiple of 4, up rows. */
+  gateUp: number;
   down: number;
 }
 
@@ -383,8 +388,14 @@ async function packWeights(
       qkv: p.addMatrix(concat(qkv), C),
       o: p.addMatrix(await f32(a.o_proj.weight.value), H * D),
       postNorm: p.add(await f32(layer.post_attention_layernorm.weight.value)),
-      gate: p.addMatrix(await f32(m.gate_proj.weight.value), C),
-      up: p.addMatrix(await f32(m.up_proj.weight.value), C),
+      gateUp: p.addMatrix(
+        concat([
+          await f32(m.gate_proj.weight.value),
+          new Float32Array((a4(I) - I) * C),
+          await f32(m.up_proj.weight.value),
+        ]),
+        C,
+      ),
       down: p.addMatrix(await f32(m.down_proj.weight.value), I),
     };
     layerOffsets.push(off);

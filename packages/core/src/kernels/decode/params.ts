@@ -40,6 +40,16 @@ export class DecodeParams {
     return `bitcast<f32>(P[${this.words.length - 1}u])`;
   }
 
+  /**
+   * Adds consecutive u32 words (a table a kernel indexes at runtime); returns the index of the first,
+   * so that word j is `P[first + j]`.
+   */
+  table(values: readonly number[]): number {
+    const first = this.words.length;
+    for (const v of values) this.u32(v);
+    return first;
+  }
+
   /** The words, to upload as binding P. */
   data(): Uint32Array {
     return Uint32Array.from(this.words);

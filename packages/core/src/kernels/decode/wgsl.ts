@@ -86,44 +86,79 @@ export interface MatvecPhase {
   x: Expr;
   /** Arena offset of the output. */
   y: Expr;
-  /** 'set' writes y, 'add' adds to it (a residual connection). */
-  mode: 'set' | 'add';
-  /** RMSNorm of the input applied on the fly: its weight (f32 [K], padded like a row) and epsilon (an f32 expression). */
-  norm?: { g: WeightRef; eps: string };
+  /** 'set' writes y, 'add' adds to it (a residual connection); `addIf` adds where it is nonzero. */
+  mode: 'set' | 'add' | { addIf: Expr };
+  /**
+   * RMSNorm of the input: its weight (f32 [K], padded like a row), epsilon (an f32 expression) and,
+   * optionally, a runtime flag: where it is zero the input is used as it is.
+   */
+  norm?: { g: WeightRef; eps: string; when?: Expr };
+  /**
+   * The input is silu(x) * x' with x' at arena offset `up` (a multiple of 4): the SwiGLU of a
+   * gate/up product that wrote both halves. Where `when` is zero, x is used as it is.
+   */
+  gated?: { up: Expr; when?: Expr };
+  /** Arena offset (a multiple of 4) of K elements where a normed or gated input is built first. */
+  scratch?: Expr;
 }
 
-/** y = W·x (+ y), optionally of RMSNorm(x) and with a SwiGLU pair of weights. */
+/**
+ * y = W·x (+ y), optionally of RMSNorm(x) or of a gated input, and with a SwiGLU pair of weights.
+ * A normed or gated input is built once in the scratch (then a barrier), so that the weight loop
+ * is gathers and FMAs only; the runtime flags let one copy of the code serve every product of a
+ * step, and each copy is a dozen gather sites for lavapipe to compile.
+ */
 export function matvecPhase(p: MatvecPhase): string {
   // acc{i}_{j}: weight i, the lane's j-th row (rows n0 + lane + j·LANES).
   const rows = Array.from({ length: MV_ROWS }, (_, j) => j);
   const acc = (i: number, j: number) => `acc${i}_${j}`;
+  const flag = (f: Expr | undefined) => (f ? `(${f}) != 0u` : 'true');
   const L = [
     `{
   let mv_k4 = (${p.K} + 3u) / 4u;
-  let mv_x = (rb + ${p.x}) / 4u;`,
+  var mv_x = (rb + ${p.x}) / 4u;`,
   ];
-  if (p.norm)
-    L.push(`  var ss = 0.0;
+  if (p.norm || p.gated) {
+    if (!p.scratch) throw new Error('matvecPhase: a normed or gated input needs a scratch offset');
+    const steps: string[] = [];
+    if (p.norm) steps.push(`if (${flag(p.norm.when)}) { v = v * inv_rms * ${wVec(p.norm.g, 'k')}; }`);
+    if (p.gated)
+      steps.push(`if (${flag(p.gated.when)}) { v = silu4(v) * A[(rb + ${p.gated.up}) / 4u + k]; }`);
+    if (p.norm)
+      L.push(`  var ss = 0.0;
   for (var k = 0u; k < mv_k4; k++) { let v = A[mv_x + k]; ss += dot(v, v); }
   let inv_rms = inverseSqrt(ss / f32(${p.K}) + ${p.norm.eps});`);
+    L.push(`  let mv_s = (rb + ${p.scratch}) / 4u;
+  for (var k = lane; k < mv_k4; k += LANES) {
+    var v = A[mv_x + k];
+    ${steps.join('\n    ')}
+    A[mv_s + k] = v;
+  }
+  mv_x = mv_s;
+  storageBarrier();`);
+  }
   L.push(`  for (var n0 = blk0 * LANES * ${MV_ROWS}u; n0 < ${p.N}; n0 += nblk * LANES * ${MV_ROWS}u) {`);
   for (const j of rows) {
     L.push(`    let wrow${j} = min(n0 + lane + ${j}u * LANES, ${p.N} - 1u) * mv_k4;`);
     L.push(`    ${p.w.map((_, i) => `var ${acc(i, j)} = vec4<f32>(0.0);`).join(' ')}`);
   }
   L.push(`    for (var k = 0u; k < mv_k4; k++) {
-      var xv = A[mv_x + k];`);
-  if (p.norm) L.push(`      xv = xv * inv_rms * ${wVec(p.norm.g, 'k')};`);
-  for (const j of rows)
-    for (const [i, w] of p.w.entries())
-      L.push(`      ${acc(i, j)} = fma(${wVec(w, `wrow${j} + k`)}, xv, ${acc(i, j)});`);
+      let xv = A[mv_x + k];`);
+  for (const [i, w] of p.w.entries())
+    for (const j of rows) L.push(`      ${acc(i, j)} = fma(${wVec(w, `wrow${j} + k`)}, xv, ${acc(i, j)});`);
   L.push('    }');
   const sum = (a: string) => `(${a}.x + ${a}.y + ${a}.z + ${a}.w)`;
+  const prev =
+    p.mode === 'set'
+      ? ''
+      : p.mode === 'add'
+        ? 'aget(yi) + '
+        : `select(0.0, aget(yi), (${p.mode.addIf}) != 0u) + `;
   for (const j of rows) {
     const val = p.w.length === 2 ? `silu_f(${sum(acc(0, j))}) * ${sum(acc(1, j))}` : sum(acc(0, j));
     L.push(`    if (n0 + lane + ${j}u * LANES < ${p.N}) {
       let yi = rb + ${p.y} + n0 + lane + ${j}u * LANES;
-      aset(yi, ${p.mode === 'add' ? 'aget(yi) + ' : ''}${val});
+      aset(yi, ${prev}${val});
     }`);
   }
   L.push(`  }
@@ -434,6 +469,7 @@ var<workgroup> wg_state: vec4<u32>;
 fn aget(i: u32) -> f32 { return A[i >> 2u][i & 3u]; }
 fn aset(i: u32, v: f32) { A[i >> 2u][i & 3u] = v; }
 fn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }
+fn silu4(x: vec4<f32>) -> vec4<f32> { return x / (1.0 + exp(-x)); }
 ${HALF_DECODE}
 ${SAMPLE_FNS}
 @compute @workgroup_size(${opts.lanes})
