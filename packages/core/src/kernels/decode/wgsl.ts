@@ -20,8 +20,8 @@
  *   row    the sequence (workgroup_id.y); blk0/nblk the workgroup's slot in the unit grid
  *   st     the row's state words, loaded uniformly at the start
  *   rb     the row's arena base (elements)
- * Matrix-vector products give each lane one output row and walk its vec4 groups in a loop; the
- * input vector's group is the same for every lane, a uniform load.
+ * Matrix-vector products give each lane MV_ROWS output rows and walk their vec4 groups in a loop;
+ * the input vector's group is the same for every lane, a uniform load.
  */
 import type { Expr } from './params.js';
 
