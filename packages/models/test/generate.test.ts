@@ -109,6 +109,34 @@ describe('generation with the KV cache', () => {
   });
 });
 
+describe('prompts longer than the context', () => {
+  for (const arch of ['llama', 'gpt2'] as const) {
+    it(`keep their last tokens, leaving room for the new ones, with a warning (${arch})`, async () => {
+      const model = models[arch];
+      const ctx = model.config.maxPositions;
+      const rng = new Rng(5);
+      const long = Array.from({ length: ctx + 5 }, () => Math.floor(rng.uniform() * 200) + 3);
+      const warnings: string[] = [];
+      const opts = { ...GREEDY, maxNewTokens: 4 };
+      const got = await generateTokens(model, [PROMPTS[1], long], {
+        ...opts,
+        onWarning: (m) => warnings.push(m),
+      });
+      expect(warnings).toEqual([
+        `prompt 1 has ${ctx + 5} tokens, more than the model's context of ${ctx}: kept its last ${ctx - 4}`,
+      ]);
+      const quiet: string[] = [];
+      const cut = await generateTokens(model, [PROMPTS[1], long.slice(9)], {
+        ...opts,
+        onWarning: (m) => quiet.push(m),
+      });
+      expect(quiet).toEqual([]);
+      expect(got).toEqual(cut);
+      expect(got[1].tokens).toHaveLength(4);
+    });
+  }
+});
+
 describe('sampling', () => {
   // GPT-2 samples on the CPU (forward path), LLaMA on the GPU (the decoder).
   for (const arch of ['gpt2', 'llama'] as const) {

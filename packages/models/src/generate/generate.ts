@@ -40,6 +40,8 @@ export interface GenerateTokensOptions extends SamplingOptions {
   onLogits?: (step: number, logits: Float32Array) => void;
   /** Called with each token a row generates; returning true finishes the row (reason 'stop'). */
   onToken?: (row: number, id: number) => boolean | undefined;
+  /** Warnings, such as a prompt cut to fit the context (default: console.warn). */
+  onWarning?: (message: string) => void;
 }
 
 export interface TokenGeneration {
@@ -76,6 +78,26 @@ async function nextLogits(
   }
 }
 
+/**
+ * Prompts longer than the model's context keep their last tokens, as many as leave room for
+ * `maxNew` new ones (at least one), each with a warning.
+ */
+function fitContext(
+  prompts: readonly (readonly number[])[],
+  context: number,
+  maxNew: number,
+  warn: (message: string) => void,
+): readonly (readonly number[])[] {
+  const keep = Math.max(1, context - maxNew);
+  return prompts.map((p, i) => {
+    if (p.length <= context) return p;
+    warn(
+      `prompt ${i} has ${p.length} tokens, more than the model's context of ${context}: kept its last ${keep}`,
+    );
+    return p.slice(p.length - keep);
+  });
+}
+
 /** Generates from token-id prompts (one row each, batched together). */
 export async function generateTokens(
   model: CausalLM,
@@ -96,6 +118,12 @@ export async function generateTokens(
       );
   });
   const { config } = model;
+  prompts = fitContext(
+    prompts,
+    config.maxPositions,
+    maxNew,
+    opts.onWarning ?? ((m) => console.warn(`sharelora: ${m}`)),
+  );
   const eos = new Set(opts.eosIds ?? config.eosTokenIds);
   const engine = opts.engine ?? 'auto';
   if (engine !== 'forward') {
@@ -121,14 +149,8 @@ export async function generateTokens(
   }
   const pad = opts.padId ?? [...eos][0] ?? 0;
   const S0 = Math.max(...prompts.map((p) => p.length));
-  // GPT-2's learned position table ends at n_positions; RoPE models extrapolate, so they have no limit.
+  // GPT-2's learned position table ends at n_positions; RoPE models extrapolate past their context.
   const limit = config.arch === 'gpt2' ? config.maxPositions : Number.POSITIVE_INFINITY;
-  if (S0 > limit) {
-    throw new ShareloraError(
-      'SEQUENCE_TOO_LONG',
-      `a prompt of ${S0} tokens exceeds the model's ${limit} positions`,
-    );
-  }
   const padded = prompts.some((p) => p.length < S0);
   const seqs = prompts.map((p) => [...new Array<number>(S0 - p.length).fill(pad), ...p]);
   const mask = prompts.map((p) => [
