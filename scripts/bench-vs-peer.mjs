@@ -16,10 +16,11 @@
  * --svg FILE writes the ratios as a bar chart (the docs' benchmarks page shows one).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cpuInfo } from './cpu.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
@@ -41,12 +42,7 @@ if (!existsSync(cli)) {
   process.exit(2);
 }
 
-const flags =
-  readFileSync('/proc/cpuinfo', 'utf8')
-    .match(/^flags\s*:(.*)$/m)?.[1]
-    .split(/\s+/) ?? [];
-const isa = flags.includes('avx512f') ? 'AVX-512' : flags.includes('avx2') ? 'AVX2' : 'no AVX2';
-const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m)?.[1] ?? '?';
+const { cpu, isa, cores } = cpuInfo();
 const peerEnv = { ...process.env, PYTHONPATH: site };
 delete peerEnv.OPENBLAS_CORETYPE;
 delete peerEnv.OPENBLAS_L2_SIZE;
@@ -118,7 +114,7 @@ const rows = [
   })),
   { what: '1024³ fp32 matmul (GFLOP/s), vs numpy/OpenBLAS', peer: best.peer.matmul, ours: best.ours.matmul },
 ].map((x) => ({ ...x, ratio: x.ours / x.peer }));
-const result = { cpu, isa, cores: (await import('node:os')).cpus().length, rounds, rows };
+const result = { cpu, isa, cores, rounds, rows };
 if (values.json) console.log(JSON.stringify(result, null, 2));
 else {
   console.log(`${cpu}, ${isa}, ${result.cores} cores; best of ${rounds} interleaved rounds each`);

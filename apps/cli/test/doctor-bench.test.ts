@@ -53,6 +53,33 @@ describe('sharelora doctor / bench / usage', () => {
     expect(noProfile.stderr).toMatch(/--profile-out needs --profile/);
   });
 
+  it('bench --generate reports prefill and decode rates of a tiny LLaMA, and refuses bad flags', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-generate-'));
+    try {
+      const model = join(dir, 'llama');
+      const init = runCli(['init', '--arch', 'llama', '--preset', 'tiny', '--out', model]);
+      expect(init.status, init.stderr).toBe(0);
+      const args = ['bench', '--generate', '--model', model, '--new-tokens', '8', '--runs', '1'];
+      const r = runCli([...args, '--batch-size', '2', '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      const g = JSON.parse(r.stdout).generate;
+      expect(g).toMatchObject({ engine: 'auto', batchSize: 2, newTokens: 8, runs: 1 });
+      expect(g.promptTokens).toBeGreaterThan(1);
+      for (const k of ['prefillTokensPerSec', 'decodeTokensPerSec', 'startupMs'])
+        expect(g[k]).toBeGreaterThan(0);
+      const text = runCli([...args, '--engine', 'forward']);
+      expect(text.status, text.stderr).toBe(0);
+      expect(text.stdout).toMatch(
+        /\(forward, batch 1, best of 1\): prefill \d+ tokens\/s .* decode \d+ tokens\/s/,
+      );
+      expect(runCli(['bench', '--generate']).stderr).toMatch(/--generate needs --model/);
+      expect(runCli(['bench', '--model', model]).stderr).toMatch(/--model needs --generate/);
+      expect(runCli([...args, '--engine', 'fast']).stderr).toMatch(/--engine must be/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('bench --train times real steps; its profile accounts for every dispatch and fits in the wall time', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bench-train-'));
     try {

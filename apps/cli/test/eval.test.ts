@@ -137,7 +137,9 @@ describe('sharelora eval on stories260K', () => {
         adapter: null,
         out,
         metrics: result.metrics,
+        throughput: { problems: 3, seconds: expect.any(Number), problemsPerSec: expect.any(Number) },
       });
+      expect(printed.throughput.problemsPerSec).toBeCloseTo(3 / printed.throughput.seconds, 6);
       expect(result.settings).toMatchObject({
         limit: 3,
         shard: null,
@@ -152,6 +154,29 @@ describe('sharelora eval on stories260K', () => {
         expect(Object.keys(s.verdict as object)).toEqual(['strict-match', 'flexible-extract']);
       }
       await expectShardsMerge('gsm8k', ['--model', STORIES(), ...gsm8k(3)]);
+    },
+  );
+
+  itData(
+    'gsm8k --limit 20 decoded 20 rows per call equals one row per call, and prints problems/s',
+    async () => {
+      const run = (batch: number) => {
+        const out = at(`gsm8k-b${batch}.json`);
+        // Zero shots keep the prompts short: the point is the batching, not the prefill.
+        const args = [
+          ...gsm8k(20).map((a, i, all) => (all[i - 1] === '--shots' ? '0' : a)),
+          '--batch-size',
+          `${batch}`,
+        ];
+        const r = evalCli(['--model', STORIES(), ...args, '--out', out]);
+        expect(r.stdout).toMatch(/^speed +[\d.]+ problems\/s \(20 in [\d.]+ s\)$/m);
+        return readResult(out);
+      };
+      const batched = await run(20);
+      const single = await run(1);
+      expect(batched.samples).toHaveLength(20);
+      expect(batched.samples).toEqual(single.samples);
+      expect(batched.metrics).toEqual(single.metrics);
     },
   );
 

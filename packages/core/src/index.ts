@@ -16,6 +16,7 @@ export {
 export { type DType, type FloatDType, type HalfDType, isHalf } from './dtype.js';
 export * from './errors.js';
 export { initBrowser } from './init-browser.js';
+export * as decode from './kernels/decode/index.js';
 export { matmulPath } from './kernels/matmul/run-texture.js';
 export * from './nn/index.js';
 export * from './ops/index.js';

@@ -83,6 +83,8 @@ export class CausalLmEvalModel implements EvalModel {
   private readonly addSpecialTokens: boolean;
   private readonly eosIds?: readonly number[];
   private readonly padId?: number;
+  /** Prompts longer than the model's context so far; generation kept their last tokens. */
+  promptsCut = 0;
 
   constructor(
     readonly model: CausalLM,
@@ -126,6 +128,9 @@ export class CausalLmEvalModel implements EvalModel {
             eosIds: this.eosIds,
             padId: this.padId,
             addSpecialTokens: this.addSpecialTokens,
+            onWarning: (_message, cut) => {
+              this.promptsCut += cut ?? 0;
+            },
           },
         );
         chunk.forEach((i, k) => {

@@ -122,18 +122,65 @@ describe('generation with the KV cache', () => {
   }
 });
 
+describe('prompts longer than the context', () => {
+  for (const arch of ['llama', 'gpt2'] as const) {
+    it(`keep their last tokens, leaving room for the new ones, with a warning (${arch})`, async () => {
+      const model = models[arch];
+      const ctx = model.config.maxPositions;
+      const rng = new Rng(5);
+      const long = Array.from({ length: ctx + 5 }, () => Math.floor(rng.uniform() * 200) + 3);
+      const warnings: string[] = [];
+      const opts = { ...GREEDY, maxNewTokens: 4 };
+      const got = await generateTokens(model, [PROMPTS[1], long], {
+        ...opts,
+        onWarning: (m) => warnings.push(m),
+      });
+      expect(warnings).toEqual([
+        `prompt 1 has ${ctx + 5} tokens, more than the model's context of ${ctx}: kept its last ${ctx - 4}`,
+      ]);
+      const quiet: string[] = [];
+      const cut = await generateTokens(model, [PROMPTS[1], long.slice(9)], {
+        ...opts,
+        onWarning: (m) => quiet.push(m),
+      });
+      expect(quiet).toEqual([]);
+      expect(got).toEqual(cut);
+      expect(got[1].tokens).toHaveLength(4);
+    });
+  }
+});
+
 describe('sampling', () => {
-  it('is reproducible for a seed, differs across seeds, and top-k 1 is greedy', async () => {
-    const opts = { ...GREEDY, maxNewTokens: 12, temperature: 1 };
-    const a = await generateTokens(models.gpt2, PROMPTS, { ...opts, seed: 3 });
-    const b = await generateTokens(models.gpt2, PROMPTS, { ...opts, seed: 3 });
-    const c = await generateTokens(models.gpt2, PROMPTS, { ...opts, seed: 4 });
-    expect(a).toEqual(b);
-    expect(a).not.toEqual(c);
-    const greedy = await generateTokens(models.gpt2, PROMPTS, { ...opts, temperature: 0 });
-    const topK1 = await generateTokens(models.gpt2, PROMPTS, { ...opts, temperature: 1.7, topK: 1, seed: 9 });
-    expect(topK1).toEqual(greedy);
-  });
+  // GPT-2 samples on the CPU (forward path), LLaMA on the GPU (the decoder).
+  for (const arch of ['gpt2', 'llama'] as const) {
+    it(`is reproducible for a seed, differs across seeds, and top-k 1 is greedy (${arch})`, async () => {
+      const opts = { ...GREEDY, maxNewTokens: 12, temperature: 1 };
+      const a = await generateTokens(models[arch], PROMPTS, { ...opts, seed: 3 });
+      const b = await generateTokens(models[arch], PROMPTS, { ...opts, seed: 3 });
+      const c = await generateTokens(models[arch], PROMPTS, { ...opts, seed: 4 });
+      expect(a).toEqual(b);
+      expect(a).not.toEqual(c);
+      const greedy = await generateTokens(models[arch], PROMPTS, { ...opts, temperature: 0 });
+      const topK1 = await generateTokens(models[arch], PROMPTS, {
+        ...opts,
+        temperature: 1.7,
+        topK: 1,
+        seed: 9,
+      });
+      expect(topK1).toEqual(greedy);
+      if (arch === 'llama') {
+        // A row's draws depend on its prompt's index, not on which slot or batch ran it.
+        const one = await generateTokens(models.llama, PROMPTS, {
+          ...opts,
+          seed: 3,
+          topP: 0.9,
+          batchSize: 1,
+        });
+        const all = await generateTokens(models.llama, PROMPTS, { ...opts, seed: 3, topP: 0.9 });
+        expect(one).toEqual(all);
+      }
+    });
+  }
 
   it('top-p keeps the most likely tokens until their mass reaches p (the crossing token included)', () => {
     const logits = [2, 1, 0, -1, 3];

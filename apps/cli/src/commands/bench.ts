@@ -4,12 +4,15 @@ import { TRAIN_SHAPES } from '@sharelora/train';
 import { intFlag, parseFlags } from '../args.js';
 import { UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
+import { benchGenerate } from './bench-generate.js';
 import { benchTrain } from './bench-train.js';
 import { profileJson, saveTrace } from './profile-output.js';
 
 export const benchHelp = `Usage: sharelora bench [--json] [--reps N] [--rounds N] [--quick] [--profile [--profile-out FILE]]
        sharelora bench --train SHAPE[,SHAPE...] [--method M] [--rank R] [--steps N]
                        [--batch-size B] [--seq-length T] [--json] [--profile [--profile-out FILE]]
+       sharelora bench --generate --model DIR [--prompt TEXT] [--new-tokens N] [--batch-size B]
+                       [--runs N] [--engine auto|decoder|forward] [--json]
 
 Measures on the current WebGPU adapter: matmul GFLOP/s for a square 1024³ product and for LoRA-shaped
 products (X·Aᵀ, the A gradient dHᵀ·X and the input gradient dH·A at ranks 8, 16, 64), elementwise
@@ -21,6 +24,10 @@ With --train, times real fine-tuning steps instead: random weights of a model sh
 random token ids; forward, loss, backward, AdamW and the loss read back, after one warm-up step.
 Prints ms/step, tokens/s, dispatches/step and peak tensor memory. Shapes: ${Object.keys(TRAIN_SHAPES).join(', ')}.
 
+With --generate, times greedy generation on the model in DIR (no EOS): prefill tokens/s (the prompt
+fed through the engine) and decode tokens/s (new tokens), each from the difference of two runs so
+that startup cancels out, best of --runs.
+
 Options:
   --json              print one JSON document on stdout
   --reps N            timed repetitions per batch (default 5)
@@ -30,7 +37,13 @@ Options:
   --method M          adapter for --train: ${METHODS.join(', ')} (default lora)
   --rank R            adapter rank for --train (default 8; alpha = 2R)
   --steps N           timed steps for --train (default 3)
-  --batch-size B      override the shape's batch size
+  --generate          generation benchmark (needs --model DIR)
+  --model DIR         the model for --generate (a directory written by import, init or train)
+  --prompt TEXT       prompt for --generate (default: a story opening of about 40 words)
+  --new-tokens N      generated tokens per row for --generate (default 256)
+  --runs N            runs per measurement for --generate; the best is kept (default 3)
+  --engine E          generateTokens engine for --generate: auto, decoder or forward (default auto)
+  --batch-size B      override the shape's batch size (--train); rows decoded together (--generate)
   --seq-length T      override the shape's sequence length
   --profile           print where the time goes, per kernel kind: dispatches, GPU time (timestamp
                       queries) and encoding time, plus submits, waits and readbacks (the training
@@ -135,12 +148,35 @@ export async function bench(argv: string[]): Promise<number> {
     'seq-length': { type: 'string' },
     profile: { type: 'boolean' },
     'profile-out': { type: 'string' },
+    generate: { type: 'boolean' },
+    model: { type: 'string' },
+    prompt: { type: 'string' },
+    'new-tokens': { type: 'string' },
+    runs: { type: 'string' },
+    engine: { type: 'string' },
   });
   if (values.help) {
     console.log(benchHelp);
     return 0;
   }
   if (values['profile-out'] && !values.profile) throw new UsageError('--profile-out needs --profile');
+  const generateOnly = ['model', 'prompt', 'new-tokens', 'runs', 'engine'] as const;
+  if (values.generate) {
+    if (values.train !== undefined) throw new UsageError('--generate and --train are separate benchmarks');
+    if (values.profile) throw new UsageError('--profile is not available with --generate');
+    return benchGenerate({
+      model: values.model,
+      prompt: values.prompt,
+      newTokens: values['new-tokens'],
+      batchSize: values['batch-size'],
+      runs: values.runs,
+      engine: values.engine,
+      json: values.json,
+    });
+  }
+  for (const f of generateOnly) {
+    if (values[f] !== undefined) throw new UsageError(`--${f} needs --generate`);
+  }
   if (values.train !== undefined) {
     return benchTrain({
       train: values.train,

@@ -197,7 +197,16 @@ async function withOut<T>(out: string, inputs: OutputInput[], write: () => Promi
 }
 
 /** Writes the results file, then the summary (or, with --json, one JSON document) on stdout. */
-async function report(result: EvalResult, out: string, json: boolean | undefined): Promise<void> {
+/**
+ * Writes the result file and prints the metrics; `seconds`, the model run's wall time, adds its
+ * throughput in problems (documents) per second.
+ */
+async function report(
+  result: EvalResult,
+  out: string,
+  json: boolean | undefined,
+  seconds?: number,
+): Promise<void> {
   await writeResult(out, result).catch((e: NodeJS.ErrnoException) => {
     // A path that cannot hold a file is bad usage; anything else (a full disk) is a runtime failure.
     if (['EISDIR', 'ENOTDIR', 'EACCES', 'EROFS'].includes(e.code ?? ''))
@@ -205,8 +214,12 @@ async function report(result: EvalResult, out: string, json: boolean | undefined
     throw e;
   });
   const { task, model, adapter, metrics, settings } = result;
+  const throughput =
+    seconds === undefined
+      ? undefined
+      : { problems: settings.documents, seconds, problemsPerSec: settings.documents / seconds };
   if (json) {
-    console.log(JSON.stringify({ task, model, adapter, out, metrics }, null, 2));
+    console.log(JSON.stringify({ task, model, adapter, out, metrics, throughput }, null, 2));
     return;
   }
   const headline = (metrics as { headline: { metric: string; value: number } }).headline;
@@ -222,6 +235,11 @@ async function report(result: EvalResult, out: string, json: boolean | undefined
     ['headline', `${headline.metric} = ${fmt(headline.value)}`],
     ...metricRows(metrics),
   ];
+  if (throughput)
+    rows.push([
+      'speed',
+      `${throughput.problemsPerSec.toFixed(2)} problems/s (${throughput.problems} in ${seconds?.toFixed(1)} s)`,
+    ]);
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
   const table = groups(result);
@@ -345,10 +363,11 @@ export async function evalCommand(argv: string[]): Promise<number> {
               `sharelora eval: warning: ${model} has no ${random.join(', ')}: the classification head is random, so the scores are chance level`,
             );
           }
+          const t0 = performance.now();
           const result = await runGlueEval(classifier, { ...options, task, data })
             .catch(failed)
             .finally(progressDone);
-          await report(result, out, values.json);
+          await report(result, out, values.json, (performance.now() - t0) / 1000);
         } finally {
           classifier.dispose();
         }
@@ -363,10 +382,15 @@ export async function evalCommand(argv: string[]): Promise<number> {
         .finally(progressDone);
       try {
         // Flags were checked against the task above, so the spec holds only what this task reads.
+        const t0 = performance.now();
         const result = await runEval(lm, { ...options, task, data } as RunEvalSpec)
           .catch(failed)
           .finally(progressDone);
-        await report(result, out, values.json);
+        if (lm.promptsCut > 0)
+          console.error(
+            `sharelora eval: warning: ${lm.promptsCut} prompt${lm.promptsCut > 1 ? 's' : ''} longer than the model's context of ${lm.model.config.maxPositions} tokens kept only ${lm.promptsCut > 1 ? 'their' : 'its'} last tokens`,
+          );
+        await report(result, out, values.json, (performance.now() - t0) / 1000);
       } finally {
         lm.dispose();
       }

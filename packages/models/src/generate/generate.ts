@@ -7,7 +7,10 @@
  */
 import { noGrad, Rng, ShareloraError, type Tensor, tensor, tidy } from '@sharelora/core';
 import { positionIdsFromAttentionMask } from '../arch/common.js';
+import type { LlamaForCausalLM } from '../arch/llama.js';
 import { type CausalLM, KVCache } from '../arch/types.js';
+import { decodeTokens } from '../decode/decode-tokens.js';
+import { decoderUnsupported } from '../decode/llama-decoder.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { checkSampling, type SamplingOptions, sampleToken } from './sampling.js';
 
@@ -24,10 +27,24 @@ export interface GenerateTokensOptions extends SamplingOptions {
   padId?: number;
   /** Keep keys/values between steps (default true); false recomputes the whole sequence every step. */
   useCache?: boolean;
+  /**
+   * 'decoder': the single-token decode step (LLaMA; see decode/llama-decoder.ts), tokens chosen on
+   * the GPU; 'forward': the model's forward with a growing cache, tokens chosen on the CPU; 'auto'
+   * (default): the decoder where the model and options allow (no onLogits, useCache not false).
+   * Sampled (temperature > 0) tokens differ between the two: each draws its own random numbers.
+   */
+  engine?: 'auto' | 'decoder' | 'forward';
+  /** Sequences the decoder runs together; further prompts take the slots of finished ones (default 32). */
+  batchSize?: number;
   /** Each step's next-token logits, [B, V] row-major, before a token is picked (inspection, scoring). */
   onLogits?: (step: number, logits: Float32Array) => void;
   /** Called with each token a row generates; returning true finishes the row (reason 'stop'). */
   onToken?: (row: number, id: number) => boolean | undefined;
+  /**
+   * Warnings (default: console.warn). Prompts cut to fit the context give one per call, with the
+   * number of prompts cut.
+   */
+  onWarning?: (message: string, promptsCut?: number) => void;
 }
 
 export interface TokenGeneration {
@@ -64,6 +81,26 @@ async function nextLogits(
   }
 }
 
+/**
+ * Prompts longer than the model's context keep their last tokens, as many as leave room for
+ * `maxNew` new ones (at least one); one warning says how many were cut.
+ */
+function fitContext(
+  prompts: readonly (readonly number[])[],
+  context: number,
+  maxNew: number,
+  warn: (message: string, truncated: number) => void,
+): readonly (readonly number[])[] {
+  const keep = Math.max(1, context - maxNew);
+  const long = prompts.filter((p) => p.length > context).length;
+  if (long === 0) return prompts;
+  warn(
+    `${long} of ${prompts.length} prompts had more tokens than the model's context of ${context}: each kept its last ${keep}`,
+    long,
+  );
+  return prompts.map((p) => (p.length > context ? p.slice(p.length - keep) : p));
+}
+
 /** Generates from token-id prompts (one row each, batched together). */
 export async function generateTokens(
   model: CausalLM,
@@ -84,18 +121,43 @@ export async function generateTokens(
       );
   });
   const { config } = model;
+  prompts = fitContext(
+    prompts,
+    config.maxPositions,
+    maxNew,
+    opts.onWarning ?? ((m) => console.warn(`sharelora: warning: ${m}`)),
+  );
   const eos = new Set(opts.eosIds ?? config.eosTokenIds);
+  const engine = opts.engine ?? 'auto';
+  if (engine !== 'forward') {
+    const why =
+      opts.onLogits || opts.useCache === false
+        ? 'onLogits and useCache: false need the forward path'
+        : decoderUnsupported(model);
+    if (!why) {
+      const { temperature = 0, topK = 0, topP = 1, seed = 0 } = opts;
+      // The decoder gives every row the same budget: the room the longest prompt leaves in the context.
+      const room = config.maxPositions - Math.max(...prompts.map((p) => p.length));
+      return decodeTokens(model as LlamaForCausalLM, prompts, {
+        maxNewTokens: Math.max(0, Math.min(maxNew, room)),
+        temperature,
+        topK,
+        topP,
+        seed,
+        eosIds: eos,
+        batch: opts.batchSize,
+        onToken: opts.onToken,
+      });
+    }
+    if (engine === 'decoder')
+      throw new ShareloraError('BAD_ARGUMENT', `the decoder cannot run this model: ${why}`);
+  }
   const pad = opts.padId ?? [...eos][0] ?? 0;
   const S0 = Math.max(...prompts.map((p) => p.length));
-  // The context length every architecture declares: GPT-2's position table ends there, and RoPE models
-  // were not trained past it (nor is their KV cache meant to grow without bound).
+  // Every row stops at the context length its architecture declares: GPT-2's position table ends
+  // there, and RoPE models were not trained past it (nor should the KV cache grow without bound).
+  // Prompts were fitted to it above.
   const limit = config.maxPositions;
-  if (S0 > limit) {
-    throw new ShareloraError(
-      'SEQUENCE_TOO_LONG',
-      `a prompt of ${S0} tokens exceeds the model's ${limit} positions`,
-    );
-  }
   const padded = prompts.some((p) => p.length < S0);
   const seqs = prompts.map((p) => [...new Array<number>(S0 - p.length).fill(pad), ...p]);
   const mask = prompts.map((p) => [
