@@ -331,6 +331,26 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
           { refGrad: productRule(ta, tb) },
         );
       }
+      // The same values to the bit as the buffer kernels (without split-K): a document's scores
+      // must not depend on whether its batch was large enough for the texture path.
+      setTextureBlocksForTesting(null);
+      for (const [M, N, K, tb] of [
+        [37, 141, 29, false],
+        [70, 65, 130, true],
+      ] as Array<[number, number, number, boolean]>) {
+        const a = core.tensor(randn([M, K], rng).toFloat32(), [M, K]);
+        const b = core.tensor(randn([K, N], rng).toFloat32(), tb ? [N, K] : [K, N]);
+        const got: Float32Array[] = [];
+        for (const mode of ['always', 'never'] as const) {
+          dev.matmulTextures = mode;
+          const c = core.matmul(a, b, { transB: tb });
+          got.push((await c.data()) as Float32Array);
+          c.dispose();
+        }
+        expect(got[0]).toEqual(got[1]);
+        a.dispose();
+        b.dispose();
+      }
     } finally {
       const kinds = (await dev.stopProfile()).ops.map((o) => o.kind);
       dev.matmulTextures = 'auto';

@@ -152,7 +152,13 @@ try:
     if receive().get('ready') is not True:
         raise ValueError('malformed message')
     scope = {}
-    exec(compile(payload['prompt'], 'prompt.py', 'exec'), scope)
+    try:
+        prompt = compile(payload['prompt'], 'prompt.py', 'exec')
+    except IndentationError:
+        # A prompt that stops at the signature (no docstring) is no program alone: give the
+        # function a body so the helpers it defines still load; the proxy replaces it anyway.
+        prompt = compile(payload['prompt'] + '    pass\\n', 'prompt.py', 'exec')
+    exec(prompt, scope)
     exec(compile(payload['test'], 'test.py', 'exec'), scope)
     scope[payload['entry_point']] = candidate
     scope['check'](candidate)

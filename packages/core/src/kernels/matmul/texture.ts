@@ -169,7 +169,9 @@ export function textureMatmulParams(p: TextureMatmulParams): ArrayBuffer {
  * C[block] (+)= op(At)·Bt. Lane l of a workgroup owns rows row0 .. row0 + TM - 1 (the
  * workgroup's) and column texels g0 .. g0 + TN - 1. Per 4 k, lanes 0..7 each load two texels of
  * the A panel (TM = 16 rows x 4 k) and subgroupBroadcast hands every value to every lane; each
- * lane loads its own 4·TN texels of B.
+ * lane loads its own 4·TN texels of B. Each k is accumulated in order with fma, as the buffer
+ * kernels do, so a product's values do not depend on which path its shape took (scores of a
+ * document must not change with the batch it is in).
  */
 export function textureMatmulWgsl(transA: boolean): string {
   const TM = TEX_TM;
@@ -219,7 +221,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     L.push(`    {
       let a = ${aRow(i)};`);
     for (let j = 0; j < TN; j++)
-      L.push(`      c${i}_${j} += a.x * b${j}_0 + a.y * b${j}_1 + a.z * b${j}_2 + a.w * b${j}_3;`);
+      L.push(
+        `      c${i}_${j} = ${[0, 1, 2, 3].reduce((acc, e) => `fma(vec4<f32>(a.${xyzw(e)}), b${j}_${e}, ${acc})`, `c${i}_${j}`)};`,
+      );
     L.push(`    }`);
   }
   L.push(`  }
