@@ -62,12 +62,15 @@ export { ModelLoadError, type ModelLoadErrorCode } from './load/errors.js';
 export { type LoadedModel, type LoadModelOptions, loadModel } from './load/load.js';
 export { type SaveModelOptions, saveModel } from './load/save.js';
 export {
+  createPreset,
   type InitPresetOptions,
   type InitPresetResult,
   initPreset,
   PRESET_ARCHS,
   PRESET_NAMES,
+  type Preset,
   type PresetName,
+  type PresetOptions,
 } from './presets/presets.js';
 export { LLAMA_3_2_1B_CONFIG } from './presets/shapes.js';
 export * from './score/index.js';
