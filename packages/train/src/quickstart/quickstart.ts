@@ -160,14 +160,19 @@ function scaled(n: number, scale: number, min: number, grow = true): number {
   return Math.max(min, Math.round(n * (grow ? scale : Math.min(1, scale))));
 }
 
-interface TaskData {
+/** A digit task's tokenized training and validation examples. */
+export interface TaskData {
   train: LmExample[];
   validation: LmExample[];
   /** Every input drawn for train and validation, to keep the held-out prompts apart from them. */
   inputs: number[][];
 }
 
-function taskData(
+/**
+ * `trainCount + valCount` random prompts of `task`, seeded by `seed` and the task's name, split into
+ * training and validation examples and tokenized as prompt-completion pairs (loss on the answer).
+ */
+export function taskData(
   task: DigitTask,
   tok: Tokenizer,
   seed: number,
@@ -182,8 +187,8 @@ function taskData(
   return { train: encode(split.train), validation: encode(split.validation), inputs };
 }
 
-/** Exact match of greedy answers: the answer digits, then EOS, and nothing else. */
-async function exactMatch(
+/** Exact match of greedy answers to `inputs`: the answer digits, then EOS, and nothing else. */
+export async function exactMatch(
   model: CausalLM,
   tok: Tokenizer,
   task: DigitTask,
