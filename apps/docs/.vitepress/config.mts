@@ -6,6 +6,8 @@ import { defineConfig } from 'vitepress';
 import { listGuides } from './guides';
 import { browserStubs } from './node-stubs';
 
+const FAVICON =
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#3451b2"/><path d="M4 11h8M4 8h5M4 5h8" stroke="#fff" stroke-width="1.6"/></svg>';
 const docsDir = fileURLToPath(new URL('../../../docs', import.meta.url));
 const apiSidebarFile = `${docsDir}/api/typedoc-sidebar.json`;
 if (!existsSync(apiSidebarFile)) {
@@ -15,11 +17,13 @@ if (!existsSync(apiSidebarFile)) {
 }
 const apiSidebar = JSON.parse(readFileSync(apiSidebarFile, 'utf8'));
 const vueDir = dirname(createRequire(import.meta.url).resolve('vue/package.json'));
-const guides = listGuides(docsDir).filter((g) => g.slug !== 'playground');
+const guides = listGuides(docsDir);
 
 export default defineConfig({
   title: 'sharelora',
   description: 'LoRA and ShareLoRA fine-tuning on WebGPU, in TypeScript',
+  // An inline icon, so browsers do not ask for /favicon.ico.
+  head: [['link', { rel: 'icon', href: `data:image/svg+xml,${encodeURIComponent(FAVICON)}` }]],
   srcDir: docsDir,
   outDir: fileURLToPath(new URL('../dist', import.meta.url)),
   cacheDir: fileURLToPath(new URL('./cache', import.meta.url)),

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 
 /** Guides listed first, in this order; any other guide follows alphabetically. */
 const ORDER = ['index', 'getting-started', 'quickstart', 'core', 'sharelora'];
+/** Pages in docs/ that are not guides (they have their own place in the navigation). */
+const NOT_GUIDES = ['playground'];
 
 export interface Guide {
   slug: string;
@@ -20,7 +22,8 @@ export function titleOf(markdown: string, fallback: string): string {
 export function listGuides(docsDir: string): Guide[] {
   const slugs = readdirSync(docsDir)
     .filter((f) => f.endsWith('.md'))
-    .map((f) => f.slice(0, -3));
+    .map((f) => f.slice(0, -3))
+    .filter((s) => !NOT_GUIDES.includes(s));
   const rank = (s: string) => (ORDER.includes(s) ? ORDER.indexOf(s) : ORDER.length);
   slugs.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
   return slugs.map((slug) => ({

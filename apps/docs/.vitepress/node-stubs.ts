@@ -3,12 +3,19 @@
 // same entry, importing the Node entries of core and adapters. The playground never takes those
 // paths (it trains in memory, with no output folder), so in the client bundle every Node built-in
 // and Node entry resolves to a stand-in whose exports throw a clear error if anything calls them.
+import { builtinModules } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const PREFIX = '\0browser-stub:';
 const RUNTIME = fileURLToPath(new URL('./node-stub-runtime.js', import.meta.url));
-/** Node built-ins and the packages' Node entries (`@sharelora/core/node` is where Dawn comes in). */
-const NODE_ONLY = /^(node:|@sharelora\/[\w-]+\/node$)/;
+/** The packages' Node entries (`@sharelora/core/node` is where Dawn comes in). */
+const NODE_ENTRY = /^@sharelora\/[\w-]+\/node$/;
+/** Built-ins as the bundled packages import them: with `node:`, or bare (`fs/promises`). */
+const BUILTINS = new Set(builtinModules);
+
+function nodeOnly(id: string): boolean {
+  return id.startsWith('node:') || BUILTINS.has(id) || NODE_ENTRY.test(id);
+}
 
 /** Module code exporting every name of `id` (as Node sees it) as a stand-in that throws when used. */
 async function stubModule(id: string): Promise<string> {
@@ -27,7 +34,7 @@ export function browserStubs() {
     name: 'sharelora-browser-stubs',
     enforce: 'pre' as const,
     resolveId(id: string, _importer: string | undefined, options?: { ssr?: boolean }) {
-      if (options?.ssr || !NODE_ONLY.test(id)) return null;
+      if (options?.ssr || !nodeOnly(id)) return null;
       return PREFIX + id;
     },
     load(id: string) {
