@@ -199,6 +199,7 @@ export function createPreset(opts: PresetOptions): Preset {
   return { model, tokenizer: new Tokenizer(tok.tokenizerJson, tok.tokenizerConfig), config, files };
 }
 
+/** Which preset initPreset writes, and where. */
 export interface InitPresetOptions extends PresetOptions {
   outDir: string;
 }
