@@ -24,14 +24,16 @@ function throughputChart() {
   );
   return Plot.plot({
     width: WIDTH,
-    marginLeft: 260,
+    marginLeft: 270,
     x: {
       type: 'log',
-      label: `sharelora ÷ PyTorch (${throughput.rows[0].unit}, GFLOP/s for matmul) →`,
+      label: `sharelora ÷ PyTorch (${throughput.rows[0].unit}; GFLOP/s for the matmul) →`,
+      ticks: [0.1, 0.2, 0.5, 1, 2],
+      tickFormat: (d: number) => `${d}×`,
       grid: true,
     },
-    y: { label: null },
-    fy: { label: null, domain: throughput.rows.map((r) => r.step) },
+    y: { axis: null },
+    fy: { axis: 'left', label: null, domain: throughput.rows.map((r) => r.step) },
     color: { legend: true },
     marks: [
       Plot.barX(points, { x1: 1, x2: 'ratio', y: 'sitting', fy: 'step', fill: 'sitting', tip: true }),
@@ -53,8 +55,8 @@ function profileChart() {
     width: WIDTH,
     marginLeft: 230,
     x: { label: 'GPU ms per step →', grid: true },
-    y: { label: null },
-    fy: { label: null, domain: profile.kernels.map((k) => k.kind) },
+    y: { axis: null },
+    fy: { axis: 'left', label: null, domain: profile.kernels.map((k) => k.kind) },
     color: { legend: true, domain: ['before', 'after'] },
     marks: [Plot.barX(points, { x: 'ms', y: 'when', fy: 'kind', fill: 'when', tip: true }), Plot.ruleX([0])],
     caption: profile.step,
@@ -64,7 +66,7 @@ function profileChart() {
 const paramRows = params.rows.map((r) => ({
   ...r,
   label: METHOD_LABELS[r.method] ?? r.method,
-  panel: `${r.model} (r=${r.rank}, ${r.targets.length} target module types)`,
+  panel: `${r.model}, r=${r.rank}, ${r.targets.length} module types`,
 }));
 const models = [...new Set(paramRows.map((r) => r.model))];
 
@@ -72,11 +74,12 @@ const models = [...new Set(paramRows.map((r) => r.model))];
 function paramsChart() {
   return Plot.plot({
     width: WIDTH,
-    marginLeft: 70,
+    marginLeft: 250,
+    marginRight: 60,
     x: { type: 'log', label: 'trainable parameters →', grid: true },
-    y: { label: null, domain: METHOD_ORDER },
-    fy: { label: null, domain: [...new Set(paramRows.map((r) => r.panel))] },
-    color: { domain: METHOD_ORDER },
+    y: { axis: null, domain: METHOD_ORDER },
+    fy: { axis: 'left', label: null, domain: [...new Set(paramRows.map((r) => r.panel))] },
+    color: { legend: true, domain: METHOD_ORDER },
     marks: [
       Plot.barX(paramRows, { x1: 1000, x2: 'trainable', y: 'label', fy: 'panel', fill: 'label', tip: true }),
       Plot.text(paramRows, {
@@ -97,11 +100,11 @@ function adapterMemoryChart() {
   const rows = paramRows.map((r) => ({ ...r, mib: (16 * r.trainable) / 2 ** 20 }));
   return Plot.plot({
     width: WIDTH,
-    marginLeft: 90,
-    x: { label: 'method', domain: METHOD_ORDER },
-    y: { type: 'log', label: '↑ adapter training state (MiB)', grid: true },
+    marginLeft: 60,
+    x: { axis: null, domain: METHOD_ORDER },
+    y: { type: 'log', label: '↑ adapter training state (MiB)', tickFormat: ',~g', grid: true },
     fx: { label: null, domain: models },
-    color: { domain: METHOD_ORDER },
+    color: { legend: true, domain: METHOD_ORDER },
     marks: [Plot.barY(rows, { x: 'label', y1: 0.01, y2: 'mib', fx: 'model', fill: 'label', tip: true })],
     caption:
       'Adapter weights, their gradients and AdamW moments in f32 (16 bytes per trainable parameter), from the ' +
