@@ -41,7 +41,10 @@ export default defineConfig({
     sidebar: {
       '/api/': [{ text: 'API reference', link: '/api/', items: apiSidebar }],
       '/': [
-        { text: 'Guides', items: guides.map((g) => ({ text: g.title, link: `/${g.slug}` })) },
+        {
+          text: 'Guides',
+          items: guides.map((g) => ({ text: g.title, link: g.slug === 'index' ? '/' : `/${g.slug}` })),
+        },
         { text: 'Try it', items: [{ text: 'Playground', link: '/playground' }] },
         { text: 'Reference', items: [{ text: 'API reference', link: '/api/' }] },
       ],
