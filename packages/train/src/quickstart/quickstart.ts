@@ -40,6 +40,7 @@ import {
   SHIFT_TASK,
 } from './tasks.js';
 
+/** The methods the quickstart fine-tunes with, in table order. */
 export const QUICKSTART_METHODS: readonly Method[] = ['lora', 'share-a', 'share-b', 'share-ab'];
 
 /** Budgets at stepsScale 1, chosen so the whole run takes a few minutes on two CPU cores (lavapipe). */
@@ -58,6 +59,7 @@ const SETUP = {
   evalPoints: 6,
 } as const;
 
+/** Where runQuickstart writes, and how it seeds and scales the run. */
 export interface QuickstartOptions {
   /** Created if missing; the base model, adapters, report.html and results.json go here. */
   outDir: string;
@@ -65,21 +67,26 @@ export interface QuickstartOptions {
   seed?: number;
   /** Multiplies every step budget (default 1); below 1 the validation and held-out sets shrink too. */
   stepsScale?: number;
+  /** Progress: each phase's start, every step's loss, and the phase's summary at its end. */
   onEvent?: (e: QuickstartEvent) => void;
 }
 
+/** What the quickstart is training: the base model, or one method's adapter. */
 export type QuickstartPhase = 'pretrain' | Method;
 
+/** Progress reported to QuickstartOptions.onEvent. */
 export type QuickstartEvent =
   | { type: 'start'; phase: QuickstartPhase; title: string; steps: number }
   | { type: 'step'; phase: QuickstartPhase; step: number; steps: number; loss: number }
   | { type: 'end'; phase: QuickstartPhase; summary: string; seconds: number };
 
+/** One point of a loss curve. */
 export interface CurvePoint {
   step: number;
   loss: number;
 }
 
+/** One training run of the quickstart (pretraining, or one method's fine-tuning), as measured. */
 export interface QuickstartRun {
   steps: number;
   lr: number;
@@ -96,6 +103,7 @@ export interface QuickstartRun {
   seconds: number;
 }
 
+/** One method's fine-tuning run and what it costs and reaches: a row of the quickstart's table. */
 export interface QuickstartRow extends QuickstartRun {
   method: Method;
   /** Distinct trainable parameters (a shared matrix once). */
@@ -111,6 +119,7 @@ export interface QuickstartRow extends QuickstartRun {
   adapterDir: string;
 }
 
+/** Everything runQuickstart measured, as written to results.json. */
 export interface QuickstartResult {
   seed: number;
   stepsScale: number;
