@@ -2,6 +2,7 @@ import { type AdapterConfigInput, adapterConfig } from './config.js';
 import { planAdapter } from './plan.js';
 import type { LinearModuleInfo } from './targets.js';
 
+/** One targeted module type's sizes and parameter counts, under plain LoRA and under the method. */
 export interface ModuleTypeCount {
   /** Module type, e.g. "self_attn.q_proj", or "attn.c_attn[q]" for a fused part. */
   moduleType: string;
@@ -26,6 +27,7 @@ export interface CrossTypeMatrix {
   params: number;
 }
 
+/** What countParameters reports: per module type, per matrix shared across types, and in total. */
 export interface ParameterCount {
   byModuleType: ModuleTypeCount[];
   crossType: CrossTypeMatrix[];

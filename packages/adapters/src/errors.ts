@@ -1,5 +1,6 @@
 import { ShareloraError } from '@sharelora/core';
 
+/** Why an AdapterError was thrown: the `code` callers branch on. */
 export type AdapterErrorCode =
   /** The adapter config has an unknown key or a bad value. */
   | 'BAD_ADAPTER_CONFIG'

@@ -115,6 +115,7 @@ function initMatrix(g: MatrixGroup, config: AdapterConfig, rng: Rng): Tensor {
     : kaimingUniform(g.shape, rng, Math.sqrt(5), { category: 'trainable' });
 }
 
+/** How injectAdapter names the adapter, seeds it and recognises fused projections. */
 export interface InjectOptions {
   /** Adapter name (default "default", as PEFT). */
   name?: string;
@@ -266,6 +267,7 @@ export function setActiveAdapter(model: Module, name: string): void {
   state.active = name;
 }
 
+/** One adapter of a model, as listAdapters reports it. */
 export interface AdapterInfo {
   name: string;
   config: AdapterConfig;

@@ -9,7 +9,9 @@ import { exportAdapter, importAdapter } from './peft.js';
 
 export * from './index.js';
 
+/** The adapter config's file name in a PEFT adapter directory. */
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
+/** The adapter weights' file name in a PEFT adapter directory. */
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 
 /**

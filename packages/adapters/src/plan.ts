@@ -34,6 +34,7 @@ export interface MatrixGroup {
   sharedOver: string | null;
 }
 
+/** planAdapter's decision: every adapted linear map, and the distinct A/B matrices they use. */
 export interface AdapterPlan {
   sites: AdapterSite[];
   /** Distinct matrices in first-use order. */

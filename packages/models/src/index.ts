@@ -70,12 +70,15 @@ export {
 export { type LoadedModel, type LoadModelOptions, loadModel } from './load/load.js';
 export { type SaveModelOptions, saveModel } from './load/save.js';
 export {
+  createPreset,
   type InitPresetOptions,
   type InitPresetResult,
   initPreset,
   PRESET_ARCHS,
   PRESET_NAMES,
+  type Preset,
   type PresetName,
+  type PresetOptions,
 } from './presets/presets.js';
 export { LLAMA_3_2_1B_CONFIG } from './presets/shapes.js';
 export * from './score/index.js';

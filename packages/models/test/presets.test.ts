@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { SafetensorsReader } from '@sharelora/core/node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type Arch, type InitPresetResult, initPreset, readConfig } from '../src/index.js';
+import {
+  type Arch,
+  createPreset,
+  type InitPresetResult,
+  initPreset,
+  loadTokenizer,
+  readConfig,
+} from '../src/index.js';
 import { useDevice, useTmp } from './helpers.js';
 
 const device = useDevice();
@@ -99,5 +106,30 @@ describe('preset directories', () => {
     const reader = await SafetensorsReader.open(join(again.outDir, 'model.safetensors'));
     expect(reader.info('model.layers.0.self_attn.k_proj.weight').shape).toEqual([32, 64]);
     await reader.close();
+  });
+});
+
+describe('createPreset (in memory, no files)', () => {
+  it('builds the same weights and tokenizer that initPreset writes', async () => {
+    const { model, tokenizer, config, files } = createPreset({ arch: 'llama', preset: 'tiny', seed: 11 });
+    try {
+      expect(config).toEqual((made.llama as InitPresetResult).config);
+      expect(Object.keys(files).sort()).toEqual([
+        'generation_config.json',
+        'tokenizer.json',
+        'tokenizer_config.json',
+      ]);
+      expect(tokenizer.encode('the cat')).toEqual(
+        (await loadTokenizer(made.llama?.outDir ?? '')).encode('the cat'),
+      );
+      const reader = await SafetensorsReader.open(join(made.llama?.outDir ?? '', 'model.safetensors'));
+      const name = 'model.layers.0.self_attn.k_proj.weight';
+      const written = await reader.read(name);
+      const inMemory = (await model.stateDict()[name].data()) as Float32Array;
+      expect(Array.from(inMemory)).toEqual(Array.from(written));
+      await reader.close();
+    } finally {
+      model.dispose();
+    }
   });
 });

@@ -7,10 +7,11 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createModel } from '../arch/create.js';
 import { initWeights } from '../arch/init.js';
-import type { Arch, ModelConfig } from '../arch/types.js';
+import type { AnyModel, Arch, ModelConfig } from '../arch/types.js';
 import { writeJson } from '../import/hf-llama.js';
 import { parseConfig } from '../load/config.js';
 import { saveModel } from '../load/save.js';
+import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { gpt2Tokenizer, llamaTokenizer, type PresetTokenizer, robertaTokenizer } from './tokenizers.js';
 
 export type PresetName = 'tiny' | 'small';
@@ -158,14 +159,49 @@ const PRESET_FILES: Record<Arch, (preset: PresetName) => PresetFiles> = {
   llama: llamaFiles,
 };
 
-export interface InitPresetOptions {
+/** Which preset to build, and how. */
+export interface PresetOptions {
   arch: Arch;
   preset: PresetName;
-  outDir: string;
-  /** Seed of the random weights (default 0): same seed, same files. */
+  /** Seed of the random weights (default 0): same seed, same weights. */
   seed?: number;
   /** config.json keys to change, e.g. { attention_bias: true } (the tokenizer stays the preset's). */
   overrides?: Record<string, unknown>;
+}
+
+/** A preset model in memory: what initPreset writes, without touching a file system (e.g. in a browser). */
+export interface Preset {
+  model: AnyModel;
+  tokenizer: Tokenizer;
+  config: ModelConfig;
+  /** The JSON files besides the weights and config.json, by file name (tokenizer, generation config). */
+  files: Record<string, unknown>;
+}
+
+/** Builds a preset model with seeded random weights, and its tokenizer. Needs a current WebGPU device. */
+export function createPreset(opts: PresetOptions): Preset {
+  const { config: raw, tok } = PRESET_FILES[opts.arch](opts.preset);
+  const config = parseConfig({ ...raw, ...opts.overrides }, `preset ${opts.arch}/${opts.preset}`);
+  const model = createModel(config);
+  try {
+    initWeights(model, { seed: opts.seed ?? 0 });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  const files: Record<string, unknown> = {
+    'tokenizer.json': tok.tokenizerJson,
+    'tokenizer_config.json': tok.tokenizerConfig,
+  };
+  if (model.task === 'causal-lm') {
+    files['generation_config.json'] = { bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId };
+  }
+  return { model, tokenizer: new Tokenizer(tok.tokenizerJson, tok.tokenizerConfig), config, files };
+}
+
+/** Which preset initPreset writes, and where. */
+export interface InitPresetOptions extends PresetOptions {
+  outDir: string;
 }
 
 export interface InitPresetResult {
@@ -178,25 +214,15 @@ export interface InitPresetResult {
 /** Writes a preset model directory with seeded random weights. Needs a current WebGPU device. */
 export async function initPreset(opts: InitPresetOptions): Promise<InitPresetResult> {
   const outDir = resolve(opts.outDir);
-  const { config: raw, tok } = PRESET_FILES[opts.arch](opts.preset);
-  const config = parseConfig({ ...raw, ...opts.overrides }, `preset ${opts.arch}/${opts.preset}`);
-  const model = createModel(config);
+  const { model, config, files } = createPreset(opts);
   try {
-    initWeights(model, { seed: opts.seed ?? 0 });
-    const aux: Array<[string, unknown]> = [
-      ['tokenizer.json', tok.tokenizerJson],
-      ['tokenizer_config.json', tok.tokenizerConfig],
-    ];
-    if (model.task === 'causal-lm') {
-      aux.push(['generation_config.json', { bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId }]);
-    }
     await mkdir(outDir, { recursive: true });
-    for (const [name, value] of aux) await writeJson(join(outDir, name), value);
+    for (const [name, value] of Object.entries(files)) await writeJson(join(outDir, name), value);
     // saveModel writes config.json last: a directory with one is complete.
     const weights = await saveModel(model, outDir);
     return {
       outDir,
-      files: [...aux.map(([n]) => n), ...weights],
+      files: [...Object.keys(files), ...weights],
       config,
       parameters: model.numParameters(),
     };

@@ -24,7 +24,7 @@ interface BatchBase {
   seqLength: number;
   /** [batchSize, seqLength], row-major. */
   inputIds: Int32Array;
-  /** [batchSize, seqLength]: 1 for a real token, 0 for padding. */
+  /** Shape `[batchSize, seqLength]`: 1 for a real token, 0 for padding. */
   attentionMask: Int32Array;
   /** Where each row came from. */
   sources: RecordSource[];
@@ -34,13 +34,13 @@ interface BatchBase {
 
 export interface LmBatch extends BatchBase {
   kind: 'lm';
-  /** [batchSize, seqLength]: the examples' labels, IGNORE_INDEX on padding. */
+  /** Shape `[batchSize, seqLength]`: the examples' labels, IGNORE_INDEX on padding. */
   labels: Int32Array;
 }
 
 export interface ClassificationBatch extends BatchBase {
   kind: 'classification';
-  /** [batchSize]: class ids (Int32Array), or targets (Float32Array) for regression. */
+  /** Shape `[batchSize]`: class ids (Int32Array), or targets (Float32Array) for regression. */
   labels: Int32Array | Float32Array;
   regression: boolean;
 }

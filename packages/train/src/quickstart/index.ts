@@ -1,5 +1,6 @@
 export {
   type CurvePoint,
+  exactMatch,
   QUICKSTART_METHODS,
   type QuickstartEvent,
   type QuickstartOptions,
@@ -8,5 +9,18 @@ export {
   type QuickstartRow,
   type QuickstartRun,
   runQuickstart,
+  type TaskData,
+  taskData,
 } from './quickstart.js';
 export { formatBytes, formatQuickstartTable, lossChart, METHOD_LABELS, renderReport } from './report.js';
+export {
+  COPY_TASK,
+  DIGITS,
+  type DigitExample,
+  type DigitTask,
+  digitExample,
+  digitRecords,
+  heldOutDigits,
+  randomDigits,
+  SHIFT_TASK,
+} from './tasks.js';

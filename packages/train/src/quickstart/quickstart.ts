@@ -40,6 +40,7 @@ import {
   SHIFT_TASK,
 } from './tasks.js';
 
+/** The methods the quickstart fine-tunes with, in table order. */
 export const QUICKSTART_METHODS: readonly Method[] = ['lora', 'share-a', 'share-b', 'share-ab'];
 
 /** Budgets at stepsScale 1, chosen so the whole run takes a few minutes on two CPU cores (lavapipe). */
@@ -58,6 +59,7 @@ const SETUP = {
   evalPoints: 6,
 } as const;
 
+/** Where runQuickstart writes, and how it seeds and scales the run. */
 export interface QuickstartOptions {
   /** Created if missing; the base model, adapters, report.html and results.json go here. */
   outDir: string;
@@ -65,21 +67,26 @@ export interface QuickstartOptions {
   seed?: number;
   /** Multiplies every step budget (default 1); below 1 the validation and held-out sets shrink too. */
   stepsScale?: number;
+  /** Progress: each phase's start, every step's loss, and the phase's summary at its end. */
   onEvent?: (e: QuickstartEvent) => void;
 }
 
+/** What the quickstart is training: the base model, or one method's adapter. */
 export type QuickstartPhase = 'pretrain' | Method;
 
+/** Progress reported to QuickstartOptions.onEvent. */
 export type QuickstartEvent =
   | { type: 'start'; phase: QuickstartPhase; title: string; steps: number }
   | { type: 'step'; phase: QuickstartPhase; step: number; steps: number; loss: number }
   | { type: 'end'; phase: QuickstartPhase; summary: string; seconds: number };
 
+/** One point of a loss curve. */
 export interface CurvePoint {
   step: number;
   loss: number;
 }
 
+/** One training run of the quickstart (pretraining, or one method's fine-tuning), as measured. */
 export interface QuickstartRun {
   steps: number;
   lr: number;
@@ -96,6 +103,7 @@ export interface QuickstartRun {
   seconds: number;
 }
 
+/** One method's fine-tuning run and what it costs and reaches: a row of the quickstart's table. */
 export interface QuickstartRow extends QuickstartRun {
   method: Method;
   /** Distinct trainable parameters (a shared matrix once). */
@@ -111,6 +119,7 @@ export interface QuickstartRow extends QuickstartRun {
   adapterDir: string;
 }
 
+/** Everything runQuickstart measured, as written to results.json. */
 export interface QuickstartResult {
   seed: number;
   stepsScale: number;
@@ -160,14 +169,19 @@ function scaled(n: number, scale: number, min: number, grow = true): number {
   return Math.max(min, Math.round(n * (grow ? scale : Math.min(1, scale))));
 }
 
-interface TaskData {
+/** A digit task's tokenized training and validation examples. */
+export interface TaskData {
   train: LmExample[];
   validation: LmExample[];
   /** Every input drawn for train and validation, to keep the held-out prompts apart from them. */
   inputs: number[][];
 }
 
-function taskData(
+/**
+ * `trainCount + valCount` random prompts of `task`, seeded by `seed` and the task's name, split into
+ * training and validation examples and tokenized as prompt-completion pairs (loss on the answer).
+ */
+export function taskData(
   task: DigitTask,
   tok: Tokenizer,
   seed: number,
@@ -182,8 +196,8 @@ function taskData(
   return { train: encode(split.train), validation: encode(split.validation), inputs };
 }
 
-/** Exact match of greedy answers: the answer digits, then EOS, and nothing else. */
-async function exactMatch(
+/** Exact match of greedy answers to `inputs`: the answer digits, then EOS, and nothing else. */
+export async function exactMatch(
   model: CausalLM,
   tok: Tokenizer,
   task: DigitTask,

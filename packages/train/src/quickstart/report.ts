@@ -5,6 +5,7 @@
 import type { Method } from '@sharelora/adapters';
 import type { CurvePoint, QuickstartResult } from './quickstart.js';
 
+/** Each method's name as tables and reports print it (LoRA, ShareA, ...). */
 export const METHOD_LABELS: Readonly<Record<Method, string>> = {
   lora: 'LoRA',
   'share-a': 'ShareA',
@@ -24,6 +25,7 @@ const COLORS: Readonly<Record<Method, string>> = {
 const int = (n: number) => n.toLocaleString('en-US');
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
+/** A byte count for people: B, KiB (one decimal) or MiB (two). */
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;

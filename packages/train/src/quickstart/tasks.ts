@@ -7,6 +7,7 @@
 import { Rng } from '@sharelora/core';
 import type { DataRecord } from '../data/records.js';
 
+/** A digit-to-digit mapping applied to every digit of a prompt. */
 export interface DigitTask {
   /** Short name, used in tables and as the records' file name. */
   name: string;
@@ -15,12 +16,14 @@ export interface DigitTask {
   map: (digit: number) => number;
 }
 
+/** The pretraining task: the answer repeats the prompt's digits. */
 export const COPY_TASK: DigitTask = {
   name: 'copy',
   description: 'copy the digits: 31415= → 31415',
   map: (d) => d,
 };
 
+/** The fine-tuning task: each digit plus 3, mod 10 (same alignment as copying, a new mapping). */
 export const SHIFT_TASK: DigitTask = {
   name: 'shift-3',
   description: 'add 3 to each digit, mod 10: 31415= → 64748',
@@ -30,11 +33,13 @@ export const SHIFT_TASK: DigitTask = {
 /** Digits per prompt: 10^5 prompts, so a few thousand training examples leave most unseen. */
 export const DIGITS = 5;
 
+/** One prompt (`31415=`) and its expected answer (`64748` for shift-3). */
 export interface DigitExample {
   prompt: string;
   answer: string;
 }
 
+/** The prompt and answer of `task` for one digit string. */
 export function digitExample(task: DigitTask, digits: readonly number[]): DigitExample {
   return { prompt: `${digits.join('')}=`, answer: digits.map(task.map).join('') };
 }
