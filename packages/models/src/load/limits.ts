@@ -14,6 +14,7 @@ import { ModelLoadError } from './errors.js';
  */
 export const MAX_LAYERS = 1024;
 
+/** What a config alone says about a model's size, checked before anything is allocated. */
 export interface ModelSizeEstimate {
   /** Weights of the model as built for its task (tied tensors once). */
   params: number;
