@@ -98,12 +98,15 @@ describe('the docs site in Chromium', () => {
       const index = readFileSync(join(DIST, 'api/@sharelora', apiDir, 'index.html'), 'utf8');
       // A Node entry re-exports the platform-neutral one: those pages live in the package's folder.
       const pkgDir = `api/@sharelora/${apiDir.split('/')[0]}/`;
-      // `_name` exports are the packages' test hooks, not API.
+      // `_name` exports are the packages' test hooks, not API; a namespace's page is its folder's index.
+      const hasPage = (name: string) =>
+        pages.some(
+          (p) =>
+            p.startsWith(pkgDir) &&
+            (p.endsWith(`/${name}.html`) || p.endsWith(`/namespaces/${name}/index.html`)),
+        );
       const missing = Object.keys(mod).filter(
-        (name) =>
-          (!name.startsWith('_') &&
-            !pages.some((p) => p.startsWith(pkgDir) && p.endsWith(`/${name}.html`))) ||
-          !index.includes(`>${name}<`),
+        (name) => (!name.startsWith('_') && !hasPage(name)) || !index.includes(`>${name}<`),
       );
       expect(missing, specifier).toEqual([]);
     }
