@@ -3,11 +3,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from './chromium.js';
 
-// Debian's chromium, installed by scripts/setup-browser.sh (which .ci/run calls).
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TYPES: Record<string, string> = {
   '.js': 'text/javascript',
@@ -42,23 +40,7 @@ describe('browser entry on navigator.gpu (headless Chromium)', () => {
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
   it('initBrowser, the kernel self-check and a training loop work in the browser', async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} not found: run \`bash scripts/setup-browser.sh\` (or set CHROMIUM_PATH)`);
-    }
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless=new',
-        '--no-sandbox',
-        '--enable-unsafe-webgpu',
-        '--use-webgpu-adapter=swiftshader',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--disable-quic',
-        '--no-first-run',
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       const port = (server.address() as AddressInfo).port;

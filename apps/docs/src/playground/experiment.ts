@@ -26,9 +26,6 @@ import {
   textTokenizerOf,
 } from '@sharelora/train';
 
-/** Every method the playground offers, in table order. */
-export const METHODS: readonly Method[] = ['lora', 'share-a', 'share-b', 'share-ab'];
-
 /** Fixed parts of the set-up: the quickstart's, with smaller batches and test set so a browser keeps up. */
 const SETUP = {
   layers: 4,

@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium } from './chromium';
+import { launchChromium } from '../../../../packages/core/test/chromium';
 import { brokenLinks, sitePages } from './links';
 import { DIST, type SiteServer, serveSite } from './serve-site';
 

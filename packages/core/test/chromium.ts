@@ -1,4 +1,7 @@
-/** Debian's Chromium, headless, with WebGPU on SwiftShader (as packages/core's browser test runs it). */
+/**
+ * Debian's Chromium (installed by scripts/setup-browser.sh, which .ci/run calls), headless, with
+ * WebGPU on SwiftShader: the browser of core's browser test and of the docs site's tests.
+ */
 import { existsSync } from 'node:fs';
 import { type Browser, chromium } from 'playwright-core';
 
