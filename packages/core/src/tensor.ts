@@ -69,13 +69,34 @@ export class Tensor {
     category: MemoryCategory = 'activations',
     device = getDevice(),
   ): Tensor {
+    return Tensor.allocate(shape, dtype, category, device, false);
+  }
+
+  /** A tensor of zeros: a new buffer as it comes (WebGPU zero-initialises them), a reused one cleared. */
+  static zeros(
+    shape: Shape,
+    dtype: DType = 'f32',
+    category: MemoryCategory = 'activations',
+    device = getDevice(),
+  ): Tensor {
+    return Tensor.allocate(shape, dtype, category, device, true);
+  }
+
+  private static allocate(
+    shape: Shape,
+    dtype: DType,
+    category: MemoryCategory,
+    device: Device,
+    zero: boolean,
+  ): Tensor {
     checkShape(shape);
     if (dtype === 'f16' && !device.features.has('shader-f16')) {
       throw new DTypeError('f16 tensors need the adapter feature shader-f16, which this adapter lacks');
     }
     const bytes = numel(shape) * BYTES_PER_ELEMENT[dtype];
-    const buf = device.pool.acquire(Math.max(bytes, 4));
-    return new Tensor(new Storage(device, buf, bytes, category), [...shape], dtype);
+    const { buffer, fresh } = device.pool.take(Math.max(bytes, 4));
+    if (zero && !fresh) device.clear(buffer, 0, Math.max(4, Math.ceil(bytes / 4) * 4));
+    return new Tensor(new Storage(device, buffer, bytes, category), [...shape], dtype);
   }
 
   get storage(): Storage {

@@ -272,6 +272,9 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       [[2, 13, 9], [2, 11, 13], true, true],
       [[3, 33, 8], [65, 8], false, true],
       [[70, 66], [66, 65], false, false],
+      // One row against a transposed weight: the matrix–vector kernel (odd N, partial row block).
+      [[1, 12], [7, 12], false, true],
+      [[1, 1, 36], [45, 36], false, true],
     ];
     // Small cases use finite differences; large ones the float64 product rule (see productRule).
     for (const [sa, sb, ta, tb] of cases) {

@@ -129,7 +129,7 @@ describe('half-precision tensors', () => {
   });
 
   for (const h of HALVES) {
-    it(`${h} matmul operand: same result and input gradient as its f32 values; a temporary copy only`, async () => {
+    it(`${h} matmul operand: same result and input gradient as its f32 values, no f32 copy`, async () => {
       const rng = new Rng(11);
       const wVals = Float32Array.from({ length: 24 * 10 }, () => rng.normal());
       const xVals = Float32Array.from({ length: 3 * 5 * 10 }, () => rng.normal());
@@ -149,20 +149,73 @@ describe('half-precision tensors', () => {
       const got = await run(w);
       expect(got.y).toEqual(ref.y);
       expect(got.gx).toEqual(ref.gx);
-      // Forward: besides y, only the f32 copy of w was ever allocated, and it is freed again.
+      // The kernel reads w as stored: y is the only allocation.
       const x = tensor(xVals, [15, 10]);
       const before = gpu.device().memoryReport().live.total;
       gpu.device().memory.resetPeak();
       const y = matmul(x, w, { transB: true });
       const rep = gpu.device().memoryReport();
-      expect(rep.peak.total - before).toBe(y.bytes + w32.bytes);
-      expect(rep.live.total - before).toBe(y.bytes);
+      expect(rep.peak.total - before).toBe(y.bytes);
       // Not transposed, with a batched a.
       const wT = tensor(wVals.subarray(0, 10 * 12), [10, 12], h);
       const a = tensor(xVals, [3, 5, 10]);
       expect(await matmul(a, wT).data()).toEqual(await matmul(a, cast(wT, 'f32')).data());
       w.requiresGrad = true;
       expect(() => matmul(a, w, { transB: true })).toThrow(DTypeError);
+    });
+
+    it(`${h} weight read in place by every matmul kernel family: odd sizes against float64`, async () => {
+      const dev = gpu.device();
+      const rng = new Rng(29);
+      // [M, N, K, transB]: vec4 and per-element reads (odd K and N), a K % 4 tail, lanes along M
+      // (skinny N), split-K (few rows, long K), a batched weight, decode-shaped M = 1.
+      const cases: Array<[number, number, number, boolean, number]> = [
+        [5, 24, 16, true, 1],
+        [7, 13, 11, true, 1],
+        [6, 9, 13, false, 1],
+        [3, 40, 22, false, 1],
+        [70, 6, 12, true, 1],
+        [2, 8, 1030, true, 1],
+        [1, 37, 64, true, 1],
+        [4, 12, 8, true, 3],
+      ];
+      for (const textures of ['never', 'always'] as const) {
+        dev.matmulTextures = textures;
+        for (const [M, N, K, transB, batch] of cases) {
+          const wShape = batch > 1 ? [batch, ...(transB ? [N, K] : [K, N])] : transB ? [N, K] : [K, N];
+          const w = tensor(
+            Float32Array.from({ length: batch * N * K }, () => rng.normal()),
+            wShape,
+            h,
+          );
+          const x = tensor(
+            Float32Array.from({ length: batch * M * K }, () => rng.normal()),
+            batch > 1 ? [batch, M, K] : [M, K],
+          );
+          const y = matmul(x, w, { transB });
+          // float64 reference on the stored (rounded) values.
+          const wv = (await w.data()) as Float32Array;
+          const xv = (await x.data()) as Float32Array;
+          const got = (await y.data()) as Float32Array;
+          const label = `${textures} M=${M} N=${N} K=${K}${transB ? ' Bt' : ''} batch ${batch}`;
+          for (let b = 0; b < batch; b++)
+            for (let m = 0; m < M; m++)
+              for (let n = 0; n < N; n++) {
+                let ref = 0;
+                let mag = 0;
+                for (let k = 0; k < K; k++) {
+                  const wk = wv[b * N * K + (transB ? n * K + k : k * N + n)];
+                  ref += xv[(b * M + m) * K + k] * wk;
+                  mag += Math.abs(xv[(b * M + m) * K + k] * wk);
+                }
+                const v = got[(b * M + m) * N + n];
+                if (!(Math.abs(v - ref) <= 1e-5 * mag + 1e-30))
+                  expect.fail(`${label}: [${b}, ${m}, ${n}] = ${v}, float64 ${ref}`);
+              }
+          for (const t of [w, x, y]) t.dispose();
+        }
+      }
+      dev.matmulTextures = 'auto';
     });
 
     it(`${h} embedding table is gathered from directly (odd width, out-of-range ids NaN)`, async () => {

@@ -3,16 +3,19 @@
  * initialised checkpoint with 1B's shapes (embedding 128256×2048, tied) to a temporary directory in
  * shards, loads it with its weights kept in bf16 (loadModel's default for frozen models), runs a
  * forward pass on a few tokens and prints checkpoint size, peak RSS, GPU memory by category and
- * timings. On lavapipe GPU buffers live in process memory, so peak RSS / checkpoint size shows what
- * the whole load costs; with f32 weights it could not go below 2. Not run in CI (~2.5 GB of disk).
+ * timings, then decodes greedily from those tokens (prefill, decode tokens/s and the share of the
+ * machine's memory bandwidth that reading every weight once per token takes). On lavapipe GPU
+ * buffers live in process memory, so peak RSS / checkpoint size shows what the whole load costs;
+ * with f32 weights it could not go below 2. Not run in CI (~2.5 GB of disk).
  *
  * Run: pnpm --filter @sharelora/models bench:1b [--weight-dtype=f32|bf16|auto]   (f32: the comparison)
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import {
   type FloatDType,
   f32ToBf16Bits,
@@ -23,12 +26,15 @@ import {
   shutdown,
   tensor,
 } from '@sharelora/core/node';
+import { generateTokens } from '../src/generate/generate.js';
 import { type PlannedTensor, writeJson, writeWeights } from '../src/import/hf-llama.js';
 import type { LoadProgress } from '../src/load/checkpoint.js';
 import { loadModel } from '../src/load/load.js';
 import { LLAMA_3_2_1B_CONFIG } from '../src/presets/shapes.js';
 
 const CONFIG = LLAMA_3_2_1B_CONFIG;
+/** New tokens of the decode measurement. */
+const DECODE_TOKENS = 16;
 const TOKENS = [128000, 791, 4062, 14198, 39935, 35308, 927, 279];
 /** Shard size: the writer holds one shard in memory (the embedding alone is 525 MB). */
 const SHARD_BYTES = 600e6;
@@ -131,6 +137,28 @@ async function writeCheckpoint(dir: string): Promise<void> {
   process.stdout.write(`${JSON.stringify({ peakRss: process.resourceUsage().maxRSS * 1024 })}\n`);
 }
 
+/**
+ * Memory read bandwidth (bytes/s) with one reader per core: each worker compares two 256 MB
+ * buffers (memcmp streams both) a few times; the best round counts.
+ */
+async function readBandwidth(threads: number): Promise<number> {
+  const code = `const { parentPort } = require('node:worker_threads');
+const a = Buffer.alloc(256e6, 1), b = Buffer.alloc(256e6, 1);
+parentPort.on('message', () => { Buffer.compare(a, b); parentPort.postMessage(0); });
+parentPort.postMessage(0);`;
+  const workers = Array.from({ length: threads }, () => new Worker(code, { eval: true }));
+  const next = (w: Worker) => new Promise((resolve) => w.once('message', resolve));
+  await Promise.all(workers.map(next));
+  let best = 0;
+  for (let round = 0; round < 5; round++) {
+    const t = performance.now();
+    await Promise.all(workers.map((w) => (w.postMessage(0), next(w))));
+    best = Math.max(best, (threads * 512e6) / ((performance.now() - t) / 1000));
+  }
+  await Promise.all(workers.map((w) => w.terminate()));
+  return best;
+}
+
 function runWriter(dir: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--write', dir], {
@@ -186,7 +214,23 @@ async function main(weightDtype: FloatDType | 'auto'): Promise<void> {
     const last = values.subarray(values.length - CONFIG.vocab_size);
     const top = last.reduce((best, v, i) => (v > last[best] ? i : best), 0);
 
+    // Greedy decoding from the same tokens: the first token's time is the prefill.
+    const stamps: number[] = [];
+    const start = performance.now();
+    await generateTokens(model, [TOKENS], {
+      maxNewTokens: DECODE_TOKENS,
+      eosIds: [],
+      onToken: () => {
+        stamps.push(performance.now());
+        return undefined;
+      },
+    });
+    const prefillSeconds = (stamps[0] - start) / 1000;
+    const decodeRate = (stamps.length - 1) / ((stamps[stamps.length - 1] - stamps[0]) / 1000);
+
     const peakRss = process.resourceUsage().maxRSS * 1024;
+    // After peak RSS is taken: the probe's buffers would count in it.
+    const bandwidth = await readBandwidth(cpus().length);
     const mem = getDevice().memoryReport();
     const cats = (r: Record<string, number>) =>
       Object.entries(r)
@@ -204,6 +248,14 @@ async function main(weightDtype: FloatDType | 'auto'): Promise<void> {
       [
         'forward',
         `${first.seconds.toFixed(1)} s first, ${seconds.toFixed(1)} s second (1×${TOKENS.length} tokens; argmax of last position ${top})`,
+      ],
+      [
+        'generate',
+        `prefill ${prefillSeconds.toFixed(2)} s, decode ${decodeRate.toFixed(2)} tokens/s (${DECODE_TOKENS} greedy tokens)`,
+      ],
+      [
+        'weight traffic',
+        `${gb(checkpointBytes * decodeRate)} GB/s = ${((100 * checkpointBytes * decodeRate) / bandwidth).toFixed(0)}% of ${gb(bandwidth)} GB/s read bandwidth (memcmp, ${cpus().length} threads)`,
       ],
       ['RSS after load', `${gb(rssAfterLoad)} GB`],
       ['peak RSS', `${gb(peakRss)} GB`],

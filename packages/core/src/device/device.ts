@@ -319,6 +319,17 @@ export class Device {
     this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   }
 
+  /** Records zeroing `bytes` bytes (a multiple of 4) of a buffer from `offset` in the current batch. */
+  clear(buffer: GPUBuffer, offset: number, bytes: number): void {
+    this.check();
+    if (!this.encoder) this.encoder = this.gpu.createCommandEncoder();
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    this.encoder.clearBuffer(buffer, offset, bytes);
+  }
+
   /** Submits everything recorded so far. */
   flush(): void {
     if (!this.encoder) return;

@@ -20,18 +20,23 @@ export class BufferPool {
 
   constructor(private readonly device: GPUDevice) {}
 
-  acquire(bytes: number): GPUBuffer {
+  /**
+   * A buffer and whether it is new. A new buffer holds zeros (WebGPU zero-initialises buffers), so
+   * zeros() need not clear it: on a CPU adapter that saves touching the memory twice, which is most
+   * of the cost of allocating parameters that a checkpoint load then overwrites.
+   */
+  take(bytes: number): { buffer: GPUBuffer; fresh: boolean } {
     const size = bucketSize(bytes);
     const list = this.free.get(size);
     const reused = list?.pop();
     if (reused) {
       this.freeBytes -= size;
-      return reused;
+      return { buffer: reused, fresh: false };
     }
-    const buf = this.device.createBuffer({ size, usage: STORAGE_USAGE });
+    const buffer = this.device.createBuffer({ size, usage: STORAGE_USAGE });
     this.allocatedBytes += size;
     this.buffers++;
-    return buf;
+    return { buffer, fresh: true };
   }
 
   release(buf: GPUBuffer): void {

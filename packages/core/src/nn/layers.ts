@@ -34,7 +34,7 @@ export interface LinearOptions {
   init?: boolean;
   /**
    * Storage of the weight (default f32; the bias is always f32). 'f16'/'bf16' halve a frozen base
-   * weight's memory; each forward then casts it to a temporary f32 copy for the matmul (see matmul).
+   * weight's memory; the matmul kernels read it as stored (see matmul).
    */
   dtype?: FloatDType;
 }

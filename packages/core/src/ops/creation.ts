@@ -74,6 +74,7 @@ export function full(
   dtype: DType = 'f32',
   category: MemoryCategory = 'activations',
 ): Tensor {
+  if (Object.is(value, 0)) return Tensor.zeros(shape, dtype, category);
   const t = Tensor.empty(shape, dtype, category);
   if (dtype === 'bf16') {
     fillBf16(t, value);

@@ -30,10 +30,10 @@ function withF32<T>(t: Tensor, fn: (t32: Tensor) => T): T {
  * Batched matrix product op(a)·op(b) over the last two dims, with numpy broadcasting of batch dims.
  * A 2-D b against a batched a is computed as one flat GEMM (the Linear / LoRA case).
  *
- * b may be a frozen f16/bf16 tensor (a base weight kept in half precision): it is cast to a temporary
- * f32 copy for the product (and again in backward, for a's gradient), which is freed right after, so
- * the extra memory is one such copy at a time. That costs an elementwise pass per use; a matmul that
- * loads half-precision tiles directly would avoid it.
+ * b may be a frozen f16/bf16 tensor (a base weight kept in half precision). The kernels read it as
+ * stored, converting each loaded value to f32, for the product and for a's gradient, so no
+ * full-precision copy of the weight is ever made. Only op(a) = aᵀ with a half b takes a temporary
+ * f32 copy of b (its gradient needs b as the left operand).
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   assertDType(a.dtype, ['f32'], 'matmul');
@@ -43,8 +43,10 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       throw new DTypeError(
         `matmul: a ${b.dtype} operand cannot require grad (half-precision weights are frozen)`,
       );
-    const out = noGrad(() => withF32(b, (b32) => matmul(a, b32, opts)));
-    return record(out, 'matmul', [a], (g) => [withF32(b, (b32) => gradA(a, b32, g, opts))]);
+    if (opts.transA) {
+      const out = noGrad(() => withF32(b, (b32) => matmul(a, b32, opts)));
+      return record(out, 'matmul', [a], (g) => [withF32(b, (b32) => gradA(a, b32, g, opts))]);
+    }
   }
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;

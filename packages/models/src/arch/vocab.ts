@@ -27,8 +27,9 @@ import {
  * saveModel map them to the single checkpoint tensor by rows). Values start at zero: the model is
  * either loaded or passed to initWeights().
  *
- * The blocks may be stored as f16/bf16 (frozen). They are still sized for f32, because the output
- * projection multiplies by an f32 copy of one block at a time; lookups gather from the half blocks.
+ * The blocks may be stored as f16/bf16 (frozen); the output projection and lookups read them as
+ * stored. Blocks are sized for f32 whatever the storage, so a half checkpoint's block names and row
+ * ranges are those of its f32 load.
  */
 export class VocabEmbedding extends Module {
   readonly blockRows: number;

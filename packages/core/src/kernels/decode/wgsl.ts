@@ -23,6 +23,7 @@
  * Matrix-vector products give each lane MV_ROWS output rows and walk their vec4 groups in a loop;
  * the input vector's group is the same for every lane, a uniform load.
  */
+import { HALF_READS } from '../half-reads.js';
 import type { Expr } from './params.js';
 
 export type WeightDType = 'f32' | 'f16' | 'bf16';
@@ -59,8 +60,8 @@ const MV_ROWS = 4;
 function wVec(w: WeightRef, g: string): string {
   const at = `${w.buf}[(${w.off}) / 4u + ${g}]`;
   if (w.dtype === 'f32') return at;
-  if (w.dtype === 'f16') return `dw_f16(${at})`;
-  return `dw_bf16(${at})`;
+  if (w.dtype === 'f16') return `f16x4(${at})`;
+  return `bf16x4(${at})`;
 }
 
 /** Element i of weight w as f32. */
@@ -70,12 +71,6 @@ function wScalar(w: WeightRef, i: string): string {
   const bits = `((${word} >> (((${i}) & 1u) * 16u)) & 0xffffu)`;
   return w.dtype === 'bf16' ? `bitcast<f32>(${bits} << 16u)` : `unpack2x16float(${bits}).x`;
 }
-
-const HALF_DECODE = `
-fn dw_bf16(u: vec2<u32>) -> vec4<f32> {
-  return vec4<f32>(bitcast<f32>(u.x << 16u), bitcast<f32>(u.x & 0xffff0000u), bitcast<f32>(u.y << 16u), bitcast<f32>(u.y & 0xffff0000u));
-}
-fn dw_f16(u: vec2<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(u.x), unpack2x16float(u.y)); }`;
 
 export interface MatvecPhase {
   /** Weights [N, K]; two of them (gate, up) make a SwiGLU product silu(w0·x) * (w1·x). */
@@ -470,7 +465,7 @@ fn aget(i: u32) -> f32 { return A[i >> 2u][i & 3u]; }
 fn aset(i: u32, v: f32) { A[i >> 2u][i & 3u] = v; }
 fn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }
 fn silu4(x: vec4<f32>) -> vec4<f32> { return x / (1.0 + exp(-x)); }
-${HALF_DECODE}
+${HALF_READS}
 ${SAMPLE_FNS}
 @compute @workgroup_size(${opts.lanes})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {

@@ -14,6 +14,8 @@ export interface MatmulSpec {
   strideA?: number;
   strideB?: number;
   strideC?: number;
+  /** Storage of B: a frozen f16/bf16 weight is read as stored, two halves per u32 word (default f32). */
+  bType?: 'f32' | 'f16' | 'bf16';
 }
 
 export const MATMUL_PARAMS_BYTES = 64;

@@ -130,9 +130,10 @@ function pack(
   const groups = Math.ceil(packInvocations(trans, vec, width, height) / PACK_WG);
   const maxX = dev.limits.maxComputeWorkgroupsPerDimension;
   const y = Math.ceil(groups / maxX);
+  const dtype = x.dtype === 'f16' || x.dtype === 'bf16' ? x.dtype : 'f32';
   dev.dispatch({
-    key: `mm_pack:${trans ? 't' : 'n'}:${vec ? 'v' : 's'}`,
-    wgsl: () => packWgsl(trans, vec),
+    key: `mm_pack:${trans ? 't' : 'n'}:${vec ? 'v' : 's'}:${dtype}`,
+    wgsl: () => packWgsl(trans, vec, dtype),
     buffers: [x.binding()],
     layout: { buffers: [0], uniforms: 2 },
     uniforms: packParams({ off: 0, ...blk, width, height }),

@@ -4,7 +4,10 @@ import { type MatmulSpec, packMatmulParams } from './params.js';
 import { runTextureMatmul, textureMatmulSuits } from './run-texture.js';
 import { chooseMatmulPlan, type MatmulPlan } from './wgsl.js';
 
-/** Shape, transposes and batch strides (elements; 0 broadcasts one matrix over the batch). */
+/**
+ * Shape, transposes and batch strides (elements; 0 broadcasts one matrix over the batch). B's
+ * storage type comes from its tensor: a frozen f16/bf16 B is read as stored.
+ */
 export type MatmulDispatch = Required<
   Pick<MatmulSpec, 'M' | 'N' | 'K' | 'batch' | 'transA' | 'transB' | 'strideA' | 'strideB' | 'strideC'>
 >;
@@ -25,8 +28,10 @@ const plans = new Map<string, MatmulPlan>();
  * elements, which keeps every binding offset a multiple of 256 bytes.
  *
  * On CPU adapters, large products pack both operands into textures first (run-texture.ts).
+ * A, C and every windowed operand are f32; B may be a frozen f16/bf16 tensor when it is bound whole.
  */
 export function runMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): void {
+  const bType = b.dtype === 'f16' || b.dtype === 'bf16' ? b.dtype : 'f32';
   if (textureMatmulSuits(a, b, c, d)) {
     runTextureMatmul(a, b, c, d);
     return;
@@ -41,24 +46,24 @@ export function runMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): v
       if (rows > 0) {
         for (let m0 = 0; m0 < M; m0 += rows) {
           const m = Math.min(rows, M - m0);
-          record({ ...d, M: m }, a.window(m0 * K, m * K), b.binding(), c.window(m0 * N, m * N), false);
+          record({ ...d, M: m }, a.window(m0 * K, m * K), b.binding(), c.window(m0 * N, m * N), false, bType);
         }
         return;
       }
-    } else if (!d.transB && !over(M * N)) {
+    } else if (!d.transB && !over(M * N) && bType === 'f32') {
       // Aᵀ is [K, M] and B [K, N]: windows of K rows of both, summed into C.
       const rows = windowRows(limit, Math.max(M, N));
       if (rows > 0) {
         for (let k0 = 0; k0 < K; k0 += rows) {
           const k = Math.min(rows, K - k0);
           const win = { ...d, K: k, strideA: 0, strideB: 0, strideC: 0 };
-          record(win, a.window(k0 * M, k * M), b.window(k0 * N, k * N), c.binding(), k0 > 0);
+          record(win, a.window(k0 * M, k * M), b.window(k0 * N, k * N), c.binding(), k0 > 0, bType);
         }
         return;
       }
     }
   }
-  record(d, a.binding(), b.binding(), c.binding(), false);
+  record(d, a.binding(), b.binding(), c.binding(), false, bType);
 }
 
 /** Rows of `width` f32 elements per window: as many as fit `limit` bytes, a multiple of 64 (0: none fit). */
@@ -73,9 +78,10 @@ function record(
   b: GPUBufferBinding,
   c: GPUBufferBinding,
   accumulate: boolean,
+  bType: MatmulSpec['bType'],
 ): void {
   const dev = getDevice();
-  const spec: MatmulSpec = { ...d };
+  const spec: MatmulSpec = { ...d, bType };
   const limits = {
     maxComputeWorkgroupStorageSize: dev.limits.maxComputeWorkgroupStorageSize,
     maxComputeInvocationsPerWorkgroup: dev.limits.maxComputeInvocationsPerWorkgroup,
@@ -91,6 +97,7 @@ function record(
     d.strideA,
     d.strideB,
     d.strideC,
+    bType,
     ...Object.values(limits),
   ].join();
   let plan = plans.get(key);

@@ -22,6 +22,8 @@
  * serves every shape: no texture is created per product.
  */
 
+import { HALF_READS, operandReads } from '../half-reads.js';
+
 /** Width of the scratch textures, in texels (a power of two: the index split is a mask and a shift). */
 export const TEX_WIDTH = 4096;
 const WIDTH_BITS = Math.log2(TEX_WIDTH);
@@ -64,15 +66,16 @@ export interface PackParams {
  * Transposed and vec4, one invocation packs a 4 x 4 block: four vec4 loads along r, one per c,
  * transposed in registers (in llvmpipe's SoA layout a vec4 is four registers, so that is free).
  */
-export function packWgsl(trans: boolean, vec: boolean): string {
+export function packWgsl(trans: boolean, vec: boolean, dtype: 'f32' | 'f16' | 'bf16' = 'f32'): string {
   const per4 = trans && vec;
+  const X = operandReads('X', dtype);
   const body = per4
     ? `let y0 = (gi / P.width) * 4u;
   let inRows = y0 < P.nr;
 ${[0, 1, 2, 3]
   .map(
     (e) => `  var m${e} = vec4<f32>(0.0);
-  if (inRows && x * 4u + ${e}u < P.nc) { m${e} = X[(P.off + (P.c0 + x * 4u + ${e}u) * P.rows + P.r0 + y0) / 4u]; }`,
+  if (inRows && x * 4u + ${e}u < P.nc) { m${e} = ${X.vec4(`(P.off + (P.c0 + x * 4u + ${e}u) * P.rows + P.r0 + y0) / 4u`)}; }`,
   )
   .join('\n')}
 ${[0, 1, 2, 3]
@@ -88,16 +91,17 @@ ${[0, 1, 2, 3]
     let c = P.c0 + x * 4u;
     ${
       vec
-        ? 'v = X[(P.off + r * P.cols + c) / 4u];'
+        ? `v = ${X.vec4('(P.off + r * P.cols + c) / 4u')};`
         : `for (var e = 0u; e < 4u; e++) {
       if (c + e < P.c0 + P.nc) {
-        v[e] = X[P.off + ${trans ? '(c + e) * P.rows + r' : 'r * P.cols + c + e'}];
+        v[e] = ${X.scalar(`P.off + ${trans ? '(c + e) * P.rows + r' : 'r * P.cols + c + e'}`)};
       }
     }`
     }
   }
   textureStore(T, lin(y * P.width + x), v);`;
-  return `@group(0) @binding(0) var<storage, read> X: array<${vec ? 'vec4<f32>' : 'f32'}>;
+  return `@group(0) @binding(0) var<storage, read> X: array<${X.type(vec)}>;
+${dtype === 'f32' ? '' : HALF_READS}
 @group(0) @binding(1) var T: texture_storage_2d<rgba32float, write>;
 struct Params { off: u32, rows: u32, cols: u32, r0: u32, c0: u32, nr: u32, nc: u32, width: u32, height: u32 }
 @group(0) @binding(2) var<uniform> P: Params;

@@ -13,7 +13,9 @@
  *
  * Binding layout (group 0, same for every pass; each pass lists the bindings it uses in `bindings`):
  *   0: A        var<storage, read>        array<f32>
- *   1: B        var<storage, read>        array<f32>, or array<vec4<f32>> when the key has "bv"
+ *   1: B        var<storage, read>        array<f32>, or array<vec4<f32>> when the key has "bv" or "bk";
+ *                                         a frozen f16/bf16 B (key "_bf16"/"_bbf16") is read as stored,
+ *                                         array<u32> (two halves per word) or array<vec2<u32>>
  *   2: C        var<storage, read_write>  array<f32>, or array<vec4<f32>> when the key has "cv"
  *   3: params   var<uniform>              MatmulParams (64 bytes, see packMatmulParams)
  *   4: scratch  var<storage, read_write>  split-K partials, array<f32|vec4<f32>>, dense
@@ -39,6 +41,8 @@
  *    workgroups of 16 beat 8, 32 and 64.
  *  - Small-K kernel (small-k.ts, K <= 16 with subgroups, e.g. LoRA's dX = dH·A): B's column group
  *    stays in registers for all k while rows of A stream through a broadcast panel.
+ *  - Matrix–vector kernel (gemv.ts, one row times a transposed weight with subgroups: decoding's
+ *    projections): a subgroup per 4 rows of W, its lanes side by side along K.
  *  - Per-lane kernel (no subgroups): TM x (4*TN) register tile in named vec4 variables (arrays in
  *    locals spill/gather), TM + 4*TN loaded elements per k for 4*TM*TN FMAs.
  * Not helping: Dawn's disable_robustness toggle (identical machine code: Dawn relies on Vulkan
@@ -47,6 +51,8 @@
  * unrolling k (LLVM hoists the loads and spills).
  */
 
+import { HALF_READS, operandReads } from '../half-reads.js';
+import { gemvPass, gemvSuits } from './gemv.js';
 import { type MatmulSpec, PARAMS_WGSL } from './params.js';
 import { smallKPass, smallKSuits } from './small-k.js';
 
@@ -149,7 +155,10 @@ export function chooseMatmulPlan(
   limits: MatmulLimits,
   override?: { tile?: TileConfig; splitK?: number },
 ): MatmulPlan {
-  if (!override && (limits.subgroupMinSize ?? 0) >= 8 && smallKSuits(spec)) {
+  const lanes = limits.subgroupMinSize ?? 0;
+  if (!override && lanes <= 64 && gemvSuits(spec, lanes))
+    return { passes: [{ ...gemvPass(spec, lanes), bindings: [0, 1, 2, 3] }], scratchBytes: 0, splitK: 1 };
+  if (!override && lanes >= 8 && (spec.bType ?? 'f32') === 'f32' && smallKSuits(spec)) {
     const vf = vectorFlags(spec, { lanes: 'n', wg: 16, tm: 16, tn: 1, sg: true });
     if (vf.ak && vf.bv && vf.cv)
       return { passes: [{ ...smallKPass(spec), bindings: [0, 1, 2, 3] }], scratchBytes: 0, splitK: 1 };
@@ -209,7 +218,8 @@ function tileGeometry(spec: MatmulSpec, t: TileConfig): [number, number] {
 function tileKey(spec: MatmulSpec, t: TileConfig, f: VecFlags, split: boolean): string {
   return (
     `mm_${t.lanes}_wg${t.wg}_tm${t.tm}_tn${t.tn}${t.sg ? '_sg' : ''}_${spec.transA ? 'at' : 'an'}_${spec.transB ? 'bt' : 'bn'}` +
-    `_${f.bv ? 'bv' : 'bs'}_${f.cv ? 'cv' : 'cs'}${f.ak ? '_ak' : ''}${f.am ? '_am' : ''}${f.bk ? '_bk' : ''}${split ? '_split' : ''}`
+    `_${f.bv ? 'bv' : 'bs'}_${f.cv ? 'cv' : 'cs'}${f.ak ? '_ak' : ''}${f.am ? '_am' : ''}${f.bk ? '_bk' : ''}${split ? '_split' : ''}` +
+    (spec.bType && spec.bType !== 'f32' ? `_b${spec.bType}` : '')
   );
 }
 
@@ -230,10 +240,12 @@ export function tileWgsl(spec: MatmulSpec, t: TileConfig, f: VecFlags, split: bo
   if (sg) L.push('enable subgroups;');
   const cType = cv ? 'vec4<f32>' : 'f32';
   L.push(`@group(0) @binding(0) var<storage, read> A: array<${ak || am ? 'vec4<f32>' : 'f32'}>;`);
-  L.push(`@group(0) @binding(1) var<storage, read> B: array<${bv || bk ? 'vec4<f32>' : 'f32'}>;`);
+  const B = operandReads('B', spec.bType ?? 'f32');
+  L.push(`@group(0) @binding(1) var<storage, read> B: array<${B.type(bv || bk)}>;`);
   if (split) L.push(`@group(0) @binding(4) var<storage, read_write> S: array<${cType}>;`);
   else L.push(`@group(0) @binding(2) var<storage, read_write> C: array<${cType}>;`);
   L.push(PARAMS_WGSL);
+  if ((spec.bType ?? 'f32') !== 'f32') L.push(HALF_READS);
   L.push(`@compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${sg ? ', @builtin(subgroup_invocation_id) sid: u32' : ''}) {
   let M = P.M; let N = P.N; let K = P.K; let N4 = (N + 3u) / 4u;`);
@@ -273,8 +285,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     void kk;
   };
   const bScalar = (j: number, kk: string) => {
-    if (bv) return `B[pb${j} + ${kk} * N4]`;
-    const idx = (e: number) => (spec.transB ? `B[pb${j}_${e} + ${kk}]` : `B[pb${j}_${e} + ${kk} * N]`);
+    if (bv) return B.vec4(`pb${j} + ${kk} * N4`);
+    const idx = (e: number) => B.scalar(spec.transB ? `pb${j}_${e} + ${kk}` : `pb${j}_${e} + ${kk} * N`);
     return `vec4<f32>(${[0, 1, 2, 3].map(idx).join(', ')})`;
   };
   if (sg) {
@@ -337,7 +349,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         panel(
           4 * tn,
           (p) => `(bBase + min(${c0} + f${p}, N - 1u) * K) / 4u`,
-          (p) => `B[pp${p} + k / 4u]`,
+          (p) => B.vec4(`pp${p} + k / 4u`),
         );
         bOf = (j, q) => `vec4<f32>(${[0, 1, 2, 3].map((e) => bc(4 * j + e, `.${xyzw(q)}`)).join(', ')})`;
       } else if (bv) {
@@ -345,7 +357,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         panel(
           4 * tn,
           (p) => `bBase / 4u + min(wid.y * ${tn}u + f${p} % ${tn}u, N4 - 1u) + (f${p} / ${tn}u) * N4`,
-          (p) => `B[pp${p} + k * N4]`,
+          (p) => B.vec4(`pp${p} + k * N4`),
         );
         bOf = (j, q) => bc(q * tn + j);
       } else {
@@ -355,7 +367,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         panel(
           16 * tn,
           (p) => `bBase + min(${c0} + f${p} % ${4 * tn}u, N - 1u) * ${cs} + (f${p} / ${4 * tn}u) * ${ks}`,
-          (p) => `B[pp${p} + k * ${ks}]`,
+          (p) => B.scalar(`pp${p} + k * ${ks}`),
         );
         bOf = (j, q) => `vec4<f32>(${[0, 1, 2, 3].map((e) => bc(q * 4 * tn + 4 * j + e)).join(', ')})`;
       }
@@ -369,7 +381,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (t.lanes === 'm' && ak) for (let i = 0; i < tm; i++) L.push(`    let av${i} = A[pa${i} + k / 4u];`);
     if (t.lanes === 'n' && bk)
       for (let j = 0; j < tn; j++)
-        for (let e = 0; e < 4; e++) L.push(`    let bw${j}_${e} = B[pb${j}_${e} + k / 4u];`);
+        for (let e = 0; e < 4; e++) L.push(`    let bw${j}_${e} = ${B.vec4(`pb${j}_${e} + k / 4u`)};`);
     for (let q = 0; q < 4; q++) {
       L.push(`    {`);
       step(
@@ -405,7 +417,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (ak) for (let i = 0; i < tm; i++) L.push(`    let av${i} = A[pa${i} + k4];`);
     if (bk)
       for (let j = 0; j < tn; j++)
-        for (let e = 0; e < 4; e++) L.push(`    let bw${j}_${e} = B[pb${j}_${e} + k4];`);
+        for (let e = 0; e < 4; e++) L.push(`    let bw${j}_${e} = ${B.vec4(`pb${j}_${e} + k4`)};`);
     for (let q = 0; q < 4; q++) {
       const c = 'xyzw'[q];
       L.push(`    {`);
