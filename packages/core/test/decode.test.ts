@@ -6,14 +6,14 @@
  * a CPU implementation of the same draw.
  */
 import { describe, expect, it } from 'vitest';
-import { decode, getDevice, Rng, type Tensor, tensor } from '../src/node.js';
+import { decode, getDevice, Rng, Tensor, tensor } from '../src/node.js';
 import { encodeBF16, encodeF16 } from '../src/safetensors/format.js';
 import { useGpu } from './gpu.js';
 
 useGpu();
 const a4 = (n: number) => Math.ceil(n / 4) * 4;
 
-type Binding = [string, string, 'read' | 'read_write', Tensor];
+type Binding = [string, string, 'read' | 'read_write', Tensor | GPUTexture];
 
 /**
  * Runs one kernel over P and the given tensors (bound whole, in order: weights..., A, [KC, VC,] S).
@@ -37,7 +37,7 @@ async function run(
     {
       key: `test|${wgsl}`,
       wgsl,
-      buffers: [P, ...bindings.map((b) => b[3])].map((t) => t.buffer),
+      buffers: [P.buffer, ...bindings.map((b) => (b[3] instanceof Tensor ? b[3].buffer : b[3]))],
       workgroups,
     },
   ]).submit(1);
@@ -111,10 +111,19 @@ const maxErr = (got: ArrayLike<number>, want: ArrayLike<number>) => {
 
 describe('decode matvec', () => {
   // gated: the input is silu(x) * x'; flags-off: norm, gate and add present but switched off at runtime.
+  // 'f32 texture': the weights in a weight texture (uploadWeightTexture; lavapipe reads them).
   const cases: Array<
-    [number, number, decode.WeightDType, 'plain' | 'norm-add' | 'swiglu' | 'gated' | 'flags-off']
+    [
+      number,
+      number,
+      decode.WeightDType | 'f32 texture',
+      'plain' | 'norm-add' | 'swiglu' | 'gated' | 'flags-off',
+    ]
   > = [
     [13, 37, 'f32', 'plain'],
+    [13, 37, 'f32 texture', 'plain'],
+    [17, 24, 'f32 texture', 'swiglu'],
+    [29, 64, 'f32 texture', 'norm-add'],
     [19, 30, 'f32', 'gated'],
     [11, 21, 'f32', 'flags-off'],
     [29, 64, 'f32', 'norm-add'],
@@ -123,8 +132,10 @@ describe('decode matvec', () => {
     [9, 40, 'f16', 'plain'],
     [21, 11, 'bf16', 'plain'],
   ];
-  for (const [N, K, dtype, kind] of cases) {
-    it(`${N}x${K} ${dtype} ${kind} equals the float64 reference for 3 rows`, async () => {
+  for (const [N, K, kind_, kind] of cases) {
+    const dtype = kind_ === 'f32 texture' ? 'f32' : kind_;
+    const texture = kind_ === 'f32 texture';
+    it(`${N}x${K} ${kind_} ${kind} equals the float64 reference for 3 rows`, async () => {
       const rng = new Rng(N * 100 + K);
       const B = 3;
       const xo = 0;
@@ -149,12 +160,17 @@ describe('decode matvec', () => {
       const A = tensor(arena, [arena.length]);
       const G = tensor(g, [g.length]);
       const S = state(B, 1, [0, 0, 0]);
-      const type = decode.weightArrayType(dtype);
+      const type = texture ? 'texture' : decode.weightArrayType(dtype);
       const P = new decode.DecodeParams({ rowStride: stride, batch: B, capacity: 1 });
-      const ref = (buf: string): decode.WeightRef => ({ buf, off: P.u32(0), dtype });
+      const ref = (buf: string): decode.WeightRef => ({ buf, off: P.u32(0), dtype, texture });
+      // Texture weights: both matrices in one texture, W1 after W0 (a 4-aligned offset).
+      const wt = texture
+        ? decode.uploadWeightTexture(getDevice(), Float32Array.from([...w0.vals, ...w1.vals]))
+        : null;
+      const at1 = texture ? P.u32(w0.vals.length) : P.u32(0);
       const normed = kind === 'norm-add' || kind === 'swiglu' || kind === 'flags-off';
       const phase = decode.matvecPhase({
-        w: kind === 'swiglu' ? [ref('W0'), ref('W1')] : [ref('W0')],
+        w: kind === 'swiglu' ? [ref('W0'), { ...ref(texture ? 'W0' : 'W1'), off: at1 }] : [ref('W0')],
         N: P.u32(N),
         K: P.u32(K),
         x: P.u32(xo),
@@ -176,8 +192,8 @@ describe('decode matvec', () => {
       // Auto layouts drop bindings a shader never uses: bind only what this variant reads.
       await run(
         [
-          ['W0', type, 'read', w0.t],
-          ...(kind === 'swiglu' ? [['W1', type, 'read', w1.t] as const] : []),
+          ['W0', type, 'read', wt ? wt.texture : w0.t],
+          ...(kind === 'swiglu' && !wt ? [['W1', type, 'read', w1.t] as const] : []),
           ...(normed ? [['G', 'vec4<f32>', 'read', G] as const] : []),
           ['A', 'vec4<f32>', 'read_write', A],
           ['S', 'u32', 'read_write', S],
@@ -206,6 +222,7 @@ describe('decode matvec', () => {
         expect(maxErr(got, want), `row ${b}`).toBeLessThan(1e-5);
       }
       for (const t of [A, G, S, w0.t, w1.t]) t.dispose();
+      wt?.release();
     });
   }
 });

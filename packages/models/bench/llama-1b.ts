@@ -191,12 +191,14 @@ async function main(weightDtype: FloatDType | 'auto'): Promise<void> {
     await init();
     const bar = progressBar('loading');
     t = performance.now();
-    const { model } = await loadModel(dir, {
+    const { model: loaded } = await loadModel(dir, {
       weightDtype,
       onProgress: (p: LoadProgress) => bar.update(p.loadedBytes, p.totalBytes, p.tensor),
     });
     await getDevice().sync();
     bar.end();
+    if (loaded.task !== 'causal-lm') throw new Error(`${loaded.hfClass}: expected a causal LM`);
+    const model = loaded;
     const loadSeconds = (performance.now() - t) / 1000;
     const rssAfterLoad = process.memoryUsage().rss;
 

@@ -9,6 +9,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { noGrad, tensor, tidy } from '@sharelora/core/node';
 import { describe, expect, it } from 'vitest';
+import type { LlamaForCausalLM } from '../src/arch/llama.js';
+import { LlamaDecoder } from '../src/decode/llama-decoder.js';
 import {
   argmax,
   type CausalLM,
@@ -68,6 +70,21 @@ describe('decoder on stories260K', () => {
           expect(await generateTokens(model, prompts, { ...opts, engine: 'decoder', batchSize: 2 })).toEqual(
             fast,
           );
+          // Weights in a buffer (adapters without readable storage textures) give the same tokens.
+          const dec = await LlamaDecoder.create(model as LlamaForCausalLM, {
+            batch: 1,
+            capacity: prompts[0].length + STEPS,
+            greedy: true,
+            weightsIn: 'buffer',
+          });
+          try {
+            dec.setSampling({ temperature: 0, topK: 0, topP: 1, seed: 0 });
+            dec.start(0, prompts[0], 0);
+            const [ids] = await dec.run(prompts[0].length - 1 + STEPS);
+            expect(ids.slice(prompts[0].length - 1)).toEqual(fast[0].tokens);
+          } finally {
+            dec.dispose();
+          }
           console.log(`[${from}] ${JSON.stringify(tok.decode(fast[0].tokens))}`);
           for (const [i, g] of fast.entries()) {
             const seq = [...prompts[i], ...g.tokens];

@@ -94,6 +94,7 @@ export class LlamaDecoder {
   private readonly dev: Device;
   private readonly program: decode.DecodeProgram;
   private readonly buffers: Tensor[] = [];
+  private readonly releaseWeights: () => void;
   private readonly state: Tensor;
   /** Host copy of each row's position, kept in step with the GPU's. */
   readonly positions: number[];
@@ -105,8 +106,10 @@ export class LlamaDecoder {
     greedy: boolean,
     packed: Float32Array,
     o: Offsets,
+    weightsIn: 'texture' | 'buffer',
   ) {
     this.dev = getDevice();
+    const texture = weightsIn === 'texture';
     const c = model.config;
     const { hiddenSize: C, numHeads: H, numKvHeads: Hkv, headDim: D, intermediateSize: I, vocabSize: V } = c;
     const shape: decode.CacheShape = { heads: H, kvHeads: Hkv, headDim: D, capacity };
@@ -167,10 +170,15 @@ export class LlamaDecoder {
     ]);
     const mv = (j: number) => `P[${table}u + d * 7u + ${j}u]`;
     const flags = mv(6);
-    const w = (j: number): decode.WeightRef => ({ buf: 'W', off: `${mv(j)} + lo`, dtype: 'f32' });
+    const w = (j: number): decode.WeightRef => ({ buf: 'W', off: `${mv(j)} + lo`, dtype: 'f32', texture });
     const up = P.u32(ar.h + a4(I));
     const body = decode.inOrder([
-      decode.embedPhase({ e: { buf: 'W', off: P.u32(o.embed), dtype: 'f32' }, C: n.C, V: n.V, x: at.x }),
+      decode.embedPhase({
+        e: { buf: 'W', off: P.u32(o.embed), dtype: 'f32', texture },
+        C: n.C,
+        V: n.V,
+        x: at.x,
+      }),
       `for (var i = 0u; i <= 4u * ${n.layers}; i++) {
   let l = i / 4u;
   let d = select(i % 4u, 4u, i == 4u * ${n.layers});
@@ -183,7 +191,7 @@ ${decode.inOrder([
     k: at.k,
     v: at.v,
     rotaryDim: n.rotary,
-    table: { buf: 'W', off: P.u32(o.rope) },
+    table: { buf: 'W', off: P.u32(o.rope), texture },
     kc: 'KC',
     vc: 'VC',
     cacheOff,
@@ -219,7 +227,7 @@ ${decode.matvecPhase({
     const wgsl = decode.decodeKernel({
       lanes: decode.subgroupWidth(),
       bindings: [
-        { name: 'W', type: 'vec4<f32>', access: 'read' },
+        { name: 'W', type: texture ? 'texture' : 'vec4<f32>', access: 'read' },
         { name: 'A', type: 'vec4<f32>', access: 'read_write' },
         { name: 'KC', type: 'vec4<f32>', access: 'read_write' },
         { name: 'VC', type: 'vec4<f32>', access: 'read_write' },
@@ -230,8 +238,17 @@ ${decode.matvecPhase({
     const params = P.data();
     const Pt = this.keep(zeros([params.length], 'i32'));
     this.dev.write(Pt.buffer, 0, params);
-    const W = this.keep(zeros([packed.length]));
-    this.dev.write(W.buffer, 0, packed);
+    let W: GPUBuffer | GPUTexture;
+    if (texture) {
+      const t = decode.uploadWeightTexture(this.dev, packed);
+      W = t.texture;
+      this.releaseWeights = t.release;
+    } else {
+      const t = this.keep(zeros([packed.length]));
+      this.dev.write(t.buffer, 0, packed);
+      W = t.buffer;
+      this.releaseWeights = () => {};
+    }
     const A = this.keep(zeros([batch * rowStride]));
     const KC = this.keep(zeros([c.numLayers * layerCache]));
     const VC = this.keep(zeros([c.numLayers * layerCache]));
@@ -241,7 +258,7 @@ ${decode.matvecPhase({
       {
         key: `decode-llama|${wgsl}`,
         wgsl,
-        buffers: [Pt, W, A, KC, VC, this.state].map((t) => t.buffer),
+        buffers: [Pt.buffer, W, ...[A, KC, VC, this.state].map((t) => t.buffer)],
         workgroups: [1, batch, 1],
       },
     ]);
@@ -253,13 +270,18 @@ ${decode.matvecPhase({
     return t;
   }
 
-  /** Prepares a decoder for `batch` sequences of up to `capacity` positions (prompt + new tokens). */
+  /**
+   * Prepares a decoder for `batch` sequences of up to `capacity` positions (prompt + new tokens).
+   * The weights go into a texture where the device can read storage textures (faster loads on
+   * lavapipe), else into a buffer; `weightsIn` picks one (tests compare them).
+   */
   static async create(
     model: LlamaForCausalLM,
-    opts: { batch: number; capacity: number; greedy: boolean },
+    opts: { batch: number; capacity: number; greedy: boolean; weightsIn?: 'texture' | 'buffer' },
   ): Promise<LlamaDecoder> {
     const { packed, offsets } = await packWeights(model, opts.capacity);
-    return new LlamaDecoder(model, opts.batch, opts.capacity, opts.greedy, packed, offsets);
+    const weightsIn = opts.weightsIn ?? (getDevice().info.readableStorageTextures ? 'texture' : 'buffer');
+    return new LlamaDecoder(model, opts.batch, opts.capacity, opts.greedy, packed, offsets, weightsIn);
   }
 
   /** Sets the sampling settings (read by every row after its prompt). */
@@ -344,6 +366,7 @@ ${decode.matvecPhase({
 
   dispose(): void {
     for (const t of this.buffers) t.dispose();
+    this.releaseWeights();
     this.buffers.length = 0;
   }
 }

@@ -1,6 +1,6 @@
 export { subgroupWidth } from '../rows.js';
 export { DecodeParams, type Expr, PARAM_HEADER } from './params.js';
-export { type DecodeDispatch, DecodeProgram } from './program.js';
+export { type DecodeDispatch, DecodeProgram, uploadWeightTexture } from './program.js';
 export {
   type AttendPhase,
   attendPhase,

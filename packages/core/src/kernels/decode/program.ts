@@ -1,12 +1,54 @@
 import type { Device } from '../../device/device.js';
 import { DeviceError } from '../../errors.js';
+import { TEX_WIDTH } from '../matmul/texture.js';
 
-/** One dispatch of a decode step: its kernel and the whole buffers it binds, in binding order. */
+/**
+ * One dispatch of a decode step: its kernel and what it binds, in binding order: whole buffers, or
+ * weight textures (see uploadWeightTexture).
+ */
 export interface DecodeDispatch {
   key: string;
   wgsl: string;
-  buffers: readonly GPUBuffer[];
+  buffers: readonly (GPUBuffer | GPUTexture)[];
   workgroups: readonly [number, number, number];
+}
+
+const isTexture = (r: GPUBuffer | GPUTexture): r is GPUTexture => 'createView' in r;
+
+/**
+ * Uploads f32 values into a read-only storage texture (rgba32float, TEX_WIDTH texels per row, the
+ * values in order, zero after the last), counted as weights until `release`. Kernels read element
+ * i with WeightRef.texture; the device must have readable storage textures.
+ */
+export function uploadWeightTexture(
+  dev: Device,
+  values: Float32Array,
+): { texture: GPUTexture; release(): void } {
+  const rows = Math.max(1, Math.ceil(values.length / 4 / TEX_WIDTH));
+  const padded = new Float32Array(rows * TEX_WIDTH * 4);
+  padded.set(values);
+  const texture = dev.gpu.createTexture({
+    size: [TEX_WIDTH, rows],
+    format: 'rgba32float',
+    usage: 0x8 /* STORAGE_BINDING */ | 0x2 /* COPY_DST */,
+    label: 'decode-weights',
+  });
+  dev.gpu.queue.writeTexture({ texture }, padded, { bytesPerRow: TEX_WIDTH * 16, rowsPerImage: rows }, [
+    TEX_WIDTH,
+    rows,
+  ]);
+  dev.memory.add('weights', padded.byteLength);
+  let released = false;
+  return {
+    texture,
+    release() {
+      if (released) return;
+      released = true;
+      dev.flush();
+      texture.destroy();
+      dev.memory.remove('weights', padded.byteLength);
+    },
+  };
 }
 
 const pipelines = new WeakMap<Device, Map<string, GPUComputePipeline>>();
@@ -46,7 +88,10 @@ export class DecodeProgram {
       const p = pipeline(dev, d.key, d.wgsl);
       const group = dev.gpu.createBindGroup({
         layout: p.getBindGroupLayout(0),
-        entries: d.buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+        entries: d.buffers.map((r, binding) => ({
+          binding,
+          resource: isTexture(r) ? r.createView() : { buffer: r },
+        })),
       });
       return { pipeline: p, group, wg: d.workgroups };
     });

@@ -28,7 +28,7 @@ import { HALF_READS, operandReads } from '../half-reads.js';
 export const TEX_WIDTH = 4096;
 const WIDTH_BITS = Math.log2(TEX_WIDTH);
 /** WGSL: texel i of a block stored row-major at TEX_WIDTH texels per texture row. */
-const LIN = `fn lin(i: u32) -> vec2<u32> { return vec2<u32>(i & ${TEX_WIDTH - 1}u, i >> ${WIDTH_BITS}u); }`;
+export const LIN = `fn lin(i: u32) -> vec2<u32> { return vec2<u32>(i & ${TEX_WIDTH - 1}u, i >> ${WIDTH_BITS}u); }`;
 
 /** Rows of C per lane (and per workgroup: lanes differ in columns). */
 export const TEX_TM = 16;
