@@ -6,6 +6,7 @@ import { init, shutdown } from '@sharelora/core/node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   formatQuickstartTable,
+  lossChart,
   type QuickstartEvent,
   type QuickstartResult,
   runQuickstart,
@@ -78,4 +79,32 @@ it('reports progress per phase and a printable table', () => {
   const table = formatQuickstartTable(result);
   expect(table.split('\n')).toHaveLength(5);
   expect(table).toMatch(/^ShareAB\s/m);
+});
+
+it('draws loss curves as static SVG: one line per series in its colour, a legend, a log loss axis', async () => {
+  const html = await lossChart('Two runs', [
+    { name: 'first', color: '#1f77b4', points: [1, 2, 3, 4].map((step) => ({ step, loss: 4 / step })) },
+    {
+      name: 'second',
+      color: '#ff7f0e',
+      points: [2, 4].map((step) => ({ step, loss: 3 / step })),
+      dashed: true,
+    },
+  ]);
+  expect(html).toMatch(/^<figure/);
+  expect(html).toContain('<svg');
+  expect(html).not.toMatch(/<script|<link|src=|href=/);
+  for (const text of ['Two runs', 'first', 'second', 'optimizer step', 'loss (log scale)'])
+    expect(html).toContain(text);
+  // Plot puts a line mark's styles on its group: one group (with one path) per series.
+  const lines = [...html.matchAll(/<g [^>]*aria-label="line"[^>]*><path /g)].map((m) => m[0]);
+  expect(lines).toHaveLength(2);
+  expect(lines.filter((g) => g.includes('stroke="#1f77b4"'))).toHaveLength(1);
+  const second = lines.filter((g) => g.includes('stroke="#ff7f0e"'));
+  expect(second).toHaveLength(1);
+  expect(second[0]).toContain('stroke-dasharray="4 3"');
+  // The dashed (sparse) series also marks its points.
+  expect(html.match(/<circle/g)?.length).toBe(2);
+  // Nothing to draw: no chart.
+  expect(await lossChart('empty', [{ name: 'x', color: '#000', points: [{ step: 1, loss: 0 }] }])).toBe('');
 });

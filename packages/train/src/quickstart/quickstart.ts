@@ -500,6 +500,6 @@ async function quickstartIn(opts: QuickstartOptions): Promise<QuickstartResult> 
   };
   result.seconds = seconds(started);
   await writeAtomically(files.results, `${JSON.stringify(result, null, 2)}\n`);
-  await writeAtomically(files.report, renderReport(result));
+  await writeAtomically(files.report, await renderReport(result));
   return result;
 }

@@ -82,88 +82,50 @@ interface Series {
   dashed?: boolean;
 }
 
-/** "Nice" tick values for a log axis: the decades in range, with 2× and 5× steps when there are few. */
-function logTicks(lo: number, hi: number): number[] {
-  const ticks: number[] = [];
-  for (const mults of [[1], [1, 2, 5]]) {
-    ticks.length = 0;
-    for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++)
-      for (const m of mults) {
-        const v = m * 10 ** e;
-        if (v >= lo && v <= hi) ticks.push(v);
-      }
-    if (ticks.length >= 3) break;
-  }
-  return ticks;
-}
-
-const tickLabel = (v: number) => (v >= 1 ? String(Number(v.toPrecision(3))) : v.toPrecision(1));
-
-/** A line chart of losses per step on a log scale, as an inline SVG element. */
-export function lossChart(title: string, series: readonly Series[]): string {
-  const W = 640;
-  const H = 300;
-  const m = { left: 56, right: 130, top: 28, bottom: 40 };
-  const pts = series.flatMap((s) => s.points).filter((p) => p.loss > 0 && Number.isFinite(p.loss));
-  if (pts.length === 0) return '';
-  const xMax = Math.max(1, ...pts.map((p) => p.step));
-  let lo = Math.min(...pts.map((p) => p.loss));
-  let hi = Math.max(...pts.map((p) => p.loss));
-  if (hi / lo < 10) {
-    // Widen a narrow range around its centre so the axis keeps a few ticks.
-    const mid = Math.sqrt(lo * hi);
-    lo = mid / Math.sqrt(10);
-    hi = mid * Math.sqrt(10);
-  }
-  const x = (step: number) => m.left + ((W - m.left - m.right) * step) / xMax;
-  const y = (loss: number) =>
-    m.top + ((H - m.top - m.bottom) * (Math.log(hi) - Math.log(loss))) / (Math.log(hi) - Math.log(lo));
-  const f = (v: number) => v.toFixed(1);
-  const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(title)}">`,
-    `<text x="${W / 2}" y="18" text-anchor="middle" font-weight="bold">${escapeHtml(title)}</text>`,
-    `<rect x="${m.left}" y="${m.top}" width="${W - m.left - m.right}" height="${H - m.top - m.bottom}" fill="none" stroke="#999"/>`,
-  ];
-  for (const v of logTicks(lo, hi)) {
-    parts.push(
-      `<line x1="${m.left}" x2="${W - m.right}" y1="${f(y(v))}" y2="${f(y(v))}" stroke="#e5e5e5"/>`,
-      `<text x="${m.left - 6}" y="${f(y(v) + 4)}" text-anchor="end" font-size="11">${tickLabel(v)}</text>`,
-    );
-  }
-  const xStep = 10 ** Math.floor(Math.log10(xMax));
-  const every = xMax / xStep >= 5 ? xStep : xStep / 2;
-  for (let s = 0; s <= xMax; s += Math.max(1, every)) {
-    parts.push(
-      `<text x="${f(x(s))}" y="${H - m.bottom + 16}" text-anchor="middle" font-size="11">${s}</text>`,
-    );
-  }
-  parts.push(
-    `<text x="${(m.left + W - m.right) / 2}" y="${H - 6}" text-anchor="middle" font-size="12">optimizer step</text>`,
-    `<text x="14" y="${(m.top + H - m.bottom) / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 14 ${(m.top + H - m.bottom) / 2})">loss (log scale)</text>`,
-  );
-  series.forEach((s, i) => {
-    const visible = s.points.filter((p) => p.loss > 0 && Number.isFinite(p.loss));
-    const d = visible.map((p, k) => `${k ? 'L' : 'M'}${f(x(p.step))},${f(y(Math.max(lo, p.loss)))}`).join('');
-    parts.push(
-      `<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.6"${s.dashed ? ' stroke-dasharray="4 3"' : ''}/>`,
-    );
-    if (s.dashed)
-      for (const p of visible)
-        parts.push(
-          `<circle cx="${f(x(p.step))}" cy="${f(y(Math.max(lo, p.loss)))}" r="2.5" fill="${s.color}"/>`,
-        );
-    const ly = m.top + 12 + 18 * i;
-    parts.push(
-      `<line x1="${W - m.right + 10}" x2="${W - m.right + 30}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="4 3"' : ''}/>`,
-      `<text x="${W - m.right + 36}" y="${ly + 4}" font-size="12">${escapeHtml(s.name)}</text>`,
-    );
+/**
+ * A line chart of losses per step on a log scale, drawn with Observable Plot (the docs site's chart
+ * library) on a server-side DOM, as an inline SVG figure that needs no script to display. The
+ * libraries are imported here, not at the top, so browser bundles of this package leave them out.
+ */
+export async function lossChart(title: string, series: readonly Series[]): Promise<string> {
+  const visible = series.map((s) => ({
+    ...s,
+    points: s.points.filter((p) => p.loss > 0 && Number.isFinite(p.loss)),
+  }));
+  if (visible.every((s) => s.points.length === 0)) return '';
+  const [Plot, { parseHTML }] = await Promise.all([import('@observablehq/plot'), import('linkedom')]);
+  const { document } = parseHTML('<!doctype html><html><body></body></html>');
+  const marks = visible.flatMap((s) => {
+    const style = { x: 'step', y: 'loss', stroke: s.color, strokeWidth: 1.6 };
+    return s.dashed
+      ? [
+          Plot.lineY(s.points, { ...style, strokeDasharray: '4 3' }),
+          Plot.dot(s.points, { ...style, r: 2.5, fill: s.color }),
+        ]
+      : [Plot.lineY(s.points, style)];
   });
-  parts.push('</svg>');
-  return parts.join('\n');
+  const figure = Plot.plot({
+    document: document as unknown as Document,
+    title,
+    width: 640,
+    height: 300,
+    marginRight: 20,
+    style: { fontFamily: 'system-ui, sans-serif', fontSize: '11px' },
+    x: { label: 'optimizer step', nice: true },
+    y: { type: 'log', label: 'loss (log scale)', grid: true },
+    color: {
+      type: 'categorical',
+      domain: series.map((s) => s.name),
+      range: series.map((s) => s.color),
+      legend: true,
+    },
+    marks,
+  });
+  return figure.outerHTML;
 }
 
 /** report.html: what ran, the table, the notes and the curves, in one file that opens offline. */
-export function renderReport(r: QuickstartResult): string {
+export async function renderReport(r: QuickstartResult): Promise<string> {
   const { header, rows } = tableCells(r);
   const table = [
     '<table>',
@@ -171,18 +133,18 @@ export function renderReport(r: QuickstartResult): string {
     ...rows.map((row) => `<tr>${row.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`),
     '</table>',
   ].join('\n');
-  const pretrainChart = lossChart(
+  const pretrainChart = await lossChart(
     `Pretraining on "${r.tasks.pretrain.name}" (all ${int(r.model.parameters)} weights)`,
     [
       { name: 'train', color: '#444', points: r.pretrain.curve },
       { name: 'validation', color: '#e377c2', points: r.pretrain.valCurve, dashed: true },
     ],
   );
-  const trainChart = lossChart(
+  const trainChart = await lossChart(
     `Fine-tuning on "${r.tasks.finetune.name}": training loss`,
     r.rows.map((row) => ({ name: METHOD_LABELS[row.method], color: COLORS[row.method], points: row.curve })),
   );
-  const valChart = lossChart(
+  const valChart = await lossChart(
     `Fine-tuning on "${r.tasks.finetune.name}": validation loss`,
     r.rows.map((row) => ({
       name: METHOD_LABELS[row.method],
