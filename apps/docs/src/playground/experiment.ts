@@ -18,6 +18,7 @@ import {
   DIGITS,
   exactMatch,
   heldOutDigits,
+  medianStepMs,
   padIdOf,
   SHIFT_TASK,
   type TaskData,
@@ -60,6 +61,8 @@ export interface MethodResult {
   /** Exact match of greedy answers on held-out prompts, in [0, 1]. */
   exactMatch: number;
   losses: number[];
+  /** Median time of a fine-tuning step in ms (the first step, which compiles shaders, left out). */
+  msPerStep: number;
 }
 
 export interface ExperimentResult {
@@ -175,6 +178,7 @@ export async function runExperiment(
         optimizerBytes: run.report.bytes.optimizer,
         exactMatch: await exactMatch(tuned, tokenizer, SHIFT_TASK, heldOut),
         losses,
+        msPerStep: medianStepMs(run.history),
       });
     }
     return {

@@ -131,14 +131,25 @@ describe('the docs site in Chromium', () => {
         .catch(() => '')) ?? '',
     ).toBe('done');
     const results = JSON.parse((await page.textContent('#playground-results')) ?? '{}') as {
-      methods: Array<{ method: string; trainable: number; optimizerBytes: number; losses: number[] }>;
+      methods: Array<{
+        method: string;
+        trainable: number;
+        optimizerBytes: number;
+        losses: number[];
+        msPerStep: number;
+      }>;
     };
     expect(results.methods.map((m) => m.method)).toEqual(['lora', 'share-a', 'share-b', 'share-ab']);
     for (const m of results.methods) {
       expect(m.losses).toHaveLength(20);
       expect(m.losses[m.losses.length - 1], m.method).toBeLessThan(m.losses[0]);
       expect(m.optimizerBytes, m.method).toBe(8 * m.trainable);
+      expect(m.msPerStep, m.method).toBeGreaterThan(0);
     }
+    // The in-browser step time, for the benchmarks page (SwiftShader here, not a GPU).
+    console.log(
+      `playground ms/step in Chromium: ${results.methods.map((m) => `${m.method} ${m.msPerStep.toFixed(1)}`).join(', ')}`,
+    );
     const trainable = Object.fromEntries(results.methods.map((m) => [m.method, m.trainable]));
     expect(trainable['share-a']).toBeLessThan(trainable.lora);
     expect(trainable['share-ab']).toBeLessThan(trainable['share-a']);

@@ -25,6 +25,7 @@ import { type LmExample, tokenizeDataset } from '../data/tokenize.js';
 import { padIdOf } from '../data/tokenizer.js';
 import { withOutputDirLock } from '../output/lock.js';
 import { TrainingError } from '../trainer/errors.js';
+import { medianStepMs } from '../trainer/step-time.js';
 import { textTokenizerOf } from '../trainer/tokenizer.js';
 import { Trainer } from '../trainer/trainer.js';
 import type { TrainResult } from '../trainer/types.js';
@@ -157,13 +158,6 @@ export interface QuickstartResult {
 
 const seconds = (since: number) => (performance.now() - since) / 1000;
 
-function median(xs: readonly number[]): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
 /** `n` scaled by the step scale, never below `min`; sets shrink with the scale but never grow. */
 function scaled(n: number, scale: number, min: number, grow = true): number {
   return Math.max(min, Math.round(n * (grow ? scale : Math.min(1, scale))));
@@ -271,7 +265,7 @@ async function runTraining(s: RunSpec): Promise<{ run: QuickstartRun; result: Tr
   const run: QuickstartRun = {
     steps: result.steps,
     lr: s.lr,
-    msPerStep: median(result.history.slice(1).map((h) => h.msPerStep)),
+    msPerStep: medianStepMs(result.history),
     trainLoss: result.trainLoss,
     valLoss: valCurve[valCurve.length - 1].loss,
     curve: result.history.map((h) => ({ step: h.step, loss: h.loss })),
