@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SafetensorsReader, writeSafetensors } from '@sharelora/core/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './run-cli.js';
 
@@ -221,9 +222,22 @@ describe('checkpoints and adapters that do not belong to the run', () => {
     refused(generate(at('llama'), cut), /adapter_model\.safetensors: not a readable safetensors file/);
     // Adapters written before the identity was recorded (or by PEFT) have no baseModel: accepted.
     const old = await copy('a-old');
-    const config = JSON.parse(await readFile(join(old, 'adapter_config.json'), 'utf8'));
-    delete config.sharelora.baseModel;
-    await writeFile(join(old, 'adapter_config.json'), JSON.stringify(config));
+    const weights = join(old, 'adapter_model.safetensors');
+    const reader = await SafetensorsReader.open(weights);
+    const block = JSON.parse(reader.metadata?.sharelora ?? '{}');
+    const tensors = Object.fromEntries(
+      await Promise.all(
+        reader
+          .keys()
+          .map(
+            async (k) =>
+              [k, { dtype: 'F32', shape: [...reader.info(k).shape], data: await reader.read(k) }] as const,
+          ),
+      ),
+    );
+    await reader.close();
+    delete block.baseModel;
+    await writeSafetensors(weights, tensors, { format: 'pt', sharelora: JSON.stringify(block) });
     expect(runCli(generate(at('llama-other'), old)).status).toBe(0);
   });
 });

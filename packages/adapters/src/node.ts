@@ -26,8 +26,8 @@ export async function saveAdapter(
   const files = await exportAdapter(model, opts);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(files.config, null, 2)}\n`);
-  // PEFT writes this metadata; transformers' loaders check it.
-  await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), files.tensors, { format: 'pt' });
+  // format: "pt" as PEFT writes it (transformers' loaders check it), and the sharing.
+  await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), files.tensors, files.metadata);
 }
 
 /**
@@ -37,7 +37,7 @@ export async function saveAdapter(
 export async function loadAdapter(
   model: Module,
   dir: string,
-  opts: InjectOptions = {},
+  opts: InjectOptions & { onWarning?: (message: string) => void } = {},
 ): Promise<InjectedAdapter> {
   const configPath = join(dir, ADAPTER_CONFIG_FILE);
   const weightsPath = join(dir, ADAPTER_WEIGHTS_FILE);
@@ -73,6 +73,7 @@ export async function loadAdapter(
         keys: () => reader.keys(),
         shape: (k) => reader.info(k).shape,
         read: (k) => reader.read(k).catch(unreadable),
+        metadata: reader.metadata,
       },
       { ...opts, file: weightsPath },
     );

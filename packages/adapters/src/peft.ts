@@ -22,16 +22,75 @@ import { matchesSuffix } from './targets.js';
 /** PEFT prefixes every adapter tensor with the path of the base model inside its PeftModel. */
 export const PEFT_PREFIX = 'base_model.model.';
 
-/** Bumped when the "sharelora" block of adapter_config.json changes incompatibly. */
+/** Bumped when the "sharelora" block (see exportAdapter) changes incompatibly. */
 export const SHARELORA_FORMAT_VERSION = 1;
+
+/**
+ * The keys PEFT's LoraConfig writes to adapter_config.json, from PEFT 0.6 to 0.20 (the dataclass
+ * fields of PeftConfig and LoraConfig in each release). A key outside this list is warned about and
+ * ignored; keys whose non-default values change the model are refused (see UNSUPPORTED).
+ */
+export const PEFT_LORA_CONFIG_KEYS: readonly string[] = [
+  'alora_invocation_tokens',
+  'alpha_pattern',
+  'arrow_config',
+  'auto_mapping',
+  'base_model_name_or_path',
+  'bias',
+  'corda_config',
+  'ensure_weight_tying',
+  'eva_config',
+  'exclude_modules',
+  'fan_in_fan_out',
+  'inference_mode',
+  'init_lora_weights',
+  'layer_replication',
+  'layers_pattern',
+  'layers_to_transform',
+  'loftq_config',
+  'lora_alpha',
+  'lora_bias',
+  'lora_dropout',
+  'lora_ga_config',
+  'megatron_config',
+  'megatron_core',
+  'modules_to_save',
+  'monteclora_config',
+  'peft_type',
+  'peft_version',
+  'qalora_group_size',
+  'r',
+  'rank_pattern',
+  'revision',
+  'runtime_config',
+  'target_modules',
+  'target_parameters',
+  'task_type',
+  'trainable_token_indices',
+  'use_bdlora',
+  'use_dora',
+  'use_qalora',
+  'use_rslora',
+  'velora_config',
+];
+
+/** The safetensors metadata key of adapter_model.safetensors that holds the "sharelora" block. */
+export const SHARELORA_METADATA_KEY = 'sharelora';
 
 /** Top-level model prefixes that differ between HF classes (LlamaForCausalLM vs LlamaModel, ...). */
 const MODEL_PREFIXES = ['model.', 'transformer.', 'roberta.', 'bert.'];
 
 /** What is written to an adapter directory: adapter_config.json and adapter_model.safetensors. */
 export interface PeftAdapterFiles {
+  /** adapter_config.json: PEFT's LoraConfig fields only, so that every PEFT version loads it. */
   config: Record<string, unknown>;
   tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>;
+  /**
+   * The safetensors `__metadata__` of adapter_model.safetensors: PEFT's `format: "pt"` and, under
+   * SHARELORA_METADATA_KEY, the "sharelora" block as JSON (sharing, fused-part targets, patterns,
+   * the base model's identity), where no PEFT version reads it.
+   */
+  metadata: Record<string, string>;
 }
 
 /** Read access to the tensors of an adapter_model.safetensors (a SafetensorsReader, or a parsed buffer). */
@@ -39,6 +98,8 @@ export interface AdapterTensorSource {
   keys(): string[];
   shape(key: string): readonly number[];
   read(key: string): Promise<Float32Array> | Float32Array;
+  /** The file's safetensors `__metadata__`, where sharelora records the sharing. */
+  metadata?: Readonly<Record<string, string>>;
 }
 
 const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -99,13 +160,7 @@ function peftConfig(model: Module, a: InjectedAdapter, baseModel: string | null)
       'PEFT has one fan_in_fan_out flag, but the targets mix [in, out] (Conv1D) and [out, in] weights; use separate adapters',
     );
   }
-  const usedFused = Object.fromEntries(
-    Object.entries(a.fused).filter(([suffix]) =>
-      a.plan.sites.some((s) => s.part !== null && matchesSuffix(suffix, s.module.name)),
-    ),
-  );
   const parts = partPatterns(a);
-  const base = baseModelIdentityOf(model);
   return {
     peft_type: 'LORA',
     task_type: cfg.taskType,
@@ -126,20 +181,32 @@ function peftConfig(model: Module, a: InjectedAdapter, baseModel: string | null)
     layers_pattern: null,
     inference_mode: true,
     revision: null,
-    // Ignored by PEFT; lets sharelora re-tie the shared matrices and restore fused-part targets.
-    sharelora: {
-      version: SHARELORA_FORMAT_VERSION,
-      shareA: cfg.sharing.shareA,
-      shareB: cfg.sharing.shareB,
-      group: cfg.sharing.group,
-      layers: cfg.sharing.layers,
-      targetModules: cfg.targetModules,
-      rankPattern: cfg.rankPattern,
-      alphaPattern: cfg.alphaPattern,
-      fused: usedFused,
-      // The base model's identity, when its loader recorded one: loading onto another model is refused.
-      ...(base ? { baseModel: base } : {}),
-    },
+  };
+}
+
+/**
+ * What PEFT's config cannot say: lets sharelora re-tie the shared matrices and restore fused-part
+ * targets, and refuse loading onto another base model than the one the loader recorded.
+ */
+function shareloraBlock(model: Module, a: InjectedAdapter): Record<string, unknown> {
+  const cfg = a.config;
+  const usedFused = Object.fromEntries(
+    Object.entries(a.fused).filter(([suffix]) =>
+      a.plan.sites.some((s) => s.part !== null && matchesSuffix(suffix, s.module.name)),
+    ),
+  );
+  const base = baseModelIdentityOf(model);
+  return {
+    version: SHARELORA_FORMAT_VERSION,
+    shareA: cfg.sharing.shareA,
+    shareB: cfg.sharing.shareB,
+    group: cfg.sharing.group,
+    layers: cfg.sharing.layers,
+    targetModules: cfg.targetModules,
+    rankPattern: cfg.rankPattern,
+    alphaPattern: cfg.alphaPattern,
+    fused: usedFused,
+    ...(base ? { baseModel: base } : {}),
   };
 }
 
@@ -147,7 +214,8 @@ function peftConfig(model: Module, a: InjectedAdapter, baseModel: string | null)
  * An adapter in PEFT's format, in memory: adapter_config.json's content and the tensors of
  * adapter_model.safetensors under PEFT's names (`base_model.model.<path>.lora_A.weight` [r, in],
  * `.lora_B.weight` [out, r]). A shared matrix is written under every layer's key, so stock PEFT
- * loads a ShareLoRA adapter as ordinary LoRA; the "sharelora" config key records the sharing.
+ * loads a ShareLoRA adapter as ordinary LoRA; the "sharelora" block in the weights file's metadata
+ * records the sharing (adapter_config.json keeps to PEFT's keys: PEFT 0.13 and older refuse others).
  */
 export async function exportAdapter(
   model: Module,
@@ -155,6 +223,7 @@ export async function exportAdapter(
 ): Promise<PeftAdapterFiles> {
   const a = getAdapter(model, opts.name);
   const config = peftConfig(model, a, opts.baseModelNameOrPath ?? null);
+  const metadata = { format: 'pt', [SHARELORA_METADATA_KEY]: JSON.stringify(shareloraBlock(model, a)) };
   const values = new Map<string, Float32Array>();
   for (const [key, p] of a.matrices) values.set(key, (await p.value.data()) as Float32Array);
   const tensors: PeftAdapterFiles['tensors'] = {};
@@ -189,11 +258,13 @@ export async function exportAdapter(
       put(`${path}.${k}`, [...t.shape], (await t.data()) as Float32Array);
     }
   }
-  return { config, tensors };
+  return { config, tensors, metadata };
 }
 
 const fileError = (file: string, msg: string): AdapterError =>
   new AdapterError('BAD_ADAPTER_FILE', `${file}: ${msg}`);
+
+const set = (v: unknown) => v !== null && v !== undefined;
 
 /** PEFT LoRA options this library does not implement: loading them would silently change the model. */
 const UNSUPPORTED: Array<[string, (v: unknown) => boolean, string]> = [
@@ -209,21 +280,70 @@ const UNSUPPORTED: Array<[string, (v: unknown) => boolean, string]> = [
     'exclude_modules',
   ],
   ['use_qalora', (v) => !!v, 'QALoRA'],
+  ['alora_invocation_tokens', set, 'activated LoRA (aLoRA)'],
+  ['arrow_config', set, 'Arrow routing'],
+  ['use_bdlora', (v) => !!v, 'block-diagonal LoRA'],
+  ['monteclora_config', set, 'MonteCLoRA'],
 ];
 
+/** Options of configFromPeft and importAdapter. */
+export interface PeftReadOptions {
+  /** The weights file's safetensors `__metadata__` (where sharelora records the sharing). */
+  metadata?: Readonly<Record<string, string>>;
+  /** Told about config keys no PEFT version writes (they are ignored); default: console.warn. */
+  onWarning?: (message: string) => void;
+}
+
+/** The "sharelora" block: from the weights' metadata, or from adapter_config.json as sharelora wrote it before. */
+function shareloraBlockOf(
+  j: Record<string, unknown>,
+  metadata: Readonly<Record<string, string>> | undefined,
+  file: string,
+): Record<string, unknown> | undefined {
+  const text = metadata?.[SHARELORA_METADATA_KEY];
+  let block: unknown = j.sharelora;
+  if (text !== undefined) {
+    try {
+      block = JSON.parse(text);
+    } catch (e) {
+      throw fileError(file, `the "${SHARELORA_METADATA_KEY}" metadata is not JSON: ${(e as Error).message}`);
+    }
+  }
+  if (
+    block !== undefined &&
+    (typeof block !== 'object' ||
+      block === null ||
+      (block as Record<string, unknown>).version !== SHARELORA_FORMAT_VERSION)
+  ) {
+    throw fileError(
+      file,
+      `"sharelora" block version ${JSON.stringify((block as Record<string, unknown> | null)?.version)} is not ${SHARELORA_FORMAT_VERSION} (written by a newer sharelora?)`,
+    );
+  }
+  return block as Record<string, unknown> | undefined;
+}
+
 /**
- * Our config from a PEFT adapter_config.json (written by PEFT or by us). With a "sharelora" key the
- * sharing, fused-part targets, patterns and the base model's identity (if recorded) come from it;
- * otherwise the adapter is plain LoRA.
+ * Our config from a PEFT adapter_config.json, as any PEFT version since 0.6 writes it, or as
+ * sharelora writes it. The sharing, fused-part targets, patterns and the base model's identity (if
+ * recorded) come from the "sharelora" block (in `opts.metadata`, or an older adapter's config key);
+ * without one the adapter is plain LoRA. Keys no PEFT version writes are warned about and ignored;
+ * options that would change what the adapter computes and that sharelora lacks are refused.
  * fan_in_fan_out is not taken over: each module's own layout decides (the saved shapes are the same).
  */
 export function configFromPeft(
   json: unknown,
   file = 'adapter_config.json',
+  opts: PeftReadOptions = {},
 ): { config: AdapterConfig; fused: Record<string, string[]> | null; baseModel: unknown } {
   if (!json || typeof json !== 'object' || Array.isArray(json))
     throw fileError(file, 'expected a JSON object');
   const j = json as Record<string, unknown>;
+  const unknown = Object.keys(j).filter((k) => k !== 'sharelora' && !PEFT_LORA_CONFIG_KEYS.includes(k));
+  if (unknown.length)
+    (opts.onWarning ?? ((m: string) => console.warn(`sharelora: warning: ${m}`)))(
+      `${file}: ignoring ${unknown.map((k) => JSON.stringify(k)).join(', ')}: no PEFT LoRA config has ${unknown.length > 1 ? 'these keys' : 'this key'}`,
+    );
   if (j.peft_type !== 'LORA')
     throw fileError(file, `peft_type is ${JSON.stringify(j.peft_type)}; only "LORA" adapters are supported`);
   for (const [key, used, what] of UNSUPPORTED) {
@@ -245,16 +365,7 @@ export function configFromPeft(
   if (j.target_modules === null || j.target_modules === undefined) {
     throw fileError(file, 'target_modules is missing (PEFT infers it from the model type; name the modules)');
   }
-  const block = j.sharelora as Record<string, unknown> | undefined;
-  if (
-    block !== undefined &&
-    (typeof block !== 'object' || block === null || block.version !== SHARELORA_FORMAT_VERSION)
-  ) {
-    throw fileError(
-      file,
-      `"sharelora" block version ${JSON.stringify(block?.version)} is not ${SHARELORA_FORMAT_VERSION} (written by a newer sharelora?)`,
-    );
-  }
+  const block = shareloraBlockOf(j, opts.metadata, file);
   const input: AdapterConfigInput = {
     r: j.r as number,
     alpha: j.lora_alpha as number,
@@ -307,17 +418,29 @@ function firstDifference(a: Float32Array, b: Float32Array): number {
  * without the model class prefix (model./transformer./roberta./bert.); modulesToSave copies are
  * found as `<path>.<param>` (PEFT's saved form) or `<path>.modules_to_save.<name>.<param>`.
  * Copies of a matrix recorded as shared must be identical: they are re-tied into one Parameter.
- * Missing or unexpected keys and shape mismatches are errors naming the keys; on any error the
- * model is left without the new adapter.
+ * modules_to_save names that match no module are dropped, as PEFT does (it lists "classifier" and
+ * "score" for every sequence-classification adapter). Missing or unexpected keys and shape
+ * mismatches are errors naming the keys; on any error the model is left without the new adapter.
  */
 export async function importAdapter(
   model: Module,
   json: unknown,
   source: AdapterTensorSource,
-  opts: InjectOptions & { file?: string } = {},
+  opts: InjectOptions & { file?: string; onWarning?: (message: string) => void } = {},
 ): Promise<InjectedAdapter> {
   const file = opts.file ?? 'adapter_model.safetensors';
-  const { config, fused, baseModel } = configFromPeft(json);
+  const parsed = configFromPeft(json, 'adapter_config.json', {
+    metadata: source.metadata,
+    onWarning: opts.onWarning,
+  });
+  const { fused, baseModel } = parsed;
+  const paths = model.namedModules().map(([path]) => path);
+  const config: AdapterConfig = {
+    ...parsed.config,
+    modulesToSave: parsed.config.modulesToSave.filter((pattern) =>
+      paths.some((path) => path && matchesSuffix(pattern, path)),
+    ),
+  };
   const actual = baseModelIdentityOf(model);
   const difference = actual && baseModelDifference(baseModel, actual);
   if (difference) {
@@ -436,7 +559,8 @@ async function fill(
           'SHARED_COPIES_DIFFER',
           `${file}: ${cs[0].label} and ${c.label} should hold the same shared ${g?.kind} (shared over ${g?.sharedOver}) ` +
             `but differ at element ${at} (${cs[0].data[at]} vs ${c.data[at]}); refusing to re-tie them. ` +
-            'Remove the "sharelora" key from adapter_config.json to load the copies as plain per-layer LoRA.',
+            'Remove the "sharelora" metadata of adapter_model.safetensors (or the "sharelora" key of an older ' +
+            "adapter's adapter_config.json) to load the copies as plain per-layer LoRA.",
         );
       }
     }

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   assignTensor,
   noGrad,
@@ -37,10 +39,28 @@ function randomize(a: InjectedAdapter, seed: number): void {
 
 type Tensors = Record<string, { dtype: 'F32' | 'F16'; shape: number[]; data: Float32Array }>;
 
-async function writeAdapterDir(dir: string, config: object, tensors: Tensors): Promise<void> {
+async function writeAdapterDir(
+  dir: string,
+  config: object,
+  tensors: Tensors,
+  metadata?: Record<string, string>,
+): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'adapter_config.json'), JSON.stringify(config));
-  await writeSafetensors(join(dir, 'adapter_model.safetensors'), tensors);
+  await writeSafetensors(join(dir, 'adapter_model.safetensors'), tensors, metadata);
+}
+
+/** adapter_config.json as each PEFT release since 0.6 writes it (see fixtures/peft-lora-configs.py). */
+const PEFT_CONFIGS = JSON.parse(
+  readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'peft-lora-configs.json'), 'utf8'),
+) as Record<string, Record<string, unknown>>;
+
+/** The "sharelora" block of an adapter directory's weights metadata. */
+async function shareloraMetadata(dir: string): Promise<Record<string, unknown>> {
+  const r = await SafetensorsReader.open(join(dir, 'adapter_model.safetensors'));
+  const text = r.metadata?.sharelora;
+  await r.close();
+  return JSON.parse(text ?? 'null');
 }
 
 async function readAll(dir: string): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
@@ -155,7 +175,15 @@ describe('PEFT format: save and load', () => {
       modules_to_save: null,
       use_rslora: false,
       init_lora_weights: true,
-      sharelora: { version: 1, shareA: true, shareB: false, group: 'module', layers: null },
+    });
+    // PEFT 0.13 and older refuse keys they do not know: the sharing lives in the weights' metadata.
+    expect(Object.keys(json).filter((k) => !(k in PEFT_CONFIGS['0.13.2']))).toEqual([]);
+    expect(await shareloraMetadata(dir)).toMatchObject({
+      version: 1,
+      shareA: true,
+      shareB: false,
+      group: 'module',
+      layers: null,
     });
     const file = await readAll(dir);
     expect(file.size).toBe(3 * 4 * 2);
@@ -193,7 +221,14 @@ describe('PEFT format: save and load', () => {
     for (const [k, t] of file)
       tensors[k] = { dtype: 'F32', shape: t.shape, data: k === key ? tampered : t.data };
     const bad = join(tmp, 'tampered');
-    await writeAdapterDir(bad, JSON.parse(await readFile(join(dir, 'adapter_config.json'), 'utf8')), tensors);
+    await writeAdapterDir(
+      bad,
+      JSON.parse(await readFile(join(dir, 'adapter_config.json'), 'utf8')),
+      tensors,
+      {
+        sharelora: JSON.stringify(await shareloraMetadata(dir)),
+      },
+    );
     const model = new TinyLlama();
     const err = await loadAdapter(model, bad).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AdapterError);
@@ -225,12 +260,12 @@ describe('PEFT format: save and load', () => {
       fan_in_fan_out: true,
       rank_pattern: { 'attn\\.c_attn': 4 },
       alpha_pattern: { 'attn\\.c_attn': 16 },
-      sharelora: {
-        shareA: true,
-        group: 'qkv',
-        targetModules: ['c_attn[q,v]'],
-        fused: { c_attn: ['q', 'k', 'v'] },
-      },
+    });
+    expect(await shareloraMetadata(dir)).toMatchObject({
+      shareA: true,
+      group: 'qkv',
+      targetModules: ['c_attn[q,v]'],
+      fused: { c_attn: ['q', 'k', 'v'] },
     });
     const file = await readAll(dir);
     const B = file.get('base_model.model.transformer.h.1.attn.c_attn.lora_B.weight');
@@ -380,7 +415,8 @@ describe('PEFT format: save and load', () => {
         target_modules: ['query', 'value'],
         fan_in_fan_out: false,
         bias: 'none',
-        modules_to_save: ['classifier'],
+        // PEFT lists both for every SEQ_CLS adapter; "score" matches nothing here and is ignored.
+        modules_to_save: ['classifier', 'score'],
         init_lora_weights: true,
         use_rslora: false,
         base_model_name_or_path: 'roberta-base',
@@ -473,5 +509,67 @@ describe('PEFT format: save and load', () => {
     );
     expect(listAdapters(s2)).toEqual([]);
     s2.dispose();
+  });
+
+  /** Plain LoRA tensors for TinyLlama's q_proj and v_proj at rank 8, as PEFT names them. */
+  const llamaTensors = (rng: Rng): Tensors => {
+    const out: Tensors = {};
+    for (let i = 0; i < 3; i++)
+      for (const m of ['q_proj', 'v_proj']) {
+        const key = `base_model.model.model.layers.${i}.self_attn.${m}`;
+        out[`${key}.lora_A.weight`] = { dtype: 'F32', shape: [8, 8], data: randomArray(64, rng) };
+        out[`${key}.lora_B.weight`] = { dtype: 'F32', shape: [8, 8], data: randomArray(64, rng) };
+      }
+    return out;
+  };
+
+  it('reads adapter_config.json as every PEFT release since 0.6 writes it, without a warning', async () => {
+    const versions = Object.keys(PEFT_CONFIGS);
+    expect(versions).toContain('0.6.0');
+    expect(versions).toContain('0.13.2');
+    const tensors = llamaTensors(new Rng(41));
+    for (const v of versions) {
+      const dir = join(tmp, `peft-${v}`);
+      await writeAdapterDir(dir, PEFT_CONFIGS[v], tensors);
+      const model = new TinyLlama();
+      const warnings: string[] = [];
+      const a = await loadAdapter(model, dir, { onWarning: (m) => warnings.push(m) });
+      expect(warnings, v).toEqual([]);
+      expect([a.config.r, a.config.alpha, a.config.targetModules], v).toEqual([8, 16, ['q_proj', 'v_proj']]);
+      model.dispose();
+    }
+  });
+
+  it('warns about keys no PEFT version writes, refuses options it cannot honour, re-ties old adapters', async () => {
+    const tensors = llamaTensors(new Rng(43));
+    const dir = join(tmp, 'peft-unknown-key');
+    await writeAdapterDir(dir, { ...PEFT_CONFIGS['0.20.0'], lora_fancy: 3 }, tensors);
+    const warnings: string[] = [];
+    const model = new TinyLlama();
+    await loadAdapter(model, dir, { onWarning: (m) => warnings.push(m) });
+    expect(warnings).toEqual([expect.stringContaining('"lora_fancy"')]);
+    model.dispose();
+    await writeAdapterDir(dir, { ...PEFT_CONFIGS['0.20.0'], alora_invocation_tokens: [5, 6] }, tensors);
+    const other = new TinyLlama();
+    await expect(loadAdapter(other, dir)).rejects.toThrow(/alora_invocation_tokens .*activated LoRA/);
+    expect(listAdapters(other)).toEqual([]);
+    other.dispose();
+
+    // Adapters saved before the block moved to the weights' metadata keep it in adapter_config.json.
+    const shared = join(tmp, 'share-a');
+    const config = JSON.parse(await readFile(join(shared, 'adapter_config.json'), 'utf8'));
+    const old = join(tmp, 'share-a-old');
+    const file = await readAll(shared);
+    await writeAdapterDir(
+      old,
+      { ...config, sharelora: await shareloraMetadata(shared) },
+      Object.fromEntries([...file].map(([k, t]) => [k, { dtype: 'F32' as const, ...t }])),
+    );
+    expect(await shareloraMetadata(old)).toBe(null);
+    const fresh = new TinyLlama();
+    await loadAdapter(fresh, old);
+    const q = (i: number) => fresh.getSubmodule(`model.layers.${i}.self_attn.q_proj`) as LoraLinear;
+    expect(q(0).lora_A.get('default')).toBe(q(2).lora_A.get('default'));
+    fresh.dispose();
   });
 });
