@@ -11,14 +11,14 @@ import type { ActivationName, RopeConfig } from './common.js';
 export type Arch = 'gpt2' | 'roberta' | 'llama';
 /**
  * What a model's head does: next-token prediction (GPT-2, LLaMA), masked-token prediction or
- * sequence classification (RoBERTa). {@link defaultTask} picks one from config.json; {@link
- * createModel} rejects a task the architecture lacks.
+ * sequence classification (RoBERTa). {@link defaultTask} picks one from config.json;
+ * {@link createModel} rejects a task the architecture lacks.
  */
 export type Task = 'causal-lm' | 'masked-lm' | 'sequence-classification';
 /**
- * transformers' `problem_type` for sequence classification: it picks the loss in {@link
- * sequenceClassificationLoss} (mean squared error, cross entropy, or binary cross entropy per
- * label).
+ * transformers' `problem_type` for sequence classification: it picks the loss in
+ * {@link sequenceClassificationLoss} (mean squared error, cross entropy, or binary cross entropy
+ * per label).
  */
 export type ProblemType = 'regression' | 'single_label_classification' | 'multi_label_classification';
 

@@ -48,8 +48,8 @@ export function argmax(values: ArrayLike<number>): number {
 }
 
 /**
- * The filtered next-token distribution {@link samplingDistribution} returns: what {@link
- * sampleToken} draws from.
+ * The filtered next-token distribution {@link samplingDistribution} returns: what
+ * {@link sampleToken} draws from.
  */
 export interface TokenDistribution {
   /** Token ids kept by the filters, most likely first. */

@@ -240,8 +240,8 @@ export async function loglikelihoodTokens(
 }
 
 /**
- * Options of the scoring functions that take text ({@link loglikelihood}, {@link
- * candidateLogprobs}): those of {@link ScoreOptions} plus how to encode.
+ * Options of the scoring functions that take text ({@link loglikelihood},
+ * {@link candidateLogprobs}): those of {@link ScoreOptions} plus how to encode.
  */
 export interface TextScoreOptions extends ScoreOptions {
   /**

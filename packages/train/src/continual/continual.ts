@@ -51,9 +51,9 @@ export interface ContinualTask<M extends TrainableModel = TrainableModel> {
 }
 
 /**
- * Options of {@link trainContinual}: the trainer options every stage shares (see {@link
- * TrainerOptions}), the model and the tasks in training order. A task's own `steps` or `epochs`
- * replaces the shared budget.
+ * Options of {@link trainContinual}: the trainer options every stage shares (see
+ * {@link TrainerOptions}), the model and the tasks in training order. A task's own `steps` or
+ * `epochs` replaces the shared budget.
  */
 export interface ContinualOptions<M extends TrainableModel = TrainableModel>
   extends Omit<TrainerOptions, 'model' | 'train' | 'validation' | 'outDir' | 'resume' | 'onStep' | 'onEval'> {

@@ -62,8 +62,8 @@ export interface ClassificationBatch extends BatchBase {
 /** A batch of either kind; narrow it on `kind`. */
 export type Batch = LmBatch | ClassificationBatch;
 /**
- * The batch type {@link collate} makes of examples of type `E`: {@link LmBatch} for {@link
- * LmExample}, else {@link ClassificationBatch}.
+ * The batch type {@link collate} makes of examples of type `E`: {@link LmBatch} for
+ * {@link LmExample}, else {@link ClassificationBatch}.
  */
 export type BatchOf<E extends Example> = E extends LmExample ? LmBatch : ClassificationBatch;
 

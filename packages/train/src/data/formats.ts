@@ -69,8 +69,8 @@ export interface SentencePairFormat extends LabelTarget {
 
 /**
  * How records become training text: the format `type` and, where the file's column names differ
- * from the defaults, `fields` mapping each role to a column. {@link createFormat} checks it; {@link
- * tokenizeDataset} applies it.
+ * from the defaults, `fields` mapping each role to a column. {@link createFormat} checks it;
+ * {@link tokenizeDataset} applies it.
  */
 export type FormatSpec =
   | InstructionFormat

@@ -54,8 +54,8 @@ export interface ClassificationExample {
 /** A tokenized example of either kind; narrow it on `kind`. */
 export type Example = LmExample | ClassificationExample;
 /**
- * The example type {@link tokenizeDataset} makes with a format spec of type `S`: {@link
- * ClassificationExample} for a {@link ClassifierFormatSpec}, else {@link LmExample}.
+ * The example type {@link tokenizeDataset} makes with a format spec of type `S`:
+ * {@link ClassificationExample} for a {@link ClassifierFormatSpec}, else {@link LmExample}.
  */
 export type ExampleFor<S extends FormatSpec> = S extends ClassifierFormatSpec
   ? ClassificationExample

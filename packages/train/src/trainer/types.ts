@@ -92,8 +92,8 @@ export interface TrainerOptions {
 }
 
 /**
- * What one optimizer step did, handed to {@link TrainerOptions.onStep}, listed in {@link
- * TrainResult.history} and appended to metrics.jsonl.
+ * What one optimizer step did, handed to {@link TrainerOptions.onStep}, listed in
+ * {@link TrainResult.history} and appended to metrics.jsonl.
  */
 export interface StepMetrics {
   /** Optimizer steps completed (1-based). */
@@ -129,8 +129,8 @@ export interface CheckpointEvent {
 }
 
 /**
- * One validation pass, handed to {@link TrainerOptions.onEval} and listed in {@link
- * TrainResult.evals}.
+ * One validation pass, handed to {@link TrainerOptions.onEval} and listed in
+ * {@link TrainResult.evals}.
  */
 export interface EvalMetrics {
   step: number;
