@@ -13,7 +13,7 @@ const M = 397;
 /**
  * CPython's `random.Random` seeded with an integer: the same 32-bit outputs, `getrandbits`,
  * `_randbelow` and `sample` indices as Python, so that few-shot draws match lm-evaluation-harness's
- * (see {@link gsm8kFewshotIndices} and MMLU-Pro's shots). Only what that needs is implemented.
+ * (GSM8K's shots, {@link gsm8kFewshotIndices}). Only what that needs is implemented.
  */
 export class PyRandom {
   private readonly mt = new Uint32Array(N);

@@ -250,7 +250,10 @@ export interface Gsm8kOptions extends RunOptions {
   maxNewTokens?: number;
   /** 0 (default): greedy. */
   temperature?: number;
-  /** Base seed of sampled generation (default 0); each document's request seed derives from it and the document. */
+  /**
+   * Base seed of sampled generation (default 0); each document's request seed derives from it and
+   * the document.
+   */
   seed?: number;
 }
 

@@ -62,8 +62,8 @@ export interface Gpt2Config extends BaseConfig {
 }
 
 /**
- * A parsed RoBERTa config.json, with transformers' defaults for absent keys. One config serves both
- * the masked-LM and the sequence-classification model.
+ * A parsed RoBERTa config.json (also XLM-RoBERTa and CamemBERT), with transformers' defaults for
+ * absent keys. One config serves both the masked-LM and the sequence-classification model.
  */
 export interface RobertaConfig extends BaseConfig {
   arch: 'roberta';
@@ -88,7 +88,7 @@ export interface RobertaConfig extends BaseConfig {
 }
 
 /**
- * A parsed LLaMA config.json (also Llama 2/3 and similar checkpoints with `model_type` llama), with
+ * A parsed LLaMA-family config.json (`model_type` llama: Llama 2, Llama 3, TinyLlama, ...), with
  * transformers' defaults for absent keys.
  */
 export interface LlamaConfig extends BaseConfig {

@@ -62,8 +62,9 @@ export interface ImportSummary {
   files: string[];
   /** The config.json written. */
   config: HfLlamaConfig;
-  /** Tensors written, and their total number of elements. */
+  /** Number of tensors written. */
   tensors: number;
+  /** Total elements of those tensors: the model's parameter count. */
   parameters: number;
   /** Where tokenizer.json came from, or null when none was written (warnings say why). */
   tokenizer: { source: string; vocabSize: number; merges: number } | null;

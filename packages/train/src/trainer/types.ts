@@ -63,7 +63,10 @@ export interface TrainerOptions {
   seed: number;
   /** Validation loss every N steps (and at the end); default: only at the end. */
   evalEvery?: number;
-  /** Checkpoint every N steps into outDir/checkpoint-<step>; default: never (a final checkpoint is still written on abort). */
+  /**
+   * Checkpoint every N steps into outDir/checkpoint-<step>; default: never (a final checkpoint is
+   * still written on abort).
+   */
   saveEvery?: number;
   /** Keep the adapter with the lowest validation loss in outDir/best (default true when there is validation data). */
   keepBest?: boolean;
@@ -77,7 +80,10 @@ export interface TrainerOptions {
    * model so that a busy directory is refused early; without it train() locks outDir itself.
    */
   outDirLock?: OutputLock;
-  /** Continue from the latest outDir/checkpoint-<step> when there is one; without it such a checkpoint is an error (OUT_DIR_IN_USE). */
+  /**
+   * Continue from the latest outDir/checkpoint-<step> when there is one; without `resume` such a
+   * checkpoint is an error (OUT_DIR_IN_USE).
+   */
   resume?: boolean;
   /** Called after each optimizer step. */
   onStep?: (m: StepMetrics) => void;
@@ -106,10 +112,9 @@ export interface StepMetrics {
   lr: number;
   /** Global gradient norm before clipping. */
   gradNorm: number;
-  /**
-   * Real (unpadded) tokens of the step per second of its wall time, and that time in milliseconds.
-   */
+  /** Real (unpadded) tokens of the step per second of its wall time. */
   tokensPerSec: number;
+  /** Wall time of the step in milliseconds. */
   msPerStep: number;
   /** Live bytes by category after the step. */
   memory: MemoryReport['live'];
@@ -176,8 +181,9 @@ export interface TrainResult {
   steps: number;
   /** Mean training loss of the last step. */
   trainLoss: number;
-  /** Lowest validation loss seen and the step it was measured at; null without validation data. */
+  /** Lowest validation loss seen; null without validation data. */
   bestValLoss: number | null;
+  /** The step the lowest validation loss was measured at; null without validation data. */
   bestStep: number | null;
   /** Steps run in this call (a resumed run lists only those after the resume point). */
   history: StepMetrics[];
