@@ -5,6 +5,10 @@ function checkPair(a: readonly number[], b: readonly number[], what: string): vo
   if (a.length === 0) throw new RangeError(`${what}: no examples`);
 }
 
+/**
+ * Fraction of predictions equal to their label, in [0, 1]. Throws a RangeError when the lengths
+ * differ or there are no examples.
+ */
 export function accuracy(predictions: readonly number[], labels: readonly number[]): number {
   checkPair(predictions, labels, 'accuracy');
   let hit = 0;

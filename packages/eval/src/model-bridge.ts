@@ -30,6 +30,10 @@ import type {
 } from './model.js';
 import type { GlueClassifier, GlueExample } from './tasks/glue.js';
 
+/**
+ * Options of {@link CausalLmEvalModel} and {@link SequenceEvalClassifier}, and of the loaders
+ * {@link loadEvalModel} and {@link loadGlueClassifier}.
+ */
 export interface BridgeOptions {
   /** Recorded as `model` in results (default: the model directory). */
   name?: string;
@@ -42,6 +46,10 @@ export interface BridgeOptions {
   addSpecialTokens?: boolean;
 }
 
+/**
+ * Options of {@link loadEvalModel} and {@link loadGlueClassifier}: those of {@link BridgeOptions},
+ * plus a hook to apply an adapter and loading progress.
+ */
 export interface LoadForEvalOptions extends BridgeOptions {
   /**
    * Called with the loaded model before evaluation, e.g. `(m) => loadAdapter(m, dir)` from
@@ -49,6 +57,7 @@ export interface LoadForEvalOptions extends BridgeOptions {
    * start in training mode, with dropout on).
    */
   prepare?: (model: AnyModel) => Promise<unknown>;
+  /** Called as weights are read ({@link loadModel}'s progress). */
   onProgress?: (p: LoadProgress) => void;
 }
 

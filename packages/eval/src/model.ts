@@ -7,6 +7,10 @@
 /** Called by a model as it works through one call's requests. */
 export type ModelProgress = (done: number, total: number) => void;
 
+/**
+ * One text continuation a harness asks of {@link EvalModel.generate} (GSM8K, MMLU-Pro's chain of
+ * thought, HumanEval).
+ */
 export interface GenerationRequest {
   /** Text to continue, exactly as built by the task (no chat template, no added special tokens). */
   prompt: string;
@@ -15,6 +19,7 @@ export interface GenerationRequest {
    * the returned text at the earliest stop string itself, so returning a little more is harmless.
    */
   stop: string[];
+  /** Most tokens to generate. */
   maxNewTokens: number;
   /** 0 or absent: greedy decoding. */
   temperature?: number;
@@ -22,12 +27,21 @@ export interface GenerationRequest {
   seed?: number;
 }
 
+/**
+ * One scoring request of {@link EvalModel.loglikelihood}: how likely `continuation` is right after
+ * `context` (an answer choice after its question, for MMLU and MMLU-Pro).
+ */
 export interface LoglikelihoodRequest {
+  /** Text before the continuation, exactly as the task builds it. */
   context: string;
   /** Scored continuation; lm-eval's leading-space convention (" A") is part of the string. */
   continuation: string;
 }
 
+/**
+ * The answer to one {@link LoglikelihoodRequest}, as lm-evaluation-harness's `loglikelihood`
+ * returns it.
+ */
 export interface LoglikelihoodResult {
   /** Sum of log-probabilities of the continuation's tokens given the context (natural log). */
   logprob: number;
@@ -35,11 +49,19 @@ export interface LoglikelihoodResult {
   isGreedy: boolean;
 }
 
+/**
+ * What the harnesses need of a language model: text generation, continuation log-likelihoods and,
+ * for MMLU's letter scoring, next-token log-probabilities. {@link CausalLmEvalModel} implements it
+ * on `@sharelora/models` ({@link loadEvalModel}); any other object with these methods can be
+ * evaluated too. A method must return one result per request, in order, or the harness throws an
+ * {@link EvalModelError}.
+ */
 export interface EvalModel {
   /** Recorded as `model` in result files. */
   name: string;
   /** One continuation per request, in request order, without the prompt. */
   generate(requests: GenerationRequest[], onProgress?: ModelProgress): Promise<string[]>;
+  /** Per request, the log-likelihood of its continuation given its context, in request order. */
   loglikelihood(requests: LoglikelihoodRequest[], onProgress?: ModelProgress): Promise<LoglikelihoodResult[]>;
   /**
    * For each prompt, the log-probability of each candidate as the single next token (QLoRA-style

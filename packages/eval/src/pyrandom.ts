@@ -10,10 +10,19 @@
 const N = 624;
 const M = 397;
 
+/**
+ * CPython's `random.Random` seeded with an integer: the same 32-bit outputs, `getrandbits`,
+ * `_randbelow` and `sample` indices as Python, so that few-shot draws match lm-evaluation-harness's
+ * (GSM8K's shots, {@link gsm8kFewshotIndices}). Only what that needs is implemented.
+ */
 export class PyRandom {
   private readonly mt = new Uint32Array(N);
   private index = N;
 
+  /**
+   * Seeds as `random.Random(seed)` does for an int (negative seeds use their magnitude, as
+   * CPython). Throws a RangeError for a seed that is not a safe integer.
+   */
   constructor(seed: number) {
     if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be a safe integer, got ${seed}`);
     this.seedByArray(seedWords(Math.abs(seed)));

@@ -8,6 +8,11 @@ import { dirname } from 'node:path';
 import { EvalDataError } from './errors.js';
 import type { Shard } from './run.js';
 
+/**
+ * The `settings` of a result file: what decides which documents were evaluated and how, so that
+ * shards can be checked for agreement and merged ({@link mergeResults}). Each task adds its own
+ * keys (shots, scoring, seed, ...).
+ */
 export interface ResultSettings {
   /** The --limit in force (null: none); part of the document selection, so shards must agree on it. */
   limit: number | null;
@@ -24,12 +29,20 @@ export interface ResultSample {
   [key: string]: unknown;
 }
 
+/**
+ * A result file: one run of one task on one model, with every evaluated sample and the metrics
+ * computed from them. `S` is the task's sample type, `M` its metrics type. {@link writeResult}
+ * writes it; {@link readResult} reads and checks it.
+ */
 export interface EvalResult<S extends ResultSample = ResultSample, M = unknown> {
   model: string;
+  /** The adapter evaluated on top of the model ({@link RunOptions.adapter}), or null. */
   adapter: string | null;
+  /** Task name, e.g. gsm8k-cot, mmlu-pro, glue-rte. */
   task: string;
   settings: ResultSettings;
   metrics: M;
+  /** Every evaluated document, in document order. */
   samples: S[];
 }
 
@@ -67,6 +80,12 @@ export async function readResult(file: string): Promise<EvalResult> {
   return checkResult(value, file);
 }
 
+/**
+ * Checks that a parsed JSON value has the shape of an {@link EvalResult} (model, adapter, task,
+ * settings, and samples each with an integer `doc`) and returns it typed; `file` is named in the
+ * error. The metrics and the task-specific sample fields are not checked. Throws an
+ * {@link EvalDataError} otherwise.
+ */
 export function checkResult(value: unknown, file: string): EvalResult {
   const bad = (what: string): never => {
     throw new EvalDataError(file, null, `not a sharelora result file: ${what}`);

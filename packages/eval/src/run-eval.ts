@@ -21,6 +21,10 @@ import {
 import { evaluateMmlu, loadMmlu, type MmluOptions } from './tasks/mmlu.js';
 import { evaluateMmluPro, loadMmluPro, type MmluProOptions } from './tasks/mmlu-pro.js';
 
+/**
+ * What {@link runEval} evaluates: the task name, its data path (the task's folder or its test file)
+ * and that task's options; a GSM8K variant is chosen by the task name.
+ */
 export type RunEvalSpec = { data: string } & (
   | ({ task: Gsm8kVariant } & Omit<Gsm8kOptions, 'variant'>)
   | ({ task: 'mmlu' } & MmluOptions)
@@ -28,6 +32,10 @@ export type RunEvalSpec = { data: string } & (
   | ({ task: 'humaneval' } & HumanEvalOptions)
 );
 
+/**
+ * The task names {@link runEval} takes (GLUE tasks go through {@link runGlueEval}, named in
+ * {@link GLUE_EVAL_TASKS}).
+ */
 export const EVAL_TASKS = ['gsm8k', 'gsm8k-cot', 'gsm8k-paper', 'mmlu', 'mmlu-pro', 'humaneval'] as const;
 
 /** `glue-<task>` names of the GLUE tasks, as result files and `sharelora eval --task` spell them. */

@@ -8,7 +8,12 @@ export interface Shard {
   count: number;
 }
 
+/**
+ * Progress of a harness, reported through {@link RunOptions.onProgress} after every batch: `done`
+ * of `total` items of the current stage.
+ */
 export interface Progress {
+  /** The task being evaluated, as result files name it (e.g. gsm8k, mmlu, glue-sst2). */
   task: string;
   /** What is being done: "generate", "loglikelihood", "next-token", "execute" or "classify". */
   stage: string;
@@ -16,6 +21,10 @@ export interface Progress {
   total: number;
 }
 
+/**
+ * Options every harness takes ({@link evaluateGsm8k}, {@link evaluateMmlu}, ...): which documents
+ * (limit, shard), batching, progress and what to record. Each task's options extend them.
+ */
 export interface RunOptions {
   /** Evaluate only the first `limit` documents (per subject / category for MMLU and MMLU-Pro, as lm-eval does). */
   limit?: number;
@@ -23,6 +32,7 @@ export interface RunOptions {
   shard?: Shard;
   /** Requests per model call (default 8). */
   batchSize?: number;
+  /** Called after every batch of model calls. */
   onProgress?: (progress: Progress) => void;
   /** Recorded as `adapter` in the result (the harness itself never sees adapters). */
   adapter?: string | null;

@@ -27,6 +27,10 @@ import { Limiter } from './limiter.js';
 import { onLines } from './lines.js';
 import { LAUNCHER } from './sandbox-launcher.js';
 
+/**
+ * Options of a {@link PythonSandbox}: the interpreter, per-program limits and how many programs run
+ * at once.
+ */
 export interface SandboxOptions {
   /** Python 3 interpreter (default "python3"). */
   python?: string;
@@ -175,7 +179,15 @@ function kill(pid: number): void {
   }
 }
 
+/**
+ * Runs untrusted Python programs (HumanEval completions) one sandbox each, in fresh Linux
+ * namespaces, unprivileged, with time, memory and file-size limits (see the module description for
+ * the threat model). The constructor only checks the options (a {@link SandboxError} for a
+ * non-positive limit); a machine that cannot isolate programs fails at the first run, or at
+ * {@link PythonSandbox.probe}.
+ */
 export class PythonSandbox {
+  /** The options in force, defaults filled in. */
   readonly options: Required<SandboxOptions>;
   private readonly limiter: Limiter;
 

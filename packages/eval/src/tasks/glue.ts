@@ -17,6 +17,10 @@ import {
   validateLimit,
 } from '../run.js';
 
+/**
+ * The GLUE tasks {@link evaluateGlue} scores, by their short names (the result file's task is
+ * `glue-` + the name).
+ */
 export type GlueTask = 'sst2' | 'mrpc' | 'stsb' | 'rte' | 'cola';
 
 interface GlueSpec {
@@ -27,6 +31,11 @@ interface GlueSpec {
   headline: 'accuracy' | 'mcc' | 'pearson';
 }
 
+/**
+ * Per GLUE task: the number of classes (1 for STS-B's regression), the metrics computed, and the
+ * headline metric the LoRA and ShareLoRA papers report (accuracy; MCC for CoLA; Pearson's r for
+ * STS-B).
+ */
 export const GLUE_TASKS: Readonly<Record<GlueTask, GlueSpec>> = {
   sst2: { numLabels: 2, metrics: ['accuracy'], headline: 'accuracy' },
   mrpc: { numLabels: 2, metrics: ['accuracy', 'f1'], headline: 'accuracy' },
@@ -35,8 +44,14 @@ export const GLUE_TASKS: Readonly<Record<GlueTask, GlueSpec>> = {
   cola: { numLabels: 2, metrics: ['mcc'], headline: 'mcc' },
 };
 
+/**
+ * One example of a GLUE file, as {@link loadGlue} reads it and a {@link GlueClassifier} predicts
+ * it.
+ */
 export interface GlueExample {
+  /** The sentence, or the first sentence of a pair. */
   text: string;
+  /** The second sentence, for pair tasks (MRPC, STS-B, RTE). */
   textPair?: string;
   /** Class id (HF `glue` label ids) or STS-B similarity 0..5; null where the file has no labels (test). */
   label: number | null;
@@ -126,6 +141,10 @@ export interface GlueSample extends ResultSample {
   verdict?: boolean;
 }
 
+/**
+ * The metrics of a GLUE result: those the task defines ({@link GLUE_TASKS}) and its headline. `n`
+ * is the number of examples scored.
+ */
 export interface GlueMetrics {
   n: number;
   accuracy?: number;
@@ -133,9 +152,14 @@ export interface GlueMetrics {
   mcc?: number;
   pearson?: number;
   spearman?: number;
+  /** The task's headline metric and its value (NaN when nothing was scored). */
   headline: { metric: string; value: number };
 }
 
+/**
+ * Computes a GLUE result's metrics from its samples; the task is read from `settings.glueTask`.
+ * Used by {@link evaluateGlue} and to recompute the metrics of merged shards.
+ */
 export function glueMetrics(samples: GlueSample[], settings: ResultSettings): GlueMetrics {
   const spec = GLUE_TASKS[settings.glueTask as GlueTask];
   const out = samples.map((s) => s.output);
@@ -153,6 +177,12 @@ export function glueMetrics(samples: GlueSample[], settings: ResultSettings): Gl
   return metrics;
 }
 
+/**
+ * Scores a classifier on labelled GLUE examples (the dev split): predicts the selected examples in
+ * batches and computes the task's metrics. Throws an {@link EvalConfigError} for an unknown task or
+ * an example without a label (a test split), and an {@link EvalModelError} when a prediction is not
+ * a finite number.
+ */
 export async function evaluateGlue(
   classifier: GlueClassifier,
   task: GlueTask,

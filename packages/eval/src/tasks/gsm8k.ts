@@ -28,15 +28,26 @@ import {
 } from '../run.js';
 import { pyStrip } from '../text.js';
 
+/** One GSM8K problem, as the dataset's JSONL holds it. */
 export interface Gsm8kDoc {
   question: string;
   /** Worked solution ending in a "#### N" line. */
   answer: string;
 }
 
+/**
+ * The GSM8K prompt and scoring conventions (see the module description): `gsm8k` (lm-eval's
+ * few-shot from the train split), `gsm8k-cot` (lm-eval's 8 chain-of-thought exemplars) and
+ * `gsm8k-paper` (the same prompts, flexible extraction as the headline).
+ */
 export type Gsm8kVariant = 'gsm8k' | 'gsm8k-cot' | 'gsm8k-paper';
+/** Every {@link Gsm8kVariant}, e.g. for a command line's choices. */
 export const GSM8K_VARIANTS: readonly Gsm8kVariant[] = ['gsm8k', 'gsm8k-cot', 'gsm8k-paper'];
 
+/**
+ * A fixed chain-of-thought shot: a question and the worked answer shown after it, ending in "The
+ * answer is N.".
+ */
 export interface Gsm8kExemplar {
   question: string;
   target: string;
@@ -100,6 +111,11 @@ export function gsm8kStop(variant: Gsm8kVariant): string[] {
   return variant === 'gsm8k' ? ['Question:', '</s>', '<|im_end|>'] : ['Q:', '</s>', '<|im_end|>'];
 }
 
+/**
+ * Reads a GSM8K JSONL file (gzipped when it ends in .gz) into documents. Throws an
+ * {@link EvalDataError} naming the file and line when it has no records, a record lacks `question`
+ * or `answer`, or an answer has no final "#### N".
+ */
 export async function loadGsm8k(file: string): Promise<Gsm8kDoc[]> {
   const records = parseJsonl(await readText(file), file);
   if (records.length === 0) throw new EvalDataError(file, null, 'no GSM8K records');
@@ -184,10 +200,19 @@ export function gsm8kTarget(doc: Gsm8kDoc, variant: Gsm8kVariant): string {
   return pyStrip(parts[parts.length - 1]);
 }
 
+/**
+ * Whether an extracted answer equals the target after lm-eval's GSM8K normalisation
+ * ({@link normalizeGsm8k}: no commas or dollar signs, no trailing period, lower case), so "$1,000."
+ * matches "1000".
+ */
 export function gsm8kExactMatch(prediction: string, target: string): boolean {
   return normalizeGsm8k(prediction) === normalizeGsm8k(target);
 }
 
+/**
+ * lm-eval's two answer extractions, each scored separately: `strict-match` reads the variant's
+ * answer format ("#### N" or "The answer is N"), `flexible-extract` the last number in the output.
+ */
 export type Gsm8kFilter = 'strict-match' | 'flexible-extract';
 
 export interface Gsm8kSample extends ResultSample {
@@ -198,14 +223,24 @@ export interface Gsm8kSample extends ResultSample {
   verdict: Record<Gsm8kFilter, boolean>;
 }
 
+/**
+ * The metrics of a GSM8K result, per extraction: exact match in [0, 1] and its standard error, as
+ * lm-eval reports them; `n` is the number of documents scored.
+ */
 export interface Gsm8kMetrics {
   n: number;
   exact_match: Record<Gsm8kFilter, number>;
   exact_match_stderr: Record<Gsm8kFilter, number>;
+  /** The metric the variant quotes: strict-match, or flexible-extract for `gsm8k-paper`. */
   headline: { metric: string; value: number };
 }
 
+/**
+ * Options of {@link evaluateGsm8k}: the variant, shots, and generation settings, with those of
+ * {@link RunOptions}.
+ */
 export interface Gsm8kOptions extends RunOptions {
+  /** Default `gsm8k`. */
   variant?: Gsm8kVariant;
   /** Shots: default 5 for `gsm8k`, 8 (at most 8) for the CoT variants. */
   shots?: number;
@@ -215,7 +250,10 @@ export interface Gsm8kOptions extends RunOptions {
   maxNewTokens?: number;
   /** 0 (default): greedy. */
   temperature?: number;
-  /** Base seed of sampled generation. */
+  /**
+   * Base seed of sampled generation (default 0); each document's request seed derives from it and
+   * the document.
+   */
   seed?: number;
 }
 
@@ -233,6 +271,10 @@ export function scoreGsm8k(output: string, doc: Gsm8kDoc, variant: Gsm8kVariant)
   return { target, extracted, verdict };
 }
 
+/**
+ * Computes a GSM8K result's metrics from its samples' verdicts; the headline follows
+ * `settings.variant`. Used by {@link evaluateGsm8k} and to recompute the metrics of merged shards.
+ */
 export function gsm8kMetrics(samples: Gsm8kSample[], settings: ResultSettings): Gsm8kMetrics {
   const strict = meanWithStderr(samples.map((s) => (s.verdict['strict-match'] ? 1 : 0)));
   const flexible = meanWithStderr(samples.map((s) => (s.verdict['flexible-extract'] ? 1 : 0)));
@@ -246,6 +288,12 @@ export function gsm8kMetrics(samples: Gsm8kSample[], settings: ResultSettings): 
   };
 }
 
+/**
+ * Evaluates a model on GSM8K: builds each selected test document's prompt for the variant,
+ * generates (greedy by default) up to the stop strings, and scores both extractions against the
+ * reference answer. `data.train` is needed by the `gsm8k` variant with shots. Throws an
+ * {@link EvalConfigError} for an unknown variant or a shot count the variant cannot give.
+ */
 export async function evaluateGsm8k(
   model: EvalModel,
   data: { test: Gsm8kDoc[]; train?: Gsm8kDoc[] },

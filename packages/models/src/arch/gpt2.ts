@@ -19,6 +19,10 @@ import {
 import type { CausalLM, CausalLMForwardOptions, CheckpointRules, Gpt2Config } from './types.js';
 import { untiedOutput, VocabEmbedding } from './vocab.js';
 
+/**
+ * The modules {@link GPT2LMHeadModel} adapts when no LoRA targets are given: `c_attn`, the fused
+ * q|k|v projection, as a whole.
+ */
 export const GPT2_LORA_TARGETS: readonly string[] = ['c_attn'];
 
 type Ctx = Omit<AttentionContext, 'layer' | 'scale'>;

@@ -1,7 +1,9 @@
 import { assignTensor, LayerNorm, type Module, type Parameter, RMSNorm, Rng } from '@sharelora/core';
 import { checkpointTensors } from './vocab.js';
 
+/** Options of {@link initWeights}. */
 export interface InitWeightsOptions {
+  /** Seeds every tensor's stream; the same seed and checkpoint name always give the same values. */
   seed: number;
   /** Standard deviation; default: the model config's initializer_range. */
   std?: number;

@@ -20,6 +20,10 @@ import {
 import type { CausalLM, CausalLMForwardOptions, CheckpointRules, LlamaConfig } from './types.js';
 import { untiedOutput, VocabEmbedding } from './vocab.js';
 
+/**
+ * The modules {@link LlamaForCausalLM} adapts when no LoRA targets are given: the query and value
+ * projections, as in the LoRA paper.
+ */
 export const LLAMA_LORA_TARGETS: readonly string[] = ['q_proj', 'v_proj'];
 
 type Ctx = Omit<AttentionContext, 'layer' | 'scale'> & { positions: Tensor };

@@ -46,6 +46,10 @@ import type {
 } from './types.js';
 import { untiedOutput, VocabEmbedding } from './vocab.js';
 
+/**
+ * The modules the RoBERTa models adapt when no LoRA targets are given: the query and value
+ * projections, as in the LoRA paper.
+ */
 export const ROBERTA_LORA_TARGETS: readonly string[] = ['query', 'value'];
 
 /**

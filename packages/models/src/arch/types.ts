@@ -4,8 +4,22 @@
 import { concat, keep, type Module, reshape, type Tensor } from '@sharelora/core';
 import type { ActivationName, RopeConfig } from './common.js';
 
+/**
+ * The architecture families sharelora implements, as {@link parseConfig} reads them from
+ * config.json's `model_type` (or `architectures`).
+ */
 export type Arch = 'gpt2' | 'roberta' | 'llama';
+/**
+ * What a model's head does: next-token prediction (GPT-2, LLaMA), masked-token prediction or
+ * sequence classification (RoBERTa). {@link defaultTask} picks one from config.json;
+ * {@link createModel} rejects a task the architecture lacks.
+ */
 export type Task = 'causal-lm' | 'masked-lm' | 'sequence-classification';
+/**
+ * transformers' `problem_type` for sequence classification: it picks the loss in
+ * {@link sequenceClassificationLoss} (mean squared error, cross entropy, or binary cross entropy
+ * per label).
+ */
 export type ProblemType = 'regression' | 'single_label_classification' | 'multi_label_classification';
 
 /** Fields every parsed config.json has. `raw` is the file's JSON, written back unchanged by saveModel. */
@@ -26,50 +40,88 @@ interface BaseConfig {
   raw: Record<string, unknown>;
 }
 
+/**
+ * A parsed GPT-2 config.json (`n_embd`, `n_head`, ... under their common names), with transformers'
+ * defaults for absent keys.
+ */
 export interface Gpt2Config extends BaseConfig {
   arch: 'gpt2';
+  /** Learned position embeddings (`n_positions`): the longest sequence the model takes. */
   maxPositions: number;
+  /** Width of the MLP's hidden layer (`n_inner`, default 4 × hiddenSize). */
   intermediateSize: number;
   activation: ActivationName;
   layerNormEps: number;
   /** Scores are divided by sqrt(head_dim) (scale_attn_weights) and by layer_idx + 1 (scale_attn_by_inverse_layer_idx). */
   scaleAttnWeights: boolean;
   scaleAttnByInverseLayerIdx: boolean;
+  /** Dropout probability after the embeddings (active only in training mode). */
   embdPdrop: number;
+  /** Dropout probability on the attention and MLP outputs before each residual add. */
   residPdrop: number;
 }
 
+/**
+ * A parsed RoBERTa config.json (also XLM-RoBERTa and CamemBERT), with transformers' defaults for
+ * absent keys. One config serves both the masked-LM and the sequence-classification model.
+ */
 export interface RobertaConfig extends BaseConfig {
   arch: 'roberta';
   maxPositions: number;
   intermediateSize: number;
   activation: ActivationName;
   layerNormEps: number;
+  /**
+   * Rows of the token-type embedding (`type_vocab_size`, 1 in released RoBERTa checkpoints, default
+   * 2).
+   */
   typeVocabSize: number;
   /** RoBERTa's position ids start at padding_idx + 1 = pad_token_id + 1. */
   padTokenId: number;
   hiddenDropoutProb: number;
+  /** Dropout in the classification head (`classifier_dropout`, default hiddenDropoutProb). */
   classifierDropout: number;
+  /** Outputs of the classification head (`num_labels`, else the size of `id2label`, else 2). */
   numLabels: number;
   /** config.json's problem_type; null lets the labels decide, as transformers does. */
   problemType: ProblemType | null;
 }
 
+/**
+ * A parsed LLaMA-family config.json (`model_type` llama: Llama 2, Llama 3, TinyLlama, ...), with
+ * transformers' defaults for absent keys.
+ */
 export interface LlamaConfig extends BaseConfig {
   arch: 'llama';
   maxPositions: number;
   intermediateSize: number;
+  /** Key/value heads (`num_key_value_heads`); fewer than numHeads means grouped-query attention. */
   numKvHeads: number;
+  /** Per-head width (`head_dim`, default hiddenSize / numHeads). */
   headDim: number;
   activation: ActivationName;
   rmsNormEps: number;
+  /**
+   * Rotary embedding parameters from `rope_theta` and `rope_parameters`/`rope_scaling` (default,
+   * linear or llama3 scaling).
+   */
   rope: RopeConfig;
+  /** Whether q/k/v/o projections have biases (`attention_bias`, default false). */
   attentionBias: boolean;
+  /** Whether the MLP projections have biases (`mlp_bias`, default false). */
   mlpBias: boolean;
 }
 
+/**
+ * A parsed config.json of any supported architecture, discriminated by `arch`. {@link parseConfig}
+ * and {@link readConfig} produce it; {@link createModel} builds the module tree from it.
+ */
 export type ModelConfig = Gpt2Config | RobertaConfig | LlamaConfig;
 
+/**
+ * Options of {@link CausalLM.forward} and {@link CausalLM.hiddenStates}: padding, positions, a
+ * {@link KVCache} for incremental decoding, and which positions to project to logits.
+ */
 export interface CausalLMForwardOptions {
   /** [B, S], i32 or f32: 1 = attend to that key, 0 = padding. S = cache.length + T. */
   attentionMask?: Tensor;
@@ -134,6 +186,7 @@ export interface CausalLM extends HfModel {
   projectLogits(hidden: Tensor): Tensor;
 }
 
+/** Options of the RoBERTa models' `forward` ({@link SequenceClassifier}, {@link MaskedLM}). */
 export interface EncoderForwardOptions {
   /** [B, T], i32 or f32: 1 = real token, 0 = padding. */
   attentionMask?: Tensor;
@@ -158,6 +211,7 @@ export interface MaskedLM extends HfModel {
   forward(inputIds: Tensor, opts?: EncoderForwardOptions): Tensor;
 }
 
+/** Any model {@link createModel} or {@link loadModel} returns; narrow it on `task`. */
 export type AnyModel = CausalLM | SequenceClassifier | MaskedLM;
 
 /**

@@ -18,8 +18,17 @@ export interface LinearModuleInfo {
   fused?: { parts: string[] };
 }
 
+/**
+ * The architecture families {@link linearModulesFromConfig} knows (RoBERTa covers BERT and
+ * XLM-RoBERTa, LLaMA covers Mistral). The same names as {@link Arch}, but read from config.json
+ * alone, without building a model.
+ */
 export type LinearArch = 'gpt2' | 'roberta' | 'llama';
 
+/**
+ * What {@link linearModulesFromConfig} finds in a config.json: every linear module with its shape,
+ * the default LoRA targets and the short target names ({@link resolveTargetAliases}).
+ */
 export interface LinearModules {
   arch: LinearArch;
   /** Number of transformer layers. */

@@ -14,8 +14,17 @@ import { decoderUnsupported } from '../decode/llama-decoder.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { checkSampling, type SamplingOptions, sampleToken } from './sampling.js';
 
+/**
+ * Why a row stopped: `eos`, it produced an end-of-sequence id (not included in its tokens); `stop`,
+ * `onToken` returned true or, for {@link generate}, a stop string appeared; `length`, it reached
+ * maxNewTokens or the model's context.
+ */
 export type FinishReason = 'eos' | 'stop' | 'length';
 
+/**
+ * Options of {@link generateTokens}: sampling, length, end tokens, the engine and per-token
+ * callbacks.
+ */
 export interface GenerateTokensOptions extends SamplingOptions {
   /** Most tokens generated per row (default 128). */
   maxNewTokens?: number;
@@ -47,6 +56,7 @@ export interface GenerateTokensOptions extends SamplingOptions {
   onWarning?: (message: string, promptsCut?: number) => void;
 }
 
+/** One row's result of {@link generateTokens}. */
 export interface TokenGeneration {
   /** Generated ids; the EOS that ended a row is not included. */
   tokens: number[];
@@ -211,6 +221,10 @@ export async function generateTokens(
   return out;
 }
 
+/**
+ * Options of {@link generate}: those of {@link GenerateTokensOptions} (its `onToken` is used
+ * internally), plus stop strings and text streaming.
+ */
 export interface GenerateOptions extends Omit<GenerateTokensOptions, 'onToken'> {
   /** Finish a row when its text contains one of these; the text is cut before it. */
   stop?: readonly string[];
@@ -220,9 +234,11 @@ export interface GenerateOptions extends Omit<GenerateTokensOptions, 'onToken'> 
   onText?: (row: number, text: string) => void;
 }
 
+/** One prompt's result of {@link generate}: the generated tokens and their text. */
 export interface Generation extends TokenGeneration {
   /** The continuation, decoded after the prompt (so a leading space is kept) without special tokens. */
   text: string;
+  /** Tokens the prompt encoded to (before any cut to fit the context). */
   promptTokens: number;
 }
 

@@ -4,6 +4,11 @@
  */
 import { type Rng, ShareloraError } from '@sharelora/core';
 
+/**
+ * How the next token is picked from one row of logits: greedy at temperature 0, else a seeded draw
+ * after temperature, top-k and top-p filtering ({@link sampleToken}). {@link checkSampling} rejects
+ * values that cannot be honoured.
+ */
 export interface SamplingOptions {
   /** Softmax temperature; 0 (the default) picks the most likely token (greedy). */
   temperature?: number;
@@ -42,6 +47,10 @@ export function argmax(values: ArrayLike<number>): number {
   return best;
 }
 
+/**
+ * The filtered next-token distribution {@link samplingDistribution} returns: what
+ * {@link sampleToken} draws from.
+ */
 export interface TokenDistribution {
   /** Token ids kept by the filters, most likely first. */
   ids: number[];

@@ -83,6 +83,10 @@ export interface PlannedTensor {
   load(): Promise<OutputData>;
 }
 
+/**
+ * Progress of an import ({@link ImportOptions.onProgress}), reported after each tensor is written:
+ * `done` of `total` tensors.
+ */
 export interface ImportProgress {
   /** HF name of the tensor just written. */
   tensor: string;

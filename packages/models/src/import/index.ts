@@ -30,6 +30,7 @@ import {
 export { ImportError, type ImportErrorCode } from './errors.js';
 export type { HfLlamaConfig, ImportProgress } from './hf-llama.js';
 
+/** Options of {@link importGguf}, and the common ones of {@link importLlama2c}. */
 export interface ImportOptions {
   /** Created if missing; files of the same names are replaced. */
   outDir: string;
@@ -39,11 +40,19 @@ export interface ImportOptions {
   maxShardBytes?: number;
 }
 
+/**
+ * Options of {@link importLlama2c}: the output and, optionally, the tokenizer file, which llama2.c
+ * keeps apart from the weights.
+ */
 export interface Llama2cImportOptions extends ImportOptions {
   /** llama2.c `tokenizer.bin` (tokenizer.py export) or a sentencepiece `.model`. */
   tokenizerPath?: string;
 }
 
+/**
+ * What {@link importLlama2c} or {@link importGguf} wrote: the files, the resulting config.json,
+ * sizes, and warnings (such as a tokenizer that was not written).
+ */
 export interface ImportSummary {
   format: 'llama2c' | 'gguf';
   /** Absolute paths. */
@@ -51,8 +60,11 @@ export interface ImportSummary {
   outDir: string;
   /** Names of the files written in outDir. */
   files: string[];
+  /** The config.json written. */
   config: HfLlamaConfig;
+  /** Number of tensors written. */
   tensors: number;
+  /** Total elements of those tensors: the model's parameter count. */
   parameters: number;
   /** Where tokenizer.json came from, or null when none was written (warnings say why). */
   tokenizer: { source: string; vocabSize: number; merges: number } | null;

@@ -21,6 +21,10 @@ const CHUNK_BYTES = 16 << 20;
 /** Wait for the GPU queue after this many bytes so upload staging memory stays bounded. */
 const SYNC_BYTES = 256 << 20;
 
+/**
+ * Progress of {@link loadModel} ({@link LoadModelOptions.onProgress}), reported as tensor data is
+ * read from the weight files.
+ */
 export interface LoadProgress {
   /** Bytes of tensor data read so far and in all (as stored on disk). */
   loadedBytes: number;

@@ -1,5 +1,6 @@
 import { ShareloraError } from '@sharelora/core';
 
+/** The `code` of a {@link ModelLoadError}: what is wrong with the model directory. */
 export type ModelLoadErrorCode =
   /** config.json missing, not JSON, or a key with an impossible value. */
   | 'BAD_CONFIG'

@@ -16,6 +16,11 @@ import { CheckpointFiles, type LoadPlan, type LoadProgress, planLoad, streamWeig
 import { readConfig } from './config.js';
 import { checkModelFits, machineLimits } from './limits.js';
 
+/**
+ * Options of {@link loadModel}: the task, seed, whether the weights train, their storage dtype and
+ * progress. `task` defaults to what config.json's `architectures` names ({@link defaultTask});
+ * `seed` initialises task heads the checkpoint lacks and the dropout masks.
+ */
 export interface LoadModelOptions extends Omit<CreateModelOptions, 'weightDtype'> {
   /** Leave the weights trainable (requiresGrad), as for full fine-tuning; default frozen. */
   trainable?: boolean;
@@ -35,6 +40,10 @@ export interface LoadModelOptions extends Omit<CreateModelOptions, 'weightDtype'
   onProgress?: (p: LoadProgress) => void;
 }
 
+/**
+ * What {@link loadModel} returns: the model on the device, its parsed config, and what loading did
+ * with the checkpoint's tensors.
+ */
 export interface LoadedModel {
   model: AnyModel;
   config: ModelConfig;

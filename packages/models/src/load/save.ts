@@ -5,6 +5,7 @@ import type { AnyModel } from '../arch/types.js';
 import { checkpointTensors, readCheckpointTensor } from '../arch/vocab.js';
 import { type OutputDtype, type PlannedTensor, writeJson, writeWeights } from '../import/hf-llama.js';
 
+/** Options of {@link saveModel}. */
 export interface SaveModelOptions {
   /** Stored dtype (default F32). */
   dtype?: OutputDtype;

@@ -14,8 +14,14 @@ import { saveModel } from '../load/save.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { gpt2Tokenizer, llamaTokenizer, type PresetTokenizer, robertaTokenizer } from './tokenizers.js';
 
+/**
+ * Sizes of the built-in random models ({@link createPreset}, {@link initPreset}): `tiny` (2 layers,
+ * width 64) for tests, `small` (4 layers, width 128) for examples.
+ */
 export type PresetName = 'tiny' | 'small';
+/** The architectures there are presets of: every {@link Arch}. */
 export const PRESET_ARCHS: readonly Arch[] = ['gpt2', 'roberta', 'llama'];
+/** Every {@link PresetName}, e.g. for a command line's choices. */
 export const PRESET_NAMES: readonly PresetName[] = ['tiny', 'small'];
 
 /**
@@ -204,6 +210,10 @@ export interface InitPresetOptions extends PresetOptions {
   outDir: string;
 }
 
+/**
+ * What {@link initPreset} wrote: the absolute output directory, the file names in it, the config
+ * and the parameter count.
+ */
 export interface InitPresetResult {
   outDir: string;
   files: string[];

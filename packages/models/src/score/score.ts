@@ -11,6 +11,10 @@ import { keepPositions, logitChunks } from '../arch/common.js';
 import type { CausalLM } from '../arch/types.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
+/**
+ * Options of the scoring functions ({@link loglikelihoodTokens}, {@link nextTokenLogprobs}, ...):
+ * batching and the longest input.
+ */
 export interface ScoreOptions {
   /** Sequences per forward (default 8). */
   batchSize?: number;
@@ -21,17 +25,30 @@ export interface ScoreOptions {
   maxLength?: number;
 }
 
+/**
+ * A text pair for {@link loglikelihood}: how likely `continuation` is right after `context` (an
+ * answer after its question, say).
+ */
 export interface LoglikelihoodRequest {
   context: string;
   continuation: string;
 }
 
+/**
+ * A token-id pair for {@link loglikelihoodTokens}: the ids of the context and of the continuation
+ * scored after it.
+ */
 export interface TokenRequest {
   /** Non-empty: the first continuation token is predicted from its last position. */
   context: readonly number[];
   continuation: readonly number[];
 }
 
+/**
+ * The score of one request of {@link loglikelihood} or {@link loglikelihoodTokens}, as
+ * lm-evaluation-harness reports it: the summed log-probability (natural log) and whether greedy
+ * decoding would produce the continuation.
+ */
 export interface LoglikelihoodResult {
   /** Sum over the continuation's tokens of log p(token | everything before it). */
   logprob: number;
@@ -222,10 +239,15 @@ export async function loglikelihoodTokens(
   return out;
 }
 
+/**
+ * Options of the scoring functions that take text ({@link loglikelihood},
+ * {@link candidateLogprobs}): those of {@link ScoreOptions} plus how to encode.
+ */
 export interface TextScoreOptions extends ScoreOptions {
   /**
-   * Encode with the tokenizer's special tokens (BOS) (default false: lm-evaluation-harness's default
-   * for Hugging Face models; set true where a model needs BOS, as its add_bos_token=True does).
+   * Encode with the tokenizer's special tokens (BOS). {@link loglikelihood}'s default is false,
+   * lm-evaluation-harness's default for Hugging Face models (set true where a model needs BOS, as its
+   * add_bos_token=True does); {@link candidateLogprobs}' default is true, the tokenizer's default.
    */
   addSpecialTokens?: boolean;
 }

@@ -1,5 +1,8 @@
 import { ShareloraError } from '@sharelora/core';
 
+/**
+ * The `code` of a {@link TokenizerError}: which of the tokenizer's files is missing or unusable.
+ */
 export type TokenizerErrorCode =
   /** tokenizer.json (or tokenizer_config.json / chat_template.jinja when required) does not exist. */
   | 'NO_TOKENIZER'

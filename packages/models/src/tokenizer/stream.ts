@@ -10,6 +10,7 @@
 const CONTEXT_TOKENS = 8;
 const REPLACEMENT = '\uFFFD';
 
+/** Options of {@link StreamDecoder} and {@link Tokenizer.streamDecoder}. */
 export interface StreamDecoderOptions {
   /**
    * Tokens already shown (the prompt). The first new token is decoded after them, so it keeps its
@@ -24,6 +25,12 @@ interface Decodes {
   decode(ids: ArrayLike<number>, opts?: { skipSpecialTokens?: boolean }): string;
 }
 
+/**
+ * Turns generated token ids into text one token at a time, so that the concatenated pieces equal
+ * decoding the whole continuation: each {@link StreamDecoder.push} decodes a short window of recent
+ * tokens and returns only the new text, holding back a character whose bytes are still incomplete.
+ * {@link generate} streams `onText` with it; get one from {@link Tokenizer.streamDecoder}.
+ */
 export class StreamDecoder {
   private readonly ids: number[];
   /** ids[start, read) were emitted (they are the left context); ids[read, ...) are not yet. */
@@ -31,6 +38,9 @@ export class StreamDecoder {
   private read: number;
   private readonly skip: boolean;
 
+  /**
+   * `tokenizer`: anything with a `decode(ids, { skipSpecialTokens })`, usually a {@link Tokenizer}.
+   */
   constructor(
     private readonly tokenizer: Decodes,
     opts: StreamDecoderOptions = {},

@@ -10,6 +10,7 @@ import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { TokenizerError } from './errors.js';
 import { StreamDecoder, type StreamDecoderOptions } from './stream.js';
 
+/** Options of {@link Tokenizer.encode}. */
 export interface EncodeOptions {
   /**
    * Add the tokenizer's special tokens (default true): BOS/EOS as tokenizer_config.json's
@@ -18,17 +19,24 @@ export interface EncodeOptions {
   addSpecialTokens?: boolean;
 }
 
+/** Options of {@link Tokenizer.decode}. */
 export interface DecodeOptions {
   /** Drop special tokens (BOS, EOS, padding, chat markers) from the text (default false). */
   skipSpecialTokens?: boolean;
 }
 
+/**
+ * One turn of a conversation for {@link Tokenizer.applyChatTemplate}: `role` is whatever the
+ * template expects (usually system, user, assistant); extra keys are passed to the template as they
+ * are.
+ */
 export interface ChatMessage {
   role: string;
   content: string;
   [key: string]: unknown;
 }
 
+/** Options of {@link Tokenizer.applyChatTemplate}. */
 export interface ChatTemplateOptions {
   /** End with the header of an assistant turn, so the model continues as the assistant (default false). */
   addGenerationPrompt?: boolean;
@@ -61,19 +69,35 @@ function tokenContent(v: unknown): string | null {
   return null;
 }
 
+/**
+ * Where a {@link Tokenizer}'s JSON came from, for error messages, and a chat template read from its
+ * own file. {@link loadTokenizer} fills it in.
+ */
 export interface TokenizerSources {
   /** Shown in error messages (default "tokenizer.json"). */
   tokenizerPath?: string;
+  /** Shown in error messages (default "tokenizer_config.json"). */
   configPath?: string;
   /** A template from chat_template.jinja, used when tokenizer_config.json has none. */
   chatTemplate?: string;
 }
 
+/**
+ * A Hugging Face tokenizer: tokenizer.json run by `@huggingface/tokenizers`, with what
+ * tokenizer_config.json adds (special tokens, add_bos_token / add_eos_token,
+ * clean_up_tokenization_spaces, chat templates), so that ids and text match transformers'. Load one
+ * from a model directory with {@link loadTokenizer}; the constructor takes the parsed JSON instead
+ * (in a browser, say) and throws a {@link TokenizerError} (BAD_TOKENIZER) if it cannot build the
+ * tokenizer.
+ */
 export class Tokenizer {
+  /** Id of tokenizer_config.json's bos_token, or null when it sets none. */
   readonly bosId: number | null;
   /** Ids that end generation: the EOS token (models may list more in config/generation_config). */
   readonly eosIds: readonly number[];
+  /** Id of the pad_token, or null: generation then pads with an EOS id. */
   readonly padId: number | null;
+  /** Id of the unk_token, or null. */
   readonly unkId: number | null;
   /** Special token strings by tokenizer_config.json key (bos_token, eos_token, ...), when set. */
   readonly specialTokens: Readonly<Partial<Record<SpecialKey, string>>>;
@@ -140,6 +164,9 @@ export class Tokenizer {
     return this.templates.get('default') ?? null;
   }
 
+  /**
+   * Token ids of `text`, with the special tokens {@link EncodeOptions.addSpecialTokens} asks for.
+   */
   encode(text: string, opts: EncodeOptions = {}): number[] {
     const special = opts.addSpecialTokens ?? true;
     if (!special || (this.addBos === null && this.addEos === null)) {
@@ -155,6 +182,10 @@ export class Tokenizer {
     ];
   }
 
+  /**
+   * The text of `ids`. Decoding pieces one by one does not give the text of the whole (split
+   * characters, leading spaces): stream with {@link Tokenizer.streamDecoder}.
+   */
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
     if (ids.length === 0) return '';
     return this.hf.decode(Array.from(ids), {
@@ -163,10 +194,15 @@ export class Tokenizer {
     });
   }
 
+  /** The id of a vocabulary or added token string, or null when the vocabulary lacks it. */
   tokenToId(token: string): number | null {
     return this.hf.token_to_id(token) ?? null;
   }
 
+  /**
+   * The vocabulary string of `id` (the raw token, e.g. with `Ġ` or `▁` for spaces), or null when
+   * out of range.
+   */
   idToToken(id: number): string | null {
     return this.hf.id_to_token(id) ?? null;
   }

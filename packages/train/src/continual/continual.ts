@@ -31,6 +31,10 @@ export type StageOptions = Partial<
   >
 >;
 
+/**
+ * One task of a continual run ({@link trainContinual}): its training and validation examples, its
+ * stage's trainer options and an optional accuracy measure.
+ */
 export interface ContinualTask<M extends TrainableModel = TrainableModel> {
   /** Names the table's column and the stage's folder. */
   name: string;
@@ -46,26 +50,41 @@ export interface ContinualTask<M extends TrainableModel = TrainableModel> {
   accuracy?: (model: M) => Promise<number>;
 }
 
+/**
+ * Options of {@link trainContinual}: the trainer options every stage shares (see
+ * {@link TrainerOptions}), the model and the tasks in training order. A task's own `steps` or
+ * `epochs` replaces the shared budget.
+ */
 export interface ContinualOptions<M extends TrainableModel = TrainableModel>
   extends Omit<TrainerOptions, 'model' | 'train' | 'validation' | 'outDir' | 'resume' | 'onStep' | 'onEval'> {
   model: M;
   tasks: ContinualTask<M>[];
   /** Stage i writes its Trainer output to outDir/stage-<i>-<name>, and the run writes outDir/continual.json. */
   outDir?: string;
+  /** Each stage's steps, with the 1-based stage number. */
   onStep?: (stage: number, m: StepMetrics) => void;
   /** After each stage's evaluation; awaited before the next stage starts. */
   onStage?: (s: StageResult) => void | Promise<void>;
 }
 
+/**
+ * One stage of {@link trainContinual}: its Trainer result and the scores of every task trained so
+ * far.
+ */
 export interface StageResult {
   /** 1-based. */
   stage: number;
+  /** Name of the task trained in this stage. */
   task: string;
   train: TrainResult;
   /** Scores of tasks 1..stage, in task order, measured right after this stage. */
   scores: TaskScore[];
 }
 
+/**
+ * What {@link trainContinual} returns: every stage's result (fewer than the tasks when a stage was
+ * aborted) and the forgetting table built from their scores.
+ */
 export interface ContinualResult {
   stages: StageResult[];
   table: ForgettingTable;

@@ -12,6 +12,11 @@ export interface TaskScore {
   accuracy: number | null;
 }
 
+/**
+ * Scores of every task after every stage of a continual run, and how much each task lost by the
+ * end: what {@link forgettingTable} computes and {@link formatForgettingTable} prints. Row i is
+ * stage i + 1, column j task j, both 0-based.
+ */
 export interface ForgettingTable {
   tasks: string[];
   /** valLoss[i][j]: task j after stage i; null for j > i (not trained yet). */

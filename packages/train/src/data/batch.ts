@@ -5,8 +5,13 @@ import { Rng, type RngState } from '@sharelora/core';
 import { DataError, type RecordSource } from './errors.js';
 import { type ClassificationExample, type Example, IGNORE_INDEX, type LmExample } from './tokenize.js';
 
+/**
+ * Which side of a row {@link collate} pads: `right` for training and scoring, `left` for batched
+ * generation.
+ */
 export type Padding = 'right' | 'left';
 
+/** Options of {@link collate} and {@link sequentialBatches}: the pad id and how rows are padded. */
 export interface CollateOptions {
   /** Id written into padded positions; they are masked out, so any valid id works (see padIdOf). */
   padId: number;
@@ -32,20 +37,34 @@ interface BatchBase {
   tokens: number;
 }
 
+/**
+ * A padded batch of {@link LmExample}s for causal-LM training: ids, mask and unshifted labels, each
+ * `[batchSize, seqLength]` row-major.
+ */
 export interface LmBatch extends BatchBase {
   kind: 'lm';
   /** Shape `[batchSize, seqLength]`: the examples' labels, IGNORE_INDEX on padding. */
   labels: Int32Array;
 }
 
+/**
+ * A padded batch of {@link ClassificationExample}s: ids and mask `[batchSize, seqLength]`, one
+ * label per row.
+ */
 export interface ClassificationBatch extends BatchBase {
   kind: 'classification';
   /** Shape `[batchSize]`: class ids (Int32Array), or targets (Float32Array) for regression. */
   labels: Int32Array | Float32Array;
+  /** Whether `labels` are real-valued regression targets (Float32Array) rather than class ids. */
   regression: boolean;
 }
 
+/** A batch of either kind; narrow it on `kind`. */
 export type Batch = LmBatch | ClassificationBatch;
+/**
+ * The batch type {@link collate} makes of examples of type `E`: {@link LmBatch} for
+ * {@link LmExample}, else {@link ClassificationBatch}.
+ */
 export type BatchOf<E extends Example> = E extends LmExample ? LmBatch : ClassificationBatch;
 
 const positiveInt = (name: string, v: number, min = 1) => {
@@ -107,6 +126,11 @@ export function* sequentialBatches<E extends Example>(
     yield collate(examples.slice(i, i + opts.batchSize), opts);
 }
 
+/**
+ * Options of {@link BatchLoader}: batch size, the seed of the data order, shuffling, dropping the
+ * last batch and length grouping, plus those of {@link CollateOptions}. They all go into the
+ * loader's fingerprint, so a resume with different options is refused.
+ */
 export interface LoaderOptions extends CollateOptions {
   batchSize: number;
   /** Seeds the data order; one seed, one sequence of batches. */
@@ -138,6 +162,10 @@ export interface DataPosition {
   fingerprint: string;
 }
 
+/**
+ * A batch from {@link BatchLoader.next}, with where it sits in the data order: `epoch` (from 0) and
+ * `index`, its 0-based number within that epoch.
+ */
 export type LoaderBatch<E extends Example> = BatchOf<E> & { epoch: number; index: number };
 
 /** FNV-1a over 32-bit words: cheap, and enough to notice that the data or options changed. */

@@ -1,5 +1,6 @@
 import { ShareloraError } from '@sharelora/core';
 
+/** The `code` of a {@link DataError}: what is wrong with a data file, a record or a data option. */
 export type DataErrorCode =
   /** The file could not be read at all (missing, a directory, no permission). */
   | 'IO'

@@ -41,6 +41,11 @@ export interface TextFormat {
   type: 'text';
   fields?: Fields<'text'>;
 }
+/**
+ * GSM8K records (`question`, `answer`), rendered with {@link GSM8K_PROMPT} so that fine-tuning
+ * matches lm-evaluation-harness's gsm8k prompt; the loss is on the answer. `fields` renames the
+ * columns.
+ */
 export interface Gsm8kFormat {
   type: 'gsm8k';
   fields?: Fields<'question' | 'answer'>;
@@ -62,6 +67,11 @@ export interface SentencePairFormat extends LabelTarget {
   fields?: Fields<'first' | 'second' | 'label'>;
 }
 
+/**
+ * How records become training text: the format `type` and, where the file's column names differ
+ * from the defaults, `fields` mapping each role to a column. {@link createFormat} checks it;
+ * {@link tokenizeDataset} applies it.
+ */
 export type FormatSpec =
   | InstructionFormat
   | PromptCompletionFormat
@@ -69,8 +79,17 @@ export type FormatSpec =
   | Gsm8kFormat
   | ClassificationFormat
   | SentencePairFormat;
+/**
+ * The `type` of a {@link FormatSpec}: instruction, prompt-completion, text, gsm8k (causal LM);
+ * classification, sentence-pair (classifier).
+ */
 export type FormatType = FormatSpec['type'];
+/** The format specs that produce causal-LM examples (prompt and response). */
 export type LmFormatSpec = InstructionFormat | PromptCompletionFormat | TextFormat | Gsm8kFormat;
+/**
+ * The format specs that produce sequence-classification examples (a text or text pair, and a
+ * label).
+ */
 export type ClassifierFormatSpec = ClassificationFormat | SentencePairFormat;
 
 const DEFAULT_FIELDS: {
@@ -83,6 +102,7 @@ const DEFAULT_FIELDS: {
   classification: { text: 'text', label: 'label' },
   'sentence-pair': { first: 'sentence1', second: 'sentence2', label: 'label' },
 };
+/** Every {@link FormatType}, e.g. for a command line's choices. */
 export const FORMAT_TYPES = Object.keys(DEFAULT_FIELDS) as FormatType[];
 
 /** Causal-LM text: the loss goes on the response (and on the prompt only with trainOnSource). */

@@ -5,6 +5,10 @@
 import type { ClassifierFormatSpec } from './formats.js';
 import type { ReadOptions } from './readers/read.js';
 
+/**
+ * How to read one GLUE task's files ({@link ReadOptions}) and which classifier format and label set
+ * apply to them.
+ */
 export interface GlueTask {
   read: ReadOptions;
   format: ClassifierFormatSpec;
@@ -13,6 +17,10 @@ export interface GlueTask {
 /** The original GLUE TSVs are not quote-aware: sentences contain '"' (read like csv.QUOTE_NONE). */
 const GLUE_TSV: ReadOptions = { format: 'tsv', quote: null };
 
+/**
+ * The GLUE tasks training knows (SST-2, MRPC, STS-B, RTE), by name: read options and format for
+ * each, with label ids as in the Hugging Face `glue` dataset.
+ */
 export const GLUE_TASKS = {
   /** SST-2 train/dev: `sentence<TAB>label`, labels 0/1. */
   sst2: {
@@ -55,4 +63,5 @@ export const GLUE_TASKS = {
   },
 } as const satisfies Record<string, GlueTask>;
 
+/** A key of {@link GLUE_TASKS}. */
 export type GlueTaskName = keyof typeof GLUE_TASKS;

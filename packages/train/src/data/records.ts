@@ -6,6 +6,10 @@ export interface DataRecord {
   source: RecordSource;
 }
 
+/**
+ * The data file formats {@link readDataset} reads; {@link fileFormatOf} tells them from a file's
+ * extension.
+ */
 export type FileFormat = 'jsonl' | 'json' | 'csv' | 'tsv' | 'parquet';
 
 /** A data file read whole. Reading writes nothing, so a bad file leaves no partial output behind. */

@@ -1,9 +1,11 @@
 import { Rng } from '@sharelora/core';
 import { DataError } from './errors.js';
 
+/** Options of {@link splitValidation}. */
 export interface SplitOptions {
   /** A fraction in (0, 1) of the items, or a whole number of items, for validation. */
   validation: number;
+  /** Seeds which items go to validation; the same items and seed always give the same split. */
   seed: number;
 }
 

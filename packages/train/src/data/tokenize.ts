@@ -19,6 +19,10 @@ import type { TextTokenizer } from './tokenizer.js';
 /** Label of positions that carry no loss (prompt, padding), as PyTorch's cross-entropy ignore_index. */
 export const IGNORE_INDEX = -100;
 
+/**
+ * One record tokenized for causal-LM training by {@link tokenizeDataset}: prompt and response as
+ * one sequence, with the prompt masked out of the loss.
+ */
 export interface LmExample {
   kind: 'lm';
   inputIds: number[];
@@ -31,6 +35,10 @@ export interface LmExample {
   source: RecordSource;
 }
 
+/**
+ * One record tokenized for sequence classification by {@link tokenizeDataset}: the text (pair) with
+ * the tokenizer's special tokens, and its label.
+ */
 export interface ClassificationExample {
   kind: 'classification';
   /** The tokenizer's own (pair) encoding with its special tokens, e.g. <s> A </s></s> B </s>. */
@@ -38,15 +46,22 @@ export interface ClassificationExample {
   attentionMask: number[];
   /** Class id, or the target value when `regression`. */
   label: number;
+  /** Whether `label` is a real-valued regression target rather than a class id. */
   regression: boolean;
   source: RecordSource;
 }
 
+/** A tokenized example of either kind; narrow it on `kind`. */
 export type Example = LmExample | ClassificationExample;
+/**
+ * The example type {@link tokenizeDataset} makes with a format spec of type `S`:
+ * {@link ClassificationExample} for a {@link ClassifierFormatSpec}, else {@link LmExample}.
+ */
 export type ExampleFor<S extends FormatSpec> = S extends ClassifierFormatSpec
   ? ClassificationExample
   : LmExample;
 
+/** Options of {@link tokenizeDataset}: length limit, loss on the prompt, and BOS/EOS. */
 export interface TokenizeOptions {
   /**
    * Longest example in tokens. A longer LM example loses the tail of its response (EOS included);
@@ -62,8 +77,14 @@ export interface TokenizeOptions {
   addEos?: boolean;
 }
 
+/**
+ * Why {@link tokenizeDataset} left an LM example out: `prompt-too-long`, its prompt alone reaches
+ * maxLength, leaving no room for a response token; `no-loss-tokens`, no position carries a label
+ * the loss counts (e.g. an empty response without EOS).
+ */
 export type DropReason = 'prompt-too-long' | 'no-loss-tokens';
 
+/** An example {@link tokenizeDataset} left out, listed in {@link TokenizeReport.dropped}. */
 export interface DroppedExample {
   source: RecordSource;
   reason: DropReason;
@@ -93,6 +114,10 @@ export interface TokenizeReport {
   lossTokens: number;
 }
 
+/**
+ * What {@link tokenizeDataset} returns: the examples, in record order, and the report of what was
+ * truncated and dropped.
+ */
 export interface TokenizedDataset<E extends Example = Example> {
   examples: E[];
   report: TokenizeReport;

@@ -25,6 +25,10 @@ export interface OutputInput {
   wholeTree?: boolean;
 }
 
+/**
+ * Options of {@link checkOutputPath}: what kind of output it is, what the run reads, and whether an
+ * existing model may be written over.
+ */
 export interface OutputPathOptions {
   /** How the user named the output, for messages (default '--out'). */
   flag?: string;

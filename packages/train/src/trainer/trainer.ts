@@ -43,7 +43,15 @@ import type {
   TrainResult,
 } from './types.js';
 
+/**
+ * File name, in the output directory, of the run's metrics: one JSON line per step and per
+ * evaluation.
+ */
 export const METRICS_FILE = 'metrics.jsonl';
+/**
+ * Folder, in the output directory, of the adapter (or model) with the lowest validation loss
+ * ({@link TrainerOptions.keepBest}).
+ */
 export const BEST_DIR = 'best';
 
 /**

@@ -12,6 +12,11 @@ export type TrainTask = 'causal-lm' | 'sequence-classification' | 'masked-lm';
  */
 export type TrainableModel = AnyModel;
 
+/**
+ * Options of a {@link Trainer}: the model and data, batching, the AdamW optimizer and learning-rate
+ * schedule, evaluation, checkpoints and outputs. Checked when the Trainer is built: an impossible
+ * combination is a {@link TrainingError} (BAD_OPTION) before any step.
+ */
 export interface TrainerOptions {
   /** The model to train, with its adapter already injected (or with every parameter trainable for full fine-tuning). */
   model: TrainableModel;
@@ -19,6 +24,7 @@ export interface TrainerOptions {
   train: Example[];
   /** Validation examples carved from the training data (splitValidation), never the test set. */
   validation?: Example[];
+  /** Id written into padded positions (see {@link padIdOf}); masked out of attention and loss. */
   padId: number;
   /** Examples per micro-batch. */
   batchSize: number;
@@ -26,21 +32,41 @@ export interface TrainerOptions {
   gradAccum?: number;
   /** Optimizer steps to run; when absent, `epochs` (default 1) full passes over `train`. */
   steps?: number;
+  /**
+   * Full passes over `train` when `steps` is absent (default 1; fractions allowed). Give one of the
+   * two.
+   */
   epochs?: number;
+  /** Peak learning rate, reached after warmup. */
   lr: number;
+  /** AdamW's decoupled weight decay (default 0, as Hugging Face's TrainingArguments). */
   weightDecay?: number;
+  /** AdamW's moment decay rates (default [0.9, 0.999]). */
   betas?: [number, number];
+  /** AdamW's epsilon (default 1e-8). */
   eps?: number;
+  /**
+   * Learning rate after warmup: constant, or a linear or cosine decay to 0 over the run (default
+   * linear, as Hugging Face's Trainer).
+   */
   schedule?: 'constant' | 'linear' | 'cosine';
+  /** Steps of linear warmup from 0 to `lr` (default 0, or from warmupRatio). */
   warmupSteps?: number;
   /** Warmup as a fraction of all steps (HF's warmup_ratio); warmupSteps wins when both are given. */
   warmupRatio?: number;
   /** Global L2 norm to clip gradients to (none when absent). */
   maxGradNorm?: number;
+  /**
+   * Seeds the data order; with the model's seed (dropout) a run is reproducible and a resume
+   * bit-identical.
+   */
   seed: number;
   /** Validation loss every N steps (and at the end); default: only at the end. */
   evalEvery?: number;
-  /** Checkpoint every N steps into outDir/checkpoint; default: never (a final checkpoint is still written on abort). */
+  /**
+   * Checkpoint every N steps into outDir/checkpoint-<step>; default: never (a final checkpoint is
+   * still written on abort).
+   */
   saveEvery?: number;
   /** Keep the adapter with the lowest validation loss in outDir/best (default true when there is validation data). */
   keepBest?: boolean;
@@ -54,9 +80,14 @@ export interface TrainerOptions {
    * model so that a busy directory is refused early; without it train() locks outDir itself.
    */
   outDirLock?: OutputLock;
-  /** Continue from outDir/checkpoint when one exists. */
+  /**
+   * Continue from the latest outDir/checkpoint-<step> when there is one; without `resume` such a
+   * checkpoint is an error (OUT_DIR_IN_USE).
+   */
   resume?: boolean;
+  /** Called after each optimizer step. */
   onStep?: (m: StepMetrics) => void;
+  /** Called after each validation pass. */
   onEval?: (e: EvalMetrics) => void;
   /** Called as a checkpoint starts to be written and again once it is in place. */
   onCheckpoint?: (e: CheckpointEvent) => void;
@@ -66,6 +97,10 @@ export interface TrainerOptions {
   save?: (dir: string) => Promise<void>;
 }
 
+/**
+ * What one optimizer step did, handed to {@link TrainerOptions.onStep}, listed in
+ * {@link TrainResult.history} and appended to metrics.jsonl.
+ */
 export interface StepMetrics {
   /** Optimizer steps completed (1-based). */
   step: number;
@@ -77,13 +112,20 @@ export interface StepMetrics {
   lr: number;
   /** Global gradient norm before clipping. */
   gradNorm: number;
+  /** Real (unpadded) tokens of the step per second of its wall time. */
   tokensPerSec: number;
+  /** Wall time of the step in milliseconds. */
   msPerStep: number;
   /** Live bytes by category after the step. */
   memory: MemoryReport['live'];
 }
 
+/**
+ * A checkpoint being written, handed to {@link TrainerOptions.onCheckpoint} twice: once as it
+ * starts and once when it is in place.
+ */
 export interface CheckpointEvent {
+  /** The optimizer step the checkpoint holds the state after. */
   step: number;
   /** The checkpoint's directory (outDir/checkpoint-<step>). */
   dir: string;
@@ -91,8 +133,13 @@ export interface CheckpointEvent {
   written: boolean;
 }
 
+/**
+ * One validation pass, handed to {@link TrainerOptions.onEval} and listed in
+ * {@link TrainResult.evals}.
+ */
 export interface EvalMetrics {
   step: number;
+  /** Mean loss over every target token (or example) of the validation set after `step` steps. */
   valLoss: number;
   /** Whether this is the best validation loss so far (then saved to outDir/best when keepBest). */
   best: boolean;
@@ -125,12 +172,18 @@ export interface RunReport {
   tokensPerSec: number;
 }
 
+/**
+ * What {@link Trainer.train} returns: the step count and losses, the step and evaluation history of
+ * this call, the parameter and memory report, and where the outputs were written.
+ */
 export interface TrainResult {
   /** Optimizer steps completed (counting those before a resume). */
   steps: number;
   /** Mean training loss of the last step. */
   trainLoss: number;
+  /** Lowest validation loss seen; null without validation data. */
   bestValLoss: number | null;
+  /** The step the lowest validation loss was measured at; null without validation data. */
   bestStep: number | null;
   /** Steps run in this call (a resumed run lists only those after the resume point). */
   history: StepMetrics[];
@@ -148,6 +201,7 @@ export interface TrainResult {
     best: string | null;
     /** The last checkpoint. */
     checkpoint: string | null;
+    /** metrics.jsonl: one JSON line per step and per evaluation. */
     metrics: string | null;
   };
 }

@@ -6,6 +6,10 @@
 import { DataError } from '../errors.js';
 import type { DataRecord } from '../records.js';
 
+/**
+ * Options of {@link parseDelimited}: the delimiter, quoting and header. {@link readDataset} sets
+ * them from the file's format and {@link ReadOptions}.
+ */
 export interface DelimitedOptions {
   /** ',' for CSV, '\t' for TSV. */
   delimiter: string;
@@ -82,6 +86,12 @@ function* rows(text: string, file: string, delimiter: string, quote: string | nu
   }
 }
 
+/**
+ * Parses CSV or TSV text into records of string values, one per row (blank lines skipped, a UTF-8
+ * BOM ignored); sources carry the 1-based line each record starts on. Throws a {@link DataError}
+ * (PARSE) on a row whose field count differs from the header's, a repeated column name, or a
+ * quoted field that is never closed or has text after its closing quote.
+ */
 export function parseDelimited(
   text: string,
   file: string,

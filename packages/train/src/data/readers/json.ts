@@ -89,6 +89,7 @@ function jsonErrorLine(text: string, e: Error): number | null {
   return m ? linesOf(text, [Number(m[1])])[0] : null;
 }
 
+/** Options of {@link parseJson}. */
 export interface JsonReadOptions {
   /**
    * The key holding the records when the file is an object (as the `field` of HF datasets' JSON

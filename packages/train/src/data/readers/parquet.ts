@@ -6,11 +6,17 @@ import { type Compressors, parquetMetadata, parquetReadObjects, parquetSchema } 
 import { DataError } from '../errors.js';
 import type { DataRecord } from '../records.js';
 
+/** Options of {@link parseParquet}, and of {@link readDataset} for Parquet files. */
 export interface ParquetReadOptions {
   /** Decompressors for codecs beyond snappy (gzip, zstd, brotli, ...), e.g. hyparquet-compressors. */
   compressors?: Compressors;
 }
 
+/**
+ * Parses a Parquet file held in memory (works in a browser): the schema's column names, and one
+ * record per row with values as hyparquet decodes them. Throws a {@link DataError} (PARSE) on a
+ * file it cannot read, with a hint when the codec needs `compressors`.
+ */
 export async function parseParquet(
   bytes: Uint8Array,
   file: string,

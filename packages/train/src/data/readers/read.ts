@@ -6,6 +6,10 @@ import { parseDelimited } from './delimited.js';
 import { parseJson, parseJsonl } from './json.js';
 import { type ParquetReadOptions, parseParquet } from './parquet.js';
 
+/**
+ * Options of {@link readDataset} and {@link parseDataset}: the format when the extension does not
+ * tell, CSV/TSV quoting and header, the JSON key of the records, and size limits.
+ */
 export interface ReadOptions extends ParquetReadOptions {
   /** Default: from the extension (.jsonl/.ndjson, .json, .csv, .tsv/.tab, .parquet/.pq). */
   format?: FileFormat;
@@ -56,6 +60,10 @@ const EXTENSIONS: Record<string, FileFormat> = {
   '.pq': 'parquet',
 };
 
+/**
+ * The data format a path's extension names (case-insensitive). Throws a {@link DataError}
+ * (UNSUPPORTED) for any other extension.
+ */
 export function fileFormatOf(path: string): FileFormat {
   const format = EXTENSIONS[extname(path).toLowerCase()];
   if (format === undefined) {
