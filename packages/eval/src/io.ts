@@ -46,13 +46,17 @@ export function parseJsonl(text: string, file: string): Located<Record<string, u
 }
 
 /**
- * Parses RFC 4180 CSV (comma separated, `"` quoting with `""` escapes, quoted fields may span lines,
- * LF or CRLF records). Fields are returned verbatim: no trimming, no number conversion. Blank lines
- * are skipped, as Python's csv module does.
+ * Parses RFC 4180 CSV (`"` quoting with `""` escapes, quoted fields may span lines, LF or CRLF
+ * records), comma separated or with another one-character `delimiter` (a tab: TSVs written by
+ * pandas, such as Hugging Face's GLUE RTE export). Fields are returned verbatim: no trimming, no
+ * number conversion. Blank lines are skipped, as Python's csv module does.
  */
-export function parseCsv(text: string, file: string): Located<string[]>[] {
+export function parseCsv(text: string, file: string, delimiter = ','): Located<string[]>[] {
+  if (delimiter.length !== 1 || '"\r\n'.includes(delimiter))
+    throw new Error(`parseCsv: bad delimiter ${JSON.stringify(delimiter)}`);
   const records: Located<string[]>[] = [];
-  const plain = /(?:[^,\r\n"]|\r(?!\n))*/y;
+  const d = delimiter.replace(/[\\\]^-]/g, '\\$&');
+  const plain = new RegExp(`(?:[^${d}\\r\\n"]|\\r(?!\\n))*`, 'y');
   let fields: string[] = [];
   let line = 1;
   let recordLine = 1;
@@ -87,7 +91,7 @@ export function parseCsv(text: string, file: string): Located<string[]>[] {
     }
     fields.push(field);
     const c = text[i];
-    if (c === ',') {
+    if (c === delimiter) {
       i++;
       if (i === n) fields.push('');
       else continue;

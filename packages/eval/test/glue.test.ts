@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,6 +72,21 @@ describe.skipIf(!withData)('GLUE files', () => {
     const rte = await loadGlue('rte', dataPath('glue', 'RTE', 'dev.tsv'));
     expect(rte.length).toBe(277);
     expect(new Set(rte.map((e) => e.label))).toEqual(new Set([0, 1]));
+    // RTE is Hugging Face's pandas export, quoted where a sentence holds '"': every row as Python's
+    // csv module reads it (tab delimiter, default quoting).
+    const py = spawnSync(
+      'python3',
+      [
+        '-c',
+        'import csv, json, sys; r = list(csv.DictReader(open(sys.argv[1], newline=""), delimiter="\\t")); ' +
+          'print(json.dumps([[x["sentence1"], x["sentence2"], int(x["label"])] for x in r]))',
+        dataPath('glue', 'RTE', 'dev.tsv'),
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(py.status, py.stderr).toBe(0);
+    expect(rte.map((e) => [e.text, e.textPair, e.label])).toEqual(JSON.parse(py.stdout));
+    expect(rte.some((e) => e.text.includes('"') || e.textPair?.includes('"'))).toBe(true);
   });
 
   it('scores a classifier; STS-B by correlation', async () => {

@@ -4,7 +4,7 @@
  * model side stays in @sharelora/models.
  */
 import { EvalConfigError, EvalDataError, EvalModelError } from '../errors.js';
-import { parseTsv, readText } from '../io.js';
+import { parseCsv, parseTsv, readText } from '../io.js';
 import { accuracy, f1Score, matthewsCorrelation, pearson, spearman } from '../metrics.js';
 import type { EvalResult, ResultSample, ResultSettings } from '../results.js';
 import {
@@ -64,11 +64,18 @@ export interface GlueClassifier {
 }
 
 // Column names per task, as in the GLUE files (RTE also in HF's export: sentence1, sentence2, label, idx).
-const COLUMNS: Record<Exclude<GlueTask, 'cola'>, { text: string; pair?: string; label: string }> = {
+// `quoted`: the file is read with RFC 4180 quotes. The original GLUE TSVs are not quote-aware (their
+// sentences hold bare '"'), but RTE comes as Hugging Face exports it, where pandas quotes every field
+// that contains '"' and doubles the quotes inside; read unquoted, 48 of its 277 dev rows would keep
+// those quotes. Training reads the same files the same way.
+const COLUMNS: Record<
+  Exclude<GlueTask, 'cola'>,
+  { text: string; pair?: string; label: string; quoted?: boolean }
+> = {
   sst2: { text: 'sentence', label: 'label' },
   mrpc: { text: '#1 String', pair: '#2 String', label: 'Quality' },
   stsb: { text: 'sentence1', pair: 'sentence2', label: 'score' },
-  rte: { text: 'sentence1', pair: 'sentence2', label: 'label' },
+  rte: { text: 'sentence1', pair: 'sentence2', label: 'label', quoted: true },
 };
 
 /** RTE's label names in the GLUE TSVs, mapped to HF's ids. */
@@ -88,13 +95,15 @@ function parseLabel(task: GlueTask, raw: string, file: string, line: number): nu
 }
 
 /**
- * Reads a GLUE TSV (no quoting). Files with a header are matched by column names; CoLA's train/dev
+ * Reads a GLUE TSV (no quoting, except RTE's: see COLUMNS). Files with a header are matched by column names; CoLA's train/dev
  * files have none (source, label, original label, sentence). A file without the label column (a
  * test split) gives `label: null`.
  */
 export async function loadGlue(task: GlueTask, file: string): Promise<GlueExample[]> {
   if (!(task in GLUE_TASKS)) throw new EvalConfigError(`unknown GLUE task "${task}"`);
-  const rows = parseTsv(await readText(file), file);
+  const text = await readText(file);
+  const rows = task !== 'cola' && COLUMNS[task].quoted ? parseCsv(text, file, '\t') : parseTsv(text, file);
+  if (rows.length === 0) throw new EvalDataError(file, null, 'file is empty');
   if (task === 'cola' && rows[0].value.length === 4) {
     return rows.map(({ value, line }) => {
       if (value.length !== 4)
