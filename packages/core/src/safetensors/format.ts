@@ -240,8 +240,8 @@ function tableFor(f: FloatFormat, size: number): Float32Array {
 
 /**
  * f32 values of IEEE half-precision bit patterns, exactly (every f16 is an f32), through a
- * 65,536-entry table built on first use. Inverse of {@link encodeF16}; reading back an f16
- * {@link Tensor} gives such patterns.
+ * 65,536-entry table built on first use. Inverse of {@link encodeF16}; {@link Tensor.data} uses
+ * it to return an f16 tensor as f32 values.
  */
 export function decodeF16(bits: Uint16Array): Float32Array<ArrayBuffer> {
   f16Table ??= tableFor(F16_FORMAT, 65536);
@@ -253,7 +253,7 @@ export function decodeF16(bits: Uint16Array): Float32Array<ArrayBuffer> {
 
 /**
  * f32 values of bfloat16 bit patterns, exactly (each pattern becomes the top half of an f32).
- * Inverse of {@link encodeBF16}; reading back a bf16 {@link Tensor} gives such patterns.
+ * Inverse of {@link encodeBF16}; {@link Tensor.data} uses it to return a bf16 tensor as f32 values.
  */
 export function decodeBF16(bits: Uint16Array): Float32Array<ArrayBuffer> {
   const out = new Uint32Array(bits.length);
@@ -284,7 +284,7 @@ export type ReadAs = 'f32' | 'f16' | 'i32' | 'raw';
  * that gives `read(name, { as })` its return type, not a value to construct.
  */
 export interface ReadResult {
-  /** Values converted to f32 (64-bit integers and F64 are rounded). */
+  /** Values converted to f32 (rounded where f32 cannot hold them: F64, large integers). */
   f32: Float32Array;
   /** IEEE half bit patterns, rounded once from the stored type; decode with {@link decodeF16}. */
   f16: Uint16Array;
