@@ -32,7 +32,10 @@ export function getDevice(): Device {
   return current;
 }
 
-/** Whether a current device is set and not destroyed, i.e. whether {@link getDevice} would succeed. */
+/**
+ * Whether a current device is set and not destroyed, i.e. whether {@link getDevice} would succeed
+ * (a lost device still counts: its next use throws {@link DeviceError} `DEVICE_LOST`).
+ */
 export function hasDevice(): boolean {
   return current !== null && !current.isDestroyed;
 }
