@@ -101,7 +101,7 @@ interface PendingSet {
 
 /**
  * Collects dispatch and host events for Device while a profile is running. Device calls the hooks;
- * users call Device.startProfile() and Profiler.stop().
+ * users call Device.startProfile() and Device.stopProfile().
  */
 export class Profiler {
   readonly timestamps: boolean;
