@@ -15,6 +15,11 @@ export type FloatDType = 'f32' | HalfDType;
 
 export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, i32: 4, f16: 2, bf16: 2 };
 
+/**
+ * Whether `dtype` is a 16-bit float storage type (f16 or bf16). Such tensors are frozen weights: only
+ * some ops read them ({@link matmul} as b, {@link embedding}, {@link cast}), and a trainable
+ * {@link Parameter} cannot hold one.
+ */
 export function isHalf(dtype: DType): dtype is HalfDType {
   return dtype === 'f16' || dtype === 'bf16';
 }

@@ -74,6 +74,13 @@ export interface RngState {
   spare: number | null;
 }
 
+/**
+ * A seeded random number generator on the CPU: PCG32 seeded through SplitMix64, so one seed gives the
+ * same sequence on every platform. Initialisers ({@link randn}, {@link kaimingUniform}), dropout
+ * seeds and data order draw from it. {@link Rng.fork} derives independent streams by label, and
+ * {@link Rng.getState} / {@link Rng.fromState} checkpoint one exactly. Layers and initialisers given
+ * no generator use {@link defaultRng}.
+ */
 export class Rng {
   private sHi = 0;
   private sLo = 0;
@@ -98,6 +105,7 @@ export class Rng {
     return r;
   }
 
+  /** A generator continuing exactly where the one that produced `state` ({@link Rng.getState}) was. */
   static fromState(state: RngState): Rng {
     const r = new Rng(0);
     r.setState(state);
@@ -192,6 +200,7 @@ export class Rng {
     return r;
   }
 
+  /** The complete state, JSON-serialisable: {@link Rng.fromState} or {@link Rng.setState} resumes from it. */
   getState(): RngState {
     return {
       state: hex64(this.sHi, this.sLo),
@@ -201,6 +210,10 @@ export class Rng {
     };
   }
 
+  /**
+   * Restores a state from {@link Rng.getState}. Throws {@link ShareloraError} `BAD_RNG_STATE` when the
+   * stream increment is even (not a PCG state).
+   */
   setState(s: RngState): void {
     const st = BigInt(`0x${s.state}`);
     const inc = BigInt(`0x${s.inc}`);
@@ -222,6 +235,12 @@ export function manualSeed(seed: number | bigint): void {
   globalRng = new Rng(seed);
 }
 
+/**
+ * The process-wide generator, used when a layer or initialiser is given neither an `rng` nor a seed
+ * (Linear, Embedding, Dropout, randn, randUniform, kaimingUniform). It starts at seed 0, and
+ * {@link manualSeed} replaces it with a new object, so ask for it again after reseeding instead of
+ * keeping a reference.
+ */
 export function defaultRng(): Rng {
   return globalRng;
 }
@@ -229,12 +248,17 @@ export function defaultRng(): Rng {
 const toRng = (r: Rng | number | undefined): Rng =>
   r === undefined ? globalRng : typeof r === 'number' ? new Rng(r) : r;
 
+/** Options of {@link randn}. */
 export interface RandnOptions {
   /** Seed for a fresh generator; ignored when `rng` is given. */
   seed?: number;
+  /** Generator to draw from (advanced by the draws); default: a fresh one from `seed`, else {@link defaultRng}. */
   rng?: Rng;
+  /** Standard deviation (default 1). */
   std?: number;
+  /** Mean (default 0). */
   mean?: number;
+  /** Memory report bucket of the result (default 'activations'). */
   category?: MemoryCategory;
 }
 
@@ -273,9 +297,11 @@ export function kaimingBound(fanIn: number, a = Math.sqrt(5)): number {
   return Math.sqrt(2 / (1 + a * a)) * Math.sqrt(3 / fanIn);
 }
 
+/** Options of {@link kaimingUniform}. */
 export interface KaimingOptions {
   /** Overrides the fan_in taken from shape[1], e.g. shape[0] for a GPT-2 Conv1D weight stored [in, out]. */
   fanIn?: number;
+  /** Memory report bucket of the result (default 'activations'). */
   category?: MemoryCategory;
 }
 

@@ -11,10 +11,20 @@ let current: Device | null = null;
 const scopes: Set<Tensor>[] = [];
 let gradEnabled = true;
 
+/**
+ * Makes `d` the current device, which every op and new tensor uses, or clears it with null. `init()`
+ * (from `@sharelora/core/node`) and {@link initBrowser} call it; call it yourself to switch between
+ * devices made with {@link Device.fromGPU}. The previous device is neither destroyed nor flushed,
+ * and tensors stay on the device that created them: do not mix tensors of two devices in one op.
+ */
 export function setDevice(d: Device | null): void {
   current = d;
 }
 
+/**
+ * The current device. Throws {@link ShareloraError} with code `NO_DEVICE` when none is set or it was
+ * destroyed (call `init()` or {@link initBrowser} first); {@link hasDevice} asks without throwing.
+ */
 export function getDevice(): Device {
   if (!current || current.isDestroyed) {
     throw new ShareloraError('NO_DEVICE', 'no WebGPU device: call init() from @sharelora/core first');
@@ -22,6 +32,10 @@ export function getDevice(): Device {
   return current;
 }
 
+/**
+ * Whether a current device is set and not destroyed, i.e. whether {@link getDevice} would succeed
+ * (a lost device still counts: its next use throws {@link DeviceError} `DEVICE_LOST`).
+ */
 export function hasDevice(): boolean {
   return current !== null && !current.isDestroyed;
 }
@@ -66,6 +80,10 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
+/**
+ * Whether ops record autograd: false inside {@link noGrad}, and so while {@link backward} runs the
+ * backward rules. An op records only when this is true and one of its inputs requires grad.
+ */
 export function isGradEnabled(): boolean {
   return gradEnabled;
 }

@@ -4,10 +4,13 @@ import { add, exp, gelu, layerNorm, matmul, mul, softmax, sum, tensor } from './
 import { getDevice, tidy } from './runtime.js';
 import type { Tensor } from './tensor.js';
 
+/** One kernel's result in {@link selfCheck}. */
 export interface SelfCheckResult {
+  /** The kernel checked, e.g. 'matmul' or 'softmax'. */
   op: string;
-  /** max |gpu - cpu| / max |cpu| */
+  /** max |gpu - cpu| / max |cpu| (Infinity when the GPU gave NaN) */
   relError: number;
+  /** relError is within selfCheck's tolerance (default 1e-4). */
   ok: boolean;
 }
 

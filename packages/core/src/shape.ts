@@ -1,7 +1,9 @@
 import { ShapeError } from './errors.js';
 
+/** A tensor's dimensions, outermost first (data is row-major); [] is a scalar of one element. */
 export type Shape = readonly number[];
 
+/** Number of elements of a shape: the product of its dims (1 for [], 0 when any dim is 0). */
 export function numel(shape: Shape): number {
   let n = 1;
   for (const d of shape) n *= d;

@@ -23,14 +23,26 @@ const WANTED_LIMITS = [
 const MAX_DISPATCHES_PER_SUBMIT = 512;
 const UNIFORM_SLOT = 256;
 
+/**
+ * What {@link Device.fromGPU} found: the adapter's identity, the features and limits the device was
+ * created with, and capabilities kernels choose their variants by (`sharelora doctor` prints it).
+ */
 export interface DeviceInfo {
+  /** Adapter identity as WebGPU's GPUAdapterInfo reports it; browsers may leave these empty. */
   vendor: string;
   architecture: string;
   device: string;
   description: string;
+  /** The backend's name where the implementation exposes it (Dawn: 'vulkan', 'metal', 'd3d12', ...), else 'webgpu'. */
   backend: string;
+  /**
+   * A CPU implementation (SwiftShader, llvmpipe/lavapipe, WARP, or a fallback adapter): matmuls may
+   * then pack operands into textures, which pays off on CPUs.
+   */
   isSoftware: boolean;
+  /** The optional features requested because the adapter had them: of 'shader-f16', 'subgroups', 'timestamp-query'. */
   features: string[];
+  /** The raised limits (each the adapter's maximum) and minStorageBufferOffsetAlignment. */
   limits: Record<string, number>;
   /** Smallest subgroup size, when the device has the 'subgroups' feature (kernels that share loads across lanes need it). */
   subgroupMinSize?: number;
@@ -53,10 +65,25 @@ export interface DispatchSpec {
   workgroups: readonly [number, number, number];
 }
 
+/**
+ * A WebGPU device and the runtime every op dispatches through: pipeline cache, command batching
+ * (up to 512 dispatches per submit), buffer pool, memory accounting and profiling. Create one with
+ * `init()` (from `@sharelora/core/node`) or {@link initBrowser}, which also make it current; ops find
+ * it with {@link getDevice}. {@link Device.fromGPU} creates one without making it current.
+ *
+ * Ops only record work: it reaches the GPU on {@link Device.flush}, and {@link Device.sync} or a read
+ * waits for it. WebGPU reports errors asynchronously; they are thrown as {@link DeviceError} from the
+ * next sync or read. Once the device is lost or destroyed ({@link Device.destroy}), every use
+ * throws `DEVICE_LOST`.
+ */
 export class Device {
+  /** Live and peak bytes by category; {@link Device.memoryReport} reads it with the pool's figures. */
   readonly memory = new MemoryAccount();
+  /** Size-bucketed GPU buffers: those a training step frees are reused by the next instead of recreated. */
   readonly pool: BufferPool;
+  /** The features the device was created with (see {@link DeviceInfo}). */
   readonly features: ReadonlySet<string>;
+  /** The device's limits: the adapter's maxima for the ones sharelora raises. */
   readonly limits: GPUSupportedLimits;
   /** Set once the device is lost or destroyed; every later use throws. */
   lostReason: string | null = null;
@@ -209,6 +236,11 @@ export class Device {
     return p;
   }
 
+  /**
+   * Records one compute dispatch in the current batch (the kernels' entry point; ops call it through
+   * their kernel helpers). Throws {@link DeviceError} `LIMIT` when the grid or an operand exceeds the
+   * adapter's limits.
+   */
   dispatch(spec: DispatchSpec): void {
     this.check();
     const started = this.profiler ? performance.now() : 0;
@@ -409,6 +441,7 @@ export class Device {
     );
   }
 
+  /** Whether a profile is recording (between startProfile() and stopProfile()). */
   get profiling(): boolean {
     return this.profiler !== null;
   }
@@ -424,6 +457,7 @@ export class Device {
     return p.report(performance.now());
   }
 
+  /** Live and peak tensor bytes by {@link MemoryCategory}, and the buffer pool's size. */
   memoryReport(): MemoryReport {
     return this.memory.snapshot({
       allocatedBytes: this.pool.allocatedBytes,
@@ -444,6 +478,7 @@ export class Device {
     this.gpu.destroy();
   }
 
+  /** Whether destroy() was called; a lost device is not destroyed but reports `lostReason`. */
   get isDestroyed(): boolean {
     return this.destroyed;
   }

@@ -1,6 +1,7 @@
 /** What a tensor's bytes are for; the memory report breaks live and peak bytes down by these. */
 export type MemoryCategory = 'weights' | 'trainable' | 'gradients' | 'optimizer' | 'activations' | 'other';
 
+/** Every {@link MemoryCategory}, in the order reports list them. */
 export const MEMORY_CATEGORIES: readonly MemoryCategory[] = [
   'weights',
   'trainable',
@@ -10,10 +11,15 @@ export const MEMORY_CATEGORIES: readonly MemoryCategory[] = [
   'other',
 ];
 
+/**
+ * A snapshot of GPU memory ({@link Device.memoryReport}). Byte counts are the tensors' logical sizes
+ * by {@link MemoryCategory} (a Parameter's tensor counts as 'trainable' or 'weights' by its flag); the
+ * pool's figures are the physical buffers behind them.
+ */
 export interface MemoryReport {
   /** Bytes held by live tensors, by category, and their total. */
   live: Record<MemoryCategory, number> & { total: number };
-  /** Highest value each category (and the total) reached since the last resetPeak(). */
+  /** Highest value each category (and the total) reached since the device was created or `device.memory.resetPeak()`. */
   peak: Record<MemoryCategory, number> & { total: number };
   /** Physical GPU buffers: allocated by the pool, of which free for reuse. */
   pool: { allocatedBytes: number; freeBytes: number; buffers: number };

@@ -46,8 +46,13 @@ export interface OpProfile {
   encodeMs: number;
 }
 
+/**
+ * Where a stretch of GPU work spent its time, from {@link Device.stopProfile}: per kernel kind and in
+ * total, GPU time (with 'timestamp-query') and host time. Times are in milliseconds;
+ * {@link formatProfile} prints it as a table, {@link chromeTrace} as a trace file.
+ */
 export interface ProfileReport {
-  /** Wall-clock time from start() to stop() (ms), including the final wait. */
+  /** Wall-clock time from startProfile() to stopProfile() (ms), including the final wait. */
   wallMs: number;
   /** Whether GPU times come from timestamp queries. */
   timestamps: boolean;
@@ -71,6 +76,10 @@ export interface ProfileReport {
   trace: TraceEvent[];
 }
 
+/**
+ * One event in Chrome's trace format: 'X' a complete event (host work on thread 1, GPU dispatches
+ * on thread 2), 'M' metadata naming a thread. `ts` and `dur` are in microseconds.
+ */
 export interface TraceEvent {
   name: string;
   cat: string;
@@ -92,7 +101,7 @@ interface PendingSet {
 
 /**
  * Collects dispatch and host events for Device while a profile is running. Device calls the hooks;
- * users call Device.startProfile() and Profiler.stop().
+ * users call Device.startProfile() and Device.stopProfile().
  */
 export class Profiler {
   readonly timestamps: boolean;

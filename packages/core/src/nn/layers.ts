@@ -22,13 +22,18 @@ function asDType(t: Tensor, dtype: FloatDType): Tensor {
   return out;
 }
 
+/** Options of {@link Linear}. */
 export interface LinearOptions {
+  /** Add a bias of [out] (default true). It is always f32 and is trainable or frozen with the weight. */
   bias?: boolean;
   /** 'out_in': nn.Linear's [out, in] weight. 'in_out': GPT-2's Conv1D, weight stored [in, out]. */
   layout?: 'out_in' | 'in_out';
   /** Generator (or seed) for the initial values; default the process-wide one (manualSeed()). */
   rng?: Rng | number;
-  /** Default true, except for a half-precision weight, which must be frozen. */
+  /**
+   * Default true, except for a half-precision weight, which must be frozen (true then throws
+   * {@link DTypeError}). Applies to the bias too.
+   */
   trainable?: boolean;
   /** false: start from zeros (cheap, on the GPU) for weights a checkpoint load will overwrite. */
   init?: boolean;
@@ -81,9 +86,11 @@ export class Linear extends Module {
   }
 }
 
+/** Options of {@link Embedding}. */
 export interface EmbeddingOptions {
   /** Standard deviation of the normal init; PyTorch's default is 1 (GPT-2/LLaMA checkpoints use 0.02). */
   std?: number;
+  /** Generator (or seed) for the initial values; default the process-wide one ({@link defaultRng}). */
   rng?: Rng | number;
   /** Default true, except for a half-precision table, which must be frozen. */
   trainable?: boolean;
@@ -116,7 +123,9 @@ export class Embedding extends Module {
   }
 }
 
+/** Options of {@link LayerNorm}. */
 export interface LayerNormOptions {
+  /** Added to the variance before the square root (default 1e-5, as torch). */
   eps?: number;
   /** Learnable scale and shift (default true). */
   affine?: boolean;

@@ -41,12 +41,14 @@ export function assignTensor(dst: Tensor, src: TensorSource, what = 'tensor'): v
   dev.write(dst.buffer, 0, host);
 }
 
+/** Options of {@link Parameter}. */
 export interface ParameterOptions {
   /**
    * Trainable parameters get gradients and count as 'trainable' memory; frozen ones count as 'weights'.
    * Default true. An f16/bf16 value must be frozen: gradients and optimizer state are f32.
    */
   trainable?: boolean;
+  /** Dotted name for error messages and state dicts; Module.namedParameters() sets it when absent. */
   name?: string;
 }
 

@@ -24,10 +24,11 @@ import { subgroupWidth } from '../kernels/rows.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 
+/** Options of {@link scaledDotProductAttention}; all but `axes` also apply to {@link packedQkvAttention}. */
 export interface AttentionOptions {
   /** Query i (absolute position i + S - T) attends keys j <= i + S - T; T < S is the KV-cache case. */
   causal?: boolean;
-  /** [B, S], f32 or i32: 1 = attend to that key, 0 = padding. */
+  /** [B, S], f32 or i32: non-zero = attend to that key, 0 = padding. Combines with `causal`. */
   keyPaddingMask?: Tensor;
   /** Score scale; default 1/sqrt(D). */
   scale?: number;
@@ -89,10 +90,14 @@ export function scaledDotProductAttention(
   });
 }
 
+/**
+ * Options of {@link packedQkvAttention}: the head counts that split the packed last dim, plus the
+ * mask and scale options of {@link AttentionOptions}.
+ */
 export interface PackedAttentionOptions extends Omit<AttentionOptions, 'axes'> {
   /** Query heads. */
   heads: number;
-  /** Key/value heads (default: heads). */
+  /** Key/value heads (default: heads); must divide `heads` (grouped-query attention), else {@link ShapeError}. */
   kvHeads?: number;
 }
 

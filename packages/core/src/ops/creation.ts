@@ -6,6 +6,10 @@ import { encodeBF16, encodeF16, f32ToBf16Bits } from '../safetensors/format.js';
 import { fmt, numel, type Shape } from '../shape.js';
 import { Tensor } from '../tensor.js';
 
+/**
+ * A number, or arrays of numbers nested to any depth, as {@link tensor} takes them: the shape is read
+ * from the nesting (`[[1, 2], [3, 4]]` is [2, 2]), and ragged nesting throws {@link ShapeError}.
+ */
 export type NestedArray = number | NestedArray[];
 
 function flatten(data: NestedArray, shape: number[], out: number[], depth = 0): void {
@@ -125,18 +129,32 @@ ${main1d()}
   }
 }
 
+/**
+ * A tensor of zeros in any dtype (f16 needs the adapter's shader-f16, else {@link DTypeError}). No
+ * kernel or upload: a new buffer is zeroed by WebGPU, a pooled one is cleared. `category` is the
+ * memory report's bucket for it, e.g. 'optimizer' for optimizer state.
+ */
 export function zeros(shape: Shape, dtype: DType = 'f32', category: MemoryCategory = 'activations'): Tensor {
   return full(shape, 0, dtype, category);
 }
 
+/** A tensor of ones; dtype and category as {@link zeros}, and {@link full} for any other value. */
 export function ones(shape: Shape, dtype: DType = 'f32', category: MemoryCategory = 'activations'): Tensor {
   return full(shape, 1, dtype, category);
 }
 
+/**
+ * Zeros with t's shape and dtype. Counted as 'activations' whatever t's category: use
+ * {@link zeros} to choose one.
+ */
 export function zerosLike(t: Tensor): Tensor {
   return full(t.shape, 0, t.dtype);
 }
 
+/**
+ * Ones with t's shape and dtype (the seed gradient {@link backward} starts from). Counted as
+ * 'activations' whatever t's category: use {@link ones} to choose one.
+ */
 export function onesLike(t: Tensor): Tensor {
   return full(t.shape, 1, t.dtype);
 }

@@ -70,6 +70,14 @@ const UNARY: Record<string, string> = {
   sign: 'sign(x)',
 };
 
+/**
+ * Names of the maps {@link _unaryRaw} runs: the forward maps of the unary ops (`neg`, `exp`, `log`,
+ * `sqrt`, `rsqrt`, `tanh`, `sigmoid`, `relu`, `silu`, `gelu`, `gelu_erf`, `abs`, `sign`, `scale`,
+ * `add_scalar`, `pow_scalar`, `one_minus`) and the derivatives their backward rules use
+ * (`relu_grad`, `silu_grad`, `gelu_grad`, `gelu_erf_grad`, `pow_grad`). The table behind it is typed
+ * `Record<string, string>`, so to the compiler this is plain `string`: a misspelt name is not caught
+ * when compiling, and its shader fails on the GPU instead.
+ */
 export type UnaryOp = keyof typeof UNARY;
 
 /**
@@ -83,6 +91,14 @@ function vec4Body(inputs: readonly string[], fn: string): string {
   return `out[gi] = vec4<f32>(${lanes.join(', ')});`;
 }
 
+/**
+ * Runs one map of {@link UnaryOp} over an f32 tensor into a new tensor of the same shape, without
+ * recording it for autograd: the building block of the unary ops and of backward rules. `s` and `t`
+ * are the map's constants (`scale`: x·s, `add_scalar`: x + s, `pow_scalar`: x^s, `pow_grad`:
+ * t·x^s). Tensors larger than one storage binding are processed in windows. Throws
+ * {@link DTypeError} for other dtypes. The underscore marks it as low level: the public ops
+ * ({@link exp}, {@link scale}, ...) compute the same values and record their gradients.
+ */
 function unaryRaw(op: string, x: Tensor, s = 0, t = 0): Tensor {
   assertDType(x.dtype, ['f32'], op);
   const out = Tensor.empty(x.shape, 'f32');
@@ -114,16 +130,30 @@ ${main1d()}
   return out;
 }
 
+/** -x elementwise (f32). Gradient: -g. */
 export const neg = (x: Tensor): Tensor => record(unaryRaw('neg', x), 'neg', [x], (g) => [unaryRaw('neg', g)]);
+/** eˣ elementwise (f32); overflows to Infinity above about 88.7. Gradient: g·eˣ, from the saved output. */
 export function exp(x: Tensor): Tensor {
   const out = unaryRaw('exp', x);
   return record(out, 'exp', [x], (g) => [mul(g, out)]);
 }
+/**
+ * Natural logarithm elementwise (f32), unclamped: keep x positive (WGSL leaves log of 0 and of
+ * negatives to the implementation). Gradient: g / x.
+ */
 export const log = (x: Tensor): Tensor => record(unaryRaw('log', x), 'log', [x], (g) => [div(g, x)]);
+/**
+ * √x elementwise (f32), for x ≥ 0 (WGSL leaves negatives to the implementation). Gradient:
+ * g / (2√x), from the saved output, so infinite at 0.
+ */
 export function sqrt(x: Tensor): Tensor {
   const out = unaryRaw('sqrt', x);
   return record(out, 'sqrt', [x], (g) => [div(unaryRaw('scale', g, 0.5), out)]);
 }
+/**
+ * 1/√x elementwise (f32, WGSL `inverseSqrt`), for x > 0. Gradient: -g·(1/√x)³/2, from the saved
+ * output.
+ */
 export function rsqrt(x: Tensor): Tensor {
   const out = unaryRaw('rsqrt', x);
   return record(out, 'rsqrt', [x], (g) => {
@@ -135,6 +165,10 @@ export function rsqrt(x: Tensor): Tensor {
     return [res];
   });
 }
+/**
+ * Hyperbolic tangent elementwise (f32), computed from e^(-2|x|) so large |x| saturates to ±1
+ * instead of overflowing. Gradient: g·(1 - tanh²x), from the saved output.
+ */
 export function tanh(x: Tensor): Tensor {
   const out = unaryRaw('tanh', x);
   return record(out, 'tanh', [x], (g) => {
@@ -146,6 +180,10 @@ export function tanh(x: Tensor): Tensor {
     return [r];
   });
 }
+/**
+ * Logistic function 1/(1 + e^(-x)) elementwise (f32), evaluated in the form that cannot overflow
+ * for either sign of x. Gradient: g·σ(x)·(1 - σ(x)), from the saved output.
+ */
 export function sigmoid(x: Tensor): Tensor {
   const out = unaryRaw('sigmoid', x);
   return record(out, 'sigmoid', [x], (g) => {
@@ -167,13 +205,19 @@ function activation(op: 'relu' | 'silu' | 'gelu' | 'gelu_erf') {
       return [r];
     });
 }
+/** max(x, 0) elementwise (f32). Gradient: g where x > 0, else 0 (0 at x = 0). */
 export const relu = activation('relu');
+/**
+ * SiLU (swish), x·σ(x) elementwise (f32): the gate activation of LLaMA's MLP. Gradient:
+ * g·σ(x)·(1 + x·(1 - σ(x))).
+ */
 export const silu = activation('silu');
 /** GELU, tanh approximation (GPT-2's gelu_new). */
 export const gelu = activation('gelu');
 /** GELU, exact erf form (BERT/RoBERTa). */
 export const geluErf = activation('gelu_erf');
 
+/** |x| elementwise (f32). Gradient: g·sign(x), so 0 at x = 0. */
 export function abs(x: Tensor): Tensor {
   return record(unaryRaw('abs', x), 'abs', [x], (g) => {
     const s = unaryRaw('sign', x);
@@ -185,6 +229,10 @@ export function abs(x: Tensor): Tensor {
 /** x * s for a constant s. */
 export const scale = (x: Tensor, s: number): Tensor =>
   record(unaryRaw('scale', x, s), 'scale', [x], (g) => [unaryRaw('scale', g, s)]);
+/**
+ * x + s for a constant s (f32), without allocating a tensor for s; with {@link scale}, the affine
+ * map of a tensor by plain numbers. Gradient: g passes through.
+ */
 export const addScalar = (x: Tensor, s: number): Tensor =>
   record(unaryRaw('add_scalar', x, s), 'add_scalar', [x], (g) => [g]);
 /** x^p for a constant p (negative x allowed when p is an integer). */
@@ -251,6 +299,15 @@ ${main1d()}
 }`;
 }
 
+/**
+ * Runs one binary map over two f32 tensors with numpy broadcasting into a new tensor, without
+ * recording it for autograd: the building block of {@link add}, {@link sub}, {@link mul},
+ * {@link div}, {@link pow}, {@link maximum}, {@link greaterEqual} and {@link equal} and of their
+ * backward rules. `op` is one of `add`, `sub`, `mul`, `div`, `pow`, `maximum`, `minimum`, `ge`,
+ * `gt`, `eq` (the comparisons give 1.0 or 0.0); it is not checked, and an unknown name makes a
+ * shader that fails on the GPU. Shapes, dtypes and errors as {@link add}. The underscore marks it
+ * as low level: the public ops compute the same values and record their gradients.
+ */
 function binaryRaw(op: string, a: Tensor, b: Tensor): Tensor {
   assertDType(a.dtype, ['f32'], op);
   assertDType(b.dtype, ['f32'], op);
@@ -293,12 +350,26 @@ function unbroadcast(g: Tensor, like: Tensor): Tensor {
 }
 
 // Frozen operands (a layer's bias under LoRA) get no gradient: no column reduction is run for them.
+/**
+ * a + b elementwise with numpy broadcasting: shapes are aligned from the last dim, and each pair of
+ * dims must be equal or one of them 1 (at most rank 8 when the shapes differ). f32 only: throws
+ * {@link DTypeError} for other dtypes and {@link ShapeError} for shapes that do not broadcast.
+ * Same-shape operands larger than one storage binding are processed in windows; a broadcast must
+ * fit in one binding, or the dispatch throws {@link DeviceError} `LIMIT`.
+ *
+ * Gradient: g, summed back over the broadcast dims to each operand's shape. An operand that does not
+ * require grad (a frozen bias) gets none, and no reduction is run for it.
+ */
 export function add(a: Tensor, b: Tensor): Tensor {
   return record(binaryRaw('add', a, b), 'add', [a, b], (g) => [
     a.requiresGrad ? unbroadcast(g, a) : null,
     b.requiresGrad ? unbroadcast(g, b) : null,
   ]);
 }
+/**
+ * a - b elementwise; broadcasting, dtypes and errors as {@link add}. Gradient: g for a and -g for b,
+ * each summed back to its operand's shape, and only for operands that require grad.
+ */
 export function sub(a: Tensor, b: Tensor): Tensor {
   return record(binaryRaw('sub', a, b), 'sub', [a, b], (g) => {
     if (!b.requiresGrad) return [a.requiresGrad ? unbroadcast(g, a) : null, null];
@@ -314,12 +385,22 @@ function mulReduce(g: Tensor, other: Tensor, like: Tensor): Tensor {
   if (r !== p) p.dispose();
   return r;
 }
+/**
+ * a · b elementwise (Hadamard product, not {@link matmul}); broadcasting, dtypes and errors as
+ * {@link add}. Gradient: g·b for a and g·a for b, each summed back to its operand's shape, and only
+ * for operands that require grad. For a constant factor, {@link scale} needs no tensor.
+ */
 export function mul(a: Tensor, b: Tensor): Tensor {
   return record(binaryRaw('mul', a, b), 'mul', [a, b], (g) => [
     a.requiresGrad ? mulReduce(g, b, a) : null,
     b.requiresGrad ? mulReduce(g, a, b) : null,
   ]);
 }
+/**
+ * a / b elementwise (IEEE: x/0 is ±Infinity or NaN); broadcasting, dtypes and errors as {@link add}.
+ * Gradient: g/b for a and -g·a/b² for b, each summed back to its operand's shape, and only for
+ * operands that require grad.
+ */
 export function div(a: Tensor, b: Tensor): Tensor {
   const out = binaryRaw('div', a, b);
   return record(out, 'div', [a, b], (g) => {
@@ -376,6 +457,10 @@ export function pow(a: Tensor, b: Tensor): Tensor {
     return [ga, gb];
   });
 }
+/**
+ * The larger of a and b elementwise; broadcasting, dtypes and errors as {@link add}. Gradient: g goes
+ * to a where a ≥ b (ties go to a) and to b elsewhere, summed back to each operand's shape.
+ */
 export function maximum(a: Tensor, b: Tensor): Tensor {
   return record(binaryRaw('maximum', a, b), 'maximum', [a, b], (g) => {
     const m = binaryRaw('ge', a, b);
@@ -389,6 +474,11 @@ export function maximum(a: Tensor, b: Tensor): Tensor {
 }
 /** 1.0 where a >= b, else 0.0 (no gradient). */
 export const greaterEqual = (a: Tensor, b: Tensor): Tensor => binaryRaw('ge', a, b);
+/**
+ * 1.0 where a == b, else 0.0 (f32; NaN equals nothing), with broadcasting as {@link add}. Not
+ * recorded for autograd: the result is a mask, e.g. for {@link where} or {@link maskedFill}, or a
+ * count of matches after {@link sum}.
+ */
 export const equal = (a: Tensor, b: Tensor): Tensor => binaryRaw('eq', a, b);
 
 /** cond ? a : b elementwise with broadcasting; cond is f32 (non-zero = true) or i32. */

@@ -6,6 +6,7 @@ import { rowKernel, runRowKernel } from '../kernels/rows.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 
+/** Options of {@link crossEntropy}. */
 export interface CrossEntropyOptions {
   /** Targets equal to this contribute no loss and no gradient (default -100, as PyTorch). */
   ignoreIndex?: number;

@@ -9,6 +9,10 @@ import { zeros } from './creation.js';
 import { cast } from './elementwise.js';
 import { sumToShape } from './reduce.js';
 
+/**
+ * Transposes for {@link matmul} (both default false). The kernels read the operand transposed, so no
+ * transposed copy is made.
+ */
 export interface MatmulOptions {
   /** Use the transpose of a's last two dims. */
   transA?: boolean;

@@ -8,6 +8,13 @@ import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { tensor } from './creation.js';
 
+/**
+ * How the rotary frequencies are rescaled for longer contexts, as the `rope_scaling` of a HF config
+ * (see {@link ropeInvFreq}). 'linear' divides every frequency by `factor` (position interpolation).
+ * 'llama3' divides only the low frequencies, those with wavelength above
+ * original_max_position_embeddings / low_freq_factor, by `factor`; keeps those below
+ * original_max_position_embeddings / high_freq_factor; and blends in between.
+ */
 export type RopeScaling =
   | { type: 'linear'; factor: number }
   | {
@@ -18,11 +25,13 @@ export type RopeScaling =
       original_max_position_embeddings: number;
     };
 
+/** Options of {@link rope}: frequency base, pair layout, scaling, partial rotation and axis order. */
 export interface RopeOptions {
   /** Base of the inverse frequencies (10000 LLaMA 1/2, 500000 LLaMA 3). */
   theta: number;
   /** 'half' pairs (i, i + R/2) (HF LLaMA, GPT-NeoX); 'interleaved' pairs (2i, 2i+1) (Meta, llama2.c, GGUF). */
   layout: 'half' | 'interleaved';
+  /** Context-extension scaling of the frequencies (none by default). */
   scaling?: RopeScaling;
   /** Leading dims rotated (R, even); the rest pass through. Default: the head dim. */
   rotaryDim?: number;

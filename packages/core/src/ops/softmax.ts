@@ -76,5 +76,16 @@ function rowSoftmax(x: Tensor, log: boolean): Tensor {
   });
 }
 
+/**
+ * Softmax over the last axis of an f32 tensor of any rank, each row independently (the maximum is
+ * subtracted first, so large logits do not overflow). A row whose entries are all -Infinity (a
+ * fully masked attention row) gives zeros rather than NaN. Gradient: y·(g - Σ g·y) per row.
+ */
 export const softmax = (x: Tensor): Tensor => rowSoftmax(x, false);
+/**
+ * log(softmax(x)) over the last axis, computed as x - logsumexp(x), which stays finite where the
+ * composition of {@link log} and {@link softmax} would underflow to -Infinity. A row of all
+ * -Infinity gives zeros. Gradient: g - softmax(x)·Σg per row. For a classification loss,
+ * {@link crossEntropy} fuses this with the target lookup.
+ */
 export const logSoftmax = (x: Tensor): Tensor => rowSoftmax(x, true);

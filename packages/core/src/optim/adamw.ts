@@ -3,10 +3,15 @@ import type { Parameter } from '../nn/module.js';
 import type { Tensor } from '../tensor.js';
 import { Optimizer, type ParamState } from './optimizer.js';
 
+/** Hyper-parameters of {@link AdamW}; the defaults are torch.optim.AdamW's. */
 export interface AdamWOptions {
+  /** Learning rate of the first step (default 1e-3); a schedule sets the optimizer's `lr` per step (see {@link lrAt}). */
   lr?: number;
+  /** Decay rates of the first and second moment averages (default [0.9, 0.999]). */
   betas?: [number, number];
+  /** Added to the bias-corrected √v in the denominator (default 1e-8). */
   eps?: number;
+  /** Decoupled weight decay: each step scales the parameter by 1 - lr·weightDecay (default 0.01). */
   weightDecay?: number;
 }
 

@@ -1,10 +1,17 @@
 import { ShareloraError } from '../errors.js';
 
+/**
+ * The learning-rate curve after warmup ({@link lrAt}): 'constant' at the base rate; 'linear' decay to
+ * 0 at totalSteps; 'cosine' decay to minLr (default 0) over totalSteps, as HF transformers.
+ */
 export type ScheduleKind = 'constant' | 'linear' | 'cosine';
 
+/** A learning-rate schedule for {@link lrAt}. */
 export interface ScheduleOptions {
+  /** The peak rate, reached at the end of warmup. */
   base: number;
   schedule: ScheduleKind;
+  /** Steps of linear warmup from 0 to base (default 0). */
   warmupSteps?: number;
   /** Required for 'linear' and 'cosine'. */
   totalSteps?: number;

@@ -4,11 +4,17 @@ import type { Parameter } from '../nn/module.js';
 import type { Tensor } from '../tensor.js';
 import { Optimizer, type ParamState } from './optimizer.js';
 
+/** Hyper-parameters of {@link SGD}, with torch.optim.SGD's meaning and defaults (only `lr` is required). */
 export interface SGDOptions {
+  /** Learning rate of the first step; a schedule sets the optimizer's `lr` per step (see {@link lrAt}). */
   lr: number;
+  /** Momentum factor μ (default 0: no momentum buffer is allocated). */
   momentum?: number;
+  /** Dampening τ of the gradient added to the momentum buffer (default 0). */
   dampening?: number;
+  /** L2 penalty added to the gradient (coupled, unlike AdamW's), default 0. */
   weightDecay?: number;
+  /** Nesterov momentum (default false); needs momentum > 0 and dampening 0, else the constructor throws. */
   nesterov?: boolean;
 }
 

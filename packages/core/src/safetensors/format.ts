@@ -31,8 +31,10 @@ export const SAFETENSORS_DTYPES = [
   'U64',
 ] as const;
 
+/** A dtype name as the safetensors header spells it (`"F32"`, `"BF16"`, ...): one of {@link SAFETENSORS_DTYPES}. */
 export type SafetensorsDtype = (typeof SAFETENSORS_DTYPES)[number];
 
+/** Bytes per element of each safetensors dtype (BOOL and F8 take one byte each). */
 export const DTYPE_ITEMSIZE: Readonly<Record<SafetensorsDtype, number>> = {
   BOOL: 1,
   U8: 1,
@@ -51,6 +53,7 @@ export const DTYPE_ITEMSIZE: Readonly<Record<SafetensorsDtype, number>> = {
   U64: 8,
 };
 
+/** Whether `value` is a dtype name safetensors files may use (case-sensitive, e.g. `"F32"`, not `"f32"`). */
 export function isSafetensorsDtype(value: unknown): value is SafetensorsDtype {
   return typeof value === 'string' && Object.hasOwn(DTYPE_ITEMSIZE, value);
 }
@@ -155,10 +158,18 @@ function encodeFloatBits(x: number, f: FloatFormat): number {
 const scratchF32 = new Float32Array(1);
 const scratchU32 = new Uint32Array(scratchF32.buffer);
 
+/**
+ * The value of one IEEE half-precision bit pattern (the low 16 bits of `bits`), exactly:
+ * subnormals, ±Infinity and NaN included. {@link decodeF16} converts a whole array.
+ */
 export function f16BitsToF32(bits: number): number {
   return decodeFloatBits(bits & 0xffff, F16_FORMAT);
 }
 
+/**
+ * The value of one bfloat16 bit pattern (the low 16 bits of `bits`), exactly: bf16 is the top half
+ * of an f32. {@link decodeBF16} converts a whole array.
+ */
 export function bf16BitsToF32(bits: number): number {
   scratchU32[0] = (bits & 0xffff) << 16;
   return scratchF32[0];
@@ -207,6 +218,11 @@ export function encodeF16(values: ArrayLike<number>): Uint16Array<ArrayBuffer> {
   return out;
 }
 
+/**
+ * bfloat16 bit patterns of `values`, each rounded first to f32 and then to nearest-even bf16 (NaN
+ * stays a quiet NaN): what {@link tensor} uploads for a bf16 tensor given numbers, and how
+ * checkpoints store bf16 weights. {@link decodeBF16} is its inverse on representable values.
+ */
 export function encodeBF16(values: ArrayLike<number>): Uint16Array<ArrayBuffer> {
   const out = new Uint16Array(values.length);
   for (let i = 0; i < values.length; i++) out[i] = f32ToBf16Bits(values[i]);
@@ -222,6 +238,11 @@ function tableFor(f: FloatFormat, size: number): Float32Array {
   return t;
 }
 
+/**
+ * f32 values of IEEE half-precision bit patterns, exactly (every f16 is an f32), through a
+ * 65,536-entry table built on first use. Inverse of {@link encodeF16}; {@link Tensor.data} uses
+ * it to return an f16 tensor as f32 values.
+ */
 export function decodeF16(bits: Uint16Array): Float32Array<ArrayBuffer> {
   f16Table ??= tableFor(F16_FORMAT, 65536);
   const t = f16Table;
@@ -230,6 +251,10 @@ export function decodeF16(bits: Uint16Array): Float32Array<ArrayBuffer> {
   return out;
 }
 
+/**
+ * f32 values of bfloat16 bit patterns, exactly (each pattern becomes the top half of an f32).
+ * Inverse of {@link encodeBF16}; {@link Tensor.data} uses it to return a bf16 tensor as f32 values.
+ */
 export function decodeBF16(bits: Uint16Array): Float32Array<ArrayBuffer> {
   const out = new Uint32Array(bits.length);
   for (let i = 0; i < bits.length; i++) out[i] = bits[i] << 16;
@@ -254,10 +279,18 @@ function decodeF8(bytes: Uint8Array, f: FloatFormat): Float32Array<ArrayBuffer> 
 /** Element type a tensor is read as: f32 values, f16 bit patterns, int32 values, or the stored bytes. */
 export type ReadAs = 'f32' | 'f16' | 'i32' | 'raw';
 
+/**
+ * The array type a tensor is read into, for each {@link ReadAs}: a type map (`ReadResult['f16']`)
+ * that gives `read(name, { as })` its return type, not a value to construct.
+ */
 export interface ReadResult {
+  /** Values converted to f32 (rounded where f32 cannot hold them: F64, large integers). */
   f32: Float32Array;
+  /** IEEE half bit patterns, rounded once from the stored type; decode with {@link decodeF16}. */
   f16: Uint16Array;
+  /** Integer values; integer and BOOL dtypes only, and every value must fit int32. */
   i32: Int32Array;
+  /** The stored bytes, little-endian. */
   raw: Uint8Array;
 }
 
@@ -411,6 +444,10 @@ export function decodeTensor<A extends ReadAs>(
 // Encoding tensor data for writing
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * Typed arrays a tensor to write may hold its elements in ({@link TensorInput}'s `data`): the
+ * storage type of the target dtype is written as is, any other is converted.
+ */
 export type TensorData =
   | Float64Array
   | Float32Array
@@ -435,6 +472,10 @@ export interface TensorInput {
   data: TensorData;
 }
 
+/**
+ * Tensors to write, by name, as a plain object or a Map; the file's order does not depend on the
+ * key order (see {@link planSafetensorsWrite}).
+ */
 export type TensorMap = Readonly<Record<string, TensorInput>> | ReadonlyMap<string, TensorInput>;
 
 const TYPED_ARRAY_KINDS = new Set([
@@ -597,9 +638,11 @@ export function encodeTensorData(
 // Header
 // ---------------------------------------------------------------------------------------------
 
+/** One tensor's header entry in a parsed file: what it is and where its bytes lie. */
 export interface TensorInfo {
   readonly name: string;
   readonly dtype: SafetensorsDtype;
+  /** Dimensions, row-major; [] for a scalar. */
   readonly shape: readonly number[];
   /** Product of shape (1 for a scalar). */
   readonly numel: number;
@@ -607,6 +650,10 @@ export interface TensorInfo {
   readonly dataOffsets: readonly [number, number];
 }
 
+/**
+ * A validated safetensors header ({@link parseHeader}): the layout of the file's parts and every
+ * tensor's entry, enough to read any tensor without looking at the others.
+ */
 export interface SafetensorsHeader {
   /** N: byte length of the JSON header including padding. */
   readonly headerLength: number;
@@ -620,6 +667,7 @@ export interface SafetensorsHeader {
   readonly metadata: Readonly<Record<string, string>> | undefined;
 }
 
+/** Options of {@link parseSafetensors}, {@link parseHeader} and {@link readHeaderLength}. */
 export interface ParseOptions {
   /** Named in error messages. */
   path?: string;
@@ -828,12 +876,20 @@ function compareCodePoints(a: string, b: string): number {
   return a.length - b.length;
 }
 
+/**
+ * A tensor to lay out in a header ({@link serializeHeader}): its name (not `__metadata__`, and
+ * unique), dtype and shape; the data offsets are computed.
+ */
 export interface HeaderEntry {
   name: string;
   dtype: SafetensorsDtype;
   shape: readonly number[];
 }
 
+/**
+ * A serialised header ({@link serializeHeader}): the bytes that start the file and where each
+ * tensor's data goes after them.
+ */
 export interface SafetensorsLayout {
   /** Everything before the data section: u64 LE length, JSON, space padding to a multiple of 8. */
   readonly headerBytes: Uint8Array<ArrayBuffer>;
@@ -894,6 +950,10 @@ export function serializeHeader(
   return { headerBytes, tensors, dataBytes: offset };
 }
 
+/**
+ * A validated write ({@link planSafetensorsWrite}): the layout plus the input for each tensor in file
+ * order. {@link serializeSafetensors} fills it in memory; the Node writer streams it to disk.
+ */
 export interface SafetensorsWritePlan extends SafetensorsLayout {
   /** Input for each entry of `tensors`, same index. */
   readonly inputs: readonly TensorInput[];
