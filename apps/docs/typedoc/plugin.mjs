@@ -1,11 +1,6 @@
 // TypeDoc plugin for the sharelora API reference: names each module after the package entry it
-// documents, and fails the build when a top-level export has no doc comment. Exports that were
-// undocumented when the check was introduced are listed in undocumented.json; the list may only
-// shrink (an entry that is now documented, or gone, is an error too, so it gets removed).
-import { readFileSync } from 'node:fs';
+// documents, and fails the build when a top-level export has no doc comment.
 import { Application, Converter, ReflectionKind } from 'typedoc';
-
-const BASELINE = new URL('./undocumented.json', import.meta.url);
 
 /**
  * `core/src` -> `@sharelora/core`, `adapters/src/node` -> `@sharelora/adapters/node`.
@@ -35,24 +30,13 @@ export function load(app) {
   });
 
   app.on(Application.EVENT_VALIDATE_PROJECT, (project) => {
-    const allowed = new Set(JSON.parse(readFileSync(BASELINE, 'utf8')));
-    /** @type {Set<string>} */
-    const undocumented = new Set();
     for (const mod of project.getChildrenByKind(ReflectionKind.Module)) {
       for (const child of mod.children ?? []) {
         if (!child.kindOf(ReflectionKind.Reference) && !documented(child))
-          undocumented.add(`${mod.name}.${child.name}`);
+          app.logger.error(
+            `${mod.name}.${child.name} is exported without a doc comment: say what it is and why`,
+          );
       }
-    }
-    for (const name of undocumented) {
-      if (!allowed.has(name))
-        app.logger.error(`${name} is exported without a doc comment: say what it is and why`);
-    }
-    for (const name of allowed) {
-      if (!undocumented.has(name))
-        app.logger.error(
-          `typedoc/undocumented.json lists ${name}, which is now documented or gone: remove it`,
-        );
     }
   });
 }
