@@ -1,6 +1,13 @@
 import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { injectAdapter, METHODS, type Method, presetConfig } from '@sharelora/adapters';
+import {
+  injectAdapter,
+  linearModules,
+  METHODS,
+  type Method,
+  presetConfig,
+  RECOMMENDED,
+} from '@sharelora/adapters';
 import * as core from '@sharelora/core/node';
 import { DEFAULT_MAX_INPUT_BYTES, getDevice, init, shutdown } from '@sharelora/core/node';
 import { accuracy, pearson, spearman } from '@sharelora/eval';
@@ -40,10 +47,11 @@ import {
   textTokenizerOf,
   tokenizeDataset,
 } from '@sharelora/train';
-import { intFlag, numberFlag, oneOf, parseFlags, seedFlag } from '../args.js';
+import { intFlag, numberFlag, oneOf, parseFlags, requireFlags, seedFlag } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 import { QUIT_WITHOUT_CHECKPOINT, StopSignals } from '../stop-signals.js';
+import { RECOMMENDED_TEXT, TARGETS_HELP, targetsFlag } from '../targets.js';
 import { profileJson, saveTrace } from './profile-output.js';
 
 const FORMATS = [
@@ -63,10 +71,10 @@ const TRAIN_METHODS = [...METHODS, 'full'] as const;
 type TrainMethod = Method | 'full';
 const SCHEDULES = ['constant', 'linear', 'cosine'] as const;
 
-export const trainHelp = `Usage: sharelora train --model DIR --data FILE --format FORMAT --method METHOD --rank R --alpha A
-                       --out DIR [options]
+export const trainHelp = `Usage: sharelora train --model DIR --data FILE --format FORMAT --out DIR [options]
 
-Fine-tunes a model with LoRA, a ShareLoRA variant, or in full, with AdamW. A validation split is
+Fine-tunes a model with LoRA, a ShareLoRA variant, or in full, with AdamW; by default ${RECOMMENDED_TEXT}
+on the q and v projections. A validation split is
 carved from --data with the seed (never from a test set); its loss is reported every --eval-every
 steps and at the end, and the adapter with the lowest one is kept in OUT/best. Checkpoints go to
 OUT/checkpoint-N every --save-every steps (atomically; only the last is kept) and --resume continues
@@ -93,9 +101,9 @@ Data:
                          loss, and accuracy (classes) or Pearson/Spearman (regression)
 
 Adapter:
-  --method METHOD        ${TRAIN_METHODS.join(', ')}
-  --rank R, --alpha A    LoRA rank and alpha (required unless --method full)
-  --targets A,B,...      module names to adapt (default: the model's q/v projections)
+  --method METHOD        ${TRAIN_METHODS.join(', ')} (default ${RECOMMENDED.method})
+  --rank R, --alpha A    LoRA rank and alpha (default ${RECOMMENDED.r} and ${RECOMMENDED.alpha}; not with --method full)
+  --targets LIST         ${TARGETS_HELP}
   --dropout P            LoRA dropout in [0, 1) (default 0)
 
 Optimisation:
@@ -232,13 +240,8 @@ const list = (v: string | undefined): string[] | undefined =>
 /** Every option checked and typed before any file is read, so a typo costs nothing. */
 function settingsFrom(v: Values) {
   const str = (k: FlagName) => v[k] as string | undefined;
-  const required = (k: FlagName) => {
-    const x = str(k);
-    if (x === undefined)
-      throw new UsageError(`sharelora train: --${k} is required (see sharelora train --help)`);
-    return x;
-  };
-  const method = oneOf('method', required('method'), TRAIN_METHODS) as TrainMethod;
+  requireFlags('train', v, ['model', 'data', 'format', 'out']);
+  const method: TrainMethod = oneOf('method', str('method'), TRAIN_METHODS) ?? RECOMMENDED.method;
   const full = method === 'full';
   const nonNegInt = (k: FlagName) =>
     numberFlag(k, str(k), (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0');
@@ -252,9 +255,9 @@ function settingsFrom(v: Values) {
       'a fraction in (0, 1), a count, or 0',
     ) ?? 0.1;
   const s = {
-    model: required('model'),
-    data: required('data'),
-    format: oneOf('format', required('format'), FORMATS) as CliFormat,
+    model: str('model') as string,
+    data: str('data') as string,
+    format: oneOf('format', str('format') as string, FORMATS) as CliFormat,
     labels: list(str('labels')),
     trainOnSource: v['train-on-source'] === true,
     maxLength: numberFlag(
@@ -268,8 +271,10 @@ function settingsFrom(v: Values) {
     validation,
     evalData: str('eval-data'),
     method,
-    rank: full ? undefined : intFlag('rank', required('rank'), 1),
-    alpha: full ? undefined : numberFlag('alpha', required('alpha'), (n) => n > 0, 'a number > 0'),
+    rank: full ? undefined : intFlag('rank', str('rank'), RECOMMENDED.r),
+    alpha: full
+      ? undefined
+      : (numberFlag('alpha', str('alpha'), (n) => n > 0, 'a number > 0') ?? RECOMMENDED.alpha),
     targets: list(str('targets')),
     dropout: numberFlag('dropout', str('dropout'), (n) => n >= 0 && n < 1, 'in [0, 1)') ?? 0,
     lr: positive('lr') ?? (full ? 5e-5 : 2e-4),
@@ -285,13 +290,17 @@ function settingsFrom(v: Values) {
     evalEvery: optionalInt('eval-every'),
     saveEvery: intFlag('save-every', str('save-every'), 100),
     seed: seedFlag(str('seed')) ?? 0,
-    out: required('out'),
+    out: str('out') as string,
     overwrite: v.overwrite === true,
     resume: v.resume === true,
     json: v.json === true,
     profile: v.profile === true,
     profileOut: str('profile-out'),
   };
+  // The header says which of these the run took from RECOMMENDED.
+  const defaulted = full
+    ? []
+    : (['method', 'rank', 'alpha', 'targets'] as const).filter((k) => v[k] === undefined);
   if (s.profileOut !== undefined && !s.profile) throw new UsageError('--profile-out needs --profile');
   if (s.steps !== undefined && s.epochs !== undefined)
     throw new UsageError('give --steps or --epochs, not both');
@@ -300,7 +309,7 @@ function settingsFrom(v: Values) {
     throw new UsageError(`--${adapterOnly[0]} does not apply to --method full (it trains every weight)`);
   if (s.evalEvery !== undefined && s.validation === 0)
     throw new UsageError('--eval-every needs a validation split (--validation is 0)');
-  return s;
+  return { ...s, defaulted };
 }
 type Settings = ReturnType<typeof settingsFrom>;
 
@@ -376,6 +385,15 @@ function progressBar(total: number): (m: StepMetrics) => void {
         `lr ${m.lr.toExponential(2)} ${meanMs.toFixed(0)} ms/step ETA ${duration(meanMs * (total - m.step))}`,
     );
   };
+}
+
+/** The adapter a run trains, with the settings it took by default. */
+interface AdapterSummary {
+  method: Method;
+  r: number;
+  alpha: number;
+  targets: string[];
+  defaulted: readonly string[];
 }
 
 interface HeldOut {
@@ -509,6 +527,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
     const model: AnyModel = loaded.model;
     if (loaded.initialised.length) say(`new head (seed ${s.seed}): ${loaded.initialised.join(', ')}`);
     let save: ((dir: string) => Promise<void>) | undefined;
+    let adapter: AdapterSummary | null = null;
     if (s.method === 'full') {
       save = async (dir) => {
         await saveModel(model, dir);
@@ -518,6 +537,20 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
         }
       };
     } else {
+      const targetModules = targetsFlag(linearModules(model), s.targets);
+      adapter = {
+        method: s.method,
+        r: s.rank as number,
+        alpha: s.alpha as number,
+        targets: targetModules,
+        defaulted: s.defaulted,
+      };
+      say(
+        `adapter: ${s.method}, r ${s.rank}, alpha ${s.alpha} on ${targetModules.join(', ')}` +
+          (s.defaulted.length
+            ? ` (${s.defaulted.join(', ')} by default, as the ShareLoRA paper recommends)`
+            : ''),
+      );
       try {
         injectAdapter(
           model,
@@ -525,7 +558,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
             r: s.rank,
             alpha: s.alpha,
             dropout: s.dropout,
-            targetModules: s.targets ?? [...model.defaultLoraTargets],
+            targetModules,
             modulesToSave: classifier ? ['classifier'] : [],
             taskType: classifier ? 'SEQ_CLS' : 'CAUSAL_LM',
             baseModelNameOrPath: s.model,
@@ -612,6 +645,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
           data: s.data,
           format: s.format,
           method: s.method,
+          adapter,
           data_report: Object.fromEntries(reports),
           steps: result.steps,
           train_loss: result.trainLoss,

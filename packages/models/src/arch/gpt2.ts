@@ -19,7 +19,11 @@ import {
 import type { CausalLM, CausalLMForwardOptions, CheckpointRules, Gpt2Config } from './types.js';
 import { untiedOutput, VocabEmbedding } from './vocab.js';
 
-export const GPT2_LORA_TARGETS: readonly string[] = ['c_attn'];
+/**
+ * GPT-2's default LoRA targets: the q and v parts of the fused c_attn, as in the LoRA and ShareLoRA
+ * papers (`c_attn` whole would also adapt k).
+ */
+export const GPT2_LORA_TARGETS: readonly string[] = ['c_attn[q,v]'];
 
 type Ctx = Omit<AttentionContext, 'layer' | 'scale'>;
 
