@@ -52,6 +52,7 @@ import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 import { QUIT_WITHOUT_CHECKPOINT, StopSignals } from '../stop-signals.js';
 import { RECOMMENDED_TEXT, TARGETS_HELP, targetsFlag } from '../targets.js';
+import { bytes, num, plural } from '../units.js';
 import { profileJson, saveTrace } from './profile-output.js';
 
 const FORMATS = [
@@ -356,12 +357,13 @@ function maxPositionsOf(config: ModelConfig): number {
   return config.arch === 'roberta' ? config.maxPositions - config.padTokenId - 1 : config.maxPositions;
 }
 
-const num = (n: number) => n.toLocaleString('en-US');
-function bytes(n: number): string {
-  if (n < 2 ** 10) return `${n} B`;
-  if (n < 2 ** 20) return `${(n / 2 ** 10).toFixed(1)} KiB`;
-  if (n < 2 ** 30) return `${(n / 2 ** 20).toFixed(1)} MiB`;
-  return `${(n / 2 ** 30).toFixed(2)} GiB`;
+/**
+ * What a loss is measured in: a causal LM's mean cross entropy per target token, a classifier's per
+ * example (natural log, so nats), a regression head's mean squared error.
+ */
+function lossUnitOf(classifier: boolean, numLabels: number | undefined): string {
+  if (!classifier) return 'nats/token';
+  return numLabels === 1 ? 'squared error/example' : 'nats/example';
 }
 function duration(ms: number): string {
   const s = Math.round(ms / 1000);
@@ -373,7 +375,7 @@ function duration(ms: number): string {
 }
 
 /** A progress line with ETA from this invocation's mean step time (stderr, TTY only). */
-function progressBar(total: number): (m: StepMetrics) => void {
+function progressBar(total: number, lossUnit: string): (m: StepMetrics) => void {
   const times: number[] = [];
   return (m) => {
     times.push(m.msPerStep);
@@ -381,7 +383,7 @@ function progressBar(total: number): (m: StepMetrics) => void {
     const filled = Math.round((width * m.step) / total);
     const meanMs = times.reduce((a, b) => a + b, 0) / times.length;
     progress(
-      `[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${m.step}/${total} loss ${m.loss.toFixed(4)} ` +
+      `[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${m.step}/${total} loss ${m.loss.toFixed(4)} ${lossUnit} ` +
         `lr ${m.lr.toExponential(2)} ${meanMs.toFixed(0)} ms/step ETA ${duration(meanMs * (total - m.step))}`,
     );
   };
@@ -525,6 +527,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
     }).catch(asUsage);
     progressDone();
     const model: AnyModel = loaded.model;
+    const lossUnit = lossUnitOf(classifier, numLabels);
     if (loaded.initialised.length) say(`new head (seed ${s.seed}): ${loaded.initialised.join(', ')}`);
     let save: ((dir: string) => Promise<void>) | undefined;
     let adapter: AdapterSummary | null = null;
@@ -605,11 +608,13 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
           onStep: (m) => bar(m),
           onEval: (e) => {
             progressDone();
-            say(`step ${e.step}: validation loss ${e.valLoss.toFixed(6)}${e.best ? ' (best)' : ''}`);
+            say(
+              `step ${e.step}: validation loss ${e.valLoss.toFixed(6)} ${lossUnit}${e.best ? ' (best)' : ''}`,
+            );
           },
         }),
     );
-    const bar = progressBar(trainer.totalSteps);
+    const bar = progressBar(trainer.totalSteps, lossUnit);
     let result: TrainResult;
     const device = getDevice();
     if (s.profile) device.startProfile();
@@ -646,15 +651,16 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
           format: s.format,
           method: s.method,
           adapter,
-          data_report: Object.fromEntries(reports),
+          dataReport: Object.fromEntries(reports),
           steps: result.steps,
-          train_loss: result.trainLoss,
-          best_val_loss: result.bestValLoss,
-          best_step: result.bestStep,
-          resumed_from: result.resumedFrom,
+          lossUnit,
+          trainLoss: result.trainLoss,
+          bestValLoss: result.bestValLoss,
+          bestStep: result.bestStep,
+          resumedFrom: result.resumedFrom,
           aborted: result.aborted,
           evals: result.evals,
-          eval_data: heldOut,
+          evalData: heldOut,
           report: r,
           outputs: result.outputs,
           ...(profile ? { profile: { steps: stepsRun, ...profileJson(profile) } } : {}),
@@ -672,9 +678,9 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
       );
       say(`speed: ${r.msPerStep.toFixed(0)} ms/step, ${r.tokensPerSec.toFixed(0)} tokens/s`);
       say(
-        `trained ${result.steps} steps: train loss ${result.trainLoss.toFixed(6)}` +
+        `trained ${plural(result.steps, 'step')}: train loss ${result.trainLoss.toFixed(6)} ${lossUnit}` +
           (result.bestValLoss !== null
-            ? `, best validation loss ${result.bestValLoss.toFixed(6)} at step ${result.bestStep}`
+            ? `, best validation loss ${result.bestValLoss.toFixed(6)} ${lossUnit} at step ${result.bestStep}`
             : ''),
       );
       if (heldOut) {
@@ -685,7 +691,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
               ? `, pearson ${heldOut.pearson.toFixed(4)}, spearman ${(heldOut.spearman as number).toFixed(4)}`
               : '';
         say(
-          `eval-data ${heldOut.file} (${heldOut.examples} examples): loss ${heldOut.loss.toFixed(6)}${metric}`,
+          `eval-data ${heldOut.file} (${plural(heldOut.examples, 'example')}): loss ${heldOut.loss.toFixed(6)} ${lossUnit}${metric}`,
         );
       }
       const o = result.outputs;
@@ -694,7 +700,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
       if (o.checkpoint) say(`checkpoint: ${o.checkpoint}`);
       if (o.metrics) say(`metrics: ${o.metrics}`);
       if (profile) {
-        say(`\nprofile, per step over ${stepsRun} steps:`);
+        say(`\nprofile, per step over ${plural(stepsRun, 'step')}:`);
         say(core.formatProfile(profile, Math.max(1, stepsRun)));
         if (s.profileOut) say(`trace written to ${s.profileOut}`);
       }

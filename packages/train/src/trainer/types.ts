@@ -79,8 +79,11 @@ export interface StepMetrics {
   gradNorm: number;
   tokensPerSec: number;
   msPerStep: number;
-  /** Live bytes by category after the step. */
-  memory: MemoryReport['live'];
+  /**
+   * Peak bytes by category during the step (each category's own peak, and the peak of their total):
+   * gradients and activations are freed by the step's end, so live bytes after it would show them as 0.
+   */
+  memory: MemoryReport['peak'];
 }
 
 export interface CheckpointEvent {
