@@ -9,7 +9,8 @@ import {
 import { UsageError } from './cli-error.js';
 
 /** The --targets lines of every command's help, from the adapters' one table of short names. */
-export const TARGETS_HELP = `comma-separated (default ${DEFAULT_TARGETS.join(',')}): short names ${[...Object.keys(TARGET_ALIASES), 'all'].join(', ')}
+export const TARGETS_HELP = `comma-separated (default ${DEFAULT_TARGETS.join(',')}): the short names
+                         ${[...Object.keys(TARGET_ALIASES), 'all'].join(', ')}
                          (q, k, v, o: attention; fc1, fc2: GPT-2/RoBERTa MLP; gate, up, down: LLaMA MLP;
                          qkv: GPT-2's whole c_attn; all: every linear module in the layers), or module
                          names, e.g. self_attn.q_proj, c_attn[q,v]`;

@@ -151,7 +151,7 @@ describe('sharelora train --profile', () => {
       '--profile',
     ]);
     expect(text.status, text.stderr).toBe(0);
-    expect(text.stdout).toMatch(/profile, per step over 1 steps:/);
+    expect(text.stdout).toMatch(/profile, per step over 1 step:/);
     expect(text.stdout).toMatch(/^attn_fwd +\d+ /m);
 
     const orphan = runCli([

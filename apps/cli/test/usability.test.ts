@@ -110,7 +110,7 @@ describe('--targets: one resolver and one default for params and train', () => {
     const r = runCli([command, '--help']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(
-      /--targets LIST\s+comma-separated \(default q,v\): short names q, k, v, o, qkv, fc1, fc2, gate, up, down, all/,
+      /--targets LIST\s+comma-separated \(default q,v\): the short names\s+q, k, v, o, qkv, fc1, fc2, gate, up, down, all\n/,
     );
   });
 });
@@ -151,7 +151,7 @@ describe("defaults: the paper's ShareA, r 8, alpha 16", () => {
 
   it('the help states the defaults', () => {
     expect(runCli(['train', '--help']).stdout).toMatch(
-      /by default share-a, r 8, alpha 16 \(the ShareLoRA paper's recommended setting\)/,
+      /by default\s+share-a, r 8, alpha 16 \(the ShareLoRA paper's recommended setting\)/,
     );
     expect(runCli(['params', '--help']).stdout).toMatch(/--rank R\s+LoRA rank r \(default 8\)/);
   });

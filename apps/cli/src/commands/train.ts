@@ -74,15 +74,16 @@ const SCHEDULES = ['constant', 'linear', 'cosine'] as const;
 
 export const trainHelp = `Usage: sharelora train --model DIR --data FILE --format FORMAT --out DIR [options]
 
-Fine-tunes a model with LoRA, a ShareLoRA variant, or in full, with AdamW; by default ${RECOMMENDED_TEXT}
-on the q and v projections. A validation split is
-carved from --data with the seed (never from a test set); its loss is reported every --eval-every
-steps and at the end, and the adapter with the lowest one is kept in OUT/best. Checkpoints go to
-OUT/checkpoint-N every --save-every steps (atomically; only the last is kept) and --resume continues
-from the last one to exactly the result an uninterrupted run gives. Ctrl-C, SIGTERM or SIGHUP stops
-at the next step and writes a checkpoint first (see exit codes). Metrics go to OUT/metrics.jsonl; the
-final adapter to OUT (adapter_config.json, adapter_model.safetensors; with --method full a model
-directory). OUT is locked while the run lasts (OUT/.sharelora.lock): a second run into it is refused.
+Fine-tunes a model with LoRA, a ShareLoRA variant, or in full, with AdamW; by default
+${RECOMMENDED_TEXT} on the q and v projections.
+A validation split is carved from --data with the seed (never from a test set); its loss is reported
+every --eval-every steps and at the end, and the adapter with the lowest one is kept in OUT/best.
+Checkpoints go to OUT/checkpoint-N every --save-every steps (atomically; only the last is kept) and
+--resume continues from the last one to exactly the result an uninterrupted run gives. Ctrl-C,
+SIGTERM or SIGHUP stops at the next step and writes a checkpoint first (see exit codes). Metrics go
+to OUT/metrics.jsonl; the final adapter to OUT (adapter_config.json, adapter_model.safetensors; with
+--method full a model directory). OUT is locked while the run lasts (OUT/.sharelora.lock): a second
+run into it is refused.
 
 Data:
   --data FILE            JSONL, JSON, CSV, TSV or Parquet; a bad record stops the run before anything
