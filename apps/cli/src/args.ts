@@ -69,3 +69,17 @@ export function oneOf<T extends string>(
 export function seedFlag(value: string | undefined): number | undefined {
   return numberFlag('seed', value, (n) => Number.isSafeInteger(n) && n >= 0, 'an integer in [0, 2^53)');
 }
+
+/** Names every missing required flag in one usage error, so a first run learns them all at once. */
+export function requireFlags(
+  command: string,
+  values: Record<string, unknown>,
+  flags: readonly string[],
+): void {
+  const missing = flags.filter((f) => values[f] === undefined).map((f) => `--${f}`);
+  if (!missing.length) return;
+  const list = missing.length === 1 ? missing[0] : `${missing.slice(0, -1).join(', ')} and ${missing.at(-1)}`;
+  throw new UsageError(
+    `sharelora ${command}: ${list} ${missing.length === 1 ? 'is' : 'are'} required (see sharelora ${command} --help)`,
+  );
+}

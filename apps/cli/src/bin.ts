@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { ShareloraError } from '@sharelora/core';
 import { UsageError } from './cli-error.js';
 import { bench, benchHelp } from './commands/bench.js';
@@ -39,19 +40,36 @@ Fine-tune language models with LoRA and ShareLoRA on WebGPU.
 Commands:
 ${lines.join('\n')}
 
-Run 'sharelora <command> --help' for a command's options.`;
+Run 'sharelora help <command>' (or 'sharelora <command> --help') for a command's options, and
+'sharelora --version' for the version.`;
+}
+
+/** The command of that name, or a usage error listing them. */
+function commandNamed(name: string) {
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command)
+    throw new UsageError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+  return command;
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V') {
+    // The built file lives in dist/, next to the package's package.json.
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    console.log(pkg.version);
+    return 0;
+  }
+  if (name === 'help' && rest.length) {
+    if (rest.length > 1) throw new UsageError(`sharelora help takes one command, got ${rest.length}`);
+    console.log(commandNamed(rest[0]).help);
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(usage());
     return name ? 0 : 2;
   }
-  const command = COMMANDS[name];
-  if (!command)
-    throw new UsageError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
-  return command.run(rest);
+  return commandNamed(name).run(rest);
 }
 
 /**

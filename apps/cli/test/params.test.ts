@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { countParameters, type Method, presetConfig } from '@sharelora/adapters';
-import { linearModulesFromConfig, resolveTargetAliases } from '@sharelora/models';
+import { countParameters, type Method, presetConfig, resolveTargets } from '@sharelora/adapters';
+import { linearModulesFromConfig } from '@sharelora/models';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './run-cli.js';
 
@@ -30,7 +30,7 @@ const CASES: Array<[string, number, string, Partial<Record<Method, number>>]> = 
 describe('parameter counts from config.json', () => {
   it.each(CASES)('library: %s r=%i targets %s', (model, rank, targets, expected) => {
     const info = linearModulesFromConfig(JSON.parse(readFileSync(fixture(`${model}/config.json`), 'utf8')));
-    const targetModules = resolveTargetAliases(info, targets.split(','));
+    const targetModules = resolveTargets(info.modules, targets.split(','));
     for (const [method, n] of Object.entries(expected)) {
       const count = countParameters(info.modules, presetConfig(method as Method, { r: rank, targetModules }));
       expect(count.total.trainable, method).toBe(n);
@@ -141,7 +141,7 @@ describe('parameter counts from config.json', () => {
       ['--model', fixture('roberta-base'), '--method', 'lora', '--rank', '0'],
       /--rank must be a positive integer/,
     ],
-    [['--model', fixture('roberta-base'), '--method', 'lora'], /--rank is required/],
+    [['--method', 'lora'], /sharelora params: --model is required/],
     [['--model', fixture('roberta-base'), '--method', 'lora', '--rank', '8', '--layers', '3'], /'--layers'/],
     [
       ['--model', fixture('roberta-base'), '--method', 'lora', '--rank', '8', '--targets', 'q,gate'],

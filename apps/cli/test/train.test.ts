@@ -151,7 +151,7 @@ describe('sharelora train --profile', () => {
       '--profile',
     ]);
     expect(text.status, text.stderr).toBe(0);
-    expect(text.stdout).toMatch(/profile, per step over 1 steps:/);
+    expect(text.stdout).toMatch(/profile, per step over 1 step:/);
     expect(text.stdout).toMatch(/^attn_fwd +\d+ /m);
 
     const orphan = runCli([
@@ -420,14 +420,14 @@ it.runIf(haveData('glue/SST-2/train_10pct.tsv'))(
     ]);
     expect(r.status, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
-    const acc = doc.eval_data.accuracy;
+    const acc = doc.evalData.accuracy;
     console.log(
-      `SST-2 (tiny random RoBERTa, 36 steps on 40 sentences): dev accuracy ${acc} on ${doc.eval_data.examples} examples`,
+      `SST-2 (tiny random RoBERTa, 36 steps on 40 sentences): dev accuracy ${acc} on ${doc.evalData.examples} examples`,
     );
     expect(doc.steps).toBe(36);
     expect(acc).toBeGreaterThanOrEqual(0);
     expect(acc).toBeLessThanOrEqual(1);
-    expect(doc.eval_data.examples).toBe(100);
+    expect(doc.evalData.examples).toBe(100);
     const losses = (await readFile(join(out, 'metrics.jsonl'), 'utf8'))
       .trim()
       .split('\n')

@@ -86,6 +86,16 @@ export const PRESETS: Readonly<Record<Method, Omit<SharingSpec, 'layers'>>> = {
   'share-qkv': { shareA: true, shareB: false, group: 'qkv' },
 };
 
+/**
+ * The setting the ShareLoRA paper recommends, used by the CLI when no method, rank or alpha is given:
+ * ShareA (A shared per module type, B per layer), rank 8, alpha 16.
+ */
+export const RECOMMENDED: Readonly<{ method: Method; r: number; alpha: number }> = {
+  method: 'share-a',
+  r: 8,
+  alpha: 16,
+};
+
 const DEFAULTS: Omit<AdapterConfig, 'targetModules'> = {
   r: 8,
   alpha: 8,

@@ -13,6 +13,7 @@ export {
   methodOf,
   PRESETS,
   presetConfig,
+  RECOMMENDED,
   type SharingGroup,
   type SharingSpec,
   scalingFactor,
@@ -58,10 +59,14 @@ export {
 } from './peft.js';
 export { type AdapterPlan, type AdapterSite, type MatrixGroup, planAdapter } from './plan.js';
 export {
+  DEFAULT_TARGETS,
   type LinearModuleInfo,
   matchesSuffix,
   parseModuleName,
   patternValue,
+  resolveTargets,
   selectTargets,
+  TARGET_ALIASES,
   type TargetSelection,
+  targetAliasesOf,
 } from './targets.js';

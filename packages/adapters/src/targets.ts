@@ -143,3 +143,86 @@ export function selectTargets(
       return { module, parts: parts ? (module.fused?.parts.filter((p) => parts.has(p)) ?? null) : null };
     });
 }
+
+/**
+ * Short target names and the module patterns they stand for, across the naming conventions of
+ * GPT-2 (fused `c_attn` = q|k|v), RoBERTa/BERT and LLaMA-family checkpoints. A name resolves to the
+ * patterns that match the model at hand, so one word means the same projections in every command.
+ * `all` (every linear module inside the layers) is resolved separately.
+ */
+export const TARGET_ALIASES: Readonly<Record<string, readonly string[]>> = {
+  q: ['self_attn.q_proj', 'attention.self.query', 'attn.c_attn[q]'],
+  k: ['self_attn.k_proj', 'attention.self.key', 'attn.c_attn[k]'],
+  v: ['self_attn.v_proj', 'attention.self.value', 'attn.c_attn[v]'],
+  o: ['self_attn.o_proj', 'attention.output.dense', 'attn.c_proj'],
+  qkv: ['attn.c_attn'],
+  fc1: ['intermediate.dense', 'mlp.c_fc'],
+  // "output.dense" alone would also match RoBERTa's attention.output.dense.
+  fc2: ['layer.*.output.dense', 'mlp.c_proj'],
+  gate: ['mlp.gate_proj'],
+  up: ['mlp.up_proj'],
+  down: ['mlp.down_proj'],
+};
+
+/** The targets used when none are given: the q and v projections, as in the LoRA and ShareLoRA papers. */
+export const DEFAULT_TARGETS: readonly string[] = ['q', 'v'];
+
+/** Whether a target entry (a pattern, optionally with fused parts) selects at least one of `modules`. */
+function selectsAny(modules: readonly LinearModuleInfo[], entry: TargetEntry): boolean {
+  return modules.some(
+    (m) =>
+      matchesSuffix(entry.pattern, m.name) &&
+      (!entry.parts || entry.parts.every((p) => m.fused?.parts.includes(p))),
+  );
+}
+
+/** The short names (TARGET_ALIASES and `all`) that select something in `modules`. */
+export function targetAliasesOf(modules: readonly LinearModuleInfo[]): string[] {
+  const names = Object.entries(TARGET_ALIASES)
+    .filter(([, patterns]) => patterns.some((p) => selectsAny(modules, parseEntry(p))))
+    .map(([name]) => name);
+  return [...names, 'all'];
+}
+
+/**
+ * Replaces short names (q, k, v, o, qkv, fc1, fc2, gate, up, down, all; see TARGET_ALIASES) by the
+ * patterns that select those projections in `modules`, merges the parts of one fused projection
+ * ("attn.c_attn[q]" and "[v]" become "attn.c_attn[q,v]"), and passes other entries through for
+ * selectTargets to check. No entries means DEFAULT_TARGETS. A short name that selects nothing in
+ * this model is an AdapterError (NO_TARGET) listing the names that do.
+ */
+export function resolveTargets(
+  modules: readonly LinearModuleInfo[],
+  targets: readonly string[] = DEFAULT_TARGETS,
+): string[] {
+  // Insertion-ordered; a fused projection targeted by parts is kept apart from the same one whole,
+  // so that selectTargets reports the conflict.
+  const out = new Map<string, { pattern: string; parts: string[] | null }>();
+  const add = (text: string) => {
+    const { pattern, parts } = parseEntry(text);
+    const key = parts ? `${pattern}[]` : pattern;
+    const have = out.get(key);
+    if (!have) out.set(key, { pattern, parts: parts && [...parts] });
+    else if (have.parts && parts) for (const p of parts) if (!have.parts.includes(p)) have.parts.push(p);
+  };
+  for (const word of targets.length ? targets : DEFAULT_TARGETS) {
+    if (word === 'all') {
+      for (const m of modules) if (m.layer !== null) add(m.moduleType);
+      continue;
+    }
+    const patterns = Object.hasOwn(TARGET_ALIASES, word) ? TARGET_ALIASES[word] : undefined;
+    if (!patterns) {
+      add(word);
+      continue;
+    }
+    const hits = patterns.filter((p) => selectsAny(modules, parseEntry(p)));
+    if (!hits.length) {
+      throw new AdapterError(
+        'NO_TARGET',
+        `target "${word}" matched no linear module (short names for this model: ${targetAliasesOf(modules).join(', ')}; module types: ${typesOf(modules)})`,
+      );
+    }
+    for (const p of hits) add(p);
+  }
+  return [...out.values()].map(({ pattern, parts }) => (parts ? `${pattern}[${parts.join(',')}]` : pattern));
+}

@@ -5,6 +5,7 @@ import { benchTrainStep, TRAIN_SHAPES, type TrainBenchResult } from '@sharelora/
 import { intFlag } from '../args.js';
 import { UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
+import { plural } from '../units.js';
 import { profileJson, saveTrace } from './profile-output.js';
 
 export interface TrainBenchFlags {
@@ -81,7 +82,7 @@ export async function benchTrain(flags: TrainBenchFlags): Promise<number> {
           `${r.trainableParameters.toLocaleString('en-US')} trainable, loss ${r.losses.at(-1)?.toFixed(4)}  (${r.description})`,
       );
       if (r.profile) {
-        console.log(`\nprofile of ${r.shape}, per step over ${r.steps} steps:`);
+        console.log(`\nprofile of ${r.shape}, per step over ${plural(r.steps, 'step')}:`);
         console.log(core.formatProfile(r.profile, r.steps));
         if (flags.profileOut) console.log(`trace written to ${flags.profileOut}`);
       }

@@ -4,6 +4,7 @@ import { TRAIN_SHAPES } from '@sharelora/train';
 import { intFlag, parseFlags } from '../args.js';
 import { UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
+import { plural } from '../units.js';
 import { benchGenerate } from './bench-generate.js';
 import { benchTrain } from './bench-train.js';
 import { profileJson, saveTrace } from './profile-output.js';
@@ -298,7 +299,9 @@ export async function bench(argv: string[]): Promise<number> {
         `transformer block B=${B} T=${T} d=${D} h=${H}: fwd+bwd ${block.msPerStep.toFixed(1)} ms/step, ${block.tokensPerS.toFixed(0)} tokens/s, peak ${(mem.peak.total / 2 ** 20).toFixed(1)} MiB`,
       );
       if (blockProfile) {
-        console.log(`\nprofile of the transformer-block step, per step over ${profiledSteps} steps:`);
+        console.log(
+          `\nprofile of the transformer-block step, per step over ${plural(profiledSteps, 'step')}:`,
+        );
         console.log(core.formatProfile(blockProfile, profiledSteps));
       }
     }

@@ -1,5 +1,14 @@
 import { init, matmulPath, selfCheck, shutdown } from '@sharelora/core/node';
 import { parseFlags } from '../args.js';
+import { bytes } from '../units.js';
+
+/** Limits measured in bytes (the others are counts and dimensions), shown in binary units. */
+const BYTE_LIMITS = new Set([
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'minStorageBufferOffsetAlignment',
+]);
 
 /** What each matmul path means, for the doctor's report. */
 const MATMUL_PATHS: Record<ReturnType<typeof matmulPath>, string> = {
@@ -10,7 +19,7 @@ const MATMUL_PATHS: Record<ReturnType<typeof matmulPath>, string> = {
 
 export const doctorHelp = `Usage: sharelora doctor [--json]
 
-Reports the WebGPU adapter (name, backend, limits, features) and runs a kernel self-check of the main
+Reports the WebGPU adapter (name, backend, limits in binary units, features; raw bytes with --json) and runs a kernel self-check of the main
 ops (matmul, broadcasting add, gelu, softmax, layer norm, autograd) against a float64 CPU computation
 on this adapter. Exit code 1 when a kernel disagrees with the CPU.
 
@@ -40,7 +49,8 @@ export async function doctor(argv: string[]): Promise<number> {
       console.log(
         `features     ${i.features.join(', ') || '(none of shader-f16, subgroups, timestamp-query)'}`,
       );
-      for (const [k, v] of Object.entries(i.limits)) console.log(`limit        ${k.padEnd(34)} ${v}`);
+      for (const [k, v] of Object.entries(i.limits))
+        console.log(`limit        ${k.padEnd(34)} ${BYTE_LIMITS.has(k) ? bytes(v) : v}`);
       console.log(`matmul       ${MATMUL_PATHS[kernels.matmul]}`);
       for (const c of checks)
         console.log(

@@ -27,6 +27,7 @@ import { checkOutputPath, lockOutputFile, type OutputInput } from '@sharelora/tr
 import { numberFlag, oneOf, parseFlags, seedFlag } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
+import { plural } from '../units.js';
 
 const TASKS = [...EVAL_TASKS, ...GLUE_EVAL_TASKS];
 
@@ -224,7 +225,7 @@ async function report(
   }
   const headline = (metrics as { headline: { metric: string; value: number } }).headline;
   const scope = [
-    `${settings.documents} documents`,
+    plural(settings.documents, 'document'),
     settings.limit === null ? null : `limit ${settings.limit}`,
     settings.shard === null ? null : `shard ${settings.shard.index}/${settings.shard.count}`,
   ].filter(Boolean);

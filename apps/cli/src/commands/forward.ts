@@ -136,8 +136,16 @@ interface Prepared {
   ids: Tensor;
   mask?: Tensor;
   loss?: (logits: Tensor) => Tensor;
+  /** What the loss is a mean of, and in what unit (cross entropy in natural log: nats). */
+  lossUnit?: string;
   problemType?: ProblemType;
 }
+
+const LOSS_UNITS: Record<ProblemType, string> = {
+  single_label_classification: 'nats/example',
+  multi_label_classification: 'nats/label',
+  regression: 'squared error/value',
+};
 
 /** Checks ids and labels against the model and makes the tensors and the loss function. */
 function prepare(model: AnyModel, inputs: Inputs, file: string): Prepared {
@@ -158,6 +166,7 @@ function prepare(model: AnyModel, inputs: Inputs, file: string): Prepared {
       bad(`"labels" must be -100 or token ids in [0, ${V})`);
     const lossFn = model.task === 'causal-lm' ? causalLmLoss : maskedLmLoss;
     p.loss = (logits) => lossFn(logits, i32(rows));
+    p.lossUnit = 'nats/token';
     return p;
   }
   const L = model.numLabels;
@@ -166,6 +175,7 @@ function prepare(model: AnyModel, inputs: Inputs, file: string): Prepared {
     model.config.problemType ??
     (!perRow ? 'multi_label_classification' : L === 1 ? 'regression' : 'single_label_classification');
   p.problemType = problem;
+  p.lossUnit = LOSS_UNITS[problem];
   let t: Tensor;
   if (problem === 'single_label_classification') {
     const ys = labels as number[];
@@ -346,7 +356,7 @@ export async function forward(argv: string[]): Promise<number> {
       );
       console.log(`logits   [${logits.shape.join(', ')}]`);
       for (const line of preview(data, logits.shape)) console.log(line);
-      console.log(`loss     ${lossValue === null ? '(no labels)' : lossValue}`);
+      console.log(`loss     ${lossValue === null ? '(no labels)' : `${lossValue} ${p.lossUnit}`}`);
       if (values.grads) console.log(`grads    ${gradCount} tensors written to ${values.grads}`);
     }
     return 0;

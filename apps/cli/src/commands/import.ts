@@ -1,3 +1,4 @@
+import { open } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import {
   ImportError,
@@ -9,7 +10,7 @@ import {
 import { UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 
-export const importHelp = `Usage: sharelora import --from gguf|llama2c FILE [--tokenizer FILE] --out DIR [--json]
+export const importHelp = `Usage: sharelora import [--from gguf|llama2c] FILE [--tokenizer FILE] --out DIR [--json]
 
 Converts a LLaMA-architecture checkpoint into a Hugging Face model directory (config.json,
 generation_config.json, model.safetensors, tokenizer.json, tokenizer_config.json) that every other
@@ -19,6 +20,8 @@ pairs to Hugging Face's rotate-half.
   --from gguf      a GGUF file (v2/v3; F32, F16, BF16 or Q8_0 tensors); its embedded tokenizer
                    becomes tokenizer.json
   --from llama2c   a llama2.c .bin checkpoint (version 0 or 1)
+  without --from   GGUF when the file starts with "GGUF", else llama2.c (whose legacy files have no
+                   magic, so the header and the file size must agree exactly)
 
 Options:
   --tokenizer FILE  llama2.c only: its tokenizer.bin (e.g. tok512.bin) or a sentencepiece .model;
@@ -50,6 +53,21 @@ function parse(argv: string[]) {
   }
 }
 
+/** Whether the file starts with GGUF's magic; an unreadable file is left to the importer to report. */
+async function startsWithGguf(file: string): Promise<boolean> {
+  try {
+    const fh = await open(file, 'r');
+    try {
+      const { bytesRead, buffer } = await fh.read(Buffer.alloc(4), 0, 4, 0);
+      return bytesRead === 4 && buffer.toString('latin1') === 'GGUF';
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A file we cannot parse, or a path that does not exist or is not a file, is bad input (exit 2); the
  * operating system refusing a read or write (permissions, a full disk) is a runtime failure (exit 1).
@@ -66,22 +84,23 @@ export async function importCommand(argv: string[]): Promise<number> {
     console.log(importHelp);
     return 0;
   }
-  const from = values.from as (typeof FORMATS)[number] | undefined;
-  if (!from || !FORMATS.includes(from)) {
+  const given = values.from as (typeof FORMATS)[number] | undefined;
+  if (given !== undefined && !FORMATS.includes(given)) {
     throw new UsageError(
-      `--from must be one of ${FORMATS.join(', ')}${from ? `, got "${from}"` : ''} (see sharelora import --help)`,
+      `--from must be one of ${FORMATS.join(', ')}, got "${given}" (see sharelora import --help)`,
     );
   }
   if (positionals.length !== 1) {
-    throw new UsageError(
-      `sharelora import: give exactly one checkpoint FILE after --from ${from}, got ${positionals.length}`,
-    );
+    throw new UsageError(`sharelora import: give exactly one checkpoint FILE, got ${positionals.length}`);
   }
   if (!values.out) throw new UsageError('--out DIR is required (see sharelora import --help)');
-  if (values.tokenizer !== undefined && from === 'gguf') {
-    throw new UsageError('--tokenizer applies to --from llama2c only: a GGUF file carries its tokenizer');
-  }
   const [file] = positionals;
+  const from = given ?? ((await startsWithGguf(file)) ? 'gguf' : 'llama2c');
+  if (values.tokenizer !== undefined && from === 'gguf') {
+    throw new UsageError(
+      `--tokenizer applies to llama2.c checkpoints only: ${given ? 'a GGUF file' : `${file} is GGUF (it starts with "GGUF") and`} carries its tokenizer`,
+    );
+  }
   const onProgress = (p: ImportProgress) => progress(`importing ${p.done}/${p.total} tensors  ${p.tensor}`);
   let summary: ImportSummary;
   try {
@@ -90,7 +109,16 @@ export async function importCommand(argv: string[]): Promise<number> {
         ? await importGguf(file, { outDir: values.out, onProgress })
         : await importLlama2c(file, { outDir: values.out, tokenizerPath: values.tokenizer, onProgress });
   } catch (e) {
-    if (e instanceof ImportError && isBadInput(e)) throw new UsageError(e.message);
+    if (e instanceof ImportError && isBadInput(e)) {
+      // Guessed by elimination: say so, since the file may be neither format.
+      const guessed = given === undefined && e.code !== 'IO' && e.message.startsWith('llama2c ');
+      throw new UsageError(
+        guessed
+          ? `${file} is not GGUF (it does not start with "GGUF") nor, by its header, a llama2.c checkpoint: ` +
+              `${e.detail} [${e.code}] (give --from if it is one of them)`
+          : e.message,
+      );
+    }
     throw e;
   } finally {
     progressDone();
@@ -105,6 +133,13 @@ export async function importCommand(argv: string[]): Promise<number> {
       `  llama: ${c.num_hidden_layers} layers, hidden ${c.hidden_size}, ${c.num_attention_heads} heads ` +
         `(${c.num_key_value_heads} kv), vocab ${c.vocab_size}; ${summary.tensors} tensors, ` +
         `${summary.parameters.toLocaleString('en-US')} parameters`,
+    );
+    const tied = c.tie_word_embeddings;
+    console.log(
+      tied
+        ? '  output layer: tied to the token embedding (tie_word_embeddings true), counted once'
+        : `  output layer: lm_head.weight stored apart from the token embedding (tie_word_embeddings false): ` +
+            `${(c.vocab_size * c.hidden_size).toLocaleString('en-US')} of the parameters`,
     );
     if (summary.tokenizer) {
       console.log(`  tokenizer: ${summary.tokenizer.vocabSize} pieces from ${summary.tokenizer.source}`);

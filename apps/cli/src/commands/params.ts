@@ -7,11 +7,13 @@ import {
   type Method,
   type ParameterCount,
   presetConfig,
+  RECOMMENDED,
 } from '@sharelora/adapters';
 import { ShareloraError } from '@sharelora/core';
-import { type LinearModules, linearModulesFromConfig, resolveTargetAliases } from '@sharelora/models';
-import { intFlag, parseFlags } from '../args.js';
+import { type LinearModules, linearModulesFromConfig } from '@sharelora/models';
+import { intFlag, oneOf, parseFlags, requireFlags } from '../args.js';
 import { UsageError } from '../cli-error.js';
+import { RECOMMENDED_TEXT, TARGETS_HELP, targetsFlag } from '../targets.js';
 
 const DESCRIPTIONS: Record<Method, string> = {
   lora: 'plain LoRA: A and B per layer',
@@ -21,22 +23,21 @@ const DESCRIPTIONS: Record<Method, string> = {
   'share-qkv': 'one A for q, k and v of all layers (other types: one A each), B per layer',
 };
 
-export const paramsHelp = `Usage: sharelora params --model DIR --method METHOD --rank R [--targets LIST] [--json]
+export const paramsHelp = `Usage: sharelora params --model DIR [--method METHOD] [--rank R] [--targets LIST] [--json]
 
 Counts the trainable parameters of a LoRA or ShareLoRA adapter from the model's config.json alone (no
 weights are read): for each targeted module type its sizes, what plain LoRA trains, what METHOD trains
 (a shared matrix counted once) and the reduction. GPT-2, RoBERTa/BERT and LLaMA-family configs.
+Defaults: ${RECOMMENDED_TEXT}; targets q,v.
 
 Options:
-  --model DIR       model directory with config.json (or the config.json file itself)
-  --method METHOD   ${METHODS.join(' | ')}
-${METHODS.map((m) => `                      ${m.padEnd(10)} ${DESCRIPTIONS[m]}`).join('\n')}
-  --rank R          LoRA rank r
-  --targets LIST    comma-separated, default q,v: q, k, v, o, fc1, fc2 (GPT-2, RoBERTa), gate, up, down
-                    (LLaMA), qkv (GPT-2's whole c_attn), all; or module names, e.g. self_attn.q_proj,
-                    c_attn[q,v]
-  --json            print one JSON document on stdout
-  -h, --help        show this help`;
+  --model DIR            model directory with config.json (or the config.json file itself)
+  --method METHOD        ${METHODS.join(' | ')} (default ${RECOMMENDED.method})
+${METHODS.map((m) => `                           ${m.padEnd(10)} ${DESCRIPTIONS[m]}`).join('\n')}
+  --rank R               LoRA rank r (default ${RECOMMENDED.r})
+  --targets LIST         ${TARGETS_HELP}
+  --json                 print one JSON document on stdout
+  -h, --help             show this help`;
 
 async function readModelConfig(model: string): Promise<{ file: string; modules: LinearModules }> {
   let file = model;
@@ -122,23 +123,18 @@ export async function params(argv: string[]): Promise<number> {
     console.log(paramsHelp);
     return 0;
   }
-  for (const flag of ['model', 'method', 'rank'] as const) {
-    if (values[flag] === undefined)
-      throw new UsageError(`sharelora params: --${flag} is required (see sharelora params --help)`);
-  }
-  const method = values.method as Method;
-  if (!METHODS.includes(method))
-    throw new UsageError(`--method must be one of ${METHODS.join(', ')}, got "${method}"`);
-  const rank = intFlag('rank', values.rank, 0);
+  requireFlags('params', values, ['model']);
+  const method = oneOf('method', values.method, METHODS) ?? RECOMMENDED.method;
+  const rank = intFlag('rank', values.rank, RECOMMENDED.r);
   const { file, modules } = await readModelConfig(values.model as string);
-  const requested = (values.targets ?? 'q,v').split(',').map((t) => t.trim());
-  if (requested.some((t) => !t)) throw new UsageError(`--targets "${values.targets}": empty entry`);
-  const targets = resolveTargetAliases(modules, requested);
+  const requested = values.targets?.split(',').map((t) => t.trim());
+  if (requested?.some((t) => !t)) throw new UsageError(`--targets "${values.targets}": empty entry`);
+  const targets = targetsFlag(modules.modules, requested);
   let count: ParameterCount;
   try {
     count = countParameters(modules.modules, presetConfig(method, { r: rank, targetModules: targets }));
   } catch (e) {
-    if (e instanceof AdapterError) throw new UsageError(`--targets ${requested.join(',')}: ${e.message}`);
+    if (e instanceof AdapterError) throw new UsageError(`--targets ${targets.join(',')}: ${e.message}`);
     throw e;
   }
   if (values.json) {

@@ -56,7 +56,7 @@ function reporter(): (e: QuickstartEvent) => void {
       const eta = (elapsed / e.step) * (e.steps - e.step);
       progress(
         `${n} ${name} [${'#'.repeat(done)}${'.'.repeat(width - done)}] ${e.step}/${e.steps} ` +
-          `loss ${e.loss.toFixed(4)} ETA ${clock(eta)}`,
+          `loss ${e.loss.toFixed(4)} nats/token ETA ${clock(eta)}`,
       );
     } else {
       progressDone();

@@ -1,6 +1,13 @@
 import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { injectAdapter, METHODS, type Method, presetConfig } from '@sharelora/adapters';
+import {
+  injectAdapter,
+  linearModules,
+  METHODS,
+  type Method,
+  presetConfig,
+  RECOMMENDED,
+} from '@sharelora/adapters';
 import * as core from '@sharelora/core/node';
 import { DEFAULT_MAX_INPUT_BYTES, getDevice, init, shutdown } from '@sharelora/core/node';
 import { accuracy, pearson, spearman } from '@sharelora/eval';
@@ -40,10 +47,12 @@ import {
   textTokenizerOf,
   tokenizeDataset,
 } from '@sharelora/train';
-import { intFlag, numberFlag, oneOf, parseFlags, seedFlag } from '../args.js';
+import { intFlag, numberFlag, oneOf, parseFlags, requireFlags, seedFlag } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 import { QUIT_WITHOUT_CHECKPOINT, StopSignals } from '../stop-signals.js';
+import { RECOMMENDED_TEXT, TARGETS_HELP, targetsFlag } from '../targets.js';
+import { bytes, num, plural } from '../units.js';
 import { profileJson, saveTrace } from './profile-output.js';
 
 const FORMATS = [
@@ -63,17 +72,18 @@ const TRAIN_METHODS = [...METHODS, 'full'] as const;
 type TrainMethod = Method | 'full';
 const SCHEDULES = ['constant', 'linear', 'cosine'] as const;
 
-export const trainHelp = `Usage: sharelora train --model DIR --data FILE --format FORMAT --method METHOD --rank R --alpha A
-                       --out DIR [options]
+export const trainHelp = `Usage: sharelora train --model DIR --data FILE --format FORMAT --out DIR [options]
 
-Fine-tunes a model with LoRA, a ShareLoRA variant, or in full, with AdamW. A validation split is
-carved from --data with the seed (never from a test set); its loss is reported every --eval-every
-steps and at the end, and the adapter with the lowest one is kept in OUT/best. Checkpoints go to
-OUT/checkpoint-N every --save-every steps (atomically; only the last is kept) and --resume continues
-from the last one to exactly the result an uninterrupted run gives. Ctrl-C, SIGTERM or SIGHUP stops
-at the next step and writes a checkpoint first (see exit codes). Metrics go to OUT/metrics.jsonl; the
-final adapter to OUT (adapter_config.json, adapter_model.safetensors; with --method full a model
-directory). OUT is locked while the run lasts (OUT/.sharelora.lock): a second run into it is refused.
+Fine-tunes a model with LoRA, a ShareLoRA variant, or in full, with AdamW; by default
+${RECOMMENDED_TEXT} on the q and v projections.
+A validation split is carved from --data with the seed (never from a test set); its loss is reported
+every --eval-every steps and at the end, and the adapter with the lowest one is kept in OUT/best.
+Checkpoints go to OUT/checkpoint-N every --save-every steps (atomically; only the last is kept) and
+--resume continues from the last one to exactly the result an uninterrupted run gives. Ctrl-C,
+SIGTERM or SIGHUP stops at the next step and writes a checkpoint first (see exit codes). Metrics go
+to OUT/metrics.jsonl; the final adapter to OUT (adapter_config.json, adapter_model.safetensors; with
+--method full a model directory). OUT is locked while the run lasts (OUT/.sharelora.lock): a second
+run into it is refused.
 
 Data:
   --data FILE            JSONL, JSON, CSV, TSV or Parquet; a bad record stops the run before anything
@@ -93,9 +103,9 @@ Data:
                          loss, and accuracy (classes) or Pearson/Spearman (regression)
 
 Adapter:
-  --method METHOD        ${TRAIN_METHODS.join(', ')}
-  --rank R, --alpha A    LoRA rank and alpha (required unless --method full)
-  --targets A,B,...      module names to adapt (default: the model's q/v projections)
+  --method METHOD        ${TRAIN_METHODS.join(', ')} (default ${RECOMMENDED.method})
+  --rank R, --alpha A    LoRA rank and alpha (default ${RECOMMENDED.r} and ${RECOMMENDED.alpha}; not with --method full)
+  --targets LIST         ${TARGETS_HELP}
   --dropout P            LoRA dropout in [0, 1) (default 0)
 
 Optimisation:
@@ -232,13 +242,8 @@ const list = (v: string | undefined): string[] | undefined =>
 /** Every option checked and typed before any file is read, so a typo costs nothing. */
 function settingsFrom(v: Values) {
   const str = (k: FlagName) => v[k] as string | undefined;
-  const required = (k: FlagName) => {
-    const x = str(k);
-    if (x === undefined)
-      throw new UsageError(`sharelora train: --${k} is required (see sharelora train --help)`);
-    return x;
-  };
-  const method = oneOf('method', required('method'), TRAIN_METHODS) as TrainMethod;
+  requireFlags('train', v, ['model', 'data', 'format', 'out']);
+  const method: TrainMethod = oneOf('method', str('method'), TRAIN_METHODS) ?? RECOMMENDED.method;
   const full = method === 'full';
   const nonNegInt = (k: FlagName) =>
     numberFlag(k, str(k), (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0');
@@ -252,9 +257,9 @@ function settingsFrom(v: Values) {
       'a fraction in (0, 1), a count, or 0',
     ) ?? 0.1;
   const s = {
-    model: required('model'),
-    data: required('data'),
-    format: oneOf('format', required('format'), FORMATS) as CliFormat,
+    model: str('model') as string,
+    data: str('data') as string,
+    format: oneOf('format', str('format') as string, FORMATS) as CliFormat,
     labels: list(str('labels')),
     trainOnSource: v['train-on-source'] === true,
     maxLength: numberFlag(
@@ -268,8 +273,10 @@ function settingsFrom(v: Values) {
     validation,
     evalData: str('eval-data'),
     method,
-    rank: full ? undefined : intFlag('rank', required('rank'), 1),
-    alpha: full ? undefined : numberFlag('alpha', required('alpha'), (n) => n > 0, 'a number > 0'),
+    rank: full ? undefined : intFlag('rank', str('rank'), RECOMMENDED.r),
+    alpha: full
+      ? undefined
+      : (numberFlag('alpha', str('alpha'), (n) => n > 0, 'a number > 0') ?? RECOMMENDED.alpha),
     targets: list(str('targets')),
     dropout: numberFlag('dropout', str('dropout'), (n) => n >= 0 && n < 1, 'in [0, 1)') ?? 0,
     lr: positive('lr') ?? (full ? 5e-5 : 2e-4),
@@ -285,13 +292,17 @@ function settingsFrom(v: Values) {
     evalEvery: optionalInt('eval-every'),
     saveEvery: intFlag('save-every', str('save-every'), 100),
     seed: seedFlag(str('seed')) ?? 0,
-    out: required('out'),
+    out: str('out') as string,
     overwrite: v.overwrite === true,
     resume: v.resume === true,
     json: v.json === true,
     profile: v.profile === true,
     profileOut: str('profile-out'),
   };
+  // The header says which of these the run took from RECOMMENDED.
+  const defaulted = full
+    ? []
+    : (['method', 'rank', 'alpha', 'targets'] as const).filter((k) => v[k] === undefined);
   if (s.profileOut !== undefined && !s.profile) throw new UsageError('--profile-out needs --profile');
   if (s.steps !== undefined && s.epochs !== undefined)
     throw new UsageError('give --steps or --epochs, not both');
@@ -300,7 +311,7 @@ function settingsFrom(v: Values) {
     throw new UsageError(`--${adapterOnly[0]} does not apply to --method full (it trains every weight)`);
   if (s.evalEvery !== undefined && s.validation === 0)
     throw new UsageError('--eval-every needs a validation split (--validation is 0)');
-  return s;
+  return { ...s, defaulted };
 }
 type Settings = ReturnType<typeof settingsFrom>;
 
@@ -347,12 +358,13 @@ function maxPositionsOf(config: ModelConfig): number {
   return config.arch === 'roberta' ? config.maxPositions - config.padTokenId - 1 : config.maxPositions;
 }
 
-const num = (n: number) => n.toLocaleString('en-US');
-function bytes(n: number): string {
-  if (n < 2 ** 10) return `${n} B`;
-  if (n < 2 ** 20) return `${(n / 2 ** 10).toFixed(1)} KiB`;
-  if (n < 2 ** 30) return `${(n / 2 ** 20).toFixed(1)} MiB`;
-  return `${(n / 2 ** 30).toFixed(2)} GiB`;
+/**
+ * What a loss is measured in: a causal LM's mean cross entropy per target token, a classifier's per
+ * example (natural log, so nats), a regression head's mean squared error.
+ */
+function lossUnitOf(classifier: boolean, numLabels: number | undefined): string {
+  if (!classifier) return 'nats/token';
+  return numLabels === 1 ? 'squared error/example' : 'nats/example';
 }
 function duration(ms: number): string {
   const s = Math.round(ms / 1000);
@@ -364,7 +376,7 @@ function duration(ms: number): string {
 }
 
 /** A progress line with ETA from this invocation's mean step time (stderr, TTY only). */
-function progressBar(total: number): (m: StepMetrics) => void {
+function progressBar(total: number, lossUnit: string): (m: StepMetrics) => void {
   const times: number[] = [];
   return (m) => {
     times.push(m.msPerStep);
@@ -372,10 +384,19 @@ function progressBar(total: number): (m: StepMetrics) => void {
     const filled = Math.round((width * m.step) / total);
     const meanMs = times.reduce((a, b) => a + b, 0) / times.length;
     progress(
-      `[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${m.step}/${total} loss ${m.loss.toFixed(4)} ` +
+      `[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${m.step}/${total} loss ${m.loss.toFixed(4)} ${lossUnit} ` +
         `lr ${m.lr.toExponential(2)} ${meanMs.toFixed(0)} ms/step ETA ${duration(meanMs * (total - m.step))}`,
     );
   };
+}
+
+/** The adapter a run trains, with the settings it took by default. */
+interface AdapterSummary {
+  method: Method;
+  r: number;
+  alpha: number;
+  targets: string[];
+  defaulted: readonly string[];
 }
 
 interface HeldOut {
@@ -507,8 +528,10 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
     }).catch(asUsage);
     progressDone();
     const model: AnyModel = loaded.model;
+    const lossUnit = lossUnitOf(classifier, numLabels);
     if (loaded.initialised.length) say(`new head (seed ${s.seed}): ${loaded.initialised.join(', ')}`);
     let save: ((dir: string) => Promise<void>) | undefined;
+    let adapter: AdapterSummary | null = null;
     if (s.method === 'full') {
       save = async (dir) => {
         await saveModel(model, dir);
@@ -518,6 +541,20 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
         }
       };
     } else {
+      const targetModules = targetsFlag(linearModules(model), s.targets);
+      adapter = {
+        method: s.method,
+        r: s.rank as number,
+        alpha: s.alpha as number,
+        targets: targetModules,
+        defaulted: s.defaulted,
+      };
+      say(
+        `adapter: ${s.method}, r ${s.rank}, alpha ${s.alpha} on ${targetModules.join(', ')}` +
+          (s.defaulted.length
+            ? ` (${s.defaulted.join(', ')} by default, as the ShareLoRA paper recommends)`
+            : ''),
+      );
       try {
         injectAdapter(
           model,
@@ -525,7 +562,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
             r: s.rank,
             alpha: s.alpha,
             dropout: s.dropout,
-            targetModules: s.targets ?? [...model.defaultLoraTargets],
+            targetModules,
             modulesToSave: classifier ? ['classifier'] : [],
             taskType: classifier ? 'SEQ_CLS' : 'CAUSAL_LM',
             baseModelNameOrPath: s.model,
@@ -572,11 +609,13 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
           onStep: (m) => bar(m),
           onEval: (e) => {
             progressDone();
-            say(`step ${e.step}: validation loss ${e.valLoss.toFixed(6)}${e.best ? ' (best)' : ''}`);
+            say(
+              `step ${e.step}: validation loss ${e.valLoss.toFixed(6)} ${lossUnit}${e.best ? ' (best)' : ''}`,
+            );
           },
         }),
     );
-    const bar = progressBar(trainer.totalSteps);
+    const bar = progressBar(trainer.totalSteps, lossUnit);
     let result: TrainResult;
     const device = getDevice();
     if (s.profile) device.startProfile();
@@ -612,15 +651,17 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
           data: s.data,
           format: s.format,
           method: s.method,
-          data_report: Object.fromEntries(reports),
+          adapter,
+          dataReport: Object.fromEntries(reports),
           steps: result.steps,
-          train_loss: result.trainLoss,
-          best_val_loss: result.bestValLoss,
-          best_step: result.bestStep,
-          resumed_from: result.resumedFrom,
+          lossUnit,
+          trainLoss: result.trainLoss,
+          bestValLoss: result.bestValLoss,
+          bestStep: result.bestStep,
+          resumedFrom: result.resumedFrom,
           aborted: result.aborted,
           evals: result.evals,
-          eval_data: heldOut,
+          evalData: heldOut,
           report: r,
           outputs: result.outputs,
           ...(profile ? { profile: { steps: stepsRun, ...profileJson(profile) } } : {}),
@@ -638,9 +679,9 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
       );
       say(`speed: ${r.msPerStep.toFixed(0)} ms/step, ${r.tokensPerSec.toFixed(0)} tokens/s`);
       say(
-        `trained ${result.steps} steps: train loss ${result.trainLoss.toFixed(6)}` +
+        `trained ${plural(result.steps, 'step')}: train loss ${result.trainLoss.toFixed(6)} ${lossUnit}` +
           (result.bestValLoss !== null
-            ? `, best validation loss ${result.bestValLoss.toFixed(6)} at step ${result.bestStep}`
+            ? `, best validation loss ${result.bestValLoss.toFixed(6)} ${lossUnit} at step ${result.bestStep}`
             : ''),
       );
       if (heldOut) {
@@ -651,7 +692,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
               ? `, pearson ${heldOut.pearson.toFixed(4)}, spearman ${(heldOut.spearman as number).toFixed(4)}`
               : '';
         say(
-          `eval-data ${heldOut.file} (${heldOut.examples} examples): loss ${heldOut.loss.toFixed(6)}${metric}`,
+          `eval-data ${heldOut.file} (${plural(heldOut.examples, 'example')}): loss ${heldOut.loss.toFixed(6)} ${lossUnit}${metric}`,
         );
       }
       const o = result.outputs;
@@ -660,7 +701,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
       if (o.checkpoint) say(`checkpoint: ${o.checkpoint}`);
       if (o.metrics) say(`metrics: ${o.metrics}`);
       if (profile) {
-        say(`\nprofile, per step over ${stepsRun} steps:`);
+        say(`\nprofile, per step over ${plural(stepsRun, 'step')}:`);
         say(core.formatProfile(profile, Math.max(1, stepsRun)));
         if (s.profileOut) say(`trace written to ${s.profileOut}`);
       }

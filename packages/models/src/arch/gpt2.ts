@@ -20,10 +20,10 @@ import type { CausalLM, CausalLMForwardOptions, CheckpointRules, Gpt2Config } fr
 import { untiedOutput, VocabEmbedding } from './vocab.js';
 
 /**
- * The modules {@link GPT2LMHeadModel} adapts when no LoRA targets are given: `c_attn`, the fused
- * q|k|v projection, as a whole.
+ * GPT-2's default LoRA targets: the q and v parts of the fused c_attn, as in the LoRA and ShareLoRA
+ * papers (`c_attn` whole would also adapt k).
  */
-export const GPT2_LORA_TARGETS: readonly string[] = ['c_attn'];
+export const GPT2_LORA_TARGETS: readonly string[] = ['c_attn[q,v]'];
 
 type Ctx = Omit<AttentionContext, 'layer' | 'scale'>;
 

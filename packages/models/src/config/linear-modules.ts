@@ -35,13 +35,6 @@ export interface LinearModules {
   layers: number;
   /** Every linear module inside the layers, layer by layer, in forward order. */
   modules: LinearModuleInfo[];
-  /** The LoRA targets used when none are given: the q and v projections, as in the LoRA and ShareLoRA papers. */
-  defaultTargets: string[];
-  /**
-   * Short names → target patterns for this architecture: q, k, v, o (attention), fc1/fc2 (GPT-2,
-   * RoBERTa MLP), gate/up/down (LLaMA MLP), qkv (GPT-2's whole fused c_attn) and all.
-   */
-  aliases: Record<string, string[]>;
 }
 
 const ARCHS: Record<string, LinearArch> = {
@@ -108,8 +101,6 @@ export function linearModulesFromConfig(config: Record<string, unknown>): Linear
   let layers: number;
   let specs: Spec[];
   let prefix: string;
-  let aliases: Record<string, string[]>;
-  let defaultTargets: string[];
   if (arch === 'gpt2') {
     const d = int(config, 'n_embd');
     const inner = config.n_inner == null ? 4 * d : int(config, 'n_inner');
@@ -121,16 +112,6 @@ export function linearModulesFromConfig(config: Record<string, unknown>): Linear
       ['mlp.c_fc', d, inner],
       ['mlp.c_proj', inner, d],
     ];
-    aliases = {
-      q: ['attn.c_attn[q]'],
-      k: ['attn.c_attn[k]'],
-      v: ['attn.c_attn[v]'],
-      qkv: ['attn.c_attn'],
-      o: ['attn.c_proj'],
-      fc1: ['mlp.c_fc'],
-      fc2: ['mlp.c_proj'],
-    };
-    defaultTargets = ['attn.c_attn[q,v]'];
   } else if (arch === 'roberta') {
     const h = int(config, 'hidden_size');
     const inner = int(config, 'intermediate_size');
@@ -144,16 +125,6 @@ export function linearModulesFromConfig(config: Record<string, unknown>): Linear
       ['intermediate.dense', h, inner],
       ['output.dense', inner, h],
     ];
-    aliases = {
-      q: ['attention.self.query'],
-      k: ['attention.self.key'],
-      v: ['attention.self.value'],
-      o: ['attention.output.dense'],
-      fc1: ['intermediate.dense'],
-      // "output.dense" alone would also match attention.output.dense.
-      fc2: ['layer.*.output.dense'],
-    };
-    defaultTargets = ['attention.self.query', 'attention.self.value'];
   } else {
     const h = int(config, 'hidden_size');
     const inner = int(config, 'intermediate_size');
@@ -174,22 +145,6 @@ export function linearModulesFromConfig(config: Record<string, unknown>): Linear
       ['mlp.up_proj', h, inner],
       ['mlp.down_proj', inner, h],
     ];
-    aliases = {
-      q: ['self_attn.q_proj'],
-      k: ['self_attn.k_proj'],
-      v: ['self_attn.v_proj'],
-      o: ['self_attn.o_proj'],
-      gate: ['mlp.gate_proj'],
-      up: ['mlp.up_proj'],
-      down: ['mlp.down_proj'],
-    };
-    defaultTargets = ['self_attn.q_proj', 'self_attn.v_proj'];
   }
-  aliases.all = specs.map(([t]) => t);
-  return { arch, layers, modules: build(prefix, layers, specs), defaultTargets, aliases };
-}
-
-/** Replaces short names (q, v, fc1, all, ...) by this architecture's target patterns; other entries pass through. */
-export function resolveTargetAliases(modules: LinearModules, targets: readonly string[]): string[] {
-  return [...new Set(targets.flatMap((t) => modules.aliases[t] ?? [t]))];
+  return { arch, layers, modules: build(prefix, layers, specs) };
 }

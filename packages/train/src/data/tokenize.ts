@@ -321,15 +321,19 @@ export function tokenizeDataset<S extends FormatSpec>(
 }
 
 const n = (x: number) => x.toLocaleString('en-US');
+/** A count with its noun, singular for one: "1 record", "2 records". */
+const count = (x: number, noun: string) => `${n(x)} ${noun}${x === 1 ? '' : 's'}`;
 
 /** The report as a few lines for a terminal or a log: what was kept, cut and dropped, and where. */
 export function describeReport(r: TokenizeReport, maxListed = 5): string {
   const lines = [
-    `${r.files.join(', ')} (${r.format}): ${n(r.records)} records -> ${n(r.examples)} examples, ` +
-      `${n(r.tokens)} tokens${r.lossTokens > 0 ? ` (${n(r.lossTokens)} with loss)` : ''}`,
+    `${r.files.join(', ')} (${r.format}): ${count(r.records, 'record')} -> ${count(r.examples, 'example')}, ` +
+      `${count(r.tokens, 'token')}${r.lossTokens > 0 ? ` (${n(r.lossTokens)} with loss)` : ''}`,
   ];
   if (r.maxLength !== null) {
-    lines.push(`  max length ${r.maxLength}: ${n(r.truncated)} truncated (${n(r.tokensCut)} tokens cut)`);
+    lines.push(
+      `  max length ${r.maxLength}: ${n(r.truncated)} truncated (${count(r.tokensCut, 'token')} cut)`,
+    );
   }
   for (const reason of ['prompt-too-long', 'no-loss-tokens'] as const) {
     const d = r.dropped.filter((x) => x.reason === reason);
@@ -343,7 +347,9 @@ export function describeReport(r: TokenizeReport, maxListed = 5): string {
     lines.push(`  ${n(d.length)} dropped, ${why}: ${where.join('; ')}${more}`);
   }
   if (r.boundaryMerges > 0) {
-    lines.push(`  ${n(r.boundaryMerges)} examples have a token spanning the prompt/response boundary`);
+    lines.push(
+      `  ${count(r.boundaryMerges, 'example')} ${r.boundaryMerges === 1 ? 'has' : 'have'} a token spanning the prompt/response boundary`,
+    );
   }
   return lines.join('\n');
 }

@@ -308,7 +308,7 @@ function notesOf(r: Pick<QuickstartResult, 'rows' | 'pretrain' | 'tasks'>): stri
       `ShareA trains ${pct(shareA.reduction)} fewer parameters than LoRA and keeps ${pct(
         1 - shareA.optimizerBytes / lora.optimizerBytes,
       )} less optimizer state; its held-out exact match is ${pct(shareA.accuracy)}, ${versus}, and its ` +
-        `validation loss ${shareA.valLoss.toFixed(4)} vs LoRA's ${lora.valLoss.toFixed(4)}.`,
+        `validation loss ${shareA.valLoss.toFixed(4)} vs LoRA's ${lora.valLoss.toFixed(4)} nats/token.`,
     );
   }
   const peaks = r.rows.map((row) => row.peakBytes);
@@ -398,7 +398,7 @@ async function quickstartIn(opts: QuickstartOptions): Promise<QuickstartResult> 
     opts.onEvent?.({
       type: 'end',
       phase: 'pretrain',
-      summary: `val loss ${run.valLoss.toFixed(4)}, exact match ${pct(pretrain.accuracy)} on ${COPY_TASK.name}, ${pct(
+      summary: `val loss ${run.valLoss.toFixed(4)} nats/token, exact match ${pct(pretrain.accuracy)} on ${COPY_TASK.name}, ${pct(
         pretrain.newTaskAccuracy,
       )} on ${SHIFT_TASK.name} before fine-tuning`,
       seconds: run.seconds,
@@ -447,7 +447,7 @@ async function quickstartIn(opts: QuickstartOptions): Promise<QuickstartResult> 
       opts.onEvent?.({
         type: 'end',
         phase: method,
-        summary: `${trainable.toLocaleString('en-US')} trainable, val loss ${run.valLoss.toFixed(4)}, exact match ${pct(row.accuracy)}`,
+        summary: `${trainable.toLocaleString('en-US')} trainable, val loss ${run.valLoss.toFixed(4)} nats/token, exact match ${pct(row.accuracy)}`,
         seconds: run.seconds,
       });
     } finally {

@@ -43,7 +43,7 @@ function tableCells(r: QuickstartResult): { header: string[]; rows: string[][] }
       'peak memory',
       'ms/step',
       'exact match',
-      'val loss',
+      'val loss (nats/token)',
     ],
     rows: r.rows.map((row) => [
       METHOD_LABELS[row.method],

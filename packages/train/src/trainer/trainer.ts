@@ -13,6 +13,7 @@ import {
   Dropout,
   getDevice,
   lrAt,
+  type MemoryReport,
   noGrad,
   type Parameter,
   scale,
@@ -372,6 +373,14 @@ export class Trainer {
     const wasTraining = model.training;
     model.train();
     device.memory.resetPeak();
+    // Peaks since train() began for the report. The device's own peak is reset every step, so that a
+    // step's record shows the gradients and activations of that step (freed again by its end).
+    const runPeak = device.memoryReport().peak;
+    const foldPeak = () => {
+      const p = device.memoryReport().peak;
+      for (const k of Object.keys(runPeak) as Array<keyof typeof runPeak>)
+        runPeak[k] = Math.max(runPeak[k], p[k]);
+    };
     let step = startStep;
     let aborted = false;
     let report: RunReport;
@@ -382,6 +391,8 @@ export class Trainer {
           if (lastCheckpoint?.step !== step) await checkpoint(step);
           break;
         }
+        foldPeak();
+        device.memory.resetPeak();
         const t0 = performance.now();
         const micro = Array.from({ length: this.gradAccum }, () => loader.next());
         const terms = micro.map((b) => lossTerms(b, model.task));
@@ -440,7 +451,7 @@ export class Trainer {
           gradNorm,
           tokensPerSec: (tokens * 1000) / ms,
           msPerStep: ms,
-          memory: device.memoryReport().live,
+          memory: device.memoryReport().peak,
         };
         history.push(m);
         await log({ type: 'step', ...m });
@@ -453,7 +464,13 @@ export class Trainer {
       if (!aborted && outDir) await save(outDir);
       const timed = history.length > 1 ? history.slice(1) : history;
       // Measured while the optimizer state is still live.
-      report = runReport(model, mean(timed.map((h) => h.msPerStep)), mean(timed.map((h) => h.tokensPerSec)));
+      foldPeak();
+      report = runReport(
+        model,
+        runPeak,
+        mean(timed.map((h) => h.msPerStep)),
+        mean(timed.map((h) => h.tokensPerSec)),
+      );
     } finally {
       model.train(wasTraining);
       // The state belongs to this run; a later train() call (the next continual stage) starts afresh.
@@ -500,7 +517,12 @@ export class Trainer {
   }
 }
 
-function runReport(model: TrainableModel, msPerStep: number, tokensPerSec: number): RunReport {
+function runReport(
+  model: TrainableModel,
+  peak: MemoryReport['peak'],
+  msPerStep: number,
+  tokensPerSec: number,
+): RunReport {
   const mem = getDevice().memoryReport();
   const total = Object.values(model.stateDict()).reduce((s, t) => s + t.size, 0);
   return {
@@ -512,10 +534,10 @@ function runReport(model: TrainableModel, msPerStep: number, tokensPerSec: numbe
     bytes: {
       weights: mem.live.weights,
       trainable: mem.live.trainable,
-      gradients: mem.peak.gradients,
+      gradients: peak.gradients,
       optimizer: mem.live.optimizer,
-      peakActivations: mem.peak.activations,
-      peakTotal: mem.peak.total,
+      peakActivations: peak.activations,
+      peakTotal: peak.total,
     },
     msPerStep,
     tokensPerSec,

@@ -116,8 +116,11 @@ export interface StepMetrics {
   tokensPerSec: number;
   /** Wall time of the step in milliseconds. */
   msPerStep: number;
-  /** Live bytes by category after the step. */
-  memory: MemoryReport['live'];
+  /**
+   * Peak bytes by category during the step (each category's own peak, and the peak of their total):
+   * gradients and activations are freed by the step's end, so live bytes after it would show them as 0.
+   */
+  memory: MemoryReport['peak'];
 }
 
 /**
