@@ -26,8 +26,8 @@ export interface LinearModuleInfo {
 export type LinearArch = 'gpt2' | 'roberta' | 'llama';
 
 /**
- * What {@link linearModulesFromConfig} finds in a config.json: every linear module with its shape,
- * the default LoRA targets and the short target names ({@link resolveTargetAliases}).
+ * What {@link linearModulesFromConfig} finds in a config.json: the architecture, the layer count
+ * and every linear module with its shape (adapters resolves target names against these).
  */
 export interface LinearModules {
   arch: LinearArch;
