@@ -1,4 +1,4 @@
-import { HALF_READS } from '../half-reads.js';
+import { HALF_READS, isQuantType } from '../half-reads.js';
 import { type MatmulSpec, PARAMS_WGSL } from './params.js';
 
 /**
@@ -31,6 +31,7 @@ const perLoad = (spec: MatmulSpec) => (spec.bType && spec.bType !== 'f32' ? 8 : 
 export function gemvSuits(spec: MatmulSpec, lanes: number): boolean {
   const per = perLoad(spec);
   return (
+    !isQuantType(spec.bType) &&
     lanes >= 8 &&
     spec.M === 1 &&
     spec.batch === 1 &&

@@ -1,6 +1,7 @@
+import type { QuantizedTensor } from '../../quant/tensor.js';
 import { getDevice } from '../../runtime.js';
 import { Tensor } from '../../tensor.js';
-import { type MatmulSpec, packMatmulParams } from './params.js';
+import { type MatmulSpec, packMatmulParams, QUANT_SCALES_BINDING } from './params.js';
 import { runTextureMatmul, textureMatmulSuits } from './run-texture.js';
 import { chooseMatmulPlan, type MatmulPlan } from './wgsl.js';
 
@@ -28,9 +29,18 @@ const plans = new Map<string, MatmulPlan>();
  * elements, which keeps every binding offset a multiple of 256 bytes.
  *
  * On CPU adapters, large products pack both operands into textures first (run-texture.ts).
- * A, C and every windowed operand are f32; B may be a frozen f16/bf16 tensor when it is bound whole.
+ * A, C and every windowed operand are f32; B may be a frozen f16/bf16 tensor when it is bound whole,
+ * or a quantized weight (2-D, not batched; never windowed), whose kernels decode it as they load it.
  */
-export function runMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): void {
+export function runMatmul(a: Tensor, b: Tensor | QuantizedTensor, c: Tensor, d: MatmulDispatch): void {
+  if (!(b instanceof Tensor)) {
+    // The scales the kernels read (decoded from double quantization for nf4/fp4: N·K/64 floats).
+    const scales = b.kernelScales();
+    if (textureMatmulSuits(a, b, c, d)) runTextureMatmul(a, b, c, d, scales);
+    else record(d, a.binding(), b.codes.binding(), c.binding(), false, b.format, scales.binding());
+    if (scales !== b.scales) scales.dispose();
+    return;
+  }
   const bType = b.dtype === 'f16' || b.dtype === 'bf16' ? b.dtype : 'f32';
   if (textureMatmulSuits(a, b, c, d)) {
     runTextureMatmul(a, b, c, d);
@@ -79,6 +89,7 @@ function record(
   c: GPUBufferBinding,
   accumulate: boolean,
   bType: MatmulSpec['bType'],
+  bScales?: GPUBufferBinding,
 ): void {
   const dev = getDevice();
   const spec: MatmulSpec = { ...d, bType };
@@ -111,6 +122,7 @@ function record(
   const scratch = plan.scratchBytes > 0 ? Tensor.empty([plan.scratchBytes / 4], 'f32') : null;
   const resources: Record<number, GPUBufferBinding> = { 0: a, 1: b, 2: c };
   if (scratch) resources[4] = scratch.binding();
+  if (bScales) resources[QUANT_SCALES_BINDING] = bScales;
   for (const pass of plan.passes) {
     const bufs = pass.bindings.filter((i) => i !== UNIFORM_BINDING);
     dev.dispatch({
