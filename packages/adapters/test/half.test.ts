@@ -1,5 +1,4 @@
 import {
-  assignTensor,
   backward,
   cast,
   decodeBF16,
@@ -11,9 +10,9 @@ import {
   tidy,
 } from '@sharelora/core/node';
 import { describe, expect, it } from 'vitest';
-import { type InjectedAdapter, injectAdapter, LoraLinear, mergeAdapter, presetConfig } from '../src/index.js';
+import { injectAdapter, LoraLinear, mergeAdapter, presetConfig } from '../src/index.js';
 import { useGpu } from './gpu.js';
-import { input, maxAbsDiff, TinyGpt2, TinyLlama, values, weightedLoss } from './tiny.js';
+import { input, maxAbsDiff, randomize, TinyGpt2, TinyLlama, values, weightedLoss } from './tiny.js';
 
 /** Rounds every Linear weight to bf16: kept as bf16 (`half`) or as f32 holding the same values. */
 function roundWeights(model: Module, half: boolean): void {
@@ -26,13 +25,6 @@ function roundWeights(model: Module, half: boolean): void {
       m.weight.value = cast(rounded, 'f32');
       rounded.dispose();
     }
-  }
-}
-
-function randomize(a: InjectedAdapter): void {
-  for (const [k, p] of a.matrices) {
-    const data = Float32Array.from({ length: p.value.size }, (_, i) => Math.sin(i + k.length) * 0.3);
-    assignTensor(p.value, { data, shape: p.shape });
   }
 }
 

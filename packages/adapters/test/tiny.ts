@@ -1,5 +1,6 @@
 import {
   add,
+  assignTensor,
   Linear,
   Module,
   ModuleList,
@@ -12,6 +13,7 @@ import {
   tanh,
   tensor,
 } from '@sharelora/core/node';
+import type { InjectedAdapter } from '../src/index.js';
 
 /** Attention-shaped mixing of q/k/v (enough to make every projection matter, no softmax needed). */
 const mix = (q: Tensor, k: Tensor, v: Tensor): Tensor => add(mul(tanh(q), k), v);
@@ -199,6 +201,14 @@ export function weightedLoss(y: Tensor, seed = 11): Tensor {
     y.shape,
   );
   return mean(mul(y, w));
+}
+
+/** Gives every adapter matrix fixed nonzero values (B starts at zero, which would hide A's gradient). */
+export function randomize(a: InjectedAdapter): void {
+  for (const [k, p] of a.matrices) {
+    const data = Float32Array.from({ length: p.value.size }, (_, i) => Math.sin(i + k.length) * 0.3);
+    assignTensor(p.value, { data, shape: p.shape });
+  }
 }
 
 export async function values(t: Tensor): Promise<Float32Array> {

@@ -1,6 +1,6 @@
 /** WGSL for reading frozen half-precision or quantized operands in place (no WebGPU imports: plans are pure). */
 
-import { FP4_LEVELS, INV_127, NF4_LEVELS, type QuantFormat } from '../quant/formats.js';
+import { FP4_LEVELS, NF4_LEVELS, type QuantFormat } from '../quant/formats.js';
 
 /**
  * WGSL functions reading f16/bf16 values stored two per u32 word (low half first) as f32, for
@@ -28,17 +28,18 @@ const lit = (x: number) => `${x === 0 ? '0.0' : x.toPrecision(9)}f`;
 
 /**
  * WGSL reading quantized values stored as u32 words, with f32 scales in QS (one per 64-element
- * block for nf4/fp4: the decoded absmax; one per row for int8: the row's absmax):
+ * block for nf4/fp4: the decoded absmax; one per row for int8: the row's step, absmax/127):
  *  - 4-bit: byte j of the packed codes holds element 2j in its high nibble and 2j+1 in its low one;
  *    `q4x4(w, h, s)` decodes elements 4i..4i+3 from 16-bit half h of word w, `q4at(w, i, s)` element i;
- *  - int8: byte j of the codes is element j (two's complement); value (code·absmax)·(1/127).
+ *  - int8: byte j of the codes is element j (two's complement); value code·step.
+ * Each value is one f32 product, so the decoded bits are the CPU's (quant/formats.ts).
  */
 function quantReads(format: QuantFormat, scales: number): string {
   const decl = `@group(0) @binding(${scales}) var<storage, read> QS: array<f32>;\n`;
   if (format === 'int8')
     return `${decl}fn i8at(w: u32, b: u32) -> f32 { return f32(extractBits(bitcast<i32>(w), b * 8u, 8u)); }
 fn i8x4(w: u32, s: f32) -> vec4<f32> {
-  return vec4<f32>(i8at(w, 0u) * s, i8at(w, 1u) * s, i8at(w, 2u) * s, i8at(w, 3u) * s) * ${lit(INV_127)};
+  return vec4<f32>(i8at(w, 0u), i8at(w, 1u), i8at(w, 2u), i8at(w, 3u)) * s;
 }`;
   const levels = (format === 'nf4' ? NF4_LEVELS : FP4_LEVELS).map(lit).join(', ');
   return `${decl}const Q4_LEVELS = array<f32, 16>(${levels});
@@ -85,7 +86,7 @@ export function operandReads(name: string, dtype: OperandType, quant?: QuantBind
           : `q4x4(${name}[(${i}) >> 1u], (${i}) & 1u, QS[(${i}) >> 4u])`,
       scalar: (i: string) =>
         int8
-          ? `(i8at(${name}[(${i}) >> 2u], (${i}) & 3u) * QS[(${i}) / ${rowLen}] * ${lit(INV_127)})`
+          ? `(i8at(${name}[(${i}) >> 2u], (${i}) & 3u) * QS[(${i}) / ${rowLen}])`
           : `q4at(${name}[(${i}) >> 3u], ${i}, QS[(${i}) >> 6u])`,
       prelude: quantReads(dtype, quant.scales),
     };

@@ -218,12 +218,16 @@ export function dequantize4bit(q: Quantized4Bit, n: number): Float32Array {
   return out;
 }
 
-/** 1/127 as f32: int8 values are dequantized as (code · absmax) · (1/127), both products in f32. */
-export const INV_127 = f(1 / 127);
+/**
+ * The f32 step of an int8 row, absmax · f32(1/127): a value is code · step, one f32 product, so a
+ * GPU kernel gets the same bits (shader compilers may reassociate a chain of two products).
+ */
+export const int8Step = (absmax: number): number => f(absmax * f(1 / 127));
 
 /**
  * Quantizes a row-major [rows, cols] matrix to int8 with one absmax per row: code =
- * round-half-even(w · f32(127 / absmax)). A row of zeros has absmax 0 and codes 0.
+ * round-half-even(w · f32(127 / absmax)) (LLM.int8's vector-wise quantization). A row of zeros has
+ * absmax 0 and codes 0.
  */
 export function quantizeInt8(w: Float32Array, rows: number, cols: number): QuantizedInt8 {
   const rowAbsmax = blockAbsmax(w, cols);
@@ -241,7 +245,8 @@ function roundHalfEven(x: number): number {
   return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** The f32 values of an int8 matrix [rows, cols]. */
+/** The f32 values of an int8 matrix [rows, cols]: code · int8Step(absmax of its row). */
 export function dequantizeInt8(q: QuantizedInt8, cols: number): Float32Array {
-  return Float32Array.from(q.codes, (c, i) => f(f(c * q.rowAbsmax[Math.floor(i / cols)]) * INV_127));
+  const steps = q.rowAbsmax.map(int8Step);
+  return Float32Array.from(q.codes, (c, i) => f(c * steps[Math.floor(i / cols)]));
 }

@@ -9,6 +9,7 @@ import {
   BLOCK_4BIT,
   BLOCK_ABSMAX,
   DYNAMIC_MAP,
+  int8Step,
   type QuantFormat,
   quantize4bit,
   quantizeInt8,
@@ -32,7 +33,7 @@ function words(bytes: Uint8Array | Int8Array): Int32Array {
  *  - `codes`: nf4/fp4 two 4-bit codes per byte (first element in the high nibble), int8 one
  *    two's-complement byte per element;
  *  - `scales`: nf4/fp4 one 8-bit dynamic-map code per 64-element block (the double-quantized
- *    absmax); int8 the f32 absmax of each row;
+ *    absmax); int8 the f32 step of each row (int8Step(absmax): a value is code·step);
  *  - `absmax2` (nf4/fp4): the f32 scale of each 256 absmax codes; `offset` their mean.
  */
 export class QuantizedTensor {
@@ -65,7 +66,7 @@ export class QuantizedTensor {
   }
 
   /**
-   * The f32 scales the matmul kernels read (binding QS): int8's row absmax as stored, or for
+   * The f32 scales the matmul kernels read (binding QS): int8's row steps as stored, or for
    * nf4/fp4 each block's absmax decoded from its double quantization into a new tensor the caller
    * disposes (N·K/64 values: what bitsandbytes decodes before its 4-bit kernels too).
    */
@@ -118,7 +119,7 @@ function dynamicMap(): Tensor {
 }
 
 /**
- * Quantizes a weight matrix [N, K] (a 2-D f32 tensor, or row-major values with their shape) to
+ * Quantizes a weight matrix [N, K] (a 2-D f32 tensor, or row-major values and `shape`) to
  * nf4 or fp4 (blocks of 64, double-quantized absmax, as QLoRA) or int8 (absmax per row), on the
  * CPU, and uploads the result. The codes are those bitsandbytes computes (see quant/formats.ts).
  */
@@ -128,9 +129,9 @@ export async function quantize(
   shape?: readonly [number, number],
 ): Promise<QuantizedTensor> {
   const shp = weight instanceof Tensor ? weight.shape : shape;
-  if (!shp || shp.length !== 2 || (shape && weight instanceof Tensor && fmt(shape) !== fmt(weight.shape)))
+  if (shp?.length !== 2 || shp[0] * shp[1] === 0)
     throw new ShapeError(
-      `quantize: needs a 2-D weight [N, K], got ${shp ? fmt(shp) : 'values without a shape'}`,
+      `quantize: needs a non-empty 2-D weight [N, K], got ${shp ? fmt(shp) : 'values without a shape'}`,
     );
   const [N, K] = shp;
   const values = weight instanceof Tensor ? ((await weight.data()) as Float32Array) : weight;
@@ -142,7 +143,7 @@ export async function quantize(
       format,
       [N, K],
       tensor(words(q.codes), undefined, 'i32', 'weights'),
-      tensor(q.rowAbsmax, [N], 'f32', 'weights'),
+      tensor(q.rowAbsmax.map(int8Step), [N], 'f32', 'weights'),
       null,
       0,
     );

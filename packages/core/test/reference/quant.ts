@@ -140,7 +140,7 @@ export function pack4(codes: number[]): Uint8Array {
   return out;
 }
 
-/** int8 per row: code = round-half-even(w · f32(127/absmax)), value = f32(f32(code·absmax)·f32(1/127)). */
+/** int8 per row: code = round-half-even(w · f32(127/absmax)), value = code · f32(absmax · f32(1/127)). */
 export function quantInt8(w: ArrayLike<number>, rows: number, cols: number) {
   const codes: number[] = [];
   const absmax: number[] = [];
@@ -155,7 +155,7 @@ export function quantInt8(w: ArrayLike<number>, rows: number, cols: number) {
       const lo = Math.floor(x);
       const q = x - lo > 0.5 || (x - lo === 0.5 && lo % 2 !== 0) ? lo + 1 : lo;
       codes.push(q);
-      values.push(f(f(q * m) * f(1 / 127)));
+      values.push(f(q * f(m * f(1 / 127))));
     }
   }
   return { codes, absmax, values };

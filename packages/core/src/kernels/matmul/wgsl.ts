@@ -161,7 +161,16 @@ export function chooseMatmulPlan(
 ): MatmulPlan {
   const lanes = limits.subgroupMinSize ?? 0;
   if (!override && lanes <= 64 && gemvSuits(spec, lanes))
-    return { passes: [{ ...gemvPass(spec, lanes), bindings: [0, 1, 2, 3] }], scratchBytes: 0, splitK: 1 };
+    return {
+      passes: [
+        {
+          ...gemvPass(spec, lanes),
+          bindings: isQuantType(spec.bType) ? [0, 1, 2, 3, QUANT_SCALES_BINDING] : [0, 1, 2, 3],
+        },
+      ],
+      scratchBytes: 0,
+      splitK: 1,
+    };
   if (!override && lanes >= 8 && (spec.bType ?? 'f32') === 'f32' && smallKSuits(spec)) {
     const vf = vectorFlags(spec, { lanes: 'n', wg: 16, tm: 16, tn: 1, sg: true });
     if (vf.ak && vf.bv && vf.cv)
