@@ -1,16 +1,7 @@
-import {
-  backward,
-  dequantize,
-  Linear,
-  type Module,
-  type QuantFormat,
-  type Tensor,
-  tidy,
-} from '@sharelora/core/node';
+import { dequantize, Linear, type Module, type QuantFormat } from '@sharelora/core/node';
 import { describe, expect, it } from 'vitest';
-import { injectAdapter, presetConfig } from '../src/index.js';
 import { useGpu } from './gpu.js';
-import { input, randomize, TinyGpt2, TinyLlama, values, weightedLoss } from './tiny.js';
+import { shareAStep, TinyGpt2, TinyLlama } from './tiny.js';
 
 /**
  * Quantizes every Linear weight. `kept`: the layers keep it quantized; otherwise they get the f32
@@ -47,20 +38,8 @@ describe('LoRA over quantized base weights', () => {
       const run = async (kept: boolean) => {
         const model = new Model();
         await quantizeWeights(model, format, kept);
-        const a = injectAdapter(model, presetConfig('share-a', { r: 2, targetModules: [...targetModules] }), {
-          rng: 3,
-        });
-        randomize(a);
-        const x = input([2, 3, 8]);
-        const y = tidy(() => {
-          const out = model.forward(x);
-          backward(weightedLoss(out));
-          return out;
-        });
-        const grads = await Promise.all([...a.matrices.values()].map((p) => values(p.grad as Tensor)));
         return {
-          y: await values(y),
-          grads,
+          ...(await shareAStep(model, targetModules)),
           quantized: model.namedModules().filter(([, m]) => m instanceof Linear && m.quantized).length,
         };
       };
