@@ -315,6 +315,9 @@ describe('quantized tensors on the GPU', () => {
     const q = await lin.quantizeWeight('int8');
     expect(lin.weight.trainable).toBe(false);
     expect(lin.weight.value).toBe(q.codes);
+    expect(() => {
+      lin.weight.trainable = true;
+    }).toThrow(/can only be frozen/);
     await expect(lin.quantizeWeight('nf4')).rejects.toThrow(/already quantized/);
     const y = (await tidy(() => lin.forward(x)).data()) as Float32Array;
     const wd = (await tidy(() => dequantize(q)).data()) as Float32Array;
