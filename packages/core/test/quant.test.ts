@@ -10,6 +10,8 @@ import {
   dequantize4bit,
   dequantizeInt8,
   encodeDynamic,
+  encodeFP4,
+  encodeNF4,
   getDevice,
   keep,
   Linear,
@@ -28,7 +30,16 @@ import {
   tidy,
 } from '../src/index.js';
 import { useGpu } from './gpu.js';
-import { dynamicMapF64, fp4Code, nf4Code, pack4, quant4, quantInt8 } from './reference/quant.js';
+import {
+  dynamicMapF64,
+  FP4_SPLITS,
+  fp4Code,
+  NF4,
+  nf4Code,
+  pack4,
+  quant4,
+  quantInt8,
+} from './reference/quant.js';
 
 useGpu();
 
@@ -156,6 +167,26 @@ describe('quantization formats against the float64 reference', () => {
       const ref = quantInt8(m.w, m.rows, m.cols);
       expectBits(quantizeInt8(m.w, m.rows, m.cols).codes, ref.codes, `${m.name} int8`);
     }
+  });
+
+  it('NF4 and FP4 codes at and next to every decision point (a tie takes the lower code)', () => {
+    const bits = new Int32Array(1);
+    const fl = new Float32Array(bits.buffer);
+    const step = (x: number, d: number) => {
+      fl[0] = x;
+      bits[0] += x > 0 ? d : -d;
+      return fl[0];
+    };
+    const nf4Cuts = NF4.slice(0, 15).map((v, j) => Math.fround((v + NF4[j + 1]) / 2));
+    const fp4Cuts = FP4_SPLITS.map(([t]) => Math.fround(t));
+    for (const [encode, ref, cuts] of [
+      [encodeNF4, nf4Code, nf4Cuts],
+      [encodeFP4, fp4Code, [...fp4Cuts, ...fp4Cuts.map((c) => -c)]],
+    ] as const)
+      for (const c of cuts)
+        for (const x of [step(c, -1), c, step(c, 1)]) expect(encode(x), `x = ${x}`).toBe(ref(x));
+    expect(encodeNF4(nf4Cuts[7])).toBe(7); // exactly between 0 and 0.0796: the lower level, 0
+    expect(encodeNF4(step(nf4Cuts[7], 1))).toBe(8);
   });
 
   it('NF4 and FP4 by hand from the published tables', () => {

@@ -51,7 +51,7 @@ export function nf4Code(x: number): number {
 /** FP4 (e2m1, bias 3, max 12) magnitudes by 3-bit code, divided by 12. */
 export const FP4_MAG = [0, 0.0625 / 12, 8 / 12, 12 / 12, 4 / 12, 6 / 12, 2 / 12, 3 / 12];
 /** bitsandbytes' FP4 decision points between magnitudes (published constants, as f32). */
-const FP4_SPLITS: Array<[number, number]> = [
+export const FP4_SPLITS: Array<[number, number]> = [
   // [threshold, code of the magnitudes above it], in increasing order.
   [0.00260417, 0b001],
   [0.0859375, 0b110],
