@@ -299,6 +299,26 @@ describe('quantized tensors on the GPU', () => {
       }
     });
 
+  it('products over the binding limit run in windows of rows against the whole quantized weight', async () => {
+    const [M, N, K] = [301, 70, 40];
+    const q = await quantize(weights(N * K, 12), 'nf4', [N, K]);
+    const wd = (await tidy(() => dequantize(q)).data()) as Float32Array;
+    const x = weights(M * K, 13);
+    const g = weights(M * N, 14);
+    getDevice().setBindingLimitForTesting(64 * 70 * 4); // x (48 KB), y and dY (84 KB) are split
+    try {
+      const xt = tensor(x, [M, K]);
+      xt.requiresGrad = true;
+      const y = matmul(xt, q, { transB: true });
+      backward(y, tensor(g, [M, N])); // a reduction of y would not fit the lowered limit
+      expectClose((await y.data()) as Float32Array, refMatmul(x, wd, M, N, K, true), 1e-5, 'y');
+      expectClose((await xt.grad?.data()) as Float32Array, refMatmul(g, wd, M, K, N, false), 1e-5, 'dx');
+    } finally {
+      getDevice().setBindingLimitForTesting(null);
+      q.dispose();
+    }
+  });
+
   it('a LoRA step over an NF4 base gives the adapter gradients of the dequantized f32 base', async () => {
     const [inF, outF, r, rows] = [67, 45, 4, 6];
     const run = async (quantized: boolean) => {
