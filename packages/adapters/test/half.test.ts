@@ -1,19 +1,8 @@
-import {
-  assignTensor,
-  backward,
-  cast,
-  decodeBF16,
-  encodeBF16,
-  Linear,
-  type Module,
-  noGrad,
-  type Tensor,
-  tidy,
-} from '@sharelora/core/node';
+import { cast, decodeBF16, encodeBF16, Linear, type Module, noGrad } from '@sharelora/core/node';
 import { describe, expect, it } from 'vitest';
-import { type InjectedAdapter, injectAdapter, LoraLinear, mergeAdapter, presetConfig } from '../src/index.js';
+import { injectAdapter, LoraLinear, mergeAdapter, presetConfig } from '../src/index.js';
 import { useGpu } from './gpu.js';
-import { input, maxAbsDiff, TinyGpt2, TinyLlama, values, weightedLoss } from './tiny.js';
+import { input, maxAbsDiff, randomize, shareAStep, TinyGpt2, TinyLlama, values } from './tiny.js';
 
 /** Rounds every Linear weight to bf16: kept as bf16 (`half`) or as f32 holding the same values. */
 function roundWeights(model: Module, half: boolean): void {
@@ -29,13 +18,6 @@ function roundWeights(model: Module, half: boolean): void {
   }
 }
 
-function randomize(a: InjectedAdapter): void {
-  for (const [k, p] of a.matrices) {
-    const data = Float32Array.from({ length: p.value.size }, (_, i) => Math.sin(i + k.length) * 0.3);
-    assignTensor(p.value, { data, shape: p.shape });
-  }
-}
-
 describe('LoRA over half-precision base weights', () => {
   useGpu();
 
@@ -48,18 +30,7 @@ describe('LoRA over half-precision base weights', () => {
       const run = async (half: boolean) => {
         const model = new Model();
         roundWeights(model, half);
-        const a = injectAdapter(model, presetConfig('share-a', { r: 2, targetModules: [...targetModules] }), {
-          rng: 3,
-        });
-        randomize(a);
-        const x = input([2, 3, 8]);
-        const y = tidy(() => {
-          const out = model.forward(x);
-          backward(weightedLoss(out));
-          return out;
-        });
-        const grads = await Promise.all([...a.matrices.values()].map((p) => values(p.grad as Tensor)));
-        return { model, a, y: await values(y), grads };
+        return { model, ...(await shareAStep(model, targetModules)) };
       };
       const ref = await run(false);
       const got = await run(true);

@@ -1,5 +1,7 @@
 import {
   add,
+  assignTensor,
+  backward,
   Linear,
   Module,
   ModuleList,
@@ -11,7 +13,9 @@ import {
   type Tensor,
   tanh,
   tensor,
+  tidy,
 } from '@sharelora/core/node';
+import { type InjectedAdapter, injectAdapter, presetConfig } from '../src/index.js';
 
 /** Attention-shaped mixing of q/k/v (enough to make every projection matter, no softmax needed). */
 const mix = (q: Tensor, k: Tensor, v: Tensor): Tensor => add(mul(tanh(q), k), v);
@@ -199,6 +203,36 @@ export function weightedLoss(y: Tensor, seed = 11): Tensor {
     y.shape,
   );
   return mean(mul(y, w));
+}
+
+/** Gives every adapter matrix fixed nonzero values (B starts at zero, which would hide A's gradient). */
+export function randomize(a: InjectedAdapter): void {
+  for (const [k, p] of a.matrices) {
+    const data = Float32Array.from({ length: p.value.size }, (_, i) => Math.sin(i + k.length) * 0.3);
+    assignTensor(p.value, { data, shape: p.shape });
+  }
+}
+
+/**
+ * Injects a ShareA adapter (r = 2) into the targets, gives it fixed values, runs the model on a fixed
+ * input and back-propagates a weighted loss: the outputs and the adapter matrices' gradients.
+ */
+export async function shareAStep(
+  model: Module & { forward(x: Tensor): Tensor },
+  targetModules: readonly string[],
+): Promise<{ y: Float32Array; grads: Float32Array[] }> {
+  const a = injectAdapter(model, presetConfig('share-a', { r: 2, targetModules: [...targetModules] }), {
+    rng: 3,
+  });
+  randomize(a);
+  const x = input([2, 3, 8]);
+  const y = tidy(() => {
+    const out = model.forward(x);
+    backward(weightedLoss(out));
+    return out;
+  });
+  const grads = await Promise.all([...a.matrices.values()].map((p) => values(p.grad as Tensor)));
+  return { y: await values(y), grads };
 }
 
 export async function values(t: Tensor): Promise<Float32Array> {

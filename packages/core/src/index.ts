@@ -25,6 +25,7 @@ export { matmulPath } from './kernels/matmul/run-texture.js';
 export * from './nn/index.js';
 export * from './ops/index.js';
 export * from './optim/index.js';
+export * from './quant/index.js';
 export * from './rng.js';
 export { getDevice, hasDevice, isGradEnabled, keep, noGrad, setDevice, tidy } from './runtime.js';
 export * from './safetensors/index.js';

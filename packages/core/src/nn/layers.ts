@@ -7,6 +7,8 @@ import { embedding } from '../ops/embedding.js';
 import { matmul } from '../ops/matmul.js';
 import { layerNorm, rmsNorm } from '../ops/norm.js';
 import { reshape } from '../ops/shape-ops.js';
+import type { QuantFormat } from '../quant/formats.js';
+import { type QuantizedTensor, quantize } from '../quant/tensor.js';
 import { defaultRng, kaimingUniform, Rng, randn, randUniform } from '../rng.js';
 import type { Tensor } from '../tensor.js';
 import { Module, Parameter } from './module.js';
@@ -52,6 +54,11 @@ export class Linear extends Module {
   readonly layout: 'out_in' | 'in_out';
   weight: Parameter;
   bias: Parameter | null;
+  /**
+   * The quantized base weight after quantizeWeight(); forward and backward then read it (weight's
+   * value is its packed codes, frozen, as bitsandbytes' Linear4bit keeps them).
+   */
+  quantized: QuantizedTensor | null = null;
 
   constructor(
     readonly inFeatures: number,
@@ -80,9 +87,27 @@ export class Linear extends Module {
       const y2 = this.forward(x2);
       return reshape(y2, [this.outFeatures]);
     }
-    const w = this.weight.value;
+    const w = this.quantized ?? this.weight.value;
     const y = this.layout === 'out_in' ? matmul(x, w, { transB: true }) : matmul(x, w);
     return this.bias ? add(y, this.bias.value) : y;
+  }
+
+  /**
+   * Replaces the weight by its quantization (QLoRA's frozen base): nf4/fp4 in blocks of 64 with
+   * double-quantized absmax, or int8 per row. The full-precision weight is freed; `weight` keeps
+   * its name and holds the packed codes (frozen), `quantized` all of it. The bias is unchanged.
+   */
+  async quantizeWeight(format: QuantFormat): Promise<QuantizedTensor> {
+    if (this.quantized)
+      throw new ShareloraError('QUANTIZED', `this layer is already quantized (${this.quantized})`);
+    const w = this.weight.value;
+    const values = isHalf(w.dtype) ? cast(w, 'f32') : w;
+    const q = await quantize(values, format);
+    if (values !== w) values.dispose();
+    this.weight.trainable = false;
+    this.weight.value = q.codes;
+    this.quantized = q;
+    return q;
   }
 }
 

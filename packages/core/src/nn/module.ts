@@ -103,8 +103,15 @@ export class Parameter {
     return this._value.shape;
   }
 
-  /** Half-precision values are frozen base weights: training one would need f32 gradients and state. */
+  /**
+   * Half-precision values are frozen base weights: training one would need f32 gradients and state.
+   * Integer values (a quantized weight's packed codes) have no gradient at all.
+   */
   private check(t: Tensor, trainable: boolean): void {
+    if (trainable && t.dtype === 'i32')
+      throw new DTypeError(
+        `parameter ${this.name ?? t.name ?? `of shape [${t.shape.join(', ')}]`} holds integers (e.g. quantized codes), which can only be frozen`,
+      );
     if (trainable && isHalf(t.dtype)) {
       throw new DTypeError(
         `parameter ${this.name ?? t.name ?? `of shape [${t.shape.join(', ')}]`} is ${t.dtype}, which can only be frozen: ` +

@@ -2,6 +2,7 @@ import { record } from '../autograd.js';
 import { assertDType, isHalf } from '../dtype.js';
 import { DTypeError, ShapeError } from '../errors.js';
 import { runMatmul } from '../kernels/matmul/run.js';
+import { QuantizedTensor } from '../quant/tensor.js';
 import { noGrad } from '../runtime.js';
 import { broadcastShapes, fmt, numel, shapesEqual } from '../shape.js';
 import { Tensor } from '../tensor.js';
@@ -38,8 +39,13 @@ function withF32<T>(t: Tensor, fn: (t32: Tensor) => T): T {
  * stored, converting each loaded value to f32, for the product and for a's gradient, so no
  * full-precision copy of the weight is ever made. Only op(a) = aᵀ with a half b takes a temporary
  * f32 copy of b (its gradient needs b as the left operand).
+ *
+ * b may also be a quantized weight (QuantizedTensor, quant/): the product and a's gradient decode
+ * it tile by tile as the kernels load it, never as a whole. It has no gradient and does not take
+ * transA.
  */
-export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+export function matmul(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions = {}): Tensor {
+  if (b instanceof QuantizedTensor) return matmulQuantized(a, b, opts.transB ?? false, opts);
   assertDType(a.dtype, ['f32'], 'matmul');
   assertDType(b.dtype, ['f32', 'f16', 'bf16'], 'matmul');
   if (isHalf(b.dtype)) {
@@ -135,6 +141,26 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     }
     return [da, db];
   });
+}
+
+/** a·op(q) for a quantized q, folding a's batch dims into rows; its backward gives a's gradient only. */
+function matmulQuantized(a: Tensor, q: QuantizedTensor, transB: boolean, opts: MatmulOptions): Tensor {
+  assertDType(a.dtype, ['f32'], 'matmul');
+  if (q.isDisposed) throw new ShapeError(`matmul: ${q} was disposed`);
+  if (opts.transA) throw new ShapeError('matmul: a quantized b does not take transA');
+  const K = a.shape[a.rank - 1];
+  const [Kb, N] = transB ? [q.shape[1], q.shape[0]] : q.shape;
+  if (a.rank < 1 || K !== Kb)
+    throw new ShapeError(
+      `matmul: inner dims differ: ${fmt(a.shape)} · ${q}${transB ? 'ᵀ' : ''} (${K} vs ${Kb})`,
+    );
+  const out = Tensor.empty([...a.shape.slice(0, -1), N], 'f32');
+  if (out.size > 0) {
+    const M = a.size / K;
+    const d = { M, N, K, batch: 1, transA: false, transB, strideA: 0, strideB: 0, strideC: 0 };
+    runMatmul(a, q, out, d);
+  }
+  return record(out, 'matmul', [a], (g) => [matmul(g, q, { transB: !transB })]);
 }
 
 /** d(op(a)·op(b))/da for the upstream gradient g. */

@@ -1,5 +1,7 @@
 /** The matmul problem description and its uniform block (binding 3), shared by every matmul kernel. */
 
+import type { OperandType } from '../half-reads.js';
+
 export interface MatmulSpec {
   M: number;
   N: number;
@@ -14,11 +16,18 @@ export interface MatmulSpec {
   strideA?: number;
   strideB?: number;
   strideC?: number;
-  /** Storage of B: a frozen f16/bf16 weight is read as stored, two halves per u32 word (default f32). */
-  bType?: 'f32' | 'f16' | 'bf16';
+  /**
+   * Storage of B (default f32): a frozen f16/bf16 weight is read as stored, two halves per u32 word;
+   * a quantized one (nf4/fp4/int8, non-batched) as its codes, decoded with the f32 scales bound at
+   * QUANT_SCALES_BINDING.
+   */
+  bType?: OperandType;
 }
 
 export const MATMUL_PARAMS_BYTES = 64;
+
+/** Binding of a quantized B's f32 scales (QS) in the buffer matmul kernels. */
+export const QUANT_SCALES_BINDING = 5;
 
 export const PARAMS_WGSL = `struct MatmulParams {
   M: u32, N: u32, K: u32, batch: u32,

@@ -1,6 +1,7 @@
 import type { Device } from '../../device/device.js';
+import type { QuantizedTensor } from '../../quant/tensor.js';
 import { getDevice } from '../../runtime.js';
-import type { Tensor } from '../../tensor.js';
+import { Tensor } from '../../tensor.js';
 import { subgroupWidth } from '../rows.js';
 import type { MatmulDispatch } from './run.js';
 import {
@@ -45,7 +46,12 @@ export function matmulPath(): 'textures' | 'subgroups' | 'portable' {
 }
 
 /** Whether runMatmul should take the texture path for this product (see texture.ts). */
-export function textureMatmulSuits(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): boolean {
+export function textureMatmulSuits(
+  a: Tensor,
+  b: Tensor | QuantizedTensor,
+  c: Tensor,
+  d: MatmulDispatch,
+): boolean {
   const dev = getDevice();
   if (dev.matmulTextures === 'never' || d.batch !== 1 || !textureMatmulAvailable()) return false;
   const limit = dev.maxBindingBytes;
@@ -67,9 +73,15 @@ export function setTextureBlocksForTesting(b: { M: number; K: number; N: number 
 
 /**
  * C = op(A)·op(B) through packed textures, in blocks: K in blocks summed into C, M and N in blocks
- * written side by side.
+ * written side by side. A quantized B comes with the f32 scales its packing pass decodes it with.
  */
-export function runTextureMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): void {
+export function runTextureMatmul(
+  a: Tensor,
+  b: Tensor | QuantizedTensor,
+  c: Tensor,
+  d: MatmulDispatch,
+  bScales?: Tensor,
+): void {
   const dev = getDevice();
   const { M, N, K, transA, transB } = d;
   const mb = Math.min(M, blocks.M);
@@ -81,7 +93,7 @@ export function runTextureMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispa
       const nn = Math.min(nb, N - n0);
       const sizeB = packedSizes(mb, nn, nk, transA).b;
       const bt = dev.storageTexture('matmul-b', TEX_WIDTH, textureRows(sizeB));
-      pack(dev, b, bt, transB, { rows: K, cols: N, r0: k0, c0: n0, nr: nk, nc: nn }, sizeB);
+      pack(dev, b, bt, transB, { rows: K, cols: N, r0: k0, c0: n0, nr: nk, nc: nn }, sizeB, bScales);
       for (let m0 = 0; m0 < M; m0 += mb) {
         const nm = Math.min(mb, M - m0);
         const sizeA = packedSizes(nm, nn, nk, transA).a;
@@ -117,25 +129,30 @@ export function runTextureMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispa
   }
 }
 
-/** Packs a block of op(x) (x is [rows, cols], or stored [cols, rows] when `trans`) into `tex`. */
+/**
+ * Packs a block of op(x) (x is [rows, cols], or stored [cols, rows] when `trans`) into `tex`; a
+ * quantized x is decoded with `scales` (bound at 3).
+ */
 function pack(
   dev: Device,
-  x: Tensor,
+  x: Tensor | QuantizedTensor,
   tex: GPUTexture,
   trans: boolean,
   blk: { rows: number; cols: number; r0: number; c0: number; nr: number; nc: number },
   [width, height]: [number, number],
+  scales?: Tensor,
 ): void {
   const vec = trans ? blk.rows % 4 === 0 && blk.r0 % 4 === 0 : blk.cols % 4 === 0 && blk.c0 % 4 === 0;
   const groups = Math.ceil(packInvocations(trans, vec, width, height) / PACK_WG);
   const maxX = dev.limits.maxComputeWorkgroupsPerDimension;
   const y = Math.ceil(groups / maxX);
-  const dtype = x.dtype === 'f16' || x.dtype === 'bf16' ? x.dtype : 'f32';
+  const dtype = !(x instanceof Tensor) ? x.format : x.dtype === 'f16' || x.dtype === 'bf16' ? x.dtype : 'f32';
+  const buffers = x instanceof Tensor ? [x.binding()] : [x.codes.binding(), (scales ?? x.scales).binding()];
   dev.dispatch({
     key: `mm_pack:${trans ? 't' : 'n'}:${vec ? 'v' : 's'}:${dtype}`,
     wgsl: () => packWgsl(trans, vec, dtype),
-    buffers: [x.binding()],
-    layout: { buffers: [0], uniforms: 2 },
+    buffers,
+    layout: { buffers: buffers.length > 1 ? [0, 3] : [0], uniforms: 2 },
     uniforms: packParams({ off: 0, ...blk, width, height }),
     textures: [{ binding: 1, texture: tex }],
     workgroups: [Math.ceil(groups / y), y, 1],

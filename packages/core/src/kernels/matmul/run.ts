@@ -1,6 +1,7 @@
+import type { QuantizedTensor } from '../../quant/tensor.js';
 import { getDevice } from '../../runtime.js';
 import { Tensor } from '../../tensor.js';
-import { type MatmulSpec, packMatmulParams } from './params.js';
+import { type MatmulSpec, packMatmulParams, QUANT_SCALES_BINDING } from './params.js';
 import { runTextureMatmul, textureMatmulSuits } from './run-texture.js';
 import { chooseMatmulPlan, type MatmulPlan } from './wgsl.js';
 
@@ -28,14 +29,35 @@ const plans = new Map<string, MatmulPlan>();
  * elements, which keeps every binding offset a multiple of 256 bytes.
  *
  * On CPU adapters, large products pack both operands into textures first (run-texture.ts).
- * A, C and every windowed operand are f32; B may be a frozen f16/bf16 tensor when it is bound whole.
+ * A, C and every windowed operand are f32; B may be a frozen f16/bf16 tensor when it is bound whole,
+ * or a quantized weight (2-D, bound whole), whose kernels decode it as they load it.
  */
-export function runMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): void {
-  const bType = b.dtype === 'f16' || b.dtype === 'bf16' ? b.dtype : 'f32';
-  if (textureMatmulSuits(a, b, c, d)) {
-    runTextureMatmul(a, b, c, d);
+export function runMatmul(a: Tensor, b: Tensor | QuantizedTensor, c: Tensor, d: MatmulDispatch): void {
+  if (b instanceof Tensor) {
+    run(a, b, c, d, b.dtype === 'f16' || b.dtype === 'bf16' ? b.dtype : 'f32', b.binding());
     return;
   }
+  // The scales the kernels read (decoded from double quantization for nf4/fp4: N·K/64 floats).
+  const scales = b.kernelScales();
+  run(a, b, c, d, b.format, b.codes.binding(), scales);
+  if (scales !== b.scales) scales.dispose();
+}
+
+/** runMatmul for B of storage type bType, bound as `bBinding` (a quantized B's f32 scales: `scales`). */
+function run(
+  a: Tensor,
+  b: Tensor | QuantizedTensor,
+  c: Tensor,
+  d: MatmulDispatch,
+  bType: NonNullable<MatmulSpec['bType']>,
+  bBinding: GPUBufferBinding,
+  scales?: Tensor,
+): void {
+  if (textureMatmulSuits(a, b, c, d)) {
+    runTextureMatmul(a, b, c, d, scales);
+    return;
+  }
+  const sb = scales?.binding();
   const limit = getDevice().maxBindingBytes;
   const over = (elements: number) => elements * 4 > limit;
   const { M, N, K } = d;
@@ -46,11 +68,19 @@ export function runMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): v
       if (rows > 0) {
         for (let m0 = 0; m0 < M; m0 += rows) {
           const m = Math.min(rows, M - m0);
-          record({ ...d, M: m }, a.window(m0 * K, m * K), b.binding(), c.window(m0 * N, m * N), false, bType);
+          record(
+            { ...d, M: m },
+            a.window(m0 * K, m * K),
+            bBinding,
+            c.window(m0 * N, m * N),
+            false,
+            bType,
+            sb,
+          );
         }
         return;
       }
-    } else if (!d.transB && !over(M * N) && bType === 'f32') {
+    } else if (!d.transB && !over(M * N) && bType === 'f32' && b instanceof Tensor) {
       // Aᵀ is [K, M] and B [K, N]: windows of K rows of both, summed into C.
       const rows = windowRows(limit, Math.max(M, N));
       if (rows > 0) {
@@ -63,7 +93,7 @@ export function runMatmul(a: Tensor, b: Tensor, c: Tensor, d: MatmulDispatch): v
       }
     }
   }
-  record(d, a.binding(), b.binding(), c.binding(), false, bType);
+  record(d, a.binding(), bBinding, c.binding(), false, bType, sb);
 }
 
 /** Rows of `width` f32 elements per window: as many as fit `limit` bytes, a multiple of 64 (0: none fit). */
@@ -79,6 +109,7 @@ function record(
   c: GPUBufferBinding,
   accumulate: boolean,
   bType: MatmulSpec['bType'],
+  bScales?: GPUBufferBinding,
 ): void {
   const dev = getDevice();
   const spec: MatmulSpec = { ...d, bType };
@@ -111,6 +142,7 @@ function record(
   const scratch = plan.scratchBytes > 0 ? Tensor.empty([plan.scratchBytes / 4], 'f32') : null;
   const resources: Record<number, GPUBufferBinding> = { 0: a, 1: b, 2: c };
   if (scratch) resources[4] = scratch.binding();
+  if (bScales) resources[QUANT_SCALES_BINDING] = bScales;
   for (const pass of plan.passes) {
     const bufs = pass.bindings.filter((i) => i !== UNIFORM_BINDING);
     dev.dispatch({

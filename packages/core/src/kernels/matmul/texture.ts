@@ -22,7 +22,7 @@
  * serves every shape: no texture is created per product.
  */
 
-import { HALF_READS, operandReads } from '../half-reads.js';
+import { type OperandType, operandReads } from '../half-reads.js';
 
 /** Width of the scratch textures, in texels (a power of two: the index split is a mask and a shift). */
 export const TEX_WIDTH = 4096;
@@ -66,9 +66,10 @@ export interface PackParams {
  * Transposed and vec4, one invocation packs a 4 x 4 block: four vec4 loads along r, one per c,
  * transposed in registers (in llvmpipe's SoA layout a vec4 is four registers, so that is free).
  */
-export function packWgsl(trans: boolean, vec: boolean, dtype: 'f32' | 'f16' | 'bf16' = 'f32'): string {
+export function packWgsl(trans: boolean, vec: boolean, dtype: OperandType = 'f32'): string {
   const per4 = trans && vec;
-  const X = operandReads('X', dtype);
+  // A quantized X's scales at binding 3 (its stored rows are `rows` long when transposed).
+  const X = operandReads('X', dtype, { scales: 3, rowLen: trans ? 'P.rows' : 'P.cols' });
   const body = per4
     ? `let y0 = (gi / P.width) * 4u;
   let inRows = y0 < P.nr;
@@ -101,7 +102,7 @@ ${[0, 1, 2, 3]
   }
   textureStore(T, lin(y * P.width + x), v);`;
   return `@group(0) @binding(0) var<storage, read> X: array<${X.type(vec)}>;
-${dtype === 'f32' ? '' : HALF_READS}
+${X.prelude}
 @group(0) @binding(1) var T: texture_storage_2d<rgba32float, write>;
 struct Params { off: u32, rows: u32, cols: u32, r0: u32, c0: u32, nr: u32, nc: u32, width: u32, height: u32 }
 @group(0) @binding(2) var<uniform> P: Params;

@@ -18,8 +18,12 @@
  *                                         array<u32> (two halves per word) or array<vec2<u32>>
  *   2: C        var<storage, read_write>  array<f32>, or array<vec4<f32>> when the key has "cv"
  *   3: params   var<uniform>              MatmulParams (64 bytes, see packMatmulParams)
+ *                                         a quantized B (key "_bnf4"/"_bfp4"/"_bint8") is read as its
+ *                                         packed codes, array<u32>
  *   4: scratch  var<storage, read_write>  split-K partials, array<f32|vec4<f32>>, dense
  *                                         [splitK, batch, M, N]; only when plan.scratchBytes > 0
+ *   5: scales   var<storage, read>        array<f32>, a quantized B's scales (QS: per 64-element block
+ *                                         for nf4/fp4, per row for int8); only in passes that read B
  * Split-K plans have two passes: pass 0 (bindings 0,1,3,4) writes raw partial sums to scratch,
  * pass 1 (bindings 2,3,4) sums the partials and applies alpha/accumulate into C.
  *
@@ -51,9 +55,9 @@
  * unrolling k (LLVM hoists the loads and spills).
  */
 
-import { HALF_READS, operandReads } from '../half-reads.js';
+import { isQuantType, operandReads } from '../half-reads.js';
 import { gemvPass, gemvSuits } from './gemv.js';
-import { type MatmulSpec, PARAMS_WGSL } from './params.js';
+import { type MatmulSpec, PARAMS_WGSL, QUANT_SCALES_BINDING } from './params.js';
 import { smallKPass, smallKSuits } from './small-k.js';
 
 export interface MatmulLimits {
@@ -157,13 +161,24 @@ export function chooseMatmulPlan(
 ): MatmulPlan {
   const lanes = limits.subgroupMinSize ?? 0;
   if (!override && lanes <= 64 && gemvSuits(spec, lanes))
-    return { passes: [{ ...gemvPass(spec, lanes), bindings: [0, 1, 2, 3] }], scratchBytes: 0, splitK: 1 };
+    return {
+      passes: [
+        {
+          ...gemvPass(spec, lanes),
+          bindings: isQuantType(spec.bType) ? [0, 1, 2, 3, QUANT_SCALES_BINDING] : [0, 1, 2, 3],
+        },
+      ],
+      scratchBytes: 0,
+      splitK: 1,
+    };
   if (!override && lanes >= 8 && (spec.bType ?? 'f32') === 'f32' && smallKSuits(spec)) {
     const vf = vectorFlags(spec, { lanes: 'n', wg: 16, tm: 16, tn: 1, sg: true });
     if (vf.ak && vf.bv && vf.cv)
       return { passes: [{ ...smallKPass(spec), bindings: [0, 1, 2, 3] }], scratchBytes: 0, splitK: 1 };
   }
   const tile = override?.tile ?? chooseTile(spec, limits);
+  // Passes that read B also bind a quantized B's scales.
+  const withB = (b: number[]) => (isQuantType(spec.bType) ? [...b, QUANT_SCALES_BINDING] : b);
   const geo = tileGeometry(spec, tile);
   const wgCount = geo[0] * geo[1] * spec.batch;
   // Split K only when the output alone cannot occupy the machine and K is long.
@@ -181,7 +196,7 @@ export function chooseMatmulPlan(
           key,
           wgsl: tileWgsl(spec, tile, vf, false),
           workgroups: [geo[0], geo[1], spec.batch],
-          bindings: [0, 1, 2, 3],
+          bindings: withB([0, 1, 2, 3]),
         },
       ],
       scratchBytes: 0,
@@ -199,7 +214,7 @@ export function chooseMatmulPlan(
         key: tileKey(spec, tile, sf, true),
         wgsl: tileWgsl(spec, tile, sf, true),
         workgroups: [geo[0], geo[1], spec.batch * splitK],
-        bindings: [0, 1, 3, 4],
+        bindings: withB([0, 1, 3, 4]),
       },
       { key: `mm_reduce_wg64_x${red[0]}`, wgsl: reduceWgsl(red[0]), workgroups: red, bindings: [2, 3, 4] },
     ],
@@ -240,12 +255,16 @@ export function tileWgsl(spec: MatmulSpec, t: TileConfig, f: VecFlags, split: bo
   if (sg) L.push('enable subgroups;');
   const cType = cv ? 'vec4<f32>' : 'f32';
   L.push(`@group(0) @binding(0) var<storage, read> A: array<${ak || am ? 'vec4<f32>' : 'f32'}>;`);
-  const B = operandReads('B', spec.bType ?? 'f32');
+  // A quantized B's rows (int8 scales) are B's stored rows: K long when transposed, else N.
+  const B = operandReads('B', spec.bType ?? 'f32', {
+    scales: QUANT_SCALES_BINDING,
+    rowLen: spec.transB ? 'K' : 'N',
+  });
   L.push(`@group(0) @binding(1) var<storage, read> B: array<${B.type(bv || bk)}>;`);
   if (split) L.push(`@group(0) @binding(4) var<storage, read_write> S: array<${cType}>;`);
   else L.push(`@group(0) @binding(2) var<storage, read_write> C: array<${cType}>;`);
   L.push(PARAMS_WGSL);
-  if ((spec.bType ?? 'f32') !== 'f32') L.push(HALF_READS);
+  if (B.prelude) L.push(B.prelude);
   L.push(`@compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${sg ? ', @builtin(subgroup_invocation_id) sid: u32' : ''}) {
   let M = P.M; let N = P.N; let K = P.K; let N4 = (N + 3u) / 4u;`);

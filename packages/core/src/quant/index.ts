@@ -1,0 +1,20 @@
+export {
+  BLOCK_4BIT,
+  BLOCK_ABSMAX,
+  DYNAMIC_MAP,
+  decodeAbsmax,
+  dequantize4bit,
+  dequantizeInt8,
+  encodeDynamic,
+  encodeFP4,
+  encodeNF4,
+  FP4_LEVELS,
+  NF4_LEVELS,
+  type Quant4Format,
+  type QuantFormat,
+  type Quantized4Bit,
+  type QuantizedInt8,
+  quantize4bit,
+  quantizeInt8,
+} from './formats.js';
+export { dequantize, QuantizedTensor, quantize } from './tensor.js';
