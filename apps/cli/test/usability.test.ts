@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SafetensorsReader } from '@sharelora/core/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './run-cli.js';
 
@@ -122,7 +123,11 @@ describe("defaults: the paper's ShareA, r 8, alpha 16", () => {
       /^adapter: share-a, r 8, alpha 16 on self_attn\.q_proj, self_attn\.v_proj \(method, rank, alpha, targets by default, as the ShareLoRA paper recommends\)$/m,
     );
     const saved = JSON.parse(await readFile(join(tmp, 'defaults', 'adapter_config.json'), 'utf8'));
-    expect(saved).toMatchObject({ r: 8, lora_alpha: 16, sharelora: { shareA: true, shareB: false } });
+    expect(saved).toMatchObject({ r: 8, lora_alpha: 16 });
+    // The sharing is recorded in the weights file's metadata (adapter_config.json keeps to PEFT's keys).
+    const weights = await SafetensorsReader.open(join(tmp, 'defaults', 'adapter_model.safetensors'));
+    expect(JSON.parse(weights.metadata?.sharelora ?? 'null')).toMatchObject({ shareA: true, shareB: false });
+    await weights.close();
   });
 
   it('given flags are not called defaults', () => {
