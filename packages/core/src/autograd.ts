@@ -1,28 +1,11 @@
-// ops import record() from here; the cycle is safe because neither side calls the other at load time.
+// Reverse-mode differentiation over the records ops attach (record.ts, which the ops import instead
+// of this module: backward itself uses ops, and the two would import each other).
 
 import { ShareloraError } from './errors.js';
 import { onesLike } from './ops/creation.js';
 import { add } from './ops/elementwise.js';
-import { isGradEnabled, keep, noGrad } from './runtime.js';
+import { keep, noGrad } from './runtime.js';
 import type { Tensor } from './tensor.js';
-
-/**
- * Attaches an autograd record to `out` when grad mode is on and any input requires a gradient.
- * `backward` maps the gradient of `out` to one gradient per input (null where none is needed); it
- * runs with grad recording off and may return `grad` itself.
- */
-export function record(
-  out: Tensor,
-  op: string,
-  inputs: readonly Tensor[],
-  backward: (grad: Tensor) => readonly (Tensor | null)[],
-): Tensor {
-  if (isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
-    out.requiresGrad = true;
-    out.node = { op, inputs, backward };
-  }
-  return out;
-}
 
 /** Tensors reachable from `root` through autograd records, in topological order (inputs first). Iterative: deep graphs do not overflow the stack. */
 function topoOrder(root: Tensor): Tensor[] {

@@ -2,7 +2,7 @@
  * @sharelora/core: WebGPU tensors with autograd. This entry is platform-neutral (browser and Node);
  * `@sharelora/core/node` adds Dawn device creation and file I/O.
  */
-export { backward, record } from './autograd.js';
+export { backward } from './autograd.js';
 export { Device, type DeviceInfo } from './device/device.js';
 export { MEMORY_CATEGORIES, type MemoryCategory, type MemoryReport } from './device/memory.js';
 export {
@@ -26,6 +26,7 @@ export * from './nn/index.js';
 export * from './ops/index.js';
 export * from './optim/index.js';
 export * from './quant/index.js';
+export { record } from './record.js';
 export * from './rng.js';
 export { getDevice, hasDevice, isGradEnabled, keep, noGrad, setDevice, tidy } from './runtime.js';
 export * from './safetensors/index.js';

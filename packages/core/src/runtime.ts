@@ -1,7 +1,6 @@
 import type { Device } from './device/device.js';
 import { ShareloraError } from './errors.js';
-// tensor.ts imports trackTensor from here; the cycle is safe (no calls at load time).
-import { Tensor } from './tensor.js';
+import type { Tensor } from './tensor.js';
 
 /**
  * Process-wide state: the current device, the stack of tidy scopes and the grad mode. Ops are
@@ -51,11 +50,12 @@ export function keep<T extends Tensor>(t: T): T {
   return t;
 }
 
-function collect(value: unknown, out: Set<Tensor>): void {
-  if (value instanceof Tensor) out.add(value);
-  else if (Array.isArray(value)) for (const v of value) collect(v, out);
+/** The tensors of `scope` that `value` holds (itself, or inside arrays and plain objects). */
+function collect(value: unknown, scope: ReadonlySet<unknown>, out: Set<Tensor>): void {
+  if (scope.has(value)) out.add(value as Tensor);
+  else if (Array.isArray(value)) for (const v of value) collect(v, scope, out);
   else if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
-    for (const v of Object.values(value)) collect(v, out);
+    for (const v of Object.values(value)) collect(v, scope, out);
   }
 }
 
@@ -73,10 +73,10 @@ export function tidy<T>(fn: () => T): T {
     scopes.pop();
   }
   const survivors = new Set<Tensor>();
-  collect(result, survivors);
+  collect(result, scope, survivors);
   for (const t of scope) if (!survivors.has(t)) t.dispose();
   const parent = scopes[scopes.length - 1];
-  if (parent) for (const t of survivors) if (scope.has(t)) parent.add(t);
+  if (parent) for (const t of survivors) parent.add(t);
   return result;
 }
 

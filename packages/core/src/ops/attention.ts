@@ -1,4 +1,3 @@
-import { record } from '../autograd.js';
 import { assertDType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import {
@@ -21,6 +20,7 @@ import {
 } from '../kernels/attention-subgroup.js';
 import { grid, runKernel } from '../kernels/common.js';
 import { subgroupWidth } from '../kernels/rows.js';
+import { record } from '../record.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 

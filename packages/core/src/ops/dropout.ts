@@ -1,7 +1,7 @@
-import { record } from '../autograd.js';
 import { assertDType } from '../dtype.js';
 import { ShareloraError } from '../errors.js';
 import { grid, main1d, runKernel, storageDecl } from '../kernels/common.js';
+import { record } from '../record.js';
 import { Tensor } from '../tensor.js';
 import { reshape } from './shape-ops.js';
 

@@ -1,4 +1,3 @@
-import { record } from '../autograd.js';
 import { assertDType, type DType, type HalfDType, isHalf } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import {
@@ -11,9 +10,10 @@ import {
   type UniformField,
   uarr,
 } from '../kernels/common.js';
+import { record } from '../record.js';
 import { broadcastShapes, broadcastStrides, fmt, shapesEqual } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { sumToShape } from './reduce.js';
+import { sumToShape } from './reduce-kernels.js';
 
 /** Shared WGSL helpers: numerically safe tanh/sigmoid and erf (Abramowitz–Stegun 7.1.26, |error| < 1.5e-7). */
 const MATH = `

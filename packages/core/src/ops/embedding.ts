@@ -1,7 +1,7 @@
-import { record } from '../autograd.js';
 import { assertDType, isHalf } from '../dtype.js';
 import { DTypeError, ShapeError } from '../errors.js';
 import { grid, HALF_BITS, main1d, runKernel, storageDecl } from '../kernels/common.js';
+import { record } from '../record.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from './creation.js';

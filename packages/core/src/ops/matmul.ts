@@ -1,14 +1,14 @@
-import { record } from '../autograd.js';
 import { assertDType, isHalf } from '../dtype.js';
 import { DTypeError, ShapeError } from '../errors.js';
 import { runMatmul } from '../kernels/matmul/run.js';
 import { QuantizedTensor } from '../quant/tensor.js';
+import { record } from '../record.js';
 import { noGrad } from '../runtime.js';
 import { broadcastShapes, fmt, numel, shapesEqual } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from './creation.js';
 import { cast } from './elementwise.js';
-import { sumToShape } from './reduce.js';
+import { sumToShape } from './reduce-kernels.js';
 
 /**
  * Transposes for {@link matmul} (both default false). The kernels read the operand transposed, so no

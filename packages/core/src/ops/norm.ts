@@ -1,8 +1,8 @@
-import { record } from '../autograd.js';
 import { assertDType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import { storageDecl } from '../kernels/common.js';
 import { rowKernel, runRowKernel } from '../kernels/rows.js';
+import { record } from '../record.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { mul } from './elementwise.js';

@@ -1,8 +1,8 @@
-import { record } from '../autograd.js';
 import type { Device } from '../device/device.js';
 import { assertDType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import { grid, main1d, runKernel, storageDecl } from '../kernels/common.js';
+import { record } from '../record.js';
 import { keep } from '../runtime.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';

@@ -1,7 +1,7 @@
-import { record } from '../autograd.js';
 import { assertDType, BYTES_PER_ELEMENT, type DType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import { f16Enable, grid, main1d, runKernel, storageDecl, uarr } from '../kernels/common.js';
+import { record } from '../record.js';
 import { getDevice } from '../runtime.js';
 import { contiguousStrides, fmt, normAxis, type Shape } from '../shape.js';
 import { Tensor } from '../tensor.js';

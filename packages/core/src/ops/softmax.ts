@@ -1,7 +1,7 @@
-import { record } from '../autograd.js';
 import { assertDType } from '../dtype.js';
 import { storageDecl } from '../kernels/common.js';
 import { rowKernel, runRowKernel } from '../kernels/rows.js';
+import { record } from '../record.js';
 import { Tensor } from '../tensor.js';
 
 const IO2 = `${storageDecl(0, 'X', 'f32', 'read')}\n${storageDecl(1, 'Y', 'f32', 'read_write')}\nPARAMS`;
