@@ -15,6 +15,16 @@ export {
 } from './device/profiler.js';
 export { type DType, type FloatDType, type HalfDType, isHalf } from './dtype.js';
 export * from './errors.js';
+export {
+  bf16BitsToF32,
+  decodeBF16,
+  decodeF16,
+  encodeBF16,
+  encodeF16,
+  f16BitsToF32,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+} from './float-codecs.js';
 export { initBrowser } from './init-browser.js';
 /**
  * Kernels of the single-token decoder (matrix-vector products, rotary and cache writes, cache

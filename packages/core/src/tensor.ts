@@ -2,8 +2,8 @@ import type { Device } from './device/device.js';
 import type { MemoryCategory } from './device/memory.js';
 import { BYTES_PER_ELEMENT, type DType } from './dtype.js';
 import { DisposedError, DTypeError, ShapeError } from './errors.js';
+import { decodeBF16, decodeF16 } from './float-codecs.js';
 import { getDevice, trackTensor } from './runtime.js';
-import { decodeBF16, decodeF16 } from './safetensors/format.js';
 import { checkShape, fmt, numel, type Shape } from './shape.js';
 
 /** A GPU buffer shared by a tensor and its reshape views; returned to the pool when the last one is disposed. */

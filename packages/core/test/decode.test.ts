@@ -6,8 +6,8 @@
  * a CPU implementation of the same draw.
  */
 import { describe, expect, it } from 'vitest';
+import { encodeBF16, encodeF16 } from '../src/float-codecs.js';
 import { decode, getDevice, Rng, Tensor, tensor } from '../src/node.js';
-import { encodeBF16, encodeF16 } from '../src/safetensors/format.js';
 import { useGpu } from './gpu.js';
 
 useGpu();

@@ -4,16 +4,18 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   bf16BitsToF32,
-  DTYPE_ITEMSIZE,
   decodeBF16,
   decodeF16,
-  decodeTensor,
   encodeBF16,
   encodeF16,
-  encodeTensorData,
   f16BitsToF32,
   f32ToBf16Bits,
   f32ToF16Bits,
+} from '../src/float-codecs.js';
+import {
+  DTYPE_ITEMSIZE,
+  decodeTensor,
+  encodeTensorData,
   parseSafetensors,
   type ReadAs,
   SAFETENSORS_DTYPES,

@@ -1,8 +1,8 @@
 import { isHalf } from '../dtype.js';
 import { DTypeError, ShapeError, ShareloraError } from '../errors.js';
+import { encodeBF16, encodeF16 } from '../float-codecs.js';
 import { cast } from '../ops/elementwise.js';
 import { keep } from '../runtime.js';
-import { encodeBF16, encodeF16 } from '../safetensors/format.js';
 import { fmt, numel, shapesEqual } from '../shape.js';
 import { Tensor } from '../tensor.js';
 

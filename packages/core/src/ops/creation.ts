@@ -1,8 +1,8 @@
 import type { MemoryCategory } from '../device/memory.js';
 import type { DType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
+import { encodeBF16, encodeF16, f32ToBf16Bits } from '../float-codecs.js';
 import { elementWindows, f16Enable, grid, main1d, runKernel, storageDecl } from '../kernels/common.js';
-import { encodeBF16, encodeF16, f32ToBf16Bits } from '../safetensors/format.js';
 import { fmt, numel, type Shape } from '../shape.js';
 import { Tensor } from '../tensor.js';
 
