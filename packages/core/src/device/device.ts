@@ -98,7 +98,6 @@ export class Device {
   private destroyed = false;
   private profiler: Profiler | null = null;
   private readonly textures = new Map<string, GPUTexture>();
-  private readonly textureViews = new WeakMap<GPUTexture, GPUTextureView>();
   /** Total dispatches and submits since creation (for benchmarks and tests). */
   stats = { dispatches: 0, submits: 0, pipelines: 0 };
   /**
