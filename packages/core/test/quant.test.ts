@@ -20,6 +20,7 @@ import {
   type QuantFormat,
   quantize,
   quantize4bit,
+  type QuantizedTensor,
   quantizeInt8,
   Rng,
   randn,
@@ -377,6 +378,36 @@ describe('quantized tensors on the GPU', () => {
       (v, i) => v + b[i % 10],
     );
     expectClose(y, want, 1e-5, 'forward');
+    expect(lin.weight.shape).toEqual([10, 64]);
+    expect(lin.numParameters()).toBe(64 * 10 + 10);
     x.dispose();
+  });
+
+  it('Linear({ quantize }) allocates packed buffers only; write() fills them as quantize() would', async () => {
+    for (const format of ['nf4', 'fp4', 'int8'] as const) {
+      const [N, K] = [7, 37];
+      const w = weights(N * K, 11);
+      const before = getDevice().memoryReport().live.weights;
+      const lin = new Linear(K, N, { quantize: format, bias: false });
+      const q = lin.quantized as QuantizedTensor;
+      expect(getDevice().memoryReport().live.weights - before).toBe(q.bytes);
+      expect(q.bytes).toBeLessThan(N * K * (format === 'int8' ? 2 : 1));
+      expect(lin.weight.shape).toEqual([N, K]);
+      expect(lin.weight.packed).toBe(true);
+      expect(lin.numParameters()).toBe(N * K);
+      expect(() => {
+        lin.weight.trainable = true;
+      }).toThrow(/frozen/);
+      q.write(format === 'int8' ? quantizeInt8(w, N, K) : quantize4bit(w, format));
+      const ref = await quantize(w, format, [N, K]);
+      expect(q.offset).toBe(ref.offset);
+      const got = (await tidy(() => dequantize(q)).data()) as Float32Array;
+      const want = (await tidy(() => dequantize(ref)).data()) as Float32Array;
+      expectBits(got, want, `${format} written`);
+      expect(() => q.write(quantizeInt8(w.subarray(0, 36), 4, 9))).toThrow(/do not fit/);
+      ref.dispose();
+      lin.dispose();
+      expect(getDevice().memoryReport().live.weights).toBe(before);
+    }
   });
 });

@@ -8,7 +8,7 @@ import { matmul } from '../ops/matmul.js';
 import { layerNorm, rmsNorm } from '../ops/norm.js';
 import { reshape } from '../ops/shape-ops.js';
 import type { QuantFormat } from '../quant/formats.js';
-import { type QuantizedTensor, quantize } from '../quant/tensor.js';
+import { QuantizedTensor, quantize } from '../quant/tensor.js';
 import { defaultRng, kaimingUniform, Rng, randn, randUniform } from '../rng.js';
 import type { Tensor } from '../tensor.js';
 import { Module, Parameter } from './module.js';
@@ -44,6 +44,12 @@ export interface LinearOptions {
    * weight's memory; the matmul kernels read it as stored (see matmul).
    */
   dtype?: FloatDType;
+  /**
+   * Keep the weight quantized (a frozen base, as QLoRA): its packed buffers are allocated, unwritten,
+   * for a loader to fill through `quantized.write()`; no full-precision weight is ever allocated.
+   * Implies frozen and no init.
+   */
+  quantize?: QuantFormat;
 }
 
 /**
@@ -72,10 +78,18 @@ export class Linear extends Module {
     const trainable = opts.trainable ?? !isHalf(dtype);
     const shape = this.layout === 'out_in' ? [outFeatures, inFeatures] : [inFeatures, outFeatures];
     const init = opts.init ?? true;
-    const w = init
-      ? asDType(kaimingUniform(shape, rng, Math.sqrt(5), { fanIn: inFeatures }), dtype)
-      : zeros(shape, dtype);
-    this.weight = new Parameter(w, { trainable });
+    if (opts.quantize) {
+      if (opts.trainable)
+        throw new ShareloraError('QUANTIZED', 'a quantized Linear weight is a frozen base: it cannot be trainable');
+      const q = QuantizedTensor.allocate(opts.quantize, [shape[0], shape[1]]);
+      this.weight = new Parameter(q.codes, { trainable: false, shape });
+      this.holdScales(q);
+    } else {
+      const w = init
+        ? asDType(kaimingUniform(shape, rng, Math.sqrt(5), { fanIn: inFeatures }), dtype)
+        : zeros(shape, dtype);
+      this.weight = new Parameter(w, { trainable });
+    }
     const bound = 1 / Math.sqrt(inFeatures);
     const b = () => (init ? randUniform([outFeatures], -bound, bound, rng) : zeros([outFeatures]));
     this.bias = (opts.bias ?? true) ? new Parameter(b(), { trainable }) : null;
@@ -105,9 +119,16 @@ export class Linear extends Module {
     const q = await quantize(values, format);
     if (values !== w) values.dispose();
     this.weight.trainable = false;
-    this.weight.value = q.codes;
-    this.quantized = q;
+    this.weight.setPacked(q.codes, w.shape);
+    this.holdScales(q);
     return q;
+  }
+
+  /** Makes `q` this layer's weight: its scales become module buffers, disposed with the layer. */
+  private holdScales(q: QuantizedTensor): void {
+    this.quantized = q;
+    this.registerBuffer('weight_scales', q.scales);
+    if (q.absmax2) this.registerBuffer('weight_absmax2', q.absmax2);
   }
 }
 

@@ -50,6 +50,12 @@ export interface ParameterOptions {
   trainable?: boolean;
   /** Dotted name for error messages and state dicts; Module.namedParameters() sets it when absent. */
   name?: string;
+  /**
+   * The shape of the weight the value encodes when the value is packed (a quantized weight's codes):
+   * `shape` and `numel` then report it, so parameter counts and checkpoint names see the matrix.
+   * Only for frozen values.
+   */
+  shape?: readonly number[];
 }
 
 /**
@@ -62,10 +68,15 @@ export class Parameter {
   name?: string;
   private _value: Tensor;
   private _trainable: boolean;
+  /** Shape of the encoded weight when the value is packed (see ParameterOptions.shape). */
+  private _packedShape: readonly number[] | null;
 
   constructor(value: Tensor, opts: ParameterOptions = {}) {
     this.name = opts.name;
     this._trainable = opts.trainable ?? true;
+    this._packedShape = opts.shape ? [...opts.shape] : null;
+    if (this._packedShape && this._trainable)
+      throw new DTypeError(`parameter ${opts.name ?? ''} with a packed value can only be frozen`.trim());
     this.check(value, this._trainable);
     this._value = keep(value);
     this.apply();
@@ -77,6 +88,20 @@ export class Parameter {
 
   /** Replaces the tensor (the old one is disposed). Prefer assignTensor() to change values in place. */
   set value(t: Tensor) {
+    this.setValue(t, null);
+  }
+
+  /**
+   * Replaces the value by a packed encoding of a weight of `shape` (a quantized weight's codes):
+   * the parameter must be frozen, and `shape`/`numel` keep reporting the weight's shape.
+   */
+  setPacked(t: Tensor, shape: readonly number[]): void {
+    if (this._trainable) throw new DTypeError(`parameter ${this.name ?? ''} with a packed value can only be frozen`);
+    this.setValue(t, [...shape]);
+  }
+
+  private setValue(t: Tensor, packedShape: readonly number[] | null): void {
+    this._packedShape = packedShape;
     if (t === this._value) return;
     this.check(t, this._trainable);
     const old = this._value;
@@ -85,11 +110,18 @@ export class Parameter {
     old.dispose();
   }
 
+  /** Whether the value is a packed encoding of a weight of `shape` (see setPacked). */
+  get packed(): boolean {
+    return this._packedShape !== null;
+  }
+
   get trainable(): boolean {
     return this._trainable;
   }
 
   set trainable(on: boolean) {
+    if (on && this._packedShape)
+      throw new DTypeError(`parameter ${this.name ?? ''} holds a packed (quantized) weight, which can only be frozen`);
     this.check(this._value, on);
     this._trainable = on;
     this.apply();
@@ -99,8 +131,14 @@ export class Parameter {
     return this._value.grad;
   }
 
+  /** The weight's shape: the value's, or for a packed value the shape of the weight it encodes. */
   get shape(): readonly number[] {
-    return this._value.shape;
+    return this._packedShape ?? this._value.shape;
+  }
+
+  /** Number of weight elements (of the encoded weight, for a packed value). */
+  get numel(): number {
+    return this.shape.reduce((a, b) => a * b, 1);
   }
 
   /**
@@ -274,7 +312,7 @@ export abstract class Module {
   }
 
   numParameters(opts: { trainableOnly?: boolean } = {}): number {
-    return this.parameters(opts).reduce((s, p) => s + p.value.size, 0);
+    return this.parameters(opts).reduce((s, p) => s + p.numel, 0);
   }
 
   train(mode = true): this {

@@ -1,7 +1,7 @@
 import { ShapeError } from '../errors.js';
 import { grid, main1d, runKernel } from '../kernels/common.js';
 import { operandReads } from '../kernels/half-reads.js';
-import { tensor } from '../ops/creation.js';
+import { tensor, zeros } from '../ops/creation.js';
 import { keep } from '../runtime.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
@@ -11,6 +11,8 @@ import {
   DYNAMIC_MAP,
   int8Step,
   type QuantFormat,
+  type Quantized4Bit,
+  type QuantizedInt8,
   quantize4bit,
   quantizeInt8,
 } from './formats.js';
@@ -39,6 +41,7 @@ function words(bytes: Uint8Array | Int8Array): Int32Array {
 export class QuantizedTensor {
   /** Set by dispose(). */
   private disposed = false;
+  private _offset: number;
 
   constructor(
     readonly format: QuantFormat,
@@ -46,9 +49,62 @@ export class QuantizedTensor {
     readonly codes: Tensor,
     readonly scales: Tensor,
     readonly absmax2: Tensor | null,
-    readonly offset: number,
+    offset: number,
   ) {
+    this._offset = offset;
     for (const t of [codes, scales, absmax2]) if (t) keep(t).setCategory('weights');
+  }
+
+  /**
+   * GPU buffers for a weight of `shape` in `format`, not yet written: a checkpoint loader
+   * allocates the model this way, then fills each weight with write() as it quantizes or reads it.
+   */
+  static allocate(format: QuantFormat, shape: readonly [number, number]): QuantizedTensor {
+    const [N, K] = shape;
+    const n = N * K;
+    if (!(n > 0)) throw new ShapeError(`QuantizedTensor.allocate: needs a non-empty [N, K], got ${fmt(shape)}`);
+    const wordsFor = (bytes: number) => [Math.max(1, Math.ceil(bytes / 4))];
+    const z = (shape: number[], dtype: 'i32' | 'f32') => zeros(shape, dtype, 'weights');
+    if (format === 'int8')
+      return new QuantizedTensor(format, [N, K], z(wordsFor(n), 'i32'), z([N], 'f32'), null, 0);
+    const blocks = Math.ceil(n / BLOCK_4BIT);
+    return new QuantizedTensor(
+      format,
+      [N, K],
+      z(wordsFor(Math.ceil(n / 2)), 'i32'),
+      z(wordsFor(blocks), 'i32'),
+      z([Math.ceil(blocks / BLOCK_ABSMAX)], 'f32'),
+      0,
+    );
+  }
+
+  /** Mean of the absmax values (nf4/fp4's double quantization), 0 for int8. */
+  get offset(): number {
+    return this._offset;
+  }
+
+  /**
+   * Uploads a quantization computed on the CPU (quantize4bit / quantizeInt8, or read from a file)
+   * into these buffers. Its format and size must be this tensor's.
+   */
+  write(parts: Quantized4Bit | QuantizedInt8): void {
+    const [N, K] = this.shape;
+    const codeBytes = parts.format === 'int8' ? N * K : Math.ceil((N * K) / 2);
+    const scaleCount = parts.format === 'int8' ? parts.rowAbsmax.length : parts.absmaxCodes.length;
+    const wantScales = parts.format === 'int8' ? N : Math.ceil((N * K) / BLOCK_4BIT);
+    if (parts.format !== this.format || parts.codes.length !== codeBytes || scaleCount !== wantScales)
+      throw new ShapeError(
+        `QuantizedTensor.write: ${parts.format} parts with ${parts.codes.length} code bytes and ${scaleCount} scales do not fit ${this}`,
+      );
+    const dev = this.codes.device;
+    dev.write(this.codes.buffer, 0, words(parts.codes));
+    if (parts.format === 'int8') {
+      dev.write(this.scales.buffer, 0, parts.rowAbsmax.map(int8Step));
+      return;
+    }
+    dev.write(this.scales.buffer, 0, words(parts.absmaxCodes));
+    dev.write((this.absmax2 as Tensor).buffer, 0, parts.absmax2);
+    this._offset = parts.offset;
   }
 
   /** Number of weight elements, N·K. */
@@ -137,26 +193,9 @@ export async function quantize(
   const values = weight instanceof Tensor ? ((await weight.data()) as Float32Array) : weight;
   if (values.length !== N * K)
     throw new ShapeError(`quantize: ${values.length} values do not fill shape ${fmt(shp)}`);
-  if (format === 'int8') {
-    const q = quantizeInt8(values, N, K);
-    return new QuantizedTensor(
-      format,
-      [N, K],
-      tensor(words(q.codes), undefined, 'i32', 'weights'),
-      tensor(q.rowAbsmax.map(int8Step), [N], 'f32', 'weights'),
-      null,
-      0,
-    );
-  }
-  const q = quantize4bit(values, format);
-  return new QuantizedTensor(
-    format,
-    [N, K],
-    tensor(words(q.codes), undefined, 'i32', 'weights'),
-    tensor(words(q.absmaxCodes), undefined, 'i32', 'weights'),
-    tensor(q.absmax2, [q.absmax2.length], 'f32', 'weights'),
-    q.offset,
-  );
+  const out = QuantizedTensor.allocate(format, [N, K]);
+  out.write(format === 'int8' ? quantizeInt8(values, N, K) : quantize4bit(values, format));
+  return out;
 }
 
 /** The f32 values of a quantized weight as a new [N, K] tensor, decoded on the GPU. */
