@@ -68,7 +68,15 @@ export {
   machineLimits,
 } from './load/limits.js';
 export { type LoadedModel, type LoadModelOptions, loadModel } from './load/load.js';
+export {
+  CHECKPOINT_TARGETS,
+  type CheckpointTarget,
+  type QuantizeCheckpointOptions,
+  quantizeCheckpoint,
+} from './load/quantize-dir.js';
+export { QUANT_FORMATS, quantizationConfig, storedQuantization } from './load/quantized.js';
 export { type SaveModelOptions, saveModel } from './load/save.js';
+export { weightBytesByFormat } from './load/weight-bytes.js';
 export {
   createPreset,
   type InitPresetOptions,

@@ -250,3 +250,13 @@ export function dequantizeInt8(q: QuantizedInt8, cols: number): Float32Array {
   const steps = q.rowAbsmax.map(int8Step);
   return Float32Array.from(q.codes, (c, i) => f(c * steps[Math.floor(i / cols)]));
 }
+
+/** The quantization of a weight [rows, cols] (row-major f32 values) in `format`, on the CPU. */
+export function quantizeValues(
+  w: Float32Array,
+  format: QuantFormat,
+  rows: number,
+  cols: number,
+): Quantized4Bit | QuantizedInt8 {
+  return format === 'int8' ? quantizeInt8(w, rows, cols) : quantize4bit(w, format);
+}

@@ -16,5 +16,6 @@ export {
   type QuantizedInt8,
   quantize4bit,
   quantizeInt8,
+  quantizeValues,
 } from './formats.js';
 export { dequantize, QuantizedTensor, quantize } from './tensor.js';

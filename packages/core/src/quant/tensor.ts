@@ -13,8 +13,7 @@ import {
   type QuantFormat,
   type Quantized4Bit,
   type QuantizedInt8,
-  quantize4bit,
-  quantizeInt8,
+  quantizeValues,
 } from './formats.js';
 
 /** Bytes as little-endian u32 words (the storage kernels read), zero-padded to a whole word. */
@@ -194,7 +193,7 @@ export async function quantize(
   if (values.length !== N * K)
     throw new ShapeError(`quantize: ${values.length} values do not fill shape ${fmt(shp)}`);
   const out = QuantizedTensor.allocate(format, [N, K]);
-  out.write(format === 'int8' ? quantizeInt8(values, N, K) : quantize4bit(values, format));
+  out.write(quantizeValues(values, format, N, K));
   return out;
 }
 

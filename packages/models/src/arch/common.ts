@@ -8,6 +8,7 @@ import {
   isGradEnabled,
   type Module,
   packedQkvAttention,
+  type QuantFormat,
   permute,
   Rng,
   type RopeScaling,
@@ -45,16 +46,29 @@ export interface ModelBuildOptions {
    * 'f16'/'bf16' halve their memory and make them frozen: see core's Linear and matmul.
    */
   weightDtype?: FloatDType;
+  /**
+   * Keep the transformer blocks' linear weights quantized (QLoRA's frozen base): their packed
+   * buffers are allocated for a loader to fill (see core's Linear `quantize`); embeddings, norms,
+   * the output layer and task heads keep `weightDtype`.
+   */
+  quantize?: QuantFormat;
 }
 
 /** What layer constructors pass on to core's Linear and Embedding. */
 export interface WeightInit {
   rng: Rng;
   dtype: FloatDType;
+  /** Set for the blocks' linear layers only: heads are built with {@link unquantized}. */
+  quantize?: QuantFormat;
 }
 
 export function weightInit(opts: ModelBuildOptions): WeightInit {
-  return { rng: new Rng(opts.seed ?? 0), dtype: opts.weightDtype ?? 'f32' };
+  return { rng: new Rng(opts.seed ?? 0), dtype: opts.weightDtype ?? 'f32', quantize: opts.quantize };
+}
+
+/** The same initialisation without quantization: for task heads, which stay in full precision. */
+export function unquantized(w: WeightInit): WeightInit {
+  return { rng: w.rng, dtype: w.dtype };
 }
 
 export interface RopeConfig {

@@ -1,4 +1,12 @@
-import { assignTensor, LayerNorm, type Module, type Parameter, RMSNorm, Rng } from '@sharelora/core';
+import {
+  assignTensor,
+  LayerNorm,
+  type Module,
+  type Parameter,
+  quantizeValues,
+  RMSNorm,
+  Rng,
+} from '@sharelora/core';
 import { checkpointTensors } from './vocab.js';
 
 /** Options of {@link initWeights}. */
@@ -31,6 +39,14 @@ export function initWeights(
     if (opts.filter && !opts.filter(t.name)) continue;
     const rng = root.fork(t.name);
     const mean = normScales.has(t.blocks[0]) ? 1 : 0;
+    if (t.quantized) {
+      // A quantized layer gets the quantization of the values an unquantized one would get.
+      const data = new Float32Array(t.quantized.size);
+      for (let i = 0; i < data.length; i++) data[i] = mean + std * rng.normal();
+      const [N, K] = t.quantized.shape;
+      t.quantized.write(quantizeValues(data, t.quantized.format, N, K));
+      continue;
+    }
     for (const p of t.blocks) {
       const data = new Float32Array(p.value.size);
       for (let i = 0; i < data.length; i++) data[i] = mean + std * rng.normal();

@@ -34,6 +34,7 @@ import {
   type ModelBuildOptions,
   runLayer,
   splitHeads,
+  unquantized,
   type WeightInit,
   weightInit,
 } from './common.js';
@@ -248,9 +249,9 @@ export class RobertaClassificationHead extends Module {
 
   constructor(config: RobertaConfig, w: WeightInit) {
     super();
-    this.dense = new Linear(config.hiddenSize, config.hiddenSize, { ...w, init: false });
+    this.dense = new Linear(config.hiddenSize, config.hiddenSize, { ...unquantized(w), init: false });
     this.dropout = new Dropout(config.classifierDropout, { rng: w.rng });
-    this.out_proj = new Linear(config.hiddenSize, config.numLabels, { ...w, init: false });
+    this.out_proj = new Linear(config.hiddenSize, config.numLabels, { ...unquantized(w), init: false });
   }
 
   /** Hidden states [B, T, C] -> logits [B, num_labels], from the first token (<s>). */
@@ -302,7 +303,7 @@ export class RobertaLMHead extends Module {
     w: WeightInit,
   ) {
     super();
-    this.dense = new Linear(config.hiddenSize, config.hiddenSize, { ...w, init: false });
+    this.dense = new Linear(config.hiddenSize, config.hiddenSize, { ...unquantized(w), init: false });
     this.layer_norm = new LayerNorm(config.hiddenSize, { eps: config.layerNormEps });
     this.decoder = untiedOutput(config, w.dtype);
     this.bias = new Parameter(zeros([config.vocabSize]));

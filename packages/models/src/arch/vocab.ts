@@ -3,16 +3,19 @@ import {
   addScalar,
   cast,
   concat,
+  dequantize,
   embedding,
   type FloatDType,
   full,
   getDevice,
   greaterEqual,
   isHalf,
+  Linear,
   Module,
   matmul,
   mul,
   Parameter,
+  type QuantizedTensor,
   reshape,
   type Tensor,
   zeros,
@@ -103,6 +106,8 @@ export interface CheckpointTensor {
   name: string;
   shape: readonly number[];
   blocks: readonly Parameter[];
+  /** The layer's quantized weight when the parameter holds its packed codes (see Linear `quantize`). */
+  quantized?: QuantizedTensor;
 }
 
 /**
@@ -111,14 +116,19 @@ export interface CheckpointTensor {
  */
 export function checkpointTensors(model: Module): CheckpointTensor[] {
   const owner = new Map<Parameter, [string, VocabEmbedding]>();
+  const quantized = new Map<Parameter, QuantizedTensor>();
   for (const [name, m] of model.namedModules()) {
     if (m instanceof VocabEmbedding) for (const b of m.blocks) owner.set(b, [name, m]);
+    if (m instanceof Linear && m.quantized) quantized.set(m.weight, m.quantized);
   }
   const out: CheckpointTensor[] = [];
   const listed = new Set<VocabEmbedding>();
   for (const [name, p] of model.namedParameters()) {
     const o = owner.get(p);
-    if (!o) out.push({ name, shape: p.shape, blocks: [p] });
+    if (!o) {
+      const q = quantized.get(p);
+      out.push(q ? { name, shape: p.shape, blocks: [p], quantized: q } : { name, shape: p.shape, blocks: [p] });
+    }
     else if (!listed.has(o[1])) {
       listed.add(o[1]);
       const prefix = o[0] ? `${o[0]}.` : '';
@@ -134,6 +144,15 @@ export async function readCheckpointTensor(
   what: 'value' | 'grad' = 'value',
 ): Promise<Float32Array> {
   const out = new Float32Array(t.shape.reduce((a, b) => a * b, 1));
+  if (t.quantized) {
+    // A quantized base weight has no gradient; its values are what the kernels decode.
+    if (what === 'value') {
+      const w = dequantize(t.quantized);
+      out.set((await w.data()) as Float32Array);
+      w.dispose();
+    }
+    return out;
+  }
   let at = 0;
   for (const p of t.blocks) {
     const src = what === 'value' ? p.value : p.grad;

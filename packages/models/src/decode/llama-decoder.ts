@@ -7,7 +7,7 @@
  * The fused step runs each sequence in one workgroup, so it suits small models (it is chosen for
  * up to FUSED_MAX_WEIGHTS weights); larger ones keep the general forward path for now.
  */
-import { type Device, decode, getDevice, Linear, ropeInvFreq, type Tensor, zeros } from '@sharelora/core';
+import { type Device, decode, dequantize, getDevice, Linear, ropeInvFreq, type Tensor, zeros } from '@sharelora/core';
 import type { LlamaForCausalLM } from '../arch/llama.js';
 import type { CausalLM } from '../arch/types.js';
 
@@ -74,6 +74,17 @@ class Packer {
 
 async function f32(t: Tensor): Promise<Float32Array> {
   return (await t.data()) as Float32Array;
+}
+
+/** A linear layer's weight as f32 values, decoded from its quantization when it has one. */
+async function linearWeight(l: Linear): Promise<Float32Array> {
+  if (!l.quantized) return f32(l.weight.value);
+  const w = dequantize(l.quantized);
+  try {
+    return await f32(w);
+  } finally {
+    w.dispose();
+  }
 }
 
 function concat(parts: readonly Float32Array[]): Float32Array {
@@ -405,21 +416,21 @@ async function packWeights(
   for (const layer of model.model.layers) {
     const a = layer.self_attn;
     const m = layer.mlp;
-    const qkv = await Promise.all([a.q_proj, a.k_proj, a.v_proj].map((l) => f32(l.weight.value)));
+    const qkv = await Promise.all([a.q_proj, a.k_proj, a.v_proj].map(linearWeight));
     const off: LayerOffsets = {
       inNorm: p.add(await f32(layer.input_layernorm.weight.value)),
       qkv: p.addMatrix(concat(qkv), C),
-      o: p.addMatrix(await f32(a.o_proj.weight.value), H * D),
+      o: p.addMatrix(await linearWeight(a.o_proj), H * D),
       postNorm: p.add(await f32(layer.post_attention_layernorm.weight.value)),
       gateUp: p.addMatrix(
         concat([
-          await f32(m.gate_proj.weight.value),
+          await linearWeight(m.gate_proj),
           new Float32Array((a4(I) - I) * C),
-          await f32(m.up_proj.weight.value),
+          await linearWeight(m.up_proj),
         ]),
         C,
       ),
-      down: p.addMatrix(await f32(m.down_proj.weight.value), I),
+      down: p.addMatrix(await linearWeight(m.down_proj), I),
     };
     layerOffsets.push(off);
   }

@@ -4,6 +4,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DTYPE_ITEMSIZE, type TensorInput } from '@sharelora/core';
 import { writeSafetensors } from '@sharelora/core/node';
 import { listDir, writeTextAtomic } from './file.js';
 
@@ -75,12 +76,15 @@ export type OutputDtype = 'F32' | 'F16' | 'BF16';
 /** F32 values, or F16/BF16 bit patterns copied unchanged from the source. */
 export type OutputData = Float32Array | Uint16Array;
 
-/** A tensor of the output checkpoint whose data is read only when its shard is written. */
+/**
+ * A tensor of the output checkpoint whose data is read only when its shard is written: a float
+ * weight, or a part of a quantized one (packed codes, scales, its JSON state as bytes).
+ */
 export interface PlannedTensor {
   name: string;
-  dtype: OutputDtype;
+  dtype: OutputDtype | 'U8' | 'I8';
   shape: number[];
-  load(): Promise<OutputData>;
+  load(): Promise<OutputData | Uint8Array | Int8Array>;
 }
 
 /**
@@ -120,7 +124,6 @@ export function interleavedToRotateHalf<T extends OutputData>(w: T, nHeads: numb
 export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
 
 const WEIGHT_FILE = /^model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?$/;
-const BYTES: Record<OutputDtype, number> = { F32: 4, F16: 2, BF16: 2 };
 
 function shardName(i: number, n: number): string {
   const pad = (k: number) => String(k).padStart(5, '0');
@@ -141,7 +144,7 @@ export async function writeWeights(
   const shards: PlannedTensor[][] = [];
   let bytes = 0;
   for (const t of tensors) {
-    const size = BYTES[t.dtype] * t.shape.reduce((a, b) => a * b, 1);
+    const size = DTYPE_ITEMSIZE[t.dtype] * t.shape.reduce((a, b) => a * b, 1);
     if (shards.length === 0 || (bytes > 0 && bytes + size > maxShardBytes)) {
       shards.push([]);
       bytes = 0;
@@ -155,7 +158,7 @@ export async function writeWeights(
   let totalSize = 0;
   let done = 0;
   for (const [i, shard] of shards.entries()) {
-    const map: Record<string, { dtype: OutputDtype; shape: number[]; data: OutputData }> = {};
+    const map: Record<string, TensorInput> = {};
     for (const t of shard) {
       const data = await t.load();
       map[t.name] = { dtype: t.dtype, shape: t.shape, data };

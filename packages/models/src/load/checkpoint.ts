@@ -5,11 +5,19 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { encodeBF16, isHalf, type Parameter, SafetensorsError, type TensorInfo } from '@sharelora/core';
+import {
+  encodeBF16,
+  isHalf,
+  type Parameter,
+  type QuantFormat,
+  quantizeValues,
+  SafetensorsError,
+} from '@sharelora/core';
 import { SafetensorsReader } from '@sharelora/core/node';
 import type { HfModel } from '../arch/types.js';
 import { type CheckpointTensor, checkpointTensors } from '../arch/vocab.js';
 import { ModelLoadError } from './errors.js';
+import { companionKeys, isQuantCompanion, readStoredQuantized, type StoredTensor } from './quantized.js';
 
 const SINGLE = 'model.safetensors';
 const INDEX = 'model.safetensors.index.json';
@@ -33,10 +41,7 @@ export interface LoadProgress {
   tensor: string;
 }
 
-interface Stored {
-  reader: SafetensorsReader;
-  info: TensorInfo;
-}
+type Stored = StoredTensor;
 
 /**
  * Whether a weight file is there. Only absence is "no": a directory or a symbolic-link loop in its
@@ -170,7 +175,17 @@ export class CheckpointFiles {
 
 /** Which checkpoint tensor fills which parameter, and what the checkpoint lacks or has in excess. */
 export interface LoadPlan {
-  loads: Array<{ target: CheckpointTensor; source: Stored; key: string }>;
+  /**
+   * `stored`: the weight is stored quantized in that format, with its `companions` (scales, maps,
+   * state) by key; otherwise a float tensor, quantized on the way when the target is.
+   */
+  loads: Array<{
+    target: CheckpointTensor;
+    source: Stored;
+    key: string;
+    stored?: QuantFormat;
+    companions?: ReadonlyMap<string, Stored>;
+  }>;
   /** New task-head tensors the checkpoint lacks (initialised instead). */
   initialised: string[];
   /** Checkpoint tensors the model does not use (other heads, tied copies). */
@@ -182,8 +197,15 @@ const shapeStr = (s: readonly number[]) => `[${s.join(', ')}]`;
 /**
  * Matches checkpoint names to the model's (see CheckpointRules) and checks every shape and dtype.
  * Throws one CHECKPOINT_MISMATCH error listing everything that is missing, unexpected or mis-shaped.
+ * `storedFormat`: the checkpoint's weights are quantized in that format (config.json's
+ * quantization_config); the model's quantized layers then read them as stored.
  */
-export function planLoad(model: HfModel, files: CheckpointFiles, configPath: string): LoadPlan {
+export function planLoad(
+  model: HfModel,
+  files: CheckpointFiles,
+  configPath: string,
+  storedFormat: QuantFormat | null = null,
+): LoadPlan {
   const rules = model.checkpointRules;
   const targets = new Map(checkpointTensors(model).map((t) => [t.name, t]));
   const isAlias = (c: string) => Object.hasOwn(rules.aliases, c);
@@ -193,6 +215,7 @@ export function planLoad(model: HfModel, files: CheckpointFiles, configPath: str
   const ignored: string[] = [];
   for (const [key, stored] of files.tensors) {
     if (rules.buffers.test(key)) continue;
+    if (storedFormat && isQuantCompanion(key)) continue;
     const candidates = key.startsWith(rules.basePrefix) ? [key] : [key, rules.basePrefix + key];
     const name = candidates.find((c) => targets.has(c) || isAlias(c) || rules.unused?.test(c));
     if (name === undefined) unexpected.push(key);
@@ -214,6 +237,16 @@ export function planLoad(model: HfModel, files: CheckpointFiles, configPath: str
       continue;
     }
     const [key, source] = hit;
+    if (storedFormat && target.quantized && !FLOAT_DTYPES.has(source.info.dtype)) {
+      const companions = new Map<string, Stored>();
+      for (const k of companionKeys(key, storedFormat)) {
+        const s = files.tensors.get(k);
+        if (s) companions.set(k, s);
+        else missing.push(k);
+      }
+      loads.push({ target, source, key, stored: storedFormat, companions });
+      continue;
+    }
     if (!FLOAT_DTYPES.has(source.info.dtype)) notFloat.push(`${key} (${source.info.dtype})`);
     else if (
       source.info.shape.length !== target.shape.length ||
@@ -285,6 +318,29 @@ async function* readAs(target: CheckpointTensor, { reader, info }: Stored, key: 
   } else yield* reader.readChunks(key, maxBytes, { as: dtype === 'f16' ? 'f16' : 'f32' });
 }
 
+/**
+ * Fills a quantized layer: from its stored codes and scales, or by quantizing the f32 values of a
+ * float tensor on the CPU (one tensor in memory at a time: the full-precision model never is).
+ */
+async function loadQuantized({ target, source, key, stored, companions }: LoadPlan['loads'][number]): Promise<void> {
+  const q = target.quantized as NonNullable<CheckpointTensor['quantized']>;
+  if (stored) {
+    q.write(await readStoredQuantized(key, stored, q.shape, source, companions ?? new Map()));
+    return;
+  }
+  const [N, K] = q.shape;
+  q.write(quantizeValues(await readValues(source, key), q.format, N, K));
+}
+
+/** All of a float tensor's values as f32 (one tensor held in memory). */
+export async function readValues(source: Stored, key: string): Promise<Float32Array> {
+  const values = new Float32Array(source.info.numel);
+  const rowElems = source.info.numel / Math.max(source.info.shape[0] ?? 1, 1);
+  for await (const c of source.reader.readChunks(key, CHUNK_BYTES, { as: 'f32' }))
+    values.set(c.data, c.rowStart * rowElems);
+  return values;
+}
+
 /** Streams the planned tensors to the GPU in file order, converting each to its parameter's dtype. */
 export async function streamWeights(plan: LoadPlan, onProgress?: (p: LoadProgress) => void): Promise<void> {
   const storedBytes = (s: Stored) => s.info.dataOffsets[1] - s.info.dataOffsets[0];
@@ -297,7 +353,8 @@ export async function streamWeights(plan: LoadPlan, onProgress?: (p: LoadProgres
   let loadedBytes = 0;
   let unsynced = 0;
   onProgress?.({ loadedBytes, totalBytes, tensor: order[0]?.key ?? '' });
-  for (const { target, source, key } of order) {
+  for (const load of order) {
+    const { target, source, key } = load;
     const rows = target.shape.length ? target.shape[0] : 1;
     const rowElems = source.info.numel / Math.max(rows, 1);
     const rowBytes = storedBytes(source) / Math.max(rows, 1);
@@ -307,6 +364,12 @@ export async function streamWeights(plan: LoadPlan, onProgress?: (p: LoadProgres
       ? 2 * rowBytes * Math.max(1, Math.floor(CHUNK_BYTES / (2 * rowBytes)))
       : CHUNK_BYTES;
     try {
+      if (target.quantized) {
+        await loadQuantized(load);
+        loadedBytes += storedBytes(source);
+        onProgress?.({ loadedBytes, totalBytes, tensor: key });
+        continue;
+      }
       for await (const chunk of readAs(target, source, key, maxBytes)) {
         writeRows(target.blocks, rowElems, chunk.rowStart, chunk.data);
         loadedBytes += chunk.rowCount * rowBytes;

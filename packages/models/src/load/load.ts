@@ -4,6 +4,7 @@ import {
   type FloatDType,
   getDevice,
   isHalf,
+  type QuantFormat,
   ShareloraError,
   setBaseModelIdentity,
   zeros,
@@ -14,7 +15,9 @@ import type { AnyModel, ModelConfig } from '../arch/types.js';
 import { checkpointTensors } from '../arch/vocab.js';
 import { CheckpointFiles, type LoadPlan, type LoadProgress, planLoad, streamWeights } from './checkpoint.js';
 import { readConfig } from './config.js';
+import { ModelLoadError } from './errors.js';
 import { checkModelFits, machineLimits } from './limits.js';
+import { storedQuantization } from './quantized.js';
 
 /**
  * Options of {@link loadModel}: the task, seed, whether the weights train, their storage dtype and
@@ -38,6 +41,13 @@ export interface LoadModelOptions extends Omit<CreateModelOptions, 'weightDtype'
   numLabels?: number;
   /** Called as tensor data is read (a progress bar). */
   onProgress?: (p: LoadProgress) => void;
+  /**
+   * Keep the transformer blocks' linear weights quantized (QLoRA's frozen base): a float checkpoint
+   * is quantized tensor by tensor as it is read, never held whole in full precision. A directory
+   * stored quantized (config.json's quantization_config, as `sharelora quantize` writes) loads as
+   * stored whether or not this is given; asking for another format is an error. Frozen only.
+   */
+  quantize?: QuantFormat;
 }
 
 /**
@@ -72,6 +82,20 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
       ? { ...parsed, numLabels: opts.numLabels }
       : parsed;
   const requested = opts.weightDtype ?? (opts.trainable ? 'f32' : 'auto');
+  const configPath = join(dir, 'config.json');
+  const stored = storedQuantization(config.raw, configPath);
+  if (stored && opts.quantize && opts.quantize !== stored)
+    throw new ModelLoadError(
+      'BAD_CONFIG',
+      configPath,
+      `the weights are stored as ${stored}, not ${opts.quantize}: load them as stored, or write a float copy first (sharelora quantize --to bf16) and quantize that`,
+    );
+  const quantize = opts.quantize ?? stored ?? undefined;
+  if (quantize && opts.trainable)
+    throw new ShareloraError(
+      'BAD_ARGUMENT',
+      `loadModel: ${quantize} weights are a frozen base; full fine-tuning needs unquantized f32 weights`,
+    );
   if (opts.trainable && requested !== 'f32') {
     throw new ShareloraError(
       'BAD_ARGUMENT',
@@ -79,15 +103,19 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     );
   }
   checkModelFits(config, machineLimits(getDevice()), {
-    bytesPerParam: bytesPerParam(requested, config.raw),
-    path: join(dir, 'config.json'),
+    bytesPerParam: quantize ? QUANTIZED_BYTES[quantize] : bytesPerParam(requested, config.raw),
+    path: configPath,
   });
   const files = await CheckpointFiles.open(dir);
   try {
     const auto = requested === 'auto';
-    const model = createModel(config, { ...opts, weightDtype: auto ? autoBuildDtype(files) : requested });
+    const model = createModel(config, {
+      ...opts,
+      quantize,
+      weightDtype: auto ? autoBuildDtype(files) : requested,
+    });
     try {
-      const plan = planLoad(model, files, join(dir, 'config.json'));
+      const plan = planLoad(model, files, configPath, stored);
       if (auto) keepStoredDtypes(model, plan);
       await streamWeights(plan, opts.onProgress);
       if (plan.initialised.length) {
@@ -150,6 +178,12 @@ function bytesPerParam(requested: FloatDType | 'auto', raw: Record<string, unkno
   const stored = raw.torch_dtype ?? raw.dtype;
   return stored === 'float16' || stored === 'bfloat16' ? 2 : 4;
 }
+
+/**
+ * Bytes per weight of a quantized model for the fit check: the packed codes and scales (the
+ * embeddings and output layer, kept in their dtype, are a small share of a large model's weights).
+ */
+const QUANTIZED_BYTES: Record<QuantFormat, number> = { nf4: 0.52, fp4: 0.52, int8: 1.01 };
 
 /** Values of the first token-embedding row kept in the identity: enough to tell random inits and pretrainings apart. */
 const IDENTITY_SAMPLE = 8;

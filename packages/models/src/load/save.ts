@@ -17,7 +17,7 @@ const TORCH_DTYPE: Record<OutputDtype, string> = { F32: 'float32', F16: 'float16
 
 /**
  * Writes an HF model directory: the weights under their checkpoint names (a tied matrix once, as
- * transformers does) read back from the GPU one shard at a time, then config.json (the loaded one,
+ * transformers does) read back from the GPU one shard at a time (quantized layers dequantized), then config.json (the loaded one,
  * with architectures, torch_dtype and the label count updated), last, so a directory with a
  * config.json is complete. Every parameter of the module tree is written: merge adapters first.
  * Returns the file names written.
@@ -45,6 +45,8 @@ export async function saveModel(
     model_type: model.config.raw.model_type ?? model.config.arch,
     torch_dtype: TORCH_DTYPE[dtype],
   };
+  // Quantized layers were read back dequantized: the directory holds floats.
+  delete config.quantization_config;
   if (model.task === 'sequence-classification') {
     const labels = config.id2label as Record<string, unknown> | undefined;
     if (!labels || Object.keys(labels).length !== model.numLabels) {
