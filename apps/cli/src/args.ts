@@ -1,4 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import type { QuantFormat } from '@sharelora/core';
+import { QUANT_FORMATS } from '@sharelora/models';
 import { UsageError } from './cli-error.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
@@ -82,4 +84,19 @@ export function requireFlags(
   throw new UsageError(
     `sharelora ${command}: ${list} ${missing.length === 1 ? 'is' : 'are'} required (see sharelora ${command} --help)`,
   );
+}
+
+/** Help lines of `--quantize`, the same in every command that loads a model; descriptions start at `column`. */
+export function quantizeHelp(column: number): string {
+  const pad = ' '.repeat(column);
+  return [
+    `  ${'--quantize FORMAT'.padEnd(column - 2)}keep the base model's block weights quantized: nf4 or`,
+    `${pad}fp4 (4-bit: QLoRA's blocks of 64, double-quantized scales) or int8 (per`,
+    `${pad}row). A directory written by 'sharelora quantize' loads quantized without it`,
+  ].join('\n');
+}
+
+/** A --quantize value (nf4, fp4, int8), or a usage error listing them. */
+export function quantizeFlag(value: string | undefined): QuantFormat | undefined {
+  return oneOf('quantize', value, QUANT_FORMATS);
 }

@@ -9,6 +9,7 @@ import { generate, generateHelp } from './commands/generate.js';
 import { importCommand, importHelp } from './commands/import.js';
 import { init, initHelp } from './commands/init.js';
 import { params, paramsHelp } from './commands/params.js';
+import { quantize, quantizeHelp } from './commands/quantize.js';
 import { quickstart, quickstartHelp } from './commands/quickstart.js';
 import { train, trainHelp } from './commands/train.js';
 
@@ -21,6 +22,11 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help:
     forward: { run: forward, help: forwardHelp, summary: 'logits, loss and gradients on token ids' },
     import: { run: importCommand, help: importHelp, summary: 'GGUF or llama2.c checkpoint to HF layout' },
     generate: { run: generate, help: generateHelp, summary: 'continue a prompt, streaming tokens' },
+    quantize: {
+      run: quantize,
+      help: quantizeHelp,
+      summary: 'nf4/fp4/int8 copy of a model (or back to floats)',
+    },
     eval: { run: evalCommand, help: evalHelp, summary: 'GSM8K, MMLU, MMLU-Pro, HumanEval, GLUE results' },
     'eval-merge': { run: evalMerge, help: evalMergeHelp, summary: 'merge sharded eval result files' },
     train: { run: train, help: trainHelp, summary: 'fine-tune with LoRA, ShareLoRA or in full; resumable' },

@@ -205,6 +205,7 @@ export class LoraLinear extends Module {
   merge(name: string): void {
     if (this._merged.has(name))
       throw new AdapterError('ADAPTER_STATE', `adapter "${name}" is already merged`);
+    this.checkMergeable();
     this.applyDelta(name, add);
     this._merged.add(name);
   }
@@ -214,6 +215,20 @@ export class LoraLinear extends Module {
     if (!this._merged.has(name)) throw new AdapterError('ADAPTER_STATE', `adapter "${name}" is not merged`);
     this.applyDelta(name, sub);
     this._merged.delete(name);
+  }
+
+  /**
+   * Throws if the base weight cannot take a merged delta: a quantized weight would be re-quantized,
+   * losing the adapter's update in the rounding (QLoRA keeps adapters separate for this reason).
+   */
+  checkMergeable(): void {
+    const q = this.base_layer.quantized;
+    if (q)
+      throw new AdapterError(
+        'ADAPTER_STATE',
+        `cannot merge into ${this.base_layer.weight.name ?? 'a'} ${q.format} base weight: merging would re-quantize it and lose most of the adapter's update. ` +
+          'Keep the adapter separate, or write a float copy of the base (sharelora quantize --to bf16), load that and merge there',
+      );
   }
 
   private applyDelta(name: string, op: (a: Tensor, b: Tensor) => Tensor): void {

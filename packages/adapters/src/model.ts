@@ -337,7 +337,10 @@ function loraWrappers(model: Module, name: string): LoraLinear[] {
  */
 export function mergeAdapter(model: Module): void {
   const name = getAdapter(model).name;
-  for (const w of loraWrappers(model, name)) w.merge(name);
+  const wrappers = loraWrappers(model, name);
+  // All or nothing: a model is never left with some layers merged.
+  for (const w of wrappers) w.checkMergeable();
+  for (const w of wrappers) w.merge(name);
 }
 
 /** Undoes mergeAdapter(): W ← W − s·B A (exact up to float32 rounding, or the half rounding of a half W). */

@@ -1,5 +1,6 @@
 import { dequantize, Linear, type Module, type QuantFormat } from '@sharelora/core/node';
 import { describe, expect, it } from 'vitest';
+import { injectAdapter, LoraLinear, mergeAdapter, presetConfig } from '../src/index.js';
 import { useGpu } from './gpu.js';
 import { shareAStep, TinyGpt2, TinyLlama } from './tiny.js';
 
@@ -53,4 +54,14 @@ describe('LoRA over quantized base weights', () => {
       });
     });
   }
+
+  it('merging into a quantized base is refused for every layer, naming the way out', async () => {
+    const model = new TinyLlama();
+    await quantizeWeights(model, 'nf4', true);
+    injectAdapter(model, presetConfig('lora', { r: 2, targetModules: ['q_proj', 'v_proj'] }), { rng: 1 });
+    expect(() => mergeAdapter(model)).toThrow(/nf4 base weight.*quantize --to bf16/);
+    const layers = model.namedModules().filter(([, m]) => m instanceof LoraLinear);
+    expect(layers.length).toBeGreaterThan(0);
+    for (const [, m] of layers) expect((m as LoraLinear).isMerged('default')).toBe(false);
+  });
 });

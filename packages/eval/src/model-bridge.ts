@@ -4,7 +4,7 @@
  * answers GLUE. Adapters are applied by the caller through `prepare` (this package never imports
  * @sharelora/adapters).
  */
-import { noGrad, type Tensor, tensor, tidy } from '@sharelora/core';
+import { noGrad, type QuantFormat, type Tensor, tensor, tidy } from '@sharelora/core';
 import {
   type AnyModel,
   argmax,
@@ -59,6 +59,8 @@ export interface LoadForEvalOptions extends BridgeOptions {
   prepare?: (model: AnyModel) => Promise<unknown>;
   /** Called as weights are read ({@link loadModel}'s progress). */
   onProgress?: (p: LoadProgress) => void;
+  /** Keep the base model's block weights quantized ({@link loadModel}'s `quantize`). */
+  quantize?: QuantFormat;
 }
 
 const positive = (name: string, v: number): number => {
@@ -279,7 +281,7 @@ async function load(dir: string, task: 'causal-lm' | 'sequence-classification', 
   // fails before any weights are read.
   await readConfig(dir);
   const tokenizer = await loadTokenizer(dir);
-  const loaded = await loadModel(dir, { task, onProgress: opts.onProgress });
+  const loaded = await loadModel(dir, { task, onProgress: opts.onProgress, quantize: opts.quantize });
   try {
     if (opts.prepare) {
       await opts.prepare(loaded.model);

@@ -171,7 +171,10 @@ describe('loading with quantize', () => {
     expect(String(err.message)).toMatch(/quant_method "gptq" is not supported/);
     await writeFile(
       cfgPath,
-      JSON.stringify({ ...cfg, quantization_config: { ...cfg.quantization_config, bnb_4bit_quant_type: 'fp4' } }),
+      JSON.stringify({
+        ...cfg,
+        quantization_config: { ...cfg.quantization_config, bnb_4bit_quant_type: 'fp4' },
+      }),
     );
     await expect(loadModel(out)).rejects.toThrow(/quant_map is not the fp4 table|bitsandbytes__fp4/);
   });
@@ -196,7 +199,13 @@ function meanNll(logit: Float32Array, tokens: number[], vocab: number): number {
   return total / (tokens.length - 1);
 }
 
-const PROMPTS = ['Once upon a time', 'Lily and Tom went to', 'The little dog', 'One day, a big', 'Sara had a'];
+const PROMPTS = [
+  'Once upon a time',
+  'Lily and Tom went to',
+  'The little dog',
+  'One day, a big',
+  'Sara had a',
+];
 
 describe('stories260K quantized', () => {
   itData('perplexity on held-out text: int8 within 1% of f32, nf4 within 10%; int8 greedy text', async () => {

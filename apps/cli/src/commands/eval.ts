@@ -24,7 +24,7 @@ import {
 } from '@sharelora/eval';
 import type { LoadProgress } from '@sharelora/models';
 import { checkOutputPath, lockOutputFile, type OutputInput } from '@sharelora/train';
-import { numberFlag, oneOf, parseFlags, seedFlag } from '../args.js';
+import { numberFlag, oneOf, parseFlags, quantizeFlag, quantizeHelp, seedFlag } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 import { plural } from '../units.js';
@@ -75,6 +75,7 @@ Options:
   --mmlu-scoring S      mmlu: loglikelihood (default) or letter-logits
   --mmlu-pro-scoring S  mmlu-pro: cot (default) or loglikelihood
   --json                print {task, model, adapter, out, metrics} as one JSON document on stdout
+${quantizeHelp(24)}
   -h, --help            show this help
 
 Exit status: 0 done, 1 runtime failure, 2 bad usage or bad input (the message names the flag or file).`;
@@ -268,6 +269,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     'mmlu-scoring': { type: 'string' },
     'mmlu-pro-scoring': { type: 'string' },
     json: { type: 'boolean' },
+    quantize: { type: 'string' },
   });
   if (values.help) {
     console.log(evalHelp);
@@ -336,12 +338,14 @@ export async function evalCommand(argv: string[]): Promise<number> {
     const model = values.model as string;
     const { batchSize } = options;
     const adapterDir = values.adapter;
+    const quantize = quantizeFlag(values.quantize);
     await init();
     try {
       if (family(task) === 'glue') {
         let savedModules: string[] = [];
         const { classifier, initialised } = await loadGlueClassifier(model, {
           batchSize,
+          quantize,
           onProgress: showLoading(model),
           prepare: adapterDir
             ? async (m) => {
@@ -376,6 +380,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
       }
       const lm = await loadEvalModel(model, {
         batchSize,
+        quantize,
         onProgress: showLoading(model),
         prepare: adapterDir ? (m) => loadAdapter(m, adapterDir) : undefined,
       })

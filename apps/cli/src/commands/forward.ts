@@ -27,11 +27,12 @@ import {
   sequenceClassificationLoss,
   type Task,
 } from '@sharelora/models';
-import { parseFlags } from '../args.js';
+import { parseFlags, quantizeFlag, quantizeHelp } from '../args.js';
 import { UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 
 export const forwardHelp = `Usage: sharelora forward --model DIR [--adapter DIR] --inputs FILE [--grads OUT] [--json]
+                         [--quantize nf4|fp4|int8]
 
 Runs a model on token ids (no tokenizer needed) and prints its logits and, when FILE has labels, the
 loss, both as Hugging Face transformers computes them: causal LMs predict labels[t+1] from position t,
@@ -56,6 +57,8 @@ Options:
                    names (a ShareLoRA shared matrix's gradient, the sum over its layers, under every
                    layer's key). Needs labels.
   --json           print one JSON document on stdout (all logits)
+${quantizeHelp(19)}
+                   (--grads then needs --adapter: a quantized base has no gradients)
   -h, --help       show this help`;
 
 interface Inputs {
@@ -282,6 +285,7 @@ export async function forward(argv: string[]): Promise<number> {
     inputs: { type: 'string' },
     grads: { type: 'string' },
     json: { type: 'boolean' },
+    quantize: { type: 'string' },
   });
   if (values.help) {
     console.log(forwardHelp);
@@ -290,6 +294,11 @@ export async function forward(argv: string[]): Promise<number> {
   if (!values.model) throw new UsageError('sharelora forward: --model DIR is required');
   if (!values.inputs) throw new UsageError('sharelora forward: --inputs FILE is required');
   const file = values.inputs;
+  const quantize = quantizeFlag(values.quantize);
+  if (quantize && values.grads && !values.adapter)
+    throw new UsageError(
+      `--grads with --quantize ${quantize} needs --adapter: the quantized base weights are frozen and have no gradients`,
+    );
   const inputs = await readInputs(file);
   if (values.grads && inputs.labels === undefined)
     throw new UsageError(`--grads needs labels in --inputs ${file}`);
@@ -302,6 +311,7 @@ export async function forward(argv: string[]): Promise<number> {
       loaded = await loadModel(values.model, {
         task: taskFor(config, inputs, file),
         trainable: Boolean(values.grads) && !values.adapter,
+        quantize,
         onProgress: (p) =>
           progress(
             `loading ${values.model}: ${Math.floor((100 * p.loadedBytes) / Math.max(p.totalBytes, 1))}%`,

@@ -9,12 +9,13 @@ import {
   readGenerationConfig,
   type Tokenizer,
 } from '@sharelora/models';
-import { intFlag, numberFlag, parseFlags, seedFlag } from '../args.js';
+import { intFlag, numberFlag, parseFlags, quantizeFlag, quantizeHelp, seedFlag } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 
 export const generateHelp = `Usage: sharelora generate --model DIR [--adapter DIR] --prompt TEXT [--max-new-tokens N]
                           [--temperature T] [--top-p P] [--top-k K] [--seed N] [--stop S]... [--chat] [--json]
+                          [--quantize nf4|fp4|int8]
 
 Continues a prompt with a causal LM (GPT-2 or LLaMA family) using its KV cache, streaming the text to
 stdout as it is generated (the prompt first). Sampling defaults come from the model's
@@ -33,6 +34,7 @@ Options:
   --stop S              stop when the text contains S (not printed); repeat for several
   --chat                wrap the prompt as a user message in the model's chat template
   --json                print one JSON document {prompt, text, tokens, finishReason} instead of streaming
+${quantizeHelp(24)}
   -h, --help            show this help`;
 
 export async function generate(argv: string[]): Promise<number> {
@@ -48,6 +50,7 @@ export async function generate(argv: string[]): Promise<number> {
     stop: { type: 'string', multiple: true },
     chat: { type: 'boolean' },
     json: { type: 'boolean' },
+    quantize: { type: 'string' },
   });
   if (values.help) {
     console.log(generateHelp);
@@ -62,6 +65,7 @@ export async function generate(argv: string[]): Promise<number> {
   const topP = numberFlag('top-p', values['top-p'], (n) => n > 0 && n <= 1, 'a number in (0, 1]');
   const topK = numberFlag('top-k', values['top-k'], (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0');
   const seed = seedFlag(values.seed);
+  const quantize = quantizeFlag(values.quantize);
 
   // The cheap files first, so a broken directory fails before the GPU starts (config.json first: it
   // says best what is wrong with a --model that is not a model directory).
@@ -82,6 +86,7 @@ export async function generate(argv: string[]): Promise<number> {
   let model: CausalLM | null = null;
   try {
     const loaded = await loadModel(dir, {
+      quantize,
       onProgress: (p) =>
         progress(`loading ${dir}  ${Math.round((100 * p.loadedBytes) / Math.max(1, p.totalBytes))}%`),
     })

@@ -19,6 +19,7 @@ import {
   type ModelConfig,
   readConfig,
   saveModel,
+  weightBytesByFormat,
 } from '@sharelora/models';
 import {
   type ClassifierFormatSpec,
@@ -47,7 +48,16 @@ import {
   textTokenizerOf,
   tokenizeDataset,
 } from '@sharelora/train';
-import { intFlag, numberFlag, oneOf, parseFlags, requireFlags, seedFlag } from '../args.js';
+import {
+  intFlag,
+  numberFlag,
+  oneOf,
+  parseFlags,
+  quantizeFlag,
+  quantizeHelp,
+  requireFlags,
+  seedFlag,
+} from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 import { QUIT_WITHOUT_CHECKPOINT, StopSignals } from '../stop-signals.js';
@@ -135,6 +145,9 @@ Run:
                          covers every step of this run with its validation passes and checkpoint
                          writes, and slows the run (one compute pass per dispatch)
   --profile-out FILE     also write the profile as a Chrome trace (opens in Perfetto)
+${quantizeHelp(25)}
+                         (QLoRA: adapters train in f32 over the frozen quantized base; not with
+                         --method full)
   -h, --help             show this help
 
 Exit codes:
@@ -187,6 +200,7 @@ const FLAGS = {
   json: { type: 'boolean' },
   profile: { type: 'boolean' },
   'profile-out': { type: 'string' },
+  quantize: { type: 'string' },
 } as const;
 type FlagName = keyof typeof FLAGS;
 type Values = Partial<Record<FlagName, string | boolean>>;
@@ -298,6 +312,7 @@ function settingsFrom(v: Values) {
     json: v.json === true,
     profile: v.profile === true,
     profileOut: str('profile-out'),
+    quantize: quantizeFlag(str('quantize')),
   };
   // The header says which of these the run took from RECOMMENDED.
   const defaulted = full
@@ -307,6 +322,10 @@ function settingsFrom(v: Values) {
   if (s.steps !== undefined && s.epochs !== undefined)
     throw new UsageError('give --steps or --epochs, not both');
   const adapterOnly = (['rank', 'alpha', 'targets', 'dropout'] as const).filter((k) => v[k] !== undefined);
+  if (full && s.quantize)
+    throw new UsageError(
+      `--quantize ${s.quantize} does not apply to --method full: quantized weights are a frozen base (train an adapter over them)`,
+    );
   if (full && adapterOnly.length)
     throw new UsageError(`--${adapterOnly[0]} does not apply to --method full (it trains every weight)`);
   if (s.evalEvery !== undefined && s.validation === 0)
@@ -522,6 +541,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
       task: classifier ? 'sequence-classification' : 'causal-lm',
       numLabels,
       trainable: s.method === 'full',
+      quantize: s.quantize,
       seed: s.seed,
       onProgress: (p) =>
         progress(`loading ${s.model}: ${Math.floor((100 * p.loadedBytes) / Math.max(p.totalBytes, 1))}%`),
@@ -662,7 +682,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
           aborted: result.aborted,
           evals: result.evals,
           evalData: heldOut,
-          report: r,
+          report: { ...r, baseWeightsByFormat: weightBytesByFormat(model) },
           outputs: result.outputs,
           ...(profile ? { profile: { steps: stepsRun, ...profileJson(profile) } } : {}),
         }),
@@ -677,6 +697,9 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
         `memory: base weights ${bytes(r.bytes.weights)}, trainable ${bytes(r.bytes.trainable)}, gradients ${bytes(r.bytes.gradients)}, ` +
           `optimizer state ${bytes(r.bytes.optimizer)}, peak activations ${bytes(r.bytes.peakActivations)}, peak total ${bytes(r.bytes.peakTotal)}`,
       );
+      const byFormat = Object.entries(weightBytesByFormat(model));
+      if (byFormat.length > 1 || s.quantize)
+        say(`base weights by format: ${byFormat.map(([f, b]) => `${f} ${bytes(b)}`).join(', ')}`);
       say(`speed: ${r.msPerStep.toFixed(0)} ms/step, ${r.tokensPerSec.toFixed(0)} tokens/s`);
       say(
         `trained ${plural(result.steps, 'step')}: train loss ${result.trainLoss.toFixed(6)} ${lossUnit}` +

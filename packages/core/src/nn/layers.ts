@@ -80,7 +80,10 @@ export class Linear extends Module {
     const init = opts.init ?? true;
     if (opts.quantize) {
       if (opts.trainable)
-        throw new ShareloraError('QUANTIZED', 'a quantized Linear weight is a frozen base: it cannot be trainable');
+        throw new ShareloraError(
+          'QUANTIZED',
+          'a quantized Linear weight is a frozen base: it cannot be trainable',
+        );
       const q = QuantizedTensor.allocate(opts.quantize, [shape[0], shape[1]]);
       this.weight = new Parameter(q.codes, { trainable: false, shape });
       this.holdScales(q);

@@ -96,7 +96,8 @@ export class Parameter {
    * the parameter must be frozen, and `shape`/`numel` keep reporting the weight's shape.
    */
   setPacked(t: Tensor, shape: readonly number[]): void {
-    if (this._trainable) throw new DTypeError(`parameter ${this.name ?? ''} with a packed value can only be frozen`);
+    if (this._trainable)
+      throw new DTypeError(`parameter ${this.name ?? ''} with a packed value can only be frozen`);
     this.setValue(t, [...shape]);
   }
 
@@ -121,7 +122,9 @@ export class Parameter {
 
   set trainable(on: boolean) {
     if (on && this._packedShape)
-      throw new DTypeError(`parameter ${this.name ?? ''} holds a packed (quantized) weight, which can only be frozen`);
+      throw new DTypeError(
+        `parameter ${this.name ?? ''} holds a packed (quantized) weight, which can only be frozen`,
+      );
     this.check(this._value, on);
     this._trainable = on;
     this.apply();

@@ -61,7 +61,8 @@ export class QuantizedTensor {
   static allocate(format: QuantFormat, shape: readonly [number, number]): QuantizedTensor {
     const [N, K] = shape;
     const n = N * K;
-    if (!(n > 0)) throw new ShapeError(`QuantizedTensor.allocate: needs a non-empty [N, K], got ${fmt(shape)}`);
+    if (!(n > 0))
+      throw new ShapeError(`QuantizedTensor.allocate: needs a non-empty [N, K], got ${fmt(shape)}`);
     const wordsFor = (bytes: number) => [Math.max(1, Math.ceil(bytes / 4))];
     const z = (shape: number[], dtype: 'i32' | 'f32') => zeros(shape, dtype, 'weights');
     if (format === 'int8')

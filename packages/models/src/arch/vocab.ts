@@ -127,9 +127,10 @@ export function checkpointTensors(model: Module): CheckpointTensor[] {
     const o = owner.get(p);
     if (!o) {
       const q = quantized.get(p);
-      out.push(q ? { name, shape: p.shape, blocks: [p], quantized: q } : { name, shape: p.shape, blocks: [p] });
-    }
-    else if (!listed.has(o[1])) {
+      out.push(
+        q ? { name, shape: p.shape, blocks: [p], quantized: q } : { name, shape: p.shape, blocks: [p] },
+      );
+    } else if (!listed.has(o[1])) {
       listed.add(o[1]);
       const prefix = o[0] ? `${o[0]}.` : '';
       out.push({ name: `${prefix}weight`, shape: [o[1].numEmbeddings, o[1].dim], blocks: o[1].blocks });

@@ -7,7 +7,16 @@
  * The fused step runs each sequence in one workgroup, so it suits small models (it is chosen for
  * up to FUSED_MAX_WEIGHTS weights); larger ones keep the general forward path for now.
  */
-import { type Device, decode, dequantize, getDevice, Linear, ropeInvFreq, type Tensor, zeros } from '@sharelora/core';
+import {
+  type Device,
+  decode,
+  dequantize,
+  getDevice,
+  Linear,
+  ropeInvFreq,
+  type Tensor,
+  zeros,
+} from '@sharelora/core';
 import type { LlamaForCausalLM } from '../arch/llama.js';
 import type { CausalLM } from '../arch/types.js';
 

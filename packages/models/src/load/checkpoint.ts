@@ -322,7 +322,13 @@ async function* readAs(target: CheckpointTensor, { reader, info }: Stored, key: 
  * Fills a quantized layer: from its stored codes and scales, or by quantizing the f32 values of a
  * float tensor on the CPU (one tensor in memory at a time: the full-precision model never is).
  */
-async function loadQuantized({ target, source, key, stored, companions }: LoadPlan['loads'][number]): Promise<void> {
+async function loadQuantized({
+  target,
+  source,
+  key,
+  stored,
+  companions,
+}: LoadPlan['loads'][number]): Promise<void> {
   const q = target.quantized as NonNullable<CheckpointTensor['quantized']>;
   if (stored) {
     q.write(await readStoredQuantized(key, stored, q.shape, source, companions ?? new Map()));

@@ -92,9 +92,10 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     );
   const quantize = opts.quantize ?? stored ?? undefined;
   if (quantize && opts.trainable)
-    throw new ShareloraError(
-      'BAD_ARGUMENT',
-      `loadModel: ${quantize} weights are a frozen base; full fine-tuning needs unquantized f32 weights`,
+    throw new ModelLoadError(
+      'BAD_CONFIG',
+      configPath,
+      `${quantize} weights are a frozen base and cannot be trained: full fine-tuning needs unquantized f32 weights`,
     );
   if (opts.trainable && requested !== 'f32') {
     throw new ShareloraError(

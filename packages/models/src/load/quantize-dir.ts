@@ -12,7 +12,13 @@ import { createModel } from '../arch/create.js';
 import { type OutputDtype, type PlannedTensor, writeJson, writeWeights } from '../import/hf-llama.js';
 import { CheckpointFiles, planLoad, readValues } from './checkpoint.js';
 import { readConfig } from './config.js';
-import { plannedQuantized, QUANT_FORMATS, quantizationConfig, readStoredQuantized, storedQuantization } from './quantized.js';
+import {
+  plannedQuantized,
+  QUANT_FORMATS,
+  quantizationConfig,
+  readStoredQuantized,
+  storedQuantization,
+} from './quantized.js';
 
 /** What {@link quantizeCheckpoint} writes: a quantization of the blocks' linear weights, or a float dtype for all. */
 export type CheckpointTarget = QuantFormat | 'bf16' | 'f16' | 'f32';

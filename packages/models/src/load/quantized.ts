@@ -83,7 +83,8 @@ export function storedQuantization(raw: Record<string, unknown>, configPath: str
 /** config.json's `quantization_config` for weights written in `format`. */
 export function quantizationConfig(format: QuantFormat): Record<string, unknown> {
   const common = { quant_method: 'bitsandbytes', llm_int8_skip_modules: null };
-  if (format === 'int8') return { ...common, load_in_8bit: true, load_in_4bit: false, llm_int8_threshold: 6.0 };
+  if (format === 'int8')
+    return { ...common, load_in_8bit: true, load_in_4bit: false, llm_int8_threshold: 6.0 };
   return {
     ...common,
     load_in_4bit: true,
@@ -114,7 +115,12 @@ export function plannedQuantized(
     const module = name.replace(/\.weight$/, '');
     return [
       { name, dtype: 'I8', shape: [N, K], load: async () => ((await get()) as QuantizedInt8).codes },
-      { name: `${module}.SCB`, dtype: 'F32', shape: [N], load: async () => ((await get()) as QuantizedInt8).rowAbsmax },
+      {
+        name: `${module}.SCB`,
+        dtype: 'F32',
+        shape: [N],
+        load: async () => ((await get()) as QuantizedInt8).rowAbsmax,
+      },
       { name: `${module}.weight_format`, dtype: 'U8', shape: [], load: async () => new Uint8Array([0]) },
     ];
   }
@@ -164,9 +170,13 @@ function stateBytes(format: Quant4Format, shape: readonly [number, number], offs
 
 async function readAll(s: StoredTensor, key: string, as: 'raw' | 'f32'): Promise<Uint8Array | Float32Array> {
   const parts: (Uint8Array | Float32Array)[] = [];
-  for await (const c of s.reader.readChunks(key, 64 << 20, { as })) parts.push(c.data as Uint8Array | Float32Array);
+  for await (const c of s.reader.readChunks(key, 64 << 20, { as }))
+    parts.push(c.data as Uint8Array | Float32Array);
   if (parts.length === 1) return parts[0];
-  const out = as === 'raw' ? new Uint8Array(s.info.dataOffsets[1] - s.info.dataOffsets[0]) : new Float32Array(s.info.numel);
+  const out =
+    as === 'raw'
+      ? new Uint8Array(s.info.dataOffsets[1] - s.info.dataOffsets[0])
+      : new Float32Array(s.info.numel);
   let at = 0;
   for (const p of parts) {
     out.set(p as never, at);
@@ -197,7 +207,9 @@ export async function readStoredQuantized(
   };
   if (format === 'int8') {
     if (weight.info.dtype !== 'I8' || weight.info.numel !== n)
-      throw fail(`expected int8 codes I8 [${N}, ${K}], got ${weight.info.dtype} [${weight.info.shape.join(', ')}]`);
+      throw fail(
+        `expected int8 codes I8 [${N}, ${K}], got ${weight.info.dtype} [${weight.info.shape.join(', ')}]`,
+      );
     const codes = (await readAll(weight, key, 'raw')) as Uint8Array;
     const scbKey = companionKeys(key, 'int8')[0];
     const scb = part(scbKey);
@@ -207,13 +219,19 @@ export async function readStoredQuantized(
   }
   const blocks = Math.ceil(n / BLOCK_4BIT);
   if (weight.info.dtype !== 'U8' || weight.info.numel !== Math.ceil(n / 2))
-    throw fail(`expected ${Math.ceil(n / 2)} bytes of packed 4-bit codes (U8), got ${weight.info.dtype} [${weight.info.shape.join(', ')}]`);
+    throw fail(
+      `expected ${Math.ceil(n / 2)} bytes of packed 4-bit codes (U8), got ${weight.info.dtype} [${weight.info.shape.join(', ')}]`,
+    );
   const [absKey, nestedKey, mapKey, nestedMapKey, stateKey] = companionKeys(key, format);
-  const state = JSON.parse(new TextDecoder().decode((await readAll(part(stateKey), stateKey, 'raw')) as Uint8Array));
+  const state = JSON.parse(
+    new TextDecoder().decode((await readAll(part(stateKey), stateKey, 'raw')) as Uint8Array),
+  );
   const stShape = state.shape as number[] | undefined;
   if (state.blocksize !== BLOCK_4BIT || state.nested_blocksize !== BLOCK_ABSMAX)
-    throw fail(`block sizes ${state.blocksize}/${state.nested_blocksize} are not ${BLOCK_4BIT}/${BLOCK_ABSMAX}`);
-  if (!stShape || stShape.length !== 2 || stShape[0] !== N || stShape[1] !== K)
+    throw fail(
+      `block sizes ${state.blocksize}/${state.nested_blocksize} are not ${BLOCK_4BIT}/${BLOCK_ABSMAX}`,
+    );
+  if (stShape?.length !== 2 || stShape[0] !== N || stShape[1] !== K)
     throw fail(`its quant state's shape ${JSON.stringify(stShape)} is not [${N}, ${K}]`);
   const map = (await readAll(part(mapKey), mapKey, 'f32')) as Float32Array;
   const levels = format === 'nf4' ? NF4_LEVELS : FP4_LEVELS;

@@ -13,7 +13,6 @@ export function weightBytesByFormat(model: Module): Record<string, number> {
   };
   for (const [, m] of model.namedModules())
     if (m instanceof Linear && m.quantized) add(m.quantized.format, m.quantized.bytes);
-  for (const p of model.parameters())
-    if (!p.trainable && !p.packed) add(p.value.dtype, p.value.bytes);
+  for (const p of model.parameters()) if (!p.trainable && !p.packed) add(p.value.dtype, p.value.bytes);
   return out;
 }

@@ -524,7 +524,7 @@ function runReport(
   tokensPerSec: number,
 ): RunReport {
   const mem = getDevice().memoryReport();
-  const total = Object.values(model.stateDict()).reduce((s, t) => s + t.size, 0);
+  const total = model.namedParameters({ removeDuplicate: false }).reduce((s, [, p]) => s + p.numel, 0);
   return {
     params: {
       total,
