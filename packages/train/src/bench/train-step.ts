@@ -6,7 +6,17 @@
  */
 
 import { injectAdapter, type Method, presetConfig, trainableParameters } from '@sharelora/adapters';
-import { AdamW, backward, getDevice, type ProfileReport, Rng, ShareloraError, tidy } from '@sharelora/core';
+import {
+  AdamW,
+  backward,
+  getDevice,
+  type MemoryReport,
+  type ProfileReport,
+  type QuantFormat,
+  Rng,
+  ShareloraError,
+  tidy,
+} from '@sharelora/core';
 import { type AnyModel, createModel, initWeights, LLAMA_3_2_1B_CONFIG, parseConfig } from '@sharelora/models';
 import type { Batch } from '../data/batch.js';
 import { forwardLoss } from '../trainer/loss.js';
@@ -106,6 +116,12 @@ export interface TrainBenchOptions {
   profile?: boolean;
   /** Called before each step (progress). */
   onStep?: (step: number, total: number) => void;
+  /** Keep the base's block weights quantized (QLoRA); default the shape's own weight dtype. */
+  quantize?: QuantFormat;
+  /** A config.json to use instead of the shape's (its batch, length and targets still apply). */
+  config?: Record<string, unknown>;
+  /** LoRA targets instead of the shape's (names or short names, as `sharelora train --targets`). */
+  targets?: string[];
 }
 
 export interface TrainBenchResult {
@@ -125,6 +141,8 @@ export interface TrainBenchResult {
   submitsPerStep: number;
   /** Highest live tensor bytes during the timed steps (model, adapter, optimizer, activations). */
   peakBytes: number;
+  /** Each memory category's own highest live bytes during the timed steps. */
+  peakByCategory: MemoryReport['peak'];
   trainableParameters: number;
   /** Loss of each timed step (it must be finite; with random ids it stays near log(vocab)). */
   losses: number[];
@@ -147,14 +165,22 @@ export async function benchTrainStep(opts: TrainBenchOptions): Promise<TrainBenc
   const T = opts.seqLength ?? shape.seqLength;
   const seed = opts.seed ?? 0;
   const dev = getDevice();
-  const config = parseConfig(shape.config, `${opts.shape} config`);
-  const model = createModel(config, { seed, weightDtype: shape.weightDtype }) as AnyModel;
+  const config = parseConfig(opts.config ?? shape.config, `${opts.shape} config`);
+  const model = createModel(config, {
+    seed,
+    weightDtype: shape.weightDtype,
+    quantize: opts.quantize,
+  }) as AnyModel;
   let optimizer: AdamW | null = null;
   try {
     initWeights(model, { seed });
     injectAdapter(
       model,
-      presetConfig(method, { r: rank, alpha: opts.alpha ?? 2 * rank, targetModules: shape.targets }),
+      presetConfig(method, {
+        r: rank,
+        alpha: opts.alpha ?? 2 * rank,
+        targetModules: opts.targets ?? shape.targets,
+      }),
       { rng: seed + 1 },
     );
     const params = trainableParameters(model);
@@ -210,7 +236,8 @@ export async function benchTrainStep(opts: TrainBenchOptions): Promise<TrainBenc
       dispatchesPerStep: (dev.stats.dispatches - d0) / steps,
       submitsPerStep: (dev.stats.submits - s0) / steps,
       peakBytes: dev.memoryReport().peak.total,
-      trainableParameters: params.reduce((n, p) => n + p.value.size, 0),
+      peakByCategory: dev.memoryReport().peak,
+      trainableParameters: params.reduce((n, p) => n + p.numel, 0),
       losses,
       profile,
     };
