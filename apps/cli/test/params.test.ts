@@ -8,7 +8,7 @@ import { runCli } from './run-cli.js';
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const ALL7 = 'q,k,v,o,gate,up,down';
 
-/** The published numbers (DESIGN §1 / issue 3): [model, rank, targets, method → trainable]. */
+/** The ShareLoRA paper's published counts: [model, rank, targets, method → trainable]. */
 const CASES: Array<[string, number, string, Partial<Record<Method, number>>]> = [
   ['roberta-base', 8, 'q,v', { lora: 294_912, 'share-a': 159_744, 'share-b': 159_744, 'share-ab': 24_576 }],
   [
@@ -147,6 +147,7 @@ describe('parameter counts from config.json', () => {
       ['--model', fixture('roberta-base'), '--method', 'lora', '--rank', '8', '--targets', 'q,gate'],
       /--targets q,gate: target "gate" matched no linear module/,
     ],
+    [['--model', fixture('roberta-base'), '--seq-length', '128'], /--seq-length apply to --memory/],
     [['--model', fixture('nowhere'), '--method', 'lora', '--rank', '8'], /--model .*nowhere: no such file/],
     [['--model', fixture('SOURCE.md'), '--method', 'lora', '--rank', '8'], /--model .*SOURCE\.md: .*JSON/],
   ])('bad usage exits 2 with one line naming the flag: %j', (args, message) => {
@@ -155,6 +156,48 @@ describe('parameter counts from config.json', () => {
     expect(r.stdout).toBe('');
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(message);
+  });
+
+  it('--memory: Llama-3-8B weights at each precision by hand, the rest of the step shared', () => {
+    const r = runCli([
+      'params',
+      '--model',
+      fixture('meta-llama-3-8b'),
+      '--method',
+      'share-a',
+      '--rank',
+      '64',
+      '--targets',
+      ALL7,
+      '--memory',
+      '--seq-length',
+      '512',
+      '--json',
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    const { memory } = JSON.parse(r.stdout);
+    expect(memory.batchSize).toBe(1);
+    expect(memory.seqLength).toBe(512);
+    const byPrecision = Object.fromEntries(
+      memory.estimates.map((e: { precision: string }) => [e.precision, e]),
+    );
+    expect(Object.keys(byPrecision)).toEqual(['f32', 'bf16', 'int8', 'nf4']);
+    // 32 layers of q, o [4096²], k, v [1024×4096] and gate, up, down [14336×4096].
+    const values = 32 * (2 * 4096 * 4096 + 2 * 1024 * 4096 + 3 * 14336 * 4096);
+    expect(byPrecision.bf16.blockWeights).toBe(2 * values);
+    expect(byPrecision.f32.blockWeights).toBe(4 * values);
+    expect(byPrecision.nf4.blockWeights / values).toBeCloseTo(0.5 + 1 / 64, 3);
+    // Untied embedding and lm_head [128256×4096], 65 RMSNorms; bf16 beside a quantized base.
+    expect(byPrecision.nf4.otherWeights).toBe(2 * (2 * 128256 * 4096 + 65 * 4096));
+    const trainable = 4 * JSON.parse(r.stdout).total.trainable;
+    for (const e of memory.estimates) {
+      expect(e.adapter).toBe(trainable);
+      expect(e.optimizer).toBe(2 * trainable);
+      expect(e.activations).toBe(byPrecision.f32.activations);
+    }
+    const text = runCli(['params', '--model', fixture('meta-llama-3-8b'), '--memory']);
+    expect(text.stdout).toMatch(/estimated memory of one training step, batch 1×512/);
+    expect(text.stdout).toMatch(/^nf4 +\d/m);
   });
 
   it('--help lists the methods and the target aliases', () => {

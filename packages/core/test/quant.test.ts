@@ -18,7 +18,7 @@ import {
   matmul,
   mul,
   type QuantFormat,
-  type QuantizedTensor,
+  QuantizedTensor,
   quantize,
   quantize4bit,
   quantizeInt8,
@@ -391,6 +391,7 @@ describe('quantized tensors on the GPU', () => {
       const lin = new Linear(K, N, { quantize: format, bias: false });
       const q = lin.quantized as QuantizedTensor;
       expect(getDevice().memoryReport().live.weights - before).toBe(q.bytes);
+      expect(QuantizedTensor.bytesFor(format, [N, K])).toBe(q.bytes);
       expect(q.bytes).toBeLessThan(N * K * (format === 'int8' ? 2 : 1));
       expect(lin.weight.shape).toEqual([N, K]);
       expect(lin.weight.packed).toBe(true);
@@ -409,5 +410,9 @@ describe('quantized tensors on the GPU', () => {
       lin.dispose();
       expect(getDevice().memoryReport().live.weights).toBe(before);
     }
+    // By hand for a [2048, 8192] projection: nf4 is 4 bits per value, one 8-bit absmax code per 64
+    // values and one f32 per 256 codes; int8 one byte per value and an f32 step per row.
+    expect(QuantizedTensor.bytesFor('nf4', [2048, 8192])).toBe(2048 * 4096 + 262144 + 4 * 1024);
+    expect(QuantizedTensor.bytesFor('int8', [2048, 8192])).toBe(2048 * 8192 + 4 * 2048);
   });
 });

@@ -14,6 +14,14 @@ export {
 } from './bench/train-step.js';
 export * from './continual/index.js';
 export * from './data/index.js';
+export {
+  BASE_PRECISIONS,
+  type BasePrecision,
+  blockWeightBytes,
+  estimateStepMemory,
+  type StepMemoryEstimate,
+  type StepMemoryOptions,
+} from './memory/estimate.js';
 export * from './output/index.js';
 export * from './quickstart/index.js';
 export * from './trainer/index.js';

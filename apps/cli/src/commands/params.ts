@@ -11,9 +11,11 @@ import {
 } from '@sharelora/adapters';
 import { ShareloraError } from '@sharelora/core';
 import { type LinearModules, linearModulesFromConfig } from '@sharelora/models';
+import { estimateStepMemory, type StepMemoryEstimate } from '@sharelora/train';
 import { intFlag, oneOf, parseFlags, requireFlags } from '../args.js';
 import { UsageError } from '../cli-error.js';
 import { RECOMMENDED_TEXT, TARGETS_HELP, targetsFlag } from '../targets.js';
+import { bytes } from '../units.js';
 
 const DESCRIPTIONS: Record<Method, string> = {
   lora: 'plain LoRA: A and B per layer',
@@ -23,12 +25,18 @@ const DESCRIPTIONS: Record<Method, string> = {
   'share-qkv': 'one A for q, k and v of all layers (other types: one A each), B per layer',
 };
 
-export const paramsHelp = `Usage: sharelora params --model DIR [--method METHOD] [--rank R] [--targets LIST] [--json]
+export const paramsHelp = `Usage: sharelora params --model DIR [--method METHOD] [--rank R] [--targets LIST]
+                        [--memory [--batch-size N] [--seq-length T]] [--json]
 
 Counts the trainable parameters of a LoRA or ShareLoRA adapter from the model's config.json alone (no
 weights are read): for each targeted module type its sizes, what plain LoRA trains, what METHOD trains
 (a shared matrix counted once) and the reduction. GPT-2, RoBERTa/BERT and LLaMA-family configs.
 Defaults: ${RECOMMENDED_TEXT}; targets q,v.
+
+With --memory it also estimates a training step's device memory at each precision of the frozen base
+(f32, bf16, int8, nf4, as \`sharelora train --quantize\` keeps it): the blocks' linear weights, the other
+weights (embeddings, heads, norms: bf16 unless f32), the adapter, its gradients, AdamW's moments and the
+activations at the step's peak. Tensor bytes; the process adds the runtime and driver on top.
 
 Options:
   --model DIR            model directory with config.json (or the config.json file itself)
@@ -36,10 +44,15 @@ Options:
 ${METHODS.map((m) => `                           ${m.padEnd(10)} ${DESCRIPTIONS[m]}`).join('\n')}
   --rank R               LoRA rank r (default ${RECOMMENDED.r})
   --targets LIST         ${TARGETS_HELP}
+  --memory               estimate a training step's memory at f32 / bf16 / int8 / nf4
+  --batch-size N         batch for --memory (default 1)
+  --seq-length T         tokens per example for --memory (default 512)
   --json                 print one JSON document on stdout
   -h, --help             show this help`;
 
-async function readModelConfig(model: string): Promise<{ file: string; modules: LinearModules }> {
+async function readModelConfig(
+  model: string,
+): Promise<{ file: string; config: Record<string, unknown>; modules: LinearModules }> {
   let file = model;
   try {
     if ((await stat(model)).isDirectory()) file = join(model, 'config.json');
@@ -55,7 +68,8 @@ async function readModelConfig(model: string): Promise<{ file: string; modules: 
   if (!json || typeof json !== 'object' || Array.isArray(json))
     throw new UsageError(`${file}: not a JSON object`);
   try {
-    return { file, modules: linearModulesFromConfig(json as Record<string, unknown>) };
+    const config = json as Record<string, unknown>;
+    return { file, config, modules: linearModulesFromConfig(config) };
   } catch (e) {
     if (e instanceof ShareloraError && e.code === 'BAD_MODEL_CONFIG') {
       throw new UsageError(`${file}: ${e.message.replace(/^config\.json: /, '')}`);
@@ -100,15 +114,7 @@ function table(count: ParameterCount, method: Method): string {
     num(count.total.trainable),
     pct(count.total.reduction),
   ]);
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return alignRows(rows);
 }
 
 export async function params(argv: string[]): Promise<number> {
@@ -118,6 +124,9 @@ export async function params(argv: string[]): Promise<number> {
     rank: { type: 'string' },
     targets: { type: 'string' },
     json: { type: 'boolean' },
+    memory: { type: 'boolean' },
+    'batch-size': { type: 'string' },
+    'seq-length': { type: 'string' },
   });
   if (values.help) {
     console.log(paramsHelp);
@@ -126,7 +135,11 @@ export async function params(argv: string[]): Promise<number> {
   requireFlags('params', values, ['model']);
   const method = oneOf('method', values.method, METHODS) ?? RECOMMENDED.method;
   const rank = intFlag('rank', values.rank, RECOMMENDED.r);
-  const { file, modules } = await readModelConfig(values.model as string);
+  if (!values.memory && (values['batch-size'] !== undefined || values['seq-length'] !== undefined))
+    throw new UsageError('--batch-size and --seq-length apply to --memory; add --memory');
+  const batchSize = intFlag('batch-size', values['batch-size'], 1);
+  const seqLength = intFlag('seq-length', values['seq-length'], 512);
+  const { file, config, modules } = await readModelConfig(values.model as string);
   const requested = values.targets?.split(',').map((t) => t.trim());
   if (requested?.some((t) => !t)) throw new UsageError(`--targets "${values.targets}": empty entry`);
   const targets = targetsFlag(modules.modules, requested);
@@ -135,6 +148,14 @@ export async function params(argv: string[]): Promise<number> {
     count = countParameters(modules.modules, presetConfig(method, { r: rank, targetModules: targets }));
   } catch (e) {
     if (e instanceof AdapterError) throw new UsageError(`--targets ${targets.join(',')}: ${e.message}`);
+    throw e;
+  }
+  let memory: StepMemoryEstimate[] | undefined;
+  try {
+    if (values.memory) memory = estimateStepMemory({ config, method, rank, targets, batchSize, seqLength });
+  } catch (e) {
+    if (e instanceof ShareloraError && e.code === 'BAD_MODEL_CONFIG')
+      throw new UsageError(`${file}: ${e.message.replace(/^config\.json: /, '')}`);
     throw e;
   }
   if (values.json) {
@@ -148,6 +169,7 @@ export async function params(argv: string[]): Promise<number> {
       modules: count.byModuleType,
       crossType: count.crossType,
       total: count.total,
+      ...(memory ? { memory: { batchSize, seqLength, estimates: memory } } : {}),
     };
     console.log(JSON.stringify(report, null, 2));
     return 0;
@@ -157,5 +179,40 @@ export async function params(argv: string[]): Promise<number> {
   console.log(`targets  ${targets.join(', ')}`);
   console.log('');
   console.log(table(count, method));
+  if (memory) {
+    console.log('');
+    console.log(`estimated memory of one training step, batch ${batchSize}×${seqLength} (tensor bytes)`);
+    console.log(memoryTable(memory));
+  }
   return 0;
+}
+
+function memoryTable(estimates: StepMemoryEstimate[]): string {
+  const header = [
+    'base',
+    'block weights',
+    'other weights',
+    'adapter',
+    'gradients',
+    'AdamW',
+    'activations',
+    'total',
+  ];
+  const rows = estimates.map((e) =>
+    [e.blockWeights, e.otherWeights, e.adapter, e.gradients, e.optimizer, e.activations, e.total].map(bytes),
+  );
+  return alignRows([header, ...estimates.map((e, i) => [e.precision, ...rows[i]])]);
+}
+
+/** Rows as columns: the first left-aligned, the rest right-aligned. */
+function alignRows(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

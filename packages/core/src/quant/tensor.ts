@@ -78,6 +78,18 @@ export class QuantizedTensor {
     );
   }
 
+  /**
+   * Bytes {@link QuantizedTensor.allocate} takes for a weight of `shape` in `format` (codes and
+   * scales, each padded to whole u32 words), without allocating: what a memory estimate counts.
+   */
+  static bytesFor(format: QuantFormat, shape: readonly [number, number]): number {
+    const n = shape[0] * shape[1];
+    const words = (bytes: number) => 4 * Math.max(1, Math.ceil(bytes / 4));
+    if (format === 'int8') return words(n) + 4 * shape[0];
+    const blocks = Math.ceil(n / BLOCK_4BIT);
+    return words(Math.ceil(n / 2)) + words(blocks) + 4 * Math.ceil(blocks / BLOCK_ABSMAX);
+  }
+
   /** Mean of the absmax values (nf4/fp4's double quantization), 0 for int8. */
   get offset(): number {
     return this._offset;

@@ -1,0 +1,145 @@
+/**
+ * A training step's device memory from a config.json alone, by category and at each precision of
+ * the frozen base: what `sharelora params --memory` prints before anything is downloaded or built.
+ *
+ * Weights, adapter, gradients and AdamW state are counted exactly (the same byte sizes the engine
+ * allocates). Activations and temporaries live at the step's peak are a linear fit per
+ * architecture, over bytes per token, to peaks measured with `benchTrainStep` on lavapipe
+ * (LLaMA-, GPT-2- and RoBERTa-shaped models from d 64 to d 512, ranks 8 to 64). It counts tensor
+ * bytes: a process also holds the runtime and the driver's own allocations.
+ */
+
+import { countParameters, type Method, presetConfig } from '@sharelora/adapters';
+import { QuantizedTensor, ShareloraError } from '@sharelora/core';
+import { type LinearArch, linearModulesFromConfig } from '@sharelora/models';
+
+/** Precisions of the frozen base an estimate is made at. */
+export const BASE_PRECISIONS = ['f32', 'bf16', 'int8', 'nf4'] as const;
+/** One of {@link BASE_PRECISIONS}: how the frozen base's block weights are stored. */
+export type BasePrecision = (typeof BASE_PRECISIONS)[number];
+
+/** The model, adapter and batch a training step is estimated for. */
+export interface StepMemoryOptions {
+  /** A Hugging Face config.json (GPT-2, RoBERTa/BERT or LLaMA family). */
+  config: Record<string, unknown>;
+  method: Method;
+  rank: number;
+  /** Resolved LoRA targets (module types or short names). */
+  targets: string[];
+  batchSize: number;
+  seqLength: number;
+}
+
+/** Estimated peak bytes of one training step, by category. */
+export interface StepMemoryEstimate {
+  precision: BasePrecision;
+  /** The transformer blocks' linear weights (quantized for int8 and nf4). */
+  blockWeights: number;
+  /** Embeddings, heads, norms and biases: f32 at f32, otherwise bf16. */
+  otherWeights: number;
+  /** Trainable adapter values (f32). */
+  adapter: number;
+  gradients: number;
+  /** AdamW's two moments. */
+  optimizer: number;
+  /** Activations and temporaries live at the step's peak. */
+  activations: number;
+  total: number;
+}
+
+/** Fitted bytes per token: per layer per hidden unit, per FFN unit, per rank per adapted module; per vocabulary entry; per hidden unit. */
+interface ActivationFit {
+  layerHidden: number;
+  layerFfn: number;
+  layerRank: number;
+  vocab: number;
+  hidden: number;
+}
+
+// GPT-2's FFN is 4·d in every released checkpoint, so its FFN term is folded into layerHidden.
+const FITS: Record<LinearArch, ActivationFit> = {
+  llama: { layerHidden: 75.2, layerFfn: 56.9, layerRank: 0.45, vocab: 13.7, hidden: 52.3 },
+  gpt2: { layerHidden: 238.3, layerFfn: 0, layerRank: 0, vocab: 12.6, hidden: 149 },
+  roberta: { layerHidden: 110.8, layerFfn: 40.8, layerRank: 0, vocab: 0, hidden: 173.1 },
+};
+
+function size(config: Record<string, unknown>, key: string, fallback?: number): number {
+  const v = config[key] ?? fallback;
+  if (!Number.isInteger(v) || (v as number) < 1)
+    throw new ShareloraError(
+      'BAD_MODEL_CONFIG',
+      `config.json: ${key} must be a positive integer, got ${JSON.stringify(config[key])}`,
+    );
+  return v as number;
+}
+
+/** Element counts of the frozen parameters outside the blocks' linear weights. */
+function otherParameters(
+  config: Record<string, unknown>,
+  arch: LinearArch,
+  layers: number,
+  biases: number,
+): number {
+  const V = size(config, 'vocab_size');
+  if (arch === 'gpt2') {
+    const d = size(config, 'n_embd');
+    // Tied wte/lm_head, wpe, two LayerNorms per block and the final one (weight and bias).
+    return V * d + size(config, 'n_positions', 1024) * d + (2 * layers + 1) * 2 * d + biases;
+  }
+  const d = size(config, 'hidden_size');
+  if (arch === 'roberta') {
+    const labels = size(config, 'num_labels', 2);
+    const embeddings =
+      (V + size(config, 'max_position_embeddings', 514) + size(config, 'type_vocab_size', 1)) * d;
+    // Embedding LayerNorm, two per block; the classification head's dense and out_proj.
+    return embeddings + (2 * layers + 1) * 2 * d + biases + d * d + d + d * labels + labels;
+  }
+  const tied = config.tie_word_embeddings === true;
+  return (tied ? 1 : 2) * V * d + (2 * layers + 1) * d;
+}
+
+/** One estimate per precision (default all of {@link BASE_PRECISIONS}), in that order. */
+export function estimateStepMemory(
+  opts: StepMemoryOptions,
+  precisions: readonly BasePrecision[] = BASE_PRECISIONS,
+): StepMemoryEstimate[] {
+  const { arch, layers, modules } = linearModulesFromConfig(opts.config);
+  const count = countParameters(
+    modules,
+    presetConfig(opts.method, { r: opts.rank, targetModules: opts.targets }),
+  );
+  const biases = arch === 'llama' ? 0 : modules.reduce((n, m) => n + m.outFeatures, 0);
+  const other = otherParameters(opts.config, arch, layers, biases);
+  const fit = FITS[arch];
+  const d = modules[0].inFeatures;
+  const ffn = arch === 'gpt2' ? 0 : Math.max(...modules.map((m) => m.outFeatures));
+  const tokens = opts.batchSize * opts.seqLength;
+  const perLayer =
+    fit.layerHidden * d + fit.layerFfn * ffn + fit.layerRank * opts.rank * count.byModuleType.length;
+  const V = size(opts.config, 'vocab_size');
+  const activations = Math.round(tokens * (layers * perLayer + fit.vocab * V + fit.hidden * d));
+  const trainable = 4 * count.total.trainable;
+  return precisions.map((precision) => {
+    const blockWeights = modules.reduce(
+      (n, m) => n + blockWeightBytes(precision, m.outFeatures, m.inFeatures),
+      0,
+    );
+    const otherWeights = other * (precision === 'f32' ? 4 : 2);
+    const parts = {
+      blockWeights,
+      otherWeights,
+      adapter: trainable,
+      gradients: trainable,
+      optimizer: 2 * trainable,
+      activations,
+    };
+    return { precision, ...parts, total: Object.values(parts).reduce((a, b) => a + b, 0) };
+  });
+}
+
+/** Bytes of one frozen linear weight [out, in] stored at `precision`. */
+export function blockWeightBytes(precision: BasePrecision, out: number, inFeatures: number): number {
+  if (precision === 'int8' || precision === 'nf4')
+    return QuantizedTensor.bytesFor(precision, [out, inFeatures]);
+  return out * inFeatures * (precision === 'f32' ? 4 : 2);
+}
