@@ -370,6 +370,32 @@ describe('sharelora train: outputs it must not write', () => {
   });
 });
 
+describe('sharelora train --steps 0', () => {
+  it('saves the untrained adapter and reports the validation loss before fine-tuning', async () => {
+    const run = (method: string, out: string, extra: string[] = []) =>
+      runCli([
+        'train',
+        ...['--model', gpt2(), '--data', texts(), '--format', 'text', '--out', out],
+        ...['--method', method, '--rank', '2', '--steps', '0', '--validation', '0.25', ...extra],
+      ]);
+    const a = run('lora', join(tmp, 'steps0-lora'), ['--json']);
+    expect(a.status, a.stderr).toBe(0);
+    const doc = JSON.parse(a.stdout);
+    expect(doc.steps).toBe(0);
+    expect(doc.evals.map((e: { step: number }) => e.step)).toEqual([0]);
+    expect(Number.isFinite(doc.bestValLoss)).toBe(true);
+    expect(readdirSync(join(tmp, 'steps0-lora'))).toContain('adapter_model.safetensors');
+    // B starts at zero in every method, so an untrained adapter leaves the base model's loss.
+    const b = run('share-ab', join(tmp, 'steps0-shareab'));
+    expect(b.status, b.stderr).toBe(0);
+    const m = /no training steps \(--steps 0\).*validation loss ([0-9.]+) nats\/token/.exec(
+      b.stdout + b.stderr,
+    );
+    expect(m, b.stdout + b.stderr).not.toBeNull();
+    expect(Number(m?.[1])).toBeCloseTo(doc.bestValLoss, 5);
+  });
+});
+
 it.runIf(haveData('glue/SST-2/train_10pct.tsv'))(
   'a tiny RoBERTa classifier trains on SST-2 and reports dev accuracy',
   async () => {

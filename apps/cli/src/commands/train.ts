@@ -120,7 +120,8 @@ Adapter:
 
 Optimisation:
   --lr LR                peak learning rate (default 2e-4; 5e-5 with --method full)
-  --steps N | --epochs E optimizer steps, or passes over the training split (default 1 epoch)
+  --steps N | --epochs E optimizer steps, or passes over the training split (default 1 epoch);
+                         --steps 0 saves the adapter untrained and reports its validation loss
   --batch-size N         examples per micro-batch (default 8)
   --grad-accum N         micro-batches per step (default 1)
   --schedule S           ${SCHEDULES.join(', ')} (default linear)
@@ -294,7 +295,7 @@ function settingsFrom(v: Values) {
     targets: list(str('targets')),
     dropout: numberFlag('dropout', str('dropout'), (n) => n >= 0 && n < 1, 'in [0, 1)') ?? 0,
     lr: positive('lr') ?? (full ? 5e-5 : 2e-4),
-    steps: optionalInt('steps'),
+    steps: str('steps') === undefined ? undefined : nonNegInt('steps'),
     epochs: positive('epochs'),
     batchSize: intFlag('batch-size', str('batch-size'), 8),
     gradAccum: intFlag('grad-accum', str('grad-accum'), 1),
@@ -700,13 +701,22 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
       const byFormat = Object.entries(weightBytesByFormat(model));
       if (byFormat.length > 1 || s.quantize)
         say(`base weights by format: ${byFormat.map(([f, b]) => `${f} ${bytes(b)}`).join(', ')}`);
-      say(`speed: ${r.msPerStep.toFixed(0)} ms/step, ${r.tokensPerSec.toFixed(0)} tokens/s`);
-      say(
-        `trained ${plural(result.steps, 'step')}: train loss ${result.trainLoss.toFixed(6)} ${lossUnit}` +
-          (result.bestValLoss !== null
-            ? `, best validation loss ${result.bestValLoss.toFixed(6)} ${lossUnit} at step ${result.bestStep}`
-            : ''),
-      );
+      if (result.steps === 0) {
+        say(
+          'no training steps (--steps 0): the adapter is saved as initialised' +
+            (result.bestValLoss !== null
+              ? `; validation loss ${result.bestValLoss.toFixed(6)} ${lossUnit}`
+              : ''),
+        );
+      } else {
+        say(`speed: ${r.msPerStep.toFixed(0)} ms/step, ${r.tokensPerSec.toFixed(0)} tokens/s`);
+        say(
+          `trained ${plural(result.steps, 'step')}: train loss ${result.trainLoss.toFixed(6)} ${lossUnit}` +
+            (result.bestValLoss !== null
+              ? `, best validation loss ${result.bestValLoss.toFixed(6)} ${lossUnit} at step ${result.bestStep}`
+              : ''),
+        );
+      }
       if (heldOut) {
         const metric =
           heldOut.accuracy !== undefined

@@ -77,7 +77,8 @@ const positiveInt = (name: string, v: number | undefined, min = 1): void => {
 function checkOptions(o: TrainerOptions): void {
   positiveInt('batchSize', o.batchSize);
   positiveInt('gradAccum', o.gradAccum);
-  positiveInt('steps', o.steps);
+  // Zero steps: the adapter as initialised, saved and (with validation examples) evaluated.
+  positiveInt('steps', o.steps, 0);
   positiveInt('warmupSteps', o.warmupSteps, 0);
   positiveInt('evalEvery', o.evalEvery);
   positiveInt('saveEvery', o.saveEvery);
@@ -461,6 +462,7 @@ export class Trainer {
         if (evalNow) await runEval(step);
         if (o.saveEvery && step % o.saveEvery === 0) await checkpoint(step);
       }
+      if (totalSteps === 0 && o.validation?.length) await runEval(0);
       if (!aborted && outDir) await save(outDir);
       const timed = history.length > 1 ? history.slice(1) : history;
       // Measured while the optimizer state is still live.

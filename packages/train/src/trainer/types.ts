@@ -30,7 +30,10 @@ export interface TrainerOptions {
   batchSize: number;
   /** Micro-batches per optimizer step (default 1). */
   gradAccum?: number;
-  /** Optimizer steps to run; when absent, `epochs` (default 1) full passes over `train`. */
+  /**
+   * Optimizer steps to run; when absent, `epochs` (default 1) full passes over `train`. 0 saves the
+   * adapter as initialised and evaluates it on `validation`: the loss before fine-tuning.
+   */
   steps?: number;
   /**
    * Full passes over `train` when `steps` is absent (default 1; fractions allowed). Give one of the
