@@ -28,8 +28,9 @@ import { numberFlag, oneOf, parseFlags, quantizeFlag, quantizeHelp, seedFlag } f
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 import { plural } from '../units.js';
+import { LOSS_FORMATS, type LossEvalSpec, prepareLossData, runLossEval } from './eval-loss.js';
 
-const TASKS = [...EVAL_TASKS, ...GLUE_EVAL_TASKS];
+const TASKS = [...EVAL_TASKS, ...GLUE_EVAL_TASKS, 'loss'];
 
 export const evalHelp = `Usage: sharelora eval --model DIR [--adapter DIR] --task TASK --data PATH --out FILE [options]
        sharelora eval --task humaneval --completions FILE --data PATH --out FILE [--k LIST]
@@ -50,6 +51,9 @@ Tasks:
   glue-sst2, glue-mrpc, glue-stsb, glue-rte, glue-cola
                 a RoBERTa sequence classifier (num_labels from config.json) on the dev split:
                 accuracy, F1, Matthews correlation, Pearson / Spearman
+  loss          a causal LM's mean negative log-likelihood per target token (nats) and perplexity
+                on any file \`sharelora train\` reads (--format), with its prompt masking and
+                truncation: your own data, before (no --adapter) and after fine-tuning
 
 Options:
   --model DIR           Hugging Face model directory (config.json, safetensors, tokenizer.json)
@@ -74,6 +78,9 @@ Options:
                         instead of generating; no --model
   --mmlu-scoring S      mmlu: loglikelihood (default) or letter-logits
   --mmlu-pro-scoring S  mmlu-pro: cot (default) or loglikelihood
+  --format FORMAT       loss: ${LOSS_FORMATS.join(', ')} (as train's --format)
+  --max-length N        loss: tokens per example, longer ones cut (default the model's positions)
+  --train-on-source     loss: count the prompt's tokens too (as train's --train-on-source)
   --json                print {task, model, adapter, out, metrics} as one JSON document on stdout
 ${quantizeHelp(24)}
   -h, --help            show this help
@@ -100,6 +107,7 @@ const TASK_FLAGS: Record<string, string[]> = {
   'mmlu-pro': ['shots', 'mmlu-pro-scoring', ...GENERATION_FLAGS],
   humaneval: ['samples', 'k', 'completions', ...GENERATION_FLAGS],
   glue: [],
+  loss: ['format', 'max-length', 'train-on-source'],
 };
 const TASK_ONLY = [...new Set(Object.values(TASK_FLAGS).flat())];
 /** With --completions nothing is generated: only these task flags apply. */
@@ -270,6 +278,9 @@ export async function evalCommand(argv: string[]): Promise<number> {
     'mmlu-pro-scoring': { type: 'string' },
     json: { type: 'boolean' },
     quantize: { type: 'string' },
+    format: { type: 'string' },
+    'max-length': { type: 'string' },
+    'train-on-source': { type: 'boolean' },
   });
   if (values.help) {
     console.log(evalHelp);
@@ -290,6 +301,11 @@ export async function evalCommand(argv: string[]): Promise<number> {
     throw new UsageError(
       `--${notHere[0]} does not apply to --task ${task}${completions === undefined ? '' : ' with --completions'}`,
     );
+  }
+  if (task === 'loss') {
+    const other = given.find((k) => ['shard', 'batch-size'].includes(k));
+    if (other) throw new UsageError(`--${other} does not apply to --task loss`);
+    if (!values.format) throw new UsageError(`--task loss needs --format (${LOSS_FORMATS.join(', ')})`);
   }
   if (completions === undefined && !values.model)
     throw new UsageError(
@@ -339,6 +355,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     const { batchSize } = options;
     const adapterDir = values.adapter;
     const quantize = quantizeFlag(values.quantize);
+    if (task === 'loss') return lossTask(values, out);
     await init();
     try {
       if (family(task) === 'glue') {
@@ -405,6 +422,54 @@ export async function evalCommand(argv: string[]): Promise<number> {
       shutdown();
     }
   });
+}
+
+/** --task loss: data read and tokenized first, then the model (with its adapter) scores it. */
+async function lossTask(values: Record<string, string | boolean | undefined>, out: string): Promise<number> {
+  const str = (k: string) => values[k] as string | undefined;
+  const spec: LossEvalSpec = {
+    model: str('model') as string,
+    adapter: str('adapter') ?? null,
+    data: str('data') as string,
+    format: oneOf('format', str('format'), LOSS_FORMATS) as LossEvalSpec['format'],
+    maxLength: numberFlag(
+      'max-length',
+      str('max-length'),
+      (n) => Number.isInteger(n) && n > 0,
+      'a positive integer',
+    ),
+    trainOnSource: values['train-on-source'] === true,
+    limit: numberFlag('limit', str('limit'), (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
+  };
+  const data = await prepareLossData(spec);
+  if (data.report.truncated > 0)
+    console.error(
+      `sharelora eval: warning: ${plural(data.report.truncated, 'example')} longer than ${data.maxLength} tokens cut to fit (--max-length)`,
+    );
+  await init();
+  try {
+    const lm = await loadEvalModel(spec.model, {
+      quantize: quantizeFlag(str('quantize')),
+      onProgress: showLoading(spec.model),
+      prepare: spec.adapter ? (m) => loadAdapter(m, spec.adapter as string) : undefined,
+    })
+      .catch(asUsage)
+      .finally(progressDone);
+    try {
+      const t0 = performance.now();
+      const result = await runLossEval(lm.model, spec, data, (done, total) =>
+        progress(`loss score ${bar(done, total)}`),
+      )
+        .catch(failed)
+        .finally(progressDone);
+      await report(result, out, values.json as boolean | undefined, (performance.now() - t0) / 1000);
+    } finally {
+      lm.dispose();
+    }
+    return 0;
+  } finally {
+    shutdown();
+  }
 }
 
 export async function evalMerge(argv: string[]): Promise<number> {

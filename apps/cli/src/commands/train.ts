@@ -59,25 +59,21 @@ import {
   seedFlag,
 } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
+import {
+  type CliFormat,
+  dataSpec,
+  dataStep,
+  FORMATS,
+  isClassifier,
+  lossUnitOf,
+  maxPositionsOf,
+} from '../data-formats.js';
 import { progress, progressDone } from '../progress.js';
 import { QUIT_WITHOUT_CHECKPOINT, StopSignals } from '../stop-signals.js';
 import { RECOMMENDED_TEXT, TARGETS_HELP, targetsFlag } from '../targets.js';
 import { bytes, num, plural } from '../units.js';
 import { profileJson, saveTrace } from './profile-output.js';
 
-const FORMATS = [
-  'instruction',
-  'prompt-completion',
-  'text',
-  'gsm8k',
-  'classification',
-  'sentence-pair',
-  'glue-sst2',
-  'glue-mrpc',
-  'glue-stsb',
-  'glue-rte',
-] as const;
-type CliFormat = (typeof FORMATS)[number];
 const TRAIN_METHODS = [...METHODS, 'full'] as const;
 type TrainMethod = Method | 'full';
 const SCHEDULES = ['constant', 'linear', 'cosine'] as const;
@@ -335,18 +331,6 @@ function settingsFrom(v: Values) {
 }
 type Settings = ReturnType<typeof settingsFrom>;
 
-/** How to read the file and which format spec applies; classification label sets come from the training split. */
-function dataSpec(format: CliFormat): { read: ReadOptions; spec: FormatSpec } {
-  if (format.startsWith('glue-')) {
-    const task = GLUE_TASKS[format.slice(5) as GlueTaskName];
-    return { read: task.read, spec: task.format };
-  }
-  return { read: {}, spec: { type: format } as FormatSpec };
-}
-
-const isClassifier = (spec: FormatSpec): spec is ClassifierFormatSpec =>
-  spec.type === 'classification' || spec.type === 'sentence-pair';
-
 /** Trainer errors about options, the out directory or a checkpoint are bad input (exit 2); a NaN loss is a runtime failure. */
 function trainerStep<T>(fn: () => T): T {
   const usage = (e: unknown): never => {
@@ -361,31 +345,6 @@ function trainerStep<T>(fn: () => T): T {
   }
 }
 
-/** Data errors (file:line) are bad input: exit 2; one over a size limit names the flag that raises it. */
-async function dataStep<T>(fn: () => T | Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (!(e instanceof DataError)) throw e;
-    if (e.code !== 'TOO_LARGE') throw new UsageError(e.message);
-    const flag = e.row !== null ? '--max-record-bytes' : '--max-data-bytes';
-    throw new UsageError(`${e.message} (raise it with ${flag})`);
-  }
-}
-
-/** The model's longest input: its positions (RoBERTa's start after the padding index). */
-function maxPositionsOf(config: ModelConfig): number {
-  return config.arch === 'roberta' ? config.maxPositions - config.padTokenId - 1 : config.maxPositions;
-}
-
-/**
- * What a loss is measured in: a causal LM's mean cross entropy per target token, a classifier's per
- * example (natural log, so nats), a regression head's mean squared error.
- */
-function lossUnitOf(classifier: boolean, numLabels: number | undefined): string {
-  if (!classifier) return 'nats/token';
-  return numLabels === 1 ? 'squared error/example' : 'nats/example';
-}
 function duration(ms: number): string {
   const s = Math.round(ms / 1000);
   return s < 60

@@ -34,6 +34,7 @@ import {
   writeDirAtomically,
 } from './checkpoint.js';
 import { TrainingError } from './errors.js';
+import { type EvaluationResult, evaluateExamples } from './evaluate.js';
 import { forwardLoss, lossTerms } from './loss.js';
 import type {
   EvalMetrics,
@@ -60,14 +61,6 @@ export const BEST_DIR = 'best';
  * min(1, maxNorm / (norm + 1e-6)) stays finite in f32 (≤ 1e36) and is exactly 1 for any real norm.
  */
 const NO_CLIP = 1e30;
-
-/** A loss over evaluation examples, and what a classifier predicted for each (class id, or value for regression). */
-export interface EvaluationResult {
-  /** Mean loss over every loss term (target token, or example), not over batches. */
-  loss: number;
-  /** Per example, in order; null for language models. */
-  predictions: number[] | null;
-}
 
 const positiveInt = (name: string, v: number | undefined, min = 1): void => {
   if (v !== undefined && !(Number.isInteger(v) && v >= min))
@@ -167,43 +160,8 @@ export class Trainer {
   }
 
   /** evaluate() plus a classifier's predictions, in one pass (eval mode: dropout off, no gradients). */
-  async evaluateDetailed(examples: Example[]): Promise<EvaluationResult> {
-    if (examples.length === 0) throw new TrainingError('BAD_OPTION', 'no examples to evaluate');
-    const { model } = this.o;
-    const wasTraining = model.training;
-    model.eval();
-    const classifier = model.task === 'sequence-classification';
-    const predictions: number[] = [];
-    let sum = 0;
-    let terms = 0;
-    try {
-      for (const batch of sequentialBatches(examples, { batchSize: this.o.batchSize, padId: this.o.padId })) {
-        const n = lossTerms(batch, model.task);
-        const { loss, logits } = noGrad(() =>
-          tidy(() => {
-            const r = forwardLoss(model, batch);
-            return { loss: r.loss, logits: classifier ? r.logits : null };
-          }),
-        );
-        if (n > 0) {
-          sum += (await loss.item()) * n;
-          terms += n;
-        }
-        loss.dispose();
-        if (logits) {
-          const values = (await logits.data()) as Float32Array;
-          const L = logits.shape[1];
-          for (let b = 0; b < batch.batchSize; b++) {
-            const row = values.subarray(b * L, (b + 1) * L);
-            predictions.push(L === 1 ? row[0] : row.indexOf(Math.max(...row)));
-          }
-          logits.dispose();
-        }
-      }
-    } finally {
-      model.train(wasTraining);
-    }
-    return { loss: terms ? sum / terms : Number.NaN, predictions: classifier ? predictions : null };
+  evaluateDetailed(examples: Example[]): Promise<EvaluationResult> {
+    return evaluateExamples(this.o.model, examples, { batchSize: this.o.batchSize, padId: this.o.padId });
   }
 
   /** Runs the training loop, holding a lock on outDir (unless the caller holds one, outDirLock). */

@@ -1,0 +1,124 @@
+/**
+ * `sharelora eval --task loss`: a causal LM's mean negative log-likelihood per target token and its
+ * perplexity on any dataset `train` reads, with the same prompt masking and truncation, so a model
+ * can be measured on one's own data before and after fine-tuning.
+ */
+import type { EvalResult, ResultSample } from '@sharelora/eval';
+import { loadTokenizer, readConfig } from '@sharelora/models';
+import {
+  describeReport,
+  evaluateExamples,
+  padIdOf,
+  readDataset,
+  type TokenizeReport,
+  textTokenizerOf,
+  tokenizeDataset,
+} from '@sharelora/train';
+import { asUsage, UsageError } from '../cli-error.js';
+import { type CliFormat, dataSpec, dataStep, maxPositionsOf } from '../data-formats.js';
+
+/** The language-model formats (a classifier's loss is measured by the GLUE tasks' metrics). */
+export const LOSS_FORMATS = ['text', 'instruction', 'prompt-completion', 'gsm8k'] as const;
+
+export interface LossSample extends ResultSample {
+  doc: number;
+  /** Tokens the loss is computed on (prompt tokens are masked unless trainOnSource). */
+  targetTokens: number;
+  /** Mean negative log-likelihood of those tokens, nats/token. */
+  loss: number;
+}
+
+export interface LossMetrics {
+  headline: { metric: 'perplexity'; value: number };
+  /** Mean over all target tokens of all examples (not over examples), in lossUnit. */
+  loss: number;
+  lossUnit: 'nats/token';
+  perplexity: number;
+  targetTokens: number;
+  examples: number;
+  /** Examples cut to maxLength, as `train` reports them. */
+  truncated: number;
+}
+
+export interface LossEvalSpec {
+  model: string;
+  adapter: string | null;
+  data: string;
+  format: CliFormat;
+  maxLength?: number;
+  trainOnSource: boolean;
+  limit?: number;
+}
+
+/** Reads and tokenizes the data before any weights are loaded; bad data is a usage error. */
+export async function prepareLossData(spec: LossEvalSpec) {
+  const { read, spec: format } = dataSpec(spec.format);
+  const ds = await dataStep(() => readDataset(spec.data, read));
+  const records = spec.limit === undefined ? ds.records : ds.records.slice(0, spec.limit);
+  const config = await readConfig(spec.model).catch(asUsage);
+  if (config.arch === 'roberta')
+    throw new UsageError(`--task loss needs a causal LM; ${spec.model} is RoBERTa (use a glue-* task)`);
+  const maxLength = spec.maxLength ?? maxPositionsOf(config);
+  if (maxLength > maxPositionsOf(config))
+    throw new UsageError(`--max-length ${maxLength} exceeds the model's ${maxPositionsOf(config)} positions`);
+  const tokenizer = textTokenizerOf(await loadTokenizer(spec.model).catch(asUsage));
+  const tokenized = await dataStep(() =>
+    tokenizeDataset({ ...ds, records }, format, tokenizer, { maxLength, trainOnSource: spec.trainOnSource }),
+  );
+  if (tokenized.examples.length === 0)
+    throw new UsageError(
+      `${spec.data}: no example is left to evaluate (${describeReport(tokenized.report)})`,
+    );
+  return { ...tokenized, maxLength, padId: padIdOf(tokenizer), documents: records.length };
+}
+
+/**
+ * Scores each example on its own (its own loss in the samples; no padding), and the whole set as
+ * the mean over every target token.
+ */
+export async function runLossEval(
+  model: Parameters<typeof evaluateExamples>[0],
+  spec: LossEvalSpec,
+  data: Awaited<ReturnType<typeof prepareLossData>>,
+  onProgress: (done: number, total: number) => void,
+): Promise<EvalResult<LossSample, LossMetrics>> {
+  const samples: LossSample[] = [];
+  let sum = 0;
+  let tokens = 0;
+  for (const [doc, example] of data.examples.entries()) {
+    onProgress(doc, data.examples.length);
+    const r = await evaluateExamples(model, [example], { batchSize: 1, padId: data.padId });
+    samples.push({ doc, targetTokens: r.terms, loss: r.loss });
+    if (r.terms > 0) {
+      sum += r.loss * r.terms;
+      tokens += r.terms;
+    }
+  }
+  onProgress(data.examples.length, data.examples.length);
+  const loss = tokens > 0 ? sum / tokens : Number.NaN;
+  const report: TokenizeReport = data.report;
+  return {
+    model: spec.model,
+    adapter: spec.adapter,
+    task: 'loss',
+    settings: {
+      limit: spec.limit ?? null,
+      shard: null,
+      documents: data.documents,
+      data: spec.data,
+      format: spec.format,
+      maxLength: data.maxLength,
+      trainOnSource: spec.trainOnSource,
+    },
+    metrics: {
+      headline: { metric: 'perplexity', value: Math.exp(loss) },
+      loss,
+      lossUnit: 'nats/token',
+      perplexity: Math.exp(loss),
+      targetTokens: tokens,
+      examples: data.examples.length,
+      truncated: report.truncated,
+    },
+    samples,
+  };
+}

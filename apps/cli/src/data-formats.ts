@@ -1,0 +1,67 @@
+/**
+ * The data formats `train` and `eval --task loss` read, how each file is read, and the checks the
+ * two share (data errors as usage errors, the model's longest input, the loss's unit).
+ */
+
+import type { ModelConfig } from '@sharelora/models';
+import {
+  type ClassifierFormatSpec,
+  DataError,
+  type FormatSpec,
+  GLUE_TASKS,
+  type GlueTaskName,
+  type ReadOptions,
+} from '@sharelora/train';
+import { UsageError } from './cli-error.js';
+
+export const FORMATS = [
+  'instruction',
+  'prompt-completion',
+  'text',
+  'gsm8k',
+  'classification',
+  'sentence-pair',
+  'glue-sst2',
+  'glue-mrpc',
+  'glue-stsb',
+  'glue-rte',
+] as const;
+export type CliFormat = (typeof FORMATS)[number];
+
+/** How to read the file and which format spec applies; classification label sets come from the training split. */
+export function dataSpec(format: CliFormat): { read: ReadOptions; spec: FormatSpec } {
+  if (format.startsWith('glue-')) {
+    const task = GLUE_TASKS[format.slice(5) as GlueTaskName];
+    return { read: task.read, spec: task.format };
+  }
+  return { read: {}, spec: { type: format } as FormatSpec };
+}
+
+export const isClassifier = (spec: FormatSpec): spec is ClassifierFormatSpec =>
+  spec.type === 'classification' || spec.type === 'sentence-pair';
+
+/** Data errors (file:line) are bad input: exit 2; one over a size limit names the flag that raises it. */
+export async function dataStep<T>(fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!(e instanceof DataError)) throw e;
+    if (e.code !== 'TOO_LARGE') throw new UsageError(e.message);
+    const flag = e.row !== null ? '--max-record-bytes' : '--max-data-bytes';
+    throw new UsageError(`${e.message} (raise it with ${flag})`);
+  }
+}
+
+/** The model's longest input: its positions (RoBERTa's start after the padding index). */
+export function maxPositionsOf(config: ModelConfig): number {
+  return config.arch === 'roberta' ? config.maxPositions - config.padTokenId - 1 : config.maxPositions;
+}
+
+/**
+ * What a loss is measured in: a causal LM's mean cross entropy per target token, a classifier's per
+ * example (natural log, so nats), a regression head's mean squared error.
+ */
+export function lossUnitOf(classifier: boolean, numLabels: number | undefined): string {
+  if (!classifier) return 'nats/token';
+  return numLabels === 1 ? 'squared error/example' : 'nats/example';
+}
