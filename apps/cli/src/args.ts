@@ -89,8 +89,11 @@ export function requireFlags(
 /** Help lines of `--quantize`, the same in every command that loads a model; descriptions start at `column`. */
 export function quantizeHelp(column: number): string {
   const pad = ' '.repeat(column);
+  const flag = '--quantize FORMAT';
+  // A help whose option column is narrower than the flag starts the description on the next line.
+  const lead = flag.length < column - 3 ? `  ${flag.padEnd(column - 2)}` : `  ${flag}\n${pad}`;
   return [
-    `  ${'--quantize FORMAT'.padEnd(column - 2)}keep the base model's block weights quantized: nf4 or`,
+    `${lead}keep the base model's block weights quantized: nf4 or`,
     `${pad}fp4 (4-bit: QLoRA's blocks of 64, double-quantized scales) or int8 (per`,
     `${pad}row). A directory written by 'sharelora quantize' loads quantized without it`,
   ].join('\n');

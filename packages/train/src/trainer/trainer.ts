@@ -20,7 +20,7 @@ import {
   type Tensor,
   tidy,
 } from '@sharelora/core';
-import { BatchLoader, type DataPosition, sequentialBatches } from '../data/batch.js';
+import { BatchLoader, type DataPosition } from '../data/batch.js';
 import { DataError } from '../data/errors.js';
 import type { Example } from '../data/tokenize.js';
 import { lockOutputDir } from '../output/lock.js';
