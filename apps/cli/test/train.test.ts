@@ -370,6 +370,27 @@ describe('sharelora train: outputs it must not write', () => {
   });
 });
 
+describe('sharelora train progress outside a terminal', () => {
+  it('plain lines every SHARELORA_PROGRESS_SECONDS (0: every update); none in a short run by default', () => {
+    const args = [...loraRun(gpt2(), texts(), 'text', join(tmp, 'progress')), '--steps', '2'];
+    const quiet = runCli([...args, '--overwrite']);
+    expect(quiet.status, quiet.stderr).toBe(0);
+    expect(quiet.stderr).not.toMatch(/loss|evaluating/);
+    process.env.SHARELORA_PROGRESS_SECONDS = '0';
+    try {
+      const r = runCli([...args, '--eval-every', '1', '--overwrite']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).not.toMatch(/\r|\x1b/);
+      expect(r.stderr).toMatch(/^loading .*: 100%$/m);
+      expect(r.stderr).toMatch(/^\[=+ *\] 1\/2 loss [0-9.]+ nats\/token .* ETA/m);
+      expect(r.stderr).toMatch(/^\[=+\] 2\/2 loss/m);
+      expect(r.stderr).toMatch(/^evaluating: \d+\/\d+ examples$/m);
+    } finally {
+      delete process.env.SHARELORA_PROGRESS_SECONDS;
+    }
+  });
+});
+
 describe('sharelora train --steps 0', () => {
   it('saves the untrained adapter and reports the validation loss before fine-tuning', async () => {
     const run = (method: string, out: string, extra: string[] = []) =>

@@ -581,6 +581,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
             if (c.written) run.lastCheckpoint = c.dir;
           },
           onStep: (m) => bar(m),
+          onEvalProgress: (done, total) => progress(`evaluating: ${done}/${total} examples`),
           onEval: (e) => {
             progressDone();
             say(

@@ -22,7 +22,7 @@ export interface EvaluationResult {
 export async function evaluateExamples(
   model: TrainableModel,
   examples: Example[],
-  opts: { batchSize: number; padId: number },
+  opts: { batchSize: number; padId: number; onProgress?: (done: number, total: number) => void },
 ): Promise<EvaluationResult> {
   if (examples.length === 0) throw new TrainingError('BAD_OPTION', 'no examples to evaluate');
   const wasTraining = model.training;
@@ -31,8 +31,9 @@ export async function evaluateExamples(
   const predictions: number[] = [];
   let sum = 0;
   let terms = 0;
+  let done = 0;
   try {
-    for (const batch of sequentialBatches(examples, opts)) {
+    for (const batch of sequentialBatches(examples, { batchSize: opts.batchSize, padId: opts.padId })) {
       const n = lossTerms(batch, model.task);
       const { loss, logits } = noGrad(() =>
         tidy(() => {
@@ -54,6 +55,8 @@ export async function evaluateExamples(
         }
         logits.dispose();
       }
+      done += batch.batchSize;
+      opts.onProgress?.(done, examples.length);
     }
   } finally {
     model.train(wasTraining);

@@ -161,7 +161,11 @@ export class Trainer {
 
   /** evaluate() plus a classifier's predictions, in one pass (eval mode: dropout off, no gradients). */
   evaluateDetailed(examples: Example[]): Promise<EvaluationResult> {
-    return evaluateExamples(this.o.model, examples, { batchSize: this.o.batchSize, padId: this.o.padId });
+    return evaluateExamples(this.o.model, examples, {
+      batchSize: this.o.batchSize,
+      padId: this.o.padId,
+      onProgress: this.o.onEvalProgress,
+    });
   }
 
   /** Runs the training loop, holding a lock on outDir (unless the caller holds one, outDirLock). */

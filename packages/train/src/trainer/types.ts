@@ -92,6 +92,8 @@ export interface TrainerOptions {
   onStep?: (m: StepMetrics) => void;
   /** Called after each validation pass. */
   onEval?: (e: EvalMetrics) => void;
+  /** Called after each batch of an evaluation pass (validation, or evaluate()): examples done of total. */
+  onEvalProgress?: (done: number, total: number) => void;
   /** Called as a checkpoint starts to be written and again once it is in place. */
   onCheckpoint?: (e: CheckpointEvent) => void;
   /** Stops after the current step; a checkpoint is written first (when outDir is set). */
