@@ -1,7 +1,7 @@
 import { AdapterError } from '@sharelora/adapters';
 import { EvalConfigError, EvalDataError, ResultsMergeError } from '@sharelora/eval';
 import { ModelLoadError, TokenizerError } from '@sharelora/models';
-import { OutputLockedError, UnsafeOutputError } from '@sharelora/train';
+import { DataError, OutputLockedError, UnsafeOutputError } from '@sharelora/train';
 
 /** Bad usage or bad input: exit code 2 with a one-line message naming the flag or file at fault. */
 export class UsageError extends Error {
@@ -15,6 +15,7 @@ export function asUsage(e: unknown): never {
     e instanceof TokenizerError ||
     e instanceof AdapterError ||
     e instanceof EvalDataError ||
+    e instanceof DataError ||
     e instanceof EvalConfigError ||
     e instanceof ResultsMergeError ||
     e instanceof UnsafeOutputError ||

@@ -9,12 +9,14 @@ import {
   readGenerationConfig,
   type Tokenizer,
 } from '@sharelora/models';
-import { intFlag, numberFlag, parseFlags, quantizeFlag, quantizeHelp, seedFlag } from '../args.js';
+import { applyPromptFormat, PROMPT_FORMATS, readPromptFormat } from '@sharelora/train';
+import { intFlag, numberFlag, oneOf, parseFlags, quantizeFlag, quantizeHelp, seedFlag } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 
 export const generateHelp = `Usage: sharelora generate --model DIR [--adapter DIR] --prompt TEXT [--max-new-tokens N]
                           [--temperature T] [--top-p P] [--top-k K] [--seed N] [--stop S]... [--chat] [--json]
+                          [--template FORMAT | --no-template]
                           [--quantize nf4|fp4|int8]
 
 Continues a prompt with a causal LM (GPT-2 or LLaMA family) using its KV cache, streaming the text to
@@ -33,6 +35,10 @@ Options:
   --seed N              seed of the sampler (default 0): same seed, same text
   --stop S              stop when the text contains S (not printed); repeat for several
   --chat                wrap the prompt as a user message in the model's chat template
+  --template FORMAT     put the prompt in a training format's template: instruction (Alpaca, no
+                        input), gsm8k ("Question: ...\nAnswer:"), prompt-completion or text (as is).
+                        Default: the format the --adapter was trained with (sharelora train saves it)
+  --no-template         send the prompt as it is, even with such an adapter
   --json                print one JSON document {prompt, text, tokens, finishReason} instead of streaming
 ${quantizeHelp(24)}
   -h, --help            show this help`;
@@ -51,6 +57,8 @@ export async function generate(argv: string[]): Promise<number> {
     chat: { type: 'boolean' },
     json: { type: 'boolean' },
     quantize: { type: 'string' },
+    template: { type: 'string' },
+    'no-template': { type: 'boolean' },
   });
   if (values.help) {
     console.log(generateHelp);
@@ -73,7 +81,19 @@ export async function generate(argv: string[]): Promise<number> {
   const tokenizer: Tokenizer = await loadTokenizer(dir).catch(asUsage);
   const defaults = await readGenerationConfig(dir).catch(asUsage);
   const maxNewTokens = intFlag('max-new-tokens', values['max-new-tokens'], defaults.maxNewTokens ?? 128);
-  let text = prompt;
+  const explicit = oneOf('template', values.template, PROMPT_FORMATS);
+  if (explicit && values['no-template']) throw new UsageError('give --template or --no-template, not both');
+  if (explicit && values.chat) throw new UsageError('give --template or --chat, not both');
+  const saved =
+    values.adapter && !values['no-template'] && !values.chat
+      ? await readPromptFormat(values.adapter).catch(asUsage)
+      : null;
+  const template = explicit ?? saved;
+  if (saved && !explicit && !values.json)
+    console.error(
+      `sharelora generate: prompt in the adapter's ${saved} template (--no-template sends it as is)`,
+    );
+  let text = template ? applyPromptFormat(template, prompt) : prompt;
   if (values.chat) {
     try {
       text = tokenizer.applyChatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true });
@@ -106,7 +126,7 @@ export async function generate(argv: string[]): Promise<number> {
     }
     const eosIds = [...new Set([...model.config.eosTokenIds, ...tokenizer.eosIds, ...defaults.eosIds])];
     const stream = !values.json;
-    if (stream && !values.chat) process.stdout.write(prompt);
+    if (stream && !values.chat) process.stdout.write(text);
     const run = generateText(model, tokenizer, [text], {
       maxNewTokens,
       temperature: temperature ?? defaults.temperature,
@@ -129,7 +149,11 @@ export async function generate(argv: string[]): Promise<number> {
     if (stream) process.stdout.write('\n');
     else
       console.log(
-        JSON.stringify({ prompt, text: g.text, tokens: g.tokens, finishReason: g.finishReason }, null, 2),
+        JSON.stringify(
+          { prompt, template, input: text, text: g.text, tokens: g.tokens, finishReason: g.finishReason },
+          null,
+          2,
+        ),
       );
     return 0;
   } finally {

@@ -8,6 +8,7 @@ import {
   presetConfig,
   RECOMMENDED,
 } from '@sharelora/adapters';
+import { saveAdapter } from '@sharelora/adapters/node';
 import * as core from '@sharelora/core/node';
 import { DEFAULT_MAX_INPUT_BYTES, getDevice, init, shutdown } from '@sharelora/core/node';
 import { accuracy, pearson, spearman } from '@sharelora/eval';
@@ -31,6 +32,7 @@ import {
   listCheckpoints,
   lockOutputDir,
   type OutputLock,
+  type PromptFormat,
   padIdOf,
   readDataset,
   type StepMetrics,
@@ -41,6 +43,7 @@ import {
   type TrainResult,
   textTokenizerOf,
   tokenizeDataset,
+  writePromptFormat,
 } from '@sharelora/train';
 import {
   intFlag,
@@ -545,6 +548,14 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
         );
       } catch (e) {
         asUsage(e);
+      }
+      // A language model's adapter records its prompt template, which `generate` then applies.
+      if (!classifier) {
+        const format = spec.type as PromptFormat;
+        save = async (dir) => {
+          await saveAdapter(model, dir);
+          await writePromptFormat(dir, format);
+        };
       }
     }
     if (s.resume) {

@@ -38,6 +38,14 @@ export {
   type TextFormat,
 } from './formats.js';
 export { GLUE_TASKS, type GlueTask, type GlueTaskName } from './glue.js';
+export {
+  applyPromptFormat,
+  PROMPT_FORMAT_FILE,
+  PROMPT_FORMATS,
+  type PromptFormat,
+  readPromptFormat,
+  writePromptFormat,
+} from './prompt-format.js';
 export { type DelimitedOptions, parseDelimited } from './readers/delimited.js';
 export { type JsonReadOptions, parseJson, parseJsonl } from './readers/json.js';
 export { type ParquetReadOptions, parseParquet } from './readers/parquet.js';
