@@ -13,6 +13,7 @@ export const PROMPT_FORMAT_FILE = 'sharelora_prompt_format.json';
 
 /** The causal-LM formats, whose prompt templates {@link applyPromptFormat} fills. */
 export const PROMPT_FORMATS = ['instruction', 'gsm8k', 'prompt-completion', 'text'] as const;
+/** A causal-LM format's name: the template {@link applyPromptFormat} fills. */
 export type PromptFormat = LmFormatSpec['type'];
 
 /** Writes `{"format": …}` into an adapter directory. */
