@@ -406,6 +406,17 @@ describe('sharelora train --steps 0', () => {
     expect(doc.evals.map((e: { step: number }) => e.step)).toEqual([0]);
     expect(Number.isFinite(doc.bestValLoss)).toBe(true);
     expect(readdirSync(join(tmp, 'steps0-lora'))).toContain('adapter_model.safetensors');
+    // The f32 row of the frozen model's bytes (from config.json alone) is what the run allocated.
+    const [f32, bf16, int8, nf4] = doc.report.frozenBytesByPrecision;
+    expect([f32.precision, bf16.precision, int8.precision, nf4.precision]).toEqual([
+      'f32',
+      'bf16',
+      'int8',
+      'nf4',
+    ]);
+    expect(f32.blockWeights + f32.otherWeights).toBe(doc.report.bytes.weights);
+    expect(nf4.blockWeights).toBeLessThan(int8.blockWeights);
+    expect(int8.blockWeights).toBeLessThan(bf16.blockWeights);
     // B starts at zero in every method, so an untrained adapter leaves the base model's loss.
     const b = run('share-ab', join(tmp, 'steps0-shareab'));
     expect(b.status, b.stderr).toBe(0);

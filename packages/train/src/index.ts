@@ -19,6 +19,8 @@ export {
   type BasePrecision,
   blockWeightBytes,
   estimateStepMemory,
+  type FrozenWeightBytes,
+  frozenWeightBytes,
   type StepMemoryEstimate,
   type StepMemoryOptions,
 } from './memory/estimate.js';

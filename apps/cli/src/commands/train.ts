@@ -28,6 +28,7 @@ import {
   type Dataset,
   DEFAULT_MAX_RECORD_BYTES,
   describeReport,
+  frozenWeightBytes,
   labelSetOf,
   listCheckpoints,
   lockOutputDir,
@@ -630,6 +631,11 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
     }
 
     const r = result.report;
+    // What the same frozen model would take at each precision, from its config.json.
+    const frozen =
+      s.method === 'full'
+        ? null
+        : frozenWeightBytes(JSON.parse(await readFile(join(s.model, 'config.json'), 'utf8')));
     if (s.json) {
       console.log(
         JSON.stringify({
@@ -648,7 +654,11 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
           aborted: result.aborted,
           evals: result.evals,
           evalData: heldOut,
-          report: { ...r, baseWeightsByFormat: weightBytesByFormat(model) },
+          report: {
+            ...r,
+            baseWeightsByFormat: weightBytesByFormat(model),
+            ...(frozen ? { frozenBytesByPrecision: frozen } : {}),
+          },
           outputs: result.outputs,
           ...(profile ? { profile: { steps: stepsRun, ...profileJson(profile) } } : {}),
         }),
@@ -666,6 +676,11 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
       const byFormat = Object.entries(weightBytesByFormat(model));
       if (byFormat.length > 1 || s.quantize)
         say(`base weights by format: ${byFormat.map(([f, b]) => `${f} ${bytes(b)}`).join(', ')}`);
+      if (frozen)
+        say(
+          `frozen model at ${frozen.map((f) => f.precision).join(' / ')}: ` +
+            `${frozen.map((f) => bytes(f.blockWeights + f.otherWeights)).join(' / ')} (--quantize nf4|int8 keeps the blocks' weights quantized)`,
+        );
       if (result.steps === 0) {
         say(
           'no training steps (--steps 0): the adapter is saved as initialised' +

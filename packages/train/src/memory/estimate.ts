@@ -98,6 +98,30 @@ function otherParameters(
   return (tied ? 1 : 2) * V * d + (2 * layers + 1) * d;
 }
 
+/** The frozen model's bytes at one precision of its blocks' linear weights. */
+export interface FrozenWeightBytes {
+  precision: BasePrecision;
+  /** The transformer blocks' linear weights (quantized for int8 and nf4). */
+  blockWeights: number;
+  /** Embeddings, heads, norms and biases: f32 at f32, otherwise bf16. */
+  otherWeights: number;
+}
+
+/** What a model's frozen weights take at each precision (default all of {@link BASE_PRECISIONS}), from its config.json. */
+export function frozenWeightBytes(
+  config: Record<string, unknown>,
+  precisions: readonly BasePrecision[] = BASE_PRECISIONS,
+): FrozenWeightBytes[] {
+  const { arch, layers, modules } = linearModulesFromConfig(config);
+  const biases = arch === 'llama' ? 0 : modules.reduce((n, m) => n + m.outFeatures, 0);
+  const other = otherParameters(config, arch, layers, biases);
+  return precisions.map((precision) => ({
+    precision,
+    blockWeights: modules.reduce((n, m) => n + blockWeightBytes(precision, m.outFeatures, m.inFeatures), 0),
+    otherWeights: other * (precision === 'f32' ? 4 : 2),
+  }));
+}
+
 /** One estimate per precision (default all of {@link BASE_PRECISIONS}), in that order. */
 export function estimateStepMemory(
   opts: StepMemoryOptions,
@@ -108,8 +132,6 @@ export function estimateStepMemory(
     modules,
     presetConfig(opts.method, { r: opts.rank, targetModules: opts.targets }),
   );
-  const biases = arch === 'llama' ? 0 : modules.reduce((n, m) => n + m.outFeatures, 0);
-  const other = otherParameters(opts.config, arch, layers, biases);
   const fit = FITS[arch];
   const d = modules[0].inFeatures;
   const ffn = arch === 'gpt2' ? 0 : Math.max(...modules.map((m) => m.outFeatures));
@@ -119,12 +141,7 @@ export function estimateStepMemory(
   const V = size(opts.config, 'vocab_size');
   const activations = Math.round(tokens * (layers * perLayer + fit.vocab * V + fit.hidden * d));
   const trainable = 4 * count.total.trainable;
-  return precisions.map((precision) => {
-    const blockWeights = modules.reduce(
-      (n, m) => n + blockWeightBytes(precision, m.outFeatures, m.inFeatures),
-      0,
-    );
-    const otherWeights = other * (precision === 'f32' ? 4 : 2);
+  return frozenWeightBytes(opts.config, precisions).map(({ precision, blockWeights, otherWeights }) => {
     const parts = {
       blockWeights,
       otherWeights,
