@@ -53,8 +53,16 @@ export async function dataStep<T>(fn: () => T | Promise<T>): Promise<T> {
 }
 
 /** The model's longest input: its positions (RoBERTa's start after the padding index). */
-export function maxPositionsOf(config: ModelConfig): number {
+function maxPositionsOf(config: ModelConfig): number {
   return config.arch === 'roberta' ? config.maxPositions - config.padTokenId - 1 : config.maxPositions;
+}
+
+/** The --max-length in force: the flag, or else the model's positions; more than those is refused. */
+export function maxLengthFor(config: ModelConfig, requested: number | undefined): number {
+  const positions = maxPositionsOf(config);
+  if (requested !== undefined && requested > positions)
+    throw new UsageError(`--max-length ${requested} exceeds the model's ${positions} positions`);
+  return requested ?? positions;
 }
 
 /**

@@ -15,7 +15,7 @@ import {
   tokenizeDataset,
 } from '@sharelora/train';
 import { asUsage, UsageError } from '../cli-error.js';
-import { type CliFormat, dataSpec, dataStep, maxPositionsOf } from '../data-formats.js';
+import { type CliFormat, dataSpec, dataStep, maxLengthFor } from '../data-formats.js';
 
 /** The language-model formats (a classifier's loss is measured by the GLUE tasks' metrics). */
 export const LOSS_FORMATS = ['text', 'instruction', 'prompt-completion', 'gsm8k'] as const;
@@ -58,9 +58,7 @@ export async function prepareLossData(spec: LossEvalSpec) {
   const config = await readConfig(spec.model).catch(asUsage);
   if (config.arch === 'roberta')
     throw new UsageError(`--task loss needs a causal LM; ${spec.model} is RoBERTa (use a glue-* task)`);
-  const maxLength = spec.maxLength ?? maxPositionsOf(config);
-  if (maxLength > maxPositionsOf(config))
-    throw new UsageError(`--max-length ${maxLength} exceeds the model's ${maxPositionsOf(config)} positions`);
+  const maxLength = maxLengthFor(config, spec.maxLength);
   const tokenizer = textTokenizerOf(await loadTokenizer(spec.model).catch(asUsage));
   const tokenized = await dataStep(() =>
     tokenizeDataset({ ...ds, records }, format, tokenizer, { maxLength, trainOnSource: spec.trainOnSource }),

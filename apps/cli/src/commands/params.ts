@@ -13,7 +13,7 @@ import { ShareloraError } from '@sharelora/core';
 import { type LinearModules, linearModulesFromConfig } from '@sharelora/models';
 import { estimateStepMemory, type StepMemoryEstimate } from '@sharelora/train';
 import { intFlag, oneOf, parseFlags, requireFlags } from '../args.js';
-import { UsageError } from '../cli-error.js';
+import { asUsage, UsageError } from '../cli-error.js';
 import { RECOMMENDED_TEXT, TARGETS_HELP, targetsFlag } from '../targets.js';
 import { bytes } from '../units.js';
 
@@ -156,7 +156,7 @@ export async function params(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof ShareloraError && e.code === 'BAD_MODEL_CONFIG')
       throw new UsageError(`${file}: ${e.message.replace(/^config\.json: /, '')}`);
-    throw e;
+    asUsage(e);
   }
   if (values.json) {
     const report = {

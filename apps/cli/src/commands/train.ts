@@ -64,7 +64,7 @@ import {
   FORMATS,
   isClassifier,
   lossUnitOf,
-  maxPositionsOf,
+  maxLengthFor,
 } from '../data-formats.js';
 import { progress, progressDone } from '../progress.js';
 import { QUIT_WITHOUT_CHECKPOINT, StopSignals } from '../stop-signals.js';
@@ -473,9 +473,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
     );
   }
   const tokenizer = textTokenizerOf(await loadTokenizer(s.model).catch(asUsage));
-  const maxLength = s.maxLength ?? maxPositionsOf(config);
-  if (maxLength > maxPositionsOf(config))
-    throw new UsageError(`--max-length ${maxLength} exceeds the model's ${maxPositionsOf(config)} positions`);
+  const maxLength = maxLengthFor(config, s.maxLength);
   const tok = (part: Dataset) =>
     dataStep(() => tokenizeDataset(part, spec, tokenizer, { maxLength, trainOnSource: s.trainOnSource }));
   const trainSet = await tok({ ...ds, records: split.train });

@@ -11,7 +11,7 @@
 
 import { countParameters, type Method, presetConfig } from '@sharelora/adapters';
 import { QuantizedTensor, ShareloraError } from '@sharelora/core';
-import { type LinearArch, linearModulesFromConfig } from '@sharelora/models';
+import { estimateModelSize, type LinearArch, linearModulesFromConfig, parseConfig } from '@sharelora/models';
 
 /** Precisions of the frozen base an estimate is made at. */
 export const BASE_PRECISIONS = ['f32', 'bf16', 'int8', 'nf4'] as const;
@@ -63,39 +63,14 @@ const FITS: Record<LinearArch, ActivationFit> = {
   roberta: { layerHidden: 110.8, layerFfn: 40.8, layerRank: 0, vocab: 0, hidden: 173.1 },
 };
 
-function size(config: Record<string, unknown>, key: string, fallback?: number): number {
-  const v = config[key] ?? fallback;
+function size(config: Record<string, unknown>, key: string): number {
+  const v = config[key];
   if (!Number.isInteger(v) || (v as number) < 1)
     throw new ShareloraError(
       'BAD_MODEL_CONFIG',
       `config.json: ${key} must be a positive integer, got ${JSON.stringify(config[key])}`,
     );
   return v as number;
-}
-
-/** Element counts of the frozen parameters outside the blocks' linear weights. */
-function otherParameters(
-  config: Record<string, unknown>,
-  arch: LinearArch,
-  layers: number,
-  biases: number,
-): number {
-  const V = size(config, 'vocab_size');
-  if (arch === 'gpt2') {
-    const d = size(config, 'n_embd');
-    // Tied wte/lm_head, wpe, two LayerNorms per block and the final one (weight and bias).
-    return V * d + size(config, 'n_positions', 1024) * d + (2 * layers + 1) * 2 * d + biases;
-  }
-  const d = size(config, 'hidden_size');
-  if (arch === 'roberta') {
-    const labels = size(config, 'num_labels', 2);
-    const embeddings =
-      (V + size(config, 'max_position_embeddings', 514) + size(config, 'type_vocab_size', 1)) * d;
-    // Embedding LayerNorm, two per block; the classification head's dense and out_proj.
-    return embeddings + (2 * layers + 1) * 2 * d + biases + d * d + d + d * labels + labels;
-  }
-  const tied = config.tie_word_embeddings === true;
-  return (tied ? 1 : 2) * V * d + (2 * layers + 1) * d;
 }
 
 /** The frozen model's bytes at one precision of its blocks' linear weights. */
@@ -112,9 +87,10 @@ export function frozenWeightBytes(
   config: Record<string, unknown>,
   precisions: readonly BasePrecision[] = BASE_PRECISIONS,
 ): FrozenWeightBytes[] {
-  const { arch, layers, modules } = linearModulesFromConfig(config);
-  const biases = arch === 'llama' ? 0 : modules.reduce((n, m) => n + m.outFeatures, 0);
-  const other = otherParameters(config, arch, layers, biases);
+  const { modules } = linearModulesFromConfig(config);
+  // Everything but the blocks' linear weights: embeddings, heads, norms, biases.
+  const blockValues = modules.reduce((n, m) => n + m.inFeatures * m.outFeatures, 0);
+  const other = estimateModelSize(parseConfig(config)).params - blockValues;
   return precisions.map((precision) => ({
     precision,
     blockWeights: modules.reduce((n, m) => n + blockWeightBytes(precision, m.outFeatures, m.inFeatures), 0),
