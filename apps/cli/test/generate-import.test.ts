@@ -166,6 +166,10 @@ describe('import/generate usage and input errors', () => {
       [['import', '--from', 'gguf', '--out', tmp], /FILE/],
       [['import', '--from', 'gguf', join(tmp, 'missing.gguf'), '--out', join(tmp, 'o')], /missing\.gguf/],
       [['import', '--from', 'gguf', GGUF, '--tokenizer', TOK, '--out', join(tmp, 'o')], /--tokenizer/],
+      [
+        ['import', '--from', 'llama2c', join(tmp, 'x.bin'), '--dequantize', '--out', join(tmp, 'o')],
+        /--dequantize/,
+      ],
       [['generate', '--prompt', 'x'], /--model/],
       [['generate', '--model', join(tmp, 'nowhere'), '--prompt', 'x'], /nowhere/],
       [['generate', '--model', tmp, '--prompt', 'x', '--top-p', '1.5'], /--top-p/],

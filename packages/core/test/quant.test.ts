@@ -31,6 +31,7 @@ import {
   tidy,
 } from '../src/index.js';
 import { useGpu } from './gpu.js';
+import { expectClose, expectQuantizedProduct, refMatmul, withTextures } from './matmul-check.js';
 import {
   dynamicMapF64,
   FP4_SPLITS,
@@ -211,26 +212,6 @@ describe('quantization formats against the float64 reference', () => {
   });
 });
 
-/** C = x·Wᵀ with W dequantized on the CPU, float64 sums. */
-function refMatmul(x: Float32Array, w: Float32Array, M: number, N: number, K: number, transB: boolean) {
-  const out = new Float64Array(M * N);
-  for (let m = 0; m < M; m++)
-    for (let n = 0; n < N; n++) {
-      let s = 0;
-      for (let k = 0; k < K; k++) s += x[m * K + k] * (transB ? w[n * K + k] : w[k * N + n]);
-      out[m * N + n] = s;
-    }
-  return out;
-}
-
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string) {
-  let scaleMax = 1e-6;
-  for (let i = 0; i < want.length; i++) scaleMax = Math.max(scaleMax, Math.abs(want[i]));
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / scaleMax);
-  expect(worst, what).toBeLessThan(tol);
-}
-
 const FORMATS: QuantFormat[] = ['nf4', 'fp4', 'int8'];
 
 describe('quantized tensors on the GPU', () => {
@@ -266,39 +247,18 @@ describe('quantized tensors on the GPU', () => {
     [33, 70, 96],
   ];
   for (const textures of ['never', 'always'] as const)
-    it(`x·Wᵀ and its input gradient dY·W equal dequantize-then-f32 (textures: ${textures})`, async () => {
-      const dev = getDevice();
-      const prev = dev.matmulTextures;
-      dev.matmulTextures = textures;
-      try {
+    it(`x·Wᵀ and its input gradient dY·W equal dequantize-then-f32 (textures: ${textures})`, () =>
+      withTextures(textures, async () => {
         for (const format of FORMATS)
           for (const [M, N, K] of SHAPES) {
-            const w = weights(N * K, M + N + K);
-            const q = await quantize(w, format, [N, K]);
+            const q = await quantize(weights(N * K, M + N + K), format, [N, K]);
             const wd = (await tidy(() => dequantize(q)).data()) as Float32Array;
             const x = Float32Array.from(weights(M * K, 7), (v) => v * 10);
             const g = Float32Array.from(weights(M * N, 8), (v) => v * 10);
-            const xt = tensor(x, [M, K]);
-            xt.requiresGrad = true;
-            const y = matmul(xt, q, { transB: true });
-            backward(sum(mul(y, tensor(g, [M, N]))));
-            const what = `${format} [${M}, ${K}]·[${N}, ${K}]ᵀ`;
-            expectClose((await y.data()) as Float32Array, refMatmul(x, wd, M, N, K, true), 1e-5, what);
-            // dX = dY·W: W [N, K] not transposed.
-            expectClose(
-              (await xt.grad?.data()) as Float32Array,
-              refMatmul(g, wd, M, K, N, false),
-              1e-5,
-              `d ${what}`,
-            );
-            xt.dispose();
-            y.dispose();
+            await expectQuantizedProduct(q, wd, x, g, `${format} [${M}, ${K}]·[${N}, ${K}]ᵀ`);
             q.dispose();
           }
-      } finally {
-        dev.matmulTextures = prev;
-      }
-    });
+      }));
 
   it('products over the binding limit run in windows of rows against the whole quantized weight', async () => {
     const [M, N, K] = [301, 70, 40];

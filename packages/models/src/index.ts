@@ -46,6 +46,7 @@ export {
 export * from './config/linear-modules.js';
 export * from './generate/index.js';
 export {
+  type GgufImportOptions,
   type HfLlamaConfig,
   ImportError,
   type ImportErrorCode,

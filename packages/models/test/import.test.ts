@@ -451,7 +451,7 @@ interface TinyTensor {
   name: string;
   rows: number;
   cols: number;
-  type: 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0';
+  type: 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_1';
 }
 
 const TINY: TinyTensor[] = [
@@ -469,7 +469,7 @@ const TINY: TinyTensor[] = [
   { name: 'output.weight', rows: VOCAB, cols: D, type: 'F16' },
 ];
 
-const TYPE_ID = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, BF16: 30 };
+const TYPE_ID = { F32: 0, F16: 1, Q4_1: 3, Q8_0: 8, BF16: 30 };
 
 /** The GGUF bytes, and per tensor the values the importer should produce (before any permutation). */
 function tinyGguf(override: Partial<Record<string, TinyTensor['type']>> = {}) {
@@ -486,8 +486,8 @@ function tinyGguf(override: Partial<Record<string, TinyTensor['type']>> = {}) {
       const bits = type === 'F16' ? encodeF16(x) : encodeBF16(x);
       data = new Uint8Array(bits.buffer);
       expected.set(t.name, bits);
-    } else if (type === 'Q4_0') {
-      data = new Uint8Array((x.length / 32) * 18);
+    } else if (type === 'Q4_1') {
+      data = new Uint8Array((x.length / 32) * 20);
     } else {
       data = new Uint8Array(x.buffer);
       expected.set(t.name, x);
@@ -498,11 +498,11 @@ function tinyGguf(override: Partial<Record<string, TinyTensor['type']>> = {}) {
 }
 
 describe('GGUF reader (synthetic files)', () => {
-  it('dequantises Q8_0, keeps F16/BF16 bits, and undoes the q/k RoPE permutation', async () => {
+  it('dequantises Q8_0 when asked, keeps F16/BF16 bits, and undoes the q/k RoPE permutation', async () => {
     const { bytes, expected } = tinyGguf();
     const path = join(tmp, 'tiny.gguf');
     await writeFile(path, bytes);
-    const s = await importGguf(path, { outDir: join(tmp, 'tiny') });
+    const s = await importGguf(path, { outDir: join(tmp, 'tiny'), dequantize: true });
     expect(s.warnings).toEqual(['tokenizer.json was not written: the GGUF has no embedded tokenizer']);
     expect(s.config).toMatchObject({
       hidden_size: D,
@@ -623,14 +623,14 @@ describe('GGUF reader (synthetic files)', () => {
 
   it('refuses an unsupported quantisation, naming the file, tensor and type, before writing anything', async () => {
     const path = join(tmp, 'q4.gguf');
-    await writeFile(path, tinyGguf({ 'blk.0.attn_q.weight': 'Q4_0' }).bytes);
+    await writeFile(path, tinyGguf({ 'blk.0.attn_q.weight': 'Q4_1' }).bytes);
     const outDir = join(tmp, 'q4');
     await expectImportError(
       importGguf(path, { outDir }),
       'UNSUPPORTED',
       path,
       '"blk.0.attn_q.weight"',
-      'Q4_0',
+      'Q4_1',
     );
     expect(existsSync(outDir)).toBe(false);
   });

@@ -10,15 +10,17 @@ import {
 import { UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 
-export const importHelp = `Usage: sharelora import [--from gguf|llama2c] FILE [--tokenizer FILE] --out DIR [--json]
+export const importHelp = `Usage: sharelora import [--from gguf|llama2c] FILE [--tokenizer FILE] --out DIR [--dequantize] [--json]
 
 Converts a LLaMA-architecture checkpoint into a Hugging Face model directory (config.json,
 generation_config.json, model.safetensors, tokenizer.json, tokenizer_config.json) that every other
 command reads. The RoPE layout of q/k projections is converted from llama.cpp/llama2.c's interleaved
 pairs to Hugging Face's rotate-half.
 
-  --from gguf      a GGUF file (v2/v3; F32, F16, BF16 or Q8_0 tensors); its embedded tokenizer
-                   becomes tokenizer.json
+  --from gguf      a GGUF file (v2/v3; F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K tensors); its
+                   embedded tokenizer becomes tokenizer.json. The blocks' quantized linear weights
+                   are written as stored and stay quantized on the GPU when loaded (train, generate
+                   and eval read them in place); embeddings, norms and the output layer are decoded
   --from llama2c   a llama2.c .bin checkpoint (version 0 or 1)
   without --from   GGUF when the file starts with "GGUF", else llama2.c (whose legacy files have no
                    magic, so the header and the file size must agree exactly)
@@ -27,6 +29,7 @@ Options:
   --tokenizer FILE  llama2.c only: its tokenizer.bin (e.g. tok512.bin) or a sentencepiece .model;
                     without it no tokenizer.json is written
   --out DIR         output directory (created if missing; files of the same names are replaced)
+  --dequantize      GGUF only: decode the quantized block weights to F32 as well
   --json            print the import summary as one JSON document on stdout
   -h, --help        show this help`;
 
@@ -40,6 +43,7 @@ function parse(argv: string[]) {
         from: { type: 'string' },
         tokenizer: { type: 'string' },
         out: { type: 'string' },
+        dequantize: { type: 'boolean' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -101,12 +105,14 @@ export async function importCommand(argv: string[]): Promise<number> {
       `--tokenizer applies to llama2.c checkpoints only: ${given ? 'a GGUF file' : `${file} is GGUF (it starts with "GGUF") and`} carries its tokenizer`,
     );
   }
+  if (values.dequantize && from !== 'gguf')
+    throw new UsageError('--dequantize applies to GGUF files only: a llama2.c checkpoint holds F32 weights');
   const onProgress = (p: ImportProgress) => progress(`importing ${p.done}/${p.total} tensors  ${p.tensor}`);
   let summary: ImportSummary;
   try {
     summary =
       from === 'gguf'
-        ? await importGguf(file, { outDir: values.out, onProgress })
+        ? await importGguf(file, { outDir: values.out, onProgress, dequantize: values.dequantize })
         : await importLlama2c(file, { outDir: values.out, tokenizerPath: values.tokenizer, onProgress });
   } catch (e) {
     if (e instanceof ImportError && isBadInput(e)) {
@@ -141,6 +147,11 @@ export async function importCommand(argv: string[]): Promise<number> {
         : `  output layer: lm_head.weight stored apart from the token embedding (tie_word_embeddings false): ` +
             `${(c.vocab_size * c.hidden_size).toLocaleString('en-US')} of the parameters`,
     );
+    const kept = Object.entries(summary.quantized);
+    if (kept.length)
+      console.log(
+        `  block weights kept as llama.cpp blocks: ${kept.map(([t, n]) => `${n} ${t}`).join(', ')} (--dequantize decodes them)`,
+      );
     if (summary.tokenizer) {
       console.log(`  tokenizer: ${summary.tokenizer.vocabSize} pieces from ${summary.tokenizer.source}`);
     }

@@ -1,6 +1,7 @@
 /** WGSL for reading frozen half-precision or quantized operands in place (no WebGPU imports: plans are pure). */
 
 import { FP4_LEVELS, NF4_LEVELS, type QuantFormat } from '../quant/formats.js';
+import { GGML_LAYOUTS, type GgmlFormat, isGgmlFormat, type QuantStorage } from '../quant/ggml.js';
 
 /**
  * WGSL functions reading f16/bf16 values stored two per u32 word (low half first) as f32, for
@@ -17,14 +18,19 @@ fn f16at(w: u32, p: u32) -> f32 { return unpack2x16float(w)[p]; }
 `;
 
 /** How a kernel stores an operand: f32, a frozen half type, or a quantized format (quant/). */
-export type OperandType = 'f32' | 'f16' | 'bf16' | QuantFormat;
+export type OperandType = 'f32' | 'f16' | 'bf16' | QuantStorage;
 
 /** Whether an operand type is a quantized format (its kernels bind a scale array too). */
-export const isQuantType = (t: OperandType | undefined): t is QuantFormat =>
-  t === 'nf4' || t === 'fp4' || t === 'int8';
+export const isQuantType = (t: OperandType | undefined): t is QuantStorage =>
+  t === 'nf4' || t === 'fp4' || t === 'int8' || isGgmlFormat(t);
 
 /** A WGSL f32 literal that round-trips exactly. */
 const lit = (x: number) => `${x === 0 ? '0.0' : x.toPrecision(9)}f`;
+
+const I8_READS = `fn i8at(w: u32, b: u32) -> f32 { return f32(extractBits(bitcast<i32>(w), b * 8u, 8u)); }
+fn i8x4(w: u32, s: f32) -> vec4<f32> {
+  return vec4<f32>(i8at(w, 0u), i8at(w, 1u), i8at(w, 2u), i8at(w, 3u)) * s;
+}`;
 
 /**
  * WGSL reading quantized values stored as u32 words, with f32 scales in QS (one per 64-element
@@ -36,11 +42,7 @@ const lit = (x: number) => `${x === 0 ? '0.0' : x.toPrecision(9)}f`;
  */
 function quantReads(format: QuantFormat, scales: number): string {
   const decl = `@group(0) @binding(${scales}) var<storage, read> QS: array<f32>;\n`;
-  if (format === 'int8')
-    return `${decl}fn i8at(w: u32, b: u32) -> f32 { return f32(extractBits(bitcast<i32>(w), b * 8u, 8u)); }
-fn i8x4(w: u32, s: f32) -> vec4<f32> {
-  return vec4<f32>(i8at(w, 0u), i8at(w, 1u), i8at(w, 2u), i8at(w, 3u)) * s;
-}`;
+  if (format === 'int8') return decl + I8_READS;
   const levels = (format === 'nf4' ? NF4_LEVELS : FP4_LEVELS).map(lit).join(', ');
   return `${decl}const Q4_LEVELS = array<f32, 16>(${levels});
 fn q4(c: u32) -> f32 { return Q4_LEVELS[c & 15u]; }
@@ -49,6 +51,37 @@ fn q4x4(w: u32, h: u32, s: f32) -> vec4<f32> {
   return vec4<f32>(q4(b >> 4u) * s, q4(b) * s, q4(b >> 12u) * s, q4(b >> 8u) * s);
 }
 fn q4at(w: u32, i: u32, s: f32) -> f32 { return q4(w >> (((i >> 1u) & 3u) * 8u + select(4u, 0u, (i & 1u) == 1u))) * s; }`;
+}
+
+/**
+ * Reads of a llama.cpp type as quant/ggml.ts unpacks it: 8-bit codes as int8's, 4-bit codes two per
+ * byte with the even element in the low nibble, and QS holding each sub-block's scale (q4_k: scale
+ * and min side by side). A vec4 never straddles sub-blocks (they are 16 or 32 elements long).
+ */
+function ggmlReads(name: string, format: GgmlFormat, scales: number) {
+  const { sub, bits, mins, zero } = GGML_LAYOUTS[format];
+  const shift = (per: number) => Math.log2(sub / per);
+  // Scale and min of the sub-block holding vec4 / element index i.
+  const scaled = (v: string, i: string, per: number) => {
+    const b = `((${i}) >> ${shift(per)}u)`;
+    const q = zero ? `(${v} - ${(-zero).toFixed(1)})` : v;
+    return mins ? `(${q} * QS[2u * ${b}] - QS[2u * ${b} + 1u])` : `(${q} * QS[${b}])`;
+  };
+  const decl = `@group(0) @binding(${scales}) var<storage, read> QS: array<f32>;\n`;
+  if (bits === 8)
+    return {
+      vec4: (i: string) => scaled(`i8x4(${name}[${i}], 1.0)`, i, 4),
+      scalar: (i: string) => scaled(`i8at(${name}[(${i}) >> 2u], (${i}) & 3u)`, i, 1),
+      prelude: decl + I8_READS,
+    };
+  return {
+    vec4: (i: string) => scaled(`g4x4(${name}[(${i}) >> 1u], (${i}) & 1u)`, i, 4),
+    scalar: (i: string) => scaled(`f32((${name}[(${i}) >> 3u] >> (((${i}) & 7u) * 4u)) & 15u)`, i, 1),
+    prelude: `${decl}fn g4x4(w: u32, h: u32) -> vec4<f32> {
+  let b = w >> (h * 16u);
+  return vec4<f32>(f32(b & 15u), f32((b >> 4u) & 15u), f32((b >> 8u) & 15u), f32((b >> 12u) & 15u));
+}`,
+  };
 }
 
 /** Where a quantized operand's scales are bound and how long its rows are (int8: one scale per row). */
@@ -76,6 +109,7 @@ export function operandReads(name: string, dtype: OperandType, quant?: QuantBind
     };
   if (isQuantType(dtype)) {
     if (!quant) throw new Error(`operandReads: a ${dtype} operand needs its scale binding`);
+    if (isGgmlFormat(dtype)) return { type: () => 'u32', ...ggmlReads(name, dtype, quant.scales) };
     const { rowLen } = quant;
     const int8 = dtype === 'int8';
     return {

@@ -1,5 +1,5 @@
 import { type FloatDType, isHalf } from '../dtype.js';
-import { ShareloraError } from '../errors.js';
+import { ShapeError, ShareloraError } from '../errors.js';
 import { ones, zeros } from '../ops/creation.js';
 import { dropout } from '../ops/dropout.js';
 import { add, cast } from '../ops/elementwise.js';
@@ -8,8 +8,10 @@ import { matmul } from '../ops/matmul.js';
 import { layerNorm, rmsNorm } from '../ops/norm.js';
 import { reshape } from '../ops/shape-ops.js';
 import type { QuantFormat } from '../quant/formats.js';
+import type { QuantStorage } from '../quant/ggml.js';
 import { QuantizedTensor, quantize } from '../quant/tensor.js';
 import { defaultRng, kaimingUniform, Rng, randn, randUniform } from '../rng.js';
+import { fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { Module, Parameter } from './module.js';
 
@@ -49,7 +51,7 @@ export interface LinearOptions {
    * for a loader to fill through `quantized.write()`; no full-precision weight is ever allocated.
    * Implies frozen and no init.
    */
-  quantize?: QuantFormat;
+  quantize?: QuantStorage;
 }
 
 /**
@@ -121,10 +123,24 @@ export class Linear extends Module {
     const values = isHalf(w.dtype) ? cast(w, 'f32') : w;
     const q = await quantize(values, format);
     if (values !== w) values.dispose();
-    this.weight.trainable = false;
-    this.weight.setPacked(q.codes, w.shape);
-    this.holdScales(q);
+    this.setQuantized(q);
     return q;
+  }
+
+  /**
+   * Makes `q` this layer's frozen weight, freeing the one it replaces (full-precision or quantized in
+   * another format): how a loader puts in a weight whose stored format it learns only as it reads
+   * it. `q` has the weight's shape as stored.
+   */
+  setQuantized(q: QuantizedTensor): void {
+    const shape = this.weight.shape;
+    if (q.shape[0] !== shape[0] || q.shape[1] !== shape[1])
+      throw new ShapeError(`Linear.setQuantized: ${q} does not fit a weight of shape ${fmt(shape)}`);
+    if (this.quantized?.absmax2 && !q.absmax2)
+      throw new ShareloraError('QUANTIZED', `Linear.setQuantized: cannot replace ${this.quantized} by ${q}`);
+    this.weight.trainable = false;
+    this.weight.setPacked(q.codes, shape);
+    this.holdScales(q);
   }
 
   /** Makes `q` this layer's weight: its scales become module buffers, disposed with the layer. */

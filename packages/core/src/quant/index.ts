@@ -18,4 +18,17 @@ export {
   quantizeInt8,
   quantizeValues,
 } from './formats.js';
+export {
+  dequantizeGgml,
+  dequantizeGgmlParts,
+  GGML_LAYOUTS,
+  type GgmlFormat,
+  type GgmlLayout,
+  ggmlFormatOf,
+  ggmlStoredBytes,
+  isGgmlFormat,
+  type QuantizedGgml,
+  type QuantStorage,
+  unpackGgml,
+} from './ggml.js';
 export { dequantize, QuantizedTensor, quantize } from './tensor.js';

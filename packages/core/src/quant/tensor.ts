@@ -15,6 +15,13 @@ import {
   type QuantizedInt8,
   quantizeValues,
 } from './formats.js';
+import {
+  GGML_LAYOUTS,
+  type GgmlFormat,
+  isGgmlFormat,
+  type QuantizedGgml,
+  type QuantStorage,
+} from './ggml.js';
 
 /** Bytes as little-endian u32 words (the storage kernels read), zero-padded to a whole word. */
 function words(bytes: Uint8Array | Int8Array): Int32Array {
@@ -35,7 +42,9 @@ function words(bytes: Uint8Array | Int8Array): Int32Array {
  *    two's-complement byte per element;
  *  - `scales`: nf4/fp4 one 8-bit dynamic-map code per 64-element block (the double-quantized
  *    absmax); int8 the f32 step of each row (int8Step(absmax): a value is code·step);
- *  - `absmax2` (nf4/fp4): the f32 scale of each 256 absmax codes; `offset` their mean.
+ *  - `absmax2` (nf4/fp4): the f32 scale of each 256 absmax codes; `offset` their mean;
+ *  - llama.cpp types (q8_0, q4_0, q4_k, q6_k): codes and f32 sub-block scales as
+ *    {@link QuantizedGgml} describes them.
  */
 export class QuantizedTensor {
   /** Set by dispose(). */
@@ -43,7 +52,7 @@ export class QuantizedTensor {
   private _offset: number;
 
   constructor(
-    readonly format: QuantFormat,
+    readonly format: QuantStorage,
     readonly shape: readonly [number, number],
     readonly codes: Tensor,
     readonly scales: Tensor,
@@ -58,13 +67,17 @@ export class QuantizedTensor {
    * GPU buffers for a weight of `shape` in `format`, not yet written: a checkpoint loader
    * allocates the model this way, then fills each weight with write() as it quantizes or reads it.
    */
-  static allocate(format: QuantFormat, shape: readonly [number, number]): QuantizedTensor {
+  static allocate(format: QuantStorage, shape: readonly [number, number]): QuantizedTensor {
     const [N, K] = shape;
     const n = N * K;
     if (!(n > 0))
       throw new ShapeError(`QuantizedTensor.allocate: needs a non-empty [N, K], got ${fmt(shape)}`);
     const wordsFor = (bytes: number) => [Math.max(1, Math.ceil(bytes / 4))];
     const z = (shape: number[], dtype: 'i32' | 'f32') => zeros(shape, dtype, 'weights');
+    if (isGgmlFormat(format)) {
+      const { codeBytes, scales } = ggmlSizes(format, shape);
+      return new QuantizedTensor(format, [N, K], z(wordsFor(codeBytes), 'i32'), z([scales], 'f32'), null, 0);
+    }
     if (format === 'int8')
       return new QuantizedTensor(format, [N, K], z(wordsFor(n), 'i32'), z([N], 'f32'), null, 0);
     const blocks = Math.ceil(n / BLOCK_4BIT);
@@ -82,9 +95,13 @@ export class QuantizedTensor {
    * Bytes {@link QuantizedTensor.allocate} takes for a weight of `shape` in `format` (codes and
    * scales, each padded to whole u32 words), without allocating: what a memory estimate counts.
    */
-  static bytesFor(format: QuantFormat, shape: readonly [number, number]): number {
+  static bytesFor(format: QuantStorage, shape: readonly [number, number]): number {
     const n = shape[0] * shape[1];
     const words = (bytes: number) => 4 * Math.max(1, Math.ceil(bytes / 4));
+    if (isGgmlFormat(format)) {
+      const { codeBytes, scales } = ggmlSizes(format, shape);
+      return words(codeBytes) + 4 * scales;
+    }
     if (format === 'int8') return words(n) + 4 * shape[0];
     const blocks = Math.ceil(n / BLOCK_4BIT);
     return words(Math.ceil(n / 2)) + words(blocks) + 4 * Math.ceil(blocks / BLOCK_ABSMAX);
@@ -99,8 +116,24 @@ export class QuantizedTensor {
    * Uploads a quantization computed on the CPU (quantize4bit / quantizeInt8, or read from a file)
    * into these buffers. Its format and size must be this tensor's.
    */
-  write(parts: Quantized4Bit | QuantizedInt8): void {
+  write(parts: Quantized4Bit | QuantizedInt8 | QuantizedGgml): void {
     const [N, K] = this.shape;
+    const dev = this.codes.device;
+    if ('scales' in parts) {
+      const ggml = parts;
+      const want = ggmlSizes(ggml.format, this.shape);
+      if (
+        ggml.format !== this.format ||
+        ggml.codes.length !== want.codeBytes ||
+        ggml.scales.length !== want.scales
+      )
+        throw new ShapeError(
+          `QuantizedTensor.write: ${ggml.format} parts with ${ggml.codes.length} code bytes and ${ggml.scales.length} scales do not fit ${this}`,
+        );
+      dev.write(this.codes.buffer, 0, words(ggml.codes));
+      dev.write(this.scales.buffer, 0, ggml.scales);
+      return;
+    }
     const codeBytes = parts.format === 'int8' ? N * K : Math.ceil((N * K) / 2);
     const scaleCount = parts.format === 'int8' ? parts.rowAbsmax.length : parts.absmaxCodes.length;
     const wantScales = parts.format === 'int8' ? N : Math.ceil((N * K) / BLOCK_4BIT);
@@ -108,7 +141,6 @@ export class QuantizedTensor {
       throw new ShapeError(
         `QuantizedTensor.write: ${parts.format} parts with ${parts.codes.length} code bytes and ${scaleCount} scales do not fit ${this}`,
       );
-    const dev = this.codes.device;
     dev.write(this.codes.buffer, 0, words(parts.codes));
     if (parts.format === 'int8') {
       dev.write(this.scales.buffer, 0, parts.rowAbsmax.map(int8Step));
@@ -134,7 +166,8 @@ export class QuantizedTensor {
   }
 
   /**
-   * The f32 scales the matmul kernels read (binding QS): int8's row steps as stored, or for
+   * The f32 scales the matmul kernels read (binding QS): int8's row steps and the llama.cpp types'
+   * sub-block scales as stored, or for
    * nf4/fp4 each block's absmax decoded from its double quantization into a new tensor the caller
    * disposes (N·K/64 values: what bitsandbytes decodes before its 4-bit kernels too).
    */
@@ -176,6 +209,18 @@ ${main1d()}
   toString(): string {
     return `QuantizedTensor(${fmt(this.shape)}, ${this.format})`;
   }
+}
+
+/** Code bytes and f32 scales of a llama.cpp-typed weight of `shape` (rows of whole blocks). */
+function ggmlSizes(
+  format: GgmlFormat,
+  [N, K]: readonly [number, number],
+): { codeBytes: number; scales: number } {
+  const L = GGML_LAYOUTS[format];
+  if (K % L.block !== 0)
+    throw new ShapeError(`QuantizedTensor: ${format} rows are whole blocks of ${L.block}, got [${N}, ${K}]`);
+  const n = N * K;
+  return { codeBytes: L.bits === 8 ? n : n / 2, scales: (n / L.sub) * (L.mins ? 2 : 1) };
 }
 
 /** The 8-bit dynamic map on the current device, uploaded once per device. */

@@ -9,7 +9,7 @@ import {
   type Module,
   packedQkvAttention,
   permute,
-  type QuantFormat,
+  type QuantStorage,
   Rng,
   type RopeScaling,
   relu,
@@ -49,9 +49,10 @@ export interface ModelBuildOptions {
   /**
    * Keep the transformer blocks' linear weights quantized (QLoRA's frozen base): their packed
    * buffers are allocated for a loader to fill (see core's Linear `quantize`); embeddings, norms,
-   * the output layer and task heads keep `weightDtype`.
+   * the output layer and task heads keep `weightDtype`. A llama.cpp type is filled from a GGUF
+   * import only.
    */
-  quantize?: QuantFormat;
+  quantize?: QuantStorage;
 }
 
 /** What layer constructors pass on to core's Linear and Embedding. */
@@ -59,7 +60,7 @@ export interface WeightInit {
   rng: Rng;
   dtype: FloatDType;
   /** Set for the blocks' linear layers only: heads are built with {@link unquantized}. */
-  quantize?: QuantFormat;
+  quantize?: QuantStorage;
 }
 
 export function weightInit(opts: ModelBuildOptions): WeightInit {

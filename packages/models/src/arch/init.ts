@@ -1,11 +1,13 @@
 import {
   assignTensor,
+  isGgmlFormat,
   LayerNorm,
   type Module,
   type Parameter,
   quantizeValues,
   RMSNorm,
   Rng,
+  ShareloraError,
 } from '@sharelora/core';
 import { checkpointTensors } from './vocab.js';
 
@@ -40,11 +42,14 @@ export function initWeights(
     const rng = root.fork(t.name);
     const mean = normScales.has(t.blocks[0]) ? 1 : 0;
     if (t.quantized) {
+      const format = t.quantized.format;
+      if (isGgmlFormat(format))
+        throw new ShareloraError('QUANTIZED', `${t.name}: a ${format} weight is only read from a checkpoint`);
       // A quantized layer gets the quantization of the values an unquantized one would get.
       const data = new Float32Array(t.quantized.size);
       for (let i = 0; i < data.length; i++) data[i] = mean + std * rng.normal();
       const [N, K] = t.quantized.shape;
-      t.quantized.write(quantizeValues(data, t.quantized.format, N, K));
+      t.quantized.write(quantizeValues(data, format, N, K));
       continue;
     }
     for (const p of t.blocks) {

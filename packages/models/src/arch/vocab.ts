@@ -108,6 +108,8 @@ export interface CheckpointTensor {
   blocks: readonly Parameter[];
   /** The layer's quantized weight when the parameter holds its packed codes (see Linear `quantize`). */
   quantized?: QuantizedTensor;
+  /** The layer holding `quantized` (a loader may replace its weight by one in another format). */
+  layer?: Linear;
 }
 
 /**
@@ -116,19 +118,21 @@ export interface CheckpointTensor {
  */
 export function checkpointTensors(model: Module): CheckpointTensor[] {
   const owner = new Map<Parameter, [string, VocabEmbedding]>();
-  const quantized = new Map<Parameter, QuantizedTensor>();
+  const quantized = new Map<Parameter, Linear>();
   for (const [name, m] of model.namedModules()) {
     if (m instanceof VocabEmbedding) for (const b of m.blocks) owner.set(b, [name, m]);
-    if (m instanceof Linear && m.quantized) quantized.set(m.weight, m.quantized);
+    if (m instanceof Linear && m.quantized) quantized.set(m.weight, m);
   }
   const out: CheckpointTensor[] = [];
   const listed = new Set<VocabEmbedding>();
   for (const [name, p] of model.namedParameters()) {
     const o = owner.get(p);
     if (!o) {
-      const q = quantized.get(p);
+      const layer = quantized.get(p);
       out.push(
-        q ? { name, shape: p.shape, blocks: [p], quantized: q } : { name, shape: p.shape, blocks: [p] },
+        layer?.quantized
+          ? { name, shape: p.shape, blocks: [p], quantized: layer.quantized, layer }
+          : { name, shape: p.shape, blocks: [p] },
       );
     } else if (!listed.has(o[1])) {
       listed.add(o[1]);

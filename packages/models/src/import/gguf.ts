@@ -2,7 +2,13 @@
  * GGUF (llama.cpp) reader: v2/v3 little-endian files. The header (metadata and tensor infos) is
  * parsed with buffered positioned reads; tensor data is read one tensor at a time on demand.
  */
-import { f16BitsToF32 } from '@sharelora/core';
+import {
+  dequantizeGgml,
+  GGML_LAYOUTS,
+  type GgmlFormat,
+  ggmlFormatOf,
+  ggmlStoredBytes,
+} from '@sharelora/core';
 import type { BinaryFile } from './file.js';
 import {
   type HfLlamaConfig,
@@ -67,9 +73,6 @@ const GGML_TYPE_NAMES: Record<number, string> = {
 
 const typeName = (t: number) => GGML_TYPE_NAMES[t] ?? `type ${t}`;
 
-const Q8_0_BLOCK = 32;
-const Q8_0_BYTES = 2 + Q8_0_BLOCK;
-
 interface Decoder {
   /** Elements per block and bytes per block. */
   block: number;
@@ -80,27 +83,23 @@ interface Decoder {
 
 const u16 = (b: Uint8Array<ArrayBuffer>, n: number) => new Uint16Array(b.buffer, b.byteOffset, n);
 
-/** F16/BF16 keep their bit patterns (written unchanged); Q8_0 dequantises exactly to F32. */
+/** F16/BF16 keep their bit patterns (written unchanged); the quantized types dequantise exactly to F32. */
 const DECODERS: Record<number, Decoder> = {
   0: { block: 1, blockBytes: 4, out: 'F32', decode: (b, n) => new Float32Array(b.buffer, b.byteOffset, n) },
   1: { block: 1, blockBytes: 2, out: 'F16', decode: u16 },
   30: { block: 1, blockBytes: 2, out: 'BF16', decode: u16 },
-  8: {
-    block: Q8_0_BLOCK,
-    blockBytes: Q8_0_BYTES,
-    out: 'F32',
-    decode(b, n) {
-      const out = new Float32Array(n);
-      const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-      const q = new Int8Array(b.buffer, b.byteOffset, b.byteLength);
-      for (let blk = 0; blk < n / Q8_0_BLOCK; blk++) {
-        const base = blk * Q8_0_BYTES;
-        const d = f16BitsToF32(dv.getUint16(base, true));
-        for (let j = 0; j < Q8_0_BLOCK; j++) out[blk * Q8_0_BLOCK + j] = d * q[base + 2 + j];
-      }
-      return out;
-    },
-  },
+  ...Object.fromEntries(
+    (Object.keys(GGML_LAYOUTS) as GgmlFormat[]).map((format) => {
+      const { typeId, block, blockBytes } = GGML_LAYOUTS[format];
+      const decoder: Decoder = {
+        block,
+        blockBytes,
+        out: 'F32',
+        decode: (b, n) => dequantizeGgml(format, b, n),
+      };
+      return [typeId, decoder];
+    }),
+  ),
 };
 
 const SUPPORTED = Object.keys(DECODERS)
@@ -313,14 +312,20 @@ export class GgufFile {
     return new GgufFile(file, version, metadata, tensors);
   }
 
-  /** Decode one tensor: F32, F16 and BF16 as stored, Q8_0 dequantised to F32. */
+  /** One tensor's bytes as stored. */
+  async readRaw(name: string): Promise<Uint8Array<ArrayBuffer>> {
+    const info = this.tensors.get(name);
+    if (info === undefined) return this.file.fail('BAD_HEADER', `no tensor "${name}"`);
+    return this.file.readAt(info.offset, tensorBytes(info, decoderFor(info, this.file), this.file));
+  }
+
+  /** Decode one tensor: F32, F16 and BF16 as stored, Q8_0/Q4_0/Q4_K/Q6_K dequantised to F32. */
   async readTensor(name: string): Promise<{ dtype: OutputDtype; shape: number[]; data: OutputData }> {
     const info = this.tensors.get(name);
     if (info === undefined) return this.file.fail('BAD_HEADER', `no tensor "${name}"`);
     const dec = decoderFor(info, this.file);
     const n = info.dims.reduce((a, b) => a * b, 1);
-    const bytes = await this.file.readAt(info.offset, tensorBytes(info, dec, this.file));
-    return { dtype: dec.out, shape: info.shape, data: dec.decode(bytes, n) };
+    return { dtype: dec.out, shape: info.shape, data: dec.decode(await this.readRaw(name), n) };
   }
 }
 
@@ -367,6 +372,40 @@ const LAYER_TENSORS: Record<string, string> = {
 export interface GgufLlama {
   shape: LlamaShape;
   tensors: PlannedTensor[];
+  /** Block weights kept in their llama.cpp type, counted by type. */
+  quantized: Record<string, number>;
+}
+
+/** The transformer blocks' linear weights: the ones kept in their llama.cpp type. */
+const BLOCK_LINEARS = new Set([
+  'attn_q',
+  'attn_k',
+  'attn_v',
+  'attn_output',
+  'ffn_gate',
+  'ffn_up',
+  'ffn_down',
+]);
+
+/**
+ * The checkpoint key naming the llama.cpp type of block weight `key` (a U8 [1] tensor holding the
+ * GGUF type id) in a directory whose config.json has {@link GGUF_QUANTIZATION_CONFIG}.
+ */
+export const ggmlTypeKey = (key: string) => `${key}.ggml_type`;
+
+/**
+ * config.json's `quantization_config` for a directory whose block weights are llama.cpp blocks as
+ * the GGUF stored them: `<w>` U8 [rows, bytes per row] and `<w>.ggml_type`.
+ */
+export const GGUF_QUANTIZATION_CONFIG = { quant_method: 'gguf' } as const;
+
+/** Options of {@link ggufToLlama}. */
+export interface GgufToLlamaOptions {
+  /**
+   * Decode Q8_0/Q4_0/Q4_K/Q6_K block weights to F32 instead of keeping their blocks as stored
+   * (embeddings, norms and the output layer are decoded either way).
+   */
+  dequantize?: boolean;
 }
 
 /**
@@ -374,7 +413,7 @@ export interface GgufLlama {
  * q/k rows returned from llama.cpp's interleaved RoPE layout to HF's rotate-half layout, every
  * shape checked against the hyperparameters.
  */
-export function ggufToLlama(g: GgufFile): GgufLlama {
+export function ggufToLlama(g: GgufFile, opts: GgufToLlamaOptions = {}): GgufLlama {
   const fail = (code: 'BAD_HEADER' | 'UNSUPPORTED', detail: string): never => g.file.fail(code, detail);
   const arch = g.metadata.get('general.architecture');
   if (arch === undefined) fail('BAD_HEADER', 'general.architecture is missing');
@@ -430,9 +469,9 @@ export function ggufToLlama(g: GgufFile): GgufLlama {
   const ffn = num('feed_forward_length');
   const q = nHeads * headDim;
   const kv = nKv * headDim;
-  const expected = new Map<string, { hf: string; shape: number[]; ropeHeads: number }>();
-  const expect = (gg: string, hf: string, shape: number[], ropeHeads = 0) =>
-    expected.set(gg, { hf, shape, ropeHeads });
+  const expected = new Map<string, { hf: string; shape: number[]; ropeHeads: number; linear: boolean }>();
+  const expect = (gg: string, hf: string, shape: number[], ropeHeads = 0, linear = false) =>
+    expected.set(gg, { hf, shape, ropeHeads, linear });
   expect('token_embd.weight', 'model.embed_tokens.weight', [vocab, dim]);
   const layerShapes: Record<string, number[]> = {
     attn_norm: [dim],
@@ -448,7 +487,13 @@ export function ggufToLlama(g: GgufFile): GgufLlama {
   for (let i = 0; i < nLayers; i++) {
     for (const [gg, hf] of Object.entries(LAYER_TENSORS)) {
       const rope = gg === 'attn_q' ? nHeads : gg === 'attn_k' ? nKv : 0;
-      expect(`blk.${i}.${gg}.weight`, `model.layers.${i}.${hf}.weight`, layerShapes[gg], rope);
+      expect(
+        `blk.${i}.${gg}.weight`,
+        `model.layers.${i}.${hf}.weight`,
+        layerShapes[gg],
+        rope,
+        BLOCK_LINEARS.has(gg),
+      );
     }
   }
   expect('output_norm.weight', 'model.norm.weight', [dim]);
@@ -461,12 +506,39 @@ export function ggufToLlama(g: GgufFile): GgufLlama {
     }
   }
   const tensors: PlannedTensor[] = [];
-  for (const [gg, { hf, shape, ropeHeads }] of expected) {
+  const quantized: Record<string, number> = {};
+  for (const [gg, { hf, shape, ropeHeads, linear }] of expected) {
     const info = g.tensors.get(gg) ?? fail('BAD_HEADER', `tensor "${gg}" is missing`);
     if (info.shape.join(',') !== shape.join(',')) {
       fail('BAD_HEADER', `tensor "${gg}" has shape [${info.shape}] but the hyperparameters need [${shape}]`);
     }
     const dec = decoderFor(info, g.file);
+    const kept = linear && !opts.dequantize ? ggmlFormatOf(info.type) : undefined;
+    if (kept) {
+      quantized[kept] = (quantized[kept] ?? 0) + 1;
+      // Whole rows of blocks move with the RoPE row permutation.
+      const rowBytes = ggmlStoredBytes(kept, shape[1]);
+      tensors.push(
+        {
+          name: hf,
+          dtype: 'U8',
+          shape: [shape[0], rowBytes],
+          numel: shape[0] * shape[1],
+          async load() {
+            const bytes = await g.readRaw(gg);
+            return ropeHeads > 0 ? interleavedToRotateHalf(bytes, ropeHeads, rowBytes) : bytes;
+          },
+        },
+        {
+          name: ggmlTypeKey(hf),
+          dtype: 'U8',
+          shape: [1],
+          numel: 0,
+          load: async () => Uint8Array.of(info.type),
+        },
+      );
+      continue;
+    }
     tensors.push({
       name: hf,
       dtype: dec.out,
@@ -488,6 +560,7 @@ export function ggufToLlama(g: GgufFile): GgufLlama {
   const embedDtype = tensors[0].dtype;
   return {
     tensors,
+    quantized,
     shape: {
       hidden_size: dim,
       intermediate_size: ffn,

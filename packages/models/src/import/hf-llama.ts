@@ -34,6 +34,8 @@ export interface HfLlamaConfig {
   pretraining_tp: 1;
   use_cache: true;
   attention_dropout: 0;
+  /** Set when the block weights are stored quantized (see GGUF_QUANTIZATION_CONFIG). */
+  quantization_config?: Record<string, unknown>;
 }
 
 export type LlamaShape = Pick<
@@ -84,6 +86,8 @@ export interface PlannedTensor {
   name: string;
   dtype: OutputDtype | 'U8' | 'I8';
   shape: number[];
+  /** Weight elements it holds when `shape` counts stored bytes instead (quantized blocks, their types). */
+  numel?: number;
   load(): Promise<OutputData | Uint8Array | Int8Array>;
 }
 
@@ -104,7 +108,11 @@ export interface ImportProgress {
  * rotate-half RoPE pairs element i with i+head_dim/2. Same as HF's
  * `w.view(n_heads, head_dim/2, 2, cols).transpose(1, 2)`.
  */
-export function interleavedToRotateHalf<T extends OutputData>(w: T, nHeads: number, cols: number): T {
+export function interleavedToRotateHalf<T extends OutputData | Uint8Array>(
+  w: T,
+  nHeads: number,
+  cols: number,
+): T {
   const headDim = w.length / cols / nHeads;
   const half = headDim / 2;
   const out = w.slice() as T;

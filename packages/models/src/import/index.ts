@@ -7,7 +7,7 @@
 import { extname, join, resolve } from 'node:path';
 import { ImportError, type ImportSource } from './errors.js';
 import { ensureDir, withFile } from './file.js';
-import { GgufFile, ggufToLlama } from './gguf.js';
+import { GGUF_QUANTIZATION_CONFIG, GgufFile, ggufToLlama } from './gguf.js';
 import {
   type HfLlamaConfig,
   type ImportProgress,
@@ -28,6 +28,7 @@ import {
 } from './tokenizer.js';
 
 export { ImportError, type ImportErrorCode } from './errors.js';
+export { GGUF_QUANTIZATION_CONFIG, ggmlTypeKey } from './gguf.js';
 export type { HfLlamaConfig, ImportProgress } from './hf-llama.js';
 
 /** Options of {@link importGguf}, and the common ones of {@link importLlama2c}. */
@@ -38,6 +39,15 @@ export interface ImportOptions {
   onProgress?: (p: ImportProgress) => void;
   /** Largest safetensors shard, in bytes (default 5 GB, as transformers); bounds memory use. */
   maxShardBytes?: number;
+}
+
+/** Options of {@link importGguf}. */
+export interface GgufImportOptions extends ImportOptions {
+  /**
+   * Decode the blocks' Q8_0/Q4_0/Q4_K/Q6_K weights to F32. By default they are written as the GGUF
+   * stores them (llama.cpp blocks), and loading keeps them quantized on the GPU.
+   */
+  dequantize?: boolean;
 }
 
 /**
@@ -62,8 +72,10 @@ export interface ImportSummary {
   files: string[];
   /** The config.json written. */
   config: HfLlamaConfig;
-  /** Number of tensors written. */
+  /** Number of tensors written (a quantized weight's type record not counted). */
   tensors: number;
+  /** Block weights written in their llama.cpp type, by type ('q4_k': 7, ...); empty when none. */
+  quantized: Record<string, number>;
   /** Total elements of those tensors: the model's parameter count. */
   parameters: number;
   /** Where tokenizer.json came from, or null when none was written (warnings say why). */
@@ -78,6 +90,8 @@ interface Converted {
   tensors: PlannedTensor[];
   tokenizer: { source: string; vocab: SentencePieceVocab; files: HfTokenizerFiles } | null;
   warnings: string[];
+  /** Block weights kept in a llama.cpp type, by type. */
+  quantized?: Record<string, number>;
 }
 
 function tokenizerFiles(source: ImportSource, path: string, vocab: SentencePieceVocab, shape: LlamaShape) {
@@ -97,7 +111,10 @@ async function write(c: Converted, opts: ImportOptions): Promise<ImportSummary> 
   const shape = c.tokenizer
     ? { ...c.shape, bos_token_id: c.tokenizer.vocab.bosId, eos_token_id: c.tokenizer.vocab.eosId }
     : c.shape;
-  const config = llamaConfig(shape);
+  const quantized = c.quantized ?? {};
+  const config = Object.keys(quantized).length
+    ? { ...llamaConfig(shape), quantization_config: { ...GGUF_QUANTIZATION_CONFIG } }
+    : llamaConfig(shape);
   const json = async (name: string, value: unknown) => {
     await writeJson(join(outDir, name), value);
     files.push(name);
@@ -117,8 +134,9 @@ async function write(c: Converted, opts: ImportOptions): Promise<ImportSummary> 
     outDir,
     files,
     config,
-    tensors: c.tensors.length,
-    parameters: c.tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0),
+    tensors: c.tensors.filter((t) => t.numel !== 0).length,
+    quantized,
+    parameters: c.tensors.reduce((n, t) => n + (t.numel ?? t.shape.reduce((a, b) => a * b, 1)), 0),
     tokenizer: c.tokenizer && {
       source: c.tokenizer.source,
       vocabSize: c.tokenizer.vocab.pieces.length,
@@ -157,21 +175,30 @@ export async function importLlama2c(binPath: string, opts: Llama2cImportOptions)
 }
 
 /**
- * Import a llama-architecture GGUF (v2/v3; F32, F16, BF16 or Q8_0 tensors) with its embedded
- * SentencePiece tokenizer into an HF LLaMA directory.
+ * Import a llama-architecture GGUF (v2/v3; F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K tensors) with its
+ * embedded SentencePiece tokenizer into an HF LLaMA directory. The blocks' quantized linear weights
+ * stay as stored unless `dequantize` (see {@link GgufImportOptions}).
  */
-export async function importGguf(path: string, opts: ImportOptions): Promise<ImportSummary> {
+export async function importGguf(path: string, opts: GgufImportOptions): Promise<ImportSummary> {
   const source = resolve(path);
   return withFile('gguf', source, async (file) => {
     const g = await GgufFile.read(file);
-    const llama = ggufToLlama(g);
+    const llama = ggufToLlama(g, { dequantize: opts.dequantize });
     const vocab = ggufTokenizer(source, g.metadata);
     const warnings: string[] = [];
     let tokenizer: Converted['tokenizer'] = null;
     if (typeof vocab === 'string') warnings.push(`tokenizer.json was not written: ${vocab}`);
     else tokenizer = { source, vocab, files: tokenizerFiles('gguf', source, vocab, llama.shape) };
     return write(
-      { format: 'gguf', source, shape: llama.shape, tensors: llama.tensors, tokenizer, warnings },
+      {
+        format: 'gguf',
+        source,
+        shape: llama.shape,
+        tensors: llama.tensors,
+        tokenizer,
+        warnings,
+        quantized: llama.quantized,
+      },
       opts,
     );
   });

@@ -7,17 +7,25 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   encodeBF16,
+  isGgmlFormat,
   isHalf,
   type Parameter,
-  type QuantFormat,
+  QuantizedTensor,
   quantizeValues,
   SafetensorsError,
+  ShareloraError,
 } from '@sharelora/core';
 import { SafetensorsReader } from '@sharelora/core/node';
 import type { HfModel } from '../arch/types.js';
 import { type CheckpointTensor, checkpointTensors } from '../arch/vocab.js';
 import { ModelLoadError } from './errors.js';
-import { companionKeys, isQuantCompanion, readStoredQuantized, type StoredTensor } from './quantized.js';
+import {
+  companionKeys,
+  isQuantCompanion,
+  readStoredQuantized,
+  type StoredQuantization,
+  type StoredTensor,
+} from './quantized.js';
 
 const SINGLE = 'model.safetensors';
 const INDEX = 'model.safetensors.index.json';
@@ -183,7 +191,7 @@ export interface LoadPlan {
     target: CheckpointTensor;
     source: Stored;
     key: string;
-    stored?: QuantFormat;
+    stored?: StoredQuantization;
     companions?: ReadonlyMap<string, Stored>;
   }>;
   /** New task-head tensors the checkpoint lacks (initialised instead). */
@@ -204,7 +212,7 @@ export function planLoad(
   model: HfModel,
   files: CheckpointFiles,
   configPath: string,
-  storedFormat: QuantFormat | null = null,
+  storedFormat: StoredQuantization | null = null,
 ): LoadPlan {
   const rules = model.checkpointRules;
   const targets = new Map(checkpointTensors(model).map((t) => [t.name, t]));
@@ -331,9 +339,19 @@ async function loadQuantized({
 }: LoadPlan['loads'][number]): Promise<void> {
   const q = target.quantized as NonNullable<CheckpointTensor['quantized']>;
   if (stored) {
-    q.write(await readStoredQuantized(key, stored, q.shape, source, companions ?? new Map()));
+    const parts = await readStoredQuantized(key, stored, q.shape, source, companions ?? new Map());
+    if (parts.format === q.format) q.write(parts);
+    else {
+      // A llama.cpp file mixes types: this weight's differs from the one its layer was built with.
+      const layer = target.layer as NonNullable<CheckpointTensor['layer']>;
+      const own = QuantizedTensor.allocate(parts.format, q.shape);
+      own.write(parts);
+      layer.setQuantized(own);
+    }
     return;
   }
+  if (isGgmlFormat(q.format))
+    throw new ShareloraError('QUANTIZED', `${key}: a float weight cannot be quantized to ${q.format}`);
   const [N, K] = q.shape;
   q.write(quantizeValues(await readValues(source, key), q.format, N, K));
 }

@@ -5,6 +5,7 @@ import {
   getDevice,
   isHalf,
   type QuantFormat,
+  QuantizedTensor,
   ShareloraError,
   setBaseModelIdentity,
   zeros,
@@ -16,6 +17,7 @@ import { checkpointTensors } from '../arch/vocab.js';
 import { CheckpointFiles, type LoadPlan, type LoadProgress, planLoad, streamWeights } from './checkpoint.js';
 import { readConfig } from './config.js';
 import { ModelLoadError } from './errors.js';
+import { commonGgmlFormat } from './gguf-stored.js';
 import { checkModelFits, machineLimits } from './limits.js';
 import { storedQuantization } from './quantized.js';
 
@@ -90,12 +92,11 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
       configPath,
       `the weights are stored as ${stored}, not ${opts.quantize}: load them as stored, or write a float copy first (sharelora quantize --to bf16) and quantize that`,
     );
-  const quantize = opts.quantize ?? stored ?? undefined;
-  if (quantize && opts.trainable)
+  if ((opts.quantize ?? stored) && opts.trainable)
     throw new ModelLoadError(
       'BAD_CONFIG',
       configPath,
-      `${quantize} weights are a frozen base and cannot be trained: full fine-tuning needs unquantized f32 weights`,
+      `${opts.quantize ?? stored} weights are a frozen base and cannot be trained: full fine-tuning needs unquantized f32 weights`,
     );
   if (opts.trainable && requested !== 'f32') {
     throw new ShareloraError(
@@ -103,12 +104,19 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
       `loadModel: weightDtype '${requested}' keeps weights frozen in half precision; trainable weights need 'f32'`,
     );
   }
-  checkModelFits(config, machineLimits(getDevice()), {
-    bytesPerParam: quantize ? QUANTIZED_BYTES[quantize] : bytesPerParam(requested, config.raw),
-    path: configPath,
-  });
   const files = await CheckpointFiles.open(dir);
   try {
+    // A GGUF import's layers are built in its most common llama.cpp type (others swap in as read).
+    const quantize =
+      stored === 'gguf'
+        ? await commonGgmlFormat(files.tensors, files.path)
+        : (opts.quantize ?? stored ?? undefined);
+    checkModelFits(config, machineLimits(getDevice()), {
+      bytesPerParam: quantize
+        ? QuantizedTensor.bytesFor(quantize, [1, QUANT_PROBE]) / QUANT_PROBE
+        : bytesPerParam(requested, config.raw),
+      path: configPath,
+    });
     const auto = requested === 'auto';
     const model = createModel(config, {
       ...opts,
@@ -181,10 +189,11 @@ function bytesPerParam(requested: FloatDType | 'auto', raw: Record<string, unkno
 }
 
 /**
- * Bytes per weight of a quantized model for the fit check: the packed codes and scales (the
- * embeddings and output layer, kept in their dtype, are a small share of a large model's weights).
+ * Row length whose quantized bytes per weight the fit check uses: the packed codes and scales of a
+ * typical row (the embeddings and output layer, kept in their dtype, are a small share of a large
+ * model's weights).
  */
-const QUANTIZED_BYTES: Record<QuantFormat, number> = { nf4: 0.52, fp4: 0.52, int8: 1.01 };
+const QUANT_PROBE = 4096;
 
 /** Values of the first token-embedding row kept in the identity: enough to tell random inits and pretrainings apart. */
 const IDENTITY_SAMPLE = 8;

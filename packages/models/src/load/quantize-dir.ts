@@ -2,6 +2,7 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   dequantize4bit,
+  dequantizeGgmlParts,
   dequantizeInt8,
   encodeBF16,
   encodeF16,
@@ -12,6 +13,7 @@ import { createModel } from '../arch/create.js';
 import { type OutputDtype, type PlannedTensor, writeJson, writeWeights } from '../import/hf-llama.js';
 import { CheckpointFiles, planLoad, readValues } from './checkpoint.js';
 import { readConfig } from './config.js';
+import { commonGgmlFormat } from './gguf-stored.js';
 import {
   plannedQuantized,
   QUANT_FORMATS,
@@ -78,7 +80,8 @@ export async function quantizeCheckpoint(
   const files = await CheckpointFiles.open(src);
   // The module tree names the checkpoint's tensors and says which are block linears; its buffers are
   // allocated but never written.
-  const model = createModel(config, { quantize: quant ?? stored ?? undefined, weightDtype: 'bf16' });
+  const built = stored === 'gguf' ? await commonGgmlFormat(files.tensors, files.path) : stored;
+  const model = createModel(config, { quantize: quant ?? built ?? undefined, weightDtype: 'bf16' });
   try {
     const plan = planLoad(model, files, configPath, stored);
     const planned: PlannedTensor[] = [];
@@ -86,6 +89,7 @@ export async function quantizeCheckpoint(
       const values = async (): Promise<Float32Array> => {
         if (stored && target.quantized && companions) {
           const parts = await readStoredQuantized(key, stored, target.quantized.shape, source, companions);
+          if ('scales' in parts) return dequantizeGgmlParts(parts);
           return parts.format === 'int8'
             ? dequantizeInt8(parts, target.quantized.shape[1])
             : dequantize4bit(parts, target.quantized.size);

@@ -9,7 +9,8 @@
  *    mean `nested_offset`);
  *  - int8: `<w>` I8 [N, K] codes, `<module>.SCB` F32 [N] (each row's absmax) and
  *    `<module>.weight_format` U8 (0: row-major);
- * and config.json's `quantization_config` says which.
+ * and config.json's `quantization_config` says which. A GGUF import's llama.cpp blocks are read by
+ * gguf-stored.ts.
  */
 import {
   BLOCK_4BIT,
@@ -20,13 +21,16 @@ import {
   type Quant4Format,
   type QuantFormat,
   type Quantized4Bit,
+  type QuantizedGgml,
   type QuantizedInt8,
   quantizeValues,
   type TensorInfo,
 } from '@sharelora/core';
 import type { SafetensorsReader } from '@sharelora/core/node';
+import { GGUF_QUANTIZATION_CONFIG, ggmlTypeKey } from '../import/gguf.js';
 import type { PlannedTensor } from '../import/hf-llama.js';
 import { ModelLoadError } from './errors.js';
+import { readStoredGgml } from './gguf-stored.js';
 
 /** Formats `--quantize` and `sharelora quantize --to` accept. */
 export const QUANT_FORMATS: readonly QuantFormat[] = ['nf4', 'fp4', 'int8'];
@@ -40,9 +44,16 @@ export interface StoredTensor {
 const STATE_PREFIX = '.quant_state.bitsandbytes__';
 const FOUR_BIT_PARTS = ['.absmax', '.nested_absmax', '.quant_map', '.nested_quant_map'] as const;
 
-/** Whether a checkpoint key is a companion of a quantized weight (its scales, maps or state). */
+/**
+ * How a directory stores its block weights (config.json's `quantization_config`): a bitsandbytes
+ * format, or llama.cpp blocks as imported from a GGUF ('gguf', each weight's type beside it).
+ */
+export type StoredQuantization = QuantFormat | 'gguf';
+
+/** Whether a checkpoint key is a companion of a quantized weight (its scales, maps, state or type). */
 export function isQuantCompanion(key: string): boolean {
   return (
+    key.endsWith('.weight.ggml_type') ||
     FOUR_BIT_PARTS.some((s) => key.endsWith(`.weight${s}`)) ||
     key.includes(`.weight${STATE_PREFIX}`) ||
     key.endsWith('.SCB') ||
@@ -51,7 +62,8 @@ export function isQuantCompanion(key: string): boolean {
 }
 
 /** Companion keys of weight `key` (`<module>.weight`) in `format`. */
-export function companionKeys(key: string, format: QuantFormat): string[] {
+export function companionKeys(key: string, format: StoredQuantization): string[] {
+  if (format === 'gguf') return [ggmlTypeKey(key)];
   if (format === 'int8') {
     const module = key.replace(/\.weight$/, '');
     return [`${module}.SCB`];
@@ -63,13 +75,19 @@ export function companionKeys(key: string, format: QuantFormat): string[] {
  * The quantization config.json's `quantization_config` records (bitsandbytes), or null for a float
  * checkpoint. Only what sharelora keeps on the GPU is accepted: double-quantized 4-bit or 8-bit.
  */
-export function storedQuantization(raw: Record<string, unknown>, configPath: string): QuantFormat | null {
+export function storedQuantization(
+  raw: Record<string, unknown>,
+  configPath: string,
+): StoredQuantization | null {
   const q = raw.quantization_config as Record<string, unknown> | undefined;
   if (q === undefined || q === null) return null;
   const bad = (why: string) => new ModelLoadError('BAD_CONFIG', configPath, `quantization_config: ${why}`);
   if (typeof q !== 'object') throw bad('is not an object');
+  if (q.quant_method === GGUF_QUANTIZATION_CONFIG.quant_method) return 'gguf';
   if (q.quant_method !== 'bitsandbytes')
-    throw bad(`quant_method ${JSON.stringify(q.quant_method)} is not supported (only "bitsandbytes")`);
+    throw bad(
+      `quant_method ${JSON.stringify(q.quant_method)} is not supported (only "bitsandbytes" or "gguf")`,
+    );
   if (q.load_in_8bit === true) return 'int8';
   if (q.load_in_4bit !== true) throw bad('neither load_in_4bit nor load_in_8bit is true');
   const type = q.bnb_4bit_quant_type ?? 'fp4';
@@ -168,7 +186,12 @@ function stateBytes(format: Quant4Format, shape: readonly [number, number], offs
   return new TextEncoder().encode(text.padEnd(text.length - String(offset).length + OFFSET_WIDTH, ' '));
 }
 
-async function readAll(s: StoredTensor, key: string, as: 'raw' | 'f32'): Promise<Uint8Array | Float32Array> {
+/** All of a stored tensor's bytes, or its values as f32. */
+export async function readAll(
+  s: StoredTensor,
+  key: string,
+  as: 'raw' | 'f32',
+): Promise<Uint8Array | Float32Array> {
   const parts: (Uint8Array | Float32Array)[] = [];
   for await (const c of s.reader.readChunks(key, 64 << 20, { as }))
     parts.push(c.data as Uint8Array | Float32Array);
@@ -191,11 +214,12 @@ async function readAll(s: StoredTensor, key: string, as: 'raw' | 'f32'): Promise
  */
 export async function readStoredQuantized(
   key: string,
-  format: QuantFormat,
+  format: StoredQuantization,
   shape: readonly [number, number],
   weight: StoredTensor,
   companions: ReadonlyMap<string, StoredTensor>,
-): Promise<Quantized4Bit | QuantizedInt8> {
+): Promise<Quantized4Bit | QuantizedInt8 | QuantizedGgml> {
+  if (format === 'gguf') return readStoredGgml(key, shape, weight, companions);
   const [N, K] = shape;
   const n = N * K;
   const path = weight.reader.path;

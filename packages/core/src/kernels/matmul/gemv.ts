@@ -1,3 +1,4 @@
+import { GGML_LAYOUTS, isGgmlFormat } from '../../quant/ggml.js';
 import { HALF_READS, isQuantType, operandReads } from '../half-reads.js';
 import { type MatmulSpec, PARAMS_WGSL, QUANT_SCALES_BINDING } from './params.js';
 
@@ -12,7 +13,7 @@ import { type MatmulSpec, PARAMS_WGSL, QUANT_SCALES_BINDING } from './params.js'
  * rows in flight as there are subgroups: 8192×2048 bf16 takes 3.4 ms instead of 7.4 (10 GB/s).
  *
  * A quantized W is loaded one u32 word per lane and step (8 nf4/fp4 codes with their block's scale,
- * or 4 int8 codes; an int8 row's scale is loaded once).
+ * or 4 int8 codes; an int8 row's scale is loaded once; a llama.cpp type's sub-block scales per vec4).
  *
  * The lanes' partial sums are added in a different order than the tiled kernel's, so values can
  * differ from a multi-row product's in the last bits. Bindings as in wgsl.ts (0: A, 1: B, 2: C,
@@ -24,8 +25,11 @@ const ROWS = 4;
 /** Largest workgroup grid dimension used before wrapping into y. */
 const MAX_X = 32768;
 
-/** Elements of W per lane load: a vec4<u32> of halves, a u32 of nf4/fp4 codes, or a vec4<f32> / u32 of int8. */
-const perLoad = (spec: MatmulSpec) => (spec.bType === 'f32' || spec.bType === 'int8' || !spec.bType ? 4 : 8);
+/** Elements of W per lane load: a vec4<u32> of halves, a u32 of 4-bit codes, or a vec4<f32> / u32 of 8-bit codes. */
+const perLoad = ({ bType }: MatmulSpec) =>
+  bType === 'f32' || bType === 'int8' || !bType || (isGgmlFormat(bType) && GGML_LAYOUTS[bType].bits === 8)
+    ? 4
+    : 8;
 
 /**
  * Whether the product is one row against a transposed weight with rows aligned for the vector
@@ -56,11 +60,24 @@ export function gemvPass(
   const x = Math.min(groups, MAX_X);
   const rows = Array.from({ length: ROWS }, (_, r) => r);
   const each = (f: (r: number) => string) => rows.map(f).join('\n');
-  const step = quant
-    ? quant === 'int8'
+  const reads = quant ? operandReads('B', quant, { scales: QUANT_SCALES_BINDING, rowLen: 'P.K' }) : null;
+  // llama.cpp types: each vec4 of codes decoded with its own sub-block's scale.
+  const ggmlStep = () =>
+    perLoad(spec) === 4
       ? `    let x0 = A[pa + k];
-${each((r) => `    acc${r} = fma(x0, i8x4(B[pb${r} + k], s${r}), acc${r});`)}`
+${each((r) => `    acc${r} = fma(x0, ${reads?.vec4(`pb${r} + k`)}, acc${r});`)}`
       : `    let x0 = A[pa + 2u * k]; let x1 = A[pa + 2u * k + 1u];
+${each(
+  (r) => `    acc${r} = fma(x0, ${reads?.vec4(`2u * (pb${r} + k)`)}, acc${r});
+    acc${r} = fma(x1, ${reads?.vec4(`2u * (pb${r} + k) + 1u`)}, acc${r});`,
+)}`;
+  const step = quant
+    ? isGgmlFormat(quant)
+      ? ggmlStep()
+      : quant === 'int8'
+        ? `    let x0 = A[pa + k];
+${each((r) => `    acc${r} = fma(x0, i8x4(B[pb${r} + k], s${r}), acc${r});`)}`
+        : `    let x0 = A[pa + 2u * k]; let x1 = A[pa + 2u * k + 1u];
 ${each(
   (r) => `    let u${r} = B[pb${r} + k]; let s${r} = QS[(pb${r} + k) >> 3u];
     acc${r} = fma(x0, q4x4(u${r}, 0u, s${r}), acc${r});
@@ -83,7 +100,7 @@ ${each((r) => `    acc${r} = fma(x0, B[pb${r} + k], acc${r});`)}`;
 @group(0) @binding(1) var<storage, read> B: array<${quant ? 'u32' : half ? 'vec4<u32>' : 'vec4<f32>'}>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 ${PARAMS_WGSL}
-${quant ? operandReads('B', quant, { scales: QUANT_SCALES_BINDING, rowLen: 'P.K' }).prelude : half ? HALF_READS : ''}
+${reads ? reads.prelude : half ? HALF_READS : ''}
 @compute @workgroup_size(${lanes})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
   let N = P.N;
