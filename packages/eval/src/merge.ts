@@ -6,6 +6,7 @@
  */
 import { ResultsMergeError } from './errors.js';
 import { type EvalResult, type ResultSample, type ResultSettings, readResult } from './results.js';
+import { type E2eSample, e2eMetrics } from './tasks/e2e.js';
 import { type GlueSample, glueMetrics } from './tasks/glue.js';
 import { type Gsm8kSample, gsm8kMetrics } from './tasks/gsm8k.js';
 import { type HumanEvalSample, humanEvalMetrics } from './tasks/humaneval.js';
@@ -59,6 +60,13 @@ const TASKS: Record<string, TaskMetrics> = {
       ['outputs', 'array'],
       ['verdicts', 'array'],
       ['passed', 'integer'],
+    ],
+  },
+  e2e: {
+    metrics: (s) => e2eMetrics(s as E2eSample[]),
+    fields: [
+      ['output', 'string'],
+      ['references', 'array'],
     ],
   },
   'glue-sst2': glue,

@@ -84,8 +84,9 @@ async function inChunks<I, R>(
   return out;
 }
 
-/** Requests that can share one batched generate() call: same stops, length limit and temperature. */
-const generationKey = (r: GenerationRequest) => JSON.stringify([r.stop, r.maxNewTokens, r.temperature ?? 0]);
+/** Requests that can share one batched generate() call: same stops, length limit, temperature and beams. */
+const generationKey = (r: GenerationRequest) =>
+  JSON.stringify([r.stop, r.maxNewTokens, r.temperature ?? 0, r.numBeams ?? 1]);
 
 /** A causal LM (GPT-2, LLaMA) with its tokenizer as an EvalModel. */
 export class CausalLmEvalModel implements EvalModel {
@@ -136,6 +137,7 @@ export class CausalLmEvalModel implements EvalModel {
             maxNewTokens: first.maxNewTokens,
             temperature: first.temperature ?? 0,
             seed: first.seed ?? 0,
+            numBeams: first.numBeams ?? 1,
             eosIds: this.eosIds,
             padId: this.padId,
             addSpecialTokens: this.addSpecialTokens,

@@ -25,6 +25,11 @@ export interface GenerationRequest {
   temperature?: number;
   /** Per-request seed for sampling, derived from the run seed and the document (stable under sharding). */
   seed?: number;
+  /**
+   * Beam search with this many beams (with temperature 0): the most likely continuation under the
+   * length-normalised score instead of greedy's token-by-token choice. Absent or 1: greedy.
+   */
+  numBeams?: number;
 }
 
 /**

@@ -8,6 +8,13 @@ import { EvalConfigError, EvalDataError } from './errors.js';
 import type { EvalModel } from './model.js';
 import type { EvalResult } from './results.js';
 import type { RunOptions } from './run.js';
+import {
+  type E2eOptions,
+  evaluateE2e,
+  loadE2e,
+  readE2ePredictions,
+  scoreE2ePredictions,
+} from './tasks/e2e.js';
 import { evaluateGlue, GLUE_TASKS, type GlueClassifier, type GlueTask, loadGlue } from './tasks/glue.js';
 import { evaluateGsm8k, type Gsm8kOptions, type Gsm8kVariant, loadGsm8k } from './tasks/gsm8k.js';
 import {
@@ -30,13 +37,22 @@ export type RunEvalSpec = { data: string } & (
   | ({ task: 'mmlu' } & MmluOptions)
   | ({ task: 'mmlu-pro' } & MmluProOptions)
   | ({ task: 'humaneval' } & HumanEvalOptions)
+  | ({ task: 'e2e' } & E2eOptions)
 );
 
 /**
  * The task names {@link runEval} takes (GLUE tasks go through {@link runGlueEval}, named in
  * {@link GLUE_EVAL_TASKS}).
  */
-export const EVAL_TASKS = ['gsm8k', 'gsm8k-cot', 'gsm8k-paper', 'mmlu', 'mmlu-pro', 'humaneval'] as const;
+export const EVAL_TASKS = [
+  'gsm8k',
+  'gsm8k-cot',
+  'gsm8k-paper',
+  'mmlu',
+  'mmlu-pro',
+  'humaneval',
+  'e2e',
+] as const;
 
 /** `glue-<task>` names of the GLUE tasks, as result files and `sharelora eval --task` spell them. */
 export const GLUE_EVAL_TASKS = Object.keys(GLUE_TASKS).map((t) => `glue-${t}`);
@@ -74,6 +90,12 @@ async function locate(data: string): Promise<{ dir: string; file: string | null 
   return (await isDir(data)) ? { dir: data, file: null } : { dir: dirname(data), file: data };
 }
 
+/** The E2E file: the path itself, or the test set with references in the folder. */
+async function e2eFile(data: string): Promise<string> {
+  const { dir, file } = await locate(data);
+  return file ?? pick(dir, ['testset_w_refs.csv'], 'E2E test set with references');
+}
+
 async function humanEvalFile(data: string): Promise<string> {
   const { dir, file } = await locate(data);
   return file ?? pick(dir, ['HumanEval.jsonl', 'HumanEval.jsonl.gz'], 'HumanEval');
@@ -82,7 +104,8 @@ async function humanEvalFile(data: string): Promise<string> {
 /**
  * Loads the task's data and evaluates the model. `data` is the task's folder (gsm8k/: test.jsonl +
  * train.jsonl; mmlu/: test/ + dev/; mmlu_pro/: a *test*.jsonl + *validation*.jsonl; humaneval/:
- * HumanEval.jsonl[.gz]) or, except for MMLU, the test file itself with the others beside it.
+ * HumanEval.jsonl[.gz]; e2e_nlg/: testset_w_refs.csv) or, except for MMLU, the test file itself with
+ * the others beside it.
  */
 export async function runEval(model: EvalModel, spec: RunEvalSpec): Promise<EvalResult> {
   const { dir, file } = await locate(spec.data);
@@ -124,6 +147,8 @@ export async function runEval(model: EvalModel, spec: RunEvalSpec): Promise<Eval
     }
     case 'humaneval':
       return evaluateHumanEval(model, await loadHumanEval(await humanEvalFile(spec.data)), spec);
+    case 'e2e':
+      return evaluateE2e(model, await loadE2e(await e2eFile(spec.data)), spec);
     default:
       throw new EvalConfigError(
         `unknown task "${(spec as { task: string }).task}" (one of ${EVAL_TASKS.join(', ')}, or glue-<task> via runGlueEval)`,
@@ -161,4 +186,18 @@ export async function runHumanEvalCompletions(
     ...spec,
     model: spec.model ?? spec.completions,
   });
+}
+
+/**
+ * Scores a system's E2E outputs (one per MR, in order of first appearance; plain lines or the
+ * challenge's MR/output TSV) without a model; `data` is the E2E folder or a references file.
+ */
+export async function runE2ePredictions(spec: {
+  data: string;
+  predictions: string;
+  limit?: number;
+}): Promise<EvalResult> {
+  const instances = await loadE2e(await e2eFile(spec.data));
+  const outputs = await readE2ePredictions(spec.predictions, instances);
+  return scoreE2ePredictions(instances, outputs, { model: spec.predictions, limit: spec.limit });
 }

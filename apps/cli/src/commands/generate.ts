@@ -36,7 +36,8 @@ Options:
   --stop S              stop when the text contains S (not printed); repeat for several
   --chat                wrap the prompt as a user message in the model's chat template
   --template FORMAT     put the prompt in a training format's template: instruction (Alpaca, no
-                        input), gsm8k ("Question: ...\nAnswer:"), prompt-completion or text (as is).
+                        input), gsm8k ("Question: ...\nAnswer:"), e2e (an MR, "Meaning
+                        representation: ...\nDescription:"), prompt-completion or text (as is).
                         Default: the format the --adapter was trained with (sharelora train saves it)
   --no-template         send the prompt as it is, even with such an adapter
   --json                print one JSON document {prompt, text, tokens, finishReason} instead of streaming

@@ -1,7 +1,18 @@
 /**
  * The interfaces generation, scoring, training and the CLI program against, whatever the architecture.
  */
-import { concat, keep, type Module, reshape, type Tensor } from '@sharelora/core';
+import {
+  concat,
+  embedding,
+  keep,
+  type Module,
+  noGrad,
+  reshape,
+  ShareloraError,
+  type Tensor,
+  tensor,
+  tidy,
+} from '@sharelora/core';
 import type { ActivationName, RopeConfig } from './common.js';
 
 /**
@@ -240,6 +251,39 @@ export class KVCache {
     }
     this._layers[i] = next;
     return next;
+  }
+
+  /**
+   * Rebuilds the cache from rows of itself: row r of the result is the old row `rows[r]`. Rows may
+   * repeat (one prompt's keys/values copied to each beam), be dropped or change order (the beams a
+   * search keeps). Each layer's k/v is copied once, by a row gather on the device.
+   */
+  reorder(rows: readonly number[]): void {
+    if (this._layers.length === 0) return;
+    const B = this._layers[0].k.shape[0];
+    for (const r of rows) {
+      if (!Number.isInteger(r) || r < 0 || r >= B)
+        throw new ShareloraError(
+          'BAD_ARGUMENT',
+          `KVCache.reorder: row ${r} is not one of the cache's ${B} rows`,
+        );
+    }
+    noGrad(() =>
+      tidy(() => {
+        const ids = tensor(Int32Array.from(rows), [rows.length], 'i32');
+        // Each row [Hkv, S, D] is one contiguous run of the [B, Hkv, S, D] tensor: gather them whole.
+        const pick = (t: Tensor): Tensor => {
+          const picked = embedding(reshape(t, [t.shape[0], -1]), ids);
+          return keep(reshape(picked, [rows.length, ...t.shape.slice(1)]));
+        };
+        this._layers = this._layers.map(({ k, v }) => {
+          const next = { k: pick(k), v: pick(v) };
+          k.dispose();
+          v.dispose();
+          return next;
+        });
+      }),
+    );
   }
 
   dispose(): void {

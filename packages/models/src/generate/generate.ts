@@ -3,16 +3,19 @@
  * then each step feeds one token per row. Prompts of different lengths are left-padded, with an
  * attention mask and position ids counting only real tokens, so each row generates what it would
  * alone. Each step reads the last position's logits [B, V] back to the CPU and picks tokens there
- * (sampling.ts): simple and exact, at the cost of one small readback per step.
+ * (sampling.ts): simple and exact, at the cost of one small readback per step. With numBeams > 1
+ * the prompts go to beam search instead (beam-search.ts).
  */
-import { noGrad, Rng, ShareloraError, type Tensor, tensor, tidy } from '@sharelora/core';
+import { Rng, ShareloraError } from '@sharelora/core';
 import { positionIdsFromAttentionMask } from '../arch/common.js';
 import type { LlamaForCausalLM } from '../arch/llama.js';
 import { type CausalLM, KVCache } from '../arch/types.js';
 import { decodeTokens } from '../decode/decode-tokens.js';
 import { decoderUnsupported } from '../decode/llama-decoder.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { type BeamSearchOptions, type BeamSearchResult, beamSearch } from './beam-search.js';
 import { checkSampling, type SamplingOptions, sampleToken } from './sampling.js';
+import { fitContext, nextLogits, warnToConsole } from './step.js';
 
 /**
  * Why a row stopped: `eos`, it produced an end-of-sequence id (not included in its tokens); `stop`,
@@ -43,11 +46,29 @@ export interface GenerateTokensOptions extends SamplingOptions {
    * Sampled (temperature > 0) tokens differ between the two: each draws its own random numbers.
    */
   engine?: 'auto' | 'decoder' | 'forward';
-  /** Sequences the decoder runs together; further prompts take the slots of finished ones (default 32). */
+  /**
+   * Sequences the decoder runs together; further prompts take the slots of finished ones (default
+   * 32). With numBeams > 1: prompts searched together (default as {@link BeamSearchOptions.batchSize}).
+   */
   batchSize?: number;
+  /**
+   * Beams per prompt (default 1). Above 1 runs {@link beamSearch}, which needs temperature 0, the
+   * forward engine and no onLogits; 1 is greedy decoding or sampling as the other options say.
+   */
+  numBeams?: number;
+  /** Beam search only (numBeams > 1): see {@link BeamSearchOptions.lengthPenalty} (default 1). */
+  lengthPenalty?: number;
+  /** Beam search only (numBeams > 1): see {@link BeamSearchOptions.earlyStopping} (default false). */
+  earlyStopping?: boolean;
+  /** Beam search only (numBeams > 1): see {@link BeamSearchOptions.noRepeatNgramSize} (default 0). */
+  noRepeatNgramSize?: number;
   /** Each step's next-token logits, [B, V] row-major, before a token is picked (inspection, scoring). */
   onLogits?: (step: number, logits: Float32Array) => void;
-  /** Called with each token a row generates; returning true finishes the row (reason 'stop'). */
+  /**
+   * Called with each token a row generates; returning true finishes the row (reason 'stop'). With
+   * beam search the tokens are final only once the search ends: it is then called with each token
+   * of a row's result in order, and returning true cuts the row after that token.
+   */
   onToken?: (row: number, id: number) => boolean | undefined;
   /**
    * Warnings (default: console.warn). Prompts cut to fit the context give one per call, with the
@@ -61,54 +82,11 @@ export interface TokenGeneration {
   /** Generated ids; the EOS that ended a row is not included. */
   tokens: number[];
   finishReason: FinishReason;
-}
-
-const ids2d = (rows: readonly (readonly number[])[]): Tensor =>
-  tensor(Int32Array.from(rows.flat()), [rows.length, rows[0].length], 'i32');
-
-/** One forward; returns the last position's logits [B, V] on the CPU. */
-async function nextLogits(
-  model: CausalLM,
-  input: readonly (readonly number[])[],
-  mask: readonly (readonly number[])[] | null,
-  positions: readonly (readonly number[])[] | null,
-  cache: KVCache | undefined,
-): Promise<Float32Array> {
-  const last = noGrad(() =>
-    tidy(() => {
-      return model.forward(ids2d(input), {
-        attentionMask: mask ? ids2d(mask) : undefined,
-        positionIds: positions ? ids2d(positions) : undefined,
-        cache,
-        logitsToKeep: 1,
-      });
-    }),
-  );
-  try {
-    return (await last.data()) as Float32Array;
-  } finally {
-    last.dispose();
-  }
-}
-
-/**
- * Prompts longer than the model's context keep their last tokens, as many as leave room for
- * `maxNew` new ones (at least one); one warning says how many were cut.
- */
-function fitContext(
-  prompts: readonly (readonly number[])[],
-  context: number,
-  maxNew: number,
-  warn: (message: string, truncated: number) => void,
-): readonly (readonly number[])[] {
-  const keep = Math.max(1, context - maxNew);
-  const long = prompts.filter((p) => p.length > context).length;
-  if (long === 0) return prompts;
-  warn(
-    `${long} of ${prompts.length} prompts had more tokens than the model's context of ${context}: each kept its last ${keep}`,
-    long,
-  );
-  return prompts.map((p) => (p.length > context ? p.slice(p.length - keep) : p));
+  /**
+   * Beam search only: the result's length-normalised log-probability ({@link BeamSearchResult.score},
+   * of the whole hypothesis even when onToken cut it).
+   */
+  score?: number;
 }
 
 /** Generates from token-id prompts (one row each, batched together). */
@@ -130,13 +108,17 @@ export async function generateTokens(
         `prompt ${i} encodes to no tokens: generation needs at least one`,
       );
   });
+  const numBeams = opts.numBeams ?? 1;
+  if (!Number.isInteger(numBeams) || numBeams < 1)
+    throw new ShareloraError('BAD_ARGUMENT', `numBeams must be an integer >= 1, got ${numBeams}`);
+  if (numBeams > 1) return beamTokens(model, prompts, opts);
+  if (opts.noRepeatNgramSize || (opts.lengthPenalty ?? 1) !== 1 || opts.earlyStopping)
+    throw new ShareloraError(
+      'BAD_ARGUMENT',
+      'lengthPenalty, earlyStopping and noRepeatNgramSize apply to beam search only: set numBeams > 1',
+    );
   const { config } = model;
-  prompts = fitContext(
-    prompts,
-    config.maxPositions,
-    maxNew,
-    opts.onWarning ?? ((m) => console.warn(`sharelora: warning: ${m}`)),
-  );
+  prompts = fitContext(prompts, config.maxPositions, maxNew, opts.onWarning ?? warnToConsole);
   const eos = new Set(opts.eosIds ?? config.eosTokenIds);
   const engine = opts.engine ?? 'auto';
   if (engine !== 'forward') {
@@ -219,6 +201,45 @@ export async function generateTokens(
     cache?.dispose();
   }
   return out;
+}
+
+/** generateTokens with numBeams > 1: checks the options beam search cannot honour, then runs it. */
+async function beamTokens(
+  model: CausalLM,
+  prompts: readonly (readonly number[])[],
+  opts: GenerateTokensOptions,
+): Promise<TokenGeneration[]> {
+  const numBeams = opts.numBeams as number;
+  const bad = (what: string) => {
+    throw new ShareloraError('BAD_ARGUMENT', `numBeams ${numBeams} (beam search) ${what}`);
+  };
+  if ((opts.temperature ?? 0) !== 0)
+    bad(`needs temperature 0, got ${opts.temperature}: beam search does not sample`);
+  if (opts.engine === 'decoder') bad(`runs on the forward engine, not engine 'decoder'`);
+  if (opts.onLogits) bad('cannot report per-step logits: onLogits is not available');
+  const results = await beamSearch(model, prompts, {
+    numBeams,
+    maxNewTokens: opts.maxNewTokens,
+    lengthPenalty: opts.lengthPenalty,
+    earlyStopping: opts.earlyStopping,
+    noRepeatNgramSize: opts.noRepeatNgramSize,
+    eosIds: opts.eosIds,
+    padId: opts.padId,
+    useCache: opts.useCache,
+    batchSize: opts.batchSize,
+    onWarning: opts.onWarning,
+  });
+  return results.map((r, row) => {
+    const out: TokenGeneration = { tokens: [], finishReason: r.finishReason, score: r.score };
+    for (const id of r.tokens) {
+      out.tokens.push(id);
+      if (opts.onToken?.(row, id)) {
+        out.finishReason = 'stop';
+        break;
+      }
+    }
+    return out;
+  });
 }
 
 /**

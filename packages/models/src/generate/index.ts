@@ -1,3 +1,4 @@
+export { type BeamSearchOptions, type BeamSearchResult, beamSearch } from './beam-search.js';
 export { type GenerationDefaults, readGenerationConfig } from './config.js';
 export {
   type FinishReason,

@@ -23,6 +23,8 @@ export const ALPACA_PROMPT_NO_INPUT =
  * space), ending in "#### N", the line the harness's strict-match regex looks for.
  */
 export const GSM8K_PROMPT = 'Question: {question}\nAnswer:';
+/** The E2E NLG prompt: a meaning representation, then its description after a space. */
+export const E2E_PROMPT = 'Meaning representation: {mr}\nDescription:';
 
 type Fields<K extends string> = Partial<Record<K, string>>;
 
@@ -51,6 +53,14 @@ export interface Gsm8kFormat {
   fields?: Fields<'question' | 'answer'>;
 }
 /**
+ * E2E NLG records (`mr`, `ref`: the challenge's CSV columns), rendered with {@link E2E_PROMPT}; the
+ * loss is on the description. `fields` renames the columns.
+ */
+export interface E2eFormat {
+  type: 'e2e';
+  fields?: Fields<'mr' | 'ref'>;
+}
+/**
  * The target of a classification: `labels` names the classes in id order (a record's label is one of
  * the names, or an integer id), or `regression` makes it a real number, optionally range-checked.
  */
@@ -77,15 +87,16 @@ export type FormatSpec =
   | PromptCompletionFormat
   | TextFormat
   | Gsm8kFormat
+  | E2eFormat
   | ClassificationFormat
   | SentencePairFormat;
 /**
- * The `type` of a {@link FormatSpec}: instruction, prompt-completion, text, gsm8k (causal LM);
+ * The `type` of a {@link FormatSpec}: instruction, prompt-completion, text, gsm8k, e2e (causal LM);
  * classification, sentence-pair (classifier).
  */
 export type FormatType = FormatSpec['type'];
 /** The format specs that produce causal-LM examples (prompt and response). */
-export type LmFormatSpec = InstructionFormat | PromptCompletionFormat | TextFormat | Gsm8kFormat;
+export type LmFormatSpec = InstructionFormat | PromptCompletionFormat | TextFormat | Gsm8kFormat | E2eFormat;
 /**
  * The format specs that produce sequence-classification examples (a text or text pair, and a
  * label).
@@ -99,6 +110,7 @@ const DEFAULT_FIELDS: {
   'prompt-completion': { prompt: 'prompt', completion: 'completion' },
   text: { text: 'text' },
   gsm8k: { question: 'question', answer: 'answer' },
+  e2e: { mr: 'mr', ref: 'ref' },
   classification: { text: 'text', label: 'label' },
   'sentence-pair': { first: 'sentence1', second: 'sentence2', label: 'label' },
 };
@@ -241,6 +253,8 @@ export function requiredFields(spec: FormatSpec): string[] {
       return [f.text];
     case 'gsm8k':
       return [f.question, f.answer];
+    case 'e2e':
+      return [f.mr, f.ref];
     case 'classification':
       return [f.text, f.label];
     case 'sentence-pair':
@@ -288,6 +302,16 @@ export function createFormat(spec: FormatSpec): Format {
           kind: 'lm',
           prompt: fill(GSM8K_PROMPT, { question: text(r, f.question) }),
           response: ` ${text(r, f.answer)}`,
+        }),
+      };
+    case 'e2e':
+      return {
+        spec,
+        required,
+        render: (r) => ({
+          kind: 'lm',
+          prompt: fill(E2E_PROMPT, { mr: text(r, f.mr) }),
+          response: ` ${text(r, f.ref)}`,
         }),
       };
     case 'classification':

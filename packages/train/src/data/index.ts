@@ -21,6 +21,8 @@ export {
   type ClassifierText,
   checkColumns,
   createFormat,
+  E2E_PROMPT,
+  type E2eFormat,
   FORMAT_TYPES,
   type Format,
   type FormatSpec,

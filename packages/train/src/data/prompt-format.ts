@@ -12,7 +12,7 @@ import { createFormat, type LmFormatSpec } from './formats.js';
 export const PROMPT_FORMAT_FILE = 'sharelora_prompt_format.json';
 
 /** The causal-LM formats, whose prompt templates {@link applyPromptFormat} fills. */
-export const PROMPT_FORMATS = ['instruction', 'gsm8k', 'prompt-completion', 'text'] as const;
+export const PROMPT_FORMATS = ['instruction', 'gsm8k', 'e2e', 'prompt-completion', 'text'] as const;
 /** A causal-LM format's name: the template {@link applyPromptFormat} fills. */
 export type PromptFormat = LmFormatSpec['type'];
 
@@ -49,8 +49,8 @@ export async function readPromptFormat(dir: string): Promise<PromptFormat | null
 
 /**
  * `text` as the prompt of `format`, rendered by the same code that renders training records:
- * the instruction of an Alpaca record without input, the question of a GSM8K one; prompt-completion
- * and text prompts are the text itself.
+ * the instruction of an Alpaca record without input, the question of a GSM8K one, the MR of an E2E
+ * one; prompt-completion and text prompts are the text itself.
  */
 export function applyPromptFormat(format: PromptFormat, text: string): string {
   const values =
@@ -58,7 +58,9 @@ export function applyPromptFormat(format: PromptFormat, text: string): string {
       ? { instruction: text, input: '', output: '' }
       : format === 'gsm8k'
         ? { question: text, answer: '' }
-        : null;
+        : format === 'e2e'
+          ? { mr: text, ref: '' }
+          : null;
   if (!values) return text;
   const rendered = createFormat({ type: format }).render({
     values,
