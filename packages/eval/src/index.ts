@@ -53,6 +53,7 @@ export {
   type RunEvalSpec,
   runE2ePredictions,
   runEval,
+  runFileScoring,
   runGlueEval,
   runHumanEvalCompletions,
 } from './run-eval.js';
@@ -64,6 +65,7 @@ export {
   type SandboxOptions,
   type SandboxProcess,
 } from './sandbox.js';
+export type { EvalTaskDefinition, SampleFieldKind, TaskRunSpec } from './tasks/definition.js';
 export * from './tasks/e2e.js';
 export * from './tasks/glue.js';
 export * from './tasks/gsm8k.js';
@@ -76,4 +78,5 @@ export {
 } from './tasks/humaneval-check.js';
 export * from './tasks/mmlu.js';
 export * from './tasks/mmlu-pro.js';
+export { EVAL_TASK_DEFINITIONS, taskDefinition } from './tasks/registry.js';
 export { pyStrip } from './text.js';

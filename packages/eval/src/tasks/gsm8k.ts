@@ -12,6 +12,8 @@
  *   flexible-extract the headline: a model fine-tuned on GSM8K's train split ends with "#### N" rather
  *   than the exemplars' "The answer is N", and flexible extraction (the last number) reads both.
  */
+
+import { fileIn, locate, pick } from '../data-files.js';
 import { EvalConfigError, EvalDataError } from '../errors.js';
 import { parseJsonl, readText, stringField } from '../io.js';
 import type { EvalModel } from '../model.js';
@@ -27,6 +29,7 @@ import {
   validateLimit,
 } from '../run.js';
 import { pyStrip } from '../text.js';
+import type { EvalTaskDefinition } from './definition.js';
 
 /** One GSM8K problem, as the dataset's JSONL holds it. */
 export interface Gsm8kDoc {
@@ -364,3 +367,25 @@ export async function evaluateGsm8k(
     samples,
   };
 }
+
+/** GSM8K's three variants: {@link evaluateGsm8k} on `gsm8k/` (test.jsonl, train.jsonl for the shots). */
+export const GSM8K_TASK: EvalTaskDefinition = {
+  names: GSM8K_VARIANTS,
+  summary:
+    'grade-school math: lm-eval gsm8k (5 shots from train, strict "#### N"), gsm8k-cot (the 8 Wei et al. exemplars, "The answer is N."), gsm8k-paper (the ShareLoRA paper\'s 8-shot CoT, headline flexible extraction)',
+  model: 'causal-lm',
+  flags: ['shots', 'max-new-tokens', 'temperature', 'seed'],
+  sampleFields: [['verdict', 'object']],
+  metrics: (samples, settings) => gsm8kMetrics(samples as Gsm8kSample[], settings),
+  async run(model, spec) {
+    const variant = spec.task as Gsm8kVariant;
+    const test = await loadGsm8k(await fileIn(spec.data, ['test.jsonl', 'test.jsonl.gz'], 'GSM8K test'));
+    const needsTrain = variant === 'gsm8k' && ((spec.shots as number | undefined) ?? 5) > 0;
+    const train = needsTrain
+      ? await loadGsm8k(
+          await pick((await locate(spec.data)).dir, ['train.jsonl', 'train.jsonl.gz'], 'GSM8K train'),
+        )
+      : undefined;
+    return evaluateGsm8k(model, { test, train }, { ...(spec as Gsm8kOptions), variant });
+  },
+};

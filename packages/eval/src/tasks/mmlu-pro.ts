@@ -10,6 +10,9 @@
  *   questions of any category as shots, log-likelihood of " A", " B", … per option; one task, so
  *   --limit is global.
  */
+
+import { basename } from 'node:path';
+import { fileIn, locate, pick } from '../data-files.js';
 import { EvalConfigError, EvalDataError } from '../errors.js';
 import { describe, parseJsonl, readText, stringField } from '../io.js';
 import type { EvalModel } from '../model.js';
@@ -28,6 +31,7 @@ import {
   validateLimit,
 } from '../run.js';
 import { pyStrip } from '../text.js';
+import type { EvalTaskDefinition } from './definition.js';
 import { argmax } from './mmlu.js';
 
 /**
@@ -402,3 +406,35 @@ export async function evaluateMmluPro(
     samples,
   };
 }
+
+/** MMLU-Pro: {@link evaluateMmluPro} on `mmlu_pro/` (a test and a validation JSONL). */
+export const MMLU_PRO_TASK: EvalTaskDefinition = {
+  names: ['mmlu-pro'],
+  summary: '5 validation shots per category; chain-of-thought generation or --mmlu-pro-scoring loglikelihood',
+  model: 'causal-lm',
+  flags: ['shots', 'mmlu-pro-scoring', 'max-new-tokens', 'temperature', 'seed'],
+  sampleFields: [
+    ['category', 'string'],
+    ['verdict', 'object'],
+  ],
+  metrics: (samples, settings) => mmluProMetrics(samples as MmluProSample[], settings),
+  async run(model, spec) {
+    const testFile = await fileIn(
+      spec.data,
+      ['mmlu_pro_test.jsonl', 'test.jsonl', /^(?!.*validation).*test.*\.jsonl(\.gz)?$/],
+      'MMLU-Pro test',
+    );
+    const validationFile = await pick(
+      (await locate(spec.data)).dir,
+      ['mmlu_pro_validation.jsonl', 'validation.jsonl', /validation.*\.jsonl(\.gz)?$/],
+      'MMLU-Pro validation',
+    );
+    if (basename(validationFile) === basename(testFile))
+      throw new EvalDataError(testFile, null, 'the test and validation files must differ');
+    return evaluateMmluPro(
+      model,
+      { test: await loadMmluPro(testFile), validation: await loadMmluPro(validationFile) },
+      spec as MmluProOptions,
+    );
+  },
+};

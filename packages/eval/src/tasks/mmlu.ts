@@ -10,6 +10,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { locate } from '../data-files.js';
 import { EvalConfigError, EvalDataError, EvalModelError } from '../errors.js';
 import { parseCsv, readText } from '../io.js';
 import type { EvalModel } from '../model.js';
@@ -25,6 +26,7 @@ import {
   validateLimit,
 } from '../run.js';
 import { pyStrip } from '../text.js';
+import type { EvalTaskDefinition } from './definition.js';
 
 /**
  * lm-evaluation-harness's four MMLU groups; every subject belongs to one ({@link MMLU_SUBJECTS}).
@@ -450,3 +452,22 @@ export async function evaluateMmlu(
     samples,
   };
 }
+
+/** MMLU: {@link evaluateMmlu} on `mmlu/` (test/ and dev/). */
+export const MMLU_TASK: EvalTaskDefinition = {
+  names: ['mmlu'],
+  summary:
+    '57 subjects, 5 dev shots each; --mmlu-scoring loglikelihood (lm-eval, micro average) or letter-logits (QLoRA / ShareLoRA, macro average over subjects)',
+  model: 'causal-lm',
+  flags: ['shots', 'mmlu-scoring'],
+  sampleFields: [
+    ['subject', 'string'],
+    ['verdict', 'boolean'],
+  ],
+  metrics: (samples, settings) => mmluMetrics(samples as MmluSample[], settings),
+  async run(model, spec) {
+    const { dir, file } = await locate(spec.data);
+    if (file) throw new EvalDataError(file, null, 'MMLU data must be a folder holding test/ and dev/');
+    return evaluateMmlu(model, await loadMmlu(dir), spec as MmluOptions);
+  },
+};

@@ -1,0 +1,51 @@
+/**
+ * What the runner, `eval-merge` and the CLI know of an evaluation task, in one object each task
+ * module exports: its names, its one-line summary, the options it takes, how it runs on a model (or
+ * scores a file of outputs), and how its metrics are recomputed from samples. The registry lists
+ * them; nothing else names a task.
+ */
+import type { EvalModel } from '../model.js';
+import type { EvalResult, ResultSample, ResultSettings } from '../results.js';
+import type { RunOptions } from '../run.js';
+
+/** The JSON type of a sample field a task's metrics read. */
+export type SampleFieldKind = 'string' | 'number' | 'boolean' | 'integer' | 'object' | 'array';
+
+/**
+ * The options every run takes plus any task's own, as the CLI passes them (a task reads its own,
+ * the CLI refuses the flags of other tasks before a run starts).
+ */
+export interface TaskRunSpec extends RunOptions {
+  /** The task name (one of the definition's `names`). */
+  task: string;
+  /** The task's data folder or file. */
+  data: string;
+  [option: string]: unknown;
+}
+
+/** One evaluation task. */
+export interface EvalTaskDefinition {
+  /** Result-file names it answers to (variants share a definition: gsm8k, gsm8k-cot, gsm8k-paper). */
+  names: readonly string[];
+  /** One line for help listings. */
+  summary: string;
+  /** What it evaluates: a causal LM (through {@link EvalModel}) or a sequence classifier (GLUE). */
+  model: 'causal-lm' | 'classifier';
+  /** Its own options, as CLI flag names (without the dashes); other tasks refuse them. */
+  flags: readonly string[];
+  /** Sample fields its metrics read and their JSON types, checked before shards are merged. */
+  sampleFields: readonly (readonly [field: string, kind: SampleFieldKind])[];
+  /** Its metrics from a result's samples and settings (also what merging shards recomputes). */
+  metrics(samples: ResultSample[], settings: ResultSettings): unknown;
+  /** Loads the data at `spec.data` and evaluates a causal LM (`model` 'causal-lm' only). */
+  run?(model: EvalModel, spec: TaskRunSpec): Promise<EvalResult>;
+  /**
+   * Scoring outputs produced elsewhere instead of a model: the flag naming the file, the task
+   * flags that still apply, and the scorer (`spec.file` is the outputs file).
+   */
+  fileScoring?: {
+    flag: string;
+    flags: readonly string[];
+    run(spec: TaskRunSpec & { file: string }): Promise<EvalResult>;
+  };
+}
