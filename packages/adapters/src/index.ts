@@ -50,6 +50,7 @@ export {
 } from './model.js';
 export {
   type AdapterTensorSource,
+  adapterGradients,
   configFromPeft,
   exportAdapter,
   importAdapter,

@@ -3,6 +3,7 @@ import {
   baseModelDifference,
   baseModelIdentityOf,
   type Module,
+  type Parameter,
   type Tensor,
 } from '@sharelora/core';
 import { type AdapterConfig, type AdapterConfigInput, adapterConfig, scalingFactor } from './config.js';
@@ -224,8 +225,26 @@ export async function exportAdapter(
   const a = getAdapter(model, opts.name);
   const config = peftConfig(model, a, opts.baseModelNameOrPath ?? null);
   const metadata = { format: 'pt', [SHARELORA_METADATA_KEY]: JSON.stringify(shareloraBlock(model, a)) };
+  return { config, tensors: await peftLayout(model, a, 'value'), metadata };
+}
+
+/**
+ * The adapter's tensors under PEFT's names and shapes, holding each matrix's value or its gradient
+ * (zeros where it has none): a module adapted by parts as one rank k·r LoRA (A stacked, B
+ * block-diagonal over the parts' rows), a shared matrix under every key that uses it, and
+ * modules_to_save copies under the module's own path (their state, or their parameters' gradients).
+ */
+async function peftLayout(
+  model: Module,
+  a: InjectedAdapter,
+  what: 'value' | 'grad',
+): Promise<PeftAdapterFiles['tensors']> {
+  const read = async (p: Parameter): Promise<Float32Array> => {
+    const t = what === 'value' ? p.value : p.grad;
+    return t ? ((await t.data()) as Float32Array) : new Float32Array(p.value.size);
+  };
   const values = new Map<string, Float32Array>();
-  for (const [key, p] of a.matrices) values.set(key, (await p.value.data()) as Float32Array);
+  for (const [key, p] of a.matrices) values.set(key, await read(p));
   const tensors: PeftAdapterFiles['tensors'] = {};
   const put = (key: string, shape: number[], data: Float32Array) => {
     tensors[PEFT_PREFIX + key] = { dtype: 'F32', shape, data };
@@ -254,11 +273,25 @@ export async function exportAdapter(
   }
   for (const path of a.savedModules) {
     const copy = (model.getSubmodule(path) as ModulesToSaveWrapper).modules_to_save.get(a.name) as Module;
-    for (const [k, t] of Object.entries(copy.stateDict())) {
-      put(`${path}.${k}`, [...t.shape], (await t.data()) as Float32Array);
-    }
+    if (what === 'grad')
+      for (const [k, p] of copy.namedParameters()) put(`${path}.${k}`, [...p.shape], await read(p));
+    else
+      for (const [k, t] of Object.entries(copy.stateDict()))
+        put(`${path}.${k}`, [...t.shape], (await t.data()) as Float32Array);
   }
-  return { config, tensors, metadata };
+  return tensors;
+}
+
+/**
+ * The gradients of adapter `name` (default: the active one) after a backward pass, in the layout
+ * {@link exportAdapter} writes the adapter itself: the same keys and shapes, so a gradient file
+ * lines up with PEFT's `named_parameters()` of the loaded adapter.
+ */
+export async function adapterGradients(
+  model: Module,
+  opts: { name?: string } = {},
+): Promise<PeftAdapterFiles['tensors']> {
+  return peftLayout(model, getAdapter(model, opts.name), 'grad');
 }
 
 const fileError = (file: string, msg: string): AdapterError =>

@@ -5,9 +5,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   assignTensor,
+  backward,
+  mul,
   noGrad,
   Rng,
   SafetensorsReader,
+  sum,
   type Tensor,
   tensor,
   writeSafetensors,
@@ -15,7 +18,9 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AdapterError,
+  adapterGradients,
   disableAdapters,
+  exportAdapter,
   type InjectedAdapter,
   injectAdapter,
   type LoraLinear,
@@ -300,6 +305,38 @@ describe('PEFT format: save and load', () => {
     model.dispose();
     fresh.dispose();
     x.dispose();
+  });
+
+  it('adapterGradients: the gradients in the layout the adapter file has (parts stacked, k rows zero)', async () => {
+    const model = new TinyGpt2();
+    const a = injectAdapter(
+      model,
+      presetConfig('share-qkv', { r: 2, alpha: 8, targetModules: ['c_attn[q,v]'] }),
+      {
+        rng: 1,
+      },
+    );
+    randomize(a, 4);
+    const x = input([2, 3, 8]);
+    const y = model.forward(x);
+    backward(sum(mul(y, tensor(randomArray(y.size, new Rng(6)), y.shape))));
+    const grads = await adapterGradients(model);
+    // The same layout as exportAdapter, checked above against what PEFT computes: write each
+    // matrix's gradient as its value and export.
+    for (const p of a.matrices.values()) {
+      expect(p.grad, 'every matrix has a gradient').toBeTruthy();
+      assignTensor(p.value, { data: await values(p.grad as Tensor), shape: p.shape });
+    }
+    const exported = (await exportAdapter(model)).tensors;
+    expect(Object.keys(grads).sort()).toEqual(Object.keys(exported).sort());
+    for (const [k, t] of Object.entries(grads)) {
+      expect(t.shape, k).toEqual(exported[k].shape);
+      expect(t.data, k).toEqual(exported[k].data);
+    }
+    const B = grads['base_model.model.transformer.h.0.attn.c_attn.lora_B.weight'].data as Float32Array;
+    expect(B.slice(8 * 4, 16 * 4).every((v) => v === 0)).toBe(true); // k rows
+    expect(B.some((v) => v !== 0)).toBe(true);
+    model.dispose();
   });
 
   it('loads a Python PEFT GPT-2 adapter (fan_in_fan_out, c_attn lora_B [3·d, r], float16)', async () => {

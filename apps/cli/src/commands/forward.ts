@@ -1,16 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { AdapterError, LoraLinear, ModulesToSaveWrapper, PEFT_PREFIX } from '@sharelora/adapters';
+import { AdapterError, adapterGradients } from '@sharelora/adapters';
 import { loadAdapter } from '@sharelora/adapters/node';
-import {
-  backward,
-  type Module,
-  noGrad,
-  type Parameter,
-  type Tensor,
-  type TensorInput,
-  tensor,
-  tidy,
-} from '@sharelora/core';
+import { backward, noGrad, type Tensor, type TensorInput, tensor, tidy } from '@sharelora/core';
 import { init, shutdown, writeSafetensors } from '@sharelora/core/node';
 import {
   type AnyModel,
@@ -199,57 +190,11 @@ function prepare(model: AnyModel, inputs: Inputs, file: string): Prepared {
 
 type GradTensors = Record<string, TensorInput>;
 
-async function gradOf(p: Parameter): Promise<Float32Array> {
-  return p.grad ? ((await p.grad.data()) as Float32Array) : new Float32Array(p.value.size);
-}
-
 /** Every model weight's gradient under its checkpoint name (a tied matrix once: the sum over its uses). */
 async function modelGradients(model: AnyModel): Promise<GradTensors> {
   const out: GradTensors = {};
   for (const t of checkpointTensors(model)) {
     out[t.name] = { dtype: 'F32', shape: t.shape, data: await readCheckpointTensor(t, 'grad') };
-  }
-  return out;
-}
-
-/**
- * The adapter's gradients under PEFT's names: `<path>.lora_A.weight` [r, in] and `.lora_B.weight`
- * [out, r] for each adapted module; parts of a fused projection laid out as the adapter file stores
- * them (A stacked, B block-diagonal over the parts' output rows); modules_to_save copies under the
- * module's own path.
- */
-async function adapterGradients(model: Module, name: string): Promise<GradTensors> {
-  const out: GradTensors = {};
-  const put = (key: string, shape: number[], data: Float32Array) => {
-    out[PEFT_PREFIX + key] = { dtype: 'F32', shape, data };
-  };
-  for (const [path, m] of model.namedModules()) {
-    if (m instanceof ModulesToSaveWrapper) {
-      const copy = m.modules_to_save.get(name);
-      for (const [n, p] of copy?.namedParameters() ?? []) put(`${path}.${n}`, [...p.shape], await gradOf(p));
-      continue;
-    }
-    if (!(m instanceof LoraLinear) || !m.adapters().includes(name)) continue;
-    const slot = m.slot(name);
-    if (slot.parts === null) {
-      const { A, B } = slot.branches[0];
-      put(`${path}.lora_A.weight`, [...A.shape], await gradOf(A));
-      put(`${path}.lora_B.weight`, [...B.shape], await gradOf(B));
-      continue;
-    }
-    const r = slot.branches[0].A.shape[0];
-    const R = r * slot.branches.length;
-    const partRows = m.outFeatures / slot.parts.length;
-    const A = new Float32Array(R * m.inFeatures);
-    const B = new Float32Array(m.outFeatures * R);
-    for (const [j, br] of slot.branches.entries()) {
-      A.set(await gradOf(br.A), j * r * m.inFeatures);
-      const gB = await gradOf(br.B);
-      const row0 = slot.parts.indexOf(br.part as string) * partRows;
-      for (let i = 0; i < br.B.shape[0]; i++) B.set(gB.subarray(i * r, (i + 1) * r), (row0 + i) * R + j * r);
-    }
-    put(`${path}.lora_A.weight`, [R, m.inFeatures], A);
-    put(`${path}.lora_B.weight`, [m.outFeatures, R], B);
   }
   return out;
 }
@@ -342,7 +287,7 @@ export async function forward(argv: string[]): Promise<number> {
     const lossValue = loss ? await loss.item() : null;
     let gradCount = 0;
     if (values.grads) {
-      const grads = values.adapter ? await adapterGradients(model, 'default') : await modelGradients(model);
+      const grads = values.adapter ? await adapterGradients(model) : await modelGradients(model);
       gradCount = Object.keys(grads).length;
       await writeSafetensors(values.grads, grads, { format: 'pt' });
     }
