@@ -1,5 +1,6 @@
 /** File readers shared by the dataset loaders; every error names the file and the line at fault. */
 import { InputFileError, readInputFile } from '@sharelora/core/node';
+import { DelimitedParseError, parseRows } from '@sharelora/data';
 import { EvalDataError } from './errors.js';
 
 /**
@@ -45,67 +46,24 @@ export function parseJsonl(text: string, file: string): Located<Record<string, u
   return out;
 }
 
+/** Rows through @sharelora/data's parser (the one training reads the same files with). */
+function delimited(text: string, file: string, delimiter: string, quote: string | null): Located<string[]>[] {
+  try {
+    return parseRows(text, file, { delimiter, quote }).map((r) => ({ value: r.fields, line: r.line }));
+  } catch (e) {
+    if (e instanceof DelimitedParseError) throw new EvalDataError(file, e.line, e.detail);
+    throw e;
+  }
+}
+
 /**
  * Parses RFC 4180 CSV (`"` quoting with `""` escapes, quoted fields may span lines, LF or CRLF
  * records), comma separated or with another one-character `delimiter` (a tab: TSVs written by
  * pandas, such as Hugging Face's GLUE RTE export). Fields are returned verbatim: no trimming, no
- * number conversion. Blank lines are skipped, as Python's csv module does.
+ * number conversion. Blank lines are skipped, as Python's csv module does; a stray quote is an error.
  */
 export function parseCsv(text: string, file: string, delimiter = ','): Located<string[]>[] {
-  if (delimiter.length !== 1 || '"\r\n'.includes(delimiter))
-    throw new Error(`parseCsv: bad delimiter ${JSON.stringify(delimiter)}`);
-  const records: Located<string[]>[] = [];
-  const d = delimiter.replace(/[\\\]^-]/g, '\\$&');
-  const plain = new RegExp(`(?:[^${d}\\r\\n"]|\\r(?!\\n))*`, 'y');
-  let fields: string[] = [];
-  let line = 1;
-  let recordLine = 1;
-  let i = 0;
-  const n = text.length;
-  while (i < n) {
-    let field: string;
-    const quoted = text[i] === '"';
-    if (quoted) {
-      const openLine = line;
-      field = '';
-      i++;
-      for (;;) {
-        const q = text.indexOf('"', i);
-        if (q < 0) throw new EvalDataError(file, openLine, 'unterminated quoted field');
-        const part = text.slice(i, q);
-        for (let k = part.indexOf('\n'); k >= 0; k = part.indexOf('\n', k + 1)) line++;
-        field += part;
-        if (text[q + 1] === '"') {
-          field += '"';
-          i = q + 2;
-        } else {
-          i = q + 1;
-          break;
-        }
-      }
-    } else {
-      plain.lastIndex = i;
-      field = (plain.exec(text) as RegExpExecArray)[0];
-      i += field.length;
-      if (text[i] === '"') throw new EvalDataError(file, line, 'stray quote inside an unquoted field');
-    }
-    fields.push(field);
-    const c = text[i];
-    if (c === delimiter) {
-      i++;
-      if (i === n) fields.push('');
-      else continue;
-    } else if (c === '\n' || (c === '\r' && text[i + 1] === '\n')) {
-      i += c === '\r' ? 2 : 1;
-      line++;
-    } else if (i < n) {
-      throw new EvalDataError(file, line, `unexpected character ${JSON.stringify(c)} after a field`);
-    }
-    if (fields.length > 1 || fields[0] !== '' || quoted) records.push({ value: fields, line: recordLine });
-    fields = [];
-    recordLine = line;
-  }
-  return records;
+  return delimited(text, file, delimiter, '"');
 }
 
 /**
@@ -113,13 +71,7 @@ export function parseCsv(text: string, file: string, delimiter = ','): Located<s
  * which is why their readers use QUOTE_NONE). Blank lines are skipped.
  */
 export function parseTsv(text: string, file: string): Located<string[]>[] {
-  const rows: Located<string[]>[] = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i].endsWith('\r') ? lines[i].slice(0, -1) : lines[i];
-    if (raw === '') continue;
-    rows.push({ value: raw.split('\t'), line: i + 1 });
-  }
+  const rows = delimited(text, file, '\t', null);
   if (rows.length === 0) throw new EvalDataError(file, null, 'file is empty');
   return rows;
 }

@@ -5,6 +5,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { GLUE_FILES } from '@sharelora/data';
 import { locate, pick } from './data-files.js';
 import { EvalConfigError } from './errors.js';
 import type { EvalModel } from './model.js';
@@ -42,15 +43,6 @@ export const EVAL_TASKS: readonly string[] = EVAL_TASK_DEFINITIONS.filter(
 /** `glue-<task>` names of the GLUE tasks, as result files and `sharelora eval --task` spell them. */
 export const GLUE_EVAL_TASKS: readonly string[] = Object.keys(GLUE_TASKS).map((t) => `glue-${t}`);
 
-/** GLUE's folder names (as in the GLUE download and ../shared/data/glue). */
-const GLUE_DIRS: Record<GlueTask, string> = {
-  sst2: 'SST-2',
-  mrpc: 'MRPC',
-  stsb: 'STS-B',
-  rte: 'RTE',
-  cola: 'CoLA',
-};
-
 /**
  * Loads the task's data and evaluates the model. `data` is the task's folder (gsm8k/: test.jsonl +
  * train.jsonl; mmlu/: test/ + dev/; mmlu_pro/: a *test*.jsonl + *validation*.jsonl; humaneval/:
@@ -79,7 +71,8 @@ export async function runGlueEval(
     throw new EvalConfigError(`unknown GLUE task "${spec.task}" (one of ${GLUE_EVAL_TASKS.join(', ')})`);
   }
   const { dir, file } = await locate(spec.data);
-  const taskDir = (await readdir(dir)).includes(GLUE_DIRS[task]) ? join(dir, GLUE_DIRS[task]) : dir;
+  const folder = GLUE_FILES[task].folder;
+  const taskDir = (await readdir(dir)).includes(folder) ? join(dir, folder) : dir;
   const tsv = file ?? (await pick(taskDir, ['dev.tsv'], `${task} dev`));
   return evaluateGlue(classifier, task, await loadGlue(task, tsv), spec);
 }

@@ -45,8 +45,8 @@ describe('readers', () => {
       { value: ['multi\nline', ''], line: 2 },
       { value: ['last', 'x'], line: 5 },
     ]);
-    expect(() => parseCsv('ok\n"never closed\n', 'f.csv')).toThrow('f.csv:2: unterminated quoted field');
-    expect(() => parseCsv('a,b"c\n', 'f.csv')).toThrow('f.csv:1: stray quote');
+    expect(() => parseCsv('ok\n"never closed\n', 'f.csv')).toThrow('f.csv:2: a quoted field is never closed');
+    expect(() => parseCsv('a,b"c\n', 'f.csv')).toThrow('f.csv:1: a quote inside an unquoted field');
   });
 
   it("strips like Python's str.strip()", () => {

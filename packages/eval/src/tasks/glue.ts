@@ -3,6 +3,7 @@
  * and scoring with each task's metrics. The classifier is a plain interface, like EvalModel, so the
  * model side stays in @sharelora/models.
  */
+import { GLUE_FILES } from '@sharelora/data';
 import { EvalConfigError, EvalDataError, EvalModelError } from '../errors.js';
 import { parseCsv, parseTsv, readText } from '../io.js';
 import { accuracy, f1Score, matthewsCorrelation, pearson, spearman } from '../metrics.js';
@@ -64,26 +65,10 @@ export interface GlueClassifier {
   predict(examples: GlueExample[]): Promise<number[]>;
 }
 
-// Column names per task, as in the GLUE files (RTE also in HF's export: sentence1, sentence2, label, idx).
-// `quoted`: the file is read with RFC 4180 quotes. The original GLUE TSVs are not quote-aware (their
-// sentences hold bare '"'), but RTE comes as Hugging Face exports it, where pandas quotes every field
-// that contains '"' and doubles the quotes inside; read unquoted, 48 of its 277 dev rows would keep
-// those quotes. Training reads the same files the same way.
-const COLUMNS: Record<
-  Exclude<GlueTask, 'cola'>,
-  { text: string; pair?: string; label: string; quoted?: boolean }
-> = {
-  sst2: { text: 'sentence', label: 'label' },
-  mrpc: { text: '#1 String', pair: '#2 String', label: 'Quality' },
-  stsb: { text: 'sentence1', pair: 'sentence2', label: 'score' },
-  rte: { text: 'sentence1', pair: 'sentence2', label: 'label', quoted: true },
-};
-
-/** RTE's label names in the GLUE TSVs, mapped to HF's ids. */
-const RTE_LABELS: Record<string, number> = { entailment: 0, not_entailment: 1 };
-
 function parseLabel(task: GlueTask, raw: string, file: string, line: number): number {
-  if (task === 'rte' && raw in RTE_LABELS) return RTE_LABELS[raw];
+  // RTE's files name their labels; the id is the name's position in the layout's label list.
+  const named = task === 'rte' ? (GLUE_FILES.rte.labels ?? []).indexOf(raw) : -1;
+  if (named >= 0) return named;
   const v = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(v)) {
     throw new EvalDataError(file, line, `label ${JSON.stringify(raw)} is not a number`);
@@ -96,24 +81,29 @@ function parseLabel(task: GlueTask, raw: string, file: string, line: number): nu
 }
 
 /**
- * Reads a GLUE TSV (no quoting, except RTE's: see COLUMNS). Files with a header are matched by column names; CoLA's train/dev
- * files have none (source, label, original label, sentence). A file without the label column (a
- * test split) gives `label: null`.
+ * Reads a GLUE TSV, quoted as its layout in @sharelora/data says (the original TSVs not at all,
+ * RTE as Hugging Face exports it with quotes; training reads them the same way). Files with a
+ * header are matched by column names; CoLA's train/dev files have none (source, label, original
+ * label, sentence). A file without the label column (a test split) gives `label: null`.
  */
 export async function loadGlue(task: GlueTask, file: string): Promise<GlueExample[]> {
   if (!(task in GLUE_TASKS)) throw new EvalConfigError(`unknown GLUE task "${task}"`);
   const text = await readText(file);
-  const rows = task !== 'cola' && COLUMNS[task].quoted ? parseCsv(text, file, '\t') : parseTsv(text, file);
+  const layout = GLUE_FILES[task];
+  const rows = layout.quote !== null ? parseCsv(text, file, '\t') : parseTsv(text, file);
   if (rows.length === 0) throw new EvalDataError(file, null, 'file is empty');
-  if (task === 'cola' && rows[0].value.length === 4) {
+  const { headerless } = layout;
+  if (headerless && rows[0].value.length === headerless.length) {
+    const textAt = headerless.indexOf(layout.text);
+    const labelAt = headerless.indexOf(layout.label);
     return rows.map(({ value, line }) => {
-      if (value.length !== 4)
-        throw new EvalDataError(file, line, `expected 4 columns, found ${value.length}`);
-      return { text: value[3], label: parseLabel(task, value[1], file, line) };
+      if (value.length !== headerless.length)
+        throw new EvalDataError(file, line, `expected ${headerless.length} columns, found ${value.length}`);
+      return { text: value[textAt], label: parseLabel(task, value[labelAt], file, line) };
     });
   }
   const header = rows[0].value;
-  const cols = task === 'cola' ? { text: 'sentence', label: 'label' } : COLUMNS[task];
+  const cols = layout;
   const at = (name: string | undefined) => (name === undefined ? -1 : header.indexOf(name));
   const textAt = at(cols.text);
   const pairAt = at(cols.pair);

@@ -2,6 +2,7 @@
  * GLUE tasks as the files come: how to read each one and which format and label set apply. Label
  * ids follow the HF `glue` dataset (what GLUE-trained checkpoints use).
  */
+import { GLUE_FILES } from '@sharelora/data';
 import type { ClassifierFormatSpec } from './formats.js';
 import type { ReadOptions } from './readers/read.js';
 
@@ -14,53 +15,29 @@ export interface GlueTask {
   format: ClassifierFormatSpec;
 }
 
-/** The original GLUE TSVs are not quote-aware: sentences contain '"' (read like csv.QUOTE_NONE). */
-const GLUE_TSV: ReadOptions = { format: 'tsv', quote: null };
+/** The file layout's read options and classifier format (a pair task's texts are first/second). */
+function glueTask(name: keyof typeof GLUE_FILES): GlueTask {
+  const f = GLUE_FILES[name];
+  const target = f.labels ? { labels: f.labels } : { regression: { min: 0, max: 5 } };
+  return {
+    read: { format: 'tsv', quote: f.quote },
+    format:
+      f.pair === undefined
+        ? { type: 'classification', fields: { text: f.text, label: f.label }, ...target }
+        : { type: 'sentence-pair', fields: { first: f.text, second: f.pair, label: f.label }, ...target },
+  };
+}
 
 /**
  * The GLUE tasks training knows (SST-2, MRPC, STS-B, RTE), by name: read options and format for
- * each, with label ids as in the Hugging Face `glue` dataset.
+ * each, from the layouts in @sharelora/data that evaluation reads too (label ids as in the Hugging
+ * Face `glue` dataset; RTE labels may also be the GLUE names).
  */
 export const GLUE_TASKS = {
-  /** SST-2 train/dev: `sentence<TAB>label`, labels 0/1. */
-  sst2: {
-    read: GLUE_TSV,
-    format: {
-      type: 'classification',
-      fields: { text: 'sentence', label: 'label' },
-      labels: ['negative', 'positive'],
-    },
-  },
-  /** MRPC: `Quality  #1 ID  #2 ID  #1 String  #2 String`, Quality 1 = paraphrase. */
-  mrpc: {
-    read: GLUE_TSV,
-    format: {
-      type: 'sentence-pair',
-      fields: { first: '#1 String', second: '#2 String', label: 'Quality' },
-      labels: ['not_equivalent', 'equivalent'],
-    },
-  },
-  /** STS-B: similarity `score` in [0, 5], a regression target. */
-  stsb: {
-    read: GLUE_TSV,
-    format: {
-      type: 'sentence-pair',
-      fields: { first: 'sentence1', second: 'sentence2', label: 'score' },
-      regression: { min: 0, max: 5 },
-    },
-  },
-  /**
-   * RTE: `sentence1 sentence2 label idx` as exported from HF datasets (pandas quotes fields containing
-   * '"', so this TSV is read with quotes). Labels are ids (0 = entailment) or the GLUE names.
-   */
-  rte: {
-    read: { format: 'tsv', quote: '"' },
-    format: {
-      type: 'sentence-pair',
-      fields: { first: 'sentence1', second: 'sentence2', label: 'label' },
-      labels: ['entailment', 'not_entailment'],
-    },
-  },
+  sst2: glueTask('sst2'),
+  mrpc: glueTask('mrpc'),
+  stsb: glueTask('stsb'),
+  rte: glueTask('rte'),
 } as const satisfies Record<string, GlueTask>;
 
 /** A key of {@link GLUE_TASKS}. */
