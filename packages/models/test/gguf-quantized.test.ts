@@ -11,6 +11,7 @@ import { SafetensorsReader, writeSafetensors } from '@sharelora/core/node';
 import { describe, expect, it } from 'vitest';
 import {
   type AnyModel,
+  generateTokens,
   importGguf,
   loadModel,
   ModelLoadError,
