@@ -10,6 +10,7 @@ import {
   type FormatSpec,
   GLUE_TASKS,
   type GlueTaskName,
+  modelPositions,
   type ReadOptions,
 } from '@sharelora/train';
 import { UsageError } from './cli-error.js';
@@ -41,36 +42,27 @@ export function dataSpec(format: CliFormat): { read: ReadOptions; spec: FormatSp
 export const isClassifier = (spec: FormatSpec): spec is ClassifierFormatSpec =>
   spec.type === 'classification' || spec.type === 'sentence-pair';
 
-/** Data errors (file:line) are bad input: exit 2; one over a size limit names the flag that raises it. */
+/** A data error (file:line) as bad input (exit 2); one over a size limit names the flag that raises it. */
+export function dataErrorAsUsage(e: DataError): never {
+  if (e.code !== 'TOO_LARGE') throw new UsageError(e.message);
+  const flag = e.row !== null ? '--max-record-bytes' : '--max-data-bytes';
+  throw new UsageError(`${e.message} (raise it with ${flag})`);
+}
+
+/** Runs a data step, its data errors reported as bad input ({@link dataErrorAsUsage}). */
 export async function dataStep<T>(fn: () => T | Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
     if (!(e instanceof DataError)) throw e;
-    if (e.code !== 'TOO_LARGE') throw new UsageError(e.message);
-    const flag = e.row !== null ? '--max-record-bytes' : '--max-data-bytes';
-    throw new UsageError(`${e.message} (raise it with ${flag})`);
+    return dataErrorAsUsage(e);
   }
-}
-
-/** The model's longest input: its positions (RoBERTa's start after the padding index). */
-function maxPositionsOf(config: ModelConfig): number {
-  return config.arch === 'roberta' ? config.maxPositions - config.padTokenId - 1 : config.maxPositions;
 }
 
 /** The --max-length in force: the flag, or else the model's positions; more than those is refused. */
 export function maxLengthFor(config: ModelConfig, requested: number | undefined): number {
-  const positions = maxPositionsOf(config);
+  const positions = modelPositions(config);
   if (requested !== undefined && requested > positions)
     throw new UsageError(`--max-length ${requested} exceeds the model's ${positions} positions`);
   return requested ?? positions;
-}
-
-/**
- * What a loss is measured in: a causal LM's mean cross entropy per target token, a classifier's per
- * example (natural log, so nats), a regression head's mean squared error.
- */
-export function lossUnitOf(classifier: boolean, numLabels: number | undefined): string {
-  if (!classifier) return 'nats/token';
-  return numLabels === 1 ? 'squared error/example' : 'nats/example';
 }

@@ -6,7 +6,8 @@
  * whose sentences hold bare '"'. Blank lines are skipped, a UTF-8 BOM ignored, rows end at LF, CRLF
  * or CR. Every row carries the 1-based line it starts on, for messages.
  */
-import { CsvError, type Options, parse } from 'csv-parse/sync';
+// csv-parse's self-contained ESM build: its Node build reads the global Buffer, which browsers lack.
+import { CsvError, type Options, parse } from 'csv-parse/browser/esm/sync';
 
 /** Options of {@link parseRows}. */
 export interface DelimitedOptions {

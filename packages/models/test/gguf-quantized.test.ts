@@ -151,6 +151,12 @@ describe('GGUF llama.cpp blocks kept quantized', () => {
         worst = Math.max(worst, Math.abs(a[i] - b[i]));
         scale = Math.max(scale, Math.abs(b[i]));
       }
+      // Generation too: the single-token decoder reads the kept weights as the float ones.
+      const prompts = [[1, 5, 9], [4, 4]];
+      const gq = await generateTokens(q.model, prompts, { maxNewTokens: 6, eosIds: [] });
+      const gf = await generateTokens(f.model, prompts, { maxNewTokens: 6, eosIds: [] });
+      expect(gq.map((g) => g.tokens)).toEqual(gf.map((g) => g.tokens));
+      expect(gq[0].tokens).toHaveLength(6);
       console.log(
         `kept-quantized vs decoded GGUF logits: max |diff| ${worst.toExponential(2)} of max |logit| ${scale.toFixed(3)}`,
       );

@@ -15,6 +15,19 @@ export {
 export * from './continual/index.js';
 export * from './data/index.js';
 export {
+  type FineTuneAdapter,
+  FineTuneError,
+  type FineTuneHooks,
+  type FineTuneResult,
+  type FineTuneSettings,
+  fineTune,
+  lossUnitOf,
+  modelPositions,
+  TRAINING_OPTIONS,
+  type TrainingOptions,
+  trainingOptionsOf,
+} from './fine-tune.js';
+export {
   BASE_PRECISIONS,
   type BasePrecision,
   blockWeightBytes,

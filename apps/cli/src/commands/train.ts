@@ -1,50 +1,21 @@
-import { copyFile, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import {
-  injectAdapter,
-  linearModules,
-  METHODS,
-  type Method,
-  presetConfig,
-  RECOMMENDED,
-} from '@sharelora/adapters';
-import { saveAdapter } from '@sharelora/adapters/node';
+import { readFile } from 'node:fs/promises';
+import { METHODS, type Method, RECOMMENDED } from '@sharelora/adapters';
 import * as core from '@sharelora/core/node';
-import { DEFAULT_MAX_INPUT_BYTES, getDevice, init, shutdown } from '@sharelora/core/node';
+import { DEFAULT_MAX_INPUT_BYTES, shutdown } from '@sharelora/core/node';
 import { accuracy, pearson, spearman } from '@sharelora/eval';
 import {
-  type AnyModel,
-  type LoadedModel,
-  loadModel,
-  loadTokenizer,
-  readConfig,
-  saveModel,
-  weightBytesByFormat,
-} from '@sharelora/models';
-import {
-  type ClassifierFormatSpec,
-  checkColumns,
   checkOutputPath,
-  type Dataset,
+  DataError,
   DEFAULT_MAX_RECORD_BYTES,
-  describeReport,
-  frozenWeightBytes,
-  labelSetOf,
+  FineTuneError,
+  type FineTuneResult,
+  fineTune,
   listCheckpoints,
   lockOutputDir,
   type OutputLock,
-  type PromptFormat,
-  padIdOf,
-  readDataset,
   type StepMetrics,
-  splitValidation,
-  type TokenizeReport,
-  Trainer,
   TrainingError,
-  type TrainResult,
-  textTokenizerOf,
-  tokenizeDataset,
-  writePromptFormat,
+  trainingOptionsOf,
 } from '@sharelora/train';
 import {
   intFlag,
@@ -57,15 +28,7 @@ import {
   seedFlag,
 } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
-import {
-  type CliFormat,
-  dataSpec,
-  dataStep,
-  FORMATS,
-  isClassifier,
-  lossUnitOf,
-  maxLengthFor,
-} from '../data-formats.js';
+import { type CliFormat, dataErrorAsUsage, dataSpec, FORMATS } from '../data-formats.js';
 import { progress, progressDone } from '../progress.js';
 import { QUIT_WITHOUT_CHECKPOINT, StopSignals } from '../stop-signals.js';
 import { RECOMMENDED_TEXT, TARGETS_HELP, targetsFlag } from '../targets.js';
@@ -329,18 +292,21 @@ function settingsFrom(v: Values) {
 }
 type Settings = ReturnType<typeof settingsFrom>;
 
-/** Trainer errors about options, the out directory or a checkpoint are bad input (exit 2); a NaN loss is a runtime failure. */
-function trainerStep<T>(fn: () => T): T {
-  const usage = (e: unknown): never => {
-    if (e instanceof TrainingError && e.code !== 'NON_FINITE') throw new UsageError(e.message);
-    throw e;
-  };
-  try {
-    const r = fn();
-    return (r instanceof Promise ? r.catch(usage) : r) as T;
-  } catch (e) {
-    return usage(e);
-  }
+/**
+ * Bad input exits 2: settings that do not fit the data or model (naming the flag), data errors,
+ * models, tokenizers and adapters that cannot be read, trainer errors about options, the out
+ * directory or a checkpoint. A NaN loss or a device failure is a runtime failure (exit 1).
+ */
+function inputError(e: unknown): never {
+  if (e instanceof FineTuneError)
+    throw new UsageError(
+      e.setting
+        ? `--${e.setting.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}${e.message.slice(e.setting.length)}`
+        : e.message,
+    );
+  if (e instanceof DataError) dataErrorAsUsage(e);
+  if (e instanceof TrainingError && e.code !== 'NON_FINITE') throw new UsageError(e.message);
+  return asUsage(e);
 }
 
 function duration(ms: number): string {
@@ -365,15 +331,6 @@ function progressBar(total: number, lossUnit: string): (m: StepMetrics) => void 
         `lr ${m.lr.toExponential(2)} ${meanMs.toFixed(0)} ms/step ETA ${duration(meanMs * (total - m.step))}`,
     );
   };
-}
-
-/** The adapter a run trains, with the settings it took by default. */
-interface AdapterSummary {
-  method: Method;
-  r: number;
-  alpha: number;
-  targets: string[];
-  defaulted: readonly string[];
 }
 
 interface HeldOut {
@@ -443,291 +400,180 @@ interface RunState {
 
 async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run: RunState): Promise<number> {
   const say = (line: string) => {
+    progressDone();
     if (!s.json) console.log(line);
   };
-
-  // Everything is read, split and tokenized before the device starts or anything else is written.
-  const { read, spec: baseSpec } = dataSpec(s.format);
-  const limits = { maxRecordBytes: s.maxRecordBytes, maxBytes: s.maxDataBytes };
-  const ds = await dataStep(() => readDataset(s.data, { ...read, ...limits }));
-  // A table missing a column the format needs is reported at its header, before anything else.
-  await dataStep(() => checkColumns(ds, baseSpec));
-  const split =
-    s.validation > 0
-      ? await dataStep(() => splitValidation(ds.records, { validation: s.validation, seed: s.seed }))
-      : { train: ds.records, validation: [] };
-  let spec = baseSpec;
-  if (isClassifier(spec) && spec.labels === undefined && spec.regression === undefined) {
-    const field = spec.fields?.label ?? 'label';
-    spec = { ...spec, labels: s.labels ?? (await dataStep(() => labelSetOf(split.train, field))) };
-  } else if (s.labels) {
-    throw new UsageError(`--labels applies to the classification and sentence-pair formats, not ${s.format}`);
-  }
-  const config = await readConfig(s.model).catch(asUsage);
-  const classifier = isClassifier(spec);
-  if (classifier !== (config.arch === 'roberta')) {
-    throw new UsageError(
-      classifier
-        ? `--format ${s.format} trains a sequence classifier, which needs a RoBERTa model (${s.model} is ${config.arch})`
-        : `--format ${s.format} trains a causal LM; ${s.model} is RoBERTa (use a classification format)`,
-    );
-  }
-  const tokenizer = textTokenizerOf(await loadTokenizer(s.model).catch(asUsage));
-  const maxLength = maxLengthFor(config, s.maxLength);
-  const tok = (part: Dataset) =>
-    dataStep(() => tokenizeDataset(part, spec, tokenizer, { maxLength, trainOnSource: s.trainOnSource }));
-  const trainSet = await tok({ ...ds, records: split.train });
-  const valSet = split.validation.length ? await tok({ ...ds, records: split.validation }) : null;
-  const heldOutSet = s.evalData
-    ? await tok(await dataStep(() => readDataset(s.evalData as string, { ...read, ...limits })))
-    : null;
-  if (trainSet.examples.length === 0)
-    throw new UsageError(`${s.data}: no training example is left (see the data report)`);
-  const reports: Array<[string, TokenizeReport]> = [['train', trainSet.report]];
-  if (valSet) reports.push(['validation', valSet.report]);
-  if (heldOutSet) reports.push(['eval-data', heldOutSet.report]);
-  for (const [name, r] of reports) say(`${name}: ${describeReport(r)}`);
-
-  await init();
+  const { read, spec } = dataSpec(s.format);
+  let bar: ((m: StepMetrics) => void) | null = null;
+  let unit = '';
+  let ft: FineTuneResult;
   try {
-    const numLabels = classifier
-      ? Math.max(1, (spec as ClassifierFormatSpec).labels?.length ?? 1)
-      : undefined;
-    const loaded: LoadedModel = await loadModel(s.model, {
-      task: classifier ? 'sequence-classification' : 'causal-lm',
-      numLabels,
-      trainable: s.method === 'full',
-      quantize: s.quantize,
-      seed: s.seed,
-      onProgress: (p) =>
-        progress(`loading ${s.model}: ${Math.floor((100 * p.loadedBytes) / Math.max(p.totalBytes, 1))}%`),
-    }).catch(asUsage);
-    progressDone();
-    const model: AnyModel = loaded.model;
-    const lossUnit = lossUnitOf(classifier, numLabels);
-    if (loaded.initialised.length) say(`new head (seed ${s.seed}): ${loaded.initialised.join(', ')}`);
-    let save: ((dir: string) => Promise<void>) | undefined;
-    let adapter: AdapterSummary | null = null;
-    if (s.method === 'full') {
-      save = async (dir) => {
-        await saveModel(model, dir);
-        // A full model is only usable with its tokenizer next to it.
-        for (const f of ['tokenizer.json', 'tokenizer_config.json']) {
-          await copyFile(join(s.model, f), join(dir, f)).catch(() => undefined);
-        }
-      };
-    } else {
-      const targetModules = targetsFlag(linearModules(model), s.targets);
-      adapter = {
+    ft = await fineTune(
+      {
+        model: s.model,
+        data: s.data,
+        format: spec,
+        read,
+        evalData: s.evalData,
+        validation: s.validation,
+        seed: s.seed,
+        labels: s.labels,
+        maxLength: s.maxLength,
+        trainOnSource: s.trainOnSource,
         method: s.method,
-        r: s.rank as number,
-        alpha: s.alpha as number,
-        targets: targetModules,
-        defaulted: s.defaulted,
-      };
-      say(
-        `adapter: ${s.method}, r ${s.rank}, alpha ${s.alpha} on ${targetModules.join(', ')}` +
-          (s.defaulted.length
-            ? ` (${s.defaulted.join(', ')} by default, as the ShareLoRA paper recommends)`
-            : ''),
-      );
-      try {
-        injectAdapter(
-          model,
-          presetConfig(s.method, {
-            r: s.rank,
-            alpha: s.alpha,
-            dropout: s.dropout,
-            targetModules,
-            modulesToSave: classifier ? ['classifier'] : [],
-            taskType: classifier ? 'SEQ_CLS' : 'CAUSAL_LM',
-            baseModelNameOrPath: s.model,
-          }),
-          { rng: s.seed },
-        );
-      } catch (e) {
-        asUsage(e);
-      }
-      // A language model's adapter records its prompt template, which `generate` then applies.
-      if (!classifier) {
-        const format = spec.type as PromptFormat;
-        save = async (dir) => {
-          await saveAdapter(model, dir);
-          await writePromptFormat(dir, format);
-        };
-      }
-    }
-    if (s.resume) {
-      const from = run.lastCheckpoint;
-      say(from ? `resuming from ${from}` : `no checkpoint in ${s.out}: starting at step 0`);
-    }
-    const trainer = trainerStep(
-      () =>
-        new Trainer({
-          model,
-          train: trainSet.examples,
-          validation: valSet?.examples,
-          padId: padIdOf(tokenizer),
-          batchSize: s.batchSize,
-          gradAccum: s.gradAccum,
-          steps: s.steps,
-          epochs: s.epochs,
-          lr: s.lr,
-          weightDecay: s.weightDecay,
-          schedule: s.schedule,
-          warmupSteps: s.warmupSteps,
-          warmupRatio: s.warmupRatio,
-          maxGradNorm: s.maxGradNorm > 0 ? s.maxGradNorm : undefined,
-          seed: s.seed,
-          evalEvery: s.evalEvery,
-          saveEvery: s.saveEvery,
-          outDir: s.out,
-          outDirLock: lock,
-          resume: s.resume,
-          save,
-          signal: stop.signal,
-          onCheckpoint: (c) => {
-            stop.checkpointing(!c.written);
-            if (c.written) run.lastCheckpoint = c.dir;
-          },
-          onStep: (m) => bar(m),
-          onEvalProgress: (done, total) => progress(`evaluating: ${done}/${total} examples`),
-          onEval: (e) => {
-            progressDone();
-            say(
-              `step ${e.step}: validation loss ${e.valLoss.toFixed(6)} ${lossUnit}${e.best ? ' (best)' : ''}`,
-            );
-          },
-        }),
-    );
-    const bar = progressBar(trainer.totalSteps, lossUnit);
-    let result: TrainResult;
-    const device = getDevice();
-    if (s.profile) device.startProfile();
-    let profile: core.ProfileReport | undefined;
-    try {
-      result = await trainerStep(() => trainer.train());
-    } finally {
-      progressDone();
-      if (device.profiling) profile = await device.stopProfile();
-    }
-    const stepsRun = result.steps - (result.resumedFrom ?? 0);
-    if (profile) await saveTrace(s.profileOut, profile);
-
-    let heldOut: HeldOut | null = null;
-    // A signal after the last step: the outputs are complete, and scoring --eval-data is left out.
-    if (heldOutSet && stop.exitCode === null) {
-      const ev = await trainer.evaluateDetailed(heldOutSet.examples);
-      heldOut = { file: s.evalData as string, examples: heldOutSet.examples.length, loss: ev.loss };
-      if (ev.predictions) {
-        const gold = heldOutSet.examples.map((e) => (e.kind === 'classification' ? e.label : 0));
-        if (numLabels === 1) {
-          heldOut.pearson = pearson(ev.predictions, gold);
-          heldOut.spearman = spearman(ev.predictions, gold);
-        } else heldOut.accuracy = accuracy(ev.predictions, gold);
-      }
-    }
-
-    const r = result.report;
-    // What the same frozen model would take at each precision, from its config.json.
-    const frozen =
-      s.method === 'full'
-        ? null
-        : frozenWeightBytes(JSON.parse(await readFile(join(s.model, 'config.json'), 'utf8')));
-    if (s.json) {
-      console.log(
-        JSON.stringify({
-          model: s.model,
-          data: s.data,
-          format: s.format,
-          method: s.method,
-          adapter,
-          dataReport: Object.fromEntries(reports),
-          steps: result.steps,
-          lossUnit,
-          trainLoss: result.trainLoss,
-          bestValLoss: result.bestValLoss,
-          bestStep: result.bestStep,
-          resumedFrom: result.resumedFrom,
-          aborted: result.aborted,
-          evals: result.evals,
-          evalData: heldOut,
-          report: {
-            ...r,
-            baseWeightsByFormat: weightBytesByFormat(model),
-            ...(frozen ? { frozenBytesByPrecision: frozen } : {}),
-          },
-          outputs: result.outputs,
-          ...(profile ? { profile: { steps: stepsRun, ...profileJson(profile) } } : {}),
-        }),
-      );
-    } else {
-      const pct = ((100 * r.params.trainable) / Math.max(1, r.params.unique)).toFixed(3);
-      say(
-        `parameters: ${num(r.params.trainable)} trainable of ${num(r.params.unique)} (${pct}%); ` +
-          `${num(r.params.total)} counting every use of a tied or shared tensor`,
-      );
-      say(
-        `memory: base weights ${bytes(r.bytes.weights)}, trainable ${bytes(r.bytes.trainable)}, gradients ${bytes(r.bytes.gradients)}, ` +
-          `optimizer state ${bytes(r.bytes.optimizer)}, peak activations ${bytes(r.bytes.peakActivations)}, peak total ${bytes(r.bytes.peakTotal)}`,
-      );
-      const byFormat = Object.entries(weightBytesByFormat(model));
-      if (byFormat.length > 1 || s.quantize)
-        say(`base weights by format: ${byFormat.map(([f, b]) => `${f} ${bytes(b)}`).join(', ')}`);
-      if (frozen)
-        say(
-          `frozen model at ${frozen.map((f) => f.precision).join(' / ')}: ` +
-            `${frozen.map((f) => bytes(f.blockWeights + f.otherWeights)).join(' / ')} (--quantize nf4|int8 keeps the blocks' weights quantized)`,
-        );
-      if (result.steps === 0) {
-        say(
-          'no training steps (--steps 0): the adapter is saved as initialised' +
-            (result.bestValLoss !== null
-              ? `; validation loss ${result.bestValLoss.toFixed(6)} ${lossUnit}`
-              : ''),
-        );
-      } else {
-        say(`speed: ${r.msPerStep.toFixed(0)} ms/step, ${r.tokensPerSec.toFixed(0)} tokens/s`);
-        say(
-          `trained ${plural(result.steps, 'step')}: train loss ${result.trainLoss.toFixed(6)} ${lossUnit}` +
-            (result.bestValLoss !== null
-              ? `, best validation loss ${result.bestValLoss.toFixed(6)} ${lossUnit} at step ${result.bestStep}`
-              : ''),
-        );
-      }
-      if (heldOut) {
-        const metric =
-          heldOut.accuracy !== undefined
-            ? `, accuracy ${heldOut.accuracy.toFixed(4)}`
-            : heldOut.pearson !== undefined
-              ? `, pearson ${heldOut.pearson.toFixed(4)}, spearman ${(heldOut.spearman as number).toFixed(4)}`
-              : '';
-        say(
-          `eval-data ${heldOut.file} (${plural(heldOut.examples, 'example')}): loss ${heldOut.loss.toFixed(6)} ${lossUnit}${metric}`,
-        );
-      }
-      const o = result.outputs;
-      if (o.adapter) say(`${s.method === 'full' ? 'model' : 'adapter'} saved to ${o.adapter}`);
-      if (o.best) say(`best (lowest validation loss) saved to ${o.best}`);
-      if (o.checkpoint) say(`checkpoint: ${o.checkpoint}`);
-      if (o.metrics) say(`metrics: ${o.metrics}`);
-      if (profile) {
-        say(`\nprofile, per step over ${plural(stepsRun, 'step')}:`);
-        say(core.formatProfile(profile, Math.max(1, stepsRun)));
-        if (s.profileOut) say(`trace written to ${s.profileOut}`);
-      }
-    }
-    if (result.aborted) {
-      console.error(
-        `sharelora train: interrupted at step ${result.steps}; checkpoint ${result.outputs.checkpoint} (continue with --resume)`,
-      );
-    } else if (stop.exitCode !== null) {
-      console.error(
-        `sharelora train: stopped after the last step: outputs written${heldOutSet ? ', --eval-data not scored' : ''}`,
-      );
-    }
-    return stop.exitCode ?? 0;
+        rank: s.rank,
+        alpha: s.alpha,
+        dropout: s.dropout,
+        targets: s.targets,
+        quantize: s.quantize,
+        ...trainingOptionsOf(s),
+        maxGradNorm: s.maxGradNorm > 0 ? s.maxGradNorm : undefined,
+        out: s.out,
+        resume: s.resume,
+        limits: { maxRecordBytes: s.maxRecordBytes, maxBytes: s.maxDataBytes },
+      },
+      {
+        onMessage: say,
+        onLoadProgress: (p) =>
+          progress(`loading ${s.model}: ${Math.floor((100 * p.loadedBytes) / Math.max(p.totalBytes, 1))}%`),
+        onAdapter: (a) =>
+          say(
+            `adapter: ${a.method}, r ${a.r}, alpha ${a.alpha} on ${a.targets.join(', ')}` +
+              (s.defaulted.length
+                ? ` (${s.defaulted.join(', ')} by default, as the ShareLoRA paper recommends)`
+                : ''),
+          ),
+        resolveTargets: (modules, targets) => targetsFlag(modules, targets),
+        onStart: ({ totalSteps, lossUnit }) => {
+          unit = lossUnit;
+          bar = progressBar(totalSteps, lossUnit);
+        },
+        onStep: (m) => bar?.(m),
+        onEvalProgress: (done, total) => progress(`evaluating: ${done}/${total} examples`),
+        onEval: (e) =>
+          say(`step ${e.step}: validation loss ${e.valLoss.toFixed(6)} ${unit}${e.best ? ' (best)' : ''}`),
+        onCheckpoint: (c) => {
+          stop.checkpointing(!c.written);
+          if (c.written) run.lastCheckpoint = c.dir;
+        },
+        signal: stop.signal,
+        outDirLock: lock,
+        profile: s.profile,
+      },
+    ).catch(inputError);
   } finally {
+    progressDone();
     shutdown();
   }
+  const { result, reports, lossUnit, numLabels, profile } = ft;
+  const adapter = ft.adapter && { ...ft.adapter, defaulted: s.defaulted };
+  const stepsRun = result.steps - (result.resumedFrom ?? 0);
+  if (profile) await saveTrace(s.profileOut, profile);
+  let heldOut: HeldOut | null = null;
+  if (ft.heldOut) {
+    const { predictions, gold, ...rest } = ft.heldOut;
+    heldOut = rest;
+    if (predictions && gold) {
+      if (numLabels === 1) {
+        heldOut.pearson = pearson(predictions, gold);
+        heldOut.spearman = spearman(predictions, gold);
+      } else heldOut.accuracy = accuracy(predictions, gold);
+    }
+  }
+  const heldOutSet = s.evalData !== undefined;
+  const r = result.report;
+  const frozen = ft.frozenBytesByPrecision;
+  if (s.json) {
+    console.log(
+      JSON.stringify({
+        model: s.model,
+        data: s.data,
+        format: s.format,
+        method: s.method,
+        adapter,
+        dataReport: Object.fromEntries(reports),
+        steps: result.steps,
+        lossUnit,
+        trainLoss: result.trainLoss,
+        bestValLoss: result.bestValLoss,
+        bestStep: result.bestStep,
+        resumedFrom: result.resumedFrom,
+        aborted: result.aborted,
+        evals: result.evals,
+        evalData: heldOut,
+        report: {
+          ...r,
+          baseWeightsByFormat: ft.baseWeightsByFormat,
+          ...(frozen ? { frozenBytesByPrecision: frozen } : {}),
+        },
+        outputs: result.outputs,
+        ...(profile ? { profile: { steps: stepsRun, ...profileJson(profile) } } : {}),
+      }),
+    );
+  } else {
+    const pct = ((100 * r.params.trainable) / Math.max(1, r.params.unique)).toFixed(3);
+    say(
+      `parameters: ${num(r.params.trainable)} trainable of ${num(r.params.unique)} (${pct}%); ` +
+        `${num(r.params.total)} counting every use of a tied or shared tensor`,
+    );
+    say(
+      `memory: base weights ${bytes(r.bytes.weights)}, trainable ${bytes(r.bytes.trainable)}, gradients ${bytes(r.bytes.gradients)}, ` +
+        `optimizer state ${bytes(r.bytes.optimizer)}, peak activations ${bytes(r.bytes.peakActivations)}, peak total ${bytes(r.bytes.peakTotal)}`,
+    );
+    const byFormat = Object.entries(ft.baseWeightsByFormat);
+    if (byFormat.length > 1 || s.quantize)
+      say(`base weights by format: ${byFormat.map(([f, b]) => `${f} ${bytes(b)}`).join(', ')}`);
+    if (frozen)
+      say(
+        `frozen model at ${frozen.map((f) => f.precision).join(' / ')}: ` +
+          `${frozen.map((f) => bytes(f.blockWeights + f.otherWeights)).join(' / ')} (--quantize nf4|int8 keeps the blocks' weights quantized)`,
+      );
+    if (result.steps === 0) {
+      say(
+        'no training steps (--steps 0): the adapter is saved as initialised' +
+          (result.bestValLoss !== null
+            ? `; validation loss ${result.bestValLoss.toFixed(6)} ${lossUnit}`
+            : ''),
+      );
+    } else {
+      say(`speed: ${r.msPerStep.toFixed(0)} ms/step, ${r.tokensPerSec.toFixed(0)} tokens/s`);
+      say(
+        `trained ${plural(result.steps, 'step')}: train loss ${result.trainLoss.toFixed(6)} ${lossUnit}` +
+          (result.bestValLoss !== null
+            ? `, best validation loss ${result.bestValLoss.toFixed(6)} ${lossUnit} at step ${result.bestStep}`
+            : ''),
+      );
+    }
+    if (heldOut) {
+      const metric =
+        heldOut.accuracy !== undefined
+          ? `, accuracy ${heldOut.accuracy.toFixed(4)}`
+          : heldOut.pearson !== undefined
+            ? `, pearson ${heldOut.pearson.toFixed(4)}, spearman ${(heldOut.spearman as number).toFixed(4)}`
+            : '';
+      say(
+        `eval-data ${heldOut.file} (${plural(heldOut.examples, 'example')}): loss ${heldOut.loss.toFixed(6)} ${lossUnit}${metric}`,
+      );
+    }
+    const o = result.outputs;
+    if (o.adapter) say(`${s.method === 'full' ? 'model' : 'adapter'} saved to ${o.adapter}`);
+    if (o.best) say(`best (lowest validation loss) saved to ${o.best}`);
+    if (o.checkpoint) say(`checkpoint: ${o.checkpoint}`);
+    if (o.metrics) say(`metrics: ${o.metrics}`);
+    if (profile) {
+      say(`\nprofile, per step over ${plural(stepsRun, 'step')}:`);
+      say(core.formatProfile(profile, Math.max(1, stepsRun)));
+      if (s.profileOut) say(`trace written to ${s.profileOut}`);
+    }
+  }
+  if (result.aborted) {
+    console.error(
+      `sharelora train: interrupted at step ${result.steps}; checkpoint ${result.outputs.checkpoint} (continue with --resume)`,
+    );
+  } else if (stop.exitCode !== null) {
+    console.error(
+      `sharelora train: stopped after the last step: outputs written${heldOutSet ? ', --eval-data not scored' : ''}`,
+    );
+  }
+  return stop.exitCode ?? 0;
 }
