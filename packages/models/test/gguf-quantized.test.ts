@@ -11,6 +11,7 @@ import { SafetensorsReader, writeSafetensors } from '@sharelora/core/node';
 import { describe, expect, it } from 'vitest';
 import {
   type AnyModel,
+  type CausalLM,
   generateTokens,
   importGguf,
   loadModel,
@@ -152,9 +153,12 @@ describe('GGUF llama.cpp blocks kept quantized', () => {
         scale = Math.max(scale, Math.abs(b[i]));
       }
       // Generation too: the single-token decoder reads the kept weights as the float ones.
-      const prompts = [[1, 5, 9], [4, 4]];
-      const gq = await generateTokens(q.model, prompts, { maxNewTokens: 6, eosIds: [] });
-      const gf = await generateTokens(f.model, prompts, { maxNewTokens: 6, eosIds: [] });
+      const prompts = [
+        [1, 5, 9],
+        [4, 4],
+      ];
+      const gq = await generateTokens(q.model as CausalLM, prompts, { maxNewTokens: 6, eosIds: [] });
+      const gf = await generateTokens(f.model as CausalLM, prompts, { maxNewTokens: 6, eosIds: [] });
       expect(gq.map((g) => g.tokens)).toEqual(gf.map((g) => g.tokens));
       expect(gq[0].tokens).toHaveLength(6);
       console.log(
