@@ -10,6 +10,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { argmax } from '@sharelora/models';
 import { locate } from '../data-files.js';
 import { EvalConfigError, EvalDataError, EvalModelError } from '../errors.js';
 import { parseCsv, readText } from '../io.js';
@@ -284,12 +285,8 @@ export interface MmluOptions extends RunOptions {
   letterCandidates?: string[];
 }
 
-/** Index of the first maximum (numpy's argmax). */
-export function argmax(xs: readonly number[]): number {
-  let best = 0;
-  for (let i = 1; i < xs.length; i++) if (xs[i] > xs[best]) best = i;
-  return best;
-}
+/** Index of the first maximum (numpy's and torch's argmax), as @sharelora/models picks tokens. */
+export { argmax };
 
 /** Micro/macro averages and the per-subject and per-category tables. */
 export function mmluMetrics(samples: MmluSample[], settings: ResultSettings): MmluMetrics {
