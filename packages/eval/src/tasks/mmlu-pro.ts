@@ -12,6 +12,7 @@
  */
 
 import { basename } from 'node:path';
+import { argmax } from '@sharelora/models';
 import { fileIn, locate, pick } from '../data-files.js';
 import { EvalConfigError, EvalDataError } from '../errors.js';
 import { describe, parseJsonl, readText, stringField } from '../io.js';
@@ -32,7 +33,6 @@ import {
 } from '../run.js';
 import { pyStrip } from '../text.js';
 import type { EvalTaskDefinition } from './definition.js';
-import { argmax } from './mmlu.js';
 
 /**
  * The 14 categories of MMLU-Pro, as its `category` field spells them. Informational: the harness

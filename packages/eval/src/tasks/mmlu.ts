@@ -285,9 +285,6 @@ export interface MmluOptions extends RunOptions {
   letterCandidates?: string[];
 }
 
-/** Index of the first maximum (numpy's and torch's argmax), as @sharelora/models picks tokens. */
-export { argmax };
-
 /** Micro/macro averages and the per-subject and per-category tables. */
 export function mmluMetrics(samples: MmluSample[], settings: ResultSettings): MmluMetrics {
   const bySubject = new Map<string, number[]>();
