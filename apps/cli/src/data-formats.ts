@@ -5,7 +5,6 @@
 
 import type { ModelConfig } from '@sharelora/models';
 import {
-  type ClassifierFormatSpec,
   DataError,
   type FormatSpec,
   GLUE_TASKS,
@@ -38,9 +37,6 @@ export function dataSpec(format: CliFormat): { read: ReadOptions; spec: FormatSp
   }
   return { read: {}, spec: { type: format } as FormatSpec };
 }
-
-export const isClassifier = (spec: FormatSpec): spec is ClassifierFormatSpec =>
-  spec.type === 'classification' || spec.type === 'sentence-pair';
 
 /** A data error (file:line) as bad input (exit 2); one over a size limit names the flag that raises it. */
 export function dataErrorAsUsage(e: DataError): never {

@@ -4,3 +4,4 @@
  */
 export { type DelimitedOptions, DelimitedParseError, type DelimitedRow, parseRows } from './delimited.js';
 export { GLUE_FILES, type GlueFileLayout, type GlueTaskName } from './glue.js';
+export { E2E_PROMPT } from './prompts.js';

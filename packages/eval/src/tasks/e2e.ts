@@ -7,6 +7,7 @@
  * A system's outputs can be scored from a file instead, one line per MR in that order.
  */
 
+import { E2E_PROMPT as SHARED_E2E_PROMPT } from '@sharelora/data';
 import { fileIn } from '../data-files.js';
 import { EvalConfigError, EvalDataError } from '../errors.js';
 import { readText } from '../io.js';
@@ -27,10 +28,10 @@ import {
 import type { EvalTaskDefinition } from './definition.js';
 
 /**
- * The prompt an MR is put in, for training (`sharelora train --format e2e`) and evaluation alike;
- * the description follows after a space.
+ * The E2E NLG prompt (the e2e task use it): a meaning representation, then its description after a
+ * space. One definition, in @sharelora/data, for training and evaluation alike.
  */
-export const E2E_PROMPT = 'Meaning representation: {mr}\nDescription:';
+export const E2E_PROMPT: string = SHARED_E2E_PROMPT;
 
 /** {@link E2E_PROMPT} filled with an MR. */
 export const e2ePrompt = (mr: string) => E2E_PROMPT.replace('{mr}', mr);

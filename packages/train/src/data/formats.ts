@@ -2,6 +2,8 @@
  * Formats turn records into text: a prompt and a response for causal-LM fine-tuning, or a text (pair)
  * and a label for sequence classification. The templates are the datasets' own, byte for byte.
  */
+
+import { E2E_PROMPT as SHARED_E2E_PROMPT } from '@sharelora/data';
 import { DataError } from './errors.js';
 import { type DataRecord, type Dataset, typeName } from './records.js';
 
@@ -23,8 +25,11 @@ export const ALPACA_PROMPT_NO_INPUT =
  * space), ending in "#### N", the line the harness's strict-match regex looks for.
  */
 export const GSM8K_PROMPT = 'Question: {question}\nAnswer:';
-/** The E2E NLG prompt: a meaning representation, then its description after a space. */
-export const E2E_PROMPT = 'Meaning representation: {mr}\nDescription:';
+/**
+ * The E2E NLG prompt (training formats use it): a meaning representation, then its description after a
+ * space. One definition, in @sharelora/data, for training and evaluation alike.
+ */
+export const E2E_PROMPT: string = SHARED_E2E_PROMPT;
 
 type Fields<K extends string> = Partial<Record<K, string>>;
 
