@@ -4,7 +4,7 @@
  * weight), train with checkpoints, score held-out data, and save the adapter with its prompt format.
  * Everything about the data is checked before the device starts or anything is written.
  */
-import { copyFile, readFile } from 'node:fs/promises';
+import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   DEFAULT_TARGETS,
@@ -354,10 +354,7 @@ export async function fineTune(s: FineTuneSettings, hooks: FineTuneHooks = {}): 
         }
       }
       // What the same frozen model would take at each precision, from its config.json.
-      const frozen =
-        s.method === 'full'
-          ? null
-          : frozenWeightBytes(JSON.parse(await readFile(join(s.model, 'config.json'), 'utf8')));
+      const frozen = s.method === 'full' ? null : frozenWeightBytes(config.raw);
       return {
         lossUnit,
         numLabels,

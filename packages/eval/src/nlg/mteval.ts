@@ -54,13 +54,15 @@ export function mtevalScores(
     throw new RangeError(`mteval: ${outputs.length} outputs for ${references.length} reference sets`);
   if (outputs.length === 0) throw new RangeError('mteval: nothing to score');
   const refs = references.map((r) => r.map((s) => words(mtevalTokenize(s))));
+  // Each reference's n-gram counts, used for the information weights and for clipping.
+  const refGrams = refs.map((set) => set.map(ngrams));
   // Information weight of each n-gram: -log2(count(w1..wn) / count(w1..wn-1)) over all references.
   const counts = new Map<string, number>();
   let totalWords = 0;
-  for (const set of refs)
-    for (const r of set) {
+  for (const [i, set] of refs.entries())
+    for (const [j, r] of set.entries()) {
       totalWords += r.length;
-      for (const [g, c] of ngrams(r)) counts.set(g, (counts.get(g) ?? 0) + c);
+      for (const [g, c] of refGrams[i][j]) counts.set(g, (counts.get(g) ?? 0) + c);
     }
   const info = (g: string): number => {
     const cut = g.lastIndexOf(' ');
@@ -81,9 +83,9 @@ export function mtevalScores(
     for (let j = 1; j <= MAX_NGRAM; j++) tstCount[j] += Math.max(0, tst.length - j + 1);
     const maxRef = new Map<string, number>();
     let closest: number | undefined;
-    for (const r of refs[i]) {
+    for (const [j, r] of refs[i].entries()) {
       if (r.length > 0) nonEmptyRefs++;
-      for (const [g, c] of ngrams(r)) maxRef.set(g, Math.max(maxRef.get(g) ?? 0, c));
+      for (const [g, c] of refGrams[i][j]) maxRef.set(g, Math.max(maxRef.get(g) ?? 0, c));
       for (let j = 1; j <= MAX_NGRAM; j++) refCount[j] += Math.max(0, r.length - j + 1);
       if (closest === undefined) closest = r.length;
       else if (r.length > 0) {
