@@ -391,7 +391,10 @@ const BLOCK_LINEARS = new Set([
  * The checkpoint key naming the llama.cpp type of block weight `key` (a U8 [1] tensor holding the
  * GGUF type id) in a directory whose config.json has {@link GGUF_QUANTIZATION_CONFIG}.
  */
-export const ggmlTypeKey = (key: string) => `${key}.ggml_type`;
+export const ggmlTypeKey = (key: string) => key + GGML_TYPE_SUFFIX;
+
+/** What {@link ggmlTypeKey} appends to a weight's key. */
+export const GGML_TYPE_SUFFIX = '.ggml_type';
 
 /**
  * config.json's `quantization_config` for a directory whose block weights are llama.cpp blocks as

@@ -11,7 +11,7 @@ import {
   type QuantizedGgml,
   unpackGgml,
 } from '@sharelora/core';
-import { ggmlTypeKey } from '../import/gguf.js';
+import { GGML_TYPE_SUFFIX, ggmlTypeKey } from '../import/gguf.js';
 import { ModelLoadError } from './errors.js';
 import { readAll, type StoredTensor } from './quantized.js';
 
@@ -68,8 +68,8 @@ export async function commonGgmlFormat(
 ): Promise<GgmlFormat> {
   const counts = new Map<GgmlFormat, number>();
   for (const key of tensors.keys()) {
-    if (!key.endsWith('.ggml_type')) continue;
-    const weight = key.slice(0, -'.ggml_type'.length);
+    if (!key.endsWith(GGML_TYPE_SUFFIX)) continue;
+    const weight = key.slice(0, -GGML_TYPE_SUFFIX.length);
     const format = await storedGgmlFormat(weight, tensors, path);
     counts.set(format, (counts.get(format) ?? 0) + 1);
   }

@@ -27,7 +27,7 @@ import {
   type TensorInfo,
 } from '@sharelora/core';
 import type { SafetensorsReader } from '@sharelora/core/node';
-import { GGUF_QUANTIZATION_CONFIG, ggmlTypeKey } from '../import/gguf.js';
+import { GGML_TYPE_SUFFIX, GGUF_QUANTIZATION_CONFIG, ggmlTypeKey } from '../import/gguf.js';
 import type { PlannedTensor } from '../import/hf-llama.js';
 import { ModelLoadError } from './errors.js';
 import { readStoredGgml } from './gguf-stored.js';
@@ -53,7 +53,7 @@ export type StoredQuantization = QuantFormat | 'gguf';
 /** Whether a checkpoint key is a companion of a quantized weight (its scales, maps, state or type). */
 export function isQuantCompanion(key: string): boolean {
   return (
-    key.endsWith('.weight.ggml_type') ||
+    key.endsWith(`.weight${GGML_TYPE_SUFFIX}`) ||
     FOUR_BIT_PARTS.some((s) => key.endsWith(`.weight${s}`)) ||
     key.includes(`.weight${STATE_PREFIX}`) ||
     key.endsWith('.SCB') ||
