@@ -39,14 +39,8 @@ export async function loadAdapter(
   dir: string,
   opts: InjectOptions & { onWarning?: (message: string) => void } = {},
 ): Promise<InjectedAdapter> {
-  const configPath = join(dir, ADAPTER_CONFIG_FILE);
+  const json = await readAdapterConfig(dir);
   const weightsPath = join(dir, ADAPTER_WEIGHTS_FILE);
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(configPath, 'utf8'));
-  } catch (e) {
-    throw new AdapterError('BAD_ADAPTER_FILE', `${configPath}: ${(e as Error).message}`);
-  }
   try {
     await access(weightsPath);
   } catch {
@@ -80,4 +74,47 @@ export async function loadAdapter(
   } finally {
     await reader.close();
   }
+}
+
+async function readAdapterConfig(dir: string): Promise<unknown> {
+  const configPath = join(dir, ADAPTER_CONFIG_FILE);
+  try {
+    return JSON.parse(await readFile(configPath, 'utf8'));
+  } catch (e) {
+    throw new AdapterError('BAD_ADAPTER_FILE', `${configPath}: ${(e as Error).message}`);
+  }
+}
+
+/** What an adapter directory asks of the model it is loaded into. */
+export interface AdapterTask {
+  /** PEFT's task_type (CAUSAL_LM, SEQ_CLS, ...); null where the config names none. */
+  taskType: string | null;
+  /** Labels of the classification head the adapter saves (modules_to_save), null without one. */
+  numLabels: number | null;
+}
+
+/**
+ * Reads an adapter directory's task: a SEQ_CLS adapter is applied to a sequence classifier with
+ * as many labels as its saved head has (what PEFT users load with AutoModelForSequenceClassification).
+ */
+export async function readAdapterTask(dir: string): Promise<AdapterTask> {
+  const json = await readAdapterConfig(dir);
+  const task = json && typeof json === 'object' ? (json as Record<string, unknown>).task_type : null;
+  const weightsPath = join(dir, ADAPTER_WEIGHTS_FILE);
+  let numLabels: number | null = null;
+  const reader = await SafetensorsReader.open(weightsPath).catch(() => null);
+  if (reader) {
+    try {
+      // RoBERTa's head ends in classifier.out_proj, the decoders' in score; rows = labels.
+      const head = reader
+        .keys()
+        .find((k) =>
+          /(^|\.)(classifier\.out_proj|score)\.weight$/.test(k.replace(/\.modules_to_save\.[^.]+/, '')),
+        );
+      if (head) numLabels = reader.info(head).shape[0];
+    } finally {
+      await reader.close();
+    }
+  }
+  return { taskType: typeof task === 'string' ? task : null, numLabels };
 }

@@ -27,7 +27,7 @@ export const PEFT_PREFIX = 'base_model.model.';
 export const SHARELORA_FORMAT_VERSION = 1;
 
 /**
- * The keys PEFT's LoraConfig writes to adapter_config.json, from PEFT 0.6 to 0.20 (the dataclass
+ * The keys PEFT's LoraConfig writes to adapter_config.json, from PEFT 0.6 to 0.21 (the dataclass
  * fields of PeftConfig and LoraConfig in each release). A key outside this list is warned about and
  * ignored; keys whose non-default values change the model are refused (see UNSUPPORTED).
  */
@@ -45,6 +45,7 @@ export const PEFT_LORA_CONFIG_KEYS: readonly string[] = [
   'fan_in_fan_out',
   'inference_mode',
   'init_lora_weights',
+  'kasa_config',
   'layer_replication',
   'layers_pattern',
   'layers_to_transform',
@@ -317,6 +318,7 @@ const UNSUPPORTED: Array<[string, (v: unknown) => boolean, string]> = [
   ['arrow_config', set, 'Arrow routing'],
   ['use_bdlora', (v) => !!v, 'block-diagonal LoRA'],
   ['monteclora_config', set, 'MonteCLoRA'],
+  ['kasa_config', set, 'KaSA'],
 ];
 
 /** Options of configFromPeft and importAdapter. */

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { AdapterError, adapterGradients } from '@sharelora/adapters';
-import { loadAdapter } from '@sharelora/adapters/node';
+import { type AdapterTask, loadAdapter, readAdapterTask } from '@sharelora/adapters/node';
 import { backward, noGrad, type Tensor, type TensorInput, tensor, tidy } from '@sharelora/core';
 import { init, shutdown, writeSafetensors } from '@sharelora/core/node';
 import {
@@ -112,10 +112,18 @@ async function readInputs(file: string): Promise<Inputs> {
   return out;
 }
 
-/** The task FILE's labels call for: one label per row means sequence classification. */
-function taskFor(config: ModelConfig, inputs: Inputs, file: string): Task {
+/**
+ * The task FILE's labels (one label per row means sequence classification) or the adapter's
+ * task_type (a SEQ_CLS adapter, as PEFT applies it to AutoModelForSequenceClassification) call for.
+ */
+function taskFor(config: ModelConfig, inputs: Inputs, file: string, adapter: AdapterTask | null): Task {
   const perRow = inputs.labels !== undefined && !Array.isArray(inputs.labels[0]);
-  if (config.arch === 'roberta') return perRow ? 'sequence-classification' : defaultTask(config);
+  const seqCls = adapter?.taskType === 'SEQ_CLS';
+  if (config.arch === 'roberta') {
+    if (seqCls && inputs.labels !== undefined && !perRow)
+      throw new UsageError(`--inputs ${file}: a SEQ_CLS adapter takes one label per row, not one per token`);
+    return perRow || seqCls ? 'sequence-classification' : defaultTask(config);
+  }
   if (perRow)
     throw new UsageError(
       `--inputs ${file}: "labels" has one label per row, but ${config.arch} is a causal LM (give one label per token)`,
@@ -251,10 +259,13 @@ export async function forward(argv: string[]): Promise<number> {
   await init();
   try {
     let loaded: Awaited<ReturnType<typeof loadModel>>;
+    let adapter: AdapterTask | null = null;
     try {
       const config = await readConfig(values.model);
+      adapter = values.adapter ? await readAdapterTask(values.adapter) : null;
       loaded = await loadModel(values.model, {
-        task: taskFor(config, inputs, file),
+        task: taskFor(config, inputs, file, adapter),
+        numLabels: adapter?.numLabels ?? undefined,
         trainable: Boolean(values.grads) && !values.adapter,
         quantize,
         onProgress: (p) =>
@@ -269,7 +280,8 @@ export async function forward(argv: string[]): Promise<number> {
       throw e;
     }
     const { model } = loaded;
-    if (loaded.initialised.length) {
+    // A head the adapter saves (modules_to_save) replaced the initialised one.
+    if (loaded.initialised.length && !adapter?.numLabels) {
       console.error(
         `sharelora forward: ${loaded.initialised.join(', ')} not in ${values.model}; initialised with seed 0`,
       );
