@@ -4,6 +4,7 @@ import { UsageError } from './cli-error.js';
 import { bench, benchHelp } from './commands/bench.js';
 import { doctor, doctorHelp } from './commands/doctor.js';
 import { evalCommand, evalHelp, evalMerge, evalMergeHelp } from './commands/eval.js';
+import { experiment, experimentHelp } from './commands/experiment.js';
 import { forward, forwardHelp } from './commands/forward.js';
 import { generate, generateHelp } from './commands/generate.js';
 import { importCommand, importHelp } from './commands/import.js';
@@ -30,6 +31,11 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help:
     eval: { run: evalCommand, help: evalHelp, summary: 'GSM8K, MMLU, MMLU-Pro, HumanEval, GLUE results' },
     'eval-merge': { run: evalMerge, help: evalMergeHelp, summary: 'merge sharded eval result files' },
     train: { run: train, help: trainHelp, summary: 'fine-tune with LoRA, ShareLoRA or in full; resumable' },
+    experiment: {
+      run: experiment,
+      help: experimentHelp,
+      summary: 'run a grid of train + eval cells; paper-style reports',
+    },
     params: {
       run: params,
       help: paramsHelp,

@@ -25,6 +25,7 @@ export {
   f32ToBf16Bits,
   f32ToF16Bits,
 } from './float-codecs.js';
+export { formatBytes } from './format.js';
 export { initBrowser } from './init-browser.js';
 /**
  * Kernels of the single-token decoder (matrix-vector products, rotary and cache writes, cache

@@ -4,6 +4,7 @@ import { Device } from './device/device.js';
 import { NoAdapterError } from './errors.js';
 import { getDevice, hasDevice, setDevice } from './runtime.js';
 
+export { writeFileAtomic } from './atomic-file.js';
 export * from './index.js';
 export {
   DEFAULT_MAX_INPUT_BYTES,

@@ -3,8 +3,8 @@
  * recompute it (every sample's prompt, output, target and verdict), so shards can be merged by
  * recomputing metrics from their samples.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '@sharelora/core/node';
 import { EvalDataError } from './errors.js';
 import type { Shard } from './run.js';
 
@@ -48,15 +48,7 @@ export interface EvalResult<S extends ResultSample = ResultSample, M = unknown> 
 
 /** Writes a result as pretty-printed JSON, atomically (temporary file + rename; no temporary file is left on failure). */
 export async function writeResult(file: string, result: EvalResult): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    await writeFile(tmp, `${JSON.stringify(result, null, 2)}\n`);
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await writeFileAtomic(file, `${JSON.stringify(result, null, 2)}\n`);
 }
 
 /** Reads and shape-checks a result file. */

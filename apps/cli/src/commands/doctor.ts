@@ -1,6 +1,6 @@
+import { formatBytes } from '@sharelora/core';
 import { init, matmulPath, selfCheck, shutdown } from '@sharelora/core/node';
 import { parseFlags } from '../args.js';
-import { bytes } from '../units.js';
 
 /** Limits measured in bytes (the others are counts and dimensions), shown in binary units. */
 const BYTE_LIMITS = new Set([
@@ -50,7 +50,7 @@ export async function doctor(argv: string[]): Promise<number> {
         `features     ${i.features.join(', ') || '(none of shader-f16, subgroups, timestamp-query)'}`,
       );
       for (const [k, v] of Object.entries(i.limits))
-        console.log(`limit        ${k.padEnd(34)} ${BYTE_LIMITS.has(k) ? bytes(v) : v}`);
+        console.log(`limit        ${k.padEnd(34)} ${BYTE_LIMITS.has(k) ? formatBytes(v) : v}`);
       console.log(`matmul       ${MATMUL_PATHS[kernels.matmul]}`);
       for (const c of checks)
         console.log(

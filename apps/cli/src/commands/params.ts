@@ -9,13 +9,12 @@ import {
   presetConfig,
   RECOMMENDED,
 } from '@sharelora/adapters';
-import { ShareloraError } from '@sharelora/core';
+import { formatBytes, ShareloraError } from '@sharelora/core';
 import { type LinearModules, linearModulesFromConfig } from '@sharelora/models';
 import { estimateStepMemory, type StepMemoryEstimate } from '@sharelora/train';
 import { intFlag, oneOf, parseFlags, requireFlags } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { RECOMMENDED_TEXT, TARGETS_HELP, targetsFlag } from '../targets.js';
-import { bytes } from '../units.js';
 
 const DESCRIPTIONS: Record<Method, string> = {
   lora: 'plain LoRA: A and B per layer',
@@ -199,7 +198,9 @@ function memoryTable(estimates: StepMemoryEstimate[]): string {
     'total',
   ];
   const rows = estimates.map((e) =>
-    [e.blockWeights, e.otherWeights, e.adapter, e.gradients, e.optimizer, e.activations, e.total].map(bytes),
+    [e.blockWeights, e.otherWeights, e.adapter, e.gradients, e.optimizer, e.activations, e.total].map(
+      formatBytes,
+    ),
   );
   return alignRows([header, ...estimates.map((e, i) => [e.precision, ...rows[i]])]);
 }

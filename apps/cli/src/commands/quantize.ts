@@ -1,12 +1,12 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { formatBytes } from '@sharelora/core';
 import { init, shutdown } from '@sharelora/core/node';
 import { CHECKPOINT_TARGETS, type CheckpointTarget, quantizeCheckpoint, readConfig } from '@sharelora/models';
 import { checkOutputPath, withOutputDirLock } from '@sharelora/train';
 import { oneOf, parseFlags, requireFlags } from '../args.js';
 import { asUsage } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
-import { bytes } from '../units.js';
 
 export const quantizeHelp = `Usage: sharelora quantize --model DIR --to nf4|fp4|int8|bf16|f16|f32 --out DIR [--overwrite] [--json]
 
@@ -65,7 +65,7 @@ export async function quantize(argv: string[]): Promise<number> {
     let total = 0;
     for (const f of files) total += (await stat(join(out, f))).size;
     if (values.json) console.log(JSON.stringify({ model, to, out, files, bytes: total }, null, 2));
-    else console.log(`wrote ${out} (${to}): ${files.length} files, ${bytes(total)}`);
+    else console.log(`wrote ${out} (${to}): ${files.length} files, ${formatBytes(total)}`);
     return 0;
   } finally {
     shutdown();

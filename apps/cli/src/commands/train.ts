@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { METHODS, type Method, RECOMMENDED } from '@sharelora/adapters';
+import { formatBytes } from '@sharelora/core';
 import * as core from '@sharelora/core/node';
 import { DEFAULT_MAX_INPUT_BYTES, shutdown } from '@sharelora/core/node';
 import { accuracy, pearson, spearman } from '@sharelora/eval';
@@ -32,7 +33,7 @@ import { type CliFormat, dataErrorAsUsage, dataSpec, FORMATS } from '../data-for
 import { progress, progressDone } from '../progress.js';
 import { QUIT_WITHOUT_CHECKPOINT, StopSignals } from '../stop-signals.js';
 import { RECOMMENDED_TEXT, TARGETS_HELP, targetsFlag } from '../targets.js';
-import { bytes, num, plural } from '../units.js';
+import { num, plural } from '../units.js';
 import { profileJson, saveTrace } from './profile-output.js';
 
 const TRAIN_METHODS = [...METHODS, 'full'] as const;
@@ -517,16 +518,16 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
         `${num(r.params.total)} counting every use of a tied or shared tensor`,
     );
     say(
-      `memory: base weights ${bytes(r.bytes.weights)}, trainable ${bytes(r.bytes.trainable)}, gradients ${bytes(r.bytes.gradients)}, ` +
-        `optimizer state ${bytes(r.bytes.optimizer)}, peak activations ${bytes(r.bytes.peakActivations)}, peak total ${bytes(r.bytes.peakTotal)}`,
+      `memory: base weights ${formatBytes(r.bytes.weights)}, trainable ${formatBytes(r.bytes.trainable)}, gradients ${formatBytes(r.bytes.gradients)}, ` +
+        `optimizer state ${formatBytes(r.bytes.optimizer)}, peak activations ${formatBytes(r.bytes.peakActivations)}, peak total ${formatBytes(r.bytes.peakTotal)}`,
     );
     const byFormat = Object.entries(ft.baseWeightsByFormat);
     if (byFormat.length > 1 || s.quantize)
-      say(`base weights by format: ${byFormat.map(([f, b]) => `${f} ${bytes(b)}`).join(', ')}`);
+      say(`base weights by format: ${byFormat.map(([f, b]) => `${f} ${formatBytes(b)}`).join(', ')}`);
     if (frozen)
       say(
         `frozen model at ${frozen.map((f) => f.precision).join(' / ')}: ` +
-          `${frozen.map((f) => bytes(f.blockWeights + f.otherWeights)).join(' / ')} (--quantize nf4|int8 keeps the blocks' weights quantized)`,
+          `${frozen.map((f) => formatBytes(f.blockWeights + f.otherWeights)).join(' / ')} (--quantize nf4|int8 keeps the blocks' weights quantized)`,
       );
     if (result.steps === 0) {
       say(

@@ -1,10 +1,7 @@
-/**
- * Node-only safetensors file access: a reader that fetches single tensors with positioned reads
- * (large checkpoints are never loaded whole) and an atomic writer.
- */
-import { randomBytes } from 'node:crypto';
+
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { dirname, } from 'node:path';
+import { syncDirectory, tempPathBeside } from '../atomic-file.js';
 import { SafetensorsError } from './errors.js';
 import {
   DTYPE_ITEMSIZE,
@@ -172,18 +169,6 @@ export class SafetensorsReader {
 }
 
 /** Make the rename itself durable; directories cannot be opened on some platforms, so best effort. */
-async function syncDirectory(dir: string): Promise<void> {
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(dir, 'r');
-    await fh.sync();
-  } catch {
-    // Not supported here (e.g. Windows); the data itself was already fsynced.
-  } finally {
-    await fh?.close().catch(() => {});
-  }
-}
-
 /**
  * Write a safetensors file atomically: the data goes to a temporary file in the same directory,
  * is fsynced, and is renamed over `path`, so readers see either the old file or the complete new
@@ -198,7 +183,7 @@ export async function writeSafetensors(
 ): Promise<void> {
   const plan = planSafetensorsWrite(tensors, metadata, { path });
   const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = tempPathBeside(path);
   let fh: FileHandle | undefined;
   try {
     fh = await open(tmp, 'wx');

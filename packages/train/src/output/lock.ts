@@ -114,9 +114,15 @@ function parseHolder(text: string): LockHolder | null {
 function processRuns(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A killed process whose parent died too stays a zombie until something reaps it: it runs no more.
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch (e) {
+    // No /proc (not Linux): trust kill(0). ENOENT on Linux: it just exited.
+    return !(process.platform === 'linux' && (e as NodeJS.ErrnoException).code === 'ENOENT');
   }
 }
 

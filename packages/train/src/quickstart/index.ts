@@ -12,7 +12,7 @@ export {
   type TaskData,
   taskData,
 } from './quickstart.js';
-export { formatBytes, formatQuickstartTable, lossChart, METHOD_LABELS, renderReport } from './report.js';
+export { formatQuickstartTable, lossChart, METHOD_LABELS, renderReport } from './report.js';
 export {
   COPY_TASK,
   DIGITS,

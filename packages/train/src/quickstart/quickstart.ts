@@ -8,7 +8,7 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { injectAdapter, type Method, presetConfig } from '@sharelora/adapters';
-import { Rng } from '@sharelora/core';
+import { formatBytes, Rng } from '@sharelora/core';
 import {
   type AnyModel,
   type CausalLM,
@@ -29,7 +29,7 @@ import { medianStepMs } from '../trainer/step-time.js';
 import { textTokenizerOf } from '../trainer/tokenizer.js';
 import { Trainer } from '../trainer/trainer.js';
 import type { TrainResult } from '../trainer/types.js';
-import { formatBytes, METHOD_LABELS, renderReport } from './report.js';
+import { METHOD_LABELS, renderReport } from './report.js';
 import {
   COPY_TASK,
   DIGITS,

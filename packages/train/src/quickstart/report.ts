@@ -3,6 +3,7 @@
  * report (inline CSS and SVG, no scripts or external assets) with the table and the loss curves.
  */
 import type { Method } from '@sharelora/adapters';
+import { formatBytes } from '@sharelora/core';
 import type { CurvePoint, QuickstartResult } from './quickstart.js';
 
 /** Each method's name as tables and reports print it (LoRA, ShareA, ...). */
@@ -24,13 +25,6 @@ const COLORS: Readonly<Record<Method, string>> = {
 
 const int = (n: number) => n.toLocaleString('en-US');
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-
-/** A byte count for people: B, KiB (one decimal) or MiB (two). */
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 ** 2).toFixed(2)} MiB`;
-}
 
 /** The comparison as rows of cells, shared by the terminal table and the HTML one. */
 function tableCells(r: QuickstartResult): { header: string[]; rows: string[][] } {

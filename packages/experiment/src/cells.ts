@@ -1,0 +1,120 @@
+/**
+ * An experiment's cells: the cross product models × datasets × methods × seeds, in the order the
+ * file names them. Each cell has a stable id, a hash of everything that decides its result, so a
+ * cell keeps its id (and its finished output) when others are added to the file, and gets a new one
+ * when any of its own settings change.
+ */
+import { createHash } from 'node:crypto';
+import type {
+  DatasetSpec,
+  EvaluationSpec,
+  Experiment,
+  MethodSpec,
+  ModelRecipe,
+  TrainingSpec,
+} from './schema.js';
+
+/** Everything that decides a cell's result. */
+export interface CellSettings {
+  model: ModelRecipe;
+  dataset: DatasetSpec;
+  method: MethodSpec;
+  training: TrainingSpec;
+  evaluations: EvaluationSpec[];
+  seed: number;
+}
+
+export interface Cell {
+  /** Position in the experiment's cell list (a scheduler's array index). */
+  index: number;
+  /** Hash of the settings: the cell's folder name. */
+  id: string;
+  /** model/dataset/method/seed, for people. */
+  name: string;
+  model: string;
+  dataset: string;
+  method: string;
+  seed: number;
+  settings: CellSettings;
+}
+
+/** JSON with object keys sorted at every level, so equal settings always hash alike. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** The first 12 hex digits of the SHA-256 of the settings' canonical JSON. */
+export function cellId(settings: CellSettings): string {
+  return createHash('sha256').update(canonicalJson(settings)).digest('hex').slice(0, 12);
+}
+
+export function expandCells(exp: Experiment): Cell[] {
+  const cells: Cell[] = [];
+  for (const [model, recipe] of Object.entries(exp.models))
+    for (const [dataset, data] of Object.entries(exp.datasets))
+      for (const [method, spec] of Object.entries(exp.methods))
+        for (const seed of exp.seeds) {
+          const settings: CellSettings = {
+            model: recipe,
+            dataset: data,
+            method: spec,
+            training: exp.training,
+            evaluations: exp.evaluations,
+            seed,
+          };
+          cells.push({
+            index: cells.length,
+            id: cellId(settings),
+            name: `${model}/${dataset}/${method}/seed-${seed}`,
+            model,
+            dataset,
+            method,
+            seed,
+            settings,
+          });
+        }
+  return cells;
+}
+
+/**
+ * The cells a `--cells` list picks: ids, names, or array indices (as a scheduler passes them),
+ * in list order; anything that matches no cell is an error naming it.
+ */
+export function selectCells(cells: readonly Cell[], picks: readonly string[]): Cell[] {
+  return picks.map((p) => {
+    const hit =
+      cells.find((c) => c.id === p || c.name === p) ?? (/^\d+$/.test(p) ? cells[Number(p)] : undefined);
+    if (!hit) throw new Error(`no cell "${p}" (give an id, a name, or an index below ${cells.length})`);
+    return hit;
+  });
+}
+
+/**
+ * A cell's `sharelora train` options by long flag name (the --config file it runs with): the
+ * shared training settings, the method's (its targets and lr win), the dataset's reading settings
+ * and the seed. Paths (model, data, eval data, output) are the runner's to add.
+ */
+export function trainOptions(settings: CellSettings): Record<string, unknown> {
+  const { method, training, dataset } = settings;
+  const options: Record<string, unknown> = {
+    ...training,
+    method: method.method,
+    rank: method.rank,
+    alpha: method.alpha,
+    dropout: method.dropout,
+    targets: method.targets ?? training.targets,
+    lr: method.lr ?? training.lr,
+    format: dataset.format,
+    validation: dataset.validation,
+    labels: dataset.labels,
+    seed: settings.seed,
+  };
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+}
