@@ -78,6 +78,16 @@ describe('sharelora experiment', () => {
     ).rows[0];
     expect(row.method).toBe('lora');
     expect(row.metrics['held-out loss'].mean).toBeCloseTo((lora[0] + lora[1]) / 2, 12);
+    const html = readFileSync(join(output(whole), 'report', 'report.html'), 'utf8');
+    expect(html).toContain('<td>tiny-llama</td><td>lora</td><td>2/2</td>');
+    // Two charts: held-out loss against trainable parameters, and the loss curves.
+    expect(html.match(/<svg/g)?.length).toBeGreaterThanOrEqual(2);
+    expect(html).toContain('held-out loss against trainable parameters');
+    const curves = (uninterrupted as { curves: Array<{ method: string; points: unknown[] }> }).curves;
+    expect(curves.map((c) => [c.method, c.points.length])).toEqual([
+      ['lora', 40],
+      ['share-a', 40],
+    ]);
     const csv = readFileSync(join(output(whole), 'report', 'report.csv'), 'utf8');
     expect(csv.split('\n')[0]).toMatch(/^dataset,model,method,cells,complete,failed,held-out loss_mean/);
   });

@@ -12,6 +12,7 @@ export {
   selectCells,
   trainOptions,
 } from './cells.js';
+export { reportHtml } from './html.js';
 export {
   type CellRecord,
   type CellStatus,
@@ -22,12 +23,23 @@ export {
 export {
   buildReport,
   type ExperimentReport,
+  type ReportCurve,
   type ReportRow,
   reportCsv,
   reportMarkdown,
   type Stat,
   stat,
 } from './report.js';
+export {
+  dnsLabel,
+  type IndexedJobOptions,
+  k8sIndexedJob,
+  k8sIndexedJobYaml,
+  type SlurmOptions,
+  shellQuote,
+  slurmArray,
+  slurmScript,
+} from './schedulers.js';
 export {
   type DatasetSpec,
   type EvaluationSpec,
@@ -45,6 +57,7 @@ export {
   modelDir,
   readCellRecord,
   readCellRecords,
+  readTrainCurve,
   reportDir,
   writeCellRecord,
   writeJsonAtomic,

@@ -33,7 +33,15 @@ export interface ReportRow {
   timing: { seconds: Stat | null; tokensPerSec: Stat | null };
 }
 
-/** An experiment's tables as data (`report.json`); reportMarkdown and reportCsv render it. */
+/** A training-loss curve: the mean over a row's finished seeds at each step they all logged. */
+export interface ReportCurve {
+  dataset: string;
+  model: string;
+  method: string;
+  points: Array<{ step: number; loss: number }>;
+}
+
+/** An experiment's tables as data (`report.json`); reportMarkdown, reportCsv and reportHtml render it. */
 export interface ExperimentReport {
   experiment: string;
   /** Unit of the losses. */
@@ -44,6 +52,18 @@ export interface ExperimentReport {
   failures: Array<{ name: string; id: string; error: string }>;
   /** Cells without a finished or failed record. */
   pending: string[];
+  /** Training loss per step, by dataset, model and method (when the curves were given). */
+  curves: ReportCurve[];
+}
+
+/** Mean over curves at the steps every one of them has. */
+function meanCurve(curves: ReadonlyArray<ReadonlyArray<{ step: number; loss: number }>>) {
+  if (!curves.length) return [];
+  const maps = curves.map((c) => new Map(c.map((p) => [p.step, p.loss])));
+  return [...maps[0].keys()]
+    .filter((step) => maps.every((m) => m.has(step)))
+    .sort((a, b) => a - b)
+    .map((step) => ({ step, loss: maps.reduce((a, m) => a + (m.get(step) as number), 0) / maps.length }));
 }
 
 /** Mean and sample standard deviation of `values`; null when there are none. */
@@ -80,6 +100,7 @@ export function buildReport(
   experiment: string,
   cells: readonly Cell[],
   records: ReadonlyMap<string, CellRecord>,
+  curves: ReadonlyMap<string, ReadonlyArray<{ step: number; loss: number }>> = new Map(),
 ): ExperimentReport {
   const groups = new Map<string, Cell[]>();
   for (const c of cells) {
@@ -88,6 +109,7 @@ export function buildReport(
   }
   const metricNames: string[] = [];
   const rows: ReportRow[] = [];
+  const meanCurves: ReportCurve[] = [];
   let lossUnit = 'nats/token';
   for (const group of groups.values()) {
     const done = group.map((c) => records.get(c.id)).filter((r): r is CellRecord => r?.status === 'complete');
@@ -100,6 +122,9 @@ export function buildReport(
       if (s) metrics[name] = s;
     }
     const train = done.map((r) => r.train).filter((t) => t !== undefined);
+    const points = meanCurve(done.map((r) => curves.get(r.id)).filter((c) => c !== undefined));
+    if (points.length)
+      meanCurves.push({ dataset: group[0].dataset, model: group[0].model, method: group[0].method, points });
     if (train[0]) lossUnit = train[0].lossUnit;
     rows.push({
       model: group[0].model,
@@ -125,7 +150,7 @@ export function buildReport(
   const pending = cells
     .filter((c) => !['complete', 'failed'].includes(records.get(c.id)?.status ?? ''))
     .map((c) => c.name);
-  return { experiment, lossUnit, metricNames, rows, failures, pending };
+  return { experiment, lossUnit, metricNames, rows, failures, pending, curves: meanCurves };
 }
 
 const num = (x: number): string => (Math.abs(x) >= 1000 ? x.toFixed(0) : x.toPrecision(4));

@@ -50,3 +50,28 @@ export async function readCellRecords(
   const entries = await Promise.all(cells.map(async (c) => [c.id, await readCellRecord(output, c)] as const));
   return new Map(entries.filter((e): e is readonly [string, CellRecord] => e[1] !== undefined));
 }
+
+/**
+ * The training-loss curve of a train output folder (its metrics.jsonl): one point per step, the
+ * last line of a step winning (a resumed run logs again the steps after its checkpoint).
+ */
+export async function readTrainCurve(trainDir: string): Promise<Array<{ step: number; loss: number }>> {
+  let text: string;
+  try {
+    text = await readFile(join(trainDir, 'metrics.jsonl'), 'utf8');
+  } catch {
+    return [];
+  }
+  const byStep = new Map<number, number>();
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const m = JSON.parse(line) as { type?: string; step?: number; loss?: number };
+      if (m.type === 'step' && typeof m.step === 'number' && typeof m.loss === 'number')
+        byStep.set(m.step, m.loss);
+    } catch {
+      // A line cut short by a kill: the resumed run logs that step again.
+    }
+  }
+  return [...byStep].sort(([a], [b]) => a - b).map(([step, loss]) => ({ step, loss }));
+}

@@ -196,6 +196,41 @@ describe('report', () => {
     expect(csv[1]).toMatch(/^add,tiny,lora,2,2,0,2.5,0.7071067811865476,2,/);
   });
 
+  it('averages the training curves of a row over its seeds, at the steps all of them have', () => {
+    const records = new Map([
+      [cells[0].id, record(0, 2)],
+      [cells[1].id, record(1, 3)],
+    ]);
+    const curves = new Map([
+      [
+        cells[0].id,
+        [
+          { step: 1, loss: 4 },
+          { step: 2, loss: 3 },
+          { step: 3, loss: 2 },
+        ],
+      ],
+      [
+        cells[1].id,
+        [
+          { step: 1, loss: 6 },
+          { step: 2, loss: 5 },
+        ],
+      ],
+    ]);
+    expect(buildReport('grid', cells, records, curves).curves).toEqual([
+      {
+        dataset: 'add',
+        model: 'tiny',
+        method: 'lora',
+        points: [
+          { step: 1, loss: 5 },
+          { step: 2, loss: 4 },
+        ],
+      },
+    ]);
+  });
+
   it('lists cells without a record as pending', () => {
     const r = buildReport('grid', cells, new Map([[cells[0].id, record(0, 2)]]));
     expect(r.pending).toEqual(cells.slice(1).map((c) => c.name));

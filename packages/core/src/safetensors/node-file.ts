@@ -1,6 +1,5 @@
-
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
-import { dirname, } from 'node:path';
+import { dirname } from 'node:path';
 import { syncDirectory, tempPathBeside } from '../atomic-file.js';
 import { SafetensorsError } from './errors.js';
 import {

@@ -1,0 +1,373 @@
+/** `sharelora experiment run`: each cell trained and evaluated in child processes, its record kept as it goes. */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { formatBytes } from '@sharelora/core';
+import {
+  type Cell,
+  type CellRecord,
+  cellDir,
+  type Experiment,
+  type ModelRecipe,
+  modelDir,
+  numericLeaves,
+  readCellRecord,
+  trainFigures,
+  trainOptions,
+  writeCellRecord,
+  writeJsonAtomic,
+} from '@sharelora/experiment';
+import { parseFlags } from '../args.js';
+import { UsageError } from '../cli-error.js';
+import { plural } from '../units.js';
+import { checkInputs, type Loaded, loadExperiment, pickCells, SELF } from './experiment-file.js';
+import { experimentHelp } from './experiment-help.js';
+
+interface ChildResult {
+  code: number;
+  stdout: string;
+  /** The last lines it wrote to stderr (the error of a failed step). */
+  stderrTail: string;
+}
+
+/** The child process running now, for passing on Ctrl-C / SIGTERM. */
+let current: ReturnType<typeof spawn> | null = null;
+let stopping: NodeJS.Signals | null = null;
+
+/** Runs `sharelora ARGS` in a child process; its stderr (progress, messages) is passed through. */
+function runChild(args: string[], quiet: boolean): Promise<ChildResult> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [SELF, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    current = child;
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+    });
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      stderr = (stderr + s).slice(-8000);
+      if (!quiet) process.stderr.write(s);
+    });
+    child.on('error', fail);
+    child.on('close', (code, signal) => {
+      current = null;
+      const tail = stderr
+        .split('\n')
+        .filter((line) => line.trim() && !/^Warning: .* artificially reduced/.test(line))
+        .slice(-6)
+        .join('\n');
+      done({ code: code ?? (signal ? 128 : 1), stdout, stderrTail: tail });
+    });
+  });
+}
+
+/** The model directory of a recipe, built (init / import) into OUTPUT/models/<name> the first time. */
+/**
+ * The model directory of a recipe, built (init / import) into ROOT/models/<name> the first time.
+ * It is built beside its final place and renamed there, so scheduler tasks that start together
+ * cannot see or leave a half-written model: the first rename wins, the others discard theirs.
+ */
+export async function materializeModel(
+  l: Loaded,
+  name: string,
+  recipe: ModelRecipe,
+  root: string,
+  quiet: boolean,
+) {
+  if (recipe.path) return resolve(l.dir, recipe.path);
+  const out = modelDir(root, name);
+  const exists = () =>
+    stat(join(out, 'config.json')).then(
+      () => true,
+      () => false,
+    );
+  if (await exists()) return out;
+  const tmp = `${out}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  let args: string[];
+  if (recipe.init) {
+    const { arch, preset, seed } = recipe.init;
+    args = ['init', '--arch', arch, '--preset', preset, '--seed', String(seed), '--out', tmp];
+  } else {
+    const imp = recipe.import as NonNullable<ModelRecipe['import']>;
+    args = ['import', resolve(l.dir, imp.file), '--out', tmp];
+    if (imp.from) args.push('--from', imp.from);
+    if (imp.tokenizer) args.push('--tokenizer', resolve(l.dir, imp.tokenizer));
+  }
+  try {
+    const r = await runChild(args, quiet);
+    if (r.code !== 0) throw new UsageError(`models.${name}: sharelora ${args[0]} failed:\n${r.stderrTail}`);
+    await rename(tmp, out).catch(async (e) => {
+      if (!(await exists())) throw e;
+    });
+    return out;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** `sharelora eval` arguments of evaluation `i` for a trained cell. */
+function evalArgs(l: Loaded, cell: Cell, i: number, model: string, out: string): string[] {
+  const { task, data, ...flags } = cell.settings.evaluations[i];
+  const trained = join(cellDir(l.output, cell), 'train');
+  const args = ['eval', '--task', task, '--data', resolve(l.dir, data), '--out', out];
+  if (cell.settings.method.method === 'full') args.push('--model', trained);
+  else args.push('--model', model, '--adapter', trained);
+  for (const [k, v] of Object.entries(flags)) {
+    if (v === false) continue;
+    args.push(`--${k}`);
+    if (v !== true) args.push(String(v));
+  }
+  return args;
+}
+
+/** Report names of the evaluations: the task, numbered when a task appears twice. */
+function evalNames(exp: Experiment): string[] {
+  return exp.evaluations.map((e, i) =>
+    exp.evaluations.filter((x) => x.task === e.task).length > 1 ? `${e.task}#${i + 1}` : e.task,
+  );
+}
+
+/** sharelora, node and platform, recorded with each cell. */
+function versions(): Record<string, string> {
+  // The built file lives in dist/, next to the package's package.json.
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return { sharelora: pkg.version, node: process.version, platform: `${process.platform}-${process.arch}` };
+}
+
+async function readJson(file: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The `sharelora train --config` settings of a cell (every path absolute). */
+function trainConfig(l: Loaded, cell: Cell, model: string, out: string): Record<string, unknown> {
+  const { dataset } = cell.settings;
+  return {
+    ...trainOptions(cell.settings),
+    model,
+    data: resolve(l.dir, dataset.train),
+    ...(dataset.eval ? { 'eval-data': resolve(l.dir, dataset.eval) } : {}),
+    out,
+    json: true,
+  };
+}
+
+/**
+ * Trains and evaluates one cell, recording its state in cell.json as it goes. Each finished part
+ * leaves a file (train-result.json, eval-*.json) that a later run reuses; an interrupted training
+ * resumes from its checkpoint. Returns with the cell still 'running' when a stop signal came.
+ */
+async function runCell(l: Loaded, cell: Cell, model: string): Promise<CellRecord> {
+  const dir = cellDir(l.output, cell);
+  const prev = await readCellRecord(l.output, cell);
+  const t0 = Date.now();
+  const { id, name, index, dataset, method, seed, settings } = cell;
+  const record: CellRecord = {
+    id,
+    name,
+    index,
+    model: cell.model,
+    dataset,
+    method,
+    seed,
+    settings,
+    status: 'running',
+    attempts: (prev?.attempts ?? 0) + 1,
+    started: new Date().toISOString(),
+    versions: versions(),
+  };
+  await writeCellRecord(l.output, record);
+  const finish = async (status: 'complete' | 'failed', error?: string) => {
+    Object.assign(record, {
+      status,
+      error,
+      finished: new Date().toISOString(),
+      seconds: (Date.now() - t0) / 1000,
+    });
+    await writeCellRecord(l.output, record);
+    return record;
+  };
+
+  const resultFile = join(dir, 'train-result.json');
+  let doc = await readJson(resultFile);
+  if (!doc) {
+    const configFile = join(dir, 'train-config.json');
+    await writeJsonAtomic(configFile, { ...trainConfig(l, cell, model, join(dir, 'train')), resume: true });
+    const r = await runChild(['train', '--config', configFile], false);
+    if (stopping) return record;
+    if (r.code !== 0) return finish('failed', `sharelora train exited with ${r.code}: ${r.stderrTail}`);
+    doc = JSON.parse(r.stdout) as Record<string, unknown>;
+    await writeJsonAtomic(resultFile, doc);
+  }
+  record.train = trainFigures(doc);
+
+  const names = evalNames(l.exp);
+  record.evals = {};
+  for (let i = 0; i < settings.evaluations.length; i++) {
+    const out = join(dir, `eval-${i + 1}-${settings.evaluations[i].task}.json`);
+    let result = await readJson(out);
+    if (!result) {
+      const r = await runChild(evalArgs(l, cell, i, model, out), false);
+      if (stopping) return record;
+      if (r.code !== 0)
+        return finish('failed', `sharelora eval (${names[i]}) exited with ${r.code}: ${r.stderrTail}`);
+      result = await readJson(out);
+      if (!result) return finish('failed', `sharelora eval (${names[i]}) wrote no readable ${out}`);
+    }
+    record.evals[names[i]] = numericLeaves(result.metrics);
+  }
+  return finish('complete');
+}
+
+function headline(r: CellRecord): string {
+  if (r.status === 'failed') return `failed: ${(r.error ?? '').split('\n')[0]}`;
+  const t = r.train;
+  const loss = t?.heldOutLoss ?? t?.bestValLoss ?? t?.trainLoss;
+  return `complete in ${(r.seconds ?? 0).toFixed(1)} s${loss != null ? `, loss ${loss.toFixed(4)} ${t?.lossUnit}` : ''}`;
+}
+
+/** Time and peak memory of each selected cell, extrapolated from a 2-step probe per model and method. */
+async function dryRun(l: Loaded, cells: readonly Cell[], json: boolean): Promise<number> {
+  const tmp = await mkdtemp(join(tmpdir(), 'sharelora-dry-run-'));
+  try {
+    const probes = new Map<string, { seconds: number; peakBytes: number } | { error: string }>();
+    const rows = [];
+    for (const cell of cells) {
+      const key = JSON.stringify([cell.model, cell.dataset, cell.method]);
+      if (!probes.has(key)) {
+        process.stderr.write(`probing ${cell.model}/${cell.dataset}/${cell.method}...\n`);
+        const existing = modelDir(l.output, cell.model);
+        const haveModel = await stat(join(existing, 'config.json')).then(
+          () => true,
+          () => false,
+        );
+        const model =
+          cell.settings.model.path || !haveModel
+            ? await materializeModel(l, cell.model, cell.settings.model, tmp, true)
+            : existing;
+        const config = trainConfig(l, cell, model, join(tmp, `probe-${probes.size}`));
+        const configFile = join(tmp, `probe-${probes.size}.json`);
+        await writeFile(
+          configFile,
+          JSON.stringify({ ...config, steps: 2, 'save-every': 1000, 'eval-every': undefined }),
+        );
+        const t0 = Date.now();
+        const r = await runChild(['train', '--config', configFile], true);
+        const wall = (Date.now() - t0) / 1000;
+        if (r.code !== 0) probes.set(key, { error: r.stderrTail.split('\n').at(-1) ?? `exit ${r.code}` });
+        else {
+          const doc = JSON.parse(r.stdout) as Record<string, unknown>;
+          const f = trainFigures(doc);
+          const t = cell.settings.training;
+          const examples = Number(
+            (doc.dataReport as { train?: { examples?: number } })?.train?.examples ?? 0,
+          );
+          const perStep = (t['batch-size'] ?? 8) * (t['grad-accum'] ?? 1);
+          const steps = t.steps ?? Math.ceil((examples * (t.epochs ?? 1)) / perStep);
+          probes.set(key, {
+            seconds: wall + (Math.max(steps - 2, 0) * f.msPerStep) / 1000,
+            peakBytes: f.peakBytes,
+          });
+        }
+      }
+      const probe = probes.get(key) as { seconds: number; peakBytes: number } | { error: string };
+      const status = (await readCellRecord(l.output, cell))?.status ?? 'not run';
+      rows.push({ index: cell.index, id: cell.id, name: cell.name, status, ...probe });
+    }
+    if (json) console.log(JSON.stringify({ experiment: l.exp.name, output: l.output, cells: rows }, null, 2));
+    else {
+      console.log(`${l.exp.name}: ${plural(cells.length, 'cell')} → ${l.output}`);
+      for (const r of rows) {
+        const est =
+          'error' in r
+            ? `probe failed: ${r.error}`
+            : `~${r.seconds.toFixed(0)} s, peak ${formatBytes(r.peakBytes)}`;
+        console.log(
+          `  ${String(r.index).padStart(3)}  ${r.id}  ${r.name.padEnd(40)} ${r.status.padEnd(9)} ${est}`,
+        );
+      }
+      if (l.exp.evaluations.length) console.log('(estimates cover training; evaluations come on top)');
+    }
+    return 0;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** `sharelora experiment run`. */
+export async function experimentRun(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(
+    'experiment run',
+    argv,
+    { cells: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
+    { allowPositionals: true },
+  );
+  if (values.help) {
+    console.log(experimentHelp);
+    return 0;
+  }
+  const l = await loadExperiment(positionals, 'run');
+  const selected = pickCells(l, values.cells);
+  await checkInputs(l, selected);
+  if (values['dry-run']) return dryRun(l, selected, Boolean(values.json));
+
+  const onSignal = (sig: NodeJS.Signals) => {
+    stopping = sig;
+    current?.kill(sig);
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  try {
+    await writeJsonAtomic(join(l.output, 'experiment.json'), {
+      name: l.exp.name,
+      file: l.file,
+      cells: l.cells.map(({ index, id, name }) => ({ index, id, name })),
+    });
+    const models = new Map<string, string>();
+    for (const c of selected)
+      if (!models.has(c.model))
+        models.set(c.model, await materializeModel(l, c.model, c.settings.model, l.output, false));
+    const results: CellRecord[] = [];
+    for (const [i, cell] of selected.entries()) {
+      const prev = await readCellRecord(l.output, cell);
+      const tag = `[${i + 1}/${selected.length}] ${cell.name} (${cell.id})`;
+      if (prev?.status === 'complete') {
+        process.stderr.write(`${tag}: complete, skipped\n`);
+        results.push(prev);
+        continue;
+      }
+      process.stderr.write(`${tag}: ${prev ? `resuming (attempt ${prev.attempts + 1})` : 'starting'}\n`);
+      const rec = await runCell(l, cell, models.get(cell.model) as string);
+      if (stopping) {
+        process.stderr.write(`${tag}: stopped by ${stopping}; run again to resume\n`);
+        return stopping === 'SIGINT' ? 130 : 143;
+      }
+      process.stderr.write(`${tag}: ${headline(rec)}\n`);
+      results.push(rec);
+    }
+    const failed = results.filter((r) => r.status === 'failed');
+    if (values.json)
+      console.log(
+        JSON.stringify({
+          experiment: l.exp.name,
+          output: l.output,
+          cells: results.map(({ id, name, status, error }) => ({ id, name, status, error })),
+        }),
+      );
+    else
+      console.log(
+        `${l.exp.name}: ${plural(results.length - failed.length, 'cell')} complete` +
+          `${failed.length ? `, ${failed.length} failed` : ''}; 'sharelora experiment report ${positionals[0]}' writes the tables`,
+      );
+    return failed.length ? 1 : 0;
+  } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * `sharelora experiment submit`: the tiny grid through a real Slurm cluster (the one-node cluster
+ * scripts/slurm-local.sh starts; CI starts it as root) must give the report a local run gives; the
+ * Kubernetes manifest it writes (its schema is checked in @sharelora/experiment's tests).
+ */
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from './run-cli.js';
+
+const EXAMPLE = fileURLToPath(new URL('../../../examples/experiments/tiny/', import.meta.url));
+const root = mkdtempSync(join(tmpdir(), 'experiment-submit-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+function copyGrid(name: string): string {
+  const dir = join(root, name);
+  cpSync(EXAMPLE, dir, { recursive: true, filter: (src) => !src.includes('-runs') });
+  return join(dir, 'experiment.yaml');
+}
+
+function reportWithoutTiming(file: string): unknown {
+  const r = runCli(['experiment', 'report', file, '--json']);
+  expect(r.status, r.stderr).toBe(0);
+  const report = JSON.parse(r.stdout);
+  for (const row of report.rows) delete row.timing;
+  return report;
+}
+
+const sinfo = spawnSync('sinfo', ['-h', '-o', '%T'], { encoding: 'utf8', timeout: 10_000 });
+const haveSlurm = sinfo.status === 0 && /idle|mixed|allocated/.test(sinfo.stdout);
+if (!haveSlurm)
+  console.warn(
+    'experiment-submit.test: no Slurm cluster here; start one with: sudo bash scripts/slurm-local.sh start',
+  );
+
+describe('sharelora experiment submit', () => {
+  it.runIf(process.env.CI === 'true')('CI has the local Slurm cluster', () => {
+    expect(haveSlurm, 'bash scripts/slurm-local.sh start (as root) did not leave a cluster up').toBe(true);
+  });
+
+  it.runIf(haveSlurm)('--slurm runs the grid as an array job to the report a local run gives', () => {
+    const local = copyGrid('local');
+    expect(runCli(['experiment', 'run', local]).status).toBe(0);
+    const file = copyGrid('slurm');
+    const r = runCli(['experiment', 'submit', file, '--slurm', '--wait', '--time', '10:00']);
+    expect(r.status, r.stderr).toBe(0);
+    const job = /submitted job (\d+): 4 array tasks/.exec(r.stdout)?.[1];
+    expect(job, r.stdout).toBeDefined();
+    const slurmDir = join(file.replace(/\.yaml$/, '-runs'), 'slurm');
+    expect(
+      readdirSync(slurmDir)
+        .filter((f) => f.endsWith('.log'))
+        .sort(),
+    ).toEqual([0, 1, 2, 3].map((i) => `${job}_${i}.log`));
+    // Task 2's log is cell 2's run.
+    expect(readFileSync(join(slurmDir, `${job}_2.log`), 'utf8')).toMatch(
+      /\[1\/1\] tiny-llama\/addition\/share-a\/seed-0/,
+    );
+    expect(reportWithoutTiming(file)).toEqual(reportWithoutTiming(local));
+    const again = runCli(['experiment', 'submit', file, '--slurm']);
+    expect(again.stdout).toContain('all 4 selected cells complete; nothing to submit');
+  });
+
+  it('--slurm --dry-run writes the script for the cells not complete', () => {
+    const file = copyGrid('dry');
+    expect(runCli(['experiment', 'run', file, '--cells', '1']).status).toBe(0);
+    const r = runCli([
+      'experiment',
+      'submit',
+      file,
+      '--slurm',
+      '--dry-run',
+      '--partition',
+      'gpu',
+      '--max-parallel',
+      '2',
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    const script = readFileSync(
+      join(file.replace(/\.yaml$/, '-runs'), 'slurm', 'tiny-addition.sbatch'),
+      'utf8',
+    );
+    expect(script).toContain('#SBATCH --array=0,2-3%2\n');
+    expect(script).toContain('#SBATCH --partition=gpu\n');
+    expect(script).toMatch(/experiment run \S+experiment\.yaml --cells "\$SLURM_ARRAY_TASK_ID"\n$/);
+    // The models are built before the tasks start, so that they do not race to build them.
+    expect(existsSync(join(file.replace(/\.yaml$/, '-runs'), 'models', 'tiny-llama', 'config.json'))).toBe(
+      true,
+    );
+  });
+
+  it('--emit k8s writes an Indexed Job over every cell', () => {
+    const file = copyGrid('k8s');
+    const missing = runCli(['experiment', 'submit', file, '--emit', 'k8s']);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('--emit k8s needs --image');
+    const r = runCli([
+      'experiment',
+      'submit',
+      file,
+      '--emit',
+      'k8s',
+      '--image',
+      'example/sharelora:0.1',
+      '--pvc',
+      'exp',
+      '--mount',
+      root,
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    const yaml = readFileSync(
+      join(file.replace(/\.yaml$/, '-runs'), 'k8s', 'tiny-addition-job.yaml'),
+      'utf8',
+    );
+    expect(yaml).toContain('completionMode: Indexed');
+    expect(yaml).toContain('completions: 4');
+    expect(yaml).toContain('claimName: exp');
+    expect(yaml).toContain(file);
+    expect(r.stdout).toContain('kubectl apply -f');
+  });
+
+  it('refuses a submit without a scheduler, or with both', () => {
+    const file = copyGrid('usage');
+    expect(runCli(['experiment', 'submit', file]).stderr).toContain('give one of --slurm and --emit k8s');
+    expect(runCli(['experiment', 'submit', file, '--slurm', '--emit', 'k8s']).status).toBe(2);
+  });
+});
