@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BIN, runCli } from './run-cli.js';
@@ -196,6 +196,46 @@ describe('sharelora experiment', () => {
       expect(c.peakBytes).toBeGreaterThan(0);
     }
     expect(existsSync(output(file))).toBe(false);
+  });
+
+  it('a sequence trains one adapter on each dataset in turn and reports the forgetting table', () => {
+    const file = join(dirname(copyGrid('continual')), 'continual.yaml');
+    const r = runCli(['experiment', 'run', file]);
+    expect(r.status, r.stderr).toBe(0);
+    const runs = file.replace(/\.yaml$/, '-runs');
+    const records = readdirSync(join(runs, 'cells')).map((id) =>
+      JSON.parse(readFileSync(join(runs, 'cells', id, 'cell.json'), 'utf8')),
+    );
+    expect(
+      records.map((c) => [c.method, c.stages.map((s: { dataset: string }) => s.dataset)]).sort(),
+    ).toEqual([
+      ['lora', ['addition', 'subtraction']],
+      ['share-a', ['addition', 'subtraction']],
+    ]);
+    for (const c of records) {
+      const dir = join(runs, 'cells', c.id);
+      // Stage 2 went on from stage 1's adapter, with its settings.
+      const config = JSON.parse(readFileSync(join(dir, 'stage-2-subtraction-config.json'), 'utf8'));
+      expect(config.adapter).toBe(join(dir, 'stage-1-addition'));
+      expect(config.method).toBeUndefined();
+      // Two code paths agree: eval --task loss after stage 1 and train's own --eval-data score.
+      const stage1 = JSON.parse(readFileSync(join(dir, 'stage-1-addition-result.json'), 'utf8'));
+      expect(c.stages[0].heldOut.addition).toBeCloseTo(stage1.evalData.loss, 5);
+      const stage2 = JSON.parse(readFileSync(join(dir, 'stage-2-subtraction-result.json'), 'utf8'));
+      expect(c.stages[1].heldOut.subtraction).toBeCloseTo(stage2.evalData.loss, 5);
+      expect(stage2.adapter.method).toBe(c.method);
+    }
+    const report = JSON.parse(runCli(['experiment', 'report', file, '--json']).stdout);
+    expect(report.rows).toEqual([]);
+    const lora = report.continual.find((t: { method: string }) => t.method === 'lora');
+    const rec = records.find((c) => c.method === 'lora');
+    expect(lora.forgetting.addition.mean).toBeCloseTo(
+      rec.stages[1].heldOut.addition - rec.stages[0].heldOut.addition,
+      12,
+    );
+    expect(runCli(['experiment', 'report', file]).stdout).toContain(
+      '## Continual: add-then-subtract (tiny-llama, lora, 1/1 seeds)',
+    );
   });
 
   it('a malformed file is a usage error naming the key', () => {

@@ -14,10 +14,19 @@ import type {
   TrainingSpec,
 } from './schema.js';
 
+/** One stage of a continual sequence: a dataset by name. */
+export interface SequenceStage {
+  name: string;
+  dataset: DatasetSpec;
+}
+
 /** Everything that decides a cell's result. */
 export interface CellSettings {
   model: ModelRecipe;
-  dataset: DatasetSpec;
+  /** A grid cell's dataset. */
+  dataset?: DatasetSpec;
+  /** A sequence cell's datasets, in training order. */
+  sequence?: SequenceStage[];
   method: MethodSpec;
   training: TrainingSpec;
   evaluations: EvaluationSpec[];
@@ -31,7 +40,10 @@ export interface Cell {
   id: string;
   /** model/dataset/method/seed, for people. */
   name: string;
+  /** A grid cell trains on one dataset; a sequence cell on several in turn (continual learning). */
+  kind: 'grid' | 'sequence';
   model: string;
+  /** The dataset's name, or the sequence's. */
   dataset: string;
   method: string;
   seed: number;
@@ -55,15 +67,34 @@ export function cellId(settings: CellSettings): string {
   return createHash('sha256').update(canonicalJson(settings)).digest('hex').slice(0, 12);
 }
 
+/**
+ * The grid's cells (models × grid datasets × methods × seeds), then the sequences' (models ×
+ * sequences × methods × seeds), in file order.
+ */
 export function expandCells(exp: Experiment): Cell[] {
   const cells: Cell[] = [];
-  for (const [model, recipe] of Object.entries(exp.models))
-    for (const [dataset, data] of Object.entries(exp.datasets))
+  const grid = exp.grid ?? Object.keys(exp.datasets);
+  const units: Array<[Cell['kind'], string, Pick<CellSettings, 'dataset' | 'sequence'>]> = [
+    ...grid.map((d): [Cell['kind'], string, Pick<CellSettings, 'dataset'>] => [
+      'grid',
+      d,
+      { dataset: exp.datasets[d] },
+    ]),
+    ...Object.entries(exp.sequences).map(
+      ([s, list]): [Cell['kind'], string, Pick<CellSettings, 'sequence'>] => [
+        'sequence',
+        s,
+        { sequence: list.map((d) => ({ name: d, dataset: exp.datasets[d] })) },
+      ],
+    ),
+  ];
+  for (const [kind, unit, data] of units)
+    for (const [model, recipe] of Object.entries(exp.models))
       for (const [method, spec] of Object.entries(exp.methods))
         for (const seed of exp.seeds) {
           const settings: CellSettings = {
             model: recipe,
-            dataset: data,
+            ...data,
             method: spec,
             training: exp.training,
             evaluations: exp.evaluations,
@@ -72,9 +103,10 @@ export function expandCells(exp: Experiment): Cell[] {
           cells.push({
             index: cells.length,
             id: cellId(settings),
-            name: `${model}/${dataset}/${method}/seed-${seed}`,
+            name: `${model}/${unit}/${method}/seed-${seed}`,
+            kind,
             model,
-            dataset,
+            dataset: unit,
             method,
             seed,
             settings,
@@ -97,12 +129,12 @@ export function selectCells(cells: readonly Cell[], picks: readonly string[]): C
 }
 
 /**
- * A cell's `sharelora train` options by long flag name (the --config file it runs with): the
- * shared training settings, the method's (its targets and lr win), the dataset's reading settings
- * and the seed. Paths (model, data, eval data, output) are the runner's to add.
+ * A cell's `sharelora train` options for one dataset (its own, or a sequence stage's) by long flag
+ * name (the --config file it runs with): the shared training settings, the method's (its targets
+ * and lr win), the dataset's reading settings and the seed. Paths (model, data, eval data, output) are the runner's to add.
  */
-export function trainOptions(settings: CellSettings): Record<string, unknown> {
-  const { method, training, dataset } = settings;
+export function trainOptions(settings: CellSettings, dataset: DatasetSpec): Record<string, unknown> {
+  const { method, training } = settings;
   const options: Record<string, unknown> = {
     ...training,
     method: method.method,

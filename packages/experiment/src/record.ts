@@ -27,6 +27,14 @@ export interface TrainFigures {
   tokensPerSec: number;
 }
 
+/** One stage of a sequence cell: what it trained on, and every dataset's held-out loss after it. */
+export interface StageRecord {
+  dataset: string;
+  train: TrainFigures;
+  /** Held-out loss of each dataset of the sequence after this stage, by dataset name. */
+  heldOut: Record<string, number>;
+}
+
 /** A cell's `cell.json`: what it ran with, how it went, and its figures. */
 export interface CellRecord {
   id: string;
@@ -48,7 +56,10 @@ export interface CellRecord {
   seconds?: number;
   /** sharelora, node and platform versions of the finishing attempt. */
   versions: Record<string, string>;
+  /** A grid cell's training, or a sequence cell's last stage's. */
   train?: TrainFigures;
+  /** A sequence cell's stages so far. */
+  stages?: StageRecord[];
   /** Each evaluation's numeric metrics, by task name. */
   evals?: Record<string, Record<string, number>>;
 }

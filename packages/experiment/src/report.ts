@@ -33,6 +33,24 @@ export interface ReportRow {
   timing: { seconds: Stat | null; tokensPerSec: Stat | null };
 }
 
+/** A sequence's forgetting table for one model and method, over its seeds. */
+export interface ContinualTable {
+  model: string;
+  sequence: string;
+  method: string;
+  /** The datasets, in training order. */
+  tasks: string[];
+  cells: number;
+  complete: number;
+  /** After each stage: every task's held-out loss (mean ± std over seeds). */
+  after: Array<{ stage: number; dataset: string; loss: Record<string, Stat> }>;
+  /**
+   * For each task trained before the last stage: its loss after the last stage minus its loss right
+   * after its own stage (positive: forgotten).
+   */
+  forgetting: Record<string, Stat>;
+}
+
 /** A training-loss curve: the mean over a row's finished seeds at each step they all logged. */
 export interface ReportCurve {
   dataset: string;
@@ -54,6 +72,41 @@ export interface ExperimentReport {
   pending: string[];
   /** Training loss per step, by dataset, model and method (when the curves were given). */
   curves: ReportCurve[];
+  /** The sequences' forgetting tables. */
+  continual: ContinualTable[];
+}
+
+function continualTable(group: readonly Cell[], records: ReadonlyMap<string, CellRecord>): ContinualTable {
+  const tasks = (group[0].settings.sequence ?? []).map((s) => s.name);
+  const done = group
+    .map((c) => records.get(c.id))
+    .filter((r): r is CellRecord => r?.status === 'complete' && r.stages?.length === tasks.length);
+  const stages = done.map((r) => r.stages ?? []);
+  const last = tasks.length - 1;
+  const forgetting: Record<string, Stat> = {};
+  for (const [j, task] of tasks.slice(0, last).entries()) {
+    const s = stat(stages.map((st) => st[last].heldOut[task] - st[j].heldOut[task]));
+    if (s) forgetting[task] = s;
+  }
+  return {
+    model: group[0].model,
+    sequence: group[0].dataset,
+    method: group[0].method,
+    tasks,
+    cells: group.length,
+    complete: done.length,
+    after: tasks.map((dataset, i) => ({
+      stage: i + 1,
+      dataset,
+      loss: Object.fromEntries(
+        tasks.flatMap((t) => {
+          const s = stat(stages.map((st) => st[i].heldOut[t]).filter((v) => v !== undefined));
+          return s ? [[t, s]] : [];
+        }),
+      ),
+    })),
+    forgetting,
+  };
 }
 
 /** Mean over curves at the steps every one of them has. */
@@ -103,7 +156,12 @@ export function buildReport(
   curves: ReadonlyMap<string, ReadonlyArray<{ step: number; loss: number }>> = new Map(),
 ): ExperimentReport {
   const groups = new Map<string, Cell[]>();
-  for (const c of cells) {
+  const sequences = new Map<string, Cell[]>();
+  for (const c of cells.filter((x) => x.kind === 'sequence')) {
+    const key = JSON.stringify([c.dataset, c.model, c.method]);
+    sequences.set(key, [...(sequences.get(key) ?? []), c]);
+  }
+  for (const c of cells.filter((x) => x.kind === 'grid')) {
     const key = JSON.stringify([c.dataset, c.model, c.method]);
     groups.set(key, [...(groups.get(key) ?? []), c]);
   }
@@ -150,7 +208,8 @@ export function buildReport(
   const pending = cells
     .filter((c) => !['complete', 'failed'].includes(records.get(c.id)?.status ?? ''))
     .map((c) => c.name);
-  return { experiment, lossUnit, metricNames, rows, failures, pending, curves: meanCurves };
+  const continual = [...sequences.values()].map((g) => continualTable(g, records));
+  return { experiment, lossUnit, metricNames, rows, failures, pending, curves: meanCurves, continual };
 }
 
 const num = (x: number): string => (Math.abs(x) >= 1000 ? x.toFixed(0) : x.toPrecision(4));
@@ -182,6 +241,20 @@ export function reportMarkdown(r: ExperimentReport): string {
       ];
       out.push(`| ${cells.join(' | ')} |`);
     }
+  }
+  for (const t of r.continual) {
+    out.push('', `## Continual: ${t.sequence} (${t.model}, ${t.method}, ${t.complete}/${t.cells} seeds)`, '');
+    out.push(
+      `Held-out loss on each dataset after each stage; forgetting: the last stage's loss minus the loss right after the dataset's own stage.`,
+      '',
+    );
+    const head = ['after stage', ...t.tasks];
+    out.push(`| ${head.join(' | ')} |`, `|${head.map(() => ' --- ').join('|')}|`);
+    for (const a of t.after)
+      out.push(`| ${[`${a.stage}: ${a.dataset}`, ...t.tasks.map((k) => meanStd(a.loss[k]))].join(' | ')} |`);
+    out.push(
+      `| ${['forgetting', ...t.tasks.map((k) => (t.forgetting[k] ? meanStd(t.forgetting[k]) : ''))].join(' | ')} |`,
+    );
   }
   if (r.failures.length) {
     out.push('', '## Failed cells', '');

@@ -99,23 +99,48 @@ const nonEmptyRecord = <T extends z.ZodType>(value: T, what: string) =>
   z.record(name, value).refine((r) => Object.keys(r).length > 0, { message: `name at least one ${what}` });
 
 /** The zod schema of an experiment file (after YAML/JSON parsing). */
-export const experimentSchema = z.strictObject({
-  /** Names the experiment (reports and job names). */
-  name,
-  description: z.string().optional(),
-  /** Output folder, relative to the experiment file (default: `<file name>-runs` beside it). */
-  output: nonEmpty.optional(),
-  models: nonEmptyRecord(modelRecipe, 'model'),
-  datasets: nonEmptyRecord(dataset, 'dataset'),
-  methods: nonEmptyRecord(method, 'method'),
-  training: training.default({}),
-  evaluations: z.array(evaluation).default([]),
-  seeds: z
-    .array(z.number().int().nonnegative())
-    .min(1)
-    .refine((s) => new Set(s).size === s.length, { message: 'seeds repeat' })
-    .default([0]),
-});
+export const experimentSchema = z
+  .strictObject({
+    /** Names the experiment (reports and job names). */
+    name,
+    description: z.string().optional(),
+    /** Output folder, relative to the experiment file (default: `<file name>-runs` beside it). */
+    output: nonEmpty.optional(),
+    models: nonEmptyRecord(modelRecipe, 'model'),
+    datasets: nonEmptyRecord(dataset, 'dataset'),
+    methods: nonEmptyRecord(method, 'method'),
+    training: training.default({}),
+    evaluations: z.array(evaluation).default([]),
+    seeds: z
+      .array(z.number().int().nonnegative())
+      .min(1)
+      .refine((s) => new Set(s).size === s.length, { message: 'seeds repeat' })
+      .default([0]),
+    /** Datasets of the grid (default: all of them); [] runs the sequences only. */
+    grid: z.array(name).optional(),
+    /**
+     * Continual learning: named orders of datasets. One adapter is trained on each in turn (a stage
+     * goes on from the last one's adapter), and after every stage it is scored on every dataset of the
+     * sequence: the forgetting table.
+     */
+    sequences: z.record(name, z.array(name).min(2, 'a sequence has at least two datasets')).default({}),
+  })
+  .superRefine((exp, ctx) => {
+    const known = (d: string) => Object.hasOwn(exp.datasets, d);
+    for (const [i, d] of (exp.grid ?? []).entries())
+      if (!known(d)) ctx.addIssue({ code: 'custom', path: ['grid', i], message: `no dataset "${d}"` });
+    for (const [seq, list] of Object.entries(exp.sequences))
+      for (const [i, d] of list.entries()) {
+        if (!known(d))
+          ctx.addIssue({ code: 'custom', path: ['sequences', seq, i], message: `no dataset "${d}"` });
+        else if (!exp.datasets[d].eval)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['sequences', seq, i],
+            message: `dataset "${d}" needs an eval file: every stage is scored on it`,
+          });
+      }
+  });
 
 /** A validated experiment file, defaults filled in. */
 export type Experiment = z.infer<typeof experimentSchema>;

@@ -81,6 +81,46 @@ describe('experiment file', () => {
   });
 });
 
+describe('sequences', () => {
+  const SEQ = `
+name: continual
+models:
+  tiny: { init: { arch: llama, preset: tiny } }
+datasets:
+  add: { train: add.jsonl, format: prompt-completion, eval: add-test.jsonl }
+  sub: { train: sub.jsonl, format: prompt-completion, eval: sub-test.jsonl }
+methods:
+  lora: { method: lora }
+  share-a: { method: share-a }
+grid: [add]
+sequences:
+  add-sub: [add, sub]
+`;
+
+  it('add one cell per model, method and seed after the grid', () => {
+    const cells = expandCells(parseExperiment(SEQ, 'x'));
+    expect(cells.map((c) => [c.kind, c.name])).toEqual([
+      ['grid', 'tiny/add/lora/seed-0'],
+      ['grid', 'tiny/add/share-a/seed-0'],
+      ['sequence', 'tiny/add-sub/lora/seed-0'],
+      ['sequence', 'tiny/add-sub/share-a/seed-0'],
+    ]);
+    expect(cells[2].settings.sequence?.map((s) => s.name)).toEqual(['add', 'sub']);
+    expect(cells[2].settings.dataset).toBeUndefined();
+  });
+
+  it('name unknown datasets and datasets without an eval file', () => {
+    const text = SEQ.replace('  add-sub: [add, sub]', '  s: [add, nope]\n  t: [add, plain]').replace(
+      'datasets:\n',
+      'datasets:\n  plain: { train: p.jsonl, format: text }\n',
+    );
+    expect(errorOf(text).issues).toEqual([
+      'sequences.s[1]: no dataset "nope"',
+      'sequences.t[1]: dataset "plain" needs an eval file: every stage is scored on it',
+    ]);
+  });
+});
+
 describe('cells', () => {
   const exp = parseExperiment(BASE, 'exp.yaml');
   const cells = expandCells(exp);
@@ -124,7 +164,7 @@ describe('cells', () => {
   });
 
   it("turn into train's options: the method's lr and targets win, the seed and format go in", () => {
-    expect(trainOptions(cells[2].settings)).toEqual({
+    expect(trainOptions(cells[2].settings, exp.datasets.add)).toEqual({
       steps: 10,
       'batch-size': 4,
       lr: 0.003,

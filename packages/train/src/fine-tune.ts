@@ -12,10 +12,11 @@ import {
   type LinearModuleInfo,
   linearModules,
   type Method,
+  methodOf,
   presetConfig,
   resolveTargets,
 } from '@sharelora/adapters';
-import { saveAdapter } from '@sharelora/adapters/node';
+import { loadAdapter, saveAdapter } from '@sharelora/adapters/node';
 import { type ProfileReport, ShareloraError } from '@sharelora/core';
 import { getDevice, init, type QuantFormat } from '@sharelora/core/node';
 import {
@@ -100,6 +101,12 @@ export interface FineTuneSettings extends TrainingOptions {
   trainOnSource?: boolean;
   /** An adapter method, or 'full' to train every weight. */
   method: Method | 'full';
+  /**
+   * An adapter directory to go on training (continual fine-tuning): the adapter's own method, rank,
+   * alpha and targets apply (method, rank, alpha, targets and dropout here are ignored), and the
+   * optimizer and schedule start afresh.
+   */
+  adapter?: string;
   rank?: number;
   alpha?: number;
   dropout?: number;
@@ -276,13 +283,31 @@ export async function fineTune(s: FineTuneSettings, hooks: FineTuneHooks = {}): 
       if (loaded.initialised.length) say(`new head (seed ${seed}): ${loaded.initialised.join(', ')}`);
       let save: ((dir: string) => Promise<void>) | undefined;
       let adapter: FineTuneAdapter | null = null;
+      // A language model's adapter records its prompt template, which `generate` then applies.
+      const saveWithFormat = (format: PromptFormat) => async (dir: string) => {
+        await saveAdapter(model, dir);
+        await writePromptFormat(dir, format);
+      };
       if (s.method === 'full') {
+        if (s.adapter)
+          throw new FineTuneError('an adapter to continue does not go with method full', 'adapter');
         save = async (dir) => {
           await saveModel(model, dir);
           // A full model is only usable with its tokenizer next to it.
           for (const f of ['tokenizer.json', 'tokenizer_config.json'])
             await copyFile(join(s.model, f), join(dir, f)).catch(() => undefined);
         };
+      } else if (s.adapter) {
+        const { config: cfg } = await loadAdapter(model, s.adapter);
+        adapter = {
+          method: methodOf(cfg.sharing) ?? 'lora',
+          r: cfg.r,
+          alpha: cfg.alpha,
+          targets: Array.isArray(cfg.targetModules) ? cfg.targetModules : [cfg.targetModules],
+        };
+        say(`continuing the adapter in ${s.adapter}`);
+        hooks.onAdapter?.(adapter);
+        if (!classifier) save = saveWithFormat(spec.type as PromptFormat);
       } else {
         const modules = linearModules(model);
         const targets = hooks.resolveTargets
@@ -303,14 +328,7 @@ export async function fineTune(s: FineTuneSettings, hooks: FineTuneHooks = {}): 
           }),
           { rng: seed },
         );
-        // A language model's adapter records its prompt template, which `generate` then applies.
-        if (!classifier) {
-          const format = spec.type as PromptFormat;
-          save = async (dir) => {
-            await saveAdapter(model, dir);
-            await writePromptFormat(dir, format);
-          };
-        }
+        if (!classifier) save = saveWithFormat(spec.type as PromptFormat);
       }
       if (s.resume) {
         const from = (await listCheckpoints(s.out)).at(-1)?.dir;

@@ -4,6 +4,7 @@ import { basename, dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   type Cell,
+  type DatasetSpec,
   type Experiment,
   ExperimentError,
   expandCells,
@@ -54,11 +55,14 @@ export async function loadExperiment(positionals: readonly string[], command: st
 export async function checkInputs(l: Loaded, cells: readonly Cell[]): Promise<void> {
   const paths = new Map<string, string>();
   for (const c of cells) {
-    const { model, dataset, evaluations } = c.settings;
+    const { model, evaluations } = c.settings;
     if (model.path) paths.set(`models.${c.model}.path`, model.path);
     if (model.import) paths.set(`models.${c.model}.import.file`, model.import.file);
-    paths.set(`datasets.${c.dataset}.train`, dataset.train);
-    if (dataset.eval) paths.set(`datasets.${c.dataset}.eval`, dataset.eval);
+    const datasets = c.settings.sequence ?? [{ name: c.dataset, dataset: c.settings.dataset as DatasetSpec }];
+    for (const { name, dataset } of datasets) {
+      paths.set(`datasets.${name}.train`, dataset.train);
+      if (dataset.eval) paths.set(`datasets.${name}.eval`, dataset.eval);
+    }
     for (const [i, e] of evaluations.entries()) paths.set(`evaluations[${i}].data`, e.data);
   }
   for (const [key, path] of paths) {

@@ -10,6 +10,7 @@ import {
   type Cell,
   type CellRecord,
   cellDir,
+  type DatasetSpec,
   type Experiment,
   type ModelRecipe,
   modelDir,
@@ -109,9 +110,8 @@ export async function materializeModel(
 }
 
 /** `sharelora eval` arguments of evaluation `i` for a trained cell. */
-function evalArgs(l: Loaded, cell: Cell, i: number, model: string, out: string): string[] {
+function evalArgs(l: Loaded, cell: Cell, i: number, model: string, trained: string, out: string): string[] {
   const { task, data, ...flags } = cell.settings.evaluations[i];
-  const trained = join(cellDir(l.output, cell), 'train');
   const args = ['eval', '--task', task, '--data', resolve(l.dir, data), '--out', out];
   if (cell.settings.method.method === 'full') args.push('--model', trained);
   else args.push('--model', model, '--adapter', trained);
@@ -147,11 +147,16 @@ async function readJson(file: string): Promise<Record<string, unknown> | undefin
   }
 }
 
-/** The `sharelora train --config` settings of a cell (every path absolute). */
-function trainConfig(l: Loaded, cell: Cell, model: string, out: string): Record<string, unknown> {
-  const { dataset } = cell.settings;
+/** The `sharelora train --config` settings of a cell on one dataset (every path absolute). */
+function trainConfig(
+  l: Loaded,
+  cell: Cell,
+  dataset: DatasetSpec,
+  model: string,
+  out: string,
+): Record<string, unknown> {
   return {
-    ...trainOptions(cell.settings),
+    ...trainOptions(cell.settings, dataset),
     model,
     data: resolve(l.dir, dataset.train),
     ...(dataset.eval ? { 'eval-data': resolve(l.dir, dataset.eval) } : {}),
@@ -196,18 +201,68 @@ async function runCell(l: Loaded, cell: Cell, model: string): Promise<CellRecord
     return record;
   };
 
-  const resultFile = join(dir, 'train-result.json');
-  let doc = await readJson(resultFile);
-  if (!doc) {
-    const configFile = join(dir, 'train-config.json');
-    await writeJsonAtomic(configFile, { ...trainConfig(l, cell, model, join(dir, 'train')), resume: true });
+  /**
+   * One training run into dir/<part> (resumable; its --json document kept in <part>-result.json),
+   * going on from `adapter` when given. A string is the failure's message.
+   */
+  const trainPart = async (part: string, dataset: DatasetSpec, adapter?: string) => {
+    const resultFile = join(dir, `${part}-result.json`);
+    const done = await readJson(resultFile);
+    if (done) return done;
+    const configFile = join(dir, `${part}-config.json`);
+    const config = trainConfig(l, cell, dataset, model, join(dir, part));
+    if (adapter) {
+      // Going on from an adapter: its own method, rank, alpha, targets and dropout apply.
+      for (const k of ['method', 'rank', 'alpha', 'targets', 'dropout']) delete config[k];
+      config.adapter = adapter;
+    }
+    await writeJsonAtomic(configFile, { ...config, resume: true });
     const r = await runChild(['train', '--config', configFile], false);
-    if (stopping) return record;
-    if (r.code !== 0) return finish('failed', `sharelora train exited with ${r.code}: ${r.stderrTail}`);
-    doc = JSON.parse(r.stdout) as Record<string, unknown>;
+    if (stopping) return null;
+    if (r.code !== 0) return `sharelora train exited with ${r.code}: ${r.stderrTail}`;
+    const doc = JSON.parse(r.stdout) as Record<string, unknown>;
     await writeJsonAtomic(resultFile, doc);
+    return doc;
+  };
+
+  let trained = join(dir, 'train');
+  if (settings.dataset) {
+    const doc = await trainPart('train', settings.dataset);
+    if (doc === null) return record;
+    if (typeof doc === 'string') return finish('failed', doc);
+    record.train = trainFigures(doc);
+  } else {
+    // A sequence: each stage goes on from the last one's adapter; after each, every dataset's held-out loss.
+    const stages = settings.sequence ?? [];
+    record.stages = [];
+    for (const [i, stage] of stages.entries()) {
+      const part = `stage-${i + 1}-${stage.name}`;
+      const doc = await trainPart(part, stage.dataset, i ? trained : undefined);
+      if (doc === null) return record;
+      if (typeof doc === 'string') return finish('failed', `stage ${i + 1} (${stage.name}): ${doc}`);
+      trained = join(dir, part);
+      const heldOut: Record<string, number> = {};
+      for (const t of stages) {
+        const out = join(dir, `${part}-loss-${t.name}.json`);
+        let result = await readJson(out);
+        if (!result) {
+          const args = ['eval', '--task', 'loss', '--model', model, '--adapter', trained, '--out', out];
+          args.push('--data', resolve(l.dir, t.dataset.eval as string), '--format', t.dataset.format);
+          const r = await runChild(args, false);
+          if (stopping) return record;
+          if (r.code !== 0)
+            return finish(
+              'failed',
+              `stage ${i + 1}: loss on ${t.name} exited with ${r.code}: ${r.stderrTail}`,
+            );
+          result = await readJson(out);
+        }
+        heldOut[t.name] = Number((result?.metrics as { loss?: number } | undefined)?.loss);
+      }
+      record.stages.push({ dataset: stage.name, train: trainFigures(doc), heldOut });
+      record.train = trainFigures(doc);
+    }
   }
-  record.train = trainFigures(doc);
 
   const names = evalNames(l.exp);
   record.evals = {};
@@ -215,7 +270,7 @@ async function runCell(l: Loaded, cell: Cell, model: string): Promise<CellRecord
     const out = join(dir, `eval-${i + 1}-${settings.evaluations[i].task}.json`);
     let result = await readJson(out);
     if (!result) {
-      const r = await runChild(evalArgs(l, cell, i, model, out), false);
+      const r = await runChild(evalArgs(l, cell, i, model, trained, out), false);
       if (stopping) return record;
       if (r.code !== 0)
         return finish('failed', `sharelora eval (${names[i]}) exited with ${r.code}: ${r.stderrTail}`);
@@ -253,7 +308,10 @@ async function dryRun(l: Loaded, cells: readonly Cell[], json: boolean): Promise
           cell.settings.model.path || !haveModel
             ? await materializeModel(l, cell.model, cell.settings.model, tmp, true)
             : existing;
-        const config = trainConfig(l, cell, model, join(tmp, `probe-${probes.size}`));
+        // A sequence is probed on its first dataset, and its stages counted alike.
+        const stages = cell.settings.sequence ?? [];
+        const dataset = cell.settings.dataset ?? stages[0].dataset;
+        const config = trainConfig(l, cell, dataset, model, join(tmp, `probe-${probes.size}`));
         const configFile = join(tmp, `probe-${probes.size}.json`);
         await writeFile(
           configFile,
@@ -273,7 +331,7 @@ async function dryRun(l: Loaded, cells: readonly Cell[], json: boolean): Promise
           const perStep = (t['batch-size'] ?? 8) * (t['grad-accum'] ?? 1);
           const steps = t.steps ?? Math.ceil((examples * (t.epochs ?? 1)) / perStep);
           probes.set(key, {
-            seconds: wall + (Math.max(steps - 2, 0) * f.msPerStep) / 1000,
+            seconds: Math.max(stages.length, 1) * (wall + (Math.max(steps - 2, 0) * f.msPerStep) / 1000),
             peakBytes: f.peakBytes,
           });
         }

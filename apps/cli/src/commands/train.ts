@@ -75,6 +75,8 @@ Adapter:
   --rank R, --alpha A    LoRA rank and alpha (default ${RECOMMENDED.r} and ${RECOMMENDED.alpha}; not with --method full)
   --targets LIST         ${TARGETS_HELP}
   --dropout P            LoRA dropout in [0, 1) (default 0)
+  --adapter DIR          go on training this adapter (continual fine-tuning: a task after another):
+                         its own method, rank, alpha and targets apply; optimizer and schedule restart
 
 Optimisation:
   --lr LR                peak learning rate (default 2e-4; 5e-5 with --method full)
@@ -135,6 +137,7 @@ const FLAGS = {
   validation: { type: 'string' },
   'eval-data': { type: 'string' },
   method: { type: 'string' },
+  adapter: { type: 'string' },
   rank: { type: 'string' },
   alpha: { type: 'string' },
   targets: { type: 'string' },
@@ -246,6 +249,7 @@ function settingsFrom(v: Values) {
     validation,
     evalData: str('eval-data'),
     method,
+    adapter: str('adapter'),
     rank: full ? undefined : intFlag('rank', str('rank'), RECOMMENDED.r),
     alpha: full
       ? undefined
@@ -274,9 +278,10 @@ function settingsFrom(v: Values) {
     quantize: quantizeFlag(str('quantize')),
   };
   // The header says which of these the run took from RECOMMENDED.
-  const defaulted = full
-    ? []
-    : (['method', 'rank', 'alpha', 'targets'] as const).filter((k) => v[k] === undefined);
+  const defaulted =
+    full || v.adapter !== undefined
+      ? []
+      : (['method', 'rank', 'alpha', 'targets'] as const).filter((k) => v[k] === undefined);
   if (s.profileOut !== undefined && !s.profile) throw new UsageError('--profile-out needs --profile');
   if (s.steps !== undefined && s.epochs !== undefined)
     throw new UsageError('give --steps or --epochs, not both');
@@ -287,6 +292,11 @@ function settingsFrom(v: Values) {
     );
   if (full && adapterOnly.length)
     throw new UsageError(`--${adapterOnly[0]} does not apply to --method full (it trains every weight)`);
+  const ownSettings = (['method', 'rank', 'alpha', 'targets', 'dropout'] as const).filter(
+    (k) => v[k] !== undefined,
+  );
+  if (s.adapter !== undefined && ownSettings.length)
+    throw new UsageError(`--${ownSettings[0]} does not go with --adapter (the adapter's own settings apply)`);
   if (s.evalEvery !== undefined && s.validation === 0)
     throw new UsageError('--eval-every needs a validation split (--validation is 0)');
   return { ...s, defaulted };
@@ -355,6 +365,7 @@ async function checkOut(s: Settings, configFile: string | undefined): Promise<vo
       { flag: '--model', path: s.model },
       { flag: '--data', path: s.data },
       { flag: '--eval-data', path: s.evalData },
+      { flag: '--adapter', path: s.adapter },
       { flag: '--config', path: configFile },
     ],
     // A resumed run's OUT holds its own earlier outputs.
@@ -422,6 +433,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
         maxLength: s.maxLength,
         trainOnSource: s.trainOnSource,
         method: s.method,
+        adapter: s.adapter,
         rank: s.rank,
         alpha: s.alpha,
         dropout: s.dropout,
