@@ -61,6 +61,12 @@ describe.runIf(have)('sharelora eval --task loss', () => {
     expect(result.metrics.targetTokens).toBe(tokens);
     expect(result.metrics.loss).toBeCloseTo(sum / tokens, 10);
     expect(result.metrics.perplexity).toBeCloseTo(Math.exp(result.metrics.loss), 8);
+    // Exact match is the share of samples whose target is the greedy continuation.
+    const greedy = result.samples.filter((s: { exactMatch: boolean }) => s.exactMatch === true).length;
+    expect(result.samples.every((s: { exactMatch: unknown }) => typeof s.exactMatch === 'boolean')).toBe(
+      true,
+    );
+    expect(result.metrics.exactMatch).toBe(greedy / result.samples.length);
     expect(JSON.parse(r.stdout).metrics.lossUnit).toBe('nats/token');
 
     // The same token ids through `forward`, labels = ids: transformers' shifted mean cross entropy.

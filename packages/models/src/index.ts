@@ -12,7 +12,13 @@ export { type CreateModelOptions, createModel, defaultTask } from './arch/create
 export { GPT2_LORA_TARGETS, GPT2LMHeadModel, GPT2Model } from './arch/gpt2.js';
 export { type InitWeightsOptions, initWeights } from './arch/init.js';
 export { LLAMA_LORA_TARGETS, LlamaForCausalLM, LlamaModel } from './arch/llama.js';
-export { causalLmLoss, causalLmLossAt, maskedLmLoss, sequenceClassificationLoss } from './arch/loss.js';
+export {
+  argmaxAt,
+  causalLmLoss,
+  causalLmLossAt,
+  maskedLmLoss,
+  sequenceClassificationLoss,
+} from './arch/loss.js';
 export {
   ROBERTA_LORA_TARGETS,
   RobertaForMaskedLM,

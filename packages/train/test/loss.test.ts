@@ -7,9 +7,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { init, noGrad, shutdown, type Tensor, tensor, tidy } from '@sharelora/core/node';
-import { causalLmLoss, initPreset, loadModel } from '@sharelora/models';
+import { causalLmLoss, generateTokens, initPreset, loadModel } from '@sharelora/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collate, IGNORE_INDEX, type LmExample } from '../src/index.js';
+import { collate, greedyMatches, IGNORE_INDEX, type LmExample } from '../src/index.js';
 import { forwardLoss } from '../src/trainer/loss.js';
 
 let root: string;
@@ -66,5 +66,32 @@ describe('forwardLoss for causal LMs', () => {
     expect(Number.isNaN(((await loss.data()) as Float32Array)[0])).toBe(true);
     loss.dispose();
     model.dispose();
+  });
+});
+
+describe('greedyMatches', () => {
+  it('is true exactly where greedy generation from the prompt gives the target', async () => {
+    const dir = join(root, 'llama-greedy');
+    await initPreset({ arch: 'llama', preset: 'tiny', outDir: dir, seed: 5 });
+    const { model } = await loadModel(dir);
+    if (model.task !== 'causal-lm') throw new Error('expected a causal LM');
+    const prompts = [
+      [1, 40, 81],
+      [1, 5],
+      [1, 60, 61, 62, 63],
+      [1, 7, 7, 7],
+    ];
+    // Targets from the decoder's own greedy output (an independent path: KV cache, one token a step)...
+    const generated = await generateTokens(model, prompts, { maxNewTokens: 4, eosIds: [] });
+    const examples = prompts.map((p, i) => example([...p, ...generated[i].tokens], p.length));
+    // ...and the same with one target token changed: no longer greedy.
+    const changed = examples.map((e, i) => {
+      const ids = [...e.inputIds];
+      const at = ids.length - 1 - (i % 3);
+      ids[at] = (ids[at] + 1) % 200;
+      return example(ids, e.promptLength);
+    });
+    const got = await greedyMatches(model, [...examples, ...changed], { batchSize: 3, padId: 0 });
+    expect(got).toEqual([true, true, true, true, false, false, false, false]);
   });
 });

@@ -1,13 +1,15 @@
 /**
  * `sharelora eval --task loss`: a causal LM's mean negative log-likelihood per target token and its
- * perplexity on any dataset `train` reads, with the same prompt masking and truncation, so a model
- * can be measured on one's own data before and after fine-tuning.
+ * perplexity on any dataset `train` reads, with the same prompt masking and truncation, and how many
+ * targets greedy decoding reproduces exactly, so a model can be measured on one's own data before
+ * and after fine-tuning.
  */
 import type { EvalResult, ResultSample } from '@sharelora/eval';
-import { loadTokenizer, readConfig } from '@sharelora/models';
+import { type CausalLM, loadTokenizer, readConfig } from '@sharelora/models';
 import {
   describeReport,
   evaluateExamples,
+  greedyMatches,
   padIdOf,
   readDataset,
   type TokenizeReport,
@@ -26,6 +28,8 @@ export interface LossSample extends ResultSample {
   targetTokens: number;
   /** Mean negative log-likelihood of those tokens, nats/token. */
   loss: number;
+  /** Whether greedy decoding from the prompt gives exactly these target tokens. */
+  exactMatch: boolean;
 }
 
 export interface LossMetrics {
@@ -34,6 +38,11 @@ export interface LossMetrics {
   loss: number;
   lossUnit: 'nats/token';
   perplexity: number;
+  /**
+   * Fraction of examples whose whole target is the greedy continuation of its prompt (every target
+   * token the most likely one: lm-evaluation-harness's is_greedy).
+   */
+  exactMatch: number;
   targetTokens: number;
   examples: number;
   /** Examples cut to maxLength, as `train` reports them. */
@@ -75,7 +84,7 @@ export async function prepareLossData(spec: LossEvalSpec) {
  * the mean over every target token.
  */
 export async function runLossEval(
-  model: Parameters<typeof evaluateExamples>[0],
+  model: CausalLM,
   spec: LossEvalSpec,
   data: Awaited<ReturnType<typeof prepareLossData>>,
   onProgress: (done: number, total: number) => void,
@@ -86,7 +95,8 @@ export async function runLossEval(
   for (const [doc, example] of data.examples.entries()) {
     onProgress(doc, data.examples.length);
     const r = await evaluateExamples(model, [example], { batchSize: 1, padId: data.padId });
-    samples.push({ doc, targetTokens: r.terms, loss: r.loss });
+    const [exactMatch] = await greedyMatches(model, [example], { batchSize: 1, padId: data.padId });
+    samples.push({ doc, targetTokens: r.terms, loss: r.loss, exactMatch });
     if (r.terms > 0) {
       sum += r.loss * r.terms;
       tokens += r.terms;
@@ -113,6 +123,7 @@ export async function runLossEval(
       loss,
       lossUnit: 'nats/token',
       perplexity: Math.exp(loss),
+      exactMatch: samples.filter((s) => s.exactMatch).length / Math.max(samples.length, 1),
       targetTokens: tokens,
       examples: data.examples.length,
       truncated: report.truncated,

@@ -32,7 +32,7 @@ import { LOSS_FORMATS, type LossEvalSpec, prepareLossData, runLossEval } from '.
 
 /** `--task loss` is the CLI's own (it reads training data); every other task is a registry definition. */
 const LOSS_SUMMARY =
-  "a causal LM's mean negative log-likelihood per target token (nats) and perplexity on any file `sharelora train` reads (--format), with its prompt masking and truncation: your own data, before (no --adapter) and after fine-tuning";
+  "a causal LM's mean negative log-likelihood per target token (nats), perplexity and exact match (the share of targets greedy decoding reproduces token for token) on any file `sharelora train` reads (--format), with its prompt masking and truncation: your own data, before (no --adapter) and after fine-tuning";
 const LOSS_FLAGS = ['format', 'max-length', 'train-on-source'];
 const TASKS = [...EVAL_TASK_DEFINITIONS.flatMap((d) => d.names), 'loss'];
 

@@ -9,6 +9,7 @@ import {
   mean,
   mul,
   neg,
+  noGrad,
   relu,
   reshape,
   ShapeError,
@@ -17,7 +18,9 @@ import {
   sub,
   type Tensor,
   tensor,
+  tidy,
 } from '@sharelora/core';
+import { argmax } from '../generate/sampling.js';
 import { keepPositions, logitChunks } from './common.js';
 import type { CausalLM, ProblemType } from './types.js';
 
@@ -67,6 +70,28 @@ export function causalLmLossAt(
     sum = sum ? add(sum, part) : part;
   }
   return scale(sum as Tensor, 1 / positions.length);
+}
+
+/**
+ * The most likely next token at each of `positions` (flat b·T + t indices into `hidden` [B, T, H]),
+ * projected a vocabulary-sized chunk at a time as causalLmLossAt does (without gradients).
+ */
+export async function argmaxAt(
+  model: CausalLM,
+  hidden: Tensor,
+  positions: readonly number[],
+): Promise<Int32Array> {
+  const V = model.config.vocabSize;
+  const out = new Int32Array(positions.length);
+  for (const [a, b] of logitChunks(positions.length, V)) {
+    const logits = noGrad(() =>
+      tidy(() => model.projectLogits(keepPositions(hidden, positions.slice(a, b)))),
+    );
+    const values = (await logits.data()) as Float32Array;
+    logits.dispose();
+    for (let i = 0; i < b - a; i++) out[a + i] = argmax(values.subarray(i * V, (i + 1) * V));
+  }
+  return out;
 }
 
 /** Masked-LM loss: every position predicts its own label (-100 = not masked). */

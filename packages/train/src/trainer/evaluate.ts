@@ -1,8 +1,9 @@
-import { noGrad, tidy } from '@sharelora/core';
+import { noGrad, tensor, tidy } from '@sharelora/core';
+import { argmaxAt, type CausalLM } from '@sharelora/models';
 import { sequentialBatches } from '../data/batch.js';
 import type { Example } from '../data/tokenize.js';
 import { TrainingError } from './errors.js';
-import { forwardLoss, lossTerms } from './loss.js';
+import { causalTargets, forwardLoss, lossTerms } from './loss.js';
 import type { TrainableModel } from './types.js';
 
 /** A loss over evaluation examples, and what a classifier predicted for each (class id, or value for regression). */
@@ -62,4 +63,46 @@ export async function evaluateExamples(
     model.train(wasTraining);
   }
   return { loss: terms ? sum / terms : Number.NaN, terms, predictions: classifier ? predictions : null };
+}
+
+/**
+ * Per example of a causal LM: whether every target token is the model's most likely next token
+ * there, i.e. whether greedy decoding from the prompt reproduces the target (lm-evaluation-harness's
+ * is_greedy). Eval mode, no gradients; the model's mode is restored.
+ */
+export async function greedyMatches(
+  model: CausalLM,
+  examples: Example[],
+  opts: { batchSize: number; padId: number },
+): Promise<boolean[]> {
+  const wasTraining = model.training;
+  model.eval();
+  const out: boolean[] = [];
+  try {
+    for (const batch of sequentialBatches(examples, opts)) {
+      const { positions, targets } = causalTargets(batch);
+      const matches = Array.from({ length: batch.batchSize }, () => true);
+      if (positions.length) {
+        const shape = [batch.batchSize, batch.seqLength];
+        const hidden = noGrad(() =>
+          tidy(() =>
+            model.hiddenStates(tensor(batch.inputIds, shape, 'i32'), {
+              attentionMask: tensor(batch.attentionMask, shape, 'i32'),
+            }),
+          ),
+        );
+        try {
+          const best = await argmaxAt(model, hidden, positions);
+          for (const [i, p] of positions.entries())
+            if (best[i] !== targets[i]) matches[Math.floor(p / batch.seqLength)] = false;
+        } finally {
+          hidden.dispose();
+        }
+      }
+      out.push(...matches);
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+  return out;
 }

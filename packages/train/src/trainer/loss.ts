@@ -63,7 +63,7 @@ export function forwardLoss(model: TrainableModel, batch: Batch): { logits: Tens
  * The positions of a causal-LM batch whose next token is a target (flat b·T + t) and those targets:
  * only they need logits, so prompt-masked and padded positions skip the vocabulary projection.
  */
-function causalTargets(batch: Batch): { positions: number[]; targets: Int32Array } {
+export function causalTargets(batch: Batch): { positions: number[]; targets: Int32Array } {
   const { labels, seqLength: T } = batch;
   const positions: number[] = [];
   for (let b = 0; b < batch.batchSize; b++) {
