@@ -4,30 +4,15 @@
  * Kubernetes manifest it writes (its schema is checked in @sharelora/experiment's tests).
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { copyGrid, reportWithoutTiming } from './experiment-grid.js';
 import { runCli } from './run-cli.js';
 
-const EXAMPLE = fileURLToPath(new URL('../../../examples/experiments/tiny/', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'experiment-submit-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-function copyGrid(name: string): string {
-  const dir = join(root, name);
-  cpSync(EXAMPLE, dir, { recursive: true, filter: (src) => !src.includes('-runs') });
-  return join(dir, 'experiment.yaml');
-}
-
-function reportWithoutTiming(file: string): unknown {
-  const r = runCli(['experiment', 'report', file, '--json']);
-  expect(r.status, r.stderr).toBe(0);
-  const report = JSON.parse(r.stdout);
-  for (const row of report.rows) delete row.timing;
-  return report;
-}
 
 const sinfo = spawnSync('sinfo', ['-h', '-o', '%T'], { encoding: 'utf8', timeout: 10_000 });
 const haveSlurm = sinfo.status === 0 && /idle|mixed|allocated/.test(sinfo.stdout);
@@ -42,9 +27,9 @@ describe('sharelora experiment submit', () => {
   });
 
   it.runIf(haveSlurm)('--slurm runs the grid as an array job to the report a local run gives', () => {
-    const local = copyGrid('local');
+    const local = copyGrid(root, 'local');
     expect(runCli(['experiment', 'run', local]).status).toBe(0);
-    const file = copyGrid('slurm');
+    const file = copyGrid(root, 'slurm');
     const r = runCli(['experiment', 'submit', file, '--slurm', '--wait', '--time', '10:00']);
     expect(r.status, r.stderr).toBe(0);
     const job = /submitted job (\d+): 4 array tasks/.exec(r.stdout)?.[1];
@@ -65,7 +50,7 @@ describe('sharelora experiment submit', () => {
   });
 
   it('--slurm --dry-run writes the script for the cells not complete', () => {
-    const file = copyGrid('dry');
+    const file = copyGrid(root, 'dry');
     expect(runCli(['experiment', 'run', file, '--cells', '1']).status).toBe(0);
     const r = runCli([
       'experiment',
@@ -93,7 +78,7 @@ describe('sharelora experiment submit', () => {
   });
 
   it('--emit k8s writes an Indexed Job over every cell', () => {
-    const file = copyGrid('k8s');
+    const file = copyGrid(root, 'k8s');
     const missing = runCli(['experiment', 'submit', file, '--emit', 'k8s']);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain('--emit k8s needs --image');
@@ -123,7 +108,7 @@ describe('sharelora experiment submit', () => {
   });
 
   it('refuses a submit without a scheduler, or with both', () => {
-    const file = copyGrid('usage');
+    const file = copyGrid(root, 'usage');
     expect(runCli(['experiment', 'submit', file]).stderr).toContain('give one of --slurm and --emit k8s');
     expect(runCli(['experiment', 'submit', file, '--slurm', '--emit', 'k8s']).status).toBe(2);
   });

@@ -5,36 +5,17 @@
  * a dry run; and a malformed file.
  */
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { copyGrid, reportWithoutTiming } from './experiment-grid.js';
 import { BIN, runCli } from './run-cli.js';
 
-const EXAMPLE = fileURLToPath(new URL('../../../examples/experiments/tiny/', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'experiment-test-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-/** A fresh copy of the tiny grid; its output goes beside it. */
-function copyGrid(name: string, edit?: (yaml: string) => string): string {
-  const dir = join(root, name);
-  cpSync(EXAMPLE, dir, { recursive: true, filter: (src) => !src.includes('-runs') });
-  const file = join(dir, 'experiment.yaml');
-  if (edit) writeFileSync(file, edit(readFileSync(file, 'utf8')));
-  return file;
-}
-
 const output = (file: string) => file.replace(/\.yaml$/, '-runs');
-
-/** The report without wall-clock figures: what must not depend on how the run went. */
-function reportWithoutTiming(file: string): unknown {
-  const r = runCli(['experiment', 'report', file, '--json']);
-  expect(r.status, r.stderr).toBe(0);
-  const report = JSON.parse(r.stdout);
-  for (const row of report.rows) delete row.timing;
-  return report;
-}
 
 /** Whether a process has exited (a zombie counts as exited). */
 function gone(pid: number): boolean {
@@ -51,7 +32,7 @@ const cellRecords = (file: string) =>
   );
 
 describe('sharelora experiment', () => {
-  const whole = copyGrid('whole');
+  const whole = copyGrid(root, 'whole');
   let uninterrupted: unknown;
 
   it('runs every cell and reports mean ± std per method', () => {
@@ -100,7 +81,7 @@ describe('sharelora experiment', () => {
   });
 
   it('killed in the middle of a cell, resumes to the same report', async () => {
-    const file = copyGrid('killed');
+    const file = copyGrid(root, 'killed');
     const cells = join(output(file), 'cells');
     // Its own process group, so that SIGKILL takes the runner and the training child at once.
     const child = spawn(process.execPath, [BIN, 'experiment', 'run', file], {
@@ -149,7 +130,7 @@ describe('sharelora experiment', () => {
   });
 
   it('records a failing cell and runs the others', () => {
-    const file = copyGrid('failing', (y) =>
+    const file = copyGrid(root, 'failing', (y) =>
       y.replace(
         'share-a: { method: share-a, rank: 4, alpha: 8 }',
         'share-a: { method: share-a, rank: 4, alpha: 8, targets: [nonexistent_proj] }',
@@ -169,7 +150,7 @@ describe('sharelora experiment', () => {
   });
 
   it('runs only the cells asked for, by index or name', () => {
-    const file = copyGrid('selected');
+    const file = copyGrid(root, 'selected');
     const r = runCli(['experiment', 'run', file, '--cells', '3,tiny-llama/addition/lora/seed-0', '--json']);
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).cells.map((c: { name: string }) => c.name)).toEqual([
@@ -185,7 +166,7 @@ describe('sharelora experiment', () => {
   });
 
   it('--dry-run lists the cells with estimates and writes nothing', () => {
-    const file = copyGrid('dry');
+    const file = copyGrid(root, 'dry');
     const r = runCli(['experiment', 'run', file, '--dry-run', '--json']);
     expect(r.status, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
@@ -199,7 +180,7 @@ describe('sharelora experiment', () => {
   });
 
   it('a sequence trains one adapter on each dataset in turn and reports the forgetting table', () => {
-    const file = join(dirname(copyGrid('continual')), 'continual.yaml');
+    const file = join(dirname(copyGrid(root, 'continual')), 'continual.yaml');
     const r = runCli(['experiment', 'run', file]);
     expect(r.status, r.stderr).toBe(0);
     const runs = file.replace(/\.yaml$/, '-runs');
@@ -239,14 +220,14 @@ describe('sharelora experiment', () => {
   });
 
   it('a malformed file is a usage error naming the key', () => {
-    const file = copyGrid('malformed', (y) =>
+    const file = copyGrid(root, 'malformed', (y) =>
       y.replace('batch-size: 8', 'batch_size: 8').replace('rank: 4', 'rank: 0'),
     );
     const r = runCli(['experiment', 'run', file]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/methods\.lora\.rank: /);
     expect(r.stderr).toMatch(/training: Unrecognized key: "batch_size" \(training keys are/);
-    const missing = copyGrid('missing-data', (y) =>
+    const missing = copyGrid(root, 'missing-data', (y) =>
       y.replace('train: addition-train.jsonl', 'train: nope.jsonl'),
     );
     const m = runCli(['experiment', 'run', missing]);

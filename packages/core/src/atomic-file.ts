@@ -24,15 +24,17 @@ export async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
-/** Writes `data` to `path` atomically, creating the parent directory if needed. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+/**
+ * Writes `path` atomically through `write`, which fills an open handle of the temporary file; the
+ * file is fsynced and renamed over `path`, and removed if anything fails.
+ */
+export async function writeAtomically(path: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
   const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
   const tmp = tempPathBeside(path);
   let fh: FileHandle | undefined;
   try {
     fh = await open(tmp, 'wx');
-    await fh.writeFile(data);
+    await write(fh);
     await fh.sync();
     await fh.close();
     fh = undefined;
@@ -43,4 +45,10 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
     throw e;
   }
   await syncDirectory(dir);
+}
+
+/** Writes `data` to `path` atomically, creating the parent directory if needed. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeAtomically(path, (fh) => fh.writeFile(data));
 }

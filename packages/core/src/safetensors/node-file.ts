@@ -1,6 +1,5 @@
-import { type FileHandle, open, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { syncDirectory, tempPathBeside } from '../atomic-file.js';
+import { type FileHandle, open } from 'node:fs/promises';
+import { writeAtomically } from '../atomic-file.js';
 import { SafetensorsError } from './errors.js';
 import {
   DTYPE_ITEMSIZE,
@@ -181,11 +180,7 @@ export async function writeSafetensors(
   metadata?: Readonly<Record<string, string>>,
 ): Promise<void> {
   const plan = planSafetensorsWrite(tensors, metadata, { path });
-  const dir = dirname(path);
-  const tmp = tempPathBeside(path);
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(tmp, 'wx');
+  await writeAtomically(path, async (fh) => {
     await writeAll(fh, plan.headerBytes, 0);
     const dataStart = plan.headerBytes.length;
     for (const [i, info] of plan.tensors.entries()) {
@@ -197,14 +192,7 @@ export async function writeSafetensors(
         await writeAll(fh, bytes, dataStart + info.dataOffsets[0] + begin * DTYPE_ITEMSIZE[dtype]);
       }
     }
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
-    await rename(tmp, path);
-  } catch (e) {
-    await fh?.close().catch(() => {});
-    await rm(tmp, { force: true }).catch(() => {});
+  }).catch((e) => {
     throw ioError('writing', path, e);
-  }
-  await syncDirectory(dir);
+  });
 }
