@@ -13,6 +13,7 @@ import { params, paramsHelp } from './commands/params.js';
 import { quantize, quantizeHelp } from './commands/quantize.js';
 import { quickstart, quickstartHelp } from './commands/quickstart.js';
 import { train, trainHelp } from './commands/train.js';
+import { progressDone } from './progress.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string; summary: string }> =
   {
@@ -98,11 +99,14 @@ function diskFull(err: unknown): string | null {
   );
 }
 
+// A live progress bar holds a redraw timer; ending it on every way out lets the process exit.
 main(process.argv.slice(2)).then(
   (code) => {
+    progressDone();
     process.exitCode = code;
   },
   (err: unknown) => {
+    progressDone();
     const full = diskFull(err);
     if (full) {
       console.error(`sharelora: ${full}`);

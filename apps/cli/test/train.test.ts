@@ -375,16 +375,20 @@ describe('sharelora train progress outside a terminal', () => {
     const args = [...loraRun(gpt2(), texts(), 'text', join(tmp, 'progress')), '--steps', '2'];
     const quiet = runCli([...args, '--overwrite']);
     expect(quiet.status, quiet.stderr).toBe(0);
-    expect(quiet.stderr).not.toMatch(/loss|evaluating/);
+    expect(quiet.stderr).not.toMatch(/loss|validate|ETA/);
     process.env.SHARELORA_PROGRESS_SECONDS = '0';
     try {
       const r = runCli([...args, '--eval-every', '1', '--overwrite']);
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr.includes('\r') || r.stderr.includes('\u001b')).toBe(false);
-      expect(r.stderr).toMatch(/^loading .*: 100%$/m);
-      expect(r.stderr).toMatch(/^\[=+ *\] 1\/2 loss [0-9.]+ nats\/token .* ETA/m);
-      expect(r.stderr).toMatch(/^\[=+\] 2\/2 loss/m);
-      expect(r.stderr).toMatch(/^evaluating: \d+\/\d+ examples$/m);
+      // One look for every phase: label, bar, count, rate, ETA, then the phase's own detail.
+      expect(r.stderr).toMatch(
+        /^load \S+ \[=+\] [0-9.]+ (bytes|KiB|MiB)\/[0-9.]+ (bytes|KiB|MiB) {2}.*ETA /m,
+      );
+      expect(r.stderr).toMatch(/^train \[=+ +\] 1\/2 steps {2}ETA -- {2}loss [0-9.]+ nats\/token {2}lr /m);
+      // The rate counts from the first report, through the validation pass between the steps.
+      expect(r.stderr).toMatch(/^train \[=+\] 2\/2 steps {2}[0-9.]+ (steps\/s|s\/step) {2}ETA 0s {2}loss/m);
+      expect(r.stderr).toMatch(/^validate \[[= ]+\] \d+\/\d+ examples {2}/m);
     } finally {
       delete process.env.SHARELORA_PROGRESS_SECONDS;
     }

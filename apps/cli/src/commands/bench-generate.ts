@@ -46,7 +46,7 @@ async function measure(
   const best = async (label: string, p: number[], maxNewTokens: number) => {
     let ms = Number.POSITIVE_INFINITY;
     for (let r = 0; r < opts.runs; r++) {
-      progress(`bench --generate: ${label} ${r + 1}/${opts.runs}`);
+      progress(`bench --generate ${label}`, r + 1, opts.runs, { unit: 'runs' });
       const prompts = new Array<number[]>(opts.batchSize).fill(p);
       const t0 = performance.now();
       await generateTokens(model, prompts, { maxNewTokens, eosIds: [], engine: opts.engine });

@@ -50,7 +50,7 @@ export async function benchTrain(flags: TrainBenchFlags): Promise<number> {
         await benchTrainStep({
           ...opts,
           shape,
-          onStep: (i, n) => progress(`bench --train ${shape}: step ${i + 1}/${n}`),
+          onStep: (i, n) => progress(`bench --train ${shape}`, i + 1, n, { unit: 'steps' }),
         }),
       );
     }

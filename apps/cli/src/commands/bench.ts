@@ -200,8 +200,11 @@ export async function bench(argv: string[]): Promise<number> {
   const device = await core.init();
   try {
     const matmuls: Array<{ name: string; ms: number; gflops: number }> = [];
-    for (const c of matmulCases(quick)) {
-      progress(`bench: matmul ${c.name}`);
+    const cases = matmulCases(quick);
+    // The matmul cases, then elementwise, then the transformer block.
+    const stages = cases.length + 2;
+    for (const c of cases) {
+      progress('bench', matmuls.length, stages, { unit: 'cases', detail: `matmul ${c.name}` });
       const a = randomTensor(c.shapeA, 1);
       const b = randomTensor(c.shapeB, 2);
       const s = await timeIt(reps, rounds, () =>
@@ -211,7 +214,7 @@ export async function bench(argv: string[]): Promise<number> {
       a.dispose();
       b.dispose();
     }
-    progress('bench: elementwise');
+    progress('bench', stages - 2, stages, { unit: 'cases', detail: 'elementwise' });
     const n = quick ? 1 << 20 : 1 << 24;
     const ea = randomTensor([n], 3);
     const eb = randomTensor([n], 4);
@@ -220,7 +223,7 @@ export async function bench(argv: string[]): Promise<number> {
     ea.dispose();
     eb.dispose();
 
-    progress('bench: transformer block');
+    progress('bench', stages - 1, stages, { unit: 'cases', detail: 'transformer block' });
     const [B, T, D, H] = quick ? [2, 32, 64, 4] : [4, 128, 256, 4];
     const rng = new core.Rng(7);
     const shapes: Record<string, number[]> = {

@@ -22,11 +22,10 @@ import {
   taskDefinition,
   writeResult,
 } from '@sharelora/eval';
-import type { LoadProgress } from '@sharelora/models';
 import { checkOutputPath, lockOutputFile, type OutputInput } from '@sharelora/train';
 import { numberFlag, oneOf, parseFlags, quantizeFlag, quantizeHelp, seedFlag } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
-import { progress, progressDone } from '../progress.js';
+import { loadProgress, progress, progressDone } from '../progress.js';
 import { plural } from '../units.js';
 import { LOSS_FORMATS, type LossEvalSpec, prepareLossData, runLossEval } from './eval-loss.js';
 
@@ -160,17 +159,17 @@ async function mustExist(flag: string, path: string): Promise<void> {
   }
 }
 
-function bar(done: number, total: number): string {
-  const width = 24;
-  const filled = total > 0 ? Math.round((width * done) / total) : width;
-  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`;
-}
+/** What each evaluation stage counts. */
+const STAGE_UNITS: Record<string, string> = {
+  generate: 'prompts',
+  loglikelihood: 'requests',
+  'next-token': 'requests',
+  execute: 'programs',
+  classify: 'examples',
+};
 
-const showProgress = (p: Progress) => progress(`${p.task} ${p.stage} ${bar(p.done, p.total)}`);
-const showLoading = (dir: string) => (p: LoadProgress) =>
-  progress(
-    `loading ${dir} ${bar(Math.round(p.loadedBytes / 2 ** 20), Math.round(p.totalBytes / 2 ** 20))} MiB`,
-  );
+const showProgress = (p: Progress) =>
+  progress(`${p.task} ${p.stage}`, p.done, p.total, { unit: STAGE_UNITS[p.stage] ?? 'items' });
 
 const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(4));
 
@@ -397,7 +396,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
         const { classifier, initialised } = await loadGlueClassifier(model, {
           batchSize,
           quantize,
-          onProgress: showLoading(model),
+          onProgress: loadProgress(model),
           prepare: adapterDir
             ? async (m) => {
                 savedModules = (await loadAdapter(m, adapterDir)).savedModules;
@@ -432,7 +431,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
       const lm = await loadEvalModel(model, {
         batchSize,
         quantize,
-        onProgress: showLoading(model),
+        onProgress: loadProgress(model),
         prepare: adapterDir ? (m) => loadAdapter(m, adapterDir) : undefined,
       })
         .catch(asUsage)
@@ -484,7 +483,7 @@ async function lossTask(values: Record<string, string | boolean | undefined>, ou
   try {
     const lm = await loadEvalModel(spec.model, {
       quantize: quantizeFlag(str('quantize')),
-      onProgress: showLoading(spec.model),
+      onProgress: loadProgress(spec.model),
       prepare: spec.adapter ? (m) => loadAdapter(m, spec.adapter as string) : undefined,
     })
       .catch(asUsage)
@@ -492,7 +491,7 @@ async function lossTask(values: Record<string, string | boolean | undefined>, ou
     try {
       const t0 = performance.now();
       const result = await runLossEval(lm.model, spec, data, (done, total) =>
-        progress(`loss score ${bar(done, total)}`),
+        progress('loss score', done, total, { unit: 'examples' }),
       )
         .catch(failed)
         .finally(progressDone);

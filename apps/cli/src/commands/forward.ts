@@ -20,7 +20,7 @@ import {
 } from '@sharelora/models';
 import { parseFlags, quantizeFlag, quantizeHelp } from '../args.js';
 import { UsageError } from '../cli-error.js';
-import { progress, progressDone } from '../progress.js';
+import { loadProgress, progressDone } from '../progress.js';
 
 export const forwardHelp = `Usage: sharelora forward --model DIR [--adapter DIR] --inputs FILE [--grads OUT] [--json]
                          [--quantize nf4|fp4|int8]
@@ -268,10 +268,7 @@ export async function forward(argv: string[]): Promise<number> {
         numLabels: adapter?.numLabels ?? undefined,
         trainable: Boolean(values.grads) && !values.adapter,
         quantize,
-        onProgress: (p) =>
-          progress(
-            `loading ${values.model}: ${Math.floor((100 * p.loadedBytes) / Math.max(p.totalBytes, 1))}%`,
-          ),
+        onProgress: loadProgress(values.model),
       });
       progressDone();
       if (values.adapter) await loadAdapter(loaded.model, values.adapter);

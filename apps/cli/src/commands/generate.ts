@@ -12,7 +12,7 @@ import {
 import { applyPromptFormat, PROMPT_FORMATS, readPromptFormat } from '@sharelora/train';
 import { intFlag, numberFlag, oneOf, parseFlags, quantizeFlag, quantizeHelp, seedFlag } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
-import { progress, progressDone } from '../progress.js';
+import { loadProgress, progressDone } from '../progress.js';
 
 export const generateHelp = `Usage: sharelora generate --model DIR [--adapter DIR] --prompt TEXT [--max-new-tokens N]
                           [--temperature T] [--top-p P] [--top-k K] [--seed N] [--stop S]... [--chat] [--json]
@@ -108,8 +108,7 @@ export async function generate(argv: string[]): Promise<number> {
   try {
     const loaded = await loadModel(dir, {
       quantize,
-      onProgress: (p) =>
-        progress(`loading ${dir}  ${Math.round((100 * p.loadedBytes) / Math.max(1, p.totalBytes))}%`),
+      onProgress: loadProgress(dir),
     })
       .catch(asUsage)
       .finally(progressDone);

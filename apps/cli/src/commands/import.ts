@@ -107,7 +107,8 @@ export async function importCommand(argv: string[]): Promise<number> {
   }
   if (values.dequantize && from !== 'gguf')
     throw new UsageError('--dequantize applies to GGUF files only: a llama2.c checkpoint holds F32 weights');
-  const onProgress = (p: ImportProgress) => progress(`importing ${p.done}/${p.total} tensors  ${p.tensor}`);
+  const onProgress = (p: ImportProgress) =>
+    progress(`import ${file}`, p.done, p.total, { unit: 'tensors', detail: p.tensor });
   let summary: ImportSummary;
   try {
     summary =

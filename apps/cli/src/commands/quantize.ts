@@ -57,7 +57,7 @@ export async function quantize(argv: string[]): Promise<number> {
   try {
     const files = await withOutputDirLock(out, () =>
       quantizeCheckpoint(model, out, to, {
-        onProgress: (p) => progress(`writing ${out}: tensor ${p.done} of ${p.total} (${p.tensor})`),
+        onProgress: (p) => progress(`write ${out}`, p.done, p.total, { unit: 'tensors', detail: p.tensor }),
       }),
     )
       .catch(asUsage)

@@ -10,7 +10,7 @@ import {
 } from '@sharelora/train';
 import { numberFlag, parseFlags, seedFlag } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
-import { progress, progressDone } from '../progress.js';
+import { clock, progress, progressDone } from '../progress.js';
 
 const DEFAULT_OUT = './sharelora-quickstart';
 
@@ -34,30 +34,19 @@ Options:
   --json              print the results as one JSON document on stdout
   -h, --help          show this help`;
 
-function clock(seconds: number): string {
-  const s = Math.round(seconds);
-  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-}
-
-/** Phase lines on stderr (one per phase, TTY or not) and, on a TTY, a live bar with ETA while a phase trains. */
+/** Phase lines on stderr (one per phase, TTY or not) and the progress of the phase that trains. */
 function reporter(): (e: QuickstartEvent) => void {
   const phases = ['pretrain', ...QUICKSTART_METHODS];
-  let started = 0;
   return (e) => {
     const n = `[${phases.indexOf(e.phase) + 1}/${phases.length}]`;
     const name = e.phase === 'pretrain' ? 'pretrain' : METHOD_LABELS[e.phase];
     if (e.type === 'start') {
-      started = performance.now();
-      progress(`${n} ${e.title}`);
+      progress(`${n} ${name}`, 0, e.steps, { unit: 'steps', detail: e.title });
     } else if (e.type === 'step') {
-      const width = 20;
-      const done = Math.round((width * e.step) / e.steps);
-      const elapsed = (performance.now() - started) / 1000;
-      const eta = (elapsed / e.step) * (e.steps - e.step);
-      progress(
-        `${n} ${name} [${'#'.repeat(done)}${'.'.repeat(width - done)}] ${e.step}/${e.steps} ` +
-          `loss ${e.loss.toFixed(4)} nats/token ETA ${clock(eta)}`,
-      );
+      progress(`${n} ${name}`, e.step, e.steps, {
+        unit: 'steps',
+        detail: `loss ${e.loss.toFixed(4)} nats/token`,
+      });
     } else {
       progressDone();
       process.stderr.write(`${n} ${name}: ${e.summary} (${clock(e.seconds)})\n`);

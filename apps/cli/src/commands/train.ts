@@ -30,7 +30,7 @@ import {
 } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { type CliFormat, dataErrorAsUsage, dataSpec, FORMATS } from '../data-formats.js';
-import { progress, progressDone } from '../progress.js';
+import { clearProgressLine, loadProgress, progress, progressDone } from '../progress.js';
 import { QUIT_WITHOUT_CHECKPOINT, StopSignals } from '../stop-signals.js';
 import { RECOMMENDED_TEXT, TARGETS_HELP, targetsFlag } from '../targets.js';
 import { num, plural } from '../units.js';
@@ -320,28 +320,13 @@ function inputError(e: unknown): never {
   return asUsage(e);
 }
 
-function duration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  return s < 60
-    ? `${s}s`
-    : s < 3600
-      ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
-      : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
-
-/** A progress line with ETA from this invocation's mean step time (stderr, TTY only). */
-function progressBar(total: number, lossUnit: string): (m: StepMetrics) => void {
-  const times: number[] = [];
-  return (m) => {
-    times.push(m.msPerStep);
-    const width = 24;
-    const filled = Math.round((width * m.step) / total);
-    const meanMs = times.reduce((a, b) => a + b, 0) / times.length;
-    progress(
-      `[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${m.step}/${total} loss ${m.loss.toFixed(4)} ${lossUnit} ` +
-        `lr ${m.lr.toExponential(2)} ${meanMs.toFixed(0)} ms/step ETA ${duration(meanMs * (total - m.step))}`,
-    );
-  };
+/** The train phase's progress: loss and learning rate beside the step count, rate and ETA. */
+function stepProgress(total: number, lossUnit: string): (m: StepMetrics) => void {
+  return (m) =>
+    progress('train', m.step, total, {
+      unit: 'steps',
+      detail: `loss ${m.loss.toFixed(4)} ${lossUnit}  lr ${m.lr.toExponential(2)}`,
+    });
 }
 
 interface HeldOut {
@@ -412,7 +397,7 @@ interface RunState {
 
 async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run: RunState): Promise<number> {
   const say = (line: string) => {
-    progressDone();
+    clearProgressLine();
     if (!s.json) console.log(line);
   };
   const { read, spec } = dataSpec(s.format);
@@ -447,8 +432,7 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
       },
       {
         onMessage: say,
-        onLoadProgress: (p) =>
-          progress(`loading ${s.model}: ${Math.floor((100 * p.loadedBytes) / Math.max(p.totalBytes, 1))}%`),
+        onLoadProgress: loadProgress(s.model),
         onAdapter: (a) =>
           say(
             `adapter: ${a.method}, r ${a.r}, alpha ${a.alpha} on ${a.targets.join(', ')}` +
@@ -459,10 +443,10 @@ async function trainLocked(s: Settings, lock: OutputLock, stop: StopSignals, run
         resolveTargets: (modules, targets) => targetsFlag(modules, targets),
         onStart: ({ totalSteps, lossUnit }) => {
           unit = lossUnit;
-          bar = progressBar(totalSteps, lossUnit);
+          bar = stepProgress(totalSteps, lossUnit);
         },
         onStep: (m) => bar?.(m),
-        onEvalProgress: (done, total) => progress(`evaluating: ${done}/${total} examples`),
+        onEvalProgress: (done, total) => progress('validate', done, total, { unit: 'examples' }),
         onEval: (e) =>
           say(`step ${e.step}: validation loss ${e.valLoss.toFixed(6)} ${unit}${e.best ? ' (best)' : ''}`),
         onCheckpoint: (c) => {
