@@ -20,12 +20,14 @@ function intervalMs(): number {
   return Number.isFinite(s) && s >= 0 ? s * 1000 : DEFAULT_SECONDS * 1000;
 }
 
-/** Seconds as a short clock: 42s, 3m05s, 1h02m. */
+/** Seconds as a short clock: 42s, 3m05s, 1h02m, and from two days on 3.5d. */
 export function clock(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  if (s < 2 * 86400)
+    return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${(s / 86400).toFixed(1)}d`;
 }
 
 export interface ProgressOptions {

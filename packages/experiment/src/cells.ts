@@ -97,7 +97,8 @@ export function expandCells(exp: Experiment): Cell[] {
             ...data,
             method: spec,
             training: exp.training,
-            evaluations: exp.evaluations,
+            // A grid cell also runs its dataset's own evaluations (a GLUE task's dev set).
+            evaluations: [...exp.evaluations, ...(data.dataset?.evaluations ?? [])],
             seed,
           };
           cells.push({
@@ -130,11 +131,12 @@ export function selectCells(cells: readonly Cell[], picks: readonly string[]): C
 
 /**
  * A cell's `sharelora train` options for one dataset (its own, or a sequence stage's) by long flag
- * name (the --config file it runs with): the shared training settings, the method's (its targets
- * and lr win), the dataset's reading settings and the seed. Paths (model, data, eval data, output) are the runner's to add.
+ * name (the --config file it runs with): the shared training settings, the dataset's own over them,
+ * the method's (its targets and lr win), the dataset's reading settings and the seed. Paths (model, data, eval data, output) are the runner's to add.
  */
 export function trainOptions(settings: CellSettings, dataset: DatasetSpec): Record<string, unknown> {
-  const { method, training } = settings;
+  const { method } = settings;
+  const training = { ...settings.training, ...dataset.training };
   const options: Record<string, unknown> = {
     ...training,
     method: method.method,

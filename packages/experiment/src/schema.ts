@@ -41,31 +41,7 @@ const modelRecipe = z
     message: 'give exactly one of "path", "init" and "import"',
   });
 
-/** A training file and how `sharelora train` reads it. */
-const dataset = z.strictObject({
-  /** The training file (relative to the experiment file). */
-  train: nonEmpty,
-  /** A `sharelora train --format` name. */
-  format: nonEmpty,
-  /** A labelled held-out file scored after training (`--eval-data`): the report's held-out loss. */
-  eval: nonEmpty.optional(),
-  /** Validation split of the training file: a fraction or a count (`--validation`). */
-  validation: z.number().min(0).optional(),
-  labels: z.array(nonEmpty).min(1).optional(),
-});
-
 const targets = z.union([nonEmpty, z.array(nonEmpty).min(1)]);
-
-/** An adapter method and its hyper-parameters (`--method`, `--rank`, `--alpha`, ...). */
-const method = z.strictObject({
-  method: z.enum(['lora', 'share-a', 'share-b', 'share-ab', 'share-qkv', 'full']),
-  rank: positiveInt.optional(),
-  alpha: z.number().positive().optional(),
-  dropout: fraction.optional(),
-  targets: targets.optional(),
-  /** Peak learning rate for this method (overrides the shared one). */
-  lr: z.number().positive().optional(),
-});
 
 /** `sharelora train` options every cell shares, by their long flag names. */
 const training = z.strictObject({
@@ -94,6 +70,34 @@ const evaluation = z
     data: nonEmpty,
   })
   .catchall(z.union([z.string(), z.number(), z.boolean()]));
+
+/** A training file and how `sharelora train` reads it. */
+const dataset = z.strictObject({
+  /** The training file (relative to the experiment file). */
+  train: nonEmpty,
+  /** A `sharelora train --format` name. */
+  format: nonEmpty,
+  /** A labelled held-out file scored after training (`--eval-data`): the report's held-out loss. */
+  eval: nonEmpty.optional(),
+  /** Validation split of the training file: a fraction or a count (`--validation`). */
+  validation: z.number().min(0).optional(),
+  labels: z.array(nonEmpty).min(1).optional(),
+  /** Training settings for this dataset only, over the shared ones (papers set epochs and lr per task). */
+  training: training.partial().optional(),
+  /** Evaluations run after training on this dataset only (in grid cells), after the shared ones. */
+  evaluations: z.array(evaluation).optional(),
+});
+
+/** An adapter method and its hyper-parameters (`--method`, `--rank`, `--alpha`, ...). */
+const method = z.strictObject({
+  method: z.enum(['lora', 'share-a', 'share-b', 'share-ab', 'share-qkv', 'full']),
+  rank: positiveInt.optional(),
+  alpha: z.number().positive().optional(),
+  dropout: fraction.optional(),
+  targets: targets.optional(),
+  /** Peak learning rate for this method (overrides the shared one). */
+  lr: z.number().positive().optional(),
+});
 
 const nonEmptyRecord = <T extends z.ZodType>(value: T, what: string) =>
   z.record(name, value).refine((r) => Object.keys(r).length > 0, { message: `name at least one ${what}` });

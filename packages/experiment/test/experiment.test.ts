@@ -176,6 +176,30 @@ describe('cells', () => {
       seed: 0,
     });
   });
+
+  it("take a dataset's own training settings over the shared ones, and run its own evaluations", () => {
+    const own = parseExperiment(
+      BASE.replace(
+        'add: { train: add.jsonl, format: prompt-completion, eval: add-test.jsonl }',
+        'add: { train: add.jsonl, format: prompt-completion, training: { steps: 30, lr: 0.01 }, ' +
+          'evaluations: [{ task: loss, data: add-test.jsonl }] }',
+      ).replace('seeds: [0, 1]', 'seeds: [0, 1]\nevaluations: [{ task: gsm8k, data: gsm8k }]'),
+      'x',
+    );
+    const [lora, shareA] = expandCells(own).filter((c) => c.seed === 0);
+    expect(trainOptions(lora.settings, own.datasets.add)).toMatchObject({
+      steps: 30,
+      lr: 0.01,
+      'batch-size': 4,
+    });
+    // The method's lr still wins over the dataset's.
+    expect(trainOptions(shareA.settings, own.datasets.add)).toMatchObject({ steps: 30, lr: 0.003 });
+    expect(lora.settings.evaluations.map((e) => e.task)).toEqual(['gsm8k', 'loss']);
+    expect(
+      errorOf(BASE.replace('format: prompt-completion,', 'format: prompt-completion, training: { step: 3 },'))
+        .message,
+    ).toMatch(/datasets\.add\.training: .*step/);
+  });
 });
 
 describe('report', () => {

@@ -37,6 +37,7 @@ export {
   type StepMemoryEstimate,
   type StepMemoryOptions,
 } from './memory/estimate.js';
+export { estimateStepFlops, type StepFlops, type StepFlopsOptions } from './memory/step-flops.js';
 export * from './output/index.js';
 export * from './quickstart/index.js';
 export * from './trainer/index.js';

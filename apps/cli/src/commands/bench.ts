@@ -52,7 +52,7 @@ Options:
   --profile-out FILE  also write a Chrome trace (opens in Perfetto or chrome://tracing)
   -h, --help          show this help`;
 
-interface MatmulCase {
+export interface MatmulCase {
   name: string;
   shapeA: number[];
   shapeB: number[];
@@ -80,6 +80,20 @@ async function timeIt(reps: number, rounds: number, fn: () => void): Promise<num
 
 function randomTensor(shape: number[], seed: number): core.Tensor {
   return core.randn(shape, { seed, std: 0.5 });
+}
+
+/** Seconds per call of one matmul case on random operands (the device must be initialised). */
+export async function timeMatmul(c: MatmulCase, reps: number, rounds: number): Promise<number> {
+  const a = randomTensor(c.shapeA, 1);
+  const b = randomTensor(c.shapeB, 2);
+  try {
+    return await timeIt(reps, rounds, () =>
+      core.tidy(() => void core.matmul(a, b, { transA: c.transA, transB: c.transB })),
+    );
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
 }
 
 function matmulCases(quick: boolean): MatmulCase[] {
@@ -205,14 +219,8 @@ export async function bench(argv: string[]): Promise<number> {
     const stages = cases.length + 2;
     for (const c of cases) {
       progress('bench', matmuls.length, stages, { unit: 'cases', detail: `matmul ${c.name}` });
-      const a = randomTensor(c.shapeA, 1);
-      const b = randomTensor(c.shapeB, 2);
-      const s = await timeIt(reps, rounds, () =>
-        core.tidy(() => void core.matmul(a, b, { transA: c.transA, transB: c.transB })),
-      );
+      const s = await timeMatmul(c, reps, rounds);
       matmuls.push({ name: c.name, ms: s * 1e3, gflops: c.flops / s / 1e9 });
-      a.dispose();
-      b.dispose();
     }
     progress('bench', stages - 2, stages, { unit: 'cases', detail: 'elementwise' });
     const n = quick ? 1 << 20 : 1 << 24;

@@ -63,7 +63,12 @@ export async function checkInputs(l: Loaded, cells: readonly Cell[]): Promise<vo
       paths.set(`datasets.${name}.train`, dataset.train);
       if (dataset.eval) paths.set(`datasets.${name}.eval`, dataset.eval);
     }
-    for (const [i, e] of evaluations.entries()) paths.set(`evaluations[${i}].data`, e.data);
+    const shared = l.exp.evaluations.length;
+    for (const [i, e] of evaluations.entries())
+      paths.set(
+        i < shared ? `evaluations[${i}].data` : `datasets.${c.dataset}.evaluations[${i - shared}].data`,
+        e.data,
+      );
   }
   for (const [key, path] of paths) {
     await stat(resolve(l.dir, path)).catch(() => {

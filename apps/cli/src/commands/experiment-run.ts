@@ -6,12 +6,13 @@ import { mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { formatBytes } from '@sharelora/core';
+import { shutdown } from '@sharelora/core/node';
 import {
   type Cell,
   type CellRecord,
   cellDir,
   type DatasetSpec,
-  type Experiment,
+  type EvaluationSpec,
   type ModelRecipe,
   modelDir,
   numericLeaves,
@@ -23,7 +24,14 @@ import {
 } from '@sharelora/experiment';
 import { parseFlags } from '../args.js';
 import { UsageError } from '../cli-error.js';
+import { clock } from '../progress.js';
 import { plural } from '../units.js';
+import {
+  type ConfigEstimate,
+  estimateFromConfig,
+  hasWeights,
+  measuredMatmulRate,
+} from './experiment-estimate.js';
 import { checkInputs, type Loaded, loadExperiment, pickCells, SELF } from './experiment-file.js';
 import { experimentHelp } from './experiment-help.js';
 
@@ -124,9 +132,9 @@ function evalArgs(l: Loaded, cell: Cell, i: number, model: string, trained: stri
 }
 
 /** Report names of the evaluations: the task, numbered when a task appears twice. */
-function evalNames(exp: Experiment): string[] {
-  return exp.evaluations.map((e, i) =>
-    exp.evaluations.filter((x) => x.task === e.task).length > 1 ? `${e.task}#${i + 1}` : e.task,
+function evalNames(evaluations: readonly EvaluationSpec[]): string[] {
+  return evaluations.map((e, i) =>
+    evaluations.filter((x) => x.task === e.task).length > 1 ? `${e.task}#${i + 1}` : e.task,
   );
 }
 
@@ -264,7 +272,7 @@ async function runCell(l: Loaded, cell: Cell, model: string): Promise<CellRecord
     }
   }
 
-  const names = evalNames(l.exp);
+  const names = evalNames(settings.evaluations);
   record.evals = {};
   for (let i = 0; i < settings.evaluations.length; i++) {
     const out = join(dir, `eval-${i + 1}-${settings.evaluations[i].task}.json`);
@@ -289,14 +297,45 @@ function headline(r: CellRecord): string {
   return `complete in ${(r.seconds ?? 0).toFixed(1)} s${loss != null ? `, loss ${loss.toFixed(4)} ${t?.lossUnit}` : ''}`;
 }
 
-/** Time and peak memory of each selected cell, extrapolated from a 2-step probe per model and method. */
+type Estimate =
+  | { seconds: number; peakBytes: number; basis: 'probe' }
+  | (ConfigEstimate & { basis: 'config'; gflops: number })
+  | { error: string; basis?: 'config' };
+
+/**
+ * Time and peak memory of each selected cell, extrapolated from a 2-step probe per model and
+ * method, or, for a model directory with no weights, from its config.json alone.
+ */
 async function dryRun(l: Loaded, cells: readonly Cell[], json: boolean): Promise<number> {
   const tmp = await mkdtemp(join(tmpdir(), 'sharelora-dry-run-'));
+  let gflops: number | undefined;
   try {
-    const probes = new Map<string, { seconds: number; peakBytes: number } | { error: string }>();
+    const probes = new Map<string, Estimate>();
     const rows = [];
     for (const cell of cells) {
       const key = JSON.stringify([cell.model, cell.dataset, cell.method]);
+      const stages = cell.settings.sequence ?? [];
+      const weightless =
+        cell.settings.model.path !== undefined &&
+        !(await hasWeights(resolve(l.dir, cell.settings.model.path)));
+      if (!probes.has(key) && weightless) {
+        // Only a config.json: estimated from the step's arithmetic, no run.
+        gflops ??= await measuredMatmulRate();
+        const rate = gflops;
+        const dataset = cell.settings.dataset ?? stages[0].dataset;
+        const dir = resolve(l.dir, cell.settings.model.path as string);
+        probes.set(
+          key,
+          await estimateFromConfig(
+            dir,
+            trainOptions(cell.settings, dataset),
+            Math.max(stages.length, 1),
+            rate,
+          )
+            .then((e) => ({ ...e, basis: 'config' as const, gflops: rate }))
+            .catch((e: Error) => ({ error: e.message, basis: 'config' as const })),
+        );
+      }
       if (!probes.has(key)) {
         process.stderr.write(`probing ${cell.model}/${cell.dataset}/${cell.method}...\n`);
         const existing = modelDir(l.output, cell.model);
@@ -309,7 +348,6 @@ async function dryRun(l: Loaded, cells: readonly Cell[], json: boolean): Promise
             ? await materializeModel(l, cell.model, cell.settings.model, tmp, true)
             : existing;
         // A sequence is probed on its first dataset, and its stages counted alike.
-        const stages = cell.settings.sequence ?? [];
         const dataset = cell.settings.dataset ?? stages[0].dataset;
         const config = trainConfig(l, cell, dataset, model, join(tmp, `probe-${probes.size}`));
         const configFile = join(tmp, `probe-${probes.size}.json`);
@@ -324,7 +362,7 @@ async function dryRun(l: Loaded, cells: readonly Cell[], json: boolean): Promise
         else {
           const doc = JSON.parse(r.stdout) as Record<string, unknown>;
           const f = trainFigures(doc);
-          const t = cell.settings.training;
+          const t = { ...cell.settings.training, ...dataset.training };
           const examples = Number(
             (doc.dataReport as { train?: { examples?: number } })?.train?.examples ?? 0,
           );
@@ -333,10 +371,11 @@ async function dryRun(l: Loaded, cells: readonly Cell[], json: boolean): Promise
           probes.set(key, {
             seconds: Math.max(stages.length, 1) * (wall + (Math.max(steps - 2, 0) * f.msPerStep) / 1000),
             peakBytes: f.peakBytes,
+            basis: 'probe',
           });
         }
       }
-      const probe = probes.get(key) as { seconds: number; peakBytes: number } | { error: string };
+      const probe = probes.get(key) as Estimate;
       const status = (await readCellRecord(l.output, cell))?.status ?? 'not run';
       rows.push({ index: cell.index, id: cell.id, name: cell.name, status, ...probe });
     }
@@ -346,16 +385,23 @@ async function dryRun(l: Loaded, cells: readonly Cell[], json: boolean): Promise
       for (const r of rows) {
         const est =
           'error' in r
-            ? `probe failed: ${r.error}`
-            : `~${r.seconds.toFixed(0)} s, peak ${formatBytes(r.peakBytes)}`;
+            ? `${r.basis === 'config' ? 'no estimate' : 'probe failed'}: ${r.error}`
+            : `~${clock(r.seconds)}, peak ${formatBytes(r.peakBytes)}${r.basis === 'config' ? ' (from config.json)' : ''}`;
         console.log(
           `  ${String(r.index).padStart(3)}  ${r.id}  ${r.name.padEnd(40)} ${r.status.padEnd(9)} ${est}`,
         );
       }
-      if (l.exp.evaluations.length) console.log('(estimates cover training; evaluations come on top)');
+      if (gflops !== undefined)
+        console.log(
+          `(from config.json: the step's FLOPs at this device's measured matmul rate, ${gflops.toFixed(1)} GFLOP/s; ` +
+            'a lower bound, since a step also normalises, copies and waits)',
+        );
+      if (cells.some((c) => c.settings.evaluations.length))
+        console.log('(estimates cover training; evaluations come on top)');
     }
     return 0;
   } finally {
+    if (gflops !== undefined) shutdown();
     await rm(tmp, { recursive: true, force: true });
   }
 }
@@ -374,8 +420,10 @@ export async function experimentRun(argv: string[]): Promise<number> {
   }
   const l = await loadExperiment(positionals, 'run');
   const selected = pickCells(l, values.cells);
-  await checkInputs(l, selected);
+  // A dry run needs no data: a model with only its config.json is estimated from that alone, and
+  // a probe that misses an input says so in its row.
   if (values['dry-run']) return dryRun(l, selected, Boolean(values.json));
+  await checkInputs(l, selected);
 
   const onSignal = (sig: NodeJS.Signals) => {
     stopping = sig;
