@@ -6,12 +6,15 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { copyGrid, reportWithoutTiming } from './experiment-grid.js';
 import { runCli } from './run-cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'experiment-submit-'));
+const DATA =
+  process.env.SHARELORA_DATA ?? resolve(fileURLToPath(new URL('../../../../shared/data', import.meta.url)));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const sinfo = spawnSync('sinfo', ['-h', '-o', '%T'], { encoding: 'utf8', timeout: 10_000 });
@@ -47,6 +50,54 @@ describe('sharelora experiment submit', () => {
     expect(reportWithoutTiming(file)).toEqual(reportWithoutTiming(local));
     const again = runCli(['experiment', 'submit', file, '--slurm']);
     expect(again.stdout).toContain('all 4 selected cells complete; nothing to submit');
+  });
+
+  it('a sharded evaluation: shard tasks and a merge give the unsharded scores; Slurm runs them as dependent jobs', () => {
+    const sharded = (name: string, shards?: number) =>
+      copyGrid(root, name, (y) =>
+        y
+          .replace('  share-a: { method: share-a, rank: 4, alpha: 8 }\n', '')
+          .replace('steps: 40', 'steps: 4')
+          .replace('seeds: [0, 1]', 'seeds: [0]')
+          .concat(
+            `evaluations:\n  - { task: gsm8k, data: ${join(DATA, 'gsm8k')}, limit: 6, shots: 1, max-new-tokens: 4` +
+              `${shards ? `, shards: ${shards}` : ''} }\n`,
+          ),
+      );
+    const evals = (file: string) => {
+      const report = reportWithoutTiming(file) as { rows: Array<{ metrics: Record<string, unknown> }> };
+      return report.rows.map((r) => Object.entries(r.metrics).filter(([k]) => k.startsWith('gsm8k.')));
+    };
+    const whole = sharded('whole');
+    expect(runCli(['experiment', 'run', whole]).status).toBe(0);
+
+    // What the Slurm jobs do, by hand: train with the shards deferred, each shard, then the merge.
+    const byHand = sharded('by-hand', 3);
+    const deferred = runCli(['experiment', 'run', byHand, '--defer-shards']);
+    expect(deferred.status, deferred.stderr).toBe(0);
+    expect(deferred.stderr).toContain('evaluation shards pending');
+    for (const k of [2, 0, 1])
+      expect(runCli(['experiment', 'run', byHand, '--cells', '0', '--eval-shard', String(k)]).status).toBe(0);
+    const shardFiles = readdirSync(join(byHand.replace(/\.yaml$/, '-runs'), 'cells'), {
+      recursive: true,
+    }).filter((f) => /shard-\d-of-3\.json$/.test(String(f)));
+    expect(shardFiles).toHaveLength(3);
+    const merged = runCli(['experiment', 'run', byHand]);
+    expect(merged.status, merged.stderr).toBe(0);
+    expect(evals(byHand)).toEqual(evals(whole));
+    expect(evals(whole)[0].length).toBeGreaterThan(0);
+
+    if (!haveSlurm) return;
+    const file = sharded('slurm-sharded', 2);
+    const r = runCli(['experiment', 'submit', file, '--slurm', '--wait', '--time', '10:00']);
+    expect(r.status, r.stderr).toBe(0);
+    // Training (1 task), then the shards (2 tasks), then the merge (1 task).
+    expect(r.stdout.match(/submitted job \d+: (\d+) array tasks?/g)).toEqual([
+      expect.stringMatching(/: 1 array task$/),
+      expect.stringMatching(/: 2 array tasks$/),
+      expect.stringMatching(/: 1 array task$/),
+    ]);
+    expect(evals(file)).toEqual(evals(whole));
   });
 
   it('--slurm --dry-run writes the script for the cells not complete', () => {

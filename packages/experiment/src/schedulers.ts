@@ -49,9 +49,19 @@ export interface SlurmOptions {
   maxParallel?: number;
   /** More `#SBATCH` options, each as written on sbatch's command line. */
   extra?: readonly string[];
+  /** More `experiment run` arguments after the cell (e.g. `--defer-shards`). */
+  runArgs?: readonly string[];
+  /**
+   * Evaluation shards per cell: task t then runs shard t % shards of cell ⌊t / shards⌋
+   * (`--eval-shard`), and `indices` are those task ids.
+   */
+  shards?: number;
 }
 
-/** An sbatch script: one array task per cell, each running that cell. */
+/**
+ * An sbatch script: one array task per cell, each running that cell, or with `shards` one task per
+ * evaluation shard of a cell.
+ */
 export function slurmScript(o: SlurmOptions): string {
   const directives = [
     `--job-name=${o.jobName}`,
@@ -64,14 +74,22 @@ export function slurmScript(o: SlurmOptions): string {
     ...(o.time ? [`--time=${o.time}`] : []),
     ...(o.extra ?? []),
   ];
-  return [
-    '#!/bin/bash',
-    ...directives.map((d) => `#SBATCH ${d}`),
-    '# Written by sharelora experiment submit: task i runs cell i of the experiment.',
-    'set -euo pipefail',
-    `exec ${o.command.map(shellQuote).join(' ')} experiment run ${shellQuote(o.file)} --cells "$SLURM_ARRAY_TASK_ID"`,
-    '',
-  ].join('\n');
+  const run = `exec ${o.command.map(shellQuote).join(' ')} experiment run ${shellQuote(o.file)}`;
+  const more = (o.runArgs ?? []).map((a) => ` ${shellQuote(a)}`).join('');
+  const body = o.shards
+    ? [
+        `# Written by sharelora experiment submit: task i runs evaluation shard i % ${o.shards} of cell i / ${o.shards}.`,
+        'set -euo pipefail',
+        `cell=$((SLURM_ARRAY_TASK_ID / ${o.shards}))`,
+        `shard=$((SLURM_ARRAY_TASK_ID % ${o.shards}))`,
+        `${run} --cells "$cell" --eval-shard "$shard"${more}`,
+      ]
+    : [
+        '# Written by sharelora experiment submit: task i runs cell i of the experiment.',
+        'set -euo pipefail',
+        `${run} --cells "$SLURM_ARRAY_TASK_ID"${more}`,
+      ];
+  return ['#!/bin/bash', ...directives.map((d) => `#SBATCH ${d}`), ...body, ''].join('\n');
 }
 
 /** What k8sIndexedJob writes: the Job, its image, its cells and its shared volume. */

@@ -68,6 +68,8 @@ const evaluation = z
   .object({
     task: nonEmpty,
     data: nonEmpty,
+    /** Split into this many `eval --shard I/N` runs (Slurm tasks of their own), merged with eval-merge. */
+    shards: positiveInt.optional(),
   })
   .catchall(z.union([z.string(), z.number(), z.boolean()]));
 

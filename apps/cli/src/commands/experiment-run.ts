@@ -22,7 +22,7 @@ import {
   writeCellRecord,
   writeJsonAtomic,
 } from '@sharelora/experiment';
-import { parseFlags } from '../args.js';
+import { numberFlag, parseFlags } from '../args.js';
 import { UsageError } from '../cli-error.js';
 import { clock } from '../progress.js';
 import { plural } from '../units.js';
@@ -119,7 +119,7 @@ export async function materializeModel(
 
 /** `sharelora eval` arguments of evaluation `i` for a trained cell. */
 function evalArgs(l: Loaded, cell: Cell, i: number, model: string, trained: string, out: string): string[] {
-  const { task, data, ...flags } = cell.settings.evaluations[i];
+  const { task, data, shards: _, ...flags } = cell.settings.evaluations[i];
   const args = ['eval', '--task', task, '--data', resolve(l.dir, data), '--out', out];
   if (cell.settings.method.method === 'full') args.push('--model', trained);
   else args.push('--model', model, '--adapter', trained);
@@ -178,7 +178,17 @@ function trainConfig(
  * leaves a file (train-result.json, eval-*.json) that a later run reuses; an interrupted training
  * resumes from its checkpoint. Returns with the cell still 'running' when a stop signal came.
  */
-async function runCell(l: Loaded, cell: Cell, model: string): Promise<CellRecord> {
+/**
+ * Which part of a cell's sharded evaluations a run does: all of them (a local run), none
+ * (`deferShards`: a Slurm task that leaves them to shard tasks), or one shard of each (`shard`: a
+ * shard task, on a cell trained already). A run that finds every shard written merges them.
+ */
+interface ShardMode {
+  shard?: number;
+  deferShards?: boolean;
+}
+
+async function runCell(l: Loaded, cell: Cell, model: string, mode: ShardMode = {}): Promise<CellRecord> {
   const dir = cellDir(l.output, cell);
   const prev = await readCellRecord(l.output, cell);
   const t0 = Date.now();
@@ -217,6 +227,8 @@ async function runCell(l: Loaded, cell: Cell, model: string): Promise<CellRecord
     const resultFile = join(dir, `${part}-result.json`);
     const done = await readJson(resultFile);
     if (done) return done;
+    if (mode.shard !== undefined)
+      return `not trained yet: an --eval-shard run needs the cell trained first (run it with --cells ${cell.id})`;
     const configFile = join(dir, `${part}-config.json`);
     const config = trainConfig(l, cell, dataset, model, join(dir, part));
     if (adapter) {
@@ -274,24 +286,58 @@ async function runCell(l: Loaded, cell: Cell, model: string): Promise<CellRecord
 
   const names = evalNames(settings.evaluations);
   record.evals = {};
+  let shardsPending = false;
   for (let i = 0; i < settings.evaluations.length; i++) {
     const out = join(dir, `eval-${i + 1}-${settings.evaluations[i].task}.json`);
     let result = await readJson(out);
+    const shards = settings.evaluations[i].shards ?? 1;
+    if (!result && shards > 1) {
+      // Each shard is a file of its own; once all are there, eval-merge writes the evaluation's file.
+      const files = Array.from({ length: shards }, (_, k) =>
+        out.replace(/\.json$/, `.shard-${k}-of-${shards}.json`),
+      );
+      for (const [k, file] of files.entries()) {
+        if (mode.deferShards || (mode.shard !== undefined && mode.shard !== k) || (await readJson(file)))
+          continue;
+        const r = await runChild(
+          [...evalArgs(l, cell, i, model, trained, file), '--shard', `${k}/${shards}`],
+          false,
+        );
+        if (stopping) return record;
+        if (r.code !== 0)
+          return finish(
+            'failed',
+            `sharelora eval (${names[i]}, shard ${k}/${shards}) exited with ${r.code}: ${r.stderrTail}`,
+          );
+      }
+      if (mode.shard !== undefined || !(await Promise.all(files.map(readJson))).every(Boolean)) {
+        shardsPending = true;
+        continue;
+      }
+      const r = await runChild(['eval-merge', '--out', out, ...files], true);
+      if (r.code !== 0)
+        return finish('failed', `sharelora eval-merge (${names[i]}) exited with ${r.code}: ${r.stderrTail}`);
+      result = await readJson(out);
+    }
+    if (!result && (mode.shard !== undefined || shards > 1)) continue;
     if (!result) {
       const r = await runChild(evalArgs(l, cell, i, model, trained, out), false);
       if (stopping) return record;
       if (r.code !== 0)
         return finish('failed', `sharelora eval (${names[i]}) exited with ${r.code}: ${r.stderrTail}`);
       result = await readJson(out);
-      if (!result) return finish('failed', `sharelora eval (${names[i]}) wrote no readable ${out}`);
     }
+    if (!result) return finish('failed', `sharelora eval (${names[i]}) wrote no readable ${out}`);
     record.evals[names[i]] = numericLeaves(result.metrics);
   }
+  // A shard task, or a run that left shards to others: the cell completes when a run merges them.
+  if (shardsPending || mode.shard !== undefined) return record;
   return finish('complete');
 }
 
 function headline(r: CellRecord): string {
   if (r.status === 'failed') return `failed: ${(r.error ?? '').split('\n')[0]}`;
+  if (r.status === 'running') return 'evaluation shards pending (a run after the shard tasks merges them)';
   const t = r.train;
   const loss = t?.heldOutLoss ?? t?.bestValLoss ?? t?.trainLoss;
   return `complete in ${(r.seconds ?? 0).toFixed(1)} s${loss != null ? `, loss ${loss.toFixed(4)} ${t?.lossUnit}` : ''}`;
@@ -411,7 +457,13 @@ export async function experimentRun(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(
     'experiment run',
     argv,
-    { cells: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
+    {
+      cells: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      json: { type: 'boolean' },
+      'eval-shard': { type: 'string' },
+      'defer-shards': { type: 'boolean' },
+    },
     { allowPositionals: true },
   );
   if (values.help) {
@@ -424,6 +476,17 @@ export async function experimentRun(argv: string[]): Promise<number> {
   // a probe that misses an input says so in its row.
   if (values['dry-run']) return dryRun(l, selected, Boolean(values.json));
   await checkInputs(l, selected);
+  const mode: ShardMode = {
+    shard: numberFlag(
+      'eval-shard',
+      values['eval-shard'],
+      (n) => Number.isInteger(n) && n >= 0,
+      'an integer >= 0',
+    ),
+    deferShards: values['defer-shards'],
+  };
+  if (mode.shard !== undefined && mode.deferShards)
+    throw new UsageError('--eval-shard runs one shard; --defer-shards runs none: give one');
 
   const onSignal = (sig: NodeJS.Signals) => {
     stopping = sig;
@@ -444,13 +507,14 @@ export async function experimentRun(argv: string[]): Promise<number> {
     for (const [i, cell] of selected.entries()) {
       const prev = await readCellRecord(l.output, cell);
       const tag = `[${i + 1}/${selected.length}] ${cell.name} (${cell.id})`;
-      if (prev?.status === 'complete') {
-        process.stderr.write(`${tag}: complete, skipped\n`);
+      if (prev?.status === 'complete' || (prev?.status === 'failed' && mode.shard !== undefined)) {
+        // A shard task leaves a failed cell alone: the run that retries it evaluates it whole.
+        process.stderr.write(`${tag}: ${prev.status}, skipped\n`);
         results.push(prev);
         continue;
       }
       process.stderr.write(`${tag}: ${prev ? `resuming (attempt ${prev.attempts + 1})` : 'starting'}\n`);
-      const rec = await runCell(l, cell, models.get(cell.model) as string);
+      const rec = await runCell(l, cell, models.get(cell.model) as string, mode);
       if (stopping) {
         process.stderr.write(`${tag}: stopped by ${stopping}; run again to resume\n`);
         return stopping === 'SIGINT' ? 130 : 143;
@@ -459,6 +523,7 @@ export async function experimentRun(argv: string[]): Promise<number> {
       results.push(rec);
     }
     const failed = results.filter((r) => r.status === 'failed');
+    const complete = results.filter((r) => r.status === 'complete');
     if (values.json)
       console.log(
         JSON.stringify({
@@ -469,8 +534,10 @@ export async function experimentRun(argv: string[]): Promise<number> {
       );
     else
       console.log(
-        `${l.exp.name}: ${plural(results.length - failed.length, 'cell')} complete` +
-          `${failed.length ? `, ${failed.length} failed` : ''}; 'sharelora experiment report ${positionals[0]}' writes the tables`,
+        `${l.exp.name}: ${plural(complete.length, 'cell')} complete` +
+          `${failed.length ? `, ${failed.length} failed` : ''}` +
+          `${results.length > complete.length + failed.length ? `, ${results.length - complete.length - failed.length} waiting for evaluation shards` : ''}` +
+          `; 'sharelora experiment report ${positionals[0]}' writes the tables`,
       );
     return failed.length ? 1 : 0;
   } finally {

@@ -98,38 +98,90 @@ export async function experimentSubmit(argv: string[]): Promise<number> {
     await materializeModel(l, name, l.exp.models[name], l.output, false);
   const logDir = join(l.output, 'slurm');
   await mkdir(logDir, { recursive: true });
-  const script = join(logDir, `${l.exp.name}.sbatch`);
-  await writeFile(
-    script,
-    slurmScript({
-      jobName: `sharelora-${l.exp.name}`,
-      indices: pending.map((c) => c.index),
-      command: values.command ? values.command.split(' ').filter(Boolean) : [process.execPath, SELF],
-      file: l.file,
-      logDir,
-      partition: values.partition,
-      gpusPerTask: values['gpus-per-task'] ? intFlag('gpus-per-task', values['gpus-per-task'], 1) : undefined,
-      cpusPerTask: values['cpus-per-task'] ? intFlag('cpus-per-task', values['cpus-per-task'], 1) : undefined,
-      mem: values.mem,
-      time: values.time,
-      maxParallel,
-      extra: values['sbatch-arg'],
-    }),
-    { mode: 0o755 },
-  );
+  const common = {
+    command: values.command ? values.command.split(' ').filter(Boolean) : [process.execPath, SELF],
+    file: l.file,
+    logDir,
+    partition: values.partition,
+    gpusPerTask: values['gpus-per-task'] ? intFlag('gpus-per-task', values['gpus-per-task'], 1) : undefined,
+    cpusPerTask: values['cpus-per-task'] ? intFlag('cpus-per-task', values['cpus-per-task'], 1) : undefined,
+    mem: values.mem,
+    time: values.time,
+    maxParallel,
+    extra: values['sbatch-arg'],
+  };
+  // Sharded evaluations: the cells train (job 1), then every shard is a task of its own (job 2,
+  // after job 1), then each cell merges its shards (job 3, after job 2; it retries what failed).
+  const shards = Math.max(1, ...pending.flatMap((c) => c.settings.evaluations.map((e) => e.shards ?? 1)));
+  const jobs: Array<{ script: string; tasks: number; after?: 'afterany' }> = [];
+  const write = async (suffix: string, o: Omit<Parameters<typeof slurmScript>[0], keyof typeof common>) => {
+    const script = join(logDir, `${l.exp.name}${suffix}.sbatch`);
+    await writeFile(script, slurmScript({ ...common, ...o }), { mode: 0o755 });
+    return script;
+  };
+  const cellIndices = pending.map((c) => c.index);
+  if (shards === 1) {
+    jobs.push({
+      script: await write('', { jobName: `sharelora-${l.exp.name}`, indices: cellIndices }),
+      tasks: pending.length,
+    });
+  } else {
+    const shardTasks = pending.flatMap((c) => Array.from({ length: shards }, (_, k) => c.index * shards + k));
+    jobs.push(
+      {
+        script: await write('', {
+          jobName: `sharelora-${l.exp.name}`,
+          indices: cellIndices,
+          runArgs: ['--defer-shards'],
+        }),
+        tasks: pending.length,
+      },
+      {
+        script: await write('-shards', {
+          jobName: `sharelora-${l.exp.name}-shards`,
+          indices: shardTasks,
+          shards,
+        }),
+        tasks: shardTasks.length,
+        // afterany: a cell that failed to train fails alone; its shard tasks skip it.
+        after: 'afterany',
+      },
+      {
+        script: await write('-merge', { jobName: `sharelora-${l.exp.name}-merge`, indices: cellIndices }),
+        tasks: pending.length,
+        after: 'afterany',
+      },
+    );
+  }
   if (values['dry-run']) {
+    for (const j of jobs)
+      console.log(
+        `wrote ${j.script} (${plural(j.tasks, 'array task')}${j.after ? `, to run ${j.after} the job before` : ''})`,
+      );
     console.log(
-      `wrote ${script} (${plural(pending.length, 'array task')}); submit it with: sbatch ${script}`,
+      jobs.length === 1
+        ? `submit it with: sbatch ${jobs[0].script}`
+        : 'submit them in order, each with --dependency=<after>:<the previous job id>',
     );
     return 0;
   }
-  const r = sbatch(['--parsable', ...(values.wait ? ['--wait'] : []), script]);
-  const jobId = r.stdout.trim().split(';')[0];
-  if (!jobId) {
-    console.error(r.stderr.trim());
-    throw new UsageError(`sbatch refused ${script}`);
+  let jobId = '';
+  let r = { status: 0, stdout: '', stderr: '' };
+  for (const [i, j] of jobs.entries()) {
+    const last = i === jobs.length - 1;
+    r = sbatch([
+      '--parsable',
+      ...(j.after ? [`--dependency=${j.after}:${jobId}`] : []),
+      ...(values.wait && last ? ['--wait'] : []),
+      j.script,
+    ]);
+    jobId = r.stdout.trim().split(';')[0];
+    if (!jobId) {
+      console.error(r.stderr.trim());
+      throw new UsageError(`sbatch refused ${j.script}`);
+    }
+    console.log(`submitted job ${jobId}: ${plural(j.tasks, 'array task')}, logs in ${logDir}`);
   }
-  console.log(`submitted job ${jobId}: ${plural(pending.length, 'array task')}, logs in ${logDir}`);
   if (values.wait) {
     console.log(
       r.status === 0
