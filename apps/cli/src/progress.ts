@@ -55,9 +55,8 @@ interface Phase {
 let current: Phase | null = null;
 let lastPlain = Date.now();
 
-function rate(p: Phase, seconds: number): string {
-  const perSecond = (p.done - p.start) / seconds;
-  if (!(perSecond > 0) || !Number.isFinite(perSecond)) return '';
+/** The rate as read: bytes per second, units per second, or seconds per unit when slower than one. */
+function rate(p: Phase, perSecond: number): string {
   if (p.bytes) return `${formatBytes(perSecond)}/s`;
   const one = p.unit.endsWith('s') ? p.unit.slice(0, -1) : p.unit;
   return perSecond >= 1 || !p.unit
@@ -68,16 +67,15 @@ function rate(p: Phase, seconds: number): string {
 /** The one progress line every command shows. */
 function line(p: Phase): string {
   const filled = p.total > 0 ? Math.min(BAR_WIDTH, Math.round((BAR_WIDTH * p.done) / p.total)) : 0;
-  const seconds = (Date.now() - p.startedAt) / 1000;
-  const perSecond = (p.done - p.start) / seconds;
-  const eta = perSecond > 0 && Number.isFinite(perSecond) ? clock((p.total - p.done) / perSecond) : '--';
+  const perSecond = (p.done - p.start) / ((Date.now() - p.startedAt) / 1000);
+  const measured = perSecond > 0 && Number.isFinite(perSecond);
   const count = p.bytes
     ? `${formatBytes(p.done)}/${formatBytes(p.total)}`
     : `${p.done}/${p.total}${p.unit ? ` ${p.unit}` : ''}`;
   return [
     `${p.label} [${'='.repeat(filled)}${' '.repeat(BAR_WIDTH - filled)}] ${count}`,
-    rate(p, seconds),
-    `ETA ${eta}`,
+    measured ? rate(p, perSecond) : '',
+    `ETA ${measured ? clock((p.total - p.done) / perSecond) : '--'}`,
     p.detail,
   ]
     .filter(Boolean)

@@ -17,6 +17,7 @@ import {
   modelDir,
   numericLeaves,
   readCellRecord,
+  type TrainingSpec,
   trainFigures,
   trainOptions,
   writeCellRecord,
@@ -147,6 +148,12 @@ function versions(): Record<string, string> {
   return { sharelora: pkg.version, node: process.version, platform: `${process.platform}-${process.arch}` };
 }
 
+const exists = (file: string) =>
+  stat(file).then(
+    () => true,
+    () => false,
+  );
+
 async function readJson(file: string): Promise<Record<string, unknown> | undefined> {
   try {
     return JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
@@ -174,11 +181,6 @@ function trainConfig(
 }
 
 /**
- * Trains and evaluates one cell, recording its state in cell.json as it goes. Each finished part
- * leaves a file (train-result.json, eval-*.json) that a later run reuses; an interrupted training
- * resumes from its checkpoint. Returns with the cell still 'running' when a stop signal came.
- */
-/**
  * Which part of a cell's sharded evaluations a run does: all of them (a local run), none
  * (`deferShards`: a Slurm task that leaves them to shard tasks), or one shard of each (`shard`: a
  * shard task, on a cell trained already). A run that finds every shard written merges them.
@@ -188,6 +190,12 @@ interface ShardMode {
   deferShards?: boolean;
 }
 
+/**
+ * Trains and evaluates one cell, recording its state in cell.json as it goes. Each finished part
+ * leaves a file (train-result.json, eval-*.json) that a later run reuses; an interrupted training
+ * resumes from its checkpoint. Returns with the cell still 'running' when a stop signal came, or
+ * when evaluation shards are left to other runs.
+ */
 async function runCell(l: Loaded, cell: Cell, model: string, mode: ShardMode = {}): Promise<CellRecord> {
   const dir = cellDir(l.output, cell);
   const prev = await readCellRecord(l.output, cell);
@@ -289,16 +297,21 @@ async function runCell(l: Loaded, cell: Cell, model: string, mode: ShardMode = {
   let shardsPending = false;
   for (let i = 0; i < settings.evaluations.length; i++) {
     const out = join(dir, `eval-${i + 1}-${settings.evaluations[i].task}.json`);
-    let result = await readJson(out);
     const shards = settings.evaluations[i].shards ?? 1;
+    let result = await readJson(out);
     if (!result && shards > 1) {
-      // Each shard is a file of its own; once all are there, eval-merge writes the evaluation's file.
+      // Each shard is a file of its own (written atomically); once all are there, eval-merge writes
+      // the evaluation's file.
       const files = Array.from({ length: shards }, (_, k) =>
         out.replace(/\.json$/, `.shard-${k}-of-${shards}.json`),
       );
+      let written = 0;
       for (const [k, file] of files.entries()) {
-        if (mode.deferShards || (mode.shard !== undefined && mode.shard !== k) || (await readJson(file)))
+        if (await exists(file)) {
+          written++;
           continue;
+        }
+        if (mode.deferShards || (mode.shard !== undefined && mode.shard !== k)) continue;
         const r = await runChild(
           [...evalArgs(l, cell, i, model, trained, file), '--shard', `${k}/${shards}`],
           false,
@@ -309,24 +322,25 @@ async function runCell(l: Loaded, cell: Cell, model: string, mode: ShardMode = {
             'failed',
             `sharelora eval (${names[i]}, shard ${k}/${shards}) exited with ${r.code}: ${r.stderrTail}`,
           );
+        written++;
       }
-      if (mode.shard !== undefined || !(await Promise.all(files.map(readJson))).every(Boolean)) {
+      if (mode.shard !== undefined || written < shards) {
         shardsPending = true;
         continue;
       }
       const r = await runChild(['eval-merge', '--out', out, ...files], true);
+      if (stopping) return record;
       if (r.code !== 0)
         return finish('failed', `sharelora eval-merge (${names[i]}) exited with ${r.code}: ${r.stderrTail}`);
-      result = await readJson(out);
-    }
-    if (!result && (mode.shard !== undefined || shards > 1)) continue;
-    if (!result) {
+    } else if (!result) {
+      // A shard task runs shards only.
+      if (mode.shard !== undefined) continue;
       const r = await runChild(evalArgs(l, cell, i, model, trained, out), false);
       if (stopping) return record;
       if (r.code !== 0)
         return finish('failed', `sharelora eval (${names[i]}) exited with ${r.code}: ${r.stderrTail}`);
-      result = await readJson(out);
     }
+    result ??= await readJson(out);
     if (!result) return finish('failed', `sharelora eval (${names[i]}) wrote no readable ${out}`);
     record.evals[names[i]] = numericLeaves(result.metrics);
   }
@@ -361,14 +375,14 @@ async function dryRun(l: Loaded, cells: readonly Cell[], json: boolean): Promise
     for (const cell of cells) {
       const key = JSON.stringify([cell.model, cell.dataset, cell.method]);
       const stages = cell.settings.sequence ?? [];
-      const weightless =
+      const dataset = cell.settings.dataset ?? stages[0].dataset;
+      const weightless = async () =>
         cell.settings.model.path !== undefined &&
         !(await hasWeights(resolve(l.dir, cell.settings.model.path)));
-      if (!probes.has(key) && weightless) {
+      if (!probes.has(key) && (await weightless())) {
         // Only a config.json: estimated from the step's arithmetic, no run.
         gflops ??= await measuredMatmulRate();
         const rate = gflops;
-        const dataset = cell.settings.dataset ?? stages[0].dataset;
         const dir = resolve(l.dir, cell.settings.model.path as string);
         probes.set(
           key,
@@ -394,7 +408,6 @@ async function dryRun(l: Loaded, cells: readonly Cell[], json: boolean): Promise
             ? await materializeModel(l, cell.model, cell.settings.model, tmp, true)
             : existing;
         // A sequence is probed on its first dataset, and its stages counted alike.
-        const dataset = cell.settings.dataset ?? stages[0].dataset;
         const config = trainConfig(l, cell, dataset, model, join(tmp, `probe-${probes.size}`));
         const configFile = join(tmp, `probe-${probes.size}.json`);
         await writeFile(
@@ -408,7 +421,7 @@ async function dryRun(l: Loaded, cells: readonly Cell[], json: boolean): Promise
         else {
           const doc = JSON.parse(r.stdout) as Record<string, unknown>;
           const f = trainFigures(doc);
-          const t = { ...cell.settings.training, ...dataset.training };
+          const t = trainOptions(cell.settings, dataset) as TrainingSpec;
           const examples = Number(
             (doc.dataReport as { train?: { examples?: number } })?.train?.examples ?? 0,
           );
@@ -524,6 +537,7 @@ export async function experimentRun(argv: string[]): Promise<number> {
     }
     const failed = results.filter((r) => r.status === 'failed');
     const complete = results.filter((r) => r.status === 'complete');
+    const waiting = results.length - complete.length - failed.length;
     if (values.json)
       console.log(
         JSON.stringify({
@@ -536,7 +550,7 @@ export async function experimentRun(argv: string[]): Promise<number> {
       console.log(
         `${l.exp.name}: ${plural(complete.length, 'cell')} complete` +
           `${failed.length ? `, ${failed.length} failed` : ''}` +
-          `${results.length > complete.length + failed.length ? `, ${results.length - complete.length - failed.length} waiting for evaluation shards` : ''}` +
+          `${waiting ? `, ${waiting} waiting for evaluation shards` : ''}` +
           `; 'sharelora experiment report ${positionals[0]}' writes the tables`,
       );
     return failed.length ? 1 : 0;
