@@ -1,11 +1,12 @@
 /**
  * The guides' charts, drawn with Observable Plot from the data files in docs/data (written by
- * apps/docs/scripts/params-data.mjs or transcribed from the benchmark runs the guides describe).
+ * apps/docs/scripts/params-data.mjs and study-data.mjs, or transcribed from the benchmark runs the guides describe).
  * A guide places one with `<Chart name="..." />`.
  */
 import * as Plot from '@observablehq/plot';
 import params from '../../../../docs/data/params.json';
 import profile from '../../../../docs/data/step-profile.json';
+import study from '../../../../docs/data/stories260k-study.json';
 import throughput from '../../../../docs/data/throughput-vs-pytorch.json';
 
 const METHOD_LABELS: Record<string, string> = {
@@ -112,12 +113,86 @@ function adapterMemoryChart() {
   });
 }
 
+const studyRows = study.rows.map((r) => ({
+  label: METHOD_LABELS[r.method] ?? r.method,
+  trainable: r.trainable,
+  mean: r.heldOut.mean,
+  low: r.heldOut.mean - r.heldOut.std,
+  high: r.heldOut.mean + r.heldOut.std,
+}));
+const studyCaption = (what: string) => `${study.experiment} study, ${what} over the seeds; ${study.machine}.`;
+
+/** Held-out loss against trainable parameters: lower-left is better. */
+function studyQualityChart() {
+  return Plot.plot({
+    width: WIDTH,
+    marginRight: 70,
+    x: { label: 'trainable parameters →', grid: true, domain: [0, 10000] },
+    y: { label: `↑ held-out loss (${study.lossUnit})`, grid: true },
+    color: { legend: true, domain: METHOD_ORDER },
+    marks: [
+      Plot.ruleX(studyRows, { x: 'trainable', y1: 'low', y2: 'high', stroke: 'label', strokeWidth: 2 }),
+      Plot.dot(studyRows, { x: 'trainable', y: 'mean', fill: 'label', r: 5, tip: true }),
+      Plot.text(studyRows, { x: 'trainable', y: 'mean', text: 'label', dx: 10, textAnchor: 'start' }),
+    ],
+    caption: studyCaption('mean ± std'),
+  });
+}
+
+/** Training loss per step, one line per method (the mean over seeds). */
+function studyCurvesChart() {
+  const points = study.curves.flatMap((c) =>
+    c.points.map((p) => ({ label: METHOD_LABELS[c.method] ?? c.method, step: p.step, loss: p.loss })),
+  );
+  return Plot.plot({
+    width: WIDTH,
+    x: { label: 'step →', grid: true },
+    y: { type: 'log', label: `↑ training loss (${study.lossUnit})`, grid: true, tickFormat: ',~g' },
+    color: { legend: true, domain: METHOD_ORDER },
+    marks: [Plot.line(points, { x: 'step', y: 'loss', stroke: 'label', tip: true })],
+    caption: studyCaption('mean'),
+  });
+}
+
+/** Loss on each task after each stage of the continual sequence, per method. */
+function studyContinualChart() {
+  const bars = study.continual.flatMap((c) =>
+    c.after.flatMap((a) =>
+      Object.entries(a.loss).map(([task, s]) => ({
+        label: METHOD_LABELS[c.method] ?? c.method,
+        series: `${task}, after stage ${a.stage} (${a.dataset})`,
+        mean: s.mean,
+        low: s.mean - s.std,
+        high: s.mean + s.std,
+      })),
+    ),
+  );
+  // Stage by stage, in the order the sequence ran.
+  const series = [...new Set(bars.map((b) => b.series))];
+  return Plot.plot({
+    width: WIDTH,
+    x: { axis: null, domain: series },
+    y: { label: `↑ held-out loss (${study.lossUnit})`, grid: true },
+    fx: { label: null, domain: METHOD_ORDER },
+    color: { legend: true, domain: series },
+    marks: [
+      Plot.barY(bars, { x: 'series', y: 'mean', fx: 'label', fill: 'series', tip: true }),
+      Plot.ruleX(bars, { x: 'series', y1: 'low', y2: 'high', fx: 'label', stroke: 'currentColor' }),
+      Plot.ruleY([0]),
+    ],
+    caption: studyCaption('mean ± std'),
+  });
+}
+
 /** Every chart a guide can place, by name. */
 export const CHARTS = {
   'throughput-vs-pytorch': throughputChart,
   'step-profile': profileChart,
   'params-by-method': paramsChart,
   'adapter-memory-by-method': adapterMemoryChart,
+  'study-quality-vs-params': studyQualityChart,
+  'study-loss-curves': studyCurvesChart,
+  'study-continual': studyContinualChart,
 } satisfies Record<string, () => Element>;
 
 export type ChartName = keyof typeof CHARTS;
