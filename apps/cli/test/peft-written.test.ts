@@ -1,10 +1,11 @@
 /**
  * Adapters written by stock PEFT (`save_pretrained`, its own config fields and key layout) load in
  * `sharelora forward` and give the logits PEFT computed with them. The adapters, the base models
- * (sharelora init tiny presets) and PEFT's logits are in fixtures/peft-written; generate.py there
- * wrote them with torch + transformers + peft, whose versions peft-logits.json records.
+ * (sharelora init tiny presets) and PEFT's logits are in fixtures/peft-written, one folder per PEFT
+ * release (peft-VERSION: 0.13.2, the last to refuse unknown config keys, and a current one);
+ * generate.py there wrote them with torch + transformers + peft, whose versions peft-logits.json records.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,17 +19,28 @@ interface Case {
   inputs: { input_ids: number[][]; attention_mask?: number[][] };
   logits: unknown;
 }
-const written = JSON.parse(readFileSync(join(FIXTURES, 'peft-logits.json'), 'utf8')) as {
+interface Written {
   peft: string;
   transformers: string;
   cases: Record<string, Case>;
-};
+}
+const releases = readdirSync(FIXTURES).filter((f) => f.startsWith('peft-'));
 
 const flat = (x: unknown): number[] => (Array.isArray(x) ? x.flatMap(flat) : [x as number]);
 
-describe(`adapters PEFT ${written.peft} wrote (transformers ${written.transformers})`, () => {
+it('has adapters of PEFT 0.13.2 and of a later release', () => {
+  expect(releases).toContain('peft-0.13.2');
+  expect(releases.length).toBeGreaterThanOrEqual(2);
+});
+
+describe.each(releases)('adapters %s wrote', (release) => {
+  const written = JSON.parse(readFileSync(join(FIXTURES, release, 'peft-logits.json'), 'utf8')) as Written;
   const dir = mkdtempSync(join(tmpdir(), 'peft-written-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it(`records the release it came from (transformers ${written.transformers})`, () => {
+    expect(`peft-${written.peft}`).toBe(release);
+  });
 
   it('covers LLaMA, GPT-2 (fan_in_fan_out) and RoBERTa sequence classification (modules_to_save)', () => {
     expect(Object.keys(written.cases).sort()).toEqual([
@@ -48,7 +60,7 @@ describe(`adapters PEFT ${written.peft} wrote (transformers ${written.transforme
         '--model',
         join(FIXTURES, 'models', c.base),
         '--adapter',
-        join(FIXTURES, 'adapters', name),
+        join(FIXTURES, release, 'adapters', name),
         '--inputs',
         inputs,
         '--json',
