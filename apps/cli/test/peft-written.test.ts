@@ -4,6 +4,7 @@
  * (sharelora init tiny presets) and PEFT's logits are in fixtures/peft-written, one folder per PEFT
  * release (peft-VERSION: 0.13.2, the last to refuse unknown config keys, and a current one);
  * generate.py there wrote them with torch + transformers + peft, whose versions peft-logits.json records.
+ * The other direction (PEFT loading what `sharelora train` writes) needs Python: peft-loads-ours.sh.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
