@@ -25,7 +25,7 @@ interface Written {
   transformers: string;
   cases: Record<string, Case>;
 }
-const releases = readdirSync(FIXTURES).filter((f) => f.startsWith('peft-'));
+const releases = readdirSync(FIXTURES).filter((f) => /^peft-\d+\.\d+\.\d+$/.test(f));
 
 const flat = (x: unknown): number[] => (Array.isArray(x) ? x.flatMap(flat) : [x as number]);
 
