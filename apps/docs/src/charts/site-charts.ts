@@ -16,6 +16,7 @@ const METHOD_LABELS: Record<string, string> = {
   'share-ab': 'ShareAB',
 };
 const METHOD_ORDER = Object.values(METHOD_LABELS);
+const methodLabel = (method: string) => METHOD_LABELS[method] ?? method;
 const WIDTH = 688;
 
 /** sharelora ÷ PyTorch per step shape and sitting: above 1 is faster than the peer. */
@@ -66,7 +67,7 @@ function profileChart() {
 
 const paramRows = params.rows.map((r) => ({
   ...r,
-  label: METHOD_LABELS[r.method] ?? r.method,
+  label: methodLabel(r.method),
   panel: `${r.model}, r=${r.rank}, ${r.targets.length} module types`,
 }));
 const models = [...new Set(paramRows.map((r) => r.model))];
@@ -113,12 +114,16 @@ function adapterMemoryChart() {
   });
 }
 
+/** A seed statistic as the mean and the ends of its ± std bar. */
+const spread = (s: { mean: number; std: number }) => ({
+  mean: s.mean,
+  low: s.mean - s.std,
+  high: s.mean + s.std,
+});
 const studyRows = study.rows.map((r) => ({
-  label: METHOD_LABELS[r.method] ?? r.method,
+  label: methodLabel(r.method),
   trainable: r.trainable,
-  mean: r.heldOut.mean,
-  low: r.heldOut.mean - r.heldOut.std,
-  high: r.heldOut.mean + r.heldOut.std,
+  ...spread(r.heldOut),
 }));
 const studyCaption = (what: string) => `${study.experiment} study, ${what} over the seeds; ${study.machine}.`;
 
@@ -127,7 +132,7 @@ function studyQualityChart() {
   return Plot.plot({
     width: WIDTH,
     marginRight: 70,
-    x: { label: 'trainable parameters →', grid: true, domain: [0, 10000] },
+    x: { label: 'trainable parameters →', grid: true, zero: true, nice: true },
     y: { label: `↑ held-out loss (${study.lossUnit})`, grid: true },
     color: { legend: true, domain: METHOD_ORDER },
     marks: [
@@ -142,7 +147,7 @@ function studyQualityChart() {
 /** Training loss per step, one line per method (the mean over seeds). */
 function studyCurvesChart() {
   const points = study.curves.flatMap((c) =>
-    c.points.map((p) => ({ label: METHOD_LABELS[c.method] ?? c.method, step: p.step, loss: p.loss })),
+    c.points.map((p) => ({ label: methodLabel(c.method), step: p.step, loss: p.loss })),
   );
   return Plot.plot({
     width: WIDTH,
@@ -159,11 +164,9 @@ function studyContinualChart() {
   const bars = study.continual.flatMap((c) =>
     c.after.flatMap((a) =>
       Object.entries(a.loss).map(([task, s]) => ({
-        label: METHOD_LABELS[c.method] ?? c.method,
+        label: methodLabel(c.method),
         series: `${task}, after stage ${a.stage} (${a.dataset})`,
-        mean: s.mean,
-        low: s.mean - s.std,
-        high: s.mean + s.std,
+        ...spread(s),
       })),
     ),
   );
