@@ -109,36 +109,3 @@ describe('sharelora eval --task e2e', () => {
     }
   });
 });
-
-describe('the task registry drives the eval command', () => {
-  it('every task is listed in --help with each of its flags, and its flags are refused elsewhere', async () => {
-    const { EVAL_TASK_DEFINITIONS } = await import('@sharelora/eval');
-    const help = runCli(['eval', '--help']).stdout;
-    const [tasks, options] = help.split('\nOptions:\n');
-    for (const d of EVAL_TASK_DEFINITIONS) {
-      for (const name of d.names) expect(tasks, name).toContain(name);
-      const flags = [...d.flags, ...(d.fileScoring ? [d.fileScoring.flag] : [])];
-      for (const f of flags)
-        expect(options, `--${f} of ${d.names[0]}`).toMatch(new RegExp(`^  --${f}\\b`, 'm'));
-      // A flag no other task takes is refused for another task.
-      const other = EVAL_TASK_DEFINITIONS.find((o) => o !== d && o.model === 'causal-lm');
-      const own = flags.find((f) => other && !other.flags.includes(f) && other.fileScoring?.flag !== f);
-      if (!other || !own) continue;
-      const r = runCli([
-        'eval',
-        '--task',
-        other.names[0],
-        `--${own}`,
-        '1',
-        '--model',
-        at('m'),
-        '--data',
-        at('d'),
-        '--out',
-        at('o.json'),
-      ]);
-      expect(r.status, r.stderr).toBe(2);
-      expect(r.stderr).toContain(`--${own} does not apply to --task ${other.names[0]}`);
-    }
-  });
-});

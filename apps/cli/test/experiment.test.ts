@@ -234,4 +234,34 @@ describe('sharelora experiment', () => {
     expect(m.status).toBe(2);
     expect(m.stderr).toMatch(/datasets\.addition\.train: .*nope\.jsonl does not exist/);
   });
+
+  it("an evaluation's task and flags are checked as eval reads them, before any training", () => {
+    const cases: [string, RegExp][] = [
+      ['{ task: squad, data: x }', /evaluations\[0\]\.task: unknown task "squad" \(one of gsm8k, /],
+      ['{ task: gsm8k, data: x, samples: 4 }', /evaluations\[0\]\.samples: not an option of task gsm8k \(/],
+      [
+        '{ task: loss, data: x, format: text, max-length: -3 }',
+        /evaluations\[0\]\.max-length: --max-length must be a positive integer, got "-3"/,
+      ],
+      [
+        '{ task: mmlu, data: x, mmlu-scoring: vibes }',
+        /evaluations\[0\]\.mmlu-scoring: --mmlu-scoring must be one of loglikelihood, letter-logits/,
+      ],
+    ];
+    for (const [evaluation, pattern] of cases) {
+      const file = copyGrid(root, 'bad-eval', (y) => `${y}evaluations:\n  - ${evaluation}\n`);
+      const r = runCli(['experiment', 'run', file]);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(pattern);
+      expect(existsSync(join(dirname(file), 'experiment-runs')), 'nothing ran').toBe(false);
+    }
+    const fine = copyGrid(
+      root,
+      'good-eval',
+      (y) =>
+        `${y}evaluations:\n  - { task: loss, data: addition-test.jsonl, format: prompt-completion, limit: 4 }\n`,
+    );
+    const d = runCli(['experiment', 'run', fine, '--dry-run']);
+    expect(d.status, d.stderr).toBe(0);
+  });
 });

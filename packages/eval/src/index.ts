@@ -78,5 +78,14 @@ export {
 } from './tasks/humaneval-check.js';
 export * from './tasks/mmlu.js';
 export * from './tasks/mmlu-pro.js';
-export { EVAL_TASK_DEFINITIONS, taskDefinition } from './tasks/registry.js';
+export {
+  formatOptionValue,
+  type OptionKind,
+  type OptionValue,
+  optionDefault,
+  parseOptionValue,
+  type TaskOption,
+  type TaskOptionUse,
+} from './tasks/options.js';
+export { EVAL_TASK_DEFINITIONS, TASK_OPTIONS, taskDefinition, taskOptionUses } from './tasks/registry.js';
 export { pyStrip } from './text.js';

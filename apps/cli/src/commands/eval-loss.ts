@@ -4,7 +4,7 @@
  * targets greedy decoding reproduces exactly, so a model can be measured on one's own data before
  * and after fine-tuning.
  */
-import type { EvalResult, ResultSample } from '@sharelora/eval';
+import type { EvalResult, ResultSample, TaskOptionUse } from '@sharelora/eval';
 import { type CausalLM, loadTokenizer, readConfig } from '@sharelora/models';
 import {
   describeReport,
@@ -21,6 +21,45 @@ import { type CliFormat, dataSpec, dataStep, maxLengthFor } from '../data-format
 
 /** The language-model formats (a classifier's loss is measured by the GLUE tasks' metrics). */
 export const LOSS_FORMATS = ['text', 'instruction', 'prompt-completion', 'gsm8k'] as const;
+
+/**
+ * `--task loss` is the CLI's own (it reads data as `train` does), described like the registry's
+ * tasks so that help and flag checks treat it the same way.
+ */
+export const LOSS_TASK = {
+  names: ['loss'],
+  summary:
+    "a causal LM's mean negative log-likelihood per target token (nats), perplexity and exact match (the share of targets greedy decoding reproduces token for token) on any file `sharelora train` reads (--format), with its prompt masking and truncation: your own data, before (no --adapter) and after fine-tuning",
+  options: [
+    {
+      option: {
+        flag: 'format',
+        key: 'format',
+        arg: 'FORMAT',
+        help: "how the file is read, as train's --format (required)",
+        kind: { oneOf: LOSS_FORMATS },
+      },
+    },
+    {
+      option: {
+        flag: 'max-length',
+        key: 'maxLength',
+        arg: 'N',
+        help: "tokens per example, longer ones cut (default the model's positions)",
+        kind: 'count',
+      },
+    },
+    {
+      option: {
+        flag: 'train-on-source',
+        key: 'trainOnSource',
+        arg: '',
+        help: "count the prompt's tokens too (as train's --train-on-source)",
+        kind: 'switch',
+      },
+    },
+  ] satisfies TaskOptionUse[],
+};
 
 export interface LossSample extends ResultSample {
   doc: number;

@@ -2,7 +2,6 @@ import { stat } from 'node:fs/promises';
 import { loadAdapter } from '@sharelora/adapters/node';
 import { DeviceError, init, shutdown } from '@sharelora/core/node';
 import {
-  EVAL_TASK_DEFINITIONS,
   type EvalResult,
   GLUE_TASKS,
   type GlueTask,
@@ -23,46 +22,22 @@ import {
   writeResult,
 } from '@sharelora/eval';
 import { checkOutputPath, lockOutputFile, type OutputInput } from '@sharelora/train';
-import { numberFlag, oneOf, parseFlags, quantizeFlag, quantizeHelp, seedFlag } from '../args.js';
+import { numberFlag, oneOf, parseFlags, quantizeFlag, quantizeHelp } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { loadProgress, progress, progressDone } from '../progress.js';
 import { plural } from '../units.js';
 import { LOSS_FORMATS, type LossEvalSpec, prepareLossData, runLossEval } from './eval-loss.js';
-
-/** `--task loss` is the CLI's own (it reads training data); every other task is a registry definition. */
-const LOSS_SUMMARY =
-  "a causal LM's mean negative log-likelihood per target token (nats), perplexity and exact match (the share of targets greedy decoding reproduces token for token) on any file `sharelora train` reads (--format), with its prompt masking and truncation: your own data, before (no --adapter) and after fine-tuning";
-const LOSS_FLAGS = ['format', 'max-length', 'train-on-source'];
-const TASKS = [...EVAL_TASK_DEFINITIONS.flatMap((d) => d.names), 'loss'];
-
-/** Words of `text` in lines of at most `width` columns, each indented by `indent` spaces. */
-function wrap(text: string, indent: number, width = 100): string[] {
-  const lines: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line && indent + line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else line = line ? `${line} ${word}` : word;
-  }
-  if (line) lines.push(line);
-  return lines.map((l) => ' '.repeat(indent) + l);
-}
-
-/** The help's task list: names, then the summary beside them (or below, when the names are long). */
-function taskList(): string {
-  const entries: Array<[string, string]> = [
-    ...EVAL_TASK_DEFINITIONS.map((d): [string, string] => [d.names.join(', '), d.summary]),
-    ['loss', LOSS_SUMMARY],
-  ];
-  return entries
-    .flatMap(([names, summary]) => {
-      const body = wrap(summary, 16);
-      if (names.length <= 13) return [`  ${names.padEnd(14)}${body[0].trimStart()}`, ...body.slice(1)];
-      return [`  ${names}`, ...body];
-    })
-    .join('\n');
-}
+import {
+  readTaskOptions,
+  SCORING_FILE_FLAGS,
+  scoringFlagOf,
+  TASK_FLAG_SPEC,
+  TASK_NAMES,
+  TASK_ONLY_FLAGS,
+  taskListHelp,
+  taskOptionHelp,
+  taskUses,
+} from './eval-options.js';
 
 export const evalHelp = `Usage: sharelora eval --model DIR [--adapter DIR] --task TASK --data PATH --out FILE [options]
        sharelora eval --task humaneval --completions FILE --data PATH --out FILE [--k LIST]
@@ -74,7 +49,7 @@ verdict); prints a summary table. Split a large run with --shard and combine the
 'sharelora eval-merge'.
 
 Tasks:
-${taskList()}
+${taskListHelp()}
 
 Options:
   --model DIR           Hugging Face model directory (config.json, safetensors, tokenizer.json)
@@ -86,29 +61,15 @@ Options:
   --out FILE            results JSON, written atomically; refused if it is an input (or inside the
                         --data folder), a directory, or an existing file other than a results file;
                         locked while the run lasts (FILE.lock), so a second run into it is refused
-  --shots K             few-shot examples per prompt (gsm8k 5, gsm8k-cot 8, mmlu 5, mmlu-pro 5)
   --limit N             only the first N documents (per subject / category for mmlu, mmlu-pro)
   --shard I/N           only documents i with i % N == I of the selected ones (0 <= I < N)
   --batch-size N        sequences per model call (default 8)
-  --max-new-tokens N    generation limit (gsm8k 256, mmlu-pro 2048, humaneval 1024, e2e 64)
-  --temperature T       0 = greedy (default); > 0 samples
-  --seed N              base seed of sampling; each document's seed derives from it (default 0)
-  --samples N           humaneval: completions per problem (default 1)
-  --k LIST              humaneval: pass@k values, comma-separated (default 1); a k above the
-                        samples per problem is reported as not estimable
-  --completions FILE    humaneval: score human-eval samples (JSONL {task_id, completion}, or .gz)
-                        instead of generating; no --model
-  --num-beams N         e2e: beams of the beam search (default 10; 1 = greedy)
-  --predictions FILE    e2e: score a system's outputs instead of generating (one line per unique MR
-                        in order of first appearance, or the challenge's MR<TAB>output TSV); no --model
-  --mmlu-scoring S      mmlu: loglikelihood (default) or letter-logits
-  --mmlu-pro-scoring S  mmlu-pro: cot (default) or loglikelihood
-  --format FORMAT       loss: ${LOSS_FORMATS.join(', ')} (as train's --format)
-  --max-length N        loss: tokens per example, longer ones cut (default the model's positions)
-  --train-on-source     loss: count the prompt's tokens too (as train's --train-on-source)
   --json                print {task, model, adapter, out, metrics} as one JSON document on stdout
 ${quantizeHelp(24)}
   -h, --help            show this help
+
+Task options (refused by tasks that do not take them):
+${taskOptionHelp(24)}
 
 Exit status: 0 done, 1 runtime failure, 2 bad usage or bad input (the message names the flag or file).`;
 
@@ -123,24 +84,6 @@ Options:
                 other than a results file; locked like eval's)
   --json        print {task, model, adapter, out, metrics} as one JSON document on stdout
   -h, --help    show this help`;
-
-/** The flags a task takes beyond the common ones; given to another task they are refused, not ignored. */
-function taskFlags(task: string): readonly string[] {
-  if (task === 'loss') return LOSS_FLAGS;
-  const d = taskDefinition(task);
-  return d ? [...d.flags, ...(d.fileScoring ? [d.fileScoring.flag] : [])] : [];
-}
-const TASK_ONLY = [...new Set(TASKS.flatMap(taskFlags))];
-/** Flags naming a file of outputs to score instead of a model (--completions, --predictions). */
-const SCORING_FILE_FLAGS = EVAL_TASK_DEFINITIONS.flatMap((d) => (d.fileScoring ? [d.fileScoring.flag] : []));
-
-function kList(value: string | undefined): number[] | undefined {
-  if (value === undefined) return undefined;
-  const ks = value.split(',').map((k) => Number(k.trim()));
-  if (!ks.every((k) => Number.isInteger(k) && k >= 1))
-    throw new UsageError(`--k must be comma-separated positive integers, e.g. 1,10, got "${value}"`);
-  return ks;
-}
 
 function shardFlag(value: string | undefined): Shard | undefined {
   try {
@@ -276,48 +219,37 @@ async function report(
 }
 
 export async function evalCommand(argv: string[]): Promise<number> {
-  const { values } = parseFlags('eval', argv, {
+  const parsed = parseFlags('eval', argv, {
     model: { type: 'string' },
     adapter: { type: 'string' },
     task: { type: 'string' },
     data: { type: 'string' },
     out: { type: 'string' },
-    shots: { type: 'string' },
     limit: { type: 'string' },
     shard: { type: 'string' },
     'batch-size': { type: 'string' },
-    'max-new-tokens': { type: 'string' },
-    temperature: { type: 'string' },
-    seed: { type: 'string' },
-    samples: { type: 'string' },
-    k: { type: 'string' },
-    completions: { type: 'string' },
-    predictions: { type: 'string' },
-    'num-beams': { type: 'string' },
-    'mmlu-scoring': { type: 'string' },
-    'mmlu-pro-scoring': { type: 'string' },
     json: { type: 'boolean' },
     quantize: { type: 'string' },
-    format: { type: 'string' },
-    'max-length': { type: 'string' },
-    'train-on-source': { type: 'boolean' },
+    ...TASK_FLAG_SPEC,
   });
+  // Task options make the flag set dynamic: read every value through `str` or as a switch.
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const str = (flag: string) => values[flag] as string | undefined;
   if (values.help) {
     console.log(evalHelp);
     return 0;
   }
-  const task = values.task;
-  if (!task) throw new UsageError(`--task is required (${TASKS.join(', ')})`);
-  oneOf('task', task, TASKS);
-  if (!values.data) throw new UsageError('--data PATH is required (see sharelora eval --help)');
-  if (!values.out) throw new UsageError('--out FILE is required (see sharelora eval --help)');
-  const given = Object.keys(values).filter((k) => values[k as keyof typeof values] !== undefined);
-  // A file of outputs to score instead of a model (the task definition's fileScoring flag).
-  const scoring = SCORING_FILE_FLAGS.find((f) => values[f as keyof typeof values] !== undefined) ?? null;
-  const fileScoring = taskDefinition(task)?.fileScoring;
-  const allowed =
-    scoring === null ? taskFlags(task) : fileScoring?.flag === scoring ? [scoring, ...fileScoring.flags] : [];
-  const notHere = given.filter((k) => TASK_ONLY.includes(k) && !allowed.includes(k));
+  const [task, data, out, model, adapter] = ['task', 'data', 'out', 'model', 'adapter'].map(str);
+  if (!task) throw new UsageError(`--task is required (${TASK_NAMES.join(', ')})`);
+  oneOf('task', task, TASK_NAMES);
+  if (!data) throw new UsageError('--data PATH is required (see sharelora eval --help)');
+  if (!out) throw new UsageError('--out FILE is required (see sharelora eval --help)');
+  const given = Object.keys(values).filter((k) => values[k] !== undefined);
+  // A file of outputs to score instead of a model (the task definition's fileScoring option).
+  const scoring = SCORING_FILE_FLAGS.find((f) => values[f] !== undefined) ?? null;
+  const uses = taskUses(task, scoring);
+  const allowed = uses.map((u) => u.option.flag);
+  const notHere = given.filter((k) => TASK_ONLY_FLAGS.includes(k) && !allowed.includes(k));
   if (scoring !== null) {
     // human-eval's samples can be sharded like a model run; E2E's corpus metrics need every output.
     const modelFlags = [
@@ -336,67 +268,63 @@ export async function evalCommand(argv: string[]): Promise<number> {
   if (task === 'loss') {
     const other = given.find((k) => ['shard', 'batch-size'].includes(k));
     if (other) throw new UsageError(`--${other} does not apply to --task loss`);
-    if (!values.format) throw new UsageError(`--task loss needs --format (${LOSS_FORMATS.join(', ')})`);
+    if (!str('format')) throw new UsageError(`--task loss needs --format (${LOSS_FORMATS.join(', ')})`);
   }
-  if (scoring === null && !values.model)
+  const scoringFlag = scoringFlagOf(task);
+  if (scoring === null && !model)
     throw new UsageError(
-      `--model DIR is required${fileScoring ? ` (or --${fileScoring.flag} FILE)` : ''} (see sharelora eval --help)`,
+      `--model DIR is required${scoringFlag ? ` (or --${scoringFlag} FILE)` : ''} (see sharelora eval --help)`,
     );
 
-  const count = (flag: 'limit' | 'max-new-tokens' | 'samples' | 'batch-size' | 'num-beams') =>
-    numberFlag(flag, values[flag], (n) => Number.isInteger(n) && n > 0, 'a positive integer');
-  // Every flag is checked here, before any weights are loaded; flags of other tasks are undefined.
+  const count = (flag: 'limit' | 'batch-size') =>
+    numberFlag(
+      flag,
+      values[flag] as string | undefined,
+      (n) => Number.isInteger(n) && n > 0,
+      'a positive integer',
+    );
+  // Every flag is checked here, before any weights are loaded; only this task's options are read.
   const options = {
     limit: count('limit'),
-    shard: shardFlag(values.shard),
+    shard: shardFlag(str('shard')),
     batchSize: count('batch-size') ?? 8,
-    adapter: values.adapter ?? null,
+    adapter: adapter ?? null,
     onProgress: showProgress,
-    shots: numberFlag('shots', values.shots, (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0'),
-    maxNewTokens: count('max-new-tokens'),
-    temperature: numberFlag('temperature', values.temperature, (n) => n >= 0, 'a number >= 0'),
-    seed: seedFlag(values.seed),
-    samples: count('samples'),
-    numBeams: count('num-beams'),
-    k: kList(values.k),
-    scoring:
-      oneOf('mmlu-scoring', values['mmlu-scoring'], ['loglikelihood', 'letter-logits'] as const) ??
-      oneOf('mmlu-pro-scoring', values['mmlu-pro-scoring'], ['cot', 'loglikelihood'] as const),
+    ...readTaskOptions(uses, values),
   };
-  await mustExist('data', values.data);
-  const scoredFile = scoring === null ? undefined : (values[scoring as keyof typeof values] as string);
-  if (scoring !== null) await mustExist(scoring, scoredFile as string);
-  if (values.model) await mustExist('model', values.model);
-  if (values.adapter) await mustExist('adapter', values.adapter);
-  const { data, out } = values;
+  await mustExist('data', data);
+  const scoredFile = scoring === null ? undefined : str(scoring);
+  if (scoredFile !== undefined) await mustExist(scoring as string, scoredFile);
+  if (model) await mustExist('model', model);
+  if (adapter) await mustExist('adapter', adapter);
   const inputs: OutputInput[] = [
     { flag: '--data', path: data, wholeTree: true },
     { flag: `--${scoring}`, path: scoredFile },
-    { flag: '--model', path: values.model },
-    { flag: '--adapter', path: values.adapter },
+    { flag: '--model', path: model },
+    { flag: '--adapter', path: adapter },
   ];
   return withOut(out, inputs, async () => {
     if (scoredFile !== undefined) {
       const result = await runFileScoring({ ...options, task, data, file: scoredFile })
         .catch(asUsage)
         .finally(progressDone);
-      await report(result, out, values.json);
+      await report(result, out, values.json === true);
       return 0;
     }
 
-    const model = values.model as string;
+    const modelDir = model as string;
     const { batchSize } = options;
-    const adapterDir = values.adapter;
-    const quantize = quantizeFlag(values.quantize);
-    if (task === 'loss') return lossTask(values, out);
+    const adapterDir = adapter;
+    const quantize = quantizeFlag(str('quantize'));
+    if (task === 'loss') return lossTask(values, options, out);
     await init();
     try {
       if (taskDefinition(task)?.model === 'classifier') {
         let savedModules: string[] = [];
-        const { classifier, initialised } = await loadGlueClassifier(model, {
+        const { classifier, initialised } = await loadGlueClassifier(modelDir, {
           batchSize,
           quantize,
-          onProgress: loadProgress(model),
+          onProgress: loadProgress(modelDir),
           prepare: adapterDir
             ? async (m) => {
                 savedModules = (await loadAdapter(m, adapterDir)).savedModules;
@@ -409,29 +337,29 @@ export async function evalCommand(argv: string[]): Promise<number> {
           const needed = GLUE_TASKS[task.slice('glue-'.length) as GlueTask].numLabels;
           if (classifier.numLabels !== needed) {
             throw new UsageError(
-              `--model ${model}: num_labels is ${classifier.numLabels} but ${task} needs ${needed} (set num_labels in config.json)`,
+              `--model ${modelDir}: num_labels is ${classifier.numLabels} but ${task} needs ${needed} (set num_labels in config.json)`,
             );
           }
           const random = initialised.filter((n) => !savedModules.some((p) => n.startsWith(`${p}.`)));
           if (random.length > 0) {
             console.error(
-              `sharelora eval: warning: ${model} has no ${random.join(', ')}: the classification head is random, so the scores are chance level`,
+              `sharelora eval: warning: ${modelDir} has no ${random.join(', ')}: the classification head is random, so the scores are chance level`,
             );
           }
           const t0 = performance.now();
           const result = await runGlueEval(classifier, { ...options, task, data })
             .catch(failed)
             .finally(progressDone);
-          await report(result, out, values.json, (performance.now() - t0) / 1000);
+          await report(result, out, values.json === true, (performance.now() - t0) / 1000);
         } finally {
           classifier.dispose();
         }
         return 0;
       }
-      const lm = await loadEvalModel(model, {
+      const lm = await loadEvalModel(modelDir, {
         batchSize,
         quantize,
-        onProgress: loadProgress(model),
+        onProgress: loadProgress(modelDir),
         prepare: adapterDir ? (m) => loadAdapter(m, adapterDir) : undefined,
       })
         .catch(asUsage)
@@ -446,7 +374,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
           console.error(
             `sharelora eval: warning: ${lm.promptsCut} prompt${lm.promptsCut > 1 ? 's' : ''} longer than the model's context of ${lm.model.config.maxPositions} tokens kept only ${lm.promptsCut > 1 ? 'their' : 'its'} last tokens`,
           );
-        await report(result, out, values.json, (performance.now() - t0) / 1000);
+        await report(result, out, values.json === true, (performance.now() - t0) / 1000);
       } finally {
         lm.dispose();
       }
@@ -458,21 +386,20 @@ export async function evalCommand(argv: string[]): Promise<number> {
 }
 
 /** --task loss: data read and tokenized first, then the model (with its adapter) scores it. */
-async function lossTask(values: Record<string, string | boolean | undefined>, out: string): Promise<number> {
+async function lossTask(
+  values: Record<string, string | boolean | undefined>,
+  options: Record<string, unknown>,
+  out: string,
+): Promise<number> {
   const str = (k: string) => values[k] as string | undefined;
   const spec: LossEvalSpec = {
     model: str('model') as string,
     adapter: str('adapter') ?? null,
     data: str('data') as string,
-    format: oneOf('format', str('format'), LOSS_FORMATS) as LossEvalSpec['format'],
-    maxLength: numberFlag(
-      'max-length',
-      str('max-length'),
-      (n) => Number.isInteger(n) && n > 0,
-      'a positive integer',
-    ),
-    trainOnSource: values['train-on-source'] === true,
-    limit: numberFlag('limit', str('limit'), (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
+    format: options.format as LossEvalSpec['format'],
+    maxLength: options.maxLength as number | undefined,
+    trainOnSource: options.trainOnSource === true,
+    limit: options.limit as number | undefined,
   };
   const data = await prepareLossData(spec);
   if (data.report.truncated > 0)

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import {
   type Cell,
   type DatasetSpec,
+  type EvaluationSpec,
   type Experiment,
   ExperimentError,
   expandCells,
@@ -12,6 +13,7 @@ import {
   selectCells,
 } from '@sharelora/experiment';
 import { UsageError } from '../cli-error.js';
+import { evalFlagsProblem } from './eval-options.js';
 
 /** This CLI, for the child processes a run starts. */
 export const SELF = fileURLToPath(import.meta.url);
@@ -46,9 +48,29 @@ export async function loadExperiment(positionals: readonly string[], command: st
     if (e instanceof ExperimentError) throw new UsageError(e.message);
     throw e;
   }
+  checkEvaluations(exp, fileArg);
   const dir = dirname(file);
   const output = resolve(dir, exp.output ?? `${basename(file, extname(file))}-runs`);
   return { file, dir, exp, output, cells: expandCells(exp) };
+}
+
+/**
+ * Every evaluation names a task and flags `sharelora eval` accepts for it, checked when the file is
+ * loaded rather than when the first cell's training is done.
+ */
+function checkEvaluations(exp: Experiment, fileArg: string): void {
+  const lists: [string, readonly EvaluationSpec[]][] = [
+    ['evaluations', exp.evaluations],
+    ...Object.entries(exp.datasets).map(([name, d]): [string, readonly EvaluationSpec[]] => [
+      `datasets.${name}.evaluations`,
+      d.evaluations ?? [],
+    ]),
+  ];
+  for (const [key, list] of lists)
+    for (const [i, { task, data: _, shards: __, ...flags }] of list.entries()) {
+      const problem = evalFlagsProblem(task, flags);
+      if (problem) throw new UsageError(`${fileArg}: ${key}[${i}].${problem}`);
+    }
 }
 
 /** Every file the selected cells read exists, checked before anything runs. */

@@ -7,6 +7,7 @@
 import type { EvalModel } from '../model.js';
 import type { EvalResult, ResultSample, ResultSettings } from '../results.js';
 import type { RunOptions } from '../run.js';
+import type { TaskOption, TaskOptionUse } from './options.js';
 
 /** The JSON type of a sample field a task's metrics read. */
 export type SampleFieldKind = 'string' | 'number' | 'boolean' | 'integer' | 'object' | 'array';
@@ -31,8 +32,8 @@ export interface EvalTaskDefinition {
   summary: string;
   /** What it evaluates: a causal LM (through {@link EvalModel}) or a sequence classifier (GLUE). */
   model: 'causal-lm' | 'classifier';
-  /** Its own options, as CLI flag names (without the dashes); other tasks refuse them. */
-  flags: readonly string[];
+  /** Its own options with its defaults (the CLI's flags, help lines and checks); other tasks refuse them. */
+  options: readonly TaskOptionUse[];
   /** Sample fields its metrics read and their JSON types, checked before shards are merged. */
   sampleFields: readonly (readonly [field: string, kind: SampleFieldKind])[];
   /** Its metrics from a result's samples and settings (also what merging shards recomputes). */
@@ -40,12 +41,12 @@ export interface EvalTaskDefinition {
   /** Loads the data at `spec.data` and evaluates a causal LM (`model` 'causal-lm' only). */
   run?(model: EvalModel, spec: TaskRunSpec): Promise<EvalResult>;
   /**
-   * Scoring outputs produced elsewhere instead of a model: the flag naming the file, the task
-   * flags that still apply, and the scorer (`spec.file` is the outputs file).
+   * Scoring outputs produced elsewhere instead of a model: the option naming the file, the flags of
+   * `options` that still apply, and the scorer (`spec.file` is the outputs file).
    */
   fileScoring?: {
-    flag: string;
-    flags: readonly string[];
+    option: TaskOption;
+    keeps: readonly string[];
     run(spec: TaskRunSpec & { file: string }): Promise<EvalResult>;
   };
 }

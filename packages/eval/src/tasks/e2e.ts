@@ -26,6 +26,11 @@ import {
   validateLimit,
 } from '../run.js';
 import type { EvalTaskDefinition } from './definition.js';
+import { MAX_NEW_TOKENS } from './options.js';
+
+/** The paper's beam width. */
+const DEFAULT_NUM_BEAMS = 10;
+const DEFAULT_MAX_NEW_TOKENS = 64;
 
 /**
  * The E2E NLG prompt (the e2e task use it): a meaning representation, then its description after a
@@ -116,14 +121,14 @@ export async function evaluateE2e(
   instances: readonly E2eInstance[],
   options: E2eOptions = {},
 ): Promise<EvalResult<E2eSample, E2eMetrics>> {
-  const numBeams = options.numBeams ?? 10;
+  const numBeams = options.numBeams ?? DEFAULT_NUM_BEAMS;
   if (!Number.isInteger(numBeams) || numBeams < 1)
     throw new EvalConfigError(`numBeams must be a positive integer, got ${numBeams}`);
   const limit = validateLimit(options.limit);
   const selected = firstN(instances.length, limit);
   const mine = applyShard(selected, options.shard);
   if (mine.length === 0) throw new EvalConfigError('no MRs selected (check --limit and --shard)');
-  const maxNewTokens = options.maxNewTokens ?? 64;
+  const maxNewTokens = options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
   const prompts = mine.map((i) => e2ePrompt(instances[i].mr));
   const outputs = await generateForDocs(
     model,
@@ -223,7 +228,19 @@ export const E2E_TASK: EvalTaskDefinition = {
   summary:
     "E2E NLG: a description of each unique test MR (beam search, 10 beams), scored against all its references: BLEU, NIST (mteval-v13a), ROUGE-L, CIDEr (COCO) as the challenge's scripts compute them, and an approximate METEOR",
   model: 'causal-lm',
-  flags: ['num-beams', 'max-new-tokens'],
+  options: [
+    {
+      option: {
+        flag: 'num-beams',
+        key: 'numBeams',
+        arg: 'N',
+        help: 'beams of the beam search, 1 = greedy',
+        kind: 'count',
+      },
+      default: DEFAULT_NUM_BEAMS,
+    },
+    { option: MAX_NEW_TOKENS, default: DEFAULT_MAX_NEW_TOKENS },
+  ],
   sampleFields: [
     ['output', 'string'],
     ['references', 'array'],
@@ -233,8 +250,14 @@ export const E2E_TASK: EvalTaskDefinition = {
     return evaluateE2e(model, await loadE2e(await referencesFile(spec.data)), spec as E2eOptions);
   },
   fileScoring: {
-    flag: 'predictions',
-    flags: [],
+    option: {
+      flag: 'predictions',
+      key: 'file',
+      arg: 'FILE',
+      help: "score a system's outputs instead of generating (one line per unique MR in order of first appearance, or the challenge's MR<TAB>output TSV); no --model",
+      kind: 'path',
+    },
+    keeps: [],
     async run(spec) {
       const instances = await loadE2e(await referencesFile(spec.data));
       const outputs = await readE2ePredictions(spec.file, instances);

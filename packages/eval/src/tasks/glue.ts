@@ -245,7 +245,7 @@ export const GLUE_TASK: EvalTaskDefinition = {
   summary:
     'a RoBERTa sequence classifier (num_labels from config.json) on the dev split: accuracy, F1, Matthews correlation, Pearson / Spearman',
   model: 'classifier',
-  flags: [],
+  options: [],
   sampleFields: [
     ['target', 'number'],
     ['output', 'number'],

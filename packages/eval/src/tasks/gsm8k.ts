@@ -30,6 +30,7 @@ import {
 } from '../run.js';
 import { pyStrip } from '../text.js';
 import type { EvalTaskDefinition } from './definition.js';
+import { MAX_NEW_TOKENS, SEED, SHOTS, TEMPERATURE } from './options.js';
 
 /** One GSM8K problem, as the dataset's JSONL holds it. */
 export interface Gsm8kDoc {
@@ -46,6 +47,10 @@ export interface Gsm8kDoc {
 export type Gsm8kVariant = 'gsm8k' | 'gsm8k-cot' | 'gsm8k-paper';
 /** Every {@link Gsm8kVariant}, e.g. for a command line's choices. */
 export const GSM8K_VARIANTS: readonly Gsm8kVariant[] = ['gsm8k', 'gsm8k-cot', 'gsm8k-paper'];
+
+/** Shots by default: lm-eval's 5 drawn from train for gsm8k, all 8 exemplars for the CoT variants. */
+const DEFAULT_SHOTS: Readonly<Record<Gsm8kVariant, number>> = { gsm8k: 5, 'gsm8k-cot': 8, 'gsm8k-paper': 8 };
+const DEFAULT_MAX_NEW_TOKENS = 256;
 
 /**
  * A fixed chain-of-thought shot: a question and the worked answer shown after it, ending in "The
@@ -304,7 +309,7 @@ export async function evaluateGsm8k(
 ): Promise<EvalResult<Gsm8kSample, Gsm8kMetrics>> {
   const variant = options.variant ?? 'gsm8k';
   if (!GSM8K_VARIANTS.includes(variant)) throw new EvalConfigError(`unknown GSM8K variant "${variant}"`);
-  const shots = options.shots ?? (variant === 'gsm8k' ? 5 : 8);
+  const shots = options.shots ?? DEFAULT_SHOTS[variant];
   const maxShots = variant === 'gsm8k' ? (data.train?.length ?? 0) : GSM8K_COT_EXEMPLARS.length;
   if (!Number.isInteger(shots) || shots < 0 || shots > maxShots) {
     throw new EvalConfigError(
@@ -318,7 +323,7 @@ export async function evaluateGsm8k(
   const selected = firstN(data.test.length, limit);
   const mine = applyShard(selected, options.shard);
   const stop = gsm8kStop(variant);
-  const maxNewTokens = options.maxNewTokens ?? 256;
+  const maxNewTokens = options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
   const temperature = options.temperature ?? 0;
   const seed = options.seed ?? 0;
 
@@ -374,13 +379,18 @@ export const GSM8K_TASK: EvalTaskDefinition = {
   summary:
     'grade-school math: lm-eval gsm8k (5 shots from train, strict "#### N"), gsm8k-cot (the 8 Wei et al. exemplars, "The answer is N."), gsm8k-paper (the ShareLoRA paper\'s 8-shot CoT, headline flexible extraction)',
   model: 'causal-lm',
-  flags: ['shots', 'max-new-tokens', 'temperature', 'seed'],
+  options: [
+    { option: SHOTS, default: { byName: DEFAULT_SHOTS } },
+    { option: MAX_NEW_TOKENS, default: DEFAULT_MAX_NEW_TOKENS },
+    { option: TEMPERATURE, default: 0 },
+    { option: SEED, default: 0 },
+  ],
   sampleFields: [['verdict', 'object']],
   metrics: (samples, settings) => gsm8kMetrics(samples as Gsm8kSample[], settings),
   async run(model, spec) {
     const variant = spec.task as Gsm8kVariant;
     const test = await loadGsm8k(await fileIn(spec.data, ['test.jsonl', 'test.jsonl.gz'], 'GSM8K test'));
-    const needsTrain = variant === 'gsm8k' && ((spec.shots as number | undefined) ?? 5) > 0;
+    const needsTrain = variant === 'gsm8k' && ((spec.shots as number | undefined) ?? DEFAULT_SHOTS.gsm8k) > 0;
     const train = needsTrain
       ? await loadGsm8k(
           await pick((await locate(spec.data)).dir, ['train.jsonl', 'train.jsonl.gz'], 'GSM8K train'),

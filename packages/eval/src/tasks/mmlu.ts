@@ -28,6 +28,7 @@ import {
 } from '../run.js';
 import { pyStrip } from '../text.js';
 import type { EvalTaskDefinition } from './definition.js';
+import { SHOTS, scoringOption } from './options.js';
 
 /**
  * lm-evaluation-harness's four MMLU groups; every subject belongs to one ({@link MMLU_SUBJECTS}).
@@ -213,6 +214,12 @@ export function mmluPrompt(doc: MmluDoc, shots: readonly MmluDoc[]): string {
  * ({@link EvalModel.nextTokenLogprobs}), headline the macro average over subjects.
  */
 export type MmluScoring = 'loglikelihood' | 'letter-logits';
+const MMLU_SCORINGS: readonly MmluScoring[] = ['loglikelihood', 'letter-logits'];
+const DEFAULT_SCORING: MmluScoring = 'loglikelihood';
+const DEFAULT_SHOTS = 5;
+
+/** `--mmlu-scoring`: lm-eval's loglikelihood of each answer or the QLoRA / ShareLoRA letter logits. */
+const MMLU_SCORING = scoringOption('mmlu-scoring', MMLU_SCORINGS);
 
 export interface MmluSample extends ResultSample {
   subject: string;
@@ -365,11 +372,11 @@ export async function evaluateMmlu(
   data: MmluData,
   options: MmluOptions = {},
 ): Promise<EvalResult<MmluSample, MmluMetrics>> {
-  const scoring = options.scoring ?? 'loglikelihood';
-  if (scoring !== 'loglikelihood' && scoring !== 'letter-logits') {
-    throw new EvalConfigError(`unknown MMLU scoring "${scoring}" (loglikelihood or letter-logits)`);
+  const scoring = options.scoring ?? DEFAULT_SCORING;
+  if (!MMLU_SCORINGS.includes(scoring)) {
+    throw new EvalConfigError(`unknown MMLU scoring "${scoring}" (${MMLU_SCORINGS.join(' or ')})`);
   }
-  const shots = options.shots ?? 5;
+  const shots = options.shots ?? DEFAULT_SHOTS;
   const candidates = options.letterCandidates ?? LETTERS.map((l) => ` ${l}`);
   if (candidates.length !== 4) throw new EvalConfigError('letterCandidates must hold 4 strings (A..D)');
   if (scoring === 'letter-logits' && !model.nextTokenLogprobs) {
@@ -453,7 +460,10 @@ export const MMLU_TASK: EvalTaskDefinition = {
   summary:
     '57 subjects, 5 dev shots each; --mmlu-scoring loglikelihood (lm-eval, micro average) or letter-logits (QLoRA / ShareLoRA, macro average over subjects)',
   model: 'causal-lm',
-  flags: ['shots', 'mmlu-scoring'],
+  options: [
+    { option: SHOTS, default: DEFAULT_SHOTS },
+    { option: MMLU_SCORING, default: DEFAULT_SCORING },
+  ],
   sampleFields: [
     ['subject', 'string'],
     ['verdict', 'boolean'],
