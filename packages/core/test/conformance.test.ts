@@ -363,6 +363,75 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     }
   });
 
+  it('matmul through packed textures: operands packed by copy, beside ones that need a packing pass', async () => {
+    const dev = core.getDevice();
+    const texturesHere = dev.info.readableStorageTextures && (dev.info.subgroupMinSize ?? 0) >= 8;
+    dev.matmulTextures = 'always';
+    const packPasses = async (run: () => Promise<void>) => {
+      dev.startProfile();
+      await run();
+      return (await dev.stopProfile()).ops.find((o) => o.kind === 'matmul_pack')?.dispatches ?? 0;
+    };
+    try {
+      // [A, B, transA, transB, blocks, packing passes of the forward product]: an f32 block is
+      // copied when it spans whole stored rows and needs no padding (A: M % 16, K % 4; B: N % 128).
+      for (const [sa, sb, ta, tb, blocks, passes] of [
+        // Both copied, B over more than one texture row (144 x 128 texels) and its last row partial.
+        [[32, 144], [144, 512], false, false, null, 0],
+        // Both copied, A from offsets (blocks of 32 rows).
+        [[64, 16], [16, 256], false, false, { M: 32, K: 16, N: 256 }, 0],
+        // B copied from offsets (blocks of 12 rows along K), A's blocks along K are not whole rows.
+        [[48, 20], [20, 256], false, false, { M: 32, K: 12, N: 256 }, 4],
+        // A transposed ([K, M] as stored) is copied; B transposed is transposed by its pass.
+        [[20, 64], [128, 20], true, true, null, 1],
+        // Padding: M not a multiple of 16, N not a multiple of 128, K not a multiple of 4.
+        [[40, 16], [16, 128], false, false, null, 1],
+        [[32, 16], [16, 200], false, false, null, 1],
+        [[32, 18], [18, 128], false, false, null, 2],
+      ] as Array<
+        [number[], number[], boolean, boolean, { M: number; K: number; N: number } | null, number]
+      >) {
+        setTextureBlocksForTesting(blocks);
+        const label = `texture matmul [${sa}]${ta ? 'T' : ''} [${sb}]${tb ? 'T' : ''}`;
+        const [a, b] = [randn(sa, rng), randn(sb, rng)];
+        const fwd = await packPasses(() =>
+          checkOp(
+            label,
+            ([x, y]) => core.matmul(x, y, { transA: ta, transB: tb }),
+            ([x, y]) => R.matmul(x, y, { transA: ta, transB: tb }),
+            [a, b],
+            { grad: false },
+          ),
+        );
+        if (texturesHere) expect(fwd, `${label}: packing passes`).toBe(passes);
+        await checkOp(
+          label,
+          ([x, y]) => core.matmul(x, y, { transA: ta, transB: tb }),
+          ([x, y]) => R.matmul(x, y, { transA: ta, transB: tb }),
+          [a, b],
+          { refGrad: productRule(ta, tb) },
+        );
+      }
+      // Copied operands give the same values to the bit as the buffer kernels.
+      setTextureBlocksForTesting(null);
+      const a = core.tensor(randn([48, 36], rng).toFloat32(), [48, 36]);
+      const b = core.tensor(randn([36, 256], rng).toFloat32(), [36, 256]);
+      const got: Float32Array[] = [];
+      for (const mode of ['always', 'never'] as const) {
+        dev.matmulTextures = mode;
+        const c = core.matmul(a, b);
+        got.push((await c.data()) as Float32Array);
+        c.dispose();
+      }
+      expect(got[0]).toEqual(got[1]);
+      a.dispose();
+      b.dispose();
+    } finally {
+      dev.matmulTextures = 'auto';
+      setTextureBlocksForTesting(null);
+    }
+  });
+
   it('reshape, permute, transpose, concat, slice', async () => {
     const x = randn([3, 4, 5], rng);
     await checkOp(

@@ -308,7 +308,7 @@ export class Device {
   /**
    * An rgba32float storage texture `width` texels wide and at least `rows` tall, for kernel scratch:
    * one per role, kept for reuse and replaced by a taller one when needed (after submitting the work
-   * recorded with the old one). Counted as 'other' memory.
+   * recorded with the old one); also a copy destination (see copyToTexture). Counted as 'other' memory.
    */
   storageTexture(role: string, width: number, rows: number): GPUTexture {
     this.check();
@@ -319,7 +319,7 @@ export class Device {
     const texture = this.gpu.createTexture({
       size: [width, rows],
       format: 'rgba32float',
-      usage: 0x8 /* STORAGE_BINDING */,
+      usage: 0x8 /* STORAGE_BINDING */ | 0x2 /* COPY_DST */,
       label: key,
     });
     this.textures.set(key, texture);
@@ -348,6 +348,31 @@ export class Device {
       this.pass = null;
     }
     this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /**
+   * Records a copy of `texels` rgba32float texels from `src` (at byte `srcOffset`, a multiple of 16)
+   * into a storage texture filled row-major from its origin, in the current batch. The texture's
+   * width must be a multiple of 16 texels (copies advance whole rows of 256-byte multiples).
+   */
+  copyToTexture(src: GPUBuffer, srcOffset: number, texture: GPUTexture, texels: number): void {
+    this.check();
+    if (!this.encoder) this.encoder = this.gpu.createCommandEncoder();
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    const width = texture.width;
+    const source = { buffer: src, bytesPerRow: width * 16 };
+    // Whole rows in one copy, then the partial last row in another.
+    const rows = Math.floor(texels / width);
+    const rest = texels - rows * width;
+    const enc = this.encoder;
+    if (rows > 0) enc.copyBufferToTexture({ ...source, offset: srcOffset }, { texture }, [width, rows]);
+    if (rest > 0) {
+      const offset = srcOffset + rows * source.bytesPerRow;
+      enc.copyBufferToTexture({ ...source, offset }, { texture, origin: [0, rows] }, [rest, 1]);
+    }
   }
 
   /** Records zeroing `bytes` bytes (a multiple of 4) of a buffer from `offset` in the current batch. */

@@ -142,6 +142,21 @@ function pack(
   [width, height]: [number, number],
   scales?: Tensor,
 ): void {
+  // An f32 block of whole stored rows that needs no transposition nor padding is laid out exactly
+  // as it is stored: a copy (a memcpy on CPU adapters) packs it, with no pass. Its offset, r0 rows
+  // of cols (a multiple of 4) floats, is a multiple of the 16-byte texel.
+  if (
+    !trans &&
+    x instanceof Tensor &&
+    x.dtype === 'f32' &&
+    blk.c0 === 0 &&
+    blk.nc === blk.cols &&
+    width * 4 === blk.cols &&
+    height === blk.nr
+  ) {
+    dev.copyToTexture(x.buffer, blk.r0 * blk.cols * 4, tex, width * height);
+    return;
+  }
   const vec = trans ? blk.rows % 4 === 0 && blk.r0 % 4 === 0 : blk.cols % 4 === 0 && blk.c0 % 4 === 0;
   const groups = Math.ceil(packInvocations(trans, vec, width, height) / PACK_WG);
   const maxX = dev.limits.maxComputeWorkgroupsPerDimension;

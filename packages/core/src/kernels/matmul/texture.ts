@@ -9,7 +9,8 @@
  * is one SIMD call that fetches a whole texel for all lanes (~55 instructions per vec4). The same
  * kernel went from 12 GFLOP/s on buffers to 28 on textures; with the A panel shared by subgroup
  * broadcast and a 16 x 8 register tile per lane, from 42 (the best buffer kernel) to 48-56.
- * Packing costs one pass over each operand, O(MK + KN) against the product's O(MNK).
+ * Packing costs one pass over each operand, O(MK + KN) against the product's O(MNK); an f32
+ * operand already laid out as packed (whole rows, no padding) is copied instead (run-texture.ts).
  *
  * Layout: a texel holds 4 consecutive elements of a row. A is packed as it is stored ([M, K] or,
  * transposed, [K, M]), and the kernel regroups a transposed panel's components (in llvmpipe's SoA
