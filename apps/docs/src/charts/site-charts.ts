@@ -22,7 +22,11 @@ const WIDTH = 688;
 /** sharelora ÷ PyTorch per step shape and sitting: above 1 is faster than the peer. */
 function throughputChart() {
   const points = throughput.rows.flatMap((r) =>
-    r.peer.map((peer, i) => ({ step: r.step, sitting: `sitting ${i + 1}`, ratio: r.sharelora[i] / peer })),
+    r.peer.map((peer, i) => ({
+      step: r.step,
+      sitting: throughput.sittings[i],
+      ratio: r.sharelora[i] / peer,
+    })),
   );
   return Plot.plot({
     width: WIDTH,
