@@ -132,6 +132,23 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
   useGpu();
   const rng = new Rng(1234);
 
+  /** A random product (B given as stored) gives the same values to the bit on the texture and buffer paths. */
+  async function expectSameOnBothPaths(shapeA: number[], shapeB: number[], transB: boolean): Promise<void> {
+    const dev = core.getDevice();
+    const a = core.tensor(randn(shapeA, rng).toFloat32(), shapeA);
+    const b = core.tensor(randn(shapeB, rng).toFloat32(), shapeB);
+    const got: Float32Array[] = [];
+    for (const mode of ['always', 'never'] as const) {
+      dev.matmulTextures = mode;
+      const c = core.matmul(a, b, { transB });
+      got.push((await c.data()) as Float32Array);
+      c.dispose();
+    }
+    expect(got[0]).toEqual(got[1]);
+    a.dispose();
+    b.dispose();
+  }
+
   const unary: Array<[string, (t: core.Tensor) => core.Tensor, (x: F64) => F64, 'any' | 'pos']> = [
     ['neg', core.neg, R.neg, 'any'],
     ['exp', core.exp, R.exp, 'any'],
@@ -341,18 +358,7 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
         [37, 141, 29, false],
         [70, 65, 130, true],
       ] as Array<[number, number, number, boolean]>) {
-        const a = core.tensor(randn([M, K], rng).toFloat32(), [M, K]);
-        const b = core.tensor(randn([K, N], rng).toFloat32(), tb ? [N, K] : [K, N]);
-        const got: Float32Array[] = [];
-        for (const mode of ['always', 'never'] as const) {
-          dev.matmulTextures = mode;
-          const c = core.matmul(a, b, { transB: tb });
-          got.push((await c.data()) as Float32Array);
-          c.dispose();
-        }
-        expect(got[0]).toEqual(got[1]);
-        a.dispose();
-        b.dispose();
+        await expectSameOnBothPaths([M, K], tb ? [N, K] : [K, N], tb);
       }
     } finally {
       const kinds = (await dev.stopProfile()).ops.map((o) => o.kind);
@@ -414,18 +420,7 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       }
       // Copied operands give the same values to the bit as the buffer kernels.
       setTextureBlocksForTesting(null);
-      const a = core.tensor(randn([48, 36], rng).toFloat32(), [48, 36]);
-      const b = core.tensor(randn([36, 256], rng).toFloat32(), [36, 256]);
-      const got: Float32Array[] = [];
-      for (const mode of ['always', 'never'] as const) {
-        dev.matmulTextures = mode;
-        const c = core.matmul(a, b);
-        got.push((await c.data()) as Float32Array);
-        c.dispose();
-      }
-      expect(got[0]).toEqual(got[1]);
-      a.dispose();
-      b.dispose();
+      await expectSameOnBothPaths([48, 36], [36, 256], false);
     } finally {
       dev.matmulTextures = 'auto';
       setTextureBlocksForTesting(null);

