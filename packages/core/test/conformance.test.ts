@@ -233,6 +233,19 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     ],
     [[2, 3], [1]],
     [[6], [2, 3, 6]],
+    // Rows repeating along the leading dims (a bias): four at a time when the row allows.
+    [
+      [3, 4, 8],
+      [4, 8],
+    ],
+    [
+      [1, 12],
+      [5, 12],
+    ],
+    [
+      [5, 7],
+      [1, 7],
+    ],
   ];
   for (const [name, gpu, ref] of binary) {
     it(`binary ${name} with broadcasting`, async () => {
@@ -424,6 +437,38 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     } finally {
       dev.matmulTextures = 'auto';
       setTextureBlocksForTesting(null);
+    }
+  });
+
+  it('matmulRowBlocks: x·Wᵀ over row blocks, in place on the texture path, concatenated elsewhere', async () => {
+    const dev = core.getDevice();
+    const texturesHere = dev.info.readableStorageTextures && (dev.info.subgroupMinSize ?? 0) >= 8;
+    const x = randn([2, 9, 20], rng);
+    const blocks = [randn([37, 20], rng), randn([64, 20], rng), randn([5, 20], rng)];
+    const forward: Float32Array[] = [];
+    try {
+      for (const mode of ['always', 'never'] as const) {
+        dev.matmulTextures = mode;
+        dev.startProfile();
+        await checkOp(
+          `matmulRowBlocks (${mode})`,
+          ([a, ...ws]) => core.matmulRowBlocks(a, ws),
+          ([a, ...ws]) => R.matmul(a, R.concat(ws, 0), { transB: true }),
+          [x, ...blocks],
+        );
+        const kinds = (await dev.stopProfile()).ops.map((o) => o.kind);
+        // In place: neither the logits nor their gradient is concatenated or sliced.
+        if (mode === 'always' && texturesHere) expect(kinds).not.toContain('copy_block');
+        const xt = core.tensor(x.toFloat32(), x.shape);
+        const wt = blocks.map((w) => core.tensor(w.toFloat32(), w.shape));
+        const y = core.matmulRowBlocks(xt, wt);
+        forward.push((await y.data()) as Float32Array);
+        for (const t of [y, xt, ...wt]) t.dispose();
+      }
+      // Each block's columns are one product either way: the same values to the bit.
+      expect(forward[0]).toEqual(forward[1]);
+    } finally {
+      dev.matmulTextures = 'auto';
     }
   });
 

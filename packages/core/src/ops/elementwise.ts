@@ -11,7 +11,7 @@ import {
   uarr,
 } from '../kernels/common.js';
 import { record } from '../record.js';
-import { broadcastShapes, broadcastStrides, fmt, shapesEqual } from '../shape.js';
+import { broadcastShapes, broadcastStrides, fmt, numel, shapesEqual } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { sumToShape } from './reduce-kernels.js';
 
@@ -85,9 +85,7 @@ export type UnaryOp = keyof typeof UNARY;
  * storage access is a per-lane loop, so a vec4 access moves four elements for about the cost of one.
  */
 function vec4Body(inputs: readonly string[], fn: string): string {
-  const lanes = ['x', 'y', 'z', 'w'].map(
-    (c) => `${fn}(${inputs.map((name) => `${name}[gi].${c}`).join(', ')})`,
-  );
+  const lanes = ['x', 'y', 'z', 'w'].map((c) => `${fn}(${inputs.map((x) => `${x}.${c}`).join(', ')})`);
   return `out[gi] = vec4<f32>(${lanes.join(', ')});`;
 }
 
@@ -115,7 +113,7 @@ ${MATH}
 fn op_(x: f32) -> f32 { let s = P.s; let t = P.t; return ${UNARY[op]}; }
 ${main1d()}
   if (gi >= P.n) { return; }
-  ${v4 ? vec4Body(['a'], 'op_') : 'out[gi] = op_(a[gi]);'}
+  ${v4 ? vec4Body(['a[gi]'], 'op_') : 'out[gi] = op_(a[gi]);'}
 }`,
       inputs: [x.window(start, len)],
       outputs: [out.window(start, len)],
@@ -281,6 +279,10 @@ function broadcastIndexing(
   return { fields, code: lines.join('\n  ') };
 }
 
+/**
+ * `indexing` sets i0 and i1, the operands' indices for output element gi (null: both gi). `ty` is
+ * the element type of all three arrays (vec4<f32>: four elements per index, the map applied to each).
+ */
 function binaryWgsl(op: string, indexing: string | null, ty = 'f32'): string {
   return `${storageDecl(0, 'A', ty, 'read')}
 ${storageDecl(1, 'B', ty, 'read')}
@@ -290,13 +292,20 @@ ${MATH}
 fn op_(x: f32, y: f32) -> f32 { return ${BINARY[op]}; }
 ${main1d()}
   if (gi >= P.n) { return; }
-  ${
-    indexing === null
-      ? vec4Body(['A', 'B'], 'op_')
-      : `${indexing}
-  out[gi] = op_(A[i0], B[i1]);`
-  }
+  ${indexing ?? 'let i0 = gi; let i1 = gi;'}
+  ${ty === 'vec4<f32>' ? vec4Body(['A[i0]', 'B[i1]'], 'op_') : 'out[gi] = op_(A[i0], B[i1]);'}
 }`;
+}
+
+/**
+ * Elements of `t` when its shape, leading 1s dropped, is a suffix of `outShape` (a bias row against
+ * activations): its element for output element i is then t[i % size], one modulo instead of the
+ * general per-dimension index arithmetic. 0 when it is not.
+ */
+function suffixSize(t: readonly number[], outShape: readonly number[]): number {
+  const dims = t.slice(t.findIndex((d) => d !== 1));
+  if (t.every((d) => d === 1) || dims.length > outShape.length) return 0;
+  return shapesEqual(dims, outShape.slice(outShape.length - dims.length)) ? numel(dims) : 0;
 }
 
 /**
@@ -324,13 +333,34 @@ function binaryRaw(op: string, a: Tensor, b: Tensor): Tensor {
       const n = v4 ? len / 4 : len;
       runKernel({
         key: `binary:${op}:same:${v4 ? 'v4' : 's'}`,
-        wgsl: () => (v4 ? binaryWgsl(op, null, 'vec4<f32>') : binaryWgsl(op, 'let i0 = gi; let i1 = gi;')),
+        wgsl: () => binaryWgsl(op, null, v4 ? 'vec4<f32>' : 'f32'),
         inputs: [a.window(start, len), b.window(start, len)],
         outputs: [out.window(start, len)],
         uniforms: [['n', 'u32', n]],
         workgroups: grid(n),
       });
     }
+    return out;
+  }
+  // One operand whole, the other repeating along the leading dims: vec4 when its rows allow.
+  const sa = a.size === out.size ? 0 : suffixSize(a.shape, outShape);
+  const sb = b.size === out.size ? 0 : suffixSize(b.shape, outShape);
+  if (!scalarB && (sa === 0) !== (sb === 0)) {
+    const period = sa || sb;
+    const v4 = period % 4 === 0;
+    const n = v4 ? out.size / 4 : out.size;
+    const at = (rep: number) => (rep ? 'gi % P.period' : 'gi');
+    runKernel({
+      key: `binary:${op}:suffix${sa ? 'A' : 'B'}:${v4 ? 'v4' : 's'}`,
+      wgsl: () => binaryWgsl(op, `let i0 = ${at(sa)}; let i1 = ${at(sb)};`, v4 ? 'vec4<f32>' : 'f32'),
+      inputs: [a, b],
+      outputs: [out],
+      uniforms: [
+        ['n', 'u32', n],
+        ['period', 'u32', v4 ? period / 4 : period],
+      ],
+      workgroups: grid(n),
+    });
     return out;
   }
   runKernel({

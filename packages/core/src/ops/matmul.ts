@@ -1,6 +1,7 @@
 import { assertDType, isHalf } from '../dtype.js';
 import { DTypeError, ShapeError } from '../errors.js';
-import { runMatmul } from '../kernels/matmul/run.js';
+import { type MatmulDispatch, runMatmul } from '../kernels/matmul/run.js';
+import { runTextureMatmul, textureMatmulSuits } from '../kernels/matmul/run-texture.js';
 import { QuantizedTensor } from '../quant/tensor.js';
 import { record } from '../record.js';
 import { noGrad } from '../runtime.js';
@@ -9,6 +10,7 @@ import { Tensor } from '../tensor.js';
 import { zeros } from './creation.js';
 import { cast } from './elementwise.js';
 import { sumToShape } from './reduce-kernels.js';
+import { concat } from './shape-ops.js';
 
 /**
  * Transposes for {@link matmul} (both default false). The kernels read the operand transposed, so no
@@ -177,3 +179,63 @@ function reduceTo(t: Tensor, shape: readonly number[]): Tensor {
   t.dispose();
   return r;
 }
+
+/**
+ * x·Wᵀ for a weight stored as row blocks W = [W_0; W_1; ...] (each [n_i, K], f32 or a frozen
+ * f16/bf16): [..., Σ n_i], the same values as concatenating the blocks' products along the last
+ * axis. An LM head whose vocabulary does not fit one storage binding is stored this way. Where the
+ * texture matmul runs (CPU adapters), each block's product is written straight into its columns of
+ * the output, and the backward pass reads the gradient's columns in place: no concatenation or
+ * slicing of the [positions, vocabulary] logits. Elsewhere it is that concatenation.
+ */
+export function matmulRowBlocks(x: Tensor, blocks: readonly Tensor[]): Tensor {
+  if (blocks.length === 0) throw new ShapeError('matmulRowBlocks: no blocks');
+  const K = x.shape[x.rank - 1];
+  for (const w of blocks)
+    if (w.rank !== 2 || w.shape[1] !== K)
+      throw new ShapeError(`matmulRowBlocks: block ${fmt(w.shape)} does not match ${fmt(x.shape)}ᵀ`);
+  const V = blocks.reduce((s, w) => s + w.shape[0], 0);
+  const M = x.size / Math.max(1, K);
+  const out = Tensor.empty([...x.shape.slice(0, -1), V], 'f32');
+  const offsets = blocks.map((_, i) => blocks.slice(0, i).reduce((s, w) => s + w.shape[0], 0));
+  const forward = (w: Tensor): MatmulDispatch => ({ ...DENSE, M, N: w.shape[0], K, transB: true });
+  if (
+    blocks.length === 1 ||
+    x.rank < 2 ||
+    x.dtype !== 'f32' ||
+    K === 0 ||
+    !blocks.every((w) => textureMatmulSuits(x, w, out, forward(w)))
+  ) {
+    out.dispose();
+    const parts = blocks.map((w) => matmul(x, w, { transB: true }));
+    return parts.length === 1 ? parts[0] : concat(parts, -1);
+  }
+  blocks.forEach((w, i) => {
+    const view = { aCol: 0, aPitch: K, cCol: offsets[i], cPitch: V, accumulate: false };
+    runTextureMatmul(x, w, out, forward(w), undefined, view);
+  });
+  return record(out, 'matmul', [x, ...blocks], (g) => {
+    let dx: Tensor | null = null;
+    if (x.requiresGrad) {
+      // dx = Σ_i g[:, block i]·W_i: each block's columns of g as A, summed into dx.
+      dx = Tensor.empty(x.shape, 'f32');
+      blocks.forEach((w, i) => {
+        const d = { ...DENSE, M, N: K, K: w.shape[0] };
+        const view = { aCol: offsets[i], aPitch: V, cCol: 0, cPitch: K, accumulate: i > 0 };
+        runTextureMatmul(g, w, dx as Tensor, d, undefined, view);
+      });
+    }
+    // dW_i = g[:, block i]ᵀ·x.
+    const dws = blocks.map((w, i) => {
+      if (!w.requiresGrad) return null;
+      const dw = Tensor.empty(w.shape, 'f32');
+      const d = { ...DENSE, M: w.shape[0], N: K, K: M, transA: true };
+      const view = { aCol: offsets[i], aPitch: V, cCol: 0, cPitch: K, accumulate: false };
+      runTextureMatmul(g, x, dw, d, undefined, view);
+      return dw;
+    });
+    return [dx, ...dws];
+  });
+}
+
+const DENSE = { batch: 1, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0 };

@@ -2,7 +2,6 @@ import {
   add,
   addScalar,
   cast,
-  concat,
   dequantize,
   embedding,
   type FloatDType,
@@ -12,7 +11,7 @@ import {
   isHalf,
   Linear,
   Module,
-  matmul,
+  matmulRowBlocks,
   mul,
   Parameter,
   type QuantizedTensor,
@@ -85,8 +84,10 @@ export class VocabEmbedding extends Module {
 
   /** x [..., D] -> x·Wᵀ [..., V]. */
   project(x: Tensor): Tensor {
-    const parts = this._blocks.map((p) => matmul(x, p.value, { transB: true }));
-    return parts.length === 1 ? parts[0] : concat(parts, -1);
+    return matmulRowBlocks(
+      x,
+      this._blocks.map((p) => p.value),
+    );
   }
 }
 

@@ -72,8 +72,23 @@ export function setTextureBlocksForTesting(b: { M: number; K: number; N: number 
 }
 
 /**
+ * Where A and C lie inside wider stored matrices: A is the columns [aCol, aCol + its stored width)
+ * of a matrix of `aPitch` columns, C the columns [cCol, cCol + N) of one of `cPitch`. With
+ * `accumulate`, the product is added to what C holds. A product on column blocks of a matrix (an
+ * LM head's vocabulary blocks) then reads and writes them in place, with no slice or concat copy.
+ */
+export interface TextureMatmulView {
+  aCol: number;
+  aPitch: number;
+  cCol: number;
+  cPitch: number;
+  accumulate: boolean;
+}
+
+/**
  * C = op(A)·op(B) through packed textures, in blocks: K in blocks summed into C, M and N in blocks
  * written side by side. A quantized B comes with the f32 scales its packing pass decodes it with.
+ * `view` places A and C inside wider matrices (default: each dense on its own).
  */
 export function runTextureMatmul(
   a: Tensor,
@@ -81,9 +96,13 @@ export function runTextureMatmul(
   c: Tensor,
   d: MatmulDispatch,
   bScales?: Tensor,
+  view?: TextureMatmulView,
 ): void {
   const dev = getDevice();
   const { M, N, K, transA, transB } = d;
+  const aCol = view?.aCol ?? 0;
+  const aPitch = view?.aPitch ?? (transA ? M : K);
+  const ldc = view?.cPitch ?? N;
   const mb = Math.min(M, blocks.M);
   const kb = Math.min(K, blocks.K);
   const nb = Math.min(N, blocks.N);
@@ -100,8 +119,8 @@ export function runTextureMatmul(
         const at = dev.storageTexture('matmul-a', TEX_WIDTH, textureRows(sizeA));
         // A as it is stored: [M, K], or [K, M] when transposed.
         const blockA = transA
-          ? { rows: K, cols: M, r0: k0, c0: m0, nr: nk, nc: nm }
-          : { rows: M, cols: K, r0: m0, c0: k0, nr: nm, nc: nk };
+          ? { rows: K, cols: aPitch, r0: k0, c0: aCol + m0, nr: nk, nc: nm }
+          : { rows: M, cols: aPitch, r0: m0, c0: aCol + k0, nr: nm, nc: nk };
         pack(dev, a, at, false, blockA, sizeA);
         dev.dispatch({
           key: `mm_texture:${transA ? 't' : 'n'}`,
@@ -112,9 +131,9 @@ export function runTextureMatmul(
             M: nm,
             N: nn,
             k4: Math.ceil(nk / 4),
-            cOff: m0 * N + n0,
-            ldc: N,
-            accumulate: k0 > 0,
+            cOff: m0 * ldc + (view?.cCol ?? 0) + n0,
+            ldc,
+            accumulate: k0 > 0 || (view?.accumulate ?? false),
             aWidth: sizeA[0],
             bWidth: sizeB[0],
           }),
