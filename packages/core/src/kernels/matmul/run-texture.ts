@@ -11,6 +11,7 @@ import {
   packParams,
   packWgsl,
   TEX_TM,
+  TEX_TN,
   TEX_WG,
   TEX_WIDTH,
   textureMatmulGrid,
@@ -57,8 +58,9 @@ export function textureMatmulSuits(
   const limit = dev.maxBindingBytes;
   if ([a, b, c].some((t) => t.size * 4 > limit)) return false;
   if (dev.matmulTextures === 'always') return true;
+  // N of at least one workgroup's columns: a narrower product leaves lanes multiplying padding.
   return (
-    dev.info.isSoftware && d.M >= TEX_TM && d.N >= 4 * TEX_WG && d.K >= 16 && d.M * d.N * d.K >= MIN_WORK
+    dev.info.isSoftware && d.M >= TEX_TM && d.N >= 4 * TEX_WG * TEX_TN && d.K >= 16 && d.M * d.N * d.K >= MIN_WORK
   );
 }
 
