@@ -1,4 +1,5 @@
 /** Node entry: everything in the platform-neutral entry plus Dawn-backed init() and file I/O. */
+import { quietDawnStart } from './device/dawn-stderr.js';
 import { waitWithoutSpinning } from './device/dawn-wait.js';
 import { Device } from './device/device.js';
 import { NoAdapterError } from './errors.js';
@@ -36,8 +37,10 @@ export async function init(
   Object.assign(globalThis, mod.globals);
   // One Dawn instance per process: creating a second one after the first is released crashes Dawn,
   // while a kept instance does not hold the process open once its devices are destroyed.
-  dawn ??= { gpu: mod.create(options.dawnFlags ?? []) };
-  const device = await Device.fromGPU(dawn.gpu, options);
+  const device = await quietDawnStart(() => {
+    dawn ??= { gpu: mod.create(options.dawnFlags ?? []) };
+    return Device.fromGPU(dawn.gpu, options);
+  });
   device.waitFor = waitWithoutSpinning;
   setDevice(device);
   return device;

@@ -66,7 +66,7 @@ function runChild(args: string[], quiet: boolean): Promise<ChildResult> {
       current = null;
       const tail = stderr
         .split('\n')
-        .filter((line) => line.trim() && !/^Warning: .* artificially reduced/.test(line))
+        .filter((line) => line.trim())
         .slice(-6)
         .join('\n');
       done({ code: code ?? (signal ? 128 : 1), stdout, stderrTail: tail });
