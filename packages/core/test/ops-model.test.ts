@@ -436,6 +436,61 @@ describe('model ops', () => {
       await check('rope bthd', [rand([B, T, H, D], 22)], ([x]) => core.rope(x, i32(pos, [B, T]), opts), cpu);
     });
 
+    it('with angles from ropeCosSin, as a model passes them to every layer', async () => {
+      for (const c of [cases[2], cases[5], cases[6]]) {
+        const D = c.shape[3];
+        await check(
+          `${c.name} cosSin`,
+          [rand(c.shape, 23)],
+          ([x]) => {
+            const pos = i32(c.pos);
+            return core.rope(x, pos, { ...c.opts, cosSin: core.ropeCosSin(pos, c.opts, D) });
+          },
+          ([x]) => ref.rope(x, c.pos, c.opts),
+        );
+      }
+      const [B, H, T, D] = [2, 1, 3, 8];
+      const opts: core.RopeOptions = { theta: 10000, layout: 'half', axes: 'bthd' };
+      const pos = [5, 6, 7, 0, 1, 2];
+      await check(
+        'per-batch cosSin',
+        [rand([B, T, H, D], 24)],
+        ([x]) => {
+          const p = i32(pos, [B, T]);
+          return core.rope(x, p, { ...opts, cosSin: core.ropeCosSin(p, opts, D) });
+        },
+        ([x]) =>
+          ref.permute(
+            ref.concat(
+              [0, 1].map((b) =>
+                ref.rope(
+                  ref.permute(ref.slice(x, [b, 0, 0, 0], [b + 1, T, H, D]), [0, 2, 1, 3]),
+                  pos.slice(b * T, (b + 1) * T),
+                  opts,
+                ),
+              ),
+              0,
+            ),
+            [0, 2, 1, 3],
+          ),
+      );
+    });
+
+    it('refuses angles of other positions or another rotary dim', () => {
+      core.tidy(() => {
+        const x = f32(rand([1, 2, 3, 8], 25));
+        const opts: core.RopeOptions = { theta: 10000, layout: 'half' };
+        const pos = i32([0, 1, 2]);
+        expect(() => core.rope(x, pos, { ...opts, cosSin: core.ropeCosSin(i32([0, 1]), opts, 8) })).toThrow(
+          /cosSin must be \[3, 4, 2\]/,
+        );
+        expect(() =>
+          core.rope(x, pos, { ...opts, cosSin: core.ropeCosSin(pos, { ...opts, rotaryDim: 4 }, 8) }),
+        ).toThrow(/cosSin must be/);
+        expect(() => core.ropeCosSin(pos, { ...opts, rotaryDim: 10 }, 8)).toThrow(/exceeds head dim/);
+      });
+    });
+
     it('inverse frequencies match the reference in float64', () => {
       for (const [R, theta, scaling] of [
         [128, 500000, llama3],

@@ -107,65 +107,124 @@ function freqTable(device: Device, R: number, opts: RopeOptions): Tensor {
   return t;
 }
 
-function rotate(
-  x: Tensor,
-  positions: Tensor,
-  freqs: Tensor,
-  R: number,
-  opts: RopeOptions,
-  dir: 1 | -1,
-): Tensor {
-  const timeFirst = opts.axes === 'bthd';
-  const [B, H, T, D] = timeFirst ? [x.shape[0], x.shape[2], x.shape[1], x.shape[3]] : x.shape;
-  const layout = opts.layout;
-  const out = Tensor.empty(x.shape, 'f32');
+/**
+ * cos and sin of every position's angle for every pair: [...positions.shape, R/2, 2] (see
+ * {@link ropeCosSin}). The angle is reduced exactly (see freqTable) before the transcendental
+ * functions, which on a CPU adapter cost more than the rotation itself.
+ */
+function cosSin(positions: Tensor, freqs: Tensor, R: number): Tensor {
+  const out = Tensor.empty([...positions.shape, R / 2, 2], 'f32');
   if (out.size === 0) return out;
-  // Partner of dim d in its pair and whether d is the pair's first element (which gets -x1·sin).
-  const pair =
-    layout === 'half'
-      ? 'let hr = P.r / 2u; let i = d % hr; let first = d < hr; let partner = select(d - hr, d + hr, first);'
-      : 'let i = d / 2u; let first = (d & 1u) == 0u; let partner = d ^ 1u;';
   runKernel({
-    key: `rope:${layout}`,
-    wgsl: () => `${storageDecl(0, 'X', 'f32', 'read')}
-${storageDecl(1, 'POS', 'i32', 'read')}
-${storageDecl(2, 'F', 'vec4<f32>', 'read')}
-${storageDecl(3, 'Y', 'f32', 'read_write')}
+    key: 'rope_cos_sin',
+    wgsl: () => `${storageDecl(0, 'POS', 'i32', 'read')}
+${storageDecl(1, 'F', 'vec4<f32>', 'read')}
+${storageDecl(2, 'CS', 'vec2<f32>', 'read_write')}
 PARAMS
 ${main1d()}
   if (gi >= P.n) { return; }
-  let d = gi % P.d;
-  if (d >= P.r) { Y[gi] = X[gi]; return; }
-  let row = gi / P.d;
-  let t = (row / P.th) % P.t;
-  let b = row / (P.t * P.h);
-  let pos = POS[b * P.pstride + t];
-  ${pair}
+  let i = gi % P.half;
+  let pos = POS[gi / P.half];
   let f = F[i];
   let ph = f32(pos >> 12u);
   let pl = f32(pos & 4095);
   let rev = fract(ph * f.z) + fract(pl * f.x) + ph * f.w + pl * f.y;
   let ang = (rev - round(rev)) * 6.283185307179586;
-  let c = cos(ang);
-  let s = sin(ang) * P.dir * select(1.0, -1.0, first);
-  Y[gi] = X[gi] * c + X[gi - d + partner] * s;
+  CS[gi] = vec2<f32>(cos(ang), sin(ang));
 }`,
-    inputs: [x, positions, freqs],
+    inputs: [positions, freqs],
     outputs: [out],
     uniforms: [
-      ['n', 'u32', out.size],
+      ['n', 'u32', out.size / 2],
+      ['half', 'u32', R / 2],
+    ],
+    workgroups: grid(out.size / 2),
+  });
+  return out;
+}
+
+/**
+ * Rotates x by the angles in `cs` (dir -1: by their negation, the transpose). An invocation owns
+ * pair i of one position (b, t): it reads that pair's cos and sin once and rotates it in every head,
+ * then copies its share of the dims past R. R/2 is a constant of the shader, so splitting the index
+ * costs a multiply, and the one division by a runtime size (T) is shared by all heads: on a CPU
+ * adapter an integer division by a runtime value is a scalar division per lane.
+ */
+function rotate(x: Tensor, cs: Tensor, perBatch: boolean, R: number, opts: RopeOptions, dir: 1 | -1): Tensor {
+  const timeFirst = opts.axes === 'bthd';
+  const [B, H, T, D] = timeFirst ? [x.shape[0], x.shape[2], x.shape[1], x.shape[3]] : x.shape;
+  const out = Tensor.empty(x.shape, 'f32');
+  if (out.size === 0) return out;
+  const half = R / 2;
+  // Element offsets of pair i within a head's row.
+  const pair = opts.layout === 'half' ? 'let ea = i; let eb = i + HALF;' : 'let ea = 2u * i; let eb = ea + 1u;';
+  // Offset of head 0 at position (b, t), and the stride between heads.
+  const place = timeFirst
+    ? 'let base = bt * P.h * P.d; let hstride = P.d;'
+    : 'let base = (b * P.h * P.t + t) * P.d; let hstride = P.t * P.d;';
+  runKernel({
+    key: `rope:${opts.layout}:${opts.axes ?? 'bhtd'}:${half}`,
+    wgsl: () => `${storageDecl(0, 'X', 'f32', 'read')}
+${storageDecl(1, 'CS', 'vec2<f32>', 'read')}
+${storageDecl(2, 'Y', 'f32', 'read_write')}
+PARAMS
+const HALF: u32 = ${half}u;
+${main1d()}
+  if (gi >= P.n) { return; }
+  let bt = gi / HALF;
+  let i = gi % HALF;
+  let b = bt / P.t;
+  let t = bt - b * P.t;
+  ${place}
+  var prow = t;
+  if (P.per_batch != 0u) { prow = bt; }
+  let cs = CS[prow * HALF + i];
+  let s = cs.y * P.dir;
+  ${pair}
+  for (var h = 0u; h < P.h; h++) {
+    let o = base + h * hstride;
+    let x1 = X[o + ea];
+    let x2 = X[o + eb];
+    Y[o + ea] = x1 * cs.x - x2 * s;
+    Y[o + eb] = x2 * cs.x + x1 * s;
+    for (var d = P.r + i; d < P.d; d += HALF) { Y[o + d] = X[o + d]; }
+  }
+}`,
+    inputs: [x, cs],
+    outputs: [out],
+    uniforms: [
+      ['n', 'u32', B * T * half],
       ['d', 'u32', D],
       ['r', 'u32', R],
       ['t', 'u32', T],
       ['h', 'u32', H],
-      // Rows between consecutive positions: 1 heads-first, H time-first.
-      ['th', 'u32', timeFirst ? H : 1],
-      ['pstride', 'u32', positions.rank === 2 ? T : 0],
+      ['per_batch', 'u32', perBatch ? 1 : 0],
       ['dir', 'f32', dir],
     ],
-    workgroups: grid(B * H * T * D),
+    workgroups: grid(B * T * half),
   });
   return out;
+}
+
+/** The rotated dims R of {@link rope}: `rotaryDim`, else the head dim, checked against it. */
+function rotaryDim(opts: RopeOptions, D: number): number {
+  const R = opts.rotaryDim ?? D;
+  if (R > D) throw new ShapeError(`rope: rotaryDim ${R} exceeds head dim ${D}`);
+  return R;
+}
+
+/**
+ * cos and sin of the rotary angles at integer `positions` ([T] or [B, T]): a tensor
+ * [...positions.shape, R/2, 2] for {@link rope}'s `cosSin` option. A model computes it once per
+ * forward pass and passes it to the rope of every layer's queries and keys (and their backward
+ * passes), instead of each recomputing the same sines. `opts.rotaryDim` (else `headDim`) sets R.
+ */
+export function ropeCosSin(positions: Tensor, opts: RopeOptions, headDim: number): Tensor {
+  assertDType(positions.dtype, ['i32'], 'rope positions');
+  if (positions.rank !== 1 && positions.rank !== 2)
+    throw new ShapeError(`rope: positions must be [T] or [B, T], got ${fmt(positions.shape)}`);
+  const R = rotaryDim(opts, headDim);
+  return cosSin(positions, freqTable(positions.device, R, opts), R);
 }
 
 /**
@@ -173,9 +232,10 @@ ${main1d()}
  * positions [T] (shared by the batch) or [B, T].
  * Pair i of the first R dims is rotated by pos · inv_freq_i (see ropeInvFreq; exact angle reduction
  * for |pos| < 2^24, see freqTable); dims R..D pass through. Backward rotates the gradient by the
- * negated angle (the rotation's transpose).
+ * negated angle (the rotation's transpose). `cosSin`, from {@link ropeCosSin} with the same
+ * positions and options, saves computing the angles again.
  */
-export function rope(x: Tensor, positions: Tensor, opts: RopeOptions): Tensor {
+export function rope(x: Tensor, positions: Tensor, opts: RopeOptions & { cosSin?: Tensor }): Tensor {
   assertDType(x.dtype, ['f32'], 'rope');
   assertDType(positions.dtype, ['i32'], 'rope positions');
   const order = opts.axes === 'bthd' ? '[B, T, H, D]' : '[B, H, T, D]';
@@ -187,9 +247,14 @@ export function rope(x: Tensor, positions: Tensor, opts: RopeOptions): Tensor {
       : positions.rank === 2 && positions.shape[0] === B && positions.shape[1] === T;
   if (!pOk)
     throw new ShapeError(`rope: positions must be [${T}] or [${B}, ${T}], got ${fmt(positions.shape)}`);
-  const R = opts.rotaryDim ?? D;
-  if (R > D) throw new ShapeError(`rope: rotaryDim ${R} exceeds head dim ${D}`);
-  const freqs = freqTable(x.device, R, opts);
-  const out = rotate(x, positions, freqs, R, opts, 1);
-  return record(out, 'rope', [x], (g) => [rotate(g, positions, freqs, R, opts, -1)]);
+  const R = rotaryDim(opts, D);
+  const want = [...positions.shape, R / 2, 2];
+  if (opts.cosSin && fmt(opts.cosSin.shape) !== fmt(want))
+    throw new ShapeError(
+      `rope: cosSin must be ${fmt(want)} (ropeCosSin of these positions and options), got ${fmt(opts.cosSin.shape)}`,
+    );
+  const cs = opts.cosSin ?? cosSin(positions, freqTable(x.device, R, opts), R);
+  const perBatch = positions.rank === 2;
+  const out = rotate(x, cs, perBatch, R, opts, 1);
+  return record(out, 'rope', [x], (g) => [rotate(g, cs, perBatch, R, opts, -1)]);
 }

@@ -3,7 +3,18 @@
  * rope_theta and linear / llama3 frequency scaling, grouped-query attention, optional head_dim and
  * projection biases, tied or untied output matrix.
  */
-import { add, Linear, Module, ModuleList, mul, RMSNorm, rope, type Tensor } from '@sharelora/core';
+import {
+  add,
+  Linear,
+  Module,
+  ModuleList,
+  mul,
+  RMSNorm,
+  type RopeOptions,
+  rope,
+  ropeCosSin,
+  type Tensor,
+} from '@sharelora/core';
 import {
   ACTIVATIONS,
   type AttentionContext,
@@ -26,7 +37,13 @@ import { untiedOutput, VocabEmbedding } from './vocab.js';
  */
 export const LLAMA_LORA_TARGETS: readonly string[] = ['q_proj', 'v_proj'];
 
-type Ctx = Omit<AttentionContext, 'layer' | 'scale'> & { positions: Tensor };
+/** The forward pass's context: positions and their rotary cos/sin, computed once for all layers. */
+type Ctx = Omit<AttentionContext, 'layer' | 'scale'> & { positions: Tensor; rope: RopeOptions & { cosSin: Tensor } };
+
+/** HF LLaMA's rotary embedding: half-split pairs, on [B, T, H, D] heads. */
+function ropeOptions({ rope: r }: LlamaConfig): RopeOptions {
+  return { theta: r.theta, scaling: r.scaling, rotaryDim: r.rotaryDim, layout: 'half', axes: 'bthd' };
+}
 
 export class LlamaAttention extends Module {
   q_proj: Linear;
@@ -48,16 +65,9 @@ export class LlamaAttention extends Module {
   }
 
   forward(x: Tensor, ctx: Ctx): Tensor {
-    const { numHeads: H, numKvHeads: Hkv, headDim: D, rope: r } = this._config;
-    const ropeOpts = {
-      theta: r.theta,
-      scaling: r.scaling,
-      rotaryDim: r.rotaryDim,
-      layout: 'half',
-      axes: 'bthd',
-    } as const;
-    const q = rope(splitHeads(this.q_proj.forward(x), H), ctx.positions, ropeOpts);
-    const k = rope(splitHeads(this.k_proj.forward(x), Hkv), ctx.positions, ropeOpts);
+    const { numHeads: H, numKvHeads: Hkv, headDim: D } = this._config;
+    const q = rope(splitHeads(this.q_proj.forward(x), H), ctx.positions, ctx.rope);
+    const k = rope(splitHeads(this.k_proj.forward(x), Hkv), ctx.positions, ctx.rope);
     const v = splitHeads(this.v_proj.forward(x), Hkv);
     return this.o_proj.forward(attend(q, k, v, { ...ctx, layer: this._layer, scale: 1 / Math.sqrt(D) }));
   }
@@ -112,8 +122,12 @@ export class LlamaModel extends Module {
   layers: ModuleList<LlamaDecoderLayer>;
   norm: RMSNorm;
 
-  constructor(config: LlamaConfig, w: WeightInit) {
+  constructor(
+    private readonly _config: LlamaConfig,
+    w: WeightInit,
+  ) {
     super();
+    const config = _config;
     this.embed_tokens = new VocabEmbedding(config.vocabSize, config.hiddenSize, w.dtype);
     this.layers = new ModuleList(
       Array.from({ length: config.numLayers }, (_, i) => new LlamaDecoderLayer(config, i, w)),
@@ -125,7 +139,15 @@ export class LlamaModel extends Module {
   forward(inputIds: Tensor, opts: CausalLMForwardOptions = {}): Tensor {
     const T = inputIds.shape[1];
     const positions = opts.positionIds ?? defaultPositions(opts.cache?.length ?? 0, T);
-    const ctx: Ctx = { causal: true, keyPaddingMask: opts.attentionMask, cache: opts.cache, positions };
+    const ropeOpts = ropeOptions(this._config);
+    const cosSin = ropeCosSin(positions, ropeOpts, this._config.headDim);
+    const ctx: Ctx = {
+      causal: true,
+      keyPaddingMask: opts.attentionMask,
+      cache: opts.cache,
+      positions,
+      rope: { ...ropeOpts, cosSin },
+    };
     let x = this.embed_tokens.lookup(inputIds);
     for (const layer of this.layers) x = layer.forward(x, ctx);
     return this.norm.forward(x);
