@@ -131,6 +131,15 @@ describe('model ops', () => {
       expect(Array.from(a)).toEqual(Array.from(b));
     });
 
+    it('gathers rows wider than one pass of lanes, of odd width', async () => {
+      for (const D of [16, 37, 130]) {
+        const ids = randInts(9, 11, 4);
+        const w = rand([11, D], 5);
+        const [out] = await read(() => [core.embedding(f32(w), i32(ids, [3, 3]))]);
+        expect(Array.from(out)).toEqual(Array.from(ref.embedding(w, ids, [3, 3]).data));
+      }
+    });
+
     it('out-of-range ids give NaN rows and no gradient, without reading out of bounds', async () => {
       const w = rand([4, 3], 6);
       const ids = [1, 4, -1, 1];

@@ -38,29 +38,41 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   const n = ids.size;
   const out = Tensor.empty([...ids.shape, D], 'f32');
   if (out.size > 0) {
+    // LANES invocations per row, each copying every LANES-th element (a vec4 of columns where rows
+    // are whole vec4s): the row comes from a shift, where an index split by the runtime width would
+    // cost a scalar division per lane on CPUs, and where every per-lane access is a scalar loop, a
+    // vec4 moves four columns for the price of one.
+    const LANES = 16;
+    const v4 = !half && D % 4 === 0;
+    const ty = v4 ? 'vec4<f32>' : 'f32';
+    const w = v4 ? D / 4 : D;
     runKernel({
-      key: `embedding_fwd:${weight.dtype}`,
-      wgsl: () => `${storageDecl(0, 'W', half ? 'u32' : 'f32', 'read')}
+      key: `embedding_fwd:${weight.dtype}${v4 ? ':v4' : ''}`,
+      wgsl: () => `${storageDecl(0, 'W', half ? 'u32' : ty, 'read')}
 ${storageDecl(1, 'I', 'i32', 'read')}
-${storageDecl(2, 'Y', 'f32', 'read_write')}
+${storageDecl(2, 'Y', ty, 'read_write')}
 PARAMS
 ${half ? HALF_BITS : ''}
 ${main1d()}
-  if (gi >= P.n) { return; }
-  let id = I[gi / P.d];
-  if (id < 0 || u32(id) >= P.v) { Y[gi] = P.nan; return; }
-  let k = u32(id) * P.d + gi % P.d;
-  ${half ? `Y[gi] = bitcast<f32>(${half}_to_f32((W[k >> 1u] >> ((k & 1u) * 16u)) & 0xffffu));` : 'Y[gi] = W[k];'}
+  let row = gi / ${LANES}u;
+  if (row >= P.n) { return; }
+  let id = I[row];
+  let bad = id < 0 || u32(id) >= P.v;
+  for (var c = gi % ${LANES}u; c < P.w; c += ${LANES}u) {
+    let k = u32(id) * P.w + c;
+    if (bad) { Y[row * P.w + c] = ${ty}(P.nan); continue; }
+    ${half ? `Y[row * P.w + c] = bitcast<f32>(${half}_to_f32((W[k >> 1u] >> ((k & 1u) * 16u)) & 0xffffu));` : 'Y[row * P.w + c] = W[k];'}
+  }
 }`,
       inputs: [weight, ids],
       outputs: [out],
       uniforms: [
-        ['n', 'u32', out.size],
-        ['d', 'u32', D],
+        ['n', 'u32', n],
+        ['w', 'u32', w],
         ['v', 'u32', V],
         ['nan', 'f32', Number.NaN],
       ],
-      workgroups: grid(out.size),
+      workgroups: grid(n * LANES),
     });
   }
   return record(out, 'embedding', [weight, ids], (g) => {
