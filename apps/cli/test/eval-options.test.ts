@@ -59,6 +59,17 @@ describe('eval --help from the task registry', () => {
     }
   });
 
+  it('lists the tasks in registry order; --limit names those that count per group', () => {
+    const at = EVAL_TASK_DEFINITIONS.map((d) => head.search(new RegExp(`^  ${d.names[0]}(,|\\s)`, 'm')));
+    expect(
+      at.every((p, i) => p >= 0 && (i === 0 || p > at[i - 1])),
+      `${at}`,
+    ).toBe(true);
+    const limit = head.slice(head.indexOf('  --limit N'), head.indexOf('  --shard I/N'));
+    for (const d of EVAL_TASK_DEFINITIONS.filter((t) => t.limitPer !== undefined))
+      for (const word of [d.limitPer as string, ...d.names]) expect(limit, d.names[0]).toContain(word);
+  });
+
   it("lists the loss task's own options", () => {
     expect(head).toContain('  loss');
     for (const flag of ['format', 'max-length', 'train-on-source'])

@@ -421,6 +421,61 @@ describe('sharelora eval without a language model', () => {
   });
 });
 
+describe('sharelora eval-merge prints what the task definition asks', () => {
+  /** Two shards of one run, one document each. */
+  const shards = (task: string, settings: object, samples: object[]) =>
+    Promise.all(
+      samples.map(async (sample, index) => {
+        const file = at(`${task}-shard-${index}.json`);
+        const shard = { index, count: 2 };
+        const result = {
+          model: 'm',
+          adapter: null,
+          task,
+          settings: { limit: null, shard, documents: 2, ...settings },
+        };
+        await writeFile(
+          file,
+          JSON.stringify({ ...result, metrics: {}, samples: [{ doc: index, ...sample }] }),
+        );
+        return file;
+      }),
+    );
+
+  it("MMLU's subject and category tables, MMLU-Pro's category table, not as metric rows", async () => {
+    const mmlu = await shards('mmlu', { scoring: 'loglikelihood' }, [
+      { subject: 'astronomy', verdict: true },
+      { subject: 'marketing', verdict: false },
+    ]);
+    const a = runCli(['eval-merge', '--out', at('mmlu-merged.json'), ...mmlu]);
+    expect(a.status, a.stderr).toBe(0);
+    expect(a.stdout).toContain('| stem | 1 | 1 | 100.00 | 100.00 |');
+    expect(a.stdout).toContain('| marketing | other | 1 | 0.00 |');
+    expect(a.stdout).toMatch(/^acc_macro +0\.5000$/m);
+    expect(a.stdout).not.toMatch(/^(subjects|categories)\./m);
+    const verdict = (v: boolean) => ({
+      verdict: { 'custom-extract': v, cascade: v },
+      extracted: { cascade: 'A' },
+    });
+    const pro = await shards('mmlu-pro', { scoring: 'cot' }, [
+      { category: 'math', ...verdict(true) },
+      { category: 'law', ...verdict(false) },
+    ]);
+    const b = runCli(['eval-merge', '--out', at('mmlu-pro-merged.json'), ...pro]);
+    expect(b.status, b.stderr).toBe(0);
+    expect(b.stdout).toContain(
+      [
+        '| category | n | custom-extract | cascade |',
+        '| --- | ---: | ---: | ---: |',
+        '| law | 1 | 0 | 0 |',
+        '| math | 1 | 1 | 1 |',
+      ].join('\n'),
+    );
+    expect(b.stdout).toMatch(/^accuracy\.cascade +0\.5000$/m);
+    expect(b.stdout).not.toMatch(/^categories\./m);
+  });
+});
+
 describe('sharelora eval usage and input errors', () => {
   it('exit 2 with one line naming the flag or file', async () => {
     const shard = (index: number, task = 'gsm8k') => ({

@@ -3,17 +3,13 @@
  * (or a GLUE classifier, or a file of outputs to score), and the task's options. Which task does
  * what is in its definition (tasks/registry.ts).
  */
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { GLUE_FILES } from '@sharelora/data';
-import { locate, pick } from './data-files.js';
 import { EvalConfigError } from './errors.js';
 import type { EvalModel } from './model.js';
 import type { EvalResult } from './results.js';
 import type { RunOptions } from './run.js';
 import type { TaskRunSpec } from './tasks/definition.js';
 import type { E2eOptions } from './tasks/e2e.js';
-import { evaluateGlue, GLUE_TASKS, type GlueClassifier, type GlueTask, loadGlue } from './tasks/glue.js';
+import type { GlueClassifier } from './tasks/glue.js';
 import type { Gsm8kOptions, Gsm8kVariant } from './tasks/gsm8k.js';
 import type { HumanEvalOptions, HumanEvalScoreOptions } from './tasks/humaneval.js';
 import type { MmluOptions } from './tasks/mmlu.js';
@@ -22,7 +18,8 @@ import { EVAL_TASK_DEFINITIONS, taskDefinition } from './tasks/registry.js';
 
 /**
  * What {@link runEval} evaluates: the task name, its data path (the task's folder or its test file)
- * and that task's options; a GSM8K variant is chosen by the task name.
+ * and that task's options; a GSM8K variant is chosen by the task name. Typed for the tasks shipped
+ * here; `runEval` takes any registered task's {@link TaskRunSpec} as well.
  */
 export type RunEvalSpec = { data: string } & (
   | ({ task: Gsm8kVariant } & Omit<Gsm8kOptions, 'variant'>)
@@ -40,8 +37,13 @@ export const EVAL_TASKS: readonly string[] = EVAL_TASK_DEFINITIONS.filter(
   (d) => d.model === 'causal-lm',
 ).flatMap((d) => d.names);
 
-/** `glue-<task>` names of the GLUE tasks, as result files and `sharelora eval --task` spell them. */
-export const GLUE_EVAL_TASKS: readonly string[] = Object.keys(GLUE_TASKS).map((t) => `glue-${t}`);
+/**
+ * The classifier task names {@link runGlueEval} takes: GLUE's `glue-<task>`, as result files and
+ * `sharelora eval --task` spell them.
+ */
+export const GLUE_EVAL_TASKS: readonly string[] = EVAL_TASK_DEFINITIONS.filter(
+  (d) => d.model === 'classifier',
+).flatMap((d) => d.names);
 
 /**
  * Loads the task's data and evaluates the model. `data` is the task's folder (gsm8k/: test.jsonl +
@@ -49,7 +51,7 @@ export const GLUE_EVAL_TASKS: readonly string[] = Object.keys(GLUE_TASKS).map((t
  * HumanEval.jsonl[.gz]; e2e_nlg/: testset_w_refs.csv) or, except for MMLU, the test file itself with
  * the others beside it.
  */
-export async function runEval(model: EvalModel, spec: RunEvalSpec): Promise<EvalResult> {
+export async function runEval(model: EvalModel, spec: RunEvalSpec | TaskRunSpec): Promise<EvalResult> {
   const run = taskDefinition(spec.task)?.run;
   if (!run)
     throw new EvalConfigError(
@@ -66,15 +68,10 @@ export async function runGlueEval(
   classifier: GlueClassifier,
   spec: { task: string; data: string } & RunOptions,
 ): Promise<EvalResult> {
-  const task = spec.task.replace(/^glue-/, '') as GlueTask;
-  if (!spec.task.startsWith('glue-') || !(task in GLUE_TASKS)) {
+  const classify = taskDefinition(spec.task)?.classify;
+  if (!classify)
     throw new EvalConfigError(`unknown GLUE task "${spec.task}" (one of ${GLUE_EVAL_TASKS.join(', ')})`);
-  }
-  const { dir, file } = await locate(spec.data);
-  const folder = GLUE_FILES[task].folder;
-  const taskDir = (await readdir(dir)).includes(folder) ? join(dir, folder) : dir;
-  const tsv = file ?? (await pick(taskDir, ['dev.tsv'], `${task} dev`));
-  return evaluateGlue(classifier, task, await loadGlue(task, tsv), spec);
+  return classify(classifier, spec as TaskRunSpec);
 }
 
 /**

@@ -147,14 +147,27 @@ function describeOption(option: TaskOption): string {
   return `${names.join(', ')}: ${text}`;
 }
 
+/** A flag's help: the flag, then its wrapped description from `column` (below it when the flag is long). */
+function helpLines(flag: string, text: string, column: number): string {
+  const body = wrap(text, column);
+  if (flag.length + 4 > column) return [`  ${flag}`, ...body].join('\n');
+  return [`  ${flag.padEnd(column - 2)}${body[0].trimStart()}`, ...body.slice(1)].join('\n');
+}
+
 /** Help lines of every task option, descriptions starting at `column`. */
 export function taskOptionHelp(column: number): string {
-  return OPTIONS.flatMap((o) => {
-    const flag = `--${o.flag}${o.arg ? ` ${o.arg}` : ''}`;
-    const body = wrap(describeOption(o), column);
-    if (flag.length + 4 > column) return [`  ${flag}`, ...body];
-    return [`  ${flag.padEnd(column - 2)}${body[0].trimStart()}`, ...body.slice(1)];
-  }).join('\n');
+  return OPTIONS.map((o) =>
+    helpLines(`--${o.flag}${o.arg ? ` ${o.arg}` : ''}`, describeOption(o), column),
+  ).join('\n');
+}
+
+/** --limit's help, naming the tasks that count documents per group (MMLU per subject). */
+export function limitHelp(column: number): string {
+  const grouped = EVAL_TASK_DEFINITIONS.filter((d) => d.limitPer !== undefined);
+  const groups = [...new Set(grouped.map((d) => d.limitPer))].join(' / ');
+  const per =
+    grouped.length === 0 ? '' : ` (per ${groups} for ${grouped.flatMap((d) => d.names).join(', ')})`;
+  return helpLines('--limit N', `only the first N documents${per}`, column);
 }
 
 /** `sharelora eval`'s --limit and --batch-size, read like the tasks' options (any task takes them). */

@@ -3,16 +3,11 @@ import { loadAdapter } from '@sharelora/adapters/node';
 import { DeviceError, init, shutdown } from '@sharelora/core/node';
 import {
   type EvalResult,
-  GLUE_TASKS,
-  type GlueTask,
   loadEvalModel,
   loadGlueClassifier,
-  type MmluMetrics,
   mergeResultFiles,
-  mmluTables,
   type Progress,
   parseShard,
-  type RunEvalSpec,
   readResult,
   runEval,
   runFileScoring,
@@ -29,6 +24,7 @@ import { plural } from '../units.js';
 import { LOSS_FORMATS, type LossEvalSpec, prepareLossData, runLossEval } from './eval-loss.js';
 import {
   COUNT_FLAGS,
+  limitHelp,
   readTaskOptions,
   SCORING_FILE_FLAGS,
   scoringFlagOf,
@@ -62,7 +58,7 @@ Options:
   --out FILE            results JSON, written atomically; refused if it is an input (or inside the
                         --data folder), a directory, or an existing file other than a results file;
                         locked while the run lasts (FILE.lock), so a second run into it is refused
-  --limit N             only the first N documents (per subject / category for mmlu, mmlu-pro)
+${limitHelp(24)}
   --shard I/N           only documents i with i % N == I of the selected ones (0 <= I < N)
   --batch-size N        sequences per model call (default 8)
   --json                print {task, model, adapter, out, metrics} as one JSON document on stdout
@@ -117,29 +113,19 @@ const showProgress = (p: Progress) =>
 
 const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(4));
 
-/** Numeric and text metrics as "name value" rows, nested objects as dotted names; per-group tables are left to `groups`. */
-function metricRows(metrics: unknown, prefix = ''): [string, string][] {
+/**
+ * Numeric and text metrics as "name value" rows, nested objects as dotted names; `skip` names the
+ * top-level keys shown otherwise (the headline, the task's group tables).
+ */
+function metricRows(metrics: unknown, skip: readonly string[], prefix = ''): [string, string][] {
   const rows: [string, string][] = [];
   for (const [k, v] of Object.entries(metrics as Record<string, unknown>)) {
-    if (prefix === '' && ['headline', 'subjects', 'categories'].includes(k)) continue;
+    if (prefix === '' && skip.includes(k)) continue;
     if (typeof v === 'number') rows.push([`${prefix}${k}`, fmt(v)]);
     else if (typeof v === 'string') rows.push([`${prefix}${k}`, v]);
-    else if (v && typeof v === 'object') rows.push(...metricRows(v, `${prefix}${k}.`));
+    else if (v && typeof v === 'object') rows.push(...metricRows(v, skip, `${prefix}${k}.`));
   }
   return rows;
-}
-
-/** MMLU's subject / category tables, MMLU-Pro's category table. */
-function groups(result: EvalResult): string | null {
-  if (result.task === 'mmlu') return mmluTables(result.metrics as MmluMetrics);
-  const cats = (result.metrics as { categories?: Record<string, Record<string, number>> }).categories;
-  if (result.task !== 'mmlu-pro' || !cats) return null;
-  const cols = [...new Set(Object.values(cats).flatMap((r) => Object.keys(r)))];
-  return [
-    `| category | ${cols.join(' | ')} |`,
-    `| --- |${cols.map(() => ' ---: |').join('')}`,
-    ...Object.entries(cats).map(([name, r]) => `| ${name} | ${cols.map((c) => fmt(r[c])).join(' | ')} |`),
-  ].join('\n');
 }
 
 /**
@@ -186,6 +172,7 @@ async function report(
     throw e;
   });
   const { task, model, adapter, metrics, settings } = result;
+  const tables = taskDefinition(task)?.groupTables;
   const throughput =
     seconds === undefined
       ? undefined
@@ -205,7 +192,7 @@ async function report(
     ['model', model],
     ['adapter', adapter ?? '-'],
     ['headline', `${headline.metric} = ${fmt(headline.value)}`],
-    ...metricRows(metrics),
+    ...metricRows(metrics, ['headline', ...(tables?.keys ?? [])]),
   ];
   if (throughput)
     rows.push([
@@ -214,7 +201,7 @@ async function report(
     ]);
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
-  const table = groups(result);
+  const table = tables?.render(metrics);
   if (table) console.log(`\n${table}`);
   console.log(`\nresults written to ${out}`);
 }
@@ -314,7 +301,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
     if (task === 'loss') return lossTask(values, options, out);
     await init();
     try {
-      if (taskDefinition(task)?.model === 'classifier') {
+      const definition = taskDefinition(task);
+      if (definition?.model === 'classifier') {
         let savedModules: string[] = [];
         const { classifier, initialised } = await loadGlueClassifier(modelDir, {
           batchSize,
@@ -329,8 +317,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
           .catch(asUsage)
           .finally(progressDone);
         try {
-          const needed = GLUE_TASKS[task.slice('glue-'.length) as GlueTask].numLabels;
-          if (classifier.numLabels !== needed) {
+          const needed = definition.numLabels?.(task);
+          if (needed !== undefined && classifier.numLabels !== needed) {
             throw new UsageError(
               `--model ${modelDir}: num_labels is ${classifier.numLabels} but ${task} needs ${needed} (set num_labels in config.json)`,
             );
@@ -362,7 +350,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
       try {
         // Flags were checked against the task above, so the spec holds only what this task reads.
         const t0 = performance.now();
-        const result = await runEval(lm, { ...options, task, data } as RunEvalSpec)
+        const result = await runEval(lm, { ...options, task, data })
           .catch(failed)
           .finally(progressDone);
         if (lm.promptsCut > 0)

@@ -227,6 +227,7 @@ export const E2E_TASK: EvalTaskDefinition = {
   names: ['e2e'],
   summary:
     "E2E NLG: a description of each unique test MR (beam search, 10 beams), scored against all its references: BLEU, NIST (mteval-v13a), ROUGE-L, CIDEr (COCO) as the challenge's scripts compute them, and an approximate METEOR",
+  order: 50,
   model: 'causal-lm',
   options: [
     {
@@ -265,3 +266,5 @@ export const E2E_TASK: EvalTaskDefinition = {
     },
   },
 };
+
+export default E2E_TASK;

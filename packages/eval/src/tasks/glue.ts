@@ -3,7 +3,10 @@
  * and scoring with each task's metrics. The classifier is a plain interface, like EvalModel, so the
  * model side stays in @sharelora/models.
  */
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { GLUE_FILES } from '@sharelora/data';
+import { locate, pick } from '../data-files.js';
 import { EvalConfigError, EvalDataError, EvalModelError } from '../errors.js';
 import { parseCsv, parseTsv, readText } from '../io.js';
 import { accuracy, f1Score, matthewsCorrelation, pearson, spearman } from '../metrics.js';
@@ -244,6 +247,7 @@ export const GLUE_TASK: EvalTaskDefinition = {
   names: (Object.keys(GLUE_TASKS) as GlueTask[]).map((t) => `glue-${t}`),
   summary:
     'a RoBERTa sequence classifier (num_labels from config.json) on the dev split: accuracy, F1, Matthews correlation, Pearson / Spearman',
+  order: 60,
   model: 'classifier',
   options: [],
   sampleFields: [
@@ -251,4 +255,16 @@ export const GLUE_TASK: EvalTaskDefinition = {
     ['output', 'number'],
   ],
   metrics: (samples, settings) => glueMetrics(samples as GlueSample[], settings),
+  numLabels: (name) => GLUE_TASKS[name.replace(/^glue-/, '') as GlueTask].numLabels,
+  // `data` is the TSV itself, the task's folder (dev.tsv) or the GLUE folder holding that folder.
+  async classify(classifier, spec) {
+    const task = spec.task.replace(/^glue-/, '') as GlueTask;
+    const { dir, file } = await locate(spec.data);
+    const folder = GLUE_FILES[task].folder;
+    const taskDir = (await readdir(dir)).includes(folder) ? join(dir, folder) : dir;
+    const tsv = file ?? (await pick(taskDir, ['dev.tsv'], `${task} dev`));
+    return evaluateGlue(classifier, task, await loadGlue(task, tsv), spec);
+  },
 };
+
+export default GLUE_TASK;

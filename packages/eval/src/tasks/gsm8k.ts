@@ -378,6 +378,7 @@ export const GSM8K_TASK: EvalTaskDefinition = {
   names: GSM8K_VARIANTS,
   summary:
     'grade-school math: lm-eval gsm8k (5 shots from train, strict "#### N"), gsm8k-cot (the 8 Wei et al. exemplars, "The answer is N."), gsm8k-paper (the ShareLoRA paper\'s 8-shot CoT, headline flexible extraction)',
+  order: 10,
   model: 'causal-lm',
   options: [
     { option: SHOTS, default: { byName: DEFAULT_SHOTS } },
@@ -399,3 +400,5 @@ export const GSM8K_TASK: EvalTaskDefinition = {
     return evaluateGsm8k(model, { test, train }, { ...(spec as Gsm8kOptions), variant });
   },
 };
+
+export default GSM8K_TASK;

@@ -366,6 +366,7 @@ const problemsFile = (data: string) => fileIn(data, ['HumanEval.jsonl', 'HumanEv
 export const HUMANEVAL_TASK: EvalTaskDefinition = {
   names: ['humaneval'],
   summary: 'completions run by python3 in a Linux namespace sandbox; unbiased pass@k',
+  order: 40,
   model: 'causal-lm',
   options: [
     {
@@ -403,3 +404,5 @@ export const HUMANEVAL_TASK: EvalTaskDefinition = {
     },
   },
 };
+
+export default HUMANEVAL_TASK;

@@ -304,6 +304,18 @@ export function mmluProMetrics(samples: MmluProSample[], settings: ResultSetting
   return metrics;
 }
 
+/** The per-category accuracies as a Markdown table (counts as integers, accuracies to 4 places). */
+export function mmluProTables(metrics: MmluProMetrics): string {
+  const cats = metrics.categories;
+  const cols = [...new Set(Object.values(cats).flatMap((r) => Object.keys(r)))];
+  const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(4));
+  return [
+    `| category | ${cols.join(' | ')} |`,
+    `| --- |${cols.map(() => ' ---: |').join('')}`,
+    ...Object.entries(cats).map(([name, r]) => `| ${name} | ${cols.map((c) => fmt(r[c])).join(' | ')} |`),
+  ].join('\n');
+}
+
 /**
  * Evaluates a model on MMLU-Pro: builds each selected test question's prompt with shots from the
  * first validation questions (of its category for `cot`), then generates and extracts the letter,
@@ -420,6 +432,7 @@ export async function evaluateMmluPro(
 export const MMLU_PRO_TASK: EvalTaskDefinition = {
   names: ['mmlu-pro'],
   summary: '5 validation shots per category; chain-of-thought generation or --mmlu-pro-scoring loglikelihood',
+  order: 30,
   model: 'causal-lm',
   options: [
     { option: SHOTS, default: DEFAULT_SHOTS },
@@ -433,6 +446,8 @@ export const MMLU_PRO_TASK: EvalTaskDefinition = {
     ['verdict', 'object'],
   ],
   metrics: (samples, settings) => mmluProMetrics(samples as MmluProSample[], settings),
+  limitPer: 'category',
+  groupTables: { keys: ['categories'], render: (m) => mmluProTables(m as MmluProMetrics) },
   async run(model, spec) {
     const testFile = await fileIn(
       spec.data,
@@ -453,3 +468,5 @@ export const MMLU_PRO_TASK: EvalTaskDefinition = {
     );
   },
 };
+
+export default MMLU_PRO_TASK;

@@ -459,6 +459,7 @@ export const MMLU_TASK: EvalTaskDefinition = {
   names: ['mmlu'],
   summary:
     '57 subjects, 5 dev shots each; --mmlu-scoring loglikelihood (lm-eval, micro average) or letter-logits (QLoRA / ShareLoRA, macro average over subjects)',
+  order: 20,
   model: 'causal-lm',
   options: [
     { option: SHOTS, default: DEFAULT_SHOTS },
@@ -469,9 +470,13 @@ export const MMLU_TASK: EvalTaskDefinition = {
     ['verdict', 'boolean'],
   ],
   metrics: (samples, settings) => mmluMetrics(samples as MmluSample[], settings),
+  limitPer: 'subject',
+  groupTables: { keys: ['subjects', 'categories'], render: (m) => mmluTables(m as MmluMetrics) },
   async run(model, spec) {
     const { dir, file } = await locate(spec.data);
     if (file) throw new EvalDataError(file, null, 'MMLU data must be a folder holding test/ and dev/');
     return evaluateMmlu(model, await loadMmlu(dir), spec as MmluOptions);
   },
 };
+
+export default MMLU_TASK;

@@ -1,25 +1,36 @@
+/// <reference path="../import-meta-glob.d.ts" />
 /**
- * Every evaluation task, by the definitions their modules export: the runner, eval-merge and the
- * CLI's task list and flag checks all read this list, so a new task is its module plus a line here.
+ * Every evaluation task: the default export of each module in this folder that has one (helpers
+ * such as options.ts have none). The runner, eval-merge and the CLI's task list and flag checks all
+ * read this list, so a new task is one new module here and nothing else. Vite expands the glob in
+ * the tests, the plugin in tsup.config.ts in the build.
  */
 import type { EvalTaskDefinition } from './definition.js';
-import { E2E_TASK } from './e2e.js';
-import { GLUE_TASK } from './glue.js';
-import { GSM8K_TASK } from './gsm8k.js';
-import { HUMANEVAL_TASK } from './humaneval.js';
-import { MMLU_TASK } from './mmlu.js';
-import { MMLU_PRO_TASK } from './mmlu-pro.js';
 import type { TaskOption, TaskOptionUse } from './options.js';
 
+type TaskModule = { default?: unknown };
+
+const modules = import.meta.glob<TaskModule>('./*.ts', { eager: true });
+
+function definitionsOf(found: Record<string, TaskModule>): EvalTaskDefinition[] {
+  const definitions: EvalTaskDefinition[] = [];
+  for (const [path, module] of Object.entries(found)) {
+    const d = module.default as Partial<EvalTaskDefinition> | undefined;
+    if (d === undefined) continue;
+    // A default export that is not a definition is a mistake better caught at load than ignored.
+    if (!Array.isArray(d.names) || typeof d.order !== 'number' || typeof d.metrics !== 'function')
+      throw new Error(`tasks/${path.slice(2)}: its default export is not an EvalTaskDefinition`);
+    definitions.push(d as EvalTaskDefinition);
+  }
+  definitions.sort((a, b) => a.order - b.order || (a.names[0] < b.names[0] ? -1 : 1));
+  const names = definitions.flatMap((d) => d.names);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) throw new Error(`two task definitions answer to "${twice}"`);
+  return definitions;
+}
+
 /** The tasks, in the order help listings show them. */
-export const EVAL_TASK_DEFINITIONS: readonly EvalTaskDefinition[] = [
-  GSM8K_TASK,
-  MMLU_TASK,
-  MMLU_PRO_TASK,
-  HUMANEVAL_TASK,
-  E2E_TASK,
-  GLUE_TASK,
-];
+export const EVAL_TASK_DEFINITIONS: readonly EvalTaskDefinition[] = definitionsOf(modules);
 
 /** The definition answering to a task name, or undefined. */
 export function taskDefinition(name: string): EvalTaskDefinition | undefined {
