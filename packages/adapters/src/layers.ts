@@ -1,5 +1,6 @@
 import {
   add,
+  addmm,
   assignTensor,
   cast,
   clone,
@@ -176,12 +177,12 @@ export class LoraLinear extends Module {
     if (this._disabled || name === null || this._merged.has(name)) return y;
     const slot = this.slot(name);
     const xd = this.lora_dropout.get(name)?.forward(x) ?? x;
-    const delta = assemble(
-      slot,
-      (b) => matmul(matmul(xd, b.A.value, { transB: true }), b.B.value, { transB: true }),
-      x.rank - 1,
-    );
-    return add(y, scale(delta, slot.scaling));
+    const down = (b: LoraBranch) => matmul(xd, b.A.value, { transB: true });
+    // The scaling rides on the up-projection's product (and its backward products): no scale pass.
+    const up = { transB: true, alpha: slot.scaling };
+    // One branch over the whole output is accumulated straight onto the base output.
+    if (!slot.parts) return addmm(y, down(slot.branches[0]), slot.branches[0].B.value, up);
+    return add(y, assemble(slot, (b) => matmul(down(b), b.B.value, up), x.rank - 1));
   }
 
   /** s·B A as a new [out, in] tensor (whatever the base layout), parts placed in their rows. No autograd. */

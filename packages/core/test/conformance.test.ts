@@ -338,6 +338,59 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     }
   });
 
+  it('matmul alpha and addmm on every kernel path, and their gradients', async () => {
+    const dev = core.getDevice();
+    const alpha = -1.75;
+    // Tiled, skinny, small-K, split-K, matrix–vector and (textures forced) packed-texture products.
+    const cases: Array<[number[], number[], boolean, 'auto' | 'always']> = [
+      [[2, 13, 29], [29, 17], false, 'auto'],
+      [[300, 40], [8, 40], true, 'auto'],
+      [[3, 40, 8], [8, 64], false, 'auto'],
+      [[9, 1100], [1100, 12], false, 'auto'],
+      [[1, 36], [45, 36], true, 'auto'],
+      [[37, 29], [141, 29], true, 'always'],
+    ];
+    try {
+      for (const [sa, sb, tb, textures] of cases) {
+        dev.matmulTextures = textures;
+        const N = tb ? sb[0] : sb[1];
+        const outShape = [...sa.slice(0, -1), N];
+        const rule = productRule(false, tb);
+        const scaled = ([a, b]: F64[], g: F64) => rule([a, b], R.scale(g, alpha));
+        const label = `[${sa}]·[${sb}]${tb ? 'T' : ''} (${textures})`;
+        await checkOp(
+          `matmul alpha ${label}`,
+          ([a, b]) => core.matmul(a, b, { transB: tb, alpha }),
+          ([a, b]) => R.scale(R.matmul(a, b, { transB: tb }), alpha),
+          [randn(sa, rng), randn(sb, rng)],
+          { refGrad: scaled },
+        );
+        await checkOp(
+          `addmm ${label}`,
+          ([c, a, b]) => core.addmm(c, a, b, { transB: tb, alpha }),
+          ([c, a, b]) => R.add(c, R.scale(R.matmul(a, b, { transB: tb }), alpha)),
+          [randn(outShape, rng), randn(sa, rng), randn(sb, rng)],
+          { refGrad: ([c, a, b], g) => [g, ...scaled([a, b], g)] },
+        );
+      }
+    } finally {
+      dev.matmulTextures = 'auto';
+    }
+    // A broadcast input or a transposed a: the same values through add(input, matmul(...)).
+    await checkOp(
+      'addmm with a broadcast input',
+      ([c, a, b]) => core.addmm(c, a, b, { alpha }),
+      ([c, a, b]) => R.add(c, R.scale(R.matmul(a, b), alpha)),
+      [randn([7], rng), randn([5, 6], rng), randn([6, 7], rng)],
+    );
+    await checkOp(
+      'addmm with aᵀ',
+      ([c, a, b]) => core.addmm(c, a, b, { transA: true }),
+      ([c, a, b]) => R.add(c, R.matmul(a, b, { transA: true })),
+      [randn([5, 7], rng), randn([6, 5], rng), randn([6, 7], rng)],
+    );
+  });
+
   it('matmul through packed textures: every transpose, odd sizes, blocks along M, N and K', async () => {
     const dev = core.getDevice();
     const texturesHere = dev.info.readableStorageTextures && (dev.info.subgroupMinSize ?? 0) >= 8;

@@ -8,19 +8,22 @@ import { noGrad } from '../runtime.js';
 import { broadcastShapes, fmt, numel, shapesEqual } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from './creation.js';
-import { cast } from './elementwise.js';
+import { add, cast } from './elementwise.js';
 import { sumToShape } from './reduce-kernels.js';
 import { concat } from './shape-ops.js';
 
 /**
- * Transposes for {@link matmul} (both default false). The kernels read the operand transposed, so no
- * transposed copy is made.
+ * Transposes for {@link matmul} (both default false) and a scale of the product. The kernels read
+ * the operand transposed, so no transposed copy is made, and apply the scale as they store each
+ * element, so it costs no pass of its own (nor in the backward products).
  */
 export interface MatmulOptions {
   /** Use the transpose of a's last two dims. */
   transA?: boolean;
   /** Use the transpose of b's last two dims (nn.Linear's [out, in] weight). */
   transB?: boolean;
+  /** Scale of the product: alpha·op(a)·op(b) (default 1). */
+  alpha?: number;
 }
 
 /** Runs fn on an f32 copy of a half-precision tensor, freed as soon as fn has recorded its work. */
@@ -47,7 +50,43 @@ function withF32<T>(t: Tensor, fn: (t32: Tensor) => T): T {
  * transA.
  */
 export function matmul(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions = {}): Tensor {
-  if (b instanceof QuantizedTensor) return matmulQuantized(a, b, opts.transB ?? false, opts);
+  return product(a, b, opts, null);
+}
+
+/**
+ * input + alpha·op(a)·op(b) (torch.addmm with beta 1) for a 2-D b and an input of the product's
+ * shape: the product is accumulated onto a copy of input by the product's own pass, with no
+ * separate add or scale pass. A LoRA branch is added into its base layer's output this way. Other
+ * shapes are computed as add(input, matmul(a, b, opts)). Gradients: input's is the upstream
+ * gradient, a's and b's those of the scaled product.
+ */
+export function addmm(input: Tensor, a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions = {}): Tensor {
+  assertDType(input.dtype, ['f32'], 'addmm');
+  if (!productFits(a, b, opts, input)) return add(input, matmul(a, b, opts));
+  return product(a, b, opts, input);
+}
+
+/** Whether addmm can accumulate onto a copy of input: one flat product whose output has input's shape. */
+function productFits(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, input: Tensor): boolean {
+  if (b.shape.length !== 2 || opts.transA || a.rank < 2) return false;
+  const N = opts.transB ? b.shape[0] : b.shape[1];
+  return shapesEqual(input.shape, [...a.shape.slice(0, -1), N]);
+}
+
+/** A new f32 tensor holding input's values, copied in the current batch (a copy, not a pass). */
+function copyOf(input: Tensor): Tensor {
+  const out = Tensor.empty(input.shape, 'f32');
+  if (out.size > 0) {
+    const src = input.binding();
+    const dst = out.binding();
+    input.device.copy(src.buffer, src.offset ?? 0, dst.buffer, dst.offset ?? 0, out.size * 4);
+  }
+  return out;
+}
+
+/** matmul, or with `input` (see addmm) the product accumulated onto a copy of it. */
+function product(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, input: Tensor | null): Tensor {
+  if (b instanceof QuantizedTensor) return matmulQuantized(a, b, opts.transB ?? false, opts, input);
   assertDType(a.dtype, ['f32'], 'matmul');
   assertDType(b.dtype, ['f32', 'f16', 'bf16'], 'matmul');
   if (isHalf(b.dtype)) {
@@ -62,6 +101,7 @@ export function matmul(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptio
   }
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
+  const alpha = opts.alpha ?? 1;
   if (a.rank < 2 || b.rank < 2)
     throw new ShapeError(`matmul needs rank >= 2 operands, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
   const [ar, ac] = a.shape.slice(-2);
@@ -80,7 +120,12 @@ export function matmul(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptio
   const batchShape = broadcastShapes(aBatch, bBatch, 'matmul');
   const batch = numel(batchShape);
   // An empty inner dimension sums nothing: zeros (the kernels cannot bind empty operands).
-  const out = K === 0 ? zeros([...batchShape, M, N]) : Tensor.empty([...batchShape, M, N], 'f32');
+  const out = input
+    ? copyOf(input)
+    : K === 0
+      ? zeros([...batchShape, M, N])
+      : Tensor.empty([...batchShape, M, N], 'f32');
+  const epilogue = { alpha, accumulate: input !== null };
   if (out.size > 0 && K > 0) {
     if (b.rank === 2 && !transA) {
       // Fold a's batch into M: one large GEMM instead of many small ones.
@@ -94,7 +139,7 @@ export function matmul(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptio
         strideA: 0,
         strideB: 0,
         strideC: 0,
-      });
+      }, epilogue);
     } else {
       const aFull =
         numel(aBatch) === batch &&
@@ -119,10 +164,11 @@ export function matmul(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptio
         strideA: aStride,
         strideB: bStride,
         strideC: M * N,
-      });
+      }, epilogue);
     }
   }
-  return record(out, 'matmul', [a, b], (g) => {
+  const inputs = input ? [input, a, b] : [a, b];
+  return record(out, input ? 'addmm' : 'matmul', inputs, (g) => {
     let da: Tensor | null = null;
     let db: Tensor | null = null;
     if (a.requiresGrad) da = gradA(a, b, g, opts);
@@ -131,22 +177,28 @@ export function matmul(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptio
         // Flatten batch so the weight gradient is a single skinny GEMM (Xᵀ·dH for LoRA).
         const a2 = a.view([a.size / a.shape[a.rank - 1], a.shape[a.rank - 1]]);
         const g2 = g.view([g.size / N, N]);
-        db = transB ? matmul(g2, a2, { transA: true }) : matmul(a2, g2, { transA: true });
+        db = transB ? matmul(g2, a2, { transA: true, alpha }) : matmul(a2, g2, { transA: true, alpha });
         a2.dispose();
         g2.dispose();
       } else {
         const full = transB
-          ? matmul(g, a, { transA: true, transB: transA })
-          : matmul(a, g, { transA: !transA });
+          ? matmul(g, a, { transA: true, transB: transA, alpha })
+          : matmul(a, g, { transA: !transA, alpha });
         db = reduceTo(full, b.shape);
       }
     }
-    return [da, db];
+    return input ? [g, da, db] : [da, db];
   });
 }
 
 /** a·op(q) for a quantized q, folding a's batch dims into rows; its backward gives a's gradient only. */
-function matmulQuantized(a: Tensor, q: QuantizedTensor, transB: boolean, opts: MatmulOptions): Tensor {
+function matmulQuantized(
+  a: Tensor,
+  q: QuantizedTensor,
+  transB: boolean,
+  opts: MatmulOptions,
+  input: Tensor | null,
+): Tensor {
   assertDType(a.dtype, ['f32'], 'matmul');
   if (q.isDisposed) throw new ShapeError(`matmul: ${q} was disposed`);
   if (opts.transA) throw new ShapeError('matmul: a quantized b does not take transA');
@@ -156,20 +208,26 @@ function matmulQuantized(a: Tensor, q: QuantizedTensor, transB: boolean, opts: M
     throw new ShapeError(
       `matmul: inner dims differ: ${fmt(a.shape)} · ${q}${transB ? 'ᵀ' : ''} (${K} vs ${Kb})`,
     );
-  const out = Tensor.empty([...a.shape.slice(0, -1), N], 'f32');
+  const out = input ? copyOf(input) : Tensor.empty([...a.shape.slice(0, -1), N], 'f32');
+  const alpha = opts.alpha ?? 1;
   if (out.size > 0) {
     const M = a.size / K;
     const d = { M, N, K, batch: 1, transA: false, transB, strideA: 0, strideB: 0, strideC: 0 };
-    runMatmul(a, q, out, d);
+    runMatmul(a, q, out, d, { alpha, accumulate: input !== null });
   }
-  return record(out, 'matmul', [a], (g) => [matmul(g, q, { transB: !transB })]);
+  const da = (g: Tensor) => matmul(g, q, { transB: !transB, alpha });
+  if (input) return record(out, 'addmm', [input, a], (g) => [g, da(g)]);
+  return record(out, 'matmul', [a], (g) => [da(g)]);
 }
 
 /** d(op(a)·op(b))/da for the upstream gradient g. */
 function gradA(a: Tensor, b: Tensor, g: Tensor, opts: MatmulOptions): Tensor {
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
-  const full = transA ? matmul(b, g, { transA: transB, transB: true }) : matmul(g, b, { transB: !transB });
+  const alpha = opts.alpha;
+  const full = transA
+    ? matmul(b, g, { transA: transB, transB: true, alpha })
+    : matmul(g, b, { transB: !transB, alpha });
   return reduceTo(full, a.shape);
 }
 
@@ -212,7 +270,7 @@ export function matmulRowBlocks(x: Tensor, blocks: readonly Tensor[]): Tensor {
   }
   blocks.forEach((w, i) => {
     const view = { aCol: 0, aPitch: K, cCol: offsets[i], cPitch: V, accumulate: false };
-    runTextureMatmul(x, w, out, forward(w), undefined, view);
+    runTextureMatmul(x, w, out, forward(w), { view });
   });
   return record(out, 'matmul', [x, ...blocks], (g) => {
     let dx: Tensor | null = null;
@@ -222,7 +280,7 @@ export function matmulRowBlocks(x: Tensor, blocks: readonly Tensor[]): Tensor {
       blocks.forEach((w, i) => {
         const d = { ...DENSE, M, N: K, K: w.shape[0] };
         const view = { aCol: offsets[i], aPitch: V, cCol: 0, cPitch: K, accumulate: i > 0 };
-        runTextureMatmul(g, w, dx as Tensor, d, undefined, view);
+        runTextureMatmul(g, w, dx as Tensor, d, { view });
       });
     }
     // dW_i = g[:, block i]ᵀ·x.
@@ -231,7 +289,7 @@ export function matmulRowBlocks(x: Tensor, blocks: readonly Tensor[]): Tensor {
       const dw = Tensor.empty(w.shape, 'f32');
       const d = { ...DENSE, M: w.shape[0], N: K, K: M, transA: true };
       const view = { aCol: offsets[i], aPitch: V, cCol: 0, cPitch: K, accumulate: false };
-      runTextureMatmul(g, x, dw, d, undefined, view);
+      runTextureMatmul(g, x, dw, d, { view });
       return dw;
     });
     return [dx, ...dws];

@@ -87,18 +87,26 @@ export interface TextureMatmulView {
   accumulate: boolean;
 }
 
+/** Options of {@link runTextureMatmul}. */
+export interface TextureMatmulOptions {
+  /** A quantized B's f32 scales, which its packing pass decodes it with. */
+  scales?: Tensor;
+  /** Where A and C lie inside wider matrices (default: each dense on its own). */
+  view?: TextureMatmulView;
+  /** Scale of the product (default 1). */
+  alpha?: number;
+}
+
 /**
- * C = op(A)·op(B) through packed textures, in blocks: K in blocks summed into C, M and N in blocks
- * written side by side. A quantized B comes with the f32 scales its packing pass decodes it with.
- * `view` places A and C inside wider matrices (default: each dense on its own).
+ * C (+)= alpha·op(A)·op(B) through packed textures, in blocks: K in blocks summed into C, M and N
+ * in blocks written side by side. The product is added to C's contents when `view.accumulate`.
  */
 export function runTextureMatmul(
   a: Tensor,
   b: Tensor | QuantizedTensor,
   c: Tensor,
   d: MatmulDispatch,
-  bScales?: Tensor,
-  view?: TextureMatmulView,
+  { scales: bScales, view, alpha = 1 }: TextureMatmulOptions = {},
 ): void {
   const dev = getDevice();
   const { M, N, K, transA, transB } = d;
@@ -138,6 +146,7 @@ export function runTextureMatmul(
             accumulate: k0 > 0 || (view?.accumulate ?? false),
             aWidth: sizeA[0],
             bWidth: sizeB[0],
+            alpha,
           }),
           textures: [
             { binding: 0, texture: at },

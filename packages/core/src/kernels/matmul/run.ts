@@ -32,15 +32,28 @@ const plans = new Map<string, MatmulPlan>();
  * A, C and every windowed operand are f32; B may be a frozen f16/bf16 tensor when it is bound whole,
  * or a quantized weight (2-D, bound whole), whose kernels decode it as they load it.
  */
-export function runMatmul(a: Tensor, b: Tensor | QuantizedTensor, c: Tensor, d: MatmulDispatch): void {
+export function runMatmul(
+  a: Tensor,
+  b: Tensor | QuantizedTensor,
+  c: Tensor,
+  d: MatmulDispatch,
+  epilogue: MatmulEpilogue = {},
+): void {
+  const e = { alpha: epilogue.alpha ?? 1, accumulate: epilogue.accumulate ?? false };
   if (b instanceof Tensor) {
-    run(a, b, c, d, b.dtype === 'f16' || b.dtype === 'bf16' ? b.dtype : 'f32', b.binding());
+    run(a, b, c, d, b.dtype === 'f16' || b.dtype === 'bf16' ? b.dtype : 'f32', b.binding(), e);
     return;
   }
   // The scales the kernels read (decoded from double quantization for nf4/fp4: N·K/64 floats).
   const scales = b.kernelScales();
-  run(a, b, c, d, b.format, b.codes.binding(), scales);
+  run(a, b, c, d, b.format, b.codes.binding(), e, scales);
   if (scales !== b.scales) scales.dispose();
+}
+
+/** What {@link runMatmul} does with the product: C = alpha·op(A)·op(B), added to C's contents when `accumulate`. */
+export interface MatmulEpilogue {
+  alpha?: number;
+  accumulate?: boolean;
 }
 
 /** runMatmul for B of storage type bType, bound as `bBinding` (a quantized B's f32 scales: `scales`). */
@@ -51,10 +64,13 @@ function run(
   d: MatmulDispatch,
   bType: NonNullable<MatmulSpec['bType']>,
   bBinding: GPUBufferBinding,
+  { alpha, accumulate }: Required<MatmulEpilogue>,
   scales?: Tensor,
 ): void {
   if (textureMatmulSuits(a, b, c, d)) {
-    runTextureMatmul(a, b, c, d, scales);
+    const n = d.transA ? d.M : d.K;
+    const view = { aCol: 0, aPitch: n, cCol: 0, cPitch: d.N, accumulate };
+    runTextureMatmul(a, b, c, d, { scales, view, alpha });
     return;
   }
   const sb = scales?.binding();
@@ -73,7 +89,7 @@ function run(
             a.window(m0 * K, m * K),
             bBinding,
             c.window(m0 * N, m * N),
-            false,
+            { alpha, accumulate },
             bType,
             sb,
           );
@@ -87,13 +103,14 @@ function run(
         for (let k0 = 0; k0 < K; k0 += rows) {
           const k = Math.min(rows, K - k0);
           const win = { ...d, K: k, strideA: 0, strideB: 0, strideC: 0 };
-          record(win, a.window(k0 * M, k * M), b.window(k0 * N, k * N), c.binding(), k0 > 0, bType);
+          const windowEpilogue = { alpha, accumulate: accumulate || k0 > 0 };
+          record(win, a.window(k0 * M, k * M), b.window(k0 * N, k * N), c.binding(), windowEpilogue, bType);
         }
         return;
       }
     }
   }
-  record(d, a.binding(), bBinding, c.binding(), false, bType, sb);
+  record(d, a.binding(), bBinding, c.binding(), { alpha, accumulate }, bType, sb);
 }
 
 /** Rows of `width` f32 elements per window: as many as fit `limit` bytes, a multiple of 64 (0: none fit). */
@@ -101,13 +118,13 @@ function windowRows(limit: number, width: number): number {
   return Math.floor(limit / (4 * width) / 64) * 64;
 }
 
-/** Records one product on the given bindings; `accumulate` adds it to what C holds. */
+/** Records one product on the given bindings, scaled by alpha and added to what C holds when `accumulate`. */
 function record(
   d: MatmulDispatch,
   a: GPUBufferBinding,
   b: GPUBufferBinding,
   c: GPUBufferBinding,
-  accumulate: boolean,
+  epilogue: Required<MatmulEpilogue>,
   bType: MatmulSpec['bType'],
   bScales?: GPUBufferBinding,
 ): void {
@@ -138,7 +155,7 @@ function record(
     if (plans.size >= 512) plans.clear();
     plans.set(key, plan);
   }
-  const params = packMatmulParams(spec, plan, { accumulate });
+  const params = packMatmulParams(spec, plan, epilogue);
   const scratch = plan.scratchBytes > 0 ? Tensor.empty([plan.scratchBytes / 4], 'f32') : null;
   const resources: Record<number, GPUBufferBinding> = { 0: a, 1: b, 2: c };
   if (scratch) resources[4] = scratch.binding();

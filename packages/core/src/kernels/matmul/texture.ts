@@ -165,14 +165,18 @@ export interface TextureMatmulParams {
   /** Widths of the packed A and B blocks in texels. */
   aWidth: number;
   bWidth: number;
+  /** Scale of the product (before it is added to C). */
+  alpha: number;
 }
 
 export function textureMatmulParams(p: TextureMatmulParams): ArrayBuffer {
-  return new Uint32Array([p.M, p.N, p.k4, p.cOff, p.ldc, p.accumulate ? 1 : 0, p.aWidth, p.bWidth]).buffer;
+  const u = new Uint32Array([p.M, p.N, p.k4, p.cOff, p.ldc, p.accumulate ? 1 : 0, p.aWidth, p.bWidth, 0, 0, 0, 0]);
+  new Float32Array(u.buffer)[8] = p.alpha;
+  return u.buffer;
 }
 
 /**
- * C[block] (+)= op(At)·Bt. Lane l of a workgroup owns rows row0 .. row0 + TM - 1 (the
+ * C[block] (+)= alpha·op(At)·Bt. Lane l of a workgroup owns rows row0 .. row0 + TM - 1 (the
  * workgroup's) and column texels g0 .. g0 + TN - 1. Per 4 k, lanes 0..7 each load two texels of
  * the A panel (TM = 16 rows x 4 k) and subgroupBroadcast hands every value to every lane; each
  * lane loads its own 4·TN texels of B. Each k is accumulated in order with fma, as the buffer
@@ -188,7 +192,7 @@ export function textureMatmulWgsl(transA: boolean): string {
 @group(0) @binding(0) var At: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(1) var Bt: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
-struct Params { M: u32, N: u32, k4: u32, cOff: u32, ldc: u32, accumulate: u32, aWidth: u32, bWidth: u32 }
+struct Params { M: u32, N: u32, k4: u32, cOff: u32, ldc: u32, accumulate: u32, aWidth: u32, bWidth: u32, alpha: f32 }
 @group(0) @binding(3) var<uniform> P: Params;
 ${LIN}
 @compute @workgroup_size(${TEX_WG})
@@ -241,7 +245,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       for (let e = 0; e < 4; e++)
         L.push(`    if ((g0 + ${j}u) * 4u + ${e}u < P.N) {
       let at = o + (g0 + ${j}u) * 4u + ${e}u;
-      var v = c${i}_${j}[${e}];
+      var v = P.alpha * c${i}_${j}[${e}];
       if (accum) { v += C[at]; }
       C[at] = v;
     }`);
