@@ -182,7 +182,10 @@ export class LoraLinear extends Module {
     const up = { transB: true, alpha: slot.scaling };
     // One branch over the whole output is accumulated straight onto the base output.
     if (!slot.parts) return addmm(y, down(slot.branches[0]), slot.branches[0].B.value, up);
-    return add(y, assemble(slot, (b) => matmul(down(b), b.B.value, up), x.rank - 1));
+    return add(
+      y,
+      assemble(slot, (b) => matmul(down(b), b.B.value, up), x.rank - 1),
+    );
   }
 
   /** s·B A as a new [out, in] tensor (whatever the base layout), parts placed in their rows. No autograd. */

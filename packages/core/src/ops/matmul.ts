@@ -60,7 +60,12 @@ export function matmul(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptio
  * shapes are computed as add(input, matmul(a, b, opts)). Gradients: input's is the upstream
  * gradient, a's and b's those of the scaled product.
  */
-export function addmm(input: Tensor, a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions = {}): Tensor {
+export function addmm(
+  input: Tensor,
+  a: Tensor,
+  b: Tensor | QuantizedTensor,
+  opts: MatmulOptions = {},
+): Tensor {
   assertDType(input.dtype, ['f32'], 'addmm');
   if (!productFits(a, b, opts, input)) return add(input, matmul(a, b, opts));
   return product(a, b, opts, input);
@@ -129,17 +134,23 @@ function product(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, in
   if (out.size > 0 && K > 0) {
     if (b.rank === 2 && !transA) {
       // Fold a's batch into M: one large GEMM instead of many small ones.
-      runMatmul(a, b, out, {
-        M: batch * M,
-        N,
-        K,
-        batch: 1,
-        transA,
-        transB,
-        strideA: 0,
-        strideB: 0,
-        strideC: 0,
-      }, epilogue);
+      runMatmul(
+        a,
+        b,
+        out,
+        {
+          M: batch * M,
+          N,
+          K,
+          batch: 1,
+          transA,
+          transB,
+          strideA: 0,
+          strideB: 0,
+          strideC: 0,
+        },
+        epilogue,
+      );
     } else {
       const aFull =
         numel(aBatch) === batch &&
@@ -154,17 +165,23 @@ function product(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, in
           `matmul: batch dims ${fmt(aBatch)} and ${fmt(bBatch)} must match or be broadcast from size 1`,
         );
       }
-      runMatmul(a, b, out, {
-        M,
-        N,
-        K,
-        batch,
-        transA,
-        transB,
-        strideA: aStride,
-        strideB: bStride,
-        strideC: M * N,
-      }, epilogue);
+      runMatmul(
+        a,
+        b,
+        out,
+        {
+          M,
+          N,
+          K,
+          batch,
+          transA,
+          transB,
+          strideA: aStride,
+          strideB: bStride,
+          strideC: M * N,
+        },
+        epilogue,
+      );
     }
   }
   const inputs = input ? [input, a, b] : [a, b];

@@ -157,7 +157,8 @@ function rotate(x: Tensor, cs: Tensor, perBatch: boolean, R: number, opts: RopeO
   if (out.size === 0) return out;
   const half = R / 2;
   // Element offsets of pair i within a head's row.
-  const pair = opts.layout === 'half' ? 'let ea = i; let eb = i + HALF;' : 'let ea = 2u * i; let eb = ea + 1u;';
+  const pair =
+    opts.layout === 'half' ? 'let ea = i; let eb = i + HALF;' : 'let ea = 2u * i; let eb = ea + 1u;';
   // Offset of head 0 at position (b, t), and the stride between heads.
   const place = timeFirst
     ? 'let base = bt * P.h * P.d; let hstride = P.d;'

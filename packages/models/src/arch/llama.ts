@@ -38,7 +38,10 @@ import { untiedOutput, VocabEmbedding } from './vocab.js';
 export const LLAMA_LORA_TARGETS: readonly string[] = ['q_proj', 'v_proj'];
 
 /** The forward pass's context: positions and their rotary cos/sin, computed once for all layers. */
-type Ctx = Omit<AttentionContext, 'layer' | 'scale'> & { positions: Tensor; rope: RopeOptions & { cosSin: Tensor } };
+type Ctx = Omit<AttentionContext, 'layer' | 'scale'> & {
+  positions: Tensor;
+  rope: RopeOptions & { cosSin: Tensor };
+};
 
 /** HF LLaMA's rotary embedding: half-split pairs, on [B, T, H, D] heads. */
 function ropeOptions({ rope: r }: LlamaConfig): RopeOptions {

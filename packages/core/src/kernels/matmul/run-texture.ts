@@ -60,7 +60,11 @@ export function textureMatmulSuits(
   if (dev.matmulTextures === 'always') return true;
   // N of at least one workgroup's columns: a narrower product leaves lanes multiplying padding.
   return (
-    dev.info.isSoftware && d.M >= TEX_TM && d.N >= 4 * TEX_WG * TEX_TN && d.K >= 16 && d.M * d.N * d.K >= MIN_WORK
+    dev.info.isSoftware &&
+    d.M >= TEX_TM &&
+    d.N >= 4 * TEX_WG * TEX_TN &&
+    d.K >= 16 &&
+    d.M * d.N * d.K >= MIN_WORK
   );
 }
 

@@ -170,7 +170,20 @@ export interface TextureMatmulParams {
 }
 
 export function textureMatmulParams(p: TextureMatmulParams): ArrayBuffer {
-  const u = new Uint32Array([p.M, p.N, p.k4, p.cOff, p.ldc, p.accumulate ? 1 : 0, p.aWidth, p.bWidth, 0, 0, 0, 0]);
+  const u = new Uint32Array([
+    p.M,
+    p.N,
+    p.k4,
+    p.cOff,
+    p.ldc,
+    p.accumulate ? 1 : 0,
+    p.aWidth,
+    p.bWidth,
+    0,
+    0,
+    0,
+    0,
+  ]);
   new Float32Array(u.buffer)[8] = p.alpha;
   return u.buffer;
 }
