@@ -180,6 +180,39 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     });
   }
 
+  it('gatedActivation: act(gate)·up for every activation, one pass each way', async () => {
+    const acts: Array<[core.Activation, (x: F64) => F64]> = [
+      ['relu', R.relu],
+      ['silu', R.silu],
+      ['gelu', R.geluTanh],
+      ['gelu_erf', R.geluErf],
+    ];
+    for (const [act, ref] of acts) {
+      for (const shape of [[3, 8], ...oddShapes(rng, 3, 1, 7)]) {
+        let gate = randn(shape, rng);
+        if (act === 'relu') gate = R.map(gate, (v) => (Math.abs(v) < 0.05 ? v + 0.1 : v));
+        await checkOp(
+          `gated ${act} ${shape}`,
+          ([g, u]) => core.gatedActivation(g, u, act),
+          ([g, u]) => R.mul(ref(g), u),
+          [gate, randn(shape, rng)],
+        );
+      }
+    }
+    const dev = core.getDevice();
+    dev.startProfile();
+    core.tidy(() => {
+      const [gate, up] = [1, 2].map((seed) => core.randn([4, 6], { seed }));
+      gate.requiresGrad = true;
+      up.requiresGrad = true;
+      core.backward(core.gatedActivation(gate, up, 'silu'), core.ones([4, 6]));
+    });
+    const passes = Object.fromEntries((await dev.stopProfile()).ops.map((o) => [o.kind, o.dispatches]));
+    // The product forward and both gradients: one binary pass, one backward pass, no unary maps.
+    expect([passes.binary, passes.gated_bwd, passes.unary]).toEqual([1, 1, undefined]);
+    expect(() => core.gatedActivation(core.zeros([2, 3]), core.zeros([3, 2]), 'silu')).toThrow(/differ/);
+  });
+
   it('scalar ops: scale, addScalar, powScalar', async () => {
     const x = randUniform([5, 7], rng, 0.3, 2);
     await checkOp(

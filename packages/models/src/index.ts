@@ -1,6 +1,7 @@
 /** @sharelora/models: model architectures, checkpoint import, tokenizers, generation and scoring. */
 
 export {
+  ACTIVATION_KINDS,
   ACTIVATIONS,
   type ActivationName,
   logitChunks,

@@ -42,6 +42,17 @@ fn spow(x: f32, p: f32) -> f32 {
 }
 `;
 
+/** The activations and their derivatives as WGSL expressions of `x`. */
+const ACTIVATION: Record<Activation, { f: string; df: string }> = {
+  relu: { f: 'max(x, 0.0)', df: 'select(0.0, 1.0, x > 0.0)' },
+  silu: { f: 'x * sigmoid(x)', df: 'sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x)))' },
+  gelu: { f: 'gelu_tanh(x)', df: 'gelu_tanh_grad(x)' },
+  gelu_erf: { f: '0.5 * x * (1.0 + erf_(x * 0.7071067811865476))', df: 'gelu_erf_grad(x)' },
+};
+
+/** The activations with a fused backward and a gated form ({@link gatedActivation}). */
+export type Activation = 'relu' | 'silu' | 'gelu' | 'gelu_erf';
+
 /** Unary ops as WGSL expressions of `x` (input) and `s` (scalar parameter). */
 const UNARY: Record<string, string> = {
   neg: '-x',
@@ -51,10 +62,10 @@ const UNARY: Record<string, string> = {
   rsqrt: 'inverseSqrt(x)',
   tanh: 'safe_tanh(x)',
   sigmoid: 'sigmoid(x)',
-  relu: 'max(x, 0.0)',
-  silu: 'x * sigmoid(x)',
-  gelu: 'gelu_tanh(x)',
-  gelu_erf: '0.5 * x * (1.0 + erf_(x * 0.7071067811865476))',
+  relu: ACTIVATION.relu.f,
+  silu: ACTIVATION.silu.f,
+  gelu: ACTIVATION.gelu.f,
+  gelu_erf: ACTIVATION.gelu_erf.f,
   abs: 'abs(x)',
   scale: 'x * s',
   add_scalar: 'x + s',
@@ -62,19 +73,13 @@ const UNARY: Record<string, string> = {
   one_minus: '1.0 - x',
   // t * x^s: the derivative of x^p is p * x^(p-1).
   pow_grad: 't * spow(x, s)',
-  // Backward helpers: d/dx of the activations above, as plain unary maps.
-  relu_grad: 'select(0.0, 1.0, x > 0.0)',
-  silu_grad: 'sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x)))',
-  gelu_grad: 'gelu_tanh_grad(x)',
-  gelu_erf_grad: 'gelu_erf_grad(x)',
   sign: 'sign(x)',
 };
 
 /**
  * Names of the maps {@link _unaryRaw} runs: the forward maps of the unary ops (`neg`, `exp`, `log`,
  * `sqrt`, `rsqrt`, `tanh`, `sigmoid`, `relu`, `silu`, `gelu`, `gelu_erf`, `abs`, `sign`, `scale`,
- * `add_scalar`, `pow_scalar`, `one_minus`) and the derivatives their backward rules use
- * (`relu_grad`, `silu_grad`, `gelu_grad`, `gelu_erf_grad`, `pow_grad`). The table behind it is typed
+ * `add_scalar`, `pow_scalar`, `one_minus`) and `pow_grad`, which pow's backward rule uses. The table behind it is typed
  * `Record<string, string>`, so to the compiler this is plain `string`: a misspelt name is not caught
  * when compiling, and its shader fails on the GPU instead.
  */
@@ -194,14 +199,10 @@ export function sigmoid(x: Tensor): Tensor {
   });
 }
 
-function activation(op: 'relu' | 'silu' | 'gelu' | 'gelu_erf') {
-  return (x: Tensor): Tensor =>
-    record(unaryRaw(op, x), op, [x], (g) => {
-      const d = unaryRaw(`${op}_grad`, x);
-      const r = mul(g, d);
-      d.dispose();
-      return [r];
-    });
+// The backward pass is one binary map, g·act'(x) (`<act>_bwd` of x and g), not a derivative
+// pass and a product pass.
+function activation(op: Activation) {
+  return (x: Tensor): Tensor => record(unaryRaw(op, x), op, [x], (g) => [binaryRaw(`${op}_bwd`, x, g)]);
 }
 /** max(x, 0) elementwise (f32). Gradient: g where x > 0, else 0 (0 at x = 0). */
 export const relu = activation('relu');
@@ -214,6 +215,64 @@ export const silu = activation('silu');
 export const gelu = activation('gelu');
 /** GELU, exact erf form (BERT/RoBERTa). */
 export const geluErf = activation('gelu_erf');
+
+/**
+ * act(gate)·up elementwise for two tensors of one shape (f32): the gated MLP unit of LLaMA (SwiGLU,
+ * act 'silu') and GeGLU models, as one pass forward and one backward, where the activation and the
+ * product separately take two forward and four backward passes. Gradients: g·act'(gate)·up for gate,
+ * g·act(gate) for up.
+ */
+export function gatedActivation(gate: Tensor, up: Tensor, act: Activation): Tensor {
+  if (!shapesEqual(gate.shape, up.shape))
+    throw new ShapeError(`gatedActivation: gate ${fmt(gate.shape)} and up ${fmt(up.shape)} differ`);
+  return record(binaryRaw(`${act}_mul`, gate, up), `gated_${act}`, [gate, up], (g) => {
+    const [dGate, dUp] = gatedBackward(gate, up, g, act);
+    if (!up.requiresGrad) dUp.dispose();
+    if (!gate.requiresGrad) dGate.dispose();
+    return [gate.requiresGrad ? dGate : null, up.requiresGrad ? dUp : null];
+  });
+}
+
+/** Both gradients of act(x)·u for upstream g in one pass over the three tensors. */
+function gatedBackward(x: Tensor, u: Tensor, g: Tensor, act: Activation): [Tensor, Tensor] {
+  const dx = Tensor.empty(x.shape, 'f32');
+  const du = Tensor.empty(x.shape, 'f32');
+  const v4 = x.size % 4 === 0;
+  const ty = v4 ? 'vec4<f32>' : 'f32';
+  const { f, df } = ACTIVATION[act];
+  for (const [start, len] of elementWindows(x.size)) {
+    const n = v4 ? len / 4 : len;
+    runKernel({
+      key: `gated_bwd:${act}:${v4 ? 'v4' : 's'}`,
+      wgsl: () => `${storageDecl(0, 'X', ty, 'read')}
+${storageDecl(1, 'U', ty, 'read')}
+${storageDecl(2, 'G', ty, 'read')}
+${storageDecl(3, 'DX', ty, 'read_write')}
+${storageDecl(4, 'DU', ty, 'read_write')}
+PARAMS
+${MATH}
+fn act_(x: f32) -> f32 { return ${f}; }
+fn dact_(x: f32) -> f32 { return ${df}; }
+${main1d()}
+  if (gi >= P.n) { return; }
+  let x = X[gi];
+  let g = G[gi];
+  ${
+    v4
+      ? `DX[gi] = vec4<f32>(dact_(x.x), dact_(x.y), dact_(x.z), dact_(x.w)) * U[gi] * g;
+  DU[gi] = vec4<f32>(act_(x.x), act_(x.y), act_(x.z), act_(x.w)) * g;`
+      : `DX[gi] = dact_(x) * U[gi] * g;
+  DU[gi] = act_(x) * g;`
+  }
+}`,
+      inputs: [x.window(start, len), u.window(start, len), g.window(start, len)],
+      outputs: [dx.window(start, len), du.window(start, len)],
+      uniforms: [['n', 'u32', n]],
+      workgroups: grid(n),
+    });
+  }
+  return [dx, du];
+}
 
 /** |x| elementwise (f32). Gradient: g·sign(x), so 0 at x = 0. */
 export function abs(x: Tensor): Tensor {
@@ -256,6 +315,13 @@ const BINARY: Record<string, string> = {
   ge: 'select(0.0, 1.0, x >= y)',
   gt: 'select(0.0, 1.0, x > y)',
   eq: 'select(0.0, 1.0, x == y)',
+  // act'(x)·y (an activation's backward, y the gradient) and act(x)·y (a gated product).
+  ...Object.fromEntries(
+    Object.entries(ACTIVATION).flatMap(([name, { f, df }]) => [
+      [`${name}_bwd`, `(${df}) * y`],
+      [`${name}_mul`, `(${f}) * y`],
+    ]),
+  ),
 };
 
 const MAX_RANK = 8;

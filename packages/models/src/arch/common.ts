@@ -1,5 +1,6 @@
 /** Pieces the three architectures share: head reshapes, attention with a cache, activations, positions. */
 import {
+  type Activation,
   embedding,
   type FloatDType,
   gelu,
@@ -24,19 +25,26 @@ import {
 } from '@sharelora/core';
 import type { CheckpointRules, KVCache } from './types.js';
 
-/** transformers' hidden_act / activation_function names we run, by the kernel that computes each. */
-export const ACTIVATIONS = {
-  gelu: geluErf,
-  gelu_new: gelu,
-  gelu_pytorch_tanh: gelu,
+/** transformers' hidden_act / activation_function names we run, by the core activation that computes each. */
+export const ACTIVATION_KINDS = {
+  gelu: 'gelu_erf',
+  gelu_new: 'gelu',
+  gelu_pytorch_tanh: 'gelu',
   // Same tanh approximation as gelu_new, written with a precomputed constant.
-  gelu_fast: gelu,
-  relu,
-  silu,
-  swish: silu,
-} as const satisfies Record<string, (x: Tensor) => Tensor>;
+  gelu_fast: 'gelu',
+  relu: 'relu',
+  silu: 'silu',
+  swish: 'silu',
+} as const satisfies Record<string, Activation>;
 
-export type ActivationName = keyof typeof ACTIVATIONS;
+export type ActivationName = keyof typeof ACTIVATION_KINDS;
+
+const BY_KIND: Record<Activation, (x: Tensor) => Tensor> = { gelu, gelu_erf: geluErf, relu, silu };
+
+/** The activation function of each transformers name (see {@link ACTIVATION_KINDS}). */
+export const ACTIVATIONS = Object.fromEntries(
+  Object.entries(ACTIVATION_KINDS).map(([name, kind]) => [name, BY_KIND[kind]]),
+) as Record<ActivationName, (x: Tensor) => Tensor>;
 
 export interface ModelBuildOptions {
   /** Seeds the generator for core's layer initialisation and the dropout masks (default 0). */

@@ -5,10 +5,10 @@
  */
 import {
   add,
+  gatedActivation,
   Linear,
   Module,
   ModuleList,
-  mul,
   RMSNorm,
   type RopeOptions,
   rope,
@@ -16,7 +16,7 @@ import {
   type Tensor,
 } from '@sharelora/core';
 import {
-  ACTIVATIONS,
+  ACTIVATION_KINDS,
   type AttentionContext,
   attend,
   causalLmRules,
@@ -93,8 +93,8 @@ export class LlamaMLP extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const act = ACTIVATIONS[this._config.activation];
-    return this.down_proj.forward(mul(act(this.gate_proj.forward(x)), this.up_proj.forward(x)));
+    const act = ACTIVATION_KINDS[this._config.activation];
+    return this.down_proj.forward(gatedActivation(this.gate_proj.forward(x), this.up_proj.forward(x), act));
   }
 }
 
