@@ -16,7 +16,7 @@
  * transposed, [K, M]), and the kernel regroups a transposed panel's components (in llvmpipe's SoA
  * layout a vec4 is four registers, so that costs nothing). B is always packed as [K, N]: read as
  * [N, K], the lanes' texels would lie far apart and the product ran at half speed, so a
- * transposed B is transposed while packing, 4 x 4 elements per invocation. Everything is
+ * transposed B is transposed while packing, 16 x 4 elements per invocation. Everything is
  * zero-padded to whole tiles, so the kernel needs no bounds checks. Each packed block is stored
  * row-major in a texture of fixed width
  * TEX_WIDTH (texel i at (i % TEX_WIDTH, i / TEX_WIDTH)), so one texture per operand, sized by area,
@@ -60,32 +60,47 @@ export interface PackParams {
   height: number;
 }
 
+/** Rows of op(X) one invocation of the transposed vec4 packing covers (see packWgsl). */
+const PACK_T_ROWS = 16;
+
 /**
  * Packs a block of op(X) into a texture, zero outside the block. Element (r, c) of op(X) is
  * X[off + r·cols + c], or X[off + c·rows + r] when `trans` (X is stored transposed). `vec`: X is
  * read as vec4 along its stored rows (cols, c0 and off multiples of 4; rows and r0 when `trans`).
- * Transposed and vec4, one invocation packs a 4 x 4 block: four vec4 loads along r, one per c,
- * transposed in registers (in llvmpipe's SoA layout a vec4 is four registers, so that is free).
+ * Transposed and vec4, one invocation packs a 16 x 4 block of op(X): from each of 4 stored rows,
+ * 16 consecutive elements (a whole 64-byte line), transposed in registers (in llvmpipe's SoA
+ * layout a vec4 is four registers, so that is free) into 16 texels of one texel column. Side by
+ * side invocations take side by side texel columns, so both the reads and the writes of a
+ * workgroup fill whole cache lines; with 4 rows per invocation every line of a large transposed
+ * weight was fetched four times, far apart in time.
  */
 export function packWgsl(trans: boolean, vec: boolean, dtype: OperandType = 'f32'): string {
-  const per4 = trans && vec;
+  const blocked = trans && vec;
   // A quantized X's scales at binding 3 (its stored rows are `rows` long when transposed).
   const X = operandReads('X', dtype, { scales: 3, rowLen: trans ? 'P.rows' : 'P.cols' });
-  const body = per4
-    ? `let y0 = (gi / P.width) * 4u;
-  let inRows = y0 < P.nr;
-${[0, 1, 2, 3]
-  .map(
-    (e) => `  var m${e} = vec4<f32>(0.0);
-  if (inRows && x * 4u + ${e}u < P.nc) { m${e} = ${X.vec4(`(P.off + (P.c0 + x * 4u + ${e}u) * P.rows + P.r0 + y0) / 4u`)}; }`,
-  )
-  .join('\n')}
-${[0, 1, 2, 3]
-  .map(
-    (q) =>
-      `  textureStore(T, lin((y0 + ${q}u) * P.width + x), select(vec4<f32>(0.0), vec4<f32>(m0.${'xyzw'[q]}, m1.${'xyzw'[q]}, m2.${'xyzw'[q]}, m3.${'xyzw'[q]}), y0 + ${q}u < P.nr));`,
-  )
-  .join('\n')}`
+  const groups = PACK_T_ROWS / 4;
+  const body = blocked
+    ? `let yb = (gi / P.width) * ${PACK_T_ROWS}u;
+${Array.from({ length: groups }, (_, h) => {
+  const y0 = `yb + ${4 * h}u`;
+  const loads = [0, 1, 2, 3]
+    .map(
+      (e) => `    var m${e} = vec4<f32>(0.0);
+    if (y0 < P.nr && x * 4u + ${e}u < P.nc) { m${e} = ${X.vec4(`(P.off + (P.c0 + x * 4u + ${e}u) * P.rows + P.r0 + y0) / 4u`)}; }`,
+    )
+    .join('\n');
+  const stores = [0, 1, 2, 3]
+    .map(
+      (q) =>
+        `    if (y0 + ${q}u < P.height) { textureStore(T, lin((y0 + ${q}u) * P.width + x), select(vec4<f32>(0.0), vec4<f32>(m0.${'xyzw'[q]}, m1.${'xyzw'[q]}, m2.${'xyzw'[q]}, m3.${'xyzw'[q]}), y0 + ${q}u < P.nr)); }`,
+    )
+    .join('\n');
+  return `  {
+    let y0 = ${y0};
+${loads}
+${stores}
+  }`;
+}).join('\n')}`
     : `let y = gi / P.width;
   var v = vec4<f32>(0.0);
   if (y < P.nr && x * 4u < P.nc) {
@@ -111,15 +126,15 @@ ${LIN}
 @compute @workgroup_size(${PACK_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let gi = (wid.y * nwg.x + wid.x) * ${PACK_WG}u + lid;
-  if (gi >= P.width * P.height${per4 ? ' / 4u' : ''}) { return; }
+  if (gi >= ${blocked ? `P.width * ((P.height + ${PACK_T_ROWS - 1}u) / ${PACK_T_ROWS}u)` : 'P.width * P.height'}) { return; }
   let x = gi % P.width;
   ${body}
 }`;
 }
 
-/** Invocations of a packing pass: one per texel, or per 4 x 4 block (transposed vec4 packing). */
+/** Invocations of a packing pass: one per texel, or per 16 x 4 block (transposed vec4 packing). */
 export function packInvocations(trans: boolean, vec: boolean, width: number, height: number): number {
-  return trans && vec ? (width * height) / 4 : width * height;
+  return trans && vec ? width * Math.ceil(height / PACK_T_ROWS) : width * height;
 }
 
 export function packParams(p: PackParams): ArrayBuffer {
