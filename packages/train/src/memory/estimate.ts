@@ -58,9 +58,9 @@ interface ActivationFit {
 
 // GPT-2's FFN is 4·d in every released checkpoint, so its FFN term is folded into layerHidden.
 const FITS: Record<LinearArch, ActivationFit> = {
-  llama: { layerHidden: 75.2, layerFfn: 56.9, layerRank: 0.45, vocab: 13.7, hidden: 52.3 },
-  gpt2: { layerHidden: 238.3, layerFfn: 0, layerRank: 0, vocab: 12.6, hidden: 149 },
-  roberta: { layerHidden: 110.8, layerFfn: 40.8, layerRank: 0, vocab: 0, hidden: 173.1 },
+  llama: { layerHidden: 41.8, layerFfn: 21, layerRank: 9.8, vocab: 7.1, hidden: 85.6 },
+  gpt2: { layerHidden: 152.7, layerFfn: 0, layerRank: 0, vocab: 12, hidden: 87 },
+  roberta: { layerHidden: 74.6, layerFfn: 15.1, layerRank: 0, vocab: 0, hidden: 125.8 },
 };
 
 function size(config: Record<string, unknown>, key: string): number {
