@@ -49,7 +49,11 @@ const configs = {
   }),
 };
 const shapes = { llama: 'stories260k', gpt2: 'gpt2-small', roberta: 'roberta-base' };
-const targets = { llama: ['q_proj', 'v_proj', 'gate_proj'], gpt2: ['c_attn', 'c_fc'], roberta: ['query', 'value'] };
+const targets = {
+  llama: ['q_proj', 'v_proj', 'gate_proj'],
+  gpt2: ['c_attn', 'c_fc'],
+  roberta: ['query', 'value'],
+};
 // The terms each architecture's fit has (GPT-2's FFN is 4·d, folded into layerHidden).
 const terms = {
   llama: ['layerHidden', 'layerFfn', 'layerRank', 'vocab', 'hidden'],
@@ -61,9 +65,7 @@ const terms = {
 function leastSquares(X, y) {
   const n = X[0].length;
   const A = Array.from({ length: n }, (_, i) =>
-    Array.from({ length: n + 1 }, (_, j) =>
-      X.reduce((s, row, r) => s + row[i] * (j < n ? row[j] : y[r]), 0),
-    ),
+    Array.from({ length: n + 1 }, (_, j) => X.reduce((s, row, r) => s + row[i] * (j < n ? row[j] : y[r]), 0)),
   );
   for (let c = 0; c < n; c++) {
     const p = A.reduce((best, row, r) => (r >= c && Math.abs(row[c]) > Math.abs(A[best][c]) ? r : best), c);
@@ -127,10 +129,16 @@ for (const arch of Object.keys(configs)) {
   const worst = Math.max(
     ...X.map((row, r) => Math.abs(row.reduce((s, v, i) => s + v * coef[i], 0) / y[r] - 1)),
   );
-  process.stderr.write(`${arch}: worst relative error of the fit on its own runs ${(100 * worst).toFixed(1)}%\n`);
+  process.stderr.write(
+    `${arch}: worst relative error of the fit on its own runs ${(100 * worst).toFixed(1)}%\n`,
+  );
 }
 shutdown();
 console.log('const FITS: Record<LinearArch, ActivationFit> = {');
 for (const [arch, f] of Object.entries(fits))
-  console.log(`  ${arch}: { ${Object.entries(f).map(([k, v]) => `${k}: ${v}`).join(', ')} },`);
+  console.log(
+    `  ${arch}: { ${Object.entries(f)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ')} },`,
+  );
 console.log('};');
