@@ -479,7 +479,8 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     };
     try {
       // [A, B, transA, transB, blocks, packing passes of the forward product]: an f32 block is
-      // copied when it spans whole stored rows and needs no padding (A: M % 16, K % 4; B: N % 128).
+      // copied when it spans whole stored rows and needs no padding (A: M % 16, K % 4; B: N a
+      // multiple of its tile's columns, 128, or 32 below 128).
       for (const [sa, sb, ta, tb, blocks, passes] of [
         // Both copied, B over more than one texture row (144 x 128 texels) and its last row partial.
         [[32, 144], [144, 512], false, false, null, 0],
@@ -492,6 +493,9 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
         // Padding: M not a multiple of 16, N not a multiple of 128, K not a multiple of 4.
         [[40, 16], [16, 128], false, false, null, 1],
         [[32, 16], [16, 200], false, false, null, 1],
+        // A narrow product (N < 128, 32-column tiles): 64 columns are copied, 72 are padded.
+        [[32, 16], [16, 64], false, false, null, 0],
+        [[32, 16], [16, 72], false, false, null, 1],
         [[32, 18], [18, 128], false, false, null, 2],
       ] as Array<
         [number[], number[], boolean, boolean, { M: number; K: number; N: number } | null, number]

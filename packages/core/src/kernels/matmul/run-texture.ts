@@ -10,10 +10,11 @@ import {
   packInvocations,
   packParams,
   packWgsl,
+  NARROW_TILE,
   TEX_TM,
-  TEX_TN,
-  TEX_WG,
   TEX_WIDTH,
+  textureTile,
+  tileColumns,
   textureMatmulGrid,
   textureMatmulParams,
   textureMatmulWgsl,
@@ -58,11 +59,11 @@ export function textureMatmulSuits(
   const limit = dev.maxBindingBytes;
   if ([a, b, c].some((t) => t.size * 4 > limit)) return false;
   if (dev.matmulTextures === 'always') return true;
-  // N of at least one workgroup's columns: a narrower product leaves lanes multiplying padding.
+  // N of at least one narrow workgroup's columns: a narrower product leaves lanes multiplying padding.
   return (
     dev.info.isSoftware &&
     d.M >= TEX_TM &&
-    d.N >= 4 * TEX_WG * TEX_TN &&
+    d.N >= tileColumns(NARROW_TILE) &&
     d.K >= 16 &&
     d.M * d.N * d.K >= MIN_WORK
   );
@@ -136,9 +137,10 @@ export function runTextureMatmul(
           ? { rows: K, cols: aPitch, r0: k0, c0: aCol + m0, nr: nk, nc: nm }
           : { rows: M, cols: aPitch, r0: m0, c0: aCol + k0, nr: nm, nc: nk };
         pack(dev, a, at, false, blockA, sizeA);
+        const tile = textureTile(nn);
         dev.dispatch({
-          key: `mm_texture:${transA ? 't' : 'n'}`,
-          wgsl: () => textureMatmulWgsl(transA),
+          key: `mm_texture:${transA ? 't' : 'n'}:${tile.lanes}x${tile.tn}`,
+          wgsl: () => textureMatmulWgsl(transA, tile),
           buffers: [c.binding()],
           layout: { buffers: [2], uniforms: 3 },
           uniforms: textureMatmulParams({
