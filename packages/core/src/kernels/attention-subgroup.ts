@@ -22,7 +22,6 @@ import {
   bwdQStore,
   FLT_MAX,
   FWD_DECLS,
-  fwdKey,
   fwdState,
   fwdStore,
   prelude,
@@ -46,10 +45,9 @@ ${queryRow(T)}`;
 
 /**
  * Loop over the keys the block's query rows see, W at a time: lane l loads key j0 + l (K, V and
- * its hidden flag); `key(jj)` is then run for each lane jj with key jj's K and V broadcast into
- * kj / vj and `vis` telling whether this lane's row sees it.
+ * its hidden flag) into kl, vl and hl; `body` then runs once per block.
  */
-const keyBlocks = (W: number, T: string, key: string) => `  let end = key_end(t);
+const keyBlockLoop = (W: number, T: string, body: string) => `  let end = key_end(t);
   // Causal visibility grows with t: the block's last row sees the most keys.
   let block_end = key_end(min(t0 + ${W - 1}u, P.t - 1));
   var kl: array<${T}, NQ>;
@@ -63,16 +61,65 @@ const keyBlocks = (W: number, T: string, key: string) => `  let end = key_end(t)
     for (var d = 0u; d < NQ; d++) { kl[d] = K[kb + d]; }
     for (var d = 0u; d < NV; d++) { vl[d] = V[vb + d]; }
     let hl = select(0u, 1u, key_hidden(b, jl));
+${body}
+  }`;
+
+/** Key jj of the block broadcast into kj and vj; `vis`: whether this lane's row sees it. */
+const broadcastKey = (jj: number, withValue: boolean) =>
+  `    for (var d = 0u; d < NQ; d++) { kj[d] = subgroupBroadcast(kl[d], ${jj}u); }
+${
+  withValue
+    ? `    for (var d = 0u; d < NV; d++) { vj[d] = subgroupBroadcast(vl[d], ${jj}u); }
+`
+    : ''
+}    // Broadcast before the short-circuit: subgroup operations need uniform control flow.
+    let hj = subgroupBroadcast(hl, ${jj}u);
+    let vis = j0 + ${jj}u < end && hj == 0u;`;
+
+/** `key(jj)` for each key of a block, with key jj's K and V broadcast into kj / vj. */
+const keyBlocks = (W: number, T: string, key: string) =>
+  keyBlockLoop(
+    W,
+    T,
+    unroll(
+      W,
+      (jj) => `${broadcastKey(jj, true)}
+${key}`,
+    ),
+  );
+
+/**
+ * The forward's block: the W scores first, then one online-softmax rescale to the block's running
+ * max, then the W probabilities and value rows. Rescaling once per block instead of once per key
+ * whose score raises the max saves an exp, a pass over acc and a divergent branch per key.
+ */
+const forwardBlocks = (W: number, T: string) =>
+  keyBlockLoop(
+    W,
+    T,
+    `    var sb: array<f32, ${W}>;
 ${unroll(
   W,
-  (jj) => `    for (var d = 0u; d < NQ; d++) { kj[d] = subgroupBroadcast(kl[d], ${jj}u); }
-    for (var d = 0u; d < NV; d++) { vj[d] = subgroupBroadcast(vl[d], ${jj}u); }
-    // Broadcast before the short-circuit: subgroup operations need uniform control flow.
-    let hj = subgroupBroadcast(hl, ${jj}u);
-    let vis = j0 + ${jj}u < end && hj == 0u;
-${key}`,
+  (jj) => `${broadcastKey(jj, false)}
+    var sc = 0.0;
+    for (var d = 0u; d < NQ; d++) { sc += dotv(q[d], kj[d]); }
+    sb[${jj}] = select(-${FLT_MAX}, sc, vis);`,
 )}
-  }`;
+    var mb = m;
+    for (var i = 0u; i < ${W}u; i++) { mb = max(mb, sb[i]); }
+    // exp(m - mb) is 0 the first time a row sees a key (m = -FLT_MAX), 1 while it sees none.
+    let c = exp(m - mb);
+    l *= c;
+    for (var d = 0u; d < NV; d++) { acc[d] *= c; }
+    m = mb;
+${unroll(
+  W,
+  (jj) => `    for (var d = 0u; d < NV; d++) { vj[d] = subgroupBroadcast(vl[d], ${jj}u); }
+    let p = select(0.0, exp(sb[${jj}] - m), sb[${jj}] > -${FLT_MAX});
+    l += p;
+    for (var d = 0u; d < NV; d++) { acc[d] += p * vj[d]; }`,
+)}`,
+  );
 
 /** `body(jj)` for each constant lane jj < W, each in its own scope. */
 function unroll(W: number, body: (jj: number) => string): string {
@@ -90,7 +137,7 @@ export function attnForwardSgWgsl(s: AttnShape): string {
 ${mainSg(W)}
 ${queryBlock(W, T)}
 ${fwdState(T)}
-${keyBlocks(W, T, fwdKey(kj, vj, `select(-${FLT_MAX}, sc, vis)`, 'select(0.0, exp(sv - m), vis)'))}
+${forwardBlocks(W, T)}
   if (t0 + lid < P.t) {
 ${fwdStore}
   }
