@@ -22,8 +22,6 @@ import {
   bwdQStore,
   FLT_MAX,
   FWD_DECLS,
-  fwdState,
-  fwdStore,
   prelude,
   queryRow,
 } from './attention.js';
@@ -44,12 +42,16 @@ const queryBlock = (W: number, T: string) => `  let nb = (P.t + ${W - 1}u) / ${W
 ${queryRow(T)}`;
 
 /**
- * Loop over the keys the block's query rows see, W at a time: lane l loads key j0 + l (K, V and
- * its hidden flag) into kl, vl and hl; `body` then runs once per block.
+ * Loop over the keys the workgroup's `span` query rows (t0..) see, W at a time: lane l loads key
+ * j0 + l (K, V and its hidden flag) into kl, vl and hl; `body` then runs once per block.
  */
-const keyBlockLoop = (W: number, T: string, body: string) => `  let end = key_end(t);
-  // Causal visibility grows with t: the block's last row sees the most keys.
-  let block_end = key_end(min(t0 + ${W - 1}u, P.t - 1));
+const keyBlockLoop = (
+  W: number,
+  T: string,
+  body: string,
+  span = W,
+) => `  // Causal visibility grows with t: the workgroup's last row sees the most keys.
+  let block_end = key_end(min(t0 + ${span - 1}u, P.t - 1));
   var kl: array<${T}, NQ>;
   var vl: array<${T}, NV>;
   var kj: array<${T}, NQ>;
@@ -77,49 +79,12 @@ ${
     let vis = j0 + ${jj}u < end && hj == 0u;`;
 
 /** `key(jj)` for each key of a block, with key jj's K and V broadcast into kj / vj. */
-const keyBlocks = (W: number, T: string, key: string) =>
-  keyBlockLoop(
-    W,
-    T,
-    unroll(
-      W,
-      (jj) => `${broadcastKey(jj, true)}
-${key}`,
-    ),
-  );
-
-/**
- * The forward's block: the W scores first, then one online-softmax rescale to the block's running
- * max, then the W probabilities and value rows. Rescaling once per block instead of once per key
- * whose score raises the max saves an exp, a pass over acc and a divergent branch per key.
- */
-const forwardBlocks = (W: number, T: string) =>
-  keyBlockLoop(
-    W,
-    T,
-    `    var sb: array<f32, ${W}>;
-${unroll(
+const keyBlocks = (W: number, T: string, key: string) => `  let end = key_end(t);
+${keyBlockLoop(
   W,
-  (jj) => `${broadcastKey(jj, false)}
-    var sc = 0.0;
-    for (var d = 0u; d < NQ; d++) { sc += dotv(q[d], kj[d]); }
-    sb[${jj}] = select(-${FLT_MAX}, sc, vis);`,
-)}
-    var mb = m;
-    for (var i = 0u; i < ${W}u; i++) { mb = max(mb, sb[i]); }
-    // exp(m - mb) is 0 the first time a row sees a key (m = -FLT_MAX), 1 while it sees none.
-    let c = exp(m - mb);
-    l *= c;
-    for (var d = 0u; d < NV; d++) { acc[d] *= c; }
-    m = mb;
-${unroll(
-  W,
-  (jj) => `    for (var d = 0u; d < NV; d++) { vj[d] = subgroupBroadcast(vl[d], ${jj}u); }
-    let p = select(0.0, exp(sb[${jj}] - m), sb[${jj}] > -${FLT_MAX});
-    l += p;
-    for (var d = 0u; d < NV; d++) { acc[d] += p * vj[d]; }`,
-)}`,
-  );
+  T,
+  unroll(W, (jj) => `${broadcastKey(jj, true)}\n${key}`),
+)}`;
 
 /** `body(jj)` for each constant lane jj < W, each in its own scope. */
 function unroll(W: number, body: (jj: number) => string): string {
@@ -129,18 +94,92 @@ function unroll(W: number, body: (jj: number) => string): string {
 const kj = (d: string) => `kj[${d}]`;
 const vj = (d: string) => `vj[${d}]`;
 
-/** Forward: Q, K, V, [M] -> O, L, with query rows of one head per workgroup. */
+/**
+ * Query rows per lane of the forward: each key row a lane loads and broadcasts then serves R rows,
+ * so the loads and broadcasts per (query, key) pair, and the workgroups, are divided by R.
+ */
+export const FWD_ROWS = 2;
+
+/**
+ * Forward: Q, K, V, [M] -> O, L. A workgroup takes W·R consecutive query rows of one head, lane l
+ * rows t0 + l + W·r (r < R). Per block of W keys: the scores of every row first, then one
+ * online-softmax rescale per row to the block's running max, then the probabilities and value
+ * rows. Rescaling once per block instead of once per key that raises the max saves an exp, a pass
+ * over acc and a divergent branch per key.
+ */
 export function attnForwardSgWgsl(s: AttnShape): string {
   const W = s.sg;
+  const R = FWD_ROWS;
   const { src, T } = prelude(s, FWD_DECLS(s));
+  const rows = (f: (r: number) => string) => Array.from({ length: R }, (_, r) => f(r)).join('\n');
   return `${src}
 ${mainSg(W)}
-${queryBlock(W, T)}
-${fwdState(T)}
-${forwardBlocks(W, T)}
-  if (t0 + lid < P.t) {
-${fwdStore}
-  }
+  let nb = (P.t + ${W * R - 1}u) / ${W * R}u;
+  if (blk >= P.b * P.hq * nb) { return; }
+  let bh = blk / nb;
+  let t0 = (blk % nb) * ${W * R}u;
+  let b = bh / P.hq;
+  let kvh = b * (P.hq / P.g) + (bh % P.hq) / P.g;
+${rows(
+  (r) => `  let tq${r} = min(t0 + ${W * r}u + lid, P.t - 1);
+  let end${r} = key_end(tq${r});
+  var q${r}: array<${T}, NQ>;
+  let qb${r} = q_at(bh, tq${r});
+  for (var d = 0u; d < NQ; d++) { q${r}[d] = Q[qb${r} + d] * P.scale; }
+  var acc${r}: array<${T}, NV>;
+  for (var d = 0u; d < NV; d++) { acc${r}[d] = ${T}(0.0); }
+  var m${r} = -${FLT_MAX};
+  var l${r} = 0.0;`,
+)}
+${keyBlockLoop(
+  W,
+  T,
+  `${rows((r) => `    var sb${r}: array<f32, ${W}>;`)}
+${unroll(
+  W,
+  (jj) => `    for (var d = 0u; d < NQ; d++) { kj[d] = subgroupBroadcast(kl[d], ${jj}u); }
+    // Broadcast before any short-circuit: subgroup operations need uniform control flow.
+    let hj = subgroupBroadcast(hl, ${jj}u);
+${rows(
+  (r) => `    {
+      var sc = 0.0;
+      for (var d = 0u; d < NQ; d++) { sc += dotv(q${r}[d], kj[d]); }
+      sb${r}[${jj}] = select(-${FLT_MAX}, sc, j0 + ${jj}u < end${r} && hj == 0u);
+    }`,
+)}`,
+)}
+${rows(
+  (r) => `    {
+      var mb = m${r};
+      for (var i = 0u; i < ${W}u; i++) { mb = max(mb, sb${r}[i]); }
+      // exp(m - mb) is 0 the first time a row sees a key (m = -FLT_MAX), 1 while it sees none.
+      let c = exp(m${r} - mb);
+      l${r} *= c;
+      for (var d = 0u; d < NV; d++) { acc${r}[d] *= c; }
+      m${r} = mb;
+    }`,
+)}
+${unroll(
+  W,
+  (jj) => `    for (var d = 0u; d < NV; d++) { vj[d] = subgroupBroadcast(vl[d], ${jj}u); }
+${rows(
+  (r) => `    {
+      let p = select(0.0, exp(sb${r}[${jj}] - m${r}), sb${r}[${jj}] > -${FLT_MAX});
+      l${r} += p;
+      for (var d = 0u; d < NV; d++) { acc${r}[d] += p * vj[d]; }
+    }`,
+)}`,
+)}`,
+  W * R,
+)}
+${rows(
+  (r) => `  if (t0 + ${W * r}u + lid < P.t) {
+    let inv = select(0.0, 1.0 / l${r}, l${r} > 0.0);
+    let ob = o_at(bh, tq${r});
+    for (var d = 0u; d < NV; d++) { O[ob + d] = acc${r}[d] * inv; }
+    L[bh * P.t + tq${r}] = select(${FLT_MAX}, m${r} + log(l${r}), l${r} > 0.0);
+  }`,
+)}
 }`;
 }
 
