@@ -1,11 +1,11 @@
 /**
  * Fused attention kernels for devices with subgroups: the math of attention.ts, but a workgroup is
- * one subgroup of W lanes working on W consecutive rows of one head, so the rows of the other side
- * (keys for a query row, queries for a key row) are the same for every lane. They are read in
- * blocks of W: lane l loads row j0 + l, and each row reaches every lane by subgroupBroadcast with a
- * constant lane (a register shuffle), instead of every lane loading every row. On a CPU adapter
- * (lavapipe) a storage load at a per-lane address costs tens of instructions per component, so this
- * divides the load work by W.
+ * one subgroup of W lanes working on W·ROWS consecutive rows of one head (lane l: rows l + W·r), so
+ * the rows of the other side (keys for a query row, queries for a key row) are the same for every
+ * lane. They are read in blocks of W: lane l loads row j0 + l, and each row reaches every lane by
+ * subgroupBroadcast with a constant lane (a register shuffle), instead of every lane loading every
+ * row. On a CPU adapter (lavapipe) a storage load at a per-lane address costs tens of instructions
+ * per component, so this divides the load work by W, and each loaded row then serves ROWS rows.
  *
  * Every lane runs every block (subgroup operations need uniform control flow): rows past the end
  * and keys a row may not see contribute p = 0.
@@ -22,9 +22,18 @@ import {
   bwdQStore,
   FLT_MAX,
   FWD_DECLS,
+  fwdState,
+  fwdStore,
   prelude,
-  queryRow,
+  queryHead,
+  queryQ,
 } from './attention.js';
+
+/**
+ * Rows per lane: each row of the other side a lane loads and broadcasts then serves ROWS of its
+ * own, so the loads and broadcasts per (query, key) pair, and the workgroups, are divided by ROWS.
+ */
+export const ROWS = 2;
 
 function mainSg(W: number): string {
   return `@compute @workgroup_size(${W})
@@ -32,26 +41,42 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let blk = wid.y * nwg.x + wid.x;`;
 }
 
-/** The workgroup's block of query rows t0.. of head bh; this lane's row `row` and its q. */
-const queryBlock = (W: number, T: string) => `  let nb = (P.t + ${W - 1}u) / ${W}u;
-  if (blk >= P.b * P.hq * nb) { return; }
-  let bh = blk / nb;
-  let t0 = (blk % nb) * ${W}u;
-  let t = min(t0 + lid, P.t - 1);
-  let row = bh * P.t + t;
-${queryRow(T)}`;
+/** `f(r)` for each of a lane's rows r < ROWS. */
+const perRow = (f: (r: number) => string) => Array.from({ length: ROWS }, (_, r) => f(r)).join('\n');
+
+/** `body(jj)` for each constant lane jj < W, each in its own scope. */
+function unroll(W: number, body: (jj: number) => string): string {
+  return Array.from({ length: W }, (_, jj) => `  {\n${body(jj)}\n  }`).join('\n');
+}
 
 /**
- * Loop over the keys the workgroup's `span` query rows (t0..) see, W at a time: lane l loads key
- * j0 + l (K, V and its hidden flag) into kl, vl and hl; `body` then runs once per block.
+ * The workgroup's W·ROWS consecutive query rows t0.. of head bh; this lane's rows tq0, tq1, ..
+ * (t0 + l + W·r, clamped), each with its causal end and pre-scaled q.
+ */
+const queryRows = (W: number, T: string) => `  let nb = (P.t + ${W * ROWS - 1}u) / ${W * ROWS}u;
+  if (blk >= P.b * P.hq * nb) { return; }
+  let bh = blk / nb;
+  let t0 = (blk % nb) * ${W * ROWS}u;
+${queryHead}
+${perRow(
+  (r) => `  let tq${r} = min(t0 + ${W * r}u + lid, P.t - 1);
+  let end${r} = key_end(tq${r});
+${queryQ(T, `${r}`, `tq${r}`)}`,
+)}`;
+
+/** Whether this lane's row r sees key jj of the block (hj: the key's broadcast hidden flag). */
+const sees = (r: number, jj: number) => `j0 + ${jj}u < end${r} && hj == 0u`;
+
+/**
+ * Loop over the keys the workgroup's query rows see, W at a time: lane l loads key j0 + l (K, V
+ * and its hidden flag) into kl, vl and hl; `body` then runs once per block.
  */
 const keyBlockLoop = (
   W: number,
   T: string,
   body: string,
-  span = W,
 ) => `  // Causal visibility grows with t: the workgroup's last row sees the most keys.
-  let block_end = key_end(min(t0 + ${span - 1}u, P.t - 1));
+  let block_end = key_end(min(t0 + ${W * ROWS - 1}u, P.t - 1));
   var kl: array<${T}, NQ>;
   var vl: array<${T}, NV>;
   var kj: array<${T}, NQ>;
@@ -66,89 +91,44 @@ const keyBlockLoop = (
 ${body}
   }`;
 
-/** Key jj of the block broadcast into kj and vj; `vis`: whether this lane's row sees it. */
+/** Key jj of the block broadcast into kj (and vj), and its hidden flag into hj. */
 const broadcastKey = (jj: number, withValue: boolean) =>
   `    for (var d = 0u; d < NQ; d++) { kj[d] = subgroupBroadcast(kl[d], ${jj}u); }
-${
-  withValue
-    ? `    for (var d = 0u; d < NV; d++) { vj[d] = subgroupBroadcast(vl[d], ${jj}u); }
-`
-    : ''
-}    // Broadcast before the short-circuit: subgroup operations need uniform control flow.
-    let hj = subgroupBroadcast(hl, ${jj}u);
-    let vis = j0 + ${jj}u < end && hj == 0u;`;
-
-/** `key(jj)` for each key of a block, with key jj's K and V broadcast into kj / vj. */
-const keyBlocks = (W: number, T: string, key: string) => `  let end = key_end(t);
-${keyBlockLoop(
-  W,
-  T,
-  unroll(W, (jj) => `${broadcastKey(jj, true)}\n${key}`),
-)}`;
-
-/** `body(jj)` for each constant lane jj < W, each in its own scope. */
-function unroll(W: number, body: (jj: number) => string): string {
-  return Array.from({ length: W }, (_, jj) => `  {\n${body(jj)}\n  }`).join('\n');
-}
+${withValue ? `    for (var d = 0u; d < NV; d++) { vj[d] = subgroupBroadcast(vl[d], ${jj}u); }\n` : ''}    // Broadcast before any short-circuit: subgroup operations need uniform control flow.
+    let hj = subgroupBroadcast(hl, ${jj}u);`;
 
 const kj = (d: string) => `kj[${d}]`;
 const vj = (d: string) => `vj[${d}]`;
 
 /**
- * Query rows per lane of the forward: each key row a lane loads and broadcasts then serves R rows,
- * so the loads and broadcasts per (query, key) pair, and the workgroups, are divided by R.
- */
-export const FWD_ROWS = 2;
-
-/**
- * Forward: Q, K, V, [M] -> O, L. A workgroup takes W·R consecutive query rows of one head, lane l
- * rows t0 + l + W·r (r < R). Per block of W keys: the scores of every row first, then one
+ * Forward: Q, K, V, [M] -> O, L. Per block of W keys: the scores of every row first, then one
  * online-softmax rescale per row to the block's running max, then the probabilities and value
  * rows. Rescaling once per block instead of once per key that raises the max saves an exp, a pass
  * over acc and a divergent branch per key.
  */
 export function attnForwardSgWgsl(s: AttnShape): string {
   const W = s.sg;
-  const R = FWD_ROWS;
   const { src, T } = prelude(s, FWD_DECLS(s));
-  const rows = (f: (r: number) => string) => Array.from({ length: R }, (_, r) => f(r)).join('\n');
   return `${src}
 ${mainSg(W)}
-  let nb = (P.t + ${W * R - 1}u) / ${W * R}u;
-  if (blk >= P.b * P.hq * nb) { return; }
-  let bh = blk / nb;
-  let t0 = (blk % nb) * ${W * R}u;
-  let b = bh / P.hq;
-  let kvh = b * (P.hq / P.g) + (bh % P.hq) / P.g;
-${rows(
-  (r) => `  let tq${r} = min(t0 + ${W * r}u + lid, P.t - 1);
-  let end${r} = key_end(tq${r});
-  var q${r}: array<${T}, NQ>;
-  let qb${r} = q_at(bh, tq${r});
-  for (var d = 0u; d < NQ; d++) { q${r}[d] = Q[qb${r} + d] * P.scale; }
-  var acc${r}: array<${T}, NV>;
-  for (var d = 0u; d < NV; d++) { acc${r}[d] = ${T}(0.0); }
-  var m${r} = -${FLT_MAX};
-  var l${r} = 0.0;`,
-)}
+${queryRows(W, T)}
+${perRow((r) => fwdState(T, `${r}`))}
 ${keyBlockLoop(
   W,
   T,
-  `${rows((r) => `    var sb${r}: array<f32, ${W}>;`)}
+  `${perRow((r) => `    var sb${r}: array<f32, ${W}>;`)}
 ${unroll(
   W,
-  (jj) => `    for (var d = 0u; d < NQ; d++) { kj[d] = subgroupBroadcast(kl[d], ${jj}u); }
-    // Broadcast before any short-circuit: subgroup operations need uniform control flow.
-    let hj = subgroupBroadcast(hl, ${jj}u);
-${rows(
+  (jj) => `${broadcastKey(jj, false)}
+${perRow(
   (r) => `    {
       var sc = 0.0;
       for (var d = 0u; d < NQ; d++) { sc += dotv(q${r}[d], kj[d]); }
-      sb${r}[${jj}] = select(-${FLT_MAX}, sc, j0 + ${jj}u < end${r} && hj == 0u);
+      sb${r}[${jj}] = select(-${FLT_MAX}, sc, ${sees(r, jj)});
     }`,
 )}`,
 )}
-${rows(
+${perRow(
   (r) => `    {
       var mb = m${r};
       for (var i = 0u; i < ${W}u; i++) { mb = max(mb, sb${r}[i]); }
@@ -162,7 +142,7 @@ ${rows(
 ${unroll(
   W,
   (jj) => `    for (var d = 0u; d < NV; d++) { vj[d] = subgroupBroadcast(vl[d], ${jj}u); }
-${rows(
+${perRow(
   (r) => `    {
       let p = select(0.0, exp(sb${r}[${jj}] - m${r}), sb${r}[${jj}] > -${FLT_MAX});
       l${r} += p;
@@ -170,14 +150,10 @@ ${rows(
     }`,
 )}`,
 )}`,
-  W * R,
 )}
-${rows(
+${perRow(
   (r) => `  if (t0 + ${W * r}u + lid < P.t) {
-    let inv = select(0.0, 1.0 / l${r}, l${r} > 0.0);
-    let ob = o_at(bh, tq${r});
-    for (var d = 0u; d < NV; d++) { O[ob + d] = acc${r}[d] * inv; }
-    L[bh * P.t + tq${r}] = select(${FLT_MAX}, m${r} + log(l${r}), l${r} > 0.0);
+${fwdStore(`${r}`, `tq${r}`, `bh * P.t + tq${r}`)}
   }`,
 )}
 }`;
@@ -189,32 +165,47 @@ export function attnBackwardQSgWgsl(s: AttnShape): string {
   const { src, T } = prelude(s, BWD_Q_DECLS(s));
   return `${src}
 ${mainSg(W)}
-${queryBlock(W, T)}
-${bwdQState(T)}
-${keyBlocks(W, T, bwdQKey(kj, vj, 'select(0.0, exp(sc - lse), vis)'))}
-  if (t0 + lid < P.t) {
-${bwdQStore}
-  }
+${queryRows(W, T)}
+${perRow((r) => bwdQState(T, `${r}`, `tq${r}`, `bh * P.t + tq${r}`))}
+${keyBlockLoop(
+  W,
+  T,
+  unroll(
+    W,
+    (jj) => `${broadcastKey(jj, true)}
+${perRow((r) => `    {\n${bwdQKey(kj, vj, `select(0.0, exp(sc - lse${r}), ${sees(r, jj)})`, `${r}`)}\n    }`)}`,
+  ),
+)}
+${perRow(
+  (r) => `  if (t0 + ${W * r}u + lid < P.t) {
+${bwdQStore(`${r}`, `bh * P.t + tq${r}`)}
+  }`,
+)}
 }`;
 }
 
-/** Backward per key row: Q, K, V, [M], dO, L, delta -> dK, dV, with key rows of one kv head per workgroup. */
+/**
+ * Backward per key row: Q, K, V, [M], dO, L, delta -> dK, dV, with key rows of one kv head per
+ * workgroup (lane l: rows j0 + l + W·r).
+ */
 export function attnBackwardKVSgWgsl(s: AttnShape): string {
   const W = s.sg;
   const { src, T } = prelude(s, BWD_KV_DECLS(s));
   return `${src}
 ${mainSg(W)}
   let hkv = P.hq / P.g;
-  let nb = (P.s + ${W - 1}u) / ${W}u;
+  let nb = (P.s + ${W * ROWS - 1}u) / ${W * ROWS}u;
   if (blk >= P.b * hkv * nb) { return; }
   let bkv = blk / nb;
-  let j0 = (blk % nb) * ${W}u;
-  let j = min(j0 + lid, P.s - 1);
+  let j0 = (blk % nb) * ${W * ROWS}u;
   let b = bkv / hkv;
-${bwdKVState(T)}
-  let mine = !key_hidden(b, j);
-  let first = query_start(j);
-  // Causal visibility starts later for later keys: the block's first key sees the most queries.
+${perRow(
+  (r) => `  let jk${r} = min(j0 + ${W * r}u + lid, P.s - 1);
+${bwdKVState(T, `${r}`, `jk${r}`)}
+  let mine${r} = !key_hidden(b, jk${r});
+  let first${r} = query_start(jk${r});`,
+)}
+  // Causal visibility starts later for later keys: the workgroup's first key sees the most queries.
   let block_first = query_start(j0);
   var ql: array<${T}, NQ>;
   var gl: array<${T}, NV>;
@@ -236,18 +227,27 @@ ${unroll(
   (jj) => `      for (var d = 0u; d < NQ; d++) { qt[d] = subgroupBroadcast(ql[d], ${jj}u); }
       for (var d = 0u; d < NV; d++) { gt[d] = subgroupBroadcast(gl[d], ${jj}u); }
       let t = tq + ${jj}u;
+      let lse = subgroupBroadcast(lsel, ${jj}u);
+      let dlt = subgroupBroadcast(dl, ${jj}u);
+${perRow(
+  (r) => `      {
 ${bwdKVQuery(
   (d) => `qt[${d}]`,
   (d) => `gt[${d}]`,
-  `subgroupBroadcast(lsel, ${jj}u)`,
-  `subgroupBroadcast(dl, ${jj}u)`,
-  'mine && t < P.t && t >= first',
+  'lse',
+  'dlt',
+  `mine${r} && t < P.t && t >= first${r}`,
+  `${r}`,
+)}
+      }`,
 )}`,
 )}
     }
   }
-  if (j0 + lid < P.s) {
-${bwdKVStore(s)}
-  }
+${perRow(
+  (r) => `  if (j0 + ${W * r}u + lid < P.s) {
+${bwdKVStore(s, `${r}`)}
+  }`,
+)}
 }`;
 }

@@ -190,17 +190,22 @@ const zeros = (name: string, T: string, n: 'NQ' | 'NV') =>
   `  var ${name}: array<${T}, ${n}>;
   for (var d = 0u; d < ${n}; d++) { ${name}[d] = ${T}(0.0); }`;
 
-/** Batch row, kv head and the pre-scaled q of query row `row` of head `bh` (b·Hq + h). */
-export const queryRow = (T: string) => `  let b = bh / P.hq;
-  let kvh = b * (P.hq / P.g) + (bh % P.hq) / P.g;
-  var q: array<${T}, NQ>;
-  let qb = q_at(bh, t);
-  for (var d = 0u; d < NQ; d++) { q[d] = Q[qb + d] * P.scale; }`;
+/** Batch row and kv head of query head `bh` (b·Hq + h). */
+export const queryHead = `  let b = bh / P.hq;
+  let kvh = b * (P.hq / P.g) + (bh % P.hq) / P.g;`;
+
+/**
+ * The pre-scaled q of query row `t` of head `bh`. The per-row snippets below name their state with
+ * suffix `r`, so a lane can hold several rows (q0, q1, ..); the per-lane kernels use none.
+ */
+export const queryQ = (T: string, r = '', t = 't') => `  var q${r}: array<${T}, NQ>;
+  let qb${r} = q_at(bh, ${t});
+  for (var d = 0u; d < NQ; d++) { q${r}[d] = Q[qb${r} + d] * P.scale; }`;
 
 /** Forward state: output accumulator, running max and sum. */
-export const fwdState = (T: string) => `${zeros('acc', T, 'NV')}
-  var m = -${FLT_MAX};
-  var l = 0.0;`;
+export const fwdState = (T: string, r = '') => `${zeros(`acc${r}`, T, 'NV')}
+  var m${r} = -${FLT_MAX};
+  var l${r} = 0.0;`;
 
 /**
  * Forward, one key: score sc = q·k, then the online-softmax update by `sv` (the score, or -FLT_MAX
@@ -219,52 +224,67 @@ export const fwdKey = (k: At, v: At, sv: string, p: string) => `    var sc = 0.0
     l += p;
     for (var d = 0u; d < NV; d++) { acc[d] += p * ${v('d')}; }`;
 
-export const fwdStore = `  let inv = select(0.0, 1.0 / l, l > 0.0);
-  let ob = o_at(bh, t);
-  for (var d = 0u; d < NV; d++) { O[ob + d] = acc[d] * inv; }
-  L[row] = select(${FLT_MAX}, m + log(l), l > 0.0);`;
+/** Stores the output of query row `t` (row index `row` of L). */
+export const fwdStore = (
+  r = '',
+  t = 't',
+  row = 'row',
+) => `  let inv${r} = select(0.0, 1.0 / l${r}, l${r} > 0.0);
+  let ob${r} = o_at(bh, ${t});
+  for (var d = 0u; d < NV; d++) { O[ob${r} + d] = acc${r}[d] * inv${r}; }
+  L[${row}] = select(${FLT_MAX}, m${r} + log(l${r}), l${r} > 0.0);`;
 
-/** Backward (dQ) state of query row `row`: its dO, delta = dO·O, dQ and log-sum-exp. */
-export const bwdQState = (T: string) => `  var go: array<${T}, NV>;
-  var delta = 0.0;
-  let ob = o_at(bh, t);
-  for (var d = 0u; d < NV; d++) { go[d] = DO[ob + d]; delta += dotv(go[d], O[ob + d]); }
-${zeros('dq', T, 'NQ')}
-  let lse = L[row];`;
+/** Backward (dQ) state of query row `t` (row index `row`): its dO, delta = dO·O, dQ and log-sum-exp. */
+export const bwdQState = (T: string, r = '', t = 't', row = 'row') => `  var go${r}: array<${T}, NV>;
+  var delta${r} = 0.0;
+  let ob${r} = o_at(bh, ${t});
+  for (var d = 0u; d < NV; d++) { go${r}[d] = DO[ob${r} + d]; delta${r} += dotv(go${r}[d], O[ob${r} + d]); }
+${zeros(`dq${r}`, T, 'NQ')}
+  let lse${r} = L[${row}];`;
 
 /** Backward (dQ), one key with recomputed probability `p` (sc = q·k is in scope before it). */
-export const bwdQKey = (k: At, v: At, p: string) => `    var sc = 0.0;
-    for (var d = 0u; d < NQ; d++) { sc += dotv(q[d], ${k('d')}); }
+export const bwdQKey = (k: At, v: At, p: string, r = '') => `    var sc = 0.0;
+    for (var d = 0u; d < NQ; d++) { sc += dotv(q${r}[d], ${k('d')}); }
     let p = ${p};
     var dp = 0.0;
-    for (var d = 0u; d < NV; d++) { dp += dotv(go[d], ${v('d')}); }
-    let ds = p * (dp - delta) * P.scale;
-    for (var d = 0u; d < NQ; d++) { dq[d] += ds * ${k('d')}; }`;
+    for (var d = 0u; d < NV; d++) { dp += dotv(go${r}[d], ${v('d')}); }
+    let ds = p * (dp - delta${r}) * P.scale;
+    for (var d = 0u; d < NQ; d++) { dq${r}[d] += ds * ${k('d')}; }`;
 
-export const bwdQStore = `  DELTA[row] = delta;
-  for (var d = 0u; d < NQ; d++) { DQ[qb + d] = dq[d]; }`;
+export const bwdQStore = (r = '', row = 'row') => `  DELTA[${row}] = delta${r};
+  for (var d = 0u; d < NQ; d++) { DQ[qb${r} + d] = dq${r}[d]; }`;
 
-/** Backward (dK, dV) state of key row j of kv head bkv: its k and v, zeroed dK and dV. */
-export const bwdKVState = (T: string) => `  let kb = k_at(bkv, j);
-  let vb = v_at(bkv, j);
-  var k: array<${T}, NQ>;
-  for (var d = 0u; d < NQ; d++) { k[d] = K[kb + d]; }
-  var v: array<${T}, NV>;
-  for (var d = 0u; d < NV; d++) { v[d] = V[vb + d]; }
-${zeros('dk', T, 'NQ')}
-${zeros('dv', T, 'NV')}`;
+/** Backward (dK, dV) state of key row `j` of kv head bkv: its k and v, zeroed dK and dV. */
+export const bwdKVState = (T: string, r = '', j = 'j') => `  let kb${r} = k_at(bkv, ${j});
+  let vb${r} = v_at(bkv, ${j});
+  var k${r}: array<${T}, NQ>;
+  for (var d = 0u; d < NQ; d++) { k${r}[d] = K[kb${r} + d]; }
+  var v${r}: array<${T}, NV>;
+  for (var d = 0u; d < NV; d++) { v${r}[d] = V[vb${r} + d]; }
+${zeros(`dk${r}`, T, 'NQ')}
+${zeros(`dv${r}`, T, 'NV')}`;
 
 /** Backward (dK, dV), one query row with log-sum-exp `lse`, delta `dl` and visibility `vis`. */
-export const bwdKVQuery = (qv: At, g: At, lse: string, dl: string, vis: string) => `      var sc = 0.0;
-      for (var d = 0u; d < NQ; d++) { sc += dotv(${qv('d')}, k[d]); }
+export const bwdKVQuery = (
+  qv: At,
+  g: At,
+  lse: string,
+  dl: string,
+  vis: string,
+  r = '',
+) => `      var sc = 0.0;
+      for (var d = 0u; d < NQ; d++) { sc += dotv(${qv('d')}, k${r}[d]); }
       let p = select(0.0, exp(sc * P.scale - ${lse}), ${vis});
       var dp = 0.0;
-      for (var d = 0u; d < NV; d++) { let gd = ${g('d')}; dv[d] += p * gd; dp += dotv(gd, v[d]); }
+      for (var d = 0u; d < NV; d++) { let gd = ${g('d')}; dv${r}[d] += p * gd; dp += dotv(gd, v${r}[d]); }
       let ds = p * (dp - ${dl}) * P.scale;
-      for (var d = 0u; d < NQ; d++) { dk[d] += ds * ${qv('d')}; }`;
+      for (var d = 0u; d < NQ; d++) { dk${r}[d] += ds * ${qv('d')}; }`;
 
-export const bwdKVStore = (s: AttnShape) => `  for (var d = 0u; d < NQ; d++) { DK[kb + d] = dk[d]; }
-  for (var d = 0u; d < NV; d++) { ${s.packed ? 'DK' : 'DV'}[vb + d] = dv[d]; }`;
+export const bwdKVStore = (
+  s: AttnShape,
+  r = '',
+) => `  for (var d = 0u; d < NQ; d++) { DK[kb${r} + d] = dk${r}[d]; }
+  for (var d = 0u; d < NV; d++) { ${s.packed ? 'DK' : 'DV'}[vb${r} + d] = dv${r}[d]; }`;
 
 const MAIN = `@compute @workgroup_size(${ATTN_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -292,12 +312,13 @@ export function attnForwardWgsl(s: AttnShape): string {
   return `${src}
 ${MAIN}
 ${QUERY_INVOCATION}
-${queryRow(T)}
+${queryHead}
+${queryQ(T)}
 ${fwdState(T)}
 ${KEY_LOOP}
 ${fwdKey(kAt, vAt, 'sc', 'exp(sv - m)')}
   }
-${fwdStore}
+${fwdStore()}
 }`;
 }
 
@@ -307,12 +328,13 @@ export function attnBackwardQWgsl(s: AttnShape): string {
   return `${src}
 ${MAIN}
 ${QUERY_INVOCATION}
-${queryRow(T)}
+${queryHead}
+${queryQ(T)}
 ${bwdQState(T)}
 ${KEY_LOOP}
 ${bwdQKey(kAt, vAt, 'exp(sc - lse)')}
   }
-${bwdQStore}
+${bwdQStore()}
 }`;
 }
 

@@ -17,7 +17,7 @@ import {
   attnBackwardKVSgWgsl,
   attnBackwardQSgWgsl,
   attnForwardSgWgsl,
-  FWD_ROWS,
+  ROWS,
 } from '../kernels/attention-subgroup.js';
 import { grid, runKernel } from '../kernels/common.js';
 import { subgroupWidth } from '../kernels/rows.js';
@@ -170,11 +170,9 @@ function fusedAttention(a: FusedAttention): Tensor {
     sg,
     packed,
   };
-  // Subgroup kernels: one workgroup of sg lanes per block of sg rows of one head (sg·FWD_ROWS
-  // query rows in the forward).
-  const qGrid = sg ? grid(B * Hq * Math.ceil(T / sg) * sg, sg) : grid(B * Hq * T, ATTN_WG);
-  const fwdGrid = sg ? grid(B * Hq * Math.ceil(T / (sg * FWD_ROWS)) * sg, sg) : qGrid;
-  const kvGrid = sg ? grid(B * Hkv * Math.ceil(S / sg) * sg, sg) : grid(B * Hkv * S, ATTN_WG);
+  // Subgroup kernels: one workgroup of sg lanes per block of sg·ROWS rows of one head.
+  const qGrid = sg ? grid(B * Hq * Math.ceil(T / (sg * ROWS)) * sg, sg) : grid(B * Hq * T, ATTN_WG);
+  const kvGrid = sg ? grid(B * Hkv * Math.ceil(S / (sg * ROWS)) * sg, sg) : grid(B * Hkv * S, ATTN_WG);
   const uniforms = [
     ...attnUniforms({
       B,
@@ -197,7 +195,7 @@ function fusedAttention(a: FusedAttention): Tensor {
     inputs: [q, k, v, ...maskIn],
     outputs: [out, lse],
     uniforms,
-    workgroups: fwdGrid,
+    workgroups: qGrid,
   });
   const recorded = record(out, 'attention', a.inputs, (g) => {
     const dq = Tensor.empty(q.shape, 'f32');
