@@ -8,6 +8,7 @@ import params from '../../../../docs/data/params.json';
 import profile from '../../../../docs/data/step-profile.json';
 import study from '../../../../docs/data/stories260k-study.json';
 import throughput from '../../../../docs/data/throughput-vs-pytorch.json';
+import throughputAvx2 from '../../../../docs/data/throughput-vs-pytorch-avx2.json';
 
 const METHOD_LABELS: Record<string, string> = {
   lora: 'LoRA',
@@ -19,8 +20,17 @@ const METHOD_ORDER = Object.values(METHOD_LABELS);
 const methodLabel = (method: string) => METHOD_LABELS[method] ?? method;
 const WIDTH = 688;
 
+/** One machine's sittings of scripts/bench-vs-peer.mjs: each side's best per step and sitting. */
+interface ThroughputData {
+  machine: string;
+  peer: string;
+  measured: string;
+  sittings: string[];
+  rows: Array<{ step: string; unit: string; peer: number[]; sharelora: number[] }>;
+}
+
 /** sharelora ÷ PyTorch per step shape and sitting: above 1 is faster than the peer. */
-function throughputChart() {
+function throughputChart(throughput: ThroughputData) {
   const points = throughput.rows.flatMap((r) =>
     r.peer.map((peer, i) => ({
       step: r.step,
@@ -193,7 +203,8 @@ function studyContinualChart() {
 
 /** Every chart a guide can place, by name. */
 export const CHARTS = {
-  'throughput-vs-pytorch': throughputChart,
+  'throughput-vs-pytorch': () => throughputChart(throughput),
+  'throughput-vs-pytorch-avx2': () => throughputChart(throughputAvx2),
   'step-profile': profileChart,
   'params-by-method': paramsChart,
   'adapter-memory-by-method': adapterMemoryChart,
