@@ -5,20 +5,20 @@ import { Tensor } from '../../tensor.js';
 import { subgroupWidth } from '../rows.js';
 import type { MatmulDispatch } from './run.js';
 import {
+  NARROW_TILE,
   PACK_WG,
   packedSizes,
   packInvocations,
   packParams,
   packWgsl,
-  NARROW_TILE,
   TEX_TM,
   TEX_WIDTH,
-  textureTile,
-  tileColumns,
   textureMatmulGrid,
   textureMatmulParams,
   textureMatmulWgsl,
   textureRows,
+  textureTile,
+  tileColumns,
 } from './texture.js';
 
 /**
