@@ -384,6 +384,8 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       [[9, 1100], [1100, 12], false, 'auto'],
       [[1, 36], [45, 36], true, 'auto'],
       [[37, 29], [141, 29], true, 'always'],
+      // C stored as vec4s (a narrow product, N a multiple of 4).
+      [[37, 29], [64, 29], true, 'always'],
     ];
     try {
       for (const [sa, sb, tb, textures] of cases) {
@@ -443,6 +445,7 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
         [[29, 37], [141, 29], true, true],
         [[2, 19, 16], [16, 33], false, false],
         [[70, 13], [65, 13], false, true],
+        [[37, 29], [29, 96], false, false],
       ] as Array<[number[], number[], boolean, boolean]>) {
         await checkOp(
           `texture matmul [${sa}]${ta ? 'T' : ''} [${sb}]${tb ? 'T' : ''}`,
@@ -536,7 +539,8 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     const dev = core.getDevice();
     const texturesHere = dev.info.readableStorageTextures && (dev.info.subgroupMinSize ?? 0) >= 8;
     const x = randn([2, 9, 20], rng);
-    const blocks = [randn([37, 20], rng), randn([64, 20], rng), randn([5, 20], rng)];
+    // 108 columns in all: the first block is stored as vec4s up to its partial last texel.
+    const blocks = [randn([37, 20], rng), randn([64, 20], rng), randn([7, 20], rng)];
     const forward: Float32Array[] = [];
     try {
       for (const mode of ['always', 'never'] as const) {

@@ -118,6 +118,8 @@ export function runTextureMatmul(
   const aCol = view?.aCol ?? 0;
   const aPitch = view?.aPitch ?? (transA ? M : K);
   const ldc = view?.cPitch ?? N;
+  // C's block offsets (m0·ldc + cCol + n0, n0 a multiple of the N block) are then multiples of 4.
+  const alignedC = ldc % 4 === 0 && (view?.cCol ?? 0) % 4 === 0 && blocks.N % 4 === 0;
   const mb = Math.min(M, blocks.M);
   const kb = Math.min(K, blocks.K);
   const nb = Math.min(N, blocks.N);
@@ -138,9 +140,12 @@ export function runTextureMatmul(
           : { rows: M, cols: aPitch, r0: m0, c0: aCol + k0, nr: nm, nc: nk };
         pack(dev, a, at, false, blockA, sizeA);
         const tile = textureTile(nn);
+        // vec4 stores: measured faster on narrow products, where a short K loop makes the stores a
+        // large share (2048 x 64 x 172: 2.8 -> 2.3 CPU-ms); on wide ones no difference was measurable.
+        const vecC = alignedC && tile === NARROW_TILE;
         dev.dispatch({
-          key: `mm_texture:${transA ? 't' : 'n'}:${tile.lanes}x${tile.tn}`,
-          wgsl: () => textureMatmulWgsl(transA, tile),
+          key: `mm_texture:${transA ? 't' : 'n'}:${tile.lanes}x${tile.tn}${vecC ? ':c4' : ''}`,
+          wgsl: () => textureMatmulWgsl(transA, tile, vecC),
           buffers: [c.binding()],
           layout: { buffers: [2], uniforms: 3 },
           uniforms: textureMatmulParams({

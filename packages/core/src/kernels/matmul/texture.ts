@@ -226,7 +226,7 @@ export function textureMatmulParams(p: TextureMatmulParams): ArrayBuffer {
  * kernels do, so a product's values do not depend on which path its shape took (scores of a
  * document must not change with the batch it is in).
  */
-export function textureMatmulWgsl(transA: boolean, tile: TextureTile): string {
+export function textureMatmulWgsl(transA: boolean, tile: TextureTile, vecC = false): string {
   const TM = TEX_TM;
   const TN = tile.tn;
   const xyzw = (q: number) => 'xyzw'[q];
@@ -234,7 +234,7 @@ export function textureMatmulWgsl(transA: boolean, tile: TextureTile): string {
   L.push(`enable subgroups;
 @group(0) @binding(0) var At: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(1) var Bt: texture_storage_2d<rgba32float, read>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+@group(0) @binding(2) var<storage, read_write> C: array<${vecC ? 'vec4<f32>' : 'f32'}>;
 struct Params { M: u32, N: u32, k4: u32, cOff: u32, ldc: u32, accumulate: u32, aWidth: u32, bWidth: u32, alpha: f32 }
 @group(0) @binding(3) var<uniform> P: Params;
 ${LIN}
@@ -281,17 +281,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   L.push(`  }
   let accum = P.accumulate != 0u;`);
+  // With vecC, C is bound as vec4s (cOff and ldc are multiples of 4): a texel whose 4 columns are all
+  // inside C is stored as one vec4 (on lavapipe about half the cost per float of 4 scalar stores).
+  const store = (v: string, ref: string) => `      var v = ${v};
+      if (accum) { v += ${ref}; }
+      ${ref} = v;`;
   for (let i = 0; i < TM; i++) {
     L.push(`  if (row0 + ${i}u < P.M) {
     let o = P.cOff + (row0 + ${i}u) * P.ldc;`);
-    for (let j = 0; j < TN; j++)
-      for (let e = 0; e < 4; e++)
-        L.push(`    if ((g0 + ${j}u) * 4u + ${e}u < P.N) {
+    for (let j = 0; j < TN; j++) {
+      const scalars = [0, 1, 2, 3].map(
+        (e) => `    if ((g0 + ${j}u) * 4u + ${e}u < P.N) {
       let at = o + (g0 + ${j}u) * 4u + ${e}u;
-      var v = P.alpha * c${i}_${j}[${e}];
-      if (accum) { v += C[at]; }
-      C[at] = v;
-    }`);
+${store(`P.alpha * c${i}_${j}[${e}]`, vecC ? 'C[at >> 2u][at & 3u]' : 'C[at]')}
+    }`,
+      );
+      L.push(
+        vecC
+          ? `    if ((g0 + ${j}u) * 4u + 3u < P.N) {
+      let at = (o + (g0 + ${j}u) * 4u) >> 2u;
+${store(`P.alpha * c${i}_${j}`, 'C[at]')}
+    } else {
+${scalars.join('\n')}
+    }`
+          : scalars.join('\n'),
+      );
+    }
     L.push(`  }`);
   }
   L.push(`}`);
