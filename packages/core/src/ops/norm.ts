@@ -88,7 +88,7 @@ ${
   var v = 0.0;
   ${a.LOOP} { let d = X[base + i] - mu; v += ${a.dot('d', 'd')}; }
   let r = inverseSqrt(wg_sum(v, lid) / f32(P.n) + P.eps);
-  ${a.LOOP} { let h = (X[base + i] - mu) * r; XH[base + i] = h; Y[base + i] = h * Gm[i] + ${hasBeta ? 'Bt[i]' : '0.0 * Bt[0]'}; }
+${hasBeta ? '' : '  // No beta: its binding (gamma again) is read once so that the layout keeps it.\n  let zero = 0.0 * Bt[0];\n'}  ${a.LOOP} { let h = (X[base + i] - mu) * r; XH[base + i] = h; Y[base + i] = h * Gm[i] + ${hasBeta ? 'Bt[i]' : 'zero'}; }
   if (lid == 0u) { RS[row] = r; }`,
         ),
       inputs: [x, gamma, beta ?? gamma],
@@ -164,10 +164,11 @@ ${storageDecl(3, 'RS', 'f32', 'read')}
 ${storageDecl(4, 'DX', a.T, 'read_write')}
 PARAMS`,
           `  let base = ${a.base};
+  // RMS norm has no mean to subtract: only layer norm sums d.
   var s1 = 0.0;
   var s2 = 0.0;
-  ${a.LOOP} { let d = G[base + i] * Gm[i]; s1 += ${a.total('d')}; s2 += ${a.dot('d', 'XH[base + i]')}; }
-  let m1 = ${centered ? 'wg_sum(s1, lid) / f32(P.n)' : '0.0 * wg_sum(s1, lid)'};
+  ${a.LOOP} { let d = G[base + i] * Gm[i];${centered ? ` s1 += ${a.total('d')};` : ''} s2 += ${a.dot('d', 'XH[base + i]')}; }
+  let m1 = ${centered ? 'wg_sum(s1, lid) / f32(P.n)' : '0.0'};
   let m2 = wg_sum(s2, lid) / f32(P.n);
   let r = RS[row];
   ${a.LOOP} { DX[base + i] = r * (G[base + i] * Gm[i] - m1 - XH[base + i] * m2); }`,
