@@ -501,6 +501,8 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
         // A narrow product (N < 128, 32-column tiles): 64 columns are copied, 72 are padded.
         [[32, 16], [16, 64], false, false, null, 0],
         [[32, 16], [16, 72], false, false, null, 1],
+        // 172 columns: narrow tiles (192 columns) where wide ones would pad to 256.
+        [[32, 16], [16, 172], false, false, null, 1],
         [[32, 18], [18, 128], false, false, null, 2],
       ] as Array<
         [number[], number[], boolean, boolean, { M: number; K: number; N: number } | null, number]
@@ -532,6 +534,31 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     } finally {
       dev.matmulTextures = 'auto';
       setTextureBlocksForTesting(null);
+    }
+  });
+
+  it('texture matmul tiles: wide ones unless they would pad N much further than narrow ones', async () => {
+    const dev = core.getDevice();
+    if (!(dev.info.readableStorageTextures && (dev.info.subgroupMinSize ?? 0) >= 8)) return;
+    dev.matmulTextures = 'always';
+    try {
+      for (const [N, tile] of [
+        [64, '8x1'],
+        [172, '8x1'],
+        [200, '16x2'],
+        [256, '16x2'],
+      ] as Array<[number, string]>) {
+        const a = core.tensor(randn([32, 16], rng).toFloat32(), [32, 16]);
+        const b = core.tensor(randn([16, N], rng).toFloat32(), [16, N]);
+        dev.startProfile();
+        core.tidy(() => void core.matmul(a, b));
+        const keys = (await dev.stopProfile()).trace.map((e) => e.args?.key).filter((k) => k !== undefined);
+        expect(keys, `N = ${N}`).toContainEqual(expect.stringMatching(new RegExp(`^mm_texture:n:${tile}`)));
+        a.dispose();
+        b.dispose();
+      }
+    } finally {
+      dev.matmulTextures = 'auto';
     }
   });
 

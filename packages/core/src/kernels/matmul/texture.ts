@@ -31,6 +31,9 @@ const WIDTH_BITS = Math.log2(TEX_WIDTH);
 /** WGSL: texel i of a block stored row-major at TEX_WIDTH texels per texture row. */
 export const LIN = `fn lin(i: u32) -> vec2<u32> { return vec2<u32>(i & ${TEX_WIDTH - 1}u, i >> ${WIDTH_BITS}u); }`;
 
+const cdiv = (a: number, b: number) => Math.ceil(a / b);
+const up = (a: number, b: number) => cdiv(a, b) * b;
+
 /** Rows of C per lane (and per workgroup: lanes differ in columns). */
 export const TEX_TM = 16;
 
@@ -42,21 +45,30 @@ export interface TextureTile {
 /** Wide products: 16 lanes x 2 texels, 128 columns per workgroup. */
 export const WIDE_TILE: TextureTile = { lanes: 16, tn: 2 };
 /**
- * Products narrower than a wide tile (a small model's hidden size: 64 or 32 columns): 8 lanes x 1
- * texel, 32 columns per workgroup, so no lane multiplies padding. On lavapipe (AVX2) this ran a
- * 2048 x 64 x 512 product's kernel at 45 GFLOP/s, where the buffer kernels reach about 10.
+ * Products narrower than a wide tile (a small model's hidden size: 64 or 32 columns), or that
+ * wide tiles would pad much further: 8 lanes x 1 texel, 32 columns per workgroup. On lavapipe
+ * (AVX2) this ran a 2048 x 64 x 512 product's kernel at 45 GFLOP/s, where the buffer kernels
+ * reach about 10.
  */
 export const NARROW_TILE: TextureTile = { lanes: 8, tn: 1 };
 /** Columns of C one workgroup covers. */
 export const tileColumns = (t: TextureTile) => 4 * t.lanes * t.tn;
-/** The tile of a product (or of an N block of it) with N columns. */
+/**
+ * Wide tiles cost per column this fraction of narrow ones at large K (lavapipe, AVX2, 1024³: 41
+ * against 48 ms); at K = 64 both cost the same.
+ */
+const WIDE_COLUMN_COST = 0.85;
+/**
+ * The tile of a product (or of an N block of it) with N columns: the one with the fewer padded
+ * columns, weighted by their cost. A 172-wide FFN product pads to 256 columns in wide tiles but
+ * only to 192 in narrow ones (2048 x 172 x 64: 3.2 -> 1.6 ms on lavapipe, AVX2).
+ */
 export const textureTile = (N: number): TextureTile =>
-  N >= tileColumns(WIDE_TILE) ? WIDE_TILE : NARROW_TILE;
+  WIDE_COLUMN_COST * up(N, tileColumns(WIDE_TILE)) <= up(N, tileColumns(NARROW_TILE))
+    ? WIDE_TILE
+    : NARROW_TILE;
 /** Texels per packing workgroup. */
 export const PACK_WG = 64;
-
-const cdiv = (a: number, b: number) => Math.ceil(a / b);
-const up = (a: number, b: number) => cdiv(a, b) * b;
 
 /** Uniforms of the packing pass (see packWgsl), in declaration order. */
 export interface PackParams {
