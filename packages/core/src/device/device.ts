@@ -1,4 +1,5 @@
 import { DeviceError, NoAdapterError } from '../errors.js';
+import { BindGroupCache } from './bind-groups.js';
 import { MemoryAccount, type MemoryReport } from './memory.js';
 import { BufferPool } from './pool.js';
 import { type ProfileReport, Profiler } from './profiler.js';
@@ -98,8 +99,9 @@ export class Device {
   private destroyed = false;
   private profiler: Profiler | null = null;
   private readonly textures = new Map<string, GPUTexture>();
-  /** Total dispatches and submits since creation (for benchmarks and tests). */
-  stats = { dispatches: 0, submits: 0, pipelines: 0 };
+  private readonly bindGroups: BindGroupCache;
+  /** Total dispatches, submits, pipelines and bind groups created since creation (for benchmarks and tests). */
+  stats = { dispatches: 0, submits: 0, pipelines: 0, bindGroups: 0 };
   /**
    * How sync() and read() wait for a WebGPU promise. The Node entry replaces it (see dawn-wait.ts:
    * dawn.node spins a core while a promise is pending); browsers need nothing.
@@ -113,6 +115,7 @@ export class Device {
     this.features = new Set(gpu.features as unknown as Iterable<string>);
     this.limits = gpu.limits;
     this.pool = new BufferPool(gpu);
+    this.bindGroups = new BindGroupCache(gpu);
     this.uniformBuffer = gpu.createBuffer({ size: this.uniformArena.byteLength, usage: 0x40 | 0x8 });
     gpu.addEventListener('uncapturederror', (ev) => {
       const err = (ev as GPUUncapturedErrorEvent).error;
@@ -283,8 +286,9 @@ export class Device {
       this.uniformUsed += UNIFORM_SLOT;
     }
     for (const t of spec.textures ?? [])
-      entries.push({ binding: t.binding, resource: t.texture.createView() });
-    const bindGroup = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+      entries.push({ binding: t.binding, resource: this.bindGroups.view(t.texture) });
+    const bindGroup = this.bindGroups.get(pipeline, entries);
+    this.stats.bindGroups = this.bindGroups.created;
     if (!this.encoder) this.encoder = this.gpu.createCommandEncoder();
     const timestampWrites = this.profiler?.passTimestamps();
     if (timestampWrites) {
@@ -334,6 +338,7 @@ export class Device {
 
   private releaseTexture(key: string, t: GPUTexture): void {
     this.flush();
+    this.bindGroups.clear();
     t.destroy();
     this.textures.delete(key);
     this.memory.remove('other', t.width * t.height * 16);
@@ -496,6 +501,7 @@ export class Device {
     this.releaseTextures();
     this.flush();
     this.destroyed = true;
+    this.bindGroups.clear();
     this.pool.trim();
     this.uniformBuffer.destroy();
     this.pipelines.clear();
