@@ -202,6 +202,30 @@ describe('model ops', () => {
       },
       // Head sizes that are multiples of 4 take the vec4 kernels; 8 and 64 are stories260K's and GPT-2's.
       { name: 'GQA 8/4 causal, D 8 (vec4)', B: 2, Hq: 4, Hkv: 2, T: 19, S: 19, D: 8, Dv: 8, causal: true },
+      // Longer than one subgroup workgroup's rows (8 lanes x 4 rows for heads up to 16, x 2 above),
+      // the last block partial.
+      {
+        name: 'GQA 2/1 causal, D 8, three row blocks',
+        B: 1,
+        Hq: 2,
+        Hkv: 1,
+        T: 70,
+        S: 70,
+        D: 8,
+        Dv: 8,
+        causal: true,
+      },
+      {
+        name: 'MHA causal, D 20, three row blocks',
+        B: 1,
+        Hq: 1,
+        Hkv: 1,
+        T: 37,
+        S: 37,
+        D: 20,
+        Dv: 20,
+        causal: true,
+      },
       {
         name: 'MHA causal, D 64 (vec4), odd length',
         B: 1,

@@ -1,11 +1,12 @@
 /**
  * Fused attention kernels for devices with subgroups: the math of attention.ts, but a workgroup is
- * one subgroup of W lanes working on W·ROWS consecutive rows of one head (lane l: rows l + W·r), so
+ * one subgroup of W lanes working on W·R consecutive rows of one head (lane l: rows l + W·r), so
  * the rows of the other side (keys for a query row, queries for a key row) are the same for every
  * lane. They are read in blocks of W: lane l loads row j0 + l, and each row reaches every lane by
  * subgroupBroadcast with a constant lane (a register shuffle), instead of every lane loading every
  * row. On a CPU adapter (lavapipe) a storage load at a per-lane address costs tens of instructions
- * per component, so this divides the load work by W, and each loaded row then serves ROWS rows.
+ * per component, so this divides the load work by W, and each loaded row then serves R rows
+ * (attnRows).
  *
  * Every lane runs every block (subgroup operations need uniform control flow): rows past the end
  * and keys a row may not see contribute p = 0.
@@ -30,10 +31,14 @@ import {
 } from './attention.js';
 
 /**
- * Rows per lane: each row of the other side a lane loads and broadcasts then serves ROWS of its
- * own, so the loads and broadcasts per (query, key) pair, and the workgroups, are divided by ROWS.
+ * Rows per lane: each row of the other side a lane loads and broadcasts then serves this many of
+ * its own, so the loads and broadcasts per (query, key) pair, and the workgroups, are divided by
+ * it. Heads of up to 16 take 4: their per-row state is a few registers, and on lavapipe (AVX2) the
+ * stories260K shape's forward went from 4.0-4.3 to 3.3-3.5 ms against 2 rows (dQ 4.7-5.0 -> 4.6-4.7,
+ * dK/dV the same). Wider heads keep 2: a 64-wide head's per-row state (q and its accumulator,
+ * 32 vec4s) already exceeds the registers.
  */
-export const ROWS = 2;
+export const attnRows = (s: Pick<AttnShape, 'D' | 'Dv'>): number => (Math.max(s.D, s.Dv) <= 16 ? 4 : 2);
 
 function mainSg(W: number): string {
   return `@compute @workgroup_size(${W})
@@ -41,8 +46,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let blk = wid.y * nwg.x + wid.x;`;
 }
 
-/** `f(r)` for each of a lane's rows r < ROWS. */
-const perRow = (f: (r: number) => string) => Array.from({ length: ROWS }, (_, r) => f(r)).join('\n');
+/** `f(r)` for each of a lane's R rows. */
+const perRow = (R: number, f: (r: number) => string) => Array.from({ length: R }, (_, r) => f(r)).join('\n');
 
 /** `body(jj)` for each constant lane jj < W, each in its own scope. */
 function unroll(W: number, body: (jj: number) => string): string {
@@ -50,15 +55,16 @@ function unroll(W: number, body: (jj: number) => string): string {
 }
 
 /**
- * The workgroup's W·ROWS consecutive query rows t0.. of head bh; this lane's rows tq0, tq1, ..
+ * The workgroup's W·R consecutive query rows t0.. of head bh; this lane's rows tq0, tq1, ..
  * (t0 + l + W·r, clamped), each with its causal end and pre-scaled q.
  */
-const queryRows = (W: number, T: string) => `  let nb = (P.t + ${W * ROWS - 1}u) / ${W * ROWS}u;
+const queryRows = (W: number, R: number, T: string) => `  let nb = (P.t + ${W * R - 1}u) / ${W * R}u;
   if (blk >= P.b * P.hq * nb) { return; }
   let bh = blk / nb;
-  let t0 = (blk % nb) * ${W * ROWS}u;
+  let t0 = (blk % nb) * ${W * R}u;
 ${queryHead}
 ${perRow(
+  R,
   (r) => `  let tq${r} = min(t0 + ${W * r}u + lid, P.t - 1);
   let end${r} = key_end(tq${r});
 ${queryQ(T, `${r}`, `tq${r}`)}`,
@@ -73,10 +79,11 @@ const sees = (r: number, jj: number) => `j0 + ${jj}u < end${r} && hj == 0u`;
  */
 const keyBlockLoop = (
   W: number,
+  R: number,
   T: string,
   body: string,
 ) => `  // Causal visibility grows with t: the workgroup's last row sees the most keys.
-  let block_end = key_end(min(t0 + ${W * ROWS - 1}u, P.t - 1));
+  let block_end = key_end(min(t0 + ${W * R - 1}u, P.t - 1));
   var kl: array<${T}, NQ>;
   var vl: array<${T}, NV>;
   var kj: array<${T}, NQ>;
@@ -108,19 +115,22 @@ const vj = (d: string) => `vj[${d}]`;
  */
 export function attnForwardSgWgsl(s: AttnShape): string {
   const W = s.sg;
+  const R = attnRows(s);
   const { src, T } = prelude(s, FWD_DECLS(s));
   return `${src}
 ${mainSg(W)}
-${queryRows(W, T)}
-${perRow((r) => fwdState(T, `${r}`))}
+${queryRows(W, R, T)}
+${perRow(R, (r) => fwdState(T, `${r}`))}
 ${keyBlockLoop(
   W,
+  R,
   T,
-  `${perRow((r) => `    var sb${r}: array<f32, ${W}>;`)}
+  `${perRow(R, (r) => `    var sb${r}: array<f32, ${W}>;`)}
 ${unroll(
   W,
   (jj) => `${broadcastKey(jj, false)}
 ${perRow(
+  R,
   (r) => `    {
       var sc = 0.0;
       for (var d = 0u; d < NQ; d++) { sc += dotv(q${r}[d], kj[d]); }
@@ -129,6 +139,7 @@ ${perRow(
 )}`,
 )}
 ${perRow(
+  R,
   (r) => `    {
       var mb = m${r};
       for (var i = 0u; i < ${W}u; i++) { mb = max(mb, sb${r}[i]); }
@@ -143,6 +154,7 @@ ${unroll(
   W,
   (jj) => `    for (var d = 0u; d < NV; d++) { vj[d] = subgroupBroadcast(vl[d], ${jj}u); }
 ${perRow(
+  R,
   (r) => `    {
       let p = select(0.0, exp(sb${r}[${jj}] - m${r}), sb${r}[${jj}] > -${FLT_MAX});
       l${r} += p;
@@ -152,6 +164,7 @@ ${perRow(
 )}`,
 )}
 ${perRow(
+  R,
   (r) => `  if (t0 + ${W * r}u + lid < P.t) {
 ${fwdStore(`${r}`, `tq${r}`, `bh * P.t + tq${r}`)}
   }`,
@@ -162,21 +175,24 @@ ${fwdStore(`${r}`, `tq${r}`, `bh * P.t + tq${r}`)}
 /** Backward per query row: Q, K, V, [M], dO, L, O -> dQ, delta. */
 export function attnBackwardQSgWgsl(s: AttnShape): string {
   const W = s.sg;
+  const R = attnRows(s);
   const { src, T } = prelude(s, BWD_Q_DECLS(s));
   return `${src}
 ${mainSg(W)}
-${queryRows(W, T)}
-${perRow((r) => bwdQState(T, `${r}`, `tq${r}`, `bh * P.t + tq${r}`))}
+${queryRows(W, R, T)}
+${perRow(R, (r) => bwdQState(T, `${r}`, `tq${r}`, `bh * P.t + tq${r}`))}
 ${keyBlockLoop(
   W,
+  R,
   T,
   unroll(
     W,
     (jj) => `${broadcastKey(jj, true)}
-${perRow((r) => `    {\n${bwdQKey(kj, vj, `select(0.0, exp(sc - lse${r}), ${sees(r, jj)})`, `${r}`)}\n    }`)}`,
+${perRow(R, (r) => `    {\n${bwdQKey(kj, vj, `select(0.0, exp(sc - lse${r}), ${sees(r, jj)})`, `${r}`)}\n    }`)}`,
   ),
 )}
 ${perRow(
+  R,
   (r) => `  if (t0 + ${W * r}u + lid < P.t) {
 ${bwdQStore(`${r}`, `bh * P.t + tq${r}`)}
   }`,
@@ -190,16 +206,18 @@ ${bwdQStore(`${r}`, `bh * P.t + tq${r}`)}
  */
 export function attnBackwardKVSgWgsl(s: AttnShape): string {
   const W = s.sg;
+  const R = attnRows(s);
   const { src, T } = prelude(s, BWD_KV_DECLS(s));
   return `${src}
 ${mainSg(W)}
   let hkv = P.hq / P.g;
-  let nb = (P.s + ${W * ROWS - 1}u) / ${W * ROWS}u;
+  let nb = (P.s + ${W * R - 1}u) / ${W * R}u;
   if (blk >= P.b * hkv * nb) { return; }
   let bkv = blk / nb;
-  let j0 = (blk % nb) * ${W * ROWS}u;
+  let j0 = (blk % nb) * ${W * R}u;
   let b = bkv / hkv;
 ${perRow(
+  R,
   (r) => `  let jk${r} = min(j0 + ${W * r}u + lid, P.s - 1);
 ${bwdKVState(T, `${r}`, `jk${r}`)}
   let mine${r} = !key_hidden(b, jk${r});
@@ -230,6 +248,7 @@ ${unroll(
       let lse = subgroupBroadcast(lsel, ${jj}u);
       let dlt = subgroupBroadcast(dl, ${jj}u);
 ${perRow(
+  R,
   (r) => `      {
 ${bwdKVQuery(
   (d) => `qt[${d}]`,
@@ -245,6 +264,7 @@ ${bwdKVQuery(
     }
   }
 ${perRow(
+  R,
   (r) => `  if (j0 + ${W * r}u + lid < P.s) {
 ${bwdKVStore(s, `${r}`)}
   }`,

@@ -17,7 +17,7 @@ import {
   attnBackwardKVSgWgsl,
   attnBackwardQSgWgsl,
   attnForwardSgWgsl,
-  ROWS,
+  attnRows,
 } from '../kernels/attention-subgroup.js';
 import { grid, runKernel } from '../kernels/common.js';
 import { subgroupWidth } from '../kernels/rows.js';
@@ -170,9 +170,10 @@ function fusedAttention(a: FusedAttention): Tensor {
     sg,
     packed,
   };
-  // Subgroup kernels: one workgroup of sg lanes per block of sg·ROWS rows of one head.
-  const qGrid = sg ? grid(B * Hq * Math.ceil(T / (sg * ROWS)) * sg, sg) : grid(B * Hq * T, ATTN_WG);
-  const kvGrid = sg ? grid(B * Hkv * Math.ceil(S / (sg * ROWS)) * sg, sg) : grid(B * Hkv * S, ATTN_WG);
+  // Subgroup kernels: one workgroup of sg lanes per block of sg·R rows of one head.
+  const R = attnRows(shape);
+  const qGrid = sg ? grid(B * Hq * Math.ceil(T / (sg * R)) * sg, sg) : grid(B * Hq * T, ATTN_WG);
+  const kvGrid = sg ? grid(B * Hkv * Math.ceil(S / (sg * R)) * sg, sg) : grid(B * Hkv * S, ATTN_WG);
   const uniforms = [
     ...attnUniforms({
       B,
