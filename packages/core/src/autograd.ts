@@ -71,14 +71,25 @@ export function backward(root: Tensor, grad?: Tensor): void {
         g.dispose();
         continue;
       }
-      const inGrads = node.backward(g);
+      // Gradients other uses already gave the inputs, for a rule that sums onto them itself. An
+      // input listed twice gets its prior once: its second result is summed below as usual.
+      const prior = node.backwardOnto
+        ? node.inputs.map((inp, k) =>
+            inp.requiresGrad && node.inputs.indexOf(inp) === k ? (grads.get(inp) ?? null) : null,
+          )
+        : null;
+      const onto = prior?.some((p) => p !== null) ?? false;
+      const inGrads = onto && node.backwardOnto && prior ? node.backwardOnto(g, prior) : node.backward(g);
       node.inputs.forEach((inp, k) => {
         const ig = inGrads[k];
         if (!ig || !inp.requiresGrad) return;
         // An alias keeps each map entry independently disposable even when a rule returns `g` twice.
         const own = ig.view(ig.shape);
         const prev = grads.get(inp);
-        if (prev) {
+        if (prev && onto && prior?.[k] === prev) {
+          grads.set(inp, own);
+          prev.dispose();
+        } else if (prev) {
           grads.set(inp, add(prev, own));
           prev.dispose();
           own.dispose();

@@ -1,5 +1,5 @@
 import { isGradEnabled } from './runtime.js';
-import type { Tensor } from './tensor.js';
+import type { GradNode, Tensor } from './tensor.js';
 
 /**
  * Attaches an autograd record to `out` when grad mode is on and any input requires a gradient.
@@ -11,10 +11,11 @@ export function record(
   op: string,
   inputs: readonly Tensor[],
   backward: (grad: Tensor) => readonly (Tensor | null)[],
+  backwardOnto?: GradNode['backwardOnto'],
 ): Tensor {
   if (isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, backward };
+    out.node = { op, inputs, backward, backwardOnto };
   }
   return out;
 }

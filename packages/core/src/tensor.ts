@@ -39,6 +39,12 @@ export interface GradNode {
   op: string;
   inputs: readonly Tensor[];
   backward: (grad: Tensor) => readonly (Tensor | null)[];
+  /**
+   * Like `backward`, for when some inputs already have gradient from other uses: prior[k] is input
+   * k's gradient so far (or null), and result k must be prior[k] plus this use's gradient. A matmul
+   * accumulates its product onto prior[k] in its own pass, saving the add that would sum them.
+   */
+  backwardOnto?: (grad: Tensor, prior: readonly (Tensor | null)[]) => readonly (Tensor | null)[];
 }
 
 let nextId = 1;

@@ -636,6 +636,40 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     );
   });
 
+  it('an input read by several products gets their summed gradient from the products themselves', async () => {
+    const x = randn([37, 24], rng);
+    const [w1, w2, w3] = [randn([20, 24], rng, 0.3), randn([24, 20], rng, 0.3), randn([24, 20], rng, 0.3)];
+    // x·w1ᵀ, x·w2 accumulated onto it (addmm), and x·w3 beside them: three uses of x in one backward.
+    const gpu = ([a, b, c, d]: core.Tensor[]) =>
+      core.add(core.tanh(core.addmm(core.matmul(a, b, { transB: true }), a, c)), core.matmul(a, d));
+    const ref = ([a, b, c, d]: F64[]) =>
+      R.add(R.tanh(R.add(R.matmul(a, b, { transB: true }), R.matmul(a, c))), R.matmul(a, d));
+    await checkOp('x read by three products', gpu, ref, [x, w1, w2, w3]);
+    // x twice in one product: its prior is folded into one of the two results only.
+    await checkOp(
+      'x·xᵀ then ·x',
+      ([a]) => core.matmul(core.tanh(core.matmul(a, a, { transB: true })), a),
+      ([a]) => R.matmul(R.tanh(R.matmul(a, a, { transB: true })), a),
+      [randn([9, 6], rng, 0.5)],
+    );
+    // No add pass sums x's gradients: each product after the first accumulates onto them.
+    const dev = core.getDevice();
+    const ts = [x, w1, w2, w3].map((t, i) => {
+      const p = core.tensor(t.toFloat32(), t.shape);
+      p.requiresGrad = i === 0;
+      return p;
+    });
+    const out = gpu(ts);
+    const up = core.randn(out.shape, { seed: 5 });
+    dev.startProfile();
+    core.backward(out, up);
+    await ts[0].grad?.data();
+    const keys = (await dev.stopProfile()).trace.map((e) => String(e.args?.key ?? ''));
+    expect(keys.filter((k) => k.startsWith('mm_')).length).toBeGreaterThanOrEqual(3);
+    expect(keys.filter((k) => k.startsWith('binary:add'))).toEqual([]);
+    for (const t of [out, up, ...ts]) t.dispose();
+  });
+
   it('composite: a shared tensor used many times gets the sum of its gradients', async () => {
     const x = randn([4, 6], rng);
     const w = randn([6, 6], rng, 0.3);

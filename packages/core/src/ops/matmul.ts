@@ -185,10 +185,11 @@ function product(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, in
     }
   }
   const inputs = input ? [input, a, b] : [a, b];
-  return record(out, input ? 'addmm' : 'matmul', inputs, (g) => {
+  const grads = (g: Tensor, prior: readonly (Tensor | null)[] = []) => {
+    const [pIn, pA, pB] = input ? prior : [null, ...prior];
     let da: Tensor | null = null;
     let db: Tensor | null = null;
-    if (a.requiresGrad) da = gradA(a, b, g, opts);
+    if (a.requiresGrad) da = gradA(a, b, g, opts, pA ?? null);
     if (b.requiresGrad) {
       if (b.rank === 2 && !transA && a.rank > 2) {
         // Flatten batch so the weight gradient is a single skinny GEMM (Xᵀ·dH for LoRA).
@@ -203,9 +204,19 @@ function product(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, in
           : matmul(a, g, { transA: !transA, alpha });
         db = reduceTo(full, b.shape);
       }
+      db = sumOnto(pB ?? null, db);
     }
-    return input ? [g, da, db] : [da, db];
-  });
+    return input ? [sumOnto(pIn ?? null, g), da, db] : [da, db];
+  };
+  return record(out, input ? 'addmm' : 'matmul', inputs, (g) => grads(g), grads);
+}
+
+/** prior + t (t is consumed), or t without a prior: a gradient summed onto an earlier one. */
+function sumOnto(prior: Tensor | null, t: Tensor): Tensor {
+  if (!prior) return t;
+  const s = add(prior, t);
+  t.dispose();
+  return s;
 }
 
 /** a·op(q) for a quantized q, folding a's batch dims into rows; its backward gives a's gradient only. */
@@ -232,20 +243,44 @@ function matmulQuantized(
     const d = { M, N, K, batch: 1, transA: false, transB, strideA: 0, strideB: 0, strideC: 0 };
     runMatmul(a, q, out, d, { alpha, accumulate: input !== null });
   }
-  const da = (g: Tensor) => matmul(g, q, { transB: !transB, alpha });
-  if (input) return record(out, 'addmm', [input, a], (g) => [g, da(g)]);
-  return record(out, 'matmul', [a], (g) => [da(g)]);
+  // Onto a prior gradient of a, the product is accumulated by its own pass (addmm).
+  const da = (g: Tensor, prior: Tensor | null = null) =>
+    prior ? addmm(prior, g, q, { transB: !transB, alpha }) : matmul(g, q, { transB: !transB, alpha });
+  if (input)
+    return record(
+      out,
+      'addmm',
+      [input, a],
+      (g) => [g, da(g)],
+      (g, [pIn, pA]) => [sumOnto(pIn, g), da(g, pA)],
+    );
+  return record(
+    out,
+    'matmul',
+    [a],
+    (g) => [da(g)],
+    (g, [pA]) => [da(g, pA)],
+  );
 }
 
-/** d(op(a)·op(b))/da for the upstream gradient g. */
-function gradA(a: Tensor, b: Tensor, g: Tensor, opts: MatmulOptions): Tensor {
+/**
+ * d(op(a)·op(b))/da for the upstream gradient g, plus `prior` when given: where the product has a's
+ * shape (no transposed a, no broadcast batch), it is accumulated onto prior by its own pass.
+ */
+function gradA(a: Tensor, b: Tensor, g: Tensor, opts: MatmulOptions, prior: Tensor | null = null): Tensor {
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
   const alpha = opts.alpha;
+  if (
+    prior &&
+    !transA &&
+    shapesEqual([...g.shape.slice(0, -1), transB ? b.shape[b.rank - 1] : b.shape[b.rank - 2]], a.shape)
+  )
+    return addmm(prior, g, b, { transB: !transB, alpha });
   const full = transA
     ? matmul(b, g, { transA: transB, transB: true, alpha })
     : matmul(g, b, { transB: !transB, alpha });
-  return reduceTo(full, a.shape);
+  return sumOnto(prior, reduceTo(full, a.shape));
 }
 
 function reduceTo(t: Tensor, shape: readonly number[]): Tensor {
