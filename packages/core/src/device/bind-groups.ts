@@ -3,8 +3,8 @@
  * same uniform slots step after step, and on Dawn with lavapipe createBindGroup costs about 27 µs
  * against about 3 µs for the pass commands of a dispatch, so each distinct binding is created once
  * and looked up after that. Resources are told apart by object identity. A destroyed buffer is
- * never bound again, so its entries are never looked up again; they go when the cache is cleared,
- * at its size limit or when the buffer pool destroys its free buffers.
+ * never bound again, so its entries are never looked up again; they go when the cache is cleared:
+ * at its size limit, when a scratch texture is replaced, and when the device is destroyed.
  */
 export class BindGroupCache {
   private readonly groups = new Map<string, GPUBindGroup>();
