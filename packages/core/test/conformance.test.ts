@@ -670,6 +670,34 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     for (const t of [out, up, ...ts]) t.dispose();
   });
 
+  it("a residual stream gets the norm's input gradient added by the norm's backward pass", async () => {
+    const dev = core.getDevice();
+    const x = randn([11, 12], rng);
+    const gamma = randn([12], rng, 0.5, 1);
+    const beta = randn([12], rng, 0.1);
+    const w = randn([12, 12], rng, 0.3);
+    for (const layer of [true, false]) {
+      // x + norm(x)·w: x's gradient is the residual's plus the norm's.
+      const gpu = ([a, m, g, b]: core.Tensor[]) =>
+        core.add(a, core.matmul(layer ? core.layerNorm(a, g, b, 1e-5) : core.rmsNorm(a, g, 1e-6), m));
+      const ref = ([a, m, g, b]: F64[]) =>
+        R.add(a, R.matmul(layer ? R.layerNorm(a, g, b, 1e-5) : R.rmsNorm(a, g, 1e-6), m));
+      const inputs = layer ? [x, w, gamma, beta] : [x, w, gamma];
+      await checkOp(`x + ${layer ? 'layer' : 'RMS'} norm(x)·w`, gpu, ref, inputs, { bwdTol: 2e-4 });
+      const ts = inputs.map((t) => core.tensor(t.toFloat32(), t.shape));
+      ts[0].requiresGrad = true;
+      const out = gpu(ts);
+      const up = core.randn(out.shape, { seed: 6 });
+      dev.startProfile();
+      core.backward(out, up);
+      await ts[0].grad?.data();
+      const keys = (await dev.stopProfile()).trace.map((e) => String(e.args?.key ?? ''));
+      expect(keys).toContainEqual(expect.stringMatching(/^norm_bwd:.*:acc$/));
+      expect(keys.filter((k) => k.startsWith('binary:add'))).toEqual([]);
+      for (const t of [out, up, ...ts]) t.dispose();
+    }
+  });
+
   it('composite: a shared tensor used many times gets the sum of its gradients', async () => {
     const x = randn([4, 6], rng);
     const w = randn([6, 6], rng, 0.3);

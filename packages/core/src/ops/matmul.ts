@@ -11,6 +11,7 @@ import { zeros } from './creation.js';
 import { add, cast } from './elementwise.js';
 import { sumToShape } from './reduce-kernels.js';
 import { concat } from './shape-ops.js';
+import { sumOnto } from './sum-onto.js';
 
 /**
  * Transposes for {@link matmul} (both default false) and a scale of the product. The kernels read
@@ -209,14 +210,6 @@ function product(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, in
     return input ? [sumOnto(pIn ?? null, g), da, db] : [da, db];
   };
   return record(out, input ? 'addmm' : 'matmul', inputs, (g) => grads(g), grads);
-}
-
-/** prior + t (t is consumed), or t without a prior: a gradient summed onto an earlier one. */
-function sumOnto(prior: Tensor | null, t: Tensor): Tensor {
-  if (!prior) return t;
-  const s = add(prior, t);
-  t.dispose();
-  return s;
 }
 
 /** a·op(q) for a quantized q, folding a's batch dims into rows; its backward gives a's gradient only. */

@@ -7,6 +7,7 @@ import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { mul } from './elementwise.js';
 import { sum } from './reduce.js';
+import { sumOnto } from './sum-onto.js';
 
 /**
  * Rows of a multiple of 4 are read and written as vec4: on a CPU adapter (lavapipe) a load at a
@@ -107,12 +108,14 @@ ${hasBeta ? '' : '  // No beta: its binding (gamma again) is read once so that t
     ]),
   );
   const inputs = beta ? [x, gamma, beta] : [x, gamma];
-  const out = record(y, op, inputs, (g) => {
-    const dx = x.requiresGrad ? normBackward(g, gamma, xhat, rstd, n, rows, centered) : null;
-    const dg = gamma.requiresGrad ? productColumnSum(g, xhat, n) : null;
-    const db = beta?.requiresGrad ? columnSum(g, n) : null;
+  const grads = (g: Tensor, [px, pg, pb]: readonly (Tensor | null)[] = []) => {
+    // x's gradient from other uses (a residual stream's) is added by the dx pass itself.
+    const dx = x.requiresGrad ? normBackward(g, gamma, xhat, rstd, n, rows, centered, px ?? null) : null;
+    const dg = gamma.requiresGrad ? sumOnto(pg ?? null, productColumnSum(g, xhat, n)) : null;
+    const db = beta?.requiresGrad ? sumOnto(pb ?? null, columnSum(g, n)) : null;
     return beta ? [dx, dg, db] : [dx, dg];
-  });
+  };
+  const out = record(y, op, inputs, (g) => grads(g), grads);
   if (!out.node) {
     xhat.dispose();
     rstd.dispose();
@@ -139,7 +142,7 @@ function productColumnSum(g: Tensor, xhat: Tensor, n: number): Tensor {
 
 /**
  * dx for both norms, with d = g * gamma: layer norm  dx = rstd * (d - mean(d) - xhat * mean(d * xhat));
- * RMS norm  dx = rstd * (d - xhat * mean(d * xhat)).
+ * RMS norm  dx = rstd * (d - xhat * mean(d * xhat)). With `prior`, prior + dx.
  */
 function normBackward(
   g: Tensor,
@@ -149,19 +152,22 @@ function normBackward(
   n: number,
   rows: number,
   centered: boolean,
+  prior: Tensor | null = null,
 ): Tensor {
   const dx = Tensor.empty(g.shape, 'f32');
   const a = access(n);
+  const acc = prior ? [prior] : [];
   runRowKernel(
     {
-      key: `norm_bwd:${centered}:${a.v4 ? 'v4' : 's'}`,
+      key: `norm_bwd:${centered}:${a.v4 ? 'v4' : 's'}${prior ? ':acc' : ''}`,
       wgsl: () =>
         rowKernel(
           `${storageDecl(0, 'G', a.T, 'read')}
 ${storageDecl(1, 'Gm', a.T, 'read')}
 ${storageDecl(2, 'XH', a.T, 'read')}
 ${storageDecl(3, 'RS', 'f32', 'read')}
-${storageDecl(4, 'DX', a.T, 'read_write')}
+${prior ? storageDecl(4, 'ACC', a.T, 'read') : ''}
+${storageDecl(prior ? 5 : 4, 'DX', a.T, 'read_write')}
 PARAMS`,
           `  let base = ${a.base};
   // RMS norm has no mean to subtract: only layer norm sums d.
@@ -171,19 +177,14 @@ PARAMS`,
   let m1 = ${centered ? 'wg_sum(s1, lid) / f32(P.n)' : '0.0'};
   let m2 = wg_sum(s2, lid) / f32(P.n);
   let r = RS[row];
-  ${a.LOOP} { DX[base + i] = r * (G[base + i] * Gm[i] - m1 - XH[base + i] * m2); }`,
+  ${a.LOOP} { DX[base + i] = ${prior ? 'ACC[base + i] + ' : ''}r * (G[base + i] * Gm[i] - m1 - XH[base + i] * m2); }`,
         ),
-      inputs: [g, gamma, xhat, rstd],
+      inputs: [g, gamma, xhat, rstd, ...acc],
       outputs: [dx],
       uniforms: [['n', 'u32', n]],
     },
     rows,
-    new Map([
-      [g, n],
-      [xhat, n],
-      [rstd, 1],
-      [dx, n],
-    ]),
+    new Map([[g, n], [xhat, n], [rstd, 1], [dx, n], ...acc.map((t) => [t, n] as [Tensor, number])]),
   );
   return dx;
 }
