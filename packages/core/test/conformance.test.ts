@@ -23,6 +23,24 @@ function sumTo(x: F64, shape: readonly number[]): F64 {
 }
 
 /** Row kernels (reductions, softmax, norms) on shapes with rows shorter and longer than a workgroup. */
+/**
+ * Pipeline keys of the dispatches that backward runs for f(inputs) with a random upstream gradient,
+ * the first input alone requiring grad.
+ */
+async function backwardKeys(f: (ts: core.Tensor[]) => core.Tensor, inputs: F64[]): Promise<string[]> {
+  const dev = core.getDevice();
+  const ts = inputs.map((t) => core.tensor(t.toFloat32(), t.shape));
+  ts[0].requiresGrad = true;
+  const out = f(ts);
+  const up = core.randn(out.shape, { seed: 5 });
+  dev.startProfile();
+  core.backward(out, up);
+  await ts[0].grad?.data();
+  const keys = (await dev.stopProfile()).trace.map((e) => String(e.args?.key ?? ''));
+  for (const t of [out, up, ...ts]) t.dispose();
+  return keys;
+}
+
 async function reductionChecks(rng: Rng): Promise<void> {
   for (const shape of [
     [5, 7, 3],
@@ -653,25 +671,12 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       [randn([9, 6], rng, 0.5)],
     );
     // No add pass sums x's gradients: each product after the first accumulates onto them.
-    const dev = core.getDevice();
-    const ts = [x, w1, w2, w3].map((t, i) => {
-      const p = core.tensor(t.toFloat32(), t.shape);
-      p.requiresGrad = i === 0;
-      return p;
-    });
-    const out = gpu(ts);
-    const up = core.randn(out.shape, { seed: 5 });
-    dev.startProfile();
-    core.backward(out, up);
-    await ts[0].grad?.data();
-    const keys = (await dev.stopProfile()).trace.map((e) => String(e.args?.key ?? ''));
+    const keys = await backwardKeys(gpu, [x, w1, w2, w3]);
     expect(keys.filter((k) => k.startsWith('mm_')).length).toBeGreaterThanOrEqual(3);
     expect(keys.filter((k) => k.startsWith('binary:add'))).toEqual([]);
-    for (const t of [out, up, ...ts]) t.dispose();
   });
 
   it("a residual stream gets the norm's input gradient added by the norm's backward pass", async () => {
-    const dev = core.getDevice();
     const x = randn([11, 12], rng);
     const gamma = randn([12], rng, 0.5, 1);
     const beta = randn([12], rng, 0.1);
@@ -684,17 +689,9 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
         R.add(a, R.matmul(layer ? R.layerNorm(a, g, b, 1e-5) : R.rmsNorm(a, g, 1e-6), m));
       const inputs = layer ? [x, w, gamma, beta] : [x, w, gamma];
       await checkOp(`x + ${layer ? 'layer' : 'RMS'} norm(x)·w`, gpu, ref, inputs, { bwdTol: 2e-4 });
-      const ts = inputs.map((t) => core.tensor(t.toFloat32(), t.shape));
-      ts[0].requiresGrad = true;
-      const out = gpu(ts);
-      const up = core.randn(out.shape, { seed: 6 });
-      dev.startProfile();
-      core.backward(out, up);
-      await ts[0].grad?.data();
-      const keys = (await dev.stopProfile()).trace.map((e) => String(e.args?.key ?? ''));
+      const keys = await backwardKeys(gpu, inputs);
       expect(keys).toContainEqual(expect.stringMatching(/^norm_bwd:.*:acc$/));
       expect(keys.filter((k) => k.startsWith('binary:add'))).toEqual([]);
-      for (const t of [out, up, ...ts]) t.dispose();
     }
   });
 
