@@ -237,23 +237,13 @@ function matmulQuantized(
     runMatmul(a, q, out, d, { alpha, accumulate: input !== null });
   }
   // Onto a prior gradient of a, the product is accumulated by its own pass (addmm).
-  const da = (g: Tensor, prior: Tensor | null = null) =>
-    prior ? addmm(prior, g, q, { transB: !transB, alpha }) : matmul(g, q, { transB: !transB, alpha });
-  if (input)
-    return record(
-      out,
-      'addmm',
-      [input, a],
-      (g) => [g, da(g)],
-      (g, [pIn, pA]) => [sumOnto(pIn, g), da(g, pA)],
-    );
-  return record(
-    out,
-    'matmul',
-    [a],
-    (g) => [da(g)],
-    (g, [pA]) => [da(g, pA)],
-  );
+  const grads = (g: Tensor, prior: readonly (Tensor | null)[] = []) => {
+    const [pIn, pA] = input ? prior : [null, ...prior];
+    const back = { transB: !transB, alpha };
+    const da = pA ? addmm(pA, g, q, back) : matmul(g, q, back);
+    return input ? [sumOnto(pIn ?? null, g), da] : [da];
+  };
+  return record(out, input ? 'addmm' : 'matmul', input ? [input, a] : [a], (g) => grads(g), grads);
 }
 
 /**
