@@ -170,9 +170,13 @@ export class LoraLinear extends Module {
     this._disabled = disabled;
   }
 
-  forward(x: Tensor): Tensor {
-    if (x.rank === 1) return reshape(this.forward(reshape(x, [1, x.shape[0]])), [this.outFeatures]);
-    const y = this.base_layer.forward(x);
+  /** The adapted output; with `residual`, residual + it (the base product accumulates onto it, see Linear). */
+  forward(x: Tensor, residual?: Tensor): Tensor {
+    if (x.rank === 1) {
+      const r2 = residual && reshape(residual, [1, this.outFeatures]);
+      return reshape(this.forward(reshape(x, [1, x.shape[0]]), r2), [this.outFeatures]);
+    }
+    const y = this.base_layer.forward(x, residual);
     const name = this._active;
     if (this._disabled || name === null || this._merged.has(name)) return y;
     const slot = this.slot(name);

@@ -8,6 +8,7 @@ import {
   Linear,
   Module,
   ModuleList,
+  mul,
   noGrad,
   Parameter,
   RMSNorm,
@@ -21,8 +22,8 @@ import {
   transpose,
 } from '../src/node.js';
 import { useGpu } from './gpu.js';
-import { assertClose } from './reference/gradcheck.js';
-import { F64 } from './reference/ndarray.js';
+import { assertClose, vjpFiniteDiff } from './reference/gradcheck.js';
+import { F64, randn, roundToF32 } from './reference/ndarray.js';
 import * as ref from './reference/ops.js';
 
 class Attention extends Module {
@@ -278,6 +279,61 @@ describe('nn layers', () => {
     for (const t of [x, ya, yc, gT]) t.dispose();
     a.dispose();
     c.dispose();
+  });
+
+  it('Linear with a residual gives residual + x·Wᵀ + b and its gradients (float64: finite differences, textbook formulas), with no add pass for the residual', async () => {
+    const dev = getDevice();
+    // [rows, in, out], both layouts, on the buffer kernels and the texture path (which accumulates in its store).
+    for (const [rows, inF, outF] of [
+      [15, 13, 7],
+      [37, 19, 45],
+    ])
+      for (const layout of ['out_in', 'in_out'] as const)
+        for (const textures of ['never', 'always'] as const) {
+          dev.matmulTextures = textures;
+          const label = `${rows}x${inF}->${outF} ${layout} textures ${textures}`;
+          const lin = new Linear(inF, outF, { layout, rng: new Rng(rows + outF) });
+          const xs = roundToF32(randn([rows, inF], 1));
+          const rs = roundToF32(randn([rows, outF], 2));
+          const gs = roundToF32(randn([rows, outF], 3));
+          const x = tensor(xs.toFloat32(), [rows, inF]);
+          const r = tensor(rs.toFloat32(), [rows, outF]);
+          x.requiresGrad = true;
+          r.requiresGrad = true;
+          dev.startProfile();
+          const y = lin.forward(x, r);
+          const kinds = (await dev.stopProfile()).ops.map((o) => o.kind);
+          // The bias is one add pass; the residual needs none.
+          expect(
+            kinds.filter((k) => k === 'binary'),
+            label,
+          ).toHaveLength(1);
+          const w = new F64(lin.weight.shape, await lin.weight.value.data());
+          const b = new F64([outF], await lin.bias!.value.data());
+          const f = ([xi, wi, bi, ri]: F64[]) =>
+            ref.add(ref.add(ri, ref.matmul(xi, wi, { transB: layout === 'out_in' })), bi);
+          assertClose(await y.data(), f([xs, w, b, rs]), 1e-5, `${label}: forward`);
+          tidy(() => backward(sum(mul(y, tensor(gs.toFloat32(), [rows, outF])))));
+          // Finite differences on the small shape; the textbook gradients (float64) on the larger one.
+          const [dx, dw, db, dr] =
+            rows < 20
+              ? vjpFiniteDiff(f, [xs, w, b, rs], gs)
+              : [
+                  ref.matmul(gs, w, { transB: layout === 'in_out' }),
+                  layout === 'out_in'
+                    ? ref.matmul(gs, xs, { transA: true })
+                    : ref.matmul(xs, gs, { transA: true }),
+                  ref.sum(gs, 0),
+                  gs,
+                ];
+          assertClose(await x.grad!.data(), dx, 1e-4, `${label}: dx`);
+          assertClose(await lin.weight.grad!.data(), dw, 1e-4, `${label}: dW`);
+          assertClose(await lin.bias!.grad!.data(), db, 1e-4, `${label}: db`);
+          assertClose(await r.grad!.data(), dr, 1e-4, `${label}: dresidual`);
+          for (const t of [x, r, y, x.grad!, r.grad!]) t.dispose();
+          lin.dispose();
+        }
+    dev.matmulTextures = 'auto';
   });
 
   it('a frozen Linear computes no weight or bias gradient, only the input gradient', async () => {

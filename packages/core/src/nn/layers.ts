@@ -4,7 +4,7 @@ import { ones, zeros } from '../ops/creation.js';
 import { dropout } from '../ops/dropout.js';
 import { add, cast } from '../ops/elementwise.js';
 import { embedding } from '../ops/embedding.js';
-import { matmul } from '../ops/matmul.js';
+import { addmm, matmul } from '../ops/matmul.js';
 import { layerNorm, rmsNorm } from '../ops/norm.js';
 import { reshape } from '../ops/shape-ops.js';
 import type { QuantFormat } from '../quant/formats.js';
@@ -100,14 +100,22 @@ export class Linear extends Module {
     this.bias = (opts.bias ?? true) ? new Parameter(b(), { trainable }) : null;
   }
 
-  forward(x: Tensor): Tensor {
+  /**
+   * x·Wᵀ + b, or with `residual` (of the output's shape) residual + x·Wᵀ + b: the product is then
+   * accumulated onto a copy of the residual by its own pass (addmm), with no separate add pass, as
+   * a transformer block's output projections add onto the residual stream.
+   */
+  forward(x: Tensor, residual?: Tensor): Tensor {
     if (x.rank === 1) {
-      const x2 = reshape(x, [1, x.shape[0]]);
-      const y2 = this.forward(x2);
-      return reshape(y2, [this.outFeatures]);
+      const r2 = residual && reshape(residual, [1, this.outFeatures]);
+      return reshape(this.forward(reshape(x, [1, x.shape[0]]), r2), [this.outFeatures]);
     }
     const w = this.quantized ?? this.weight.value;
-    const y = this.layout === 'out_in' ? matmul(x, w, { transB: true }) : matmul(x, w);
+    const opts = { transB: this.layout === 'out_in' };
+    let y: Tensor;
+    if (!residual) y = matmul(x, w, opts);
+    else if (residual.dtype === 'f32') y = addmm(residual, x, w, opts);
+    else y = add(residual, matmul(x, w, opts));
     return this.bias ? add(y, this.bias.value) : y;
   }
 
@@ -258,8 +266,13 @@ export class Dropout extends Module {
     this.seed = opts.seed ?? (opts.rng ?? defaultRng()).nextU32();
   }
 
+  /** Whether forward changes its input: in training mode with p > 0. */
+  get active(): boolean {
+    return this.training && this.p > 0;
+  }
+
   forward(x: Tensor): Tensor {
-    if (!this.training || this.p === 0) return x;
+    if (!this.active) return x;
     const y = dropout(x, this.p, this.seed, this.offset);
     this.offset += x.size;
     return y;

@@ -1,12 +1,15 @@
 /** Pieces the three architectures share: head reshapes, attention with a cache, activations, positions. */
 import {
   type Activation,
+  add,
+  type Dropout,
   embedding,
   type FloatDType,
   gelu,
   geluErf,
   getDevice,
   isGradEnabled,
+  type Linear,
   type Module,
   packedQkvAttention,
   permute,
@@ -140,6 +143,14 @@ export function attendPacked(qkv: Tensor, heads: number, ctx: AttentionContext):
  * Runs one layer. When nothing in it is being differentiated, its intermediates are freed as soon as
  * it returns, so inference holds one layer's activations at a time instead of the whole network's.
  */
+/**
+ * residual + dropout(proj(x)). Without active dropout the projection accumulates onto the residual
+ * (Linear's residual form: no add pass); with it, the dropout sits between them, so they are added.
+ */
+export function projectOnto(proj: Linear, x: Tensor, drop: Dropout, residual: Tensor): Tensor {
+  return drop.active ? add(residual, drop.forward(proj.forward(x))) : proj.forward(x, residual);
+}
+
 export function runLayer(layer: Module, x: Tensor, fn: () => Tensor): Tensor {
   const taped = isGradEnabled() && (x.requiresGrad || layer.parameters({ trainableOnly: true }).length > 0);
   return taped ? fn() : tidy(fn);

@@ -12,6 +12,7 @@ import {
   defaultPositions,
   keepPositions,
   type ModelBuildOptions,
+  projectOnto,
   runLayer,
   type WeightInit,
   weightInit,
@@ -48,13 +49,14 @@ export class GPT2Attention extends Module {
   }
 
   /** Dropout on the attention probabilities (attn_pdrop) is not applied: core's fused attention has none. */
-  forward(x: Tensor, ctx: Ctx): Tensor {
+  /** residual + the attention output. */
+  forward(x: Tensor, ctx: Ctx, residual: Tensor): Tensor {
     const { hiddenSize: C, numHeads: H } = this._config;
     const qkv = this.c_attn.forward(x);
     let scale = this._config.scaleAttnWeights ? 1 / Math.sqrt(C / H) : 1;
     if (this._config.scaleAttnByInverseLayerIdx) scale /= this._layer + 1;
     const y = attendPacked(qkv, H, { ...ctx, layer: this._layer, scale });
-    return this.resid_dropout.forward(this.c_proj.forward(y));
+    return projectOnto(this.c_proj, y, this.resid_dropout, residual);
   }
 }
 
@@ -73,9 +75,10 @@ export class GPT2MLP extends Module {
     this.dropout = new Dropout(_config.residPdrop, { rng: w.rng });
   }
 
-  forward(x: Tensor): Tensor {
+  /** residual + the MLP output. */
+  forward(x: Tensor, residual: Tensor): Tensor {
     const act = ACTIVATIONS[this._config.activation];
-    return this.dropout.forward(this.c_proj.forward(act(this.c_fc.forward(x))));
+    return projectOnto(this.c_proj, act(this.c_fc.forward(x)), this.dropout, residual);
   }
 }
 
@@ -95,8 +98,8 @@ export class GPT2Block extends Module {
 
   forward(x: Tensor, ctx: Ctx): Tensor {
     return runLayer(this, x, () => {
-      const h = add(x, this.attn.forward(this.ln_1.forward(x), ctx));
-      return add(h, this.mlp.forward(this.ln_2.forward(h)));
+      const h = this.attn.forward(this.ln_1.forward(x), ctx, x);
+      return this.mlp.forward(this.ln_2.forward(h), h);
     });
   }
 }

@@ -4,7 +4,6 @@
  * projection biases, tied or untied output matrix.
  */
 import {
-  add,
   gatedActivation,
   Linear,
   Module,
@@ -67,12 +66,16 @@ export class LlamaAttention extends Module {
     this.o_proj = new Linear(H * D, C, { ...w, bias, init: false });
   }
 
-  forward(x: Tensor, ctx: Ctx): Tensor {
+  /** residual + the attention output (the output projection accumulates onto the residual). */
+  forward(x: Tensor, ctx: Ctx, residual: Tensor): Tensor {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = this._config;
     const q = rope(splitHeads(this.q_proj.forward(x), H), ctx.positions, ctx.rope);
     const k = rope(splitHeads(this.k_proj.forward(x), Hkv), ctx.positions, ctx.rope);
     const v = splitHeads(this.v_proj.forward(x), Hkv);
-    return this.o_proj.forward(attend(q, k, v, { ...ctx, layer: this._layer, scale: 1 / Math.sqrt(D) }));
+    return this.o_proj.forward(
+      attend(q, k, v, { ...ctx, layer: this._layer, scale: 1 / Math.sqrt(D) }),
+      residual,
+    );
   }
 }
 
@@ -92,9 +95,13 @@ export class LlamaMLP extends Module {
     this.down_proj = new Linear(I, C, { ...w, bias, init: false });
   }
 
-  forward(x: Tensor): Tensor {
+  /** residual + the MLP output (the down projection accumulates onto the residual). */
+  forward(x: Tensor, residual: Tensor): Tensor {
     const act = ACTIVATION_KINDS[this._config.activation];
-    return this.down_proj.forward(gatedActivation(this.gate_proj.forward(x), this.up_proj.forward(x), act));
+    return this.down_proj.forward(
+      gatedActivation(this.gate_proj.forward(x), this.up_proj.forward(x), act),
+      residual,
+    );
   }
 }
 
@@ -114,8 +121,8 @@ export class LlamaDecoderLayer extends Module {
 
   forward(x: Tensor, ctx: Ctx): Tensor {
     return runLayer(this, x, () => {
-      const h = add(x, this.self_attn.forward(this.input_layernorm.forward(x), ctx));
-      return add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+      const h = this.self_attn.forward(this.input_layernorm.forward(x), ctx, x);
+      return this.mlp.forward(this.post_attention_layernorm.forward(h), h);
     });
   }
 }

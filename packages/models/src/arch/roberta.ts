@@ -32,6 +32,7 @@ import {
   attend,
   checkLength,
   type ModelBuildOptions,
+  projectOnto,
   runLayer,
   splitHeads,
   unquantized,
@@ -139,7 +140,7 @@ export class RobertaOutput extends Module {
   }
 
   forward(x: Tensor, residual: Tensor): Tensor {
-    return this.LayerNorm.forward(add(this.dropout.forward(this.dense.forward(x)), residual));
+    return this.LayerNorm.forward(projectOnto(this.dense, x, this.dropout, residual));
   }
 }
 
