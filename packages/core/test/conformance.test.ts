@@ -463,6 +463,8 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
         [[29, 37], [141, 29], true, true],
         [[2, 19, 16], [16, 33], false, false],
         [[70, 13], [65, 13], false, true],
+        // Bᵀ larger than A: computed as Cᵀ = B·Aᵀ and stored transposed.
+        [[37, 29], [141, 29], false, true],
         [[37, 29], [29, 96], false, false],
       ] as Array<[number[], number[], boolean, boolean]>) {
         await checkOp(
@@ -479,6 +481,7 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       for (const [M, N, K, tb] of [
         [37, 141, 29, false],
         [70, 65, 130, true],
+        [37, 141, 29, true],
       ] as Array<[number, number, number, boolean]>) {
         await expectSameOnBothPaths([M, K], tb ? [N, K] : [K, N], tb);
       }
@@ -511,8 +514,11 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
         [[64, 16], [16, 256], false, false, { M: 32, K: 16, N: 256 }, 0],
         // B copied from offsets (blocks of 12 rows along K), A's blocks along K are not whole rows.
         [[48, 20], [20, 256], false, false, { M: 32, K: 12, N: 256 }, 4],
-        // A transposed ([K, M] as stored) is copied; B transposed is transposed by its pass.
-        [[20, 64], [128, 20], true, true, null, 1],
+        // Both transposed: computed as Cᵀ = B·A, both copied as stored.
+        [[20, 64], [128, 20], true, true, null, 0],
+        // Bᵀ wider than A: Cᵀ = B·Aᵀ, B copied, A transposed by its pass; narrower: B transposed.
+        [[32, 20], [128, 20], false, true, null, 1],
+        [[128, 20], [32, 20], false, true, null, 1],
         // Padding: M not a multiple of 16, N not a multiple of 128, K not a multiple of 4.
         [[40, 16], [16, 128], false, false, null, 1],
         [[32, 16], [16, 200], false, false, null, 1],
@@ -552,6 +558,48 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     } finally {
       dev.matmulTextures = 'auto';
       setTextureBlocksForTesting(null);
+    }
+  });
+
+  it('matmul through packed textures: a transposed B larger than A is packed as stored and the product stored transposed', async () => {
+    const dev = core.getDevice();
+    if (!(dev.info.readableStorageTextures && (dev.info.subgroupMinSize ?? 0) >= 8)) return;
+    dev.matmulTextures = 'always';
+    const keysOf = async (f: () => core.Tensor) => {
+      dev.startProfile();
+      const t = f();
+      await t.data();
+      t.dispose();
+      return (await dev.stopProfile()).trace.map((e) => String(e.args?.key ?? ''));
+    };
+    try {
+      // [M, N, K]: wider B (and odd sizes, rows past a multiple of 4 stored one by one), then narrower.
+      for (const [M, N, K, transposed] of [
+        [24, 200, 36, true],
+        [37, 141, 29, true],
+        [200, 24, 36, false],
+      ] as Array<[number, number, number, boolean]>) {
+        const [a, b, c] = [randn([M, K], rng), randn([N, K], rng), randn([M, N], rng)];
+        const [at, bt] = [a, b].map((x) => core.tensor(x.toFloat32(), x.shape));
+        const keys = await keysOf(() => core.matmul(at, bt, { transB: true }));
+        const label = `${M}x${N}x${K}`;
+        expect(
+          keys.some((k) => k.startsWith('mm_texture') && k.endsWith(':tc')),
+          label,
+        ).toBe(transposed);
+        at.dispose();
+        bt.dispose();
+        // Accumulated onto C (addmm) with a scale, against float64.
+        await checkOp(
+          `addmm ${label} with Bᵀ`,
+          ([x, y, z]) => core.addmm(x, y, z, { transB: true, alpha: 0.5 }),
+          ([x, y, z]) => R.add(x, R.scale(R.matmul(y, z, { transB: true }), 0.5)),
+          [c, a, b],
+          { grad: false },
+        );
+      }
+    } finally {
+      dev.matmulTextures = 'auto';
     }
   });
 

@@ -105,21 +105,75 @@ export interface TextureMatmulOptions {
 /**
  * C (+)= alpha·op(A)·op(B) through packed textures, in blocks: K in blocks summed into C, M and N
  * in blocks written side by side. The product is added to C's contents when `view.accumulate`.
+ *
+ * B read transposed ([N, K] as stored, a weight in x·Wᵀ) is transposed while packing, which on a
+ * CPU adapter costs several times a copy per element. When B is the larger operand (N > M: an LM
+ * head's vocabulary, a wide layer's input gradient at short length), the product is computed as
+ * Cᵀ = op(B)ᵀ·op(A)ᵀ instead, stored transposed: the large operand is then packed as it is stored
+ * (a copy when its rows are whole) and the small one transposed. Every element is the same sum in
+ * the same order, so the values are identical to the bit.
  */
 export function runTextureMatmul(
   a: Tensor,
   b: Tensor | QuantizedTensor,
   c: Tensor,
   d: MatmulDispatch,
-  { scales: bScales, view, alpha = 1 }: TextureMatmulOptions = {},
+  { scales, view, alpha = 1 }: TextureMatmulOptions = {},
 ): void {
-  const dev = getDevice();
   const { M, N, K, transA, transB } = d;
   const aCol = view?.aCol ?? 0;
   const aPitch = view?.aPitch ?? (transA ? M : K);
-  const ldc = view?.cPitch ?? N;
-  // C's block offsets (m0·ldc + cCol + n0, n0 a multiple of the N block) are then multiples of 4.
-  const alignedC = ldc % 4 === 0 && (view?.cCol ?? 0) % 4 === 0 && blocks.N % 4 === 0;
+  const out = {
+    c,
+    cCol: view?.cCol ?? 0,
+    ldc: view?.cPitch ?? N,
+    accumulate: view?.accumulate ?? false,
+    alpha,
+  };
+  const denseA = aCol === 0 && aPitch === (transA ? M : K);
+  if (b instanceof Tensor && transB && denseA && (transA || N > M))
+    runBlocks(
+      b,
+      a,
+      { M: N, N: M, K, transA: false, transB: !transA, aCol: 0, aPitch: K },
+      { ...out, transC: true },
+    );
+  else runBlocks(a, b, { M, N, K, transA, transB, aCol, aPitch, scales }, { ...out, transC: false });
+}
+
+/** The operands of one blocked product: A is columns [aCol, ..) of a matrix of aPitch columns. */
+interface BlockOperands {
+  M: number;
+  N: number;
+  K: number;
+  transA: boolean;
+  transB: boolean;
+  aCol: number;
+  aPitch: number;
+  /** A quantized B's scales. */
+  scales?: Tensor;
+}
+
+/** Where the product goes: columns [cCol, ..) of C (ldc columns), or its transpose there when `transC`. */
+interface BlockOutput {
+  c: Tensor;
+  cCol: number;
+  ldc: number;
+  accumulate: boolean;
+  alpha: number;
+  transC: boolean;
+}
+
+function runBlocks(
+  a: Tensor | QuantizedTensor,
+  b: Tensor | QuantizedTensor,
+  { M, N, K, transA, transB, aCol, aPitch, scales }: BlockOperands,
+  { c, cCol, ldc, accumulate, alpha, transC }: BlockOutput,
+): void {
+  const dev = getDevice();
+  // C's block offsets (m0·ldc + cCol + n0, n0 a multiple of the N block; transposed,
+  // n0·ldc + cCol + m0) are then multiples of 4.
+  const alignedC = ldc % 4 === 0 && cCol % 4 === 0 && (transC ? blocks.M : blocks.N) % 4 === 0;
   const mb = Math.min(M, blocks.M);
   const kb = Math.min(K, blocks.K);
   const nb = Math.min(N, blocks.N);
@@ -129,7 +183,7 @@ export function runTextureMatmul(
       const nn = Math.min(nb, N - n0);
       const sizeB = packedSizes(mb, nn, nk, transA).b;
       const bt = dev.storageTexture('matmul-b', TEX_WIDTH, textureRows(sizeB));
-      pack(dev, b, bt, transB, { rows: K, cols: N, r0: k0, c0: n0, nr: nk, nc: nn }, sizeB, bScales);
+      pack(dev, b, bt, transB, { rows: K, cols: N, r0: k0, c0: n0, nr: nk, nc: nn }, sizeB, scales);
       for (let m0 = 0; m0 < M; m0 += mb) {
         const nm = Math.min(mb, M - m0);
         const sizeA = packedSizes(nm, nn, nk, transA).a;
@@ -142,19 +196,20 @@ export function runTextureMatmul(
         const tile = textureTile(nn);
         // vec4 stores: measured faster on narrow products, where a short K loop makes the stores a
         // large share (2048 x 64 x 172: 2.8 -> 2.3 CPU-ms); on wide ones no difference was measurable.
-        const vecC = alignedC && tile === NARROW_TILE;
+        // Transposed, each lane's rows are consecutive in C, so its stores are vec4s on any tile.
+        const vecC = alignedC && (transC || tile === NARROW_TILE);
         dev.dispatch({
-          key: `mm_texture:${transA ? 't' : 'n'}:${tile.lanes}x${tile.tn}${vecC ? ':c4' : ''}`,
-          wgsl: () => textureMatmulWgsl(transA, tile, vecC),
+          key: `mm_texture:${transA ? 't' : 'n'}:${tile.lanes}x${tile.tn}${vecC ? ':c4' : ''}${transC ? ':tc' : ''}`,
+          wgsl: () => textureMatmulWgsl(transA, tile, vecC, transC),
           buffers: [c.binding()],
           layout: { buffers: [2], uniforms: 3 },
           uniforms: textureMatmulParams({
             M: nm,
             N: nn,
             k4: Math.ceil(nk / 4),
-            cOff: m0 * ldc + (view?.cCol ?? 0) + n0,
+            cOff: transC ? n0 * ldc + cCol + m0 : m0 * ldc + cCol + n0,
             ldc,
-            accumulate: k0 > 0 || (view?.accumulate ?? false),
+            accumulate: k0 > 0 || accumulate,
             aWidth: sizeA[0],
             bWidth: sizeB[0],
             alpha,

@@ -236,9 +236,10 @@ export function textureMatmulParams(p: TextureMatmulParams): ArrayBuffer {
  * the A panel (TM = 16 rows x 4 k) and subgroupBroadcast hands every value to every lane; each
  * lane loads its own 4·TN texels of B. Each k is accumulated in order with fma, as the buffer
  * kernels do, so a product's values do not depend on which path its shape took (scores of a
- * document must not change with the batch it is in).
+ * document must not change with the batch it is in). With `transC` the block is stored transposed:
+ * element (m, n) at C[cOff + n·ldc + m].
  */
-export function textureMatmulWgsl(transA: boolean, tile: TextureTile, vecC = false): string {
+export function textureMatmulWgsl(transA: boolean, tile: TextureTile, vecC = false, transC = false): string {
   const TM = TEX_TM;
   const TN = tile.tn;
   const xyzw = (q: number) => 'xyzw'[q];
@@ -298,6 +299,37 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   const store = (v: string, ref: string) => `      var v = ${v};
       if (accum) { v += ${ref}; }
       ${ref} = v;`;
+  if (transC) {
+    // Element (row0 + i, n) goes to C[cOff + n·ldc + row0 + i]: a lane's rows are consecutive there,
+    // so with vecC each 4 of them (component e of 4 row accumulators) are one vec4.
+    for (let j = 0; j < TN; j++)
+      for (let e = 0; e < 4; e++) {
+        L.push(`  if ((g0 + ${j}u) * 4u + ${e}u < P.N) {
+    let o = P.cOff + ((g0 + ${j}u) * 4u + ${e}u) * P.ldc + row0;`);
+        for (let q = 0; q < TM / 4; q++) {
+          const scalars = [0, 1, 2, 3].map(
+            (r) => `    if (row0 + ${4 * q + r}u < P.M) {
+      let at = o + ${4 * q + r}u;
+${store(`P.alpha * c${4 * q + r}_${j}.${xyzw(e)}`, vecC ? 'C[at >> 2u][at & 3u]' : 'C[at]')}
+    }`,
+          );
+          const v = `vec4<f32>(${[0, 1, 2, 3].map((r) => `c${4 * q + r}_${j}.${xyzw(e)}`).join(', ')})`;
+          L.push(
+            vecC
+              ? `    if (row0 + ${4 * q + 3}u < P.M) {
+      let at = (o + ${4 * q}u) >> 2u;
+${store(`P.alpha * ${v}`, 'C[at]')}
+    } else {
+${scalars.join('\n')}
+    }`
+              : scalars.join('\n'),
+          );
+        }
+        L.push(`  }`);
+      }
+    L.push(`}`);
+    return L.join('\n');
+  }
   for (let i = 0; i < TM; i++) {
     L.push(`  if (row0 + ${i}u < P.M) {
     let o = P.cOff + (row0 + ${i}u) * P.ldc;`);
