@@ -598,6 +598,21 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
           { grad: false },
         );
       }
+      // Transposed, the large operand goes to the scratch texture that untransposed products pack
+      // their large B into: an input gradient dy·Wᵀ after the forward x·W needs no larger scratch.
+      dev.releaseTextures();
+      const [x, w, dy] = [
+        [32, 512],
+        [512, 64],
+        [32, 64],
+      ].map((s) => core.randn(s, { seed: s[0] }));
+      const y = core.matmul(x, w);
+      await y.data();
+      const scratch = dev.memoryReport().live.other;
+      const keys = await keysOf(() => core.matmul(dy, w, { transB: true }));
+      expect(keys.some((k) => k.endsWith(':tc'))).toBe(true);
+      expect(dev.memoryReport().live.other).toBe(scratch);
+      for (const t of [x, w, dy, y]) t.dispose();
     } finally {
       dev.matmulTextures = 'auto';
     }

@@ -173,21 +173,26 @@ function runBlocks(
   const dev = getDevice();
   // C's block offsets (m0·ldc + cCol + n0, n0 a multiple of the N block; transposed,
   // n0·ldc + cCol + m0) are then multiples of 4.
-  const alignedC = ldc % 4 === 0 && cCol % 4 === 0 && (transC ? blocks.M : blocks.N) % 4 === 0;
-  const mb = Math.min(M, blocks.M);
-  const kb = Math.min(K, blocks.K);
-  const nb = Math.min(N, blocks.N);
+  // Computed transposed, A is the large operand that B would otherwise be: it takes B's block size
+  // and scratch texture (which the untransposed products size for large operands), so that no
+  // scratch texture grows for it.
+  const lim = transC ? { M: blocks.N, N: blocks.M, K: blocks.K } : blocks;
+  const [roleA, roleB] = transC ? ['matmul-b', 'matmul-a'] : ['matmul-a', 'matmul-b'];
+  const alignedC = ldc % 4 === 0 && cCol % 4 === 0 && (transC ? lim.M : lim.N) % 4 === 0;
+  const mb = Math.min(M, lim.M);
+  const kb = Math.min(K, lim.K);
+  const nb = Math.min(N, lim.N);
   for (let k0 = 0; k0 < K; k0 += kb) {
     const nk = Math.min(kb, K - k0);
     for (let n0 = 0; n0 < N; n0 += nb) {
       const nn = Math.min(nb, N - n0);
       const sizeB = packedSizes(mb, nn, nk, transA).b;
-      const bt = dev.storageTexture('matmul-b', TEX_WIDTH, textureRows(sizeB));
+      const bt = dev.storageTexture(roleB, TEX_WIDTH, textureRows(sizeB));
       pack(dev, b, bt, transB, { rows: K, cols: N, r0: k0, c0: n0, nr: nk, nc: nn }, sizeB, scales);
       for (let m0 = 0; m0 < M; m0 += mb) {
         const nm = Math.min(mb, M - m0);
         const sizeA = packedSizes(nm, nn, nk, transA).a;
-        const at = dev.storageTexture('matmul-a', TEX_WIDTH, textureRows(sizeA));
+        const at = dev.storageTexture(roleA, TEX_WIDTH, textureRows(sizeA));
         // A as it is stored: [M, K], or [K, M] when transposed.
         const blockA = transA
           ? { rows: K, cols: aPitch, r0: k0, c0: aCol + m0, nr: nk, nc: nm }
