@@ -739,6 +739,73 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     expect(keys.filter((k) => k.startsWith('binary:add'))).toEqual([]);
   });
 
+  it('row kernels taking several rows per workgroup give the values and gradients of one row per workgroup, bit for bit', async () => {
+    const dev = core.getDevice();
+    // 2053 rows: up to 8 per workgroup on a CPU adapter, the last group partial; 250-row slices: one each.
+    const [rows, n, slice] = [2053, 24, 250];
+    const x = randn([rows, n], rng);
+    const gamma = randn([n], rng, 0.5, 1);
+    const beta = randn([n], rng, 0.1);
+    const targets = Int32Array.from({ length: rows }, (_, i) => (i * 7) % n);
+    const up = randn([rows, n], rng);
+    const [g, b] = [gamma, beta].map((t) => core.tensor(t.toFloat32(), [n]));
+    const ops: Array<[string, (a: core.Tensor, r0: number, r1: number) => core.Tensor]> = [
+      ['layerNorm', (a) => core.layerNorm(a, g, b, 1e-5)],
+      ['rmsNorm', (a) => core.rmsNorm(a, g, 1e-6)],
+      ['softmax', (a) => core.softmax(a)],
+      ['logSoftmax', (a) => core.logSoftmax(a)],
+      [
+        'crossEntropy',
+        (a, r0, r1) => {
+          const t = core.tensor(targets.subarray(r0, r1), [r1 - r0], 'i32');
+          return core.reshape(core.crossEntropy(a, t, { reduction: 'none' }), [r1 - r0, 1]);
+        },
+      ],
+    ];
+    // The op on rows [r0, r1) of x: its values, x's gradient for upstream `up` (its first columns
+    // when the output is narrower) and the kernels' keys.
+    const run = async (
+      f: (a: core.Tensor, r0: number, r1: number) => core.Tensor,
+      r0: number,
+      r1: number,
+    ) => {
+      const a = core.tensor(x.toFloat32().subarray(r0 * n, r1 * n), [r1 - r0, n]);
+      a.requiresGrad = true;
+      dev.startProfile();
+      const y = f(a, r0, r1);
+      const cols = y.shape[1];
+      const upRows = up.toFloat32();
+      const u = core.tensor(
+        Float32Array.from({ length: y.size }, (_, i) => upRows[(r0 + Math.floor(i / cols)) * n + (i % cols)]),
+        y.shape,
+      );
+      core.tidy(() => core.backward(core.sum(core.mul(y, u))));
+      const values = (await y.data()) as Float32Array;
+      const grad = (await a.grad!.data()) as Float32Array;
+      const keys = (await dev.stopProfile()).trace.map((e) => String(e.args?.key ?? ''));
+      for (const t of [a, y, u, a.grad!]) t.dispose();
+      return { values, grad, keys };
+    };
+    for (const [name, f] of ops) {
+      const whole = await run(f, 0, rows);
+      const parts = [];
+      for (let r0 = 0; r0 < rows; r0 += slice) parts.push(await run(f, r0, Math.min(rows, r0 + slice)));
+      const cat = (k: 'values' | 'grad') => Float32Array.from(parts.flatMap((p) => [...p[k]]));
+      expect(whole.values, `${name} values`).toEqual(cat('values'));
+      expect(whole.grad, `${name} gradient`).toEqual(cat('grad'));
+      if (dev.info.isSoftware && (dev.info.subgroupMinSize ?? 0) >= 8) {
+        expect(
+          whole.keys.some((k) => /:r8(:|$)/.test(k)),
+          `${name}: 8 rows per workgroup`,
+        ).toBe(true);
+        expect(
+          parts[0].keys.some((k) => /:r8(:|$)/.test(k)),
+          `${name}: one row per workgroup`,
+        ).toBe(false);
+      }
+    }
+  });
+
   it("a residual stream gets the norm's input gradient added by the norm's backward pass", async () => {
     const x = randn([11, 12], rng);
     const gamma = randn([12], rng, 0.5, 1);

@@ -1,7 +1,7 @@
 import { assertDType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import { runKernel, storageDecl } from '../kernels/common.js';
-import { rowKernel, runRowKernel } from '../kernels/rows.js';
+import { rowKernel, rowsPerGroup, runRowKernel } from '../kernels/rows.js';
 import { record } from '../record.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
@@ -48,10 +48,11 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
     ['ignore', 'i32', ignore],
     ['nan', 'f32', Number.NaN],
   ] as const;
+  const rpw = rowsPerGroup(N);
   if (N > 0) {
     runRowKernel(
       {
-        key: 'xent_fwd',
+        key: `xent_fwd:r${rpw}`,
         wgsl: () =>
           rowKernel(
             `${storageDecl(0, 'X', 'f32', 'read')}
@@ -71,6 +72,7 @@ ${TARGET}
     LSE[row] = lse;
     if (ignored) { L[row] = 0.0; } else if (invalid) { L[row] = P.nan; } else { L[row] = lse - X[base + u32(t)]; }
   }`,
+            rpw,
           ),
         inputs: [logits, targets],
         outputs: [losses, lse],
@@ -83,6 +85,7 @@ ${TARGET}
         [losses, 1],
         [lse, 1],
       ]),
+      rpw,
     );
   }
 
@@ -139,7 +142,7 @@ PARAMS`,
     if (reduction === 'none') perRow.set(g, 1);
     runRowKernel(
       {
-        key: `xent_bwd:${reduction}`,
+        key: `xent_bwd:${reduction}:r${rpw}`,
         wgsl: () =>
           rowKernel(
             `${storageDecl(0, 'X', 'f32', 'read')}
@@ -157,6 +160,7 @@ ${TARGET}
     let d = (exp(X[base + i] - lse) - select(0.0, 1.0, i32(i) == t)) * gs;
     DX[base + i] = select(select(d, P.nan, invalid), 0.0, ignored);
   }`,
+            rpw,
           ),
         inputs: reduction === 'mean' ? [logits, targets, lse, g, count as Tensor] : [logits, targets, lse, g],
         outputs: [dx],
@@ -164,6 +168,7 @@ ${TARGET}
       },
       N,
       perRow,
+      rpw,
     );
     return [dx];
   });

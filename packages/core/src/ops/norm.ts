@@ -1,7 +1,7 @@
 import { assertDType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import { storageDecl } from '../kernels/common.js';
-import { rowKernel, runRowKernel } from '../kernels/rows.js';
+import { rowKernel, rowsPerGroup, runRowKernel } from '../kernels/rows.js';
 import { record } from '../record.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
@@ -65,9 +65,10 @@ function normForward(
   const rstd = Tensor.empty([rows], 'f32');
   const hasBeta = beta !== null;
   const a = access(n);
+  const rpw = rowsPerGroup(rows);
   runRowKernel(
     {
-      key: `norm:${centered}:${hasBeta}:${a.v4 ? 'v4' : 's'}`,
+      key: `norm:${centered}:${hasBeta}:${a.v4 ? 'v4' : 's'}:r${rpw}`,
       wgsl: () =>
         rowKernel(
           `${storageDecl(0, 'X', a.T, 'read')}
@@ -91,6 +92,7 @@ ${
   let r = inverseSqrt(wg_sum(v, lid) / f32(P.n) + P.eps);
 ${hasBeta ? '' : '  // No beta: its binding (gamma again) is read once so that the layout keeps it.\n  let zero = 0.0 * Bt[0];\n'}  ${a.LOOP} { let h = (X[base + i] - mu) * r; XH[base + i] = h; Y[base + i] = h * Gm[i] + ${hasBeta ? 'Bt[i]' : 'zero'}; }
   if (lid == 0u) { RS[row] = r; }`,
+          rpw,
         ),
       inputs: [x, gamma, beta ?? gamma],
       outputs: [y, xhat, rstd],
@@ -106,6 +108,7 @@ ${hasBeta ? '' : '  // No beta: its binding (gamma again) is read once so that t
       [xhat, n],
       [rstd, 1],
     ]),
+    rpw,
   );
   const inputs = beta ? [x, gamma, beta] : [x, gamma];
   const grads = (g: Tensor, [px, pg, pb]: readonly (Tensor | null)[] = []) => {
@@ -157,9 +160,10 @@ function normBackward(
   const dx = Tensor.empty(g.shape, 'f32');
   const a = access(n);
   const acc = prior ? [prior] : [];
+  const rpw = rowsPerGroup(rows);
   runRowKernel(
     {
-      key: `norm_bwd:${centered}:${a.v4 ? 'v4' : 's'}${prior ? ':acc' : ''}`,
+      key: `norm_bwd:${centered}:${a.v4 ? 'v4' : 's'}:r${rpw}${prior ? ':acc' : ''}`,
       wgsl: () =>
         rowKernel(
           `${storageDecl(0, 'G', a.T, 'read')}
@@ -178,6 +182,7 @@ PARAMS`,
   let m2 = wg_sum(s2, lid) / f32(P.n);
   let r = RS[row];
   ${a.LOOP} { DX[base + i] = ${prior ? 'ACC[base + i] + ' : ''}r * (G[base + i] * Gm[i] - m1 - XH[base + i] * m2); }`,
+          rpw,
         ),
       inputs: [g, gamma, xhat, rstd, ...acc],
       outputs: [dx],
@@ -185,6 +190,7 @@ PARAMS`,
     },
     rows,
     new Map([[g, n], [xhat, n], [rstd, 1], [dx, n], ...acc.map((t) => [t, n] as [Tensor, number])]),
+    rpw,
   );
   return dx;
 }

@@ -1,6 +1,6 @@
 import { assertDType } from '../dtype.js';
 import { storageDecl } from '../kernels/common.js';
-import { rowKernel, runRowKernel } from '../kernels/rows.js';
+import { rowKernel, rowsPerGroup, runRowKernel } from '../kernels/rows.js';
 import { record } from '../record.js';
 import { Tensor } from '../tensor.js';
 
@@ -17,10 +17,11 @@ function rowSoftmax(x: Tensor, log: boolean): Tensor {
   const n = x.shape[x.rank - 1] ?? 1;
   const rows = n === 0 ? 0 : x.size / n;
   const y = Tensor.empty(x.shape, 'f32');
+  const rpw = rowsPerGroup(rows);
   if (rows > 0) {
     runRowKernel(
       {
-        key: `softmax:${log}`,
+        key: `softmax:${log}:r${rpw}`,
         wgsl: () =>
           rowKernel(
             IO2,
@@ -34,6 +35,7 @@ function rowSoftmax(x: Tensor, log: boolean): Tensor {
   let dead = m <= -3.4028234663852886e38;
   let lse = m + log(s);
   ${LOOP} { ${log ? 'Y[base + i] = select(X[base + i] - lse, 0.0, dead);' : 'Y[base + i] = select(exp(X[base + i] - m) / s, 0.0, dead);'} }`,
+            rpw,
           ),
         inputs: [x],
         outputs: [y],
@@ -44,6 +46,7 @@ function rowSoftmax(x: Tensor, log: boolean): Tensor {
         [x, n],
         [y, n],
       ]),
+      rpw,
     );
   }
   return record(y, log ? 'log_softmax' : 'softmax', [x], (g) => {
@@ -51,7 +54,7 @@ function rowSoftmax(x: Tensor, log: boolean): Tensor {
     // softmax: dx = y * (g - sum(g*y)); log-softmax: dx = g - exp(y) * sum(g)
     runRowKernel(
       {
-        key: `softmax_bwd:${log}`,
+        key: `softmax_bwd:${log}:r${rpw}`,
         wgsl: () =>
           rowKernel(
             IO3,
@@ -60,6 +63,7 @@ function rowSoftmax(x: Tensor, log: boolean): Tensor {
   ${LOOP} { s += ${log ? 'G[base + i]' : 'G[base + i] * Y[base + i]'}; }
   s = wg_sum(s, lid);
   ${LOOP} { ${log ? 'DX[base + i] = G[base + i] - exp(Y[base + i]) * s;' : 'DX[base + i] = Y[base + i] * (G[base + i] - s);'} }`,
+            rpw,
           ),
         inputs: [y, g],
         outputs: [dx],
@@ -71,6 +75,7 @@ function rowSoftmax(x: Tensor, log: boolean): Tensor {
         [g, n],
         [dx, n],
       ]),
+      rpw,
     );
     return [dx];
   });
