@@ -618,6 +618,69 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     }
   });
 
+  it('matmul with a bias: added by the pass of the texture product (any block, transposed or not), as an add pass would, with its gradient', async () => {
+    const dev = core.getDevice();
+    const texturesHere = dev.info.readableStorageTextures && (dev.info.subgroupMinSize ?? 0) >= 8;
+    dev.matmulTextures = 'always';
+    // Blocks far below the defaults, so the bias lands in several N (and, transposed, M) blocks
+    // and is added once, after the last K block.
+    setTextureBlocksForTesting({ M: 32, K: 12, N: 136 });
+    try {
+      // [A, B, transB, with an addmm input]: narrow and wide tiles, Bᵀ wider than A (computed transposed).
+      for (const [sa, sb, tb, withInput] of [
+        [[37, 29], [29, 45], false, false],
+        [[37, 29], [141, 29], true, false],
+        [[70, 13], [65, 13], true, true],
+        [[2, 19, 16], [16, 200], false, true],
+      ] as Array<[number[], number[], boolean, boolean]>) {
+        const N = tb ? sb[0] : sb[1];
+        const label = `[${sa}]·[${sb}]${tb ? 'ᵀ' : ''} + bias${withInput ? ', onto C' : ''}`;
+        const bias = randn([N], rng);
+        const c = randn([...sa.slice(0, -1), N], rng);
+        await checkOp(
+          label,
+          ([x, y, z, w]) =>
+            withInput
+              ? core.addmm(w, x, y, { transB: tb, bias: z })
+              : core.matmul(x, y, { transB: tb, bias: z }),
+          ([x, y, z, w]) => {
+            const p = R.matmul(x, y, { transB: tb });
+            return R.add(withInput ? R.add(w, p) : p, z);
+          },
+          withInput ? [randn(sa, rng), randn(sb, rng), bias, c] : [randn(sa, rng), randn(sb, rng), bias],
+          {
+            // The product rule, the bias's gradient summed over rows, the input's the upstream one.
+            refGrad: ([x, y], g) => [
+              ...productRule(false, tb)([x, y], g),
+              sumTo(g, [N]),
+              ...(withInput ? [g] : []),
+            ],
+          },
+        );
+        // The same values to the bit as the product followed by an add pass, and no add pass.
+        const [a, b, bt, ct] = [randn(sa, rng), randn(sb, rng), bias, c].map((t) =>
+          core.tensor(t.toFloat32(), t.shape),
+        );
+        dev.startProfile();
+        const fused = withInput
+          ? core.addmm(ct, a, b, { transB: tb, bias: bt })
+          : core.matmul(a, b, { transB: tb, bias: bt });
+        const got = (await fused.data()) as Float32Array;
+        const kinds = (await dev.stopProfile()).ops.map((o) => o.kind);
+        const plain = core.add(
+          withInput ? core.addmm(ct, a, b, { transB: tb }) : core.matmul(a, b, { transB: tb }),
+          bt,
+        );
+        expect(got, label).toEqual((await plain.data()) as Float32Array);
+        if (texturesHere) expect(kinds, label).not.toContain('binary');
+        for (const t of [a, b, bt, ct, fused, plain]) t.dispose();
+      }
+    } finally {
+      dev.matmulTextures = 'auto';
+      setTextureBlocksForTesting(null);
+    }
+  });
+
   it('texture matmul tiles: wide ones unless they would pad N much further than narrow ones', async () => {
     const dev = core.getDevice();
     if (!(dev.info.readableStorageTextures && (dev.info.subgroupMinSize ?? 0) >= 8)) return;
@@ -788,7 +851,7 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     };
     for (const [name, f] of ops) {
       const whole = await run(f, 0, rows);
-      const parts = [];
+      const parts: Array<{ values: Float32Array; grad: Float32Array; keys: string[] }> = [];
       for (let r0 = 0; r0 < rows; r0 += slice) parts.push(await run(f, r0, Math.min(rows, r0 + slice)));
       const cat = (k: 'values' | 'grad') => Float32Array.from(parts.flatMap((p) => [...p[k]]));
       expect(whole.values, `${name} values`).toEqual(cat('values'));

@@ -103,7 +103,8 @@ export class Linear extends Module {
   /**
    * x·Wᵀ + b, or with `residual` (of the output's shape) residual + x·Wᵀ + b: the product is then
    * accumulated onto a copy of the residual by its own pass (addmm), with no separate add pass, as
-   * a transformer block's output projections add onto the residual stream.
+   * a transformer block's output projections add onto the residual stream. Where the product runs
+   * on packed textures (CPU adapters) the bias is added by the product's pass too.
    */
   forward(x: Tensor, residual?: Tensor): Tensor {
     if (x.rank === 1) {
@@ -111,12 +112,11 @@ export class Linear extends Module {
       return reshape(this.forward(reshape(x, [1, x.shape[0]]), r2), [this.outFeatures]);
     }
     const w = this.quantized ?? this.weight.value;
-    const opts = { transB: this.layout === 'out_in' };
-    let y: Tensor;
-    if (!residual) y = matmul(x, w, opts);
-    else if (residual.dtype === 'f32') y = addmm(residual, x, w, opts);
-    else y = add(residual, matmul(x, w, opts));
-    return this.bias ? add(y, this.bias.value) : y;
+    // The bias rides on the product (added by its own pass where the kernels allow).
+    const opts = { transB: this.layout === 'out_in', bias: this.bias?.value };
+    if (!residual) return matmul(x, w, opts);
+    if (residual.dtype === 'f32') return addmm(residual, x, w, opts);
+    return add(residual, matmul(x, w, opts));
   }
 
   /**

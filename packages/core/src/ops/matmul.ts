@@ -25,6 +25,12 @@ export interface MatmulOptions {
   transB?: boolean;
   /** Scale of the product: alpha·op(a)·op(b) (default 1). */
   alpha?: number;
+  /**
+   * Added to every row of the product, after it: [N] f32 (nn.Linear's bias). Where the product runs
+   * on the texture path (CPU adapters) its own pass adds it; elsewhere an add pass does. Only for a
+   * 2-D b without transA (any other product adds it with an add pass too).
+   */
+  bias?: Tensor;
 }
 
 /** Runs fn on an f32 copy of a half-precision tensor, freed as soon as fn has recorded its work. */
@@ -92,6 +98,15 @@ function copyOf(input: Tensor): Tensor {
 
 /** matmul, or with `input` (see addmm) the product accumulated onto a copy of it. */
 function product(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, input: Tensor | null): Tensor {
+  const { bias, ...rest } = opts;
+  if (bias) {
+    assertDType(bias.dtype, ['f32'], 'matmul bias');
+    const N = opts.transB ? b.shape[0] : b.shape[b.shape.length - 1];
+    if (bias.rank !== 1 || bias.shape[0] !== N)
+      throw new ShapeError(`matmul: bias ${fmt(bias.shape)} does not match the product's ${N} columns`);
+    if (!(b instanceof Tensor && b.rank === 2 && !opts.transA && a.rank >= 2 && a.size > 0))
+      return add(product(a, b, rest, input), bias);
+  }
   if (b instanceof QuantizedTensor) return matmulQuantized(a, b, opts.transB ?? false, opts, input);
   assertDType(a.dtype, ['f32'], 'matmul');
   assertDType(b.dtype, ['f32', 'f16', 'bf16'], 'matmul');
@@ -132,26 +147,14 @@ function product(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, in
       ? zeros([...batchShape, M, N])
       : Tensor.empty([...batchShape, M, N], 'f32');
   const epilogue = { alpha, accumulate: input !== null };
+  // The bias when the product's own pass adds it; otherwise an add pass does, after the record.
+  let fusedBias: Tensor | null = null;
   if (out.size > 0 && K > 0) {
     if (b.rank === 2 && !transA) {
       // Fold a's batch into M: one large GEMM instead of many small ones.
-      runMatmul(
-        a,
-        b,
-        out,
-        {
-          M: batch * M,
-          N,
-          K,
-          batch: 1,
-          transA,
-          transB,
-          strideA: 0,
-          strideB: 0,
-          strideC: 0,
-        },
-        epilogue,
-      );
+      const d = { M: batch * M, N, K, batch: 1, transA, transB, strideA: 0, strideB: 0, strideC: 0 };
+      if (opts.bias && textureMatmulSuits(a, b, out, d)) fusedBias = opts.bias;
+      runMatmul(a, b, out, d, { ...epilogue, bias: fusedBias ?? undefined });
     } else {
       const aFull =
         numel(aBatch) === batch &&
@@ -185,9 +188,9 @@ function product(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, in
       );
     }
   }
-  const inputs = input ? [input, a, b] : [a, b];
+  const inputs = [...(input ? [input] : []), a, b, ...(fusedBias ? [fusedBias] : [])];
   const grads = (g: Tensor, prior: readonly (Tensor | null)[] = []) => {
-    const [pIn, pA, pB] = input ? prior : [null, ...prior];
+    const [pIn, pA, pB, pBias] = input ? prior : [null, ...prior];
     let da: Tensor | null = null;
     let db: Tensor | null = null;
     if (a.requiresGrad) da = gradA(a, b, g, opts, pA ?? null);
@@ -207,9 +210,12 @@ function product(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, in
       }
       db = sumOnto(pB ?? null, db);
     }
-    return input ? [sumOnto(pIn ?? null, g), da, db] : [da, db];
+    // The bias's gradient: the upstream gradient summed over rows.
+    const dBias = fusedBias?.requiresGrad ? sumOnto(pBias ?? null, sumToShape(g, fusedBias.shape)) : null;
+    return [...(input ? [sumOnto(pIn ?? null, g)] : []), da, db, ...(fusedBias ? [dBias] : [])];
   };
-  return record(out, input ? 'addmm' : 'matmul', inputs, (g) => grads(g), grads);
+  const result = record(out, input ? 'addmm' : 'matmul', inputs, (g) => grads(g), grads);
+  return opts.bias && !fusedBias ? add(result, opts.bias) : result;
 }
 
 /** a·op(q) for a quantized q, folding a's batch dims into rows; its backward gives a's gradient only. */

@@ -100,6 +100,8 @@ export interface TextureMatmulOptions {
   view?: TextureMatmulView;
   /** Scale of the product (default 1). */
   alpha?: number;
+  /** Added to every row of the product, after it (and after C's contents): [N] f32. */
+  bias?: Tensor;
 }
 
 /**
@@ -118,7 +120,7 @@ export function runTextureMatmul(
   b: Tensor | QuantizedTensor,
   c: Tensor,
   d: MatmulDispatch,
-  { scales, view, alpha = 1 }: TextureMatmulOptions = {},
+  { scales, view, alpha = 1, bias }: TextureMatmulOptions = {},
 ): void {
   const { M, N, K, transA, transB } = d;
   const aCol = view?.aCol ?? 0;
@@ -129,6 +131,7 @@ export function runTextureMatmul(
     ldc: view?.cPitch ?? N,
     accumulate: view?.accumulate ?? false,
     alpha,
+    bias,
   };
   const denseA = aCol === 0 && aPitch === (transA ? M : K);
   if (b instanceof Tensor && transB && denseA && (transA || N > M))
@@ -154,7 +157,10 @@ interface BlockOperands {
   scales?: Tensor;
 }
 
-/** Where the product goes: columns [cCol, ..) of C (ldc columns), or its transpose there when `transC`. */
+/**
+ * Where the product goes: columns [cCol, ..) of C (ldc columns), or its transpose there when
+ * `transC`; `bias` is indexed by C's column (the block's row when transposed).
+ */
 interface BlockOutput {
   c: Tensor;
   cCol: number;
@@ -162,13 +168,14 @@ interface BlockOutput {
   accumulate: boolean;
   alpha: number;
   transC: boolean;
+  bias?: Tensor;
 }
 
 function runBlocks(
   a: Tensor | QuantizedTensor,
   b: Tensor | QuantizedTensor,
   { M, N, K, transA, transB, aCol, aPitch, scales }: BlockOperands,
-  { c, cCol, ldc, accumulate, alpha, transC }: BlockOutput,
+  { c, cCol, ldc, accumulate, alpha, transC, bias }: BlockOutput,
 ): void {
   const dev = getDevice();
   // C's block offsets (m0·ldc + cCol + n0, n0 a multiple of the N block; transposed,
@@ -204,10 +211,10 @@ function runBlocks(
         // Transposed, each lane's rows are consecutive in C, so its stores are vec4s on any tile.
         const vecC = alignedC && (transC || tile === NARROW_TILE);
         dev.dispatch({
-          key: `mm_texture:${transA ? 't' : 'n'}:${tile.lanes}x${tile.tn}${vecC ? ':c4' : ''}${transC ? ':tc' : ''}`,
-          wgsl: () => textureMatmulWgsl(transA, tile, vecC, transC),
-          buffers: [c.binding()],
-          layout: { buffers: [2], uniforms: 3 },
+          key: `mm_texture:${transA ? 't' : 'n'}:${tile.lanes}x${tile.tn}${vecC ? ':c4' : ''}${transC ? ':tc' : ''}${bias ? ':b' : ''}`,
+          wgsl: () => textureMatmulWgsl(transA, tile, vecC, transC, bias !== undefined),
+          buffers: bias ? [c.binding(), bias.binding()] : [c.binding()],
+          layout: { buffers: bias ? [2, 4] : [2], uniforms: 3 },
           uniforms: textureMatmulParams({
             M: nm,
             N: nn,
@@ -218,6 +225,8 @@ function runBlocks(
             aWidth: sizeA[0],
             bWidth: sizeB[0],
             alpha,
+            biasOff: transC ? m0 : n0,
+            addBias: k0 + nk === K,
           }),
           textures: [
             { binding: 0, texture: at },

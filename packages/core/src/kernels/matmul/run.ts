@@ -39,7 +39,7 @@ export function runMatmul(
   d: MatmulDispatch,
   epilogue: MatmulEpilogue = {},
 ): void {
-  const e = { alpha: epilogue.alpha ?? 1, accumulate: epilogue.accumulate ?? false };
+  const e = { alpha: epilogue.alpha ?? 1, accumulate: epilogue.accumulate ?? false, bias: epilogue.bias };
   if (b instanceof Tensor) {
     run(a, b, c, d, b.dtype === 'f16' || b.dtype === 'bf16' ? b.dtype : 'f32', b.binding(), e);
     return;
@@ -50,10 +50,15 @@ export function runMatmul(
   if (scales !== b.scales) scales.dispose();
 }
 
-/** What {@link runMatmul} does with the product: C = alpha·op(A)·op(B), added to C's contents when `accumulate`. */
+/**
+ * What {@link runMatmul} does with the product: C = alpha·op(A)·op(B), added to C's contents when
+ * `accumulate`, then `bias` ([N]) added to every row. A bias is only taken where the texture path
+ * runs the product (textureMatmulSuits): elsewhere the caller adds it.
+ */
 export interface MatmulEpilogue {
   alpha?: number;
   accumulate?: boolean;
+  bias?: Tensor;
 }
 
 /** runMatmul for B of storage type bType, bound as `bBinding` (a quantized B's f32 scales: `scales`). */
@@ -64,15 +69,16 @@ function run(
   d: MatmulDispatch,
   bType: NonNullable<MatmulSpec['bType']>,
   bBinding: GPUBufferBinding,
-  { alpha, accumulate }: Required<MatmulEpilogue>,
+  { alpha, accumulate, bias }: MatmulEpilogue & { alpha: number; accumulate: boolean },
   scales?: Tensor,
 ): void {
   if (textureMatmulSuits(a, b, c, d)) {
     const n = d.transA ? d.M : d.K;
     const view = { aCol: 0, aPitch: n, cCol: 0, cPitch: d.N, accumulate };
-    runTextureMatmul(a, b, c, d, { scales, view, alpha });
+    runTextureMatmul(a, b, c, d, { scales, view, alpha, bias });
     return;
   }
+  if (bias) throw new Error('runMatmul: a bias is only fused on the texture path');
   const sb = scales?.binding();
   const limit = getDevice().maxBindingBytes;
   const over = (elements: number) => elements * 4 > limit;
@@ -124,7 +130,7 @@ function record(
   a: GPUBufferBinding,
   b: GPUBufferBinding,
   c: GPUBufferBinding,
-  epilogue: Required<MatmulEpilogue>,
+  epilogue: Required<Omit<MatmulEpilogue, 'bias'>>,
   bType: MatmulSpec['bType'],
   bScales?: GPUBufferBinding,
 ): void {

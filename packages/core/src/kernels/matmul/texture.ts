@@ -209,6 +209,12 @@ export interface TextureMatmulParams {
   bWidth: number;
   /** Scale of the product (before it is added to C). */
   alpha: number;
+  /**
+   * With a bias bound: the bias element of the block's first column (its first row, transposed),
+   * and whether this pass adds it (the last pass along K, so that it is added after the product).
+   */
+  biasOff?: number;
+  addBias?: boolean;
 }
 
 export function textureMatmulParams(p: TextureMatmulParams): ArrayBuffer {
@@ -222,8 +228,8 @@ export function textureMatmulParams(p: TextureMatmulParams): ArrayBuffer {
     p.aWidth,
     p.bWidth,
     0,
-    0,
-    0,
+    p.biasOff ?? 0,
+    p.addBias ? 1 : 0,
     0,
   ]);
   new Float32Array(u.buffer)[8] = p.alpha;
@@ -237,9 +243,16 @@ export function textureMatmulParams(p: TextureMatmulParams): ArrayBuffer {
  * lane loads its own 4·TN texels of B. Each k is accumulated in order with fma, as the buffer
  * kernels do, so a product's values do not depend on which path its shape took (scores of a
  * document must not change with the batch it is in). With `transC` the block is stored transposed:
- * element (m, n) at C[cOff + n·ldc + m].
+ * element (m, n) at C[cOff + n·ldc + m]. With `bias`, the pass that has `addBias` set adds
+ * Bias[biasOff + n] (transposed: + m) to each element it stores.
  */
-export function textureMatmulWgsl(transA: boolean, tile: TextureTile, vecC = false, transC = false): string {
+export function textureMatmulWgsl(
+  transA: boolean,
+  tile: TextureTile,
+  vecC = false,
+  transC = false,
+  bias = false,
+): string {
   const TM = TEX_TM;
   const TN = tile.tn;
   const xyzw = (q: number) => 'xyzw'[q];
@@ -248,7 +261,7 @@ export function textureMatmulWgsl(transA: boolean, tile: TextureTile, vecC = fal
 @group(0) @binding(0) var At: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(1) var Bt: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(2) var<storage, read_write> C: array<${vecC ? 'vec4<f32>' : 'f32'}>;
-struct Params { M: u32, N: u32, k4: u32, cOff: u32, ldc: u32, accumulate: u32, aWidth: u32, bWidth: u32, alpha: f32 }
+${bias ? '@group(0) @binding(4) var<storage, read> Bias: array<f32>;\n' : ''}struct Params { M: u32, N: u32, k4: u32, cOff: u32, ldc: u32, accumulate: u32, aWidth: u32, bWidth: u32, alpha: f32, biasOff: u32, addBias: u32 }
 @group(0) @binding(3) var<uniform> P: Params;
 ${LIN}
 @compute @workgroup_size(${tile.lanes})
@@ -296,9 +309,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let accum = P.accumulate != 0u;`);
   // With vecC, C is bound as vec4s (cOff and ldc are multiples of 4): a texel whose 4 columns are all
   // inside C is stored as one vec4 (on lavapipe about half the cost per float of 4 scalar stores).
-  const store = (v: string, ref: string) => `      var v = ${v};
-      if (accum) { v += ${ref}; }
+  // The bias is added last, as an add pass after the product would: (alpha·AB + C) + bias.
+  const store = (v: string, ref: string, b?: string) => `      var v = ${v};
+      if (accum) { v += ${ref}; }${b ? `\n      if (P.addBias != 0u) { v += ${b}; }` : ''}
       ${ref} = v;`;
+  // A lane's bias values, loaded once: per column texel (bias_j), or per row when transposed (bias_i).
+  const biasOf = (i: string) => `Bias[P.biasOff + min(${i}, ${transC ? 'P.M' : 'P.N'} - 1u)]`;
+  if (bias && transC) for (let i = 0; i < TM; i++) L.push(`  let bias_${i} = ${biasOf(`row0 + ${i}u`)};`);
+  if (bias && !transC)
+    for (let j = 0; j < TN; j++)
+      L.push(
+        `  let bias_${j} = vec4<f32>(${[0, 1, 2, 3].map((e) => biasOf(`(g0 + ${j}u) * 4u + ${e}u`)).join(', ')});`,
+      );
   if (transC) {
     // Element (row0 + i, n) goes to C[cOff + n·ldc + row0 + i]: a lane's rows are consecutive there,
     // so with vecC each 4 of them (component e of 4 row accumulators) are one vec4.
@@ -310,7 +332,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           const scalars = [0, 1, 2, 3].map(
             (r) => `    if (row0 + ${4 * q + r}u < P.M) {
       let at = o + ${4 * q + r}u;
-${store(`P.alpha * c${4 * q + r}_${j}.${xyzw(e)}`, vecC ? 'C[at >> 2u][at & 3u]' : 'C[at]')}
+${store(`P.alpha * c${4 * q + r}_${j}.${xyzw(e)}`, vecC ? 'C[at >> 2u][at & 3u]' : 'C[at]', bias ? `bias_${4 * q + r}` : undefined)}
     }`,
           );
           const v = `vec4<f32>(${[0, 1, 2, 3].map((r) => `c${4 * q + r}_${j}.${xyzw(e)}`).join(', ')})`;
@@ -318,7 +340,7 @@ ${store(`P.alpha * c${4 * q + r}_${j}.${xyzw(e)}`, vecC ? 'C[at >> 2u][at & 3u]'
             vecC
               ? `    if (row0 + ${4 * q + 3}u < P.M) {
       let at = (o + ${4 * q}u) >> 2u;
-${store(`P.alpha * ${v}`, 'C[at]')}
+${store(`P.alpha * ${v}`, 'C[at]', bias ? `vec4<f32>(${[0, 1, 2, 3].map((r) => `bias_${4 * q + r}`).join(', ')})` : undefined)}
     } else {
 ${scalars.join('\n')}
     }`
@@ -337,14 +359,14 @@ ${scalars.join('\n')}
       const scalars = [0, 1, 2, 3].map(
         (e) => `    if ((g0 + ${j}u) * 4u + ${e}u < P.N) {
       let at = o + (g0 + ${j}u) * 4u + ${e}u;
-${store(`P.alpha * c${i}_${j}[${e}]`, vecC ? 'C[at >> 2u][at & 3u]' : 'C[at]')}
+${store(`P.alpha * c${i}_${j}[${e}]`, vecC ? 'C[at >> 2u][at & 3u]' : 'C[at]', bias ? `bias_${j}[${e}]` : undefined)}
     }`,
       );
       L.push(
         vecC
           ? `    if ((g0 + ${j}u) * 4u + 3u < P.N) {
       let at = (o + (g0 + ${j}u) * 4u) >> 2u;
-${store(`P.alpha * c${i}_${j}`, 'C[at]')}
+${store(`P.alpha * c${i}_${j}`, 'C[at]', bias ? `bias_${j}` : undefined)}
     } else {
 ${scalars.join('\n')}
     }`
