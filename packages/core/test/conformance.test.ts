@@ -844,9 +844,10 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       );
       core.tidy(() => core.backward(core.sum(core.mul(y, u))));
       const values = (await y.data()) as Float32Array;
-      const grad = (await a.grad!.data()) as Float32Array;
+      const dx = a.grad as core.Tensor;
+      const grad = (await dx.data()) as Float32Array;
       const keys = (await dev.stopProfile()).trace.map((e) => String(e.args?.key ?? ''));
-      for (const t of [a, y, u, a.grad!]) t.dispose();
+      for (const t of [a, y, u, dx]) t.dispose();
       return { values, grad, keys };
     };
     for (const [name, f] of ops) {
