@@ -271,9 +271,10 @@ export class Dropout extends Module {
     return this.training && this.p > 0;
   }
 
-  forward(x: Tensor): Tensor {
-    if (!this.active) return x;
-    const y = dropout(x, this.p, this.seed, this.offset);
+  /** dropout(x), or with `residual` residual + dropout(x) in one pass (see the dropout op). */
+  forward(x: Tensor, residual?: Tensor): Tensor {
+    if (!this.active) return residual ? add(residual, x) : x;
+    const y = dropout(x, this.p, this.seed, this.offset, residual);
     this.offset += x.size;
     return y;
   }

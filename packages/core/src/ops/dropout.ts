@@ -1,8 +1,10 @@
 import { assertDType } from '../dtype.js';
-import { ShareloraError } from '../errors.js';
+import { ShapeError, ShareloraError } from '../errors.js';
 import { grid, main1d, runKernel, storageDecl } from '../kernels/common.js';
 import { record } from '../record.js';
+import { fmt, shapesEqual } from '../shape.js';
 import { Tensor } from '../tensor.js';
+import { add } from './elementwise.js';
 import { reshape } from './shape-ops.js';
 
 const TWO32 = 2 ** 32;
@@ -13,20 +15,26 @@ function splitU64(v: number, what: string): [lo: number, hi: number] {
   return [v % TWO32, Math.floor(v / TWO32)];
 }
 
-/** Applies the mask of (seed, offset) to `x`: x * scale where element (offset + i) is kept, else 0. */
+/**
+ * Applies the mask of (seed, offset) to `x`: x * scale where element (offset + i) is kept, else 0;
+ * added to `residual`'s element when given (in the same pass: residual + that, as an add would).
+ */
 function applyMask(
   x: Tensor,
   thr: number,
   scale: number,
   seed: [number, number],
   off: [number, number],
+  residual?: Tensor,
 ): Tensor {
   const out = Tensor.empty(x.shape, 'f32');
   if (out.size === 0) return out;
   runKernel({
-    key: 'dropout',
+    key: residual ? 'dropout:residual' : 'dropout',
+    // Bindings in runKernel's order: inputs, then the output.
     wgsl: () => `${storageDecl(0, 'X', 'f32', 'read')}
-${storageDecl(1, 'Y', 'f32', 'read_write')}
+${residual ? storageDecl(1, 'R', 'f32', 'read') : ''}
+${storageDecl(residual ? 2 : 1, 'Y', 'f32', 'read_write')}
 PARAMS
 fn pcg(v: u32) -> u32 {
   let s = v * 747796405u + 2891336453u;
@@ -38,9 +46,9 @@ ${main1d()}
   let lo = P.off_lo + gi;
   let hi = P.off_hi + select(0u, 1u, lo < gi);
   let u = pcg(pcg(lo ^ pcg(P.seed_lo)) ^ pcg(hi ^ pcg(P.seed_hi ^ 0x9e3779b9u)));
-  Y[gi] = select(0.0, X[gi] * P.scale, u >= P.thr);
+  Y[gi] = ${residual ? 'R[gi] + ' : ''}select(0.0, X[gi] * P.scale, u >= P.thr);
 }`,
-    inputs: [x],
+    inputs: residual ? [x, residual] : [x],
     outputs: [out],
     uniforms: [
       ['n', 'u32', x.size],
@@ -63,14 +71,24 @@ ${main1d()}
  * mask is stored: backward regenerates it. Give each call site its own seed or a disjoint offset
  * range (offset + x.size) for independent masks. Element i is kept when its 32-bit hash is
  * >= round(p·2^32). p = 0 returns x itself as a view; p = 1 gives zeros.
+ *
+ * With `residual` (x's shape), residual + dropout(x) in one pass, the values of add(residual,
+ * dropout(x)) (a transformer block's dropout before its residual add).
  */
-export function dropout(x: Tensor, p: number, seed: number, offset = 0): Tensor {
+export function dropout(x: Tensor, p: number, seed: number, offset = 0, residual?: Tensor): Tensor {
   assertDType(x.dtype, ['f32'], 'dropout');
   if (!(p >= 0 && p <= 1)) throw new ShareloraError('BAD_ARGUMENT', `dropout: p = ${p} must lie in [0, 1]`);
   const s = splitU64(seed, 'seed');
   const o = splitU64(offset, 'offset');
-  if (p === 0) return reshape(x, x.shape);
+  if (residual) {
+    assertDType(residual.dtype, ['f32'], 'dropout residual');
+    if (!shapesEqual(residual.shape, x.shape))
+      throw new ShapeError(`dropout: residual ${fmt(residual.shape)} does not match x ${fmt(x.shape)}`);
+  }
+  if (p === 0) return residual ? add(residual, x) : reshape(x, x.shape);
   const thr = Math.min(TWO32 - 1, Math.round(p * TWO32));
   const scale = p === 1 ? 0 : 1 / (1 - p);
-  return record(applyMask(x, thr, scale, s, o), 'dropout', [x], (g) => [applyMask(g, thr, scale, s, o)]);
+  const mask = (g: Tensor) => applyMask(g, thr, scale, s, o);
+  if (!residual) return record(mask(x), 'dropout', [x], (g) => [mask(g)]);
+  return record(applyMask(x, thr, scale, s, o, residual), 'dropout', [x, residual], (g) => [mask(g), g]);
 }

@@ -1,7 +1,6 @@
 /** Pieces the three architectures share: head reshapes, attention with a cache, activations, positions. */
 import {
   type Activation,
-  add,
   type Dropout,
   embedding,
   type FloatDType,
@@ -145,10 +144,10 @@ export function attendPacked(qkv: Tensor, heads: number, ctx: AttentionContext):
  */
 /**
  * residual + dropout(proj(x)). Without active dropout the projection accumulates onto the residual
- * (Linear's residual form: no add pass); with it, the dropout sits between them, so they are added.
+ * (Linear's residual form: no add pass); with it, the dropout pass adds the residual.
  */
 export function projectOnto(proj: Linear, x: Tensor, drop: Dropout, residual: Tensor): Tensor {
-  return drop.active ? add(residual, drop.forward(proj.forward(x))) : proj.forward(x, residual);
+  return drop.active ? drop.forward(proj.forward(x), residual) : proj.forward(x, residual);
 }
 
 export function runLayer(layer: Module, x: Tensor, fn: () => Tensor): Tensor {

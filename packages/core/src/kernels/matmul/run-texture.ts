@@ -178,13 +178,13 @@ function runBlocks(
   { c, cCol, ldc, accumulate, alpha, transC, bias }: BlockOutput,
 ): void {
   const dev = getDevice();
-  // C's block offsets (m0·ldc + cCol + n0, n0 a multiple of the N block; transposed,
-  // n0·ldc + cCol + m0) are then multiples of 4.
   // Computed transposed, A is the large operand that B would otherwise be: it takes B's block size
   // and scratch texture (which the untransposed products size for large operands), so that no
   // scratch texture grows for it.
   const lim = transC ? { M: blocks.N, N: blocks.M, K: blocks.K } : blocks;
   const [roleA, roleB] = transC ? ['matmul-b', 'matmul-a'] : ['matmul-a', 'matmul-b'];
+  // C's block offsets (m0·ldc + cCol + n0, n0 a multiple of the N block; transposed,
+  // n0·ldc + cCol + m0) are then multiples of 4.
   const alignedC = ldc % 4 === 0 && cCol % 4 === 0 && (transC ? lim.M : lim.N) % 4 === 0;
   const mb = Math.min(M, lim.M);
   const kb = Math.min(K, lim.K);
