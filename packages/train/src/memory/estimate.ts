@@ -58,9 +58,9 @@ interface ActivationFit {
 
 // GPT-2's FFN is 4·d in every released checkpoint, so its FFN term is folded into layerHidden.
 const FITS: Record<LinearArch, ActivationFit> = {
-  llama: { layerHidden: 41.8, layerFfn: 21, layerRank: 9.8, vocab: 7.1, hidden: 85.6 },
-  gpt2: { layerHidden: 152.7, layerFfn: 0, layerRank: 0, vocab: 12, hidden: 87 },
-  roberta: { layerHidden: 74.6, layerFfn: 15.1, layerRank: 0, vocab: 0, hidden: 125.8 },
+  llama: { layerHidden: 32.8, layerFfn: 20.8, layerRank: 12.8, vocab: 8.6, hidden: 81.8 },
+  gpt2: { layerHidden: 108.7, layerFfn: 0, layerRank: 0, vocab: 12, hidden: 86.6 },
+  roberta: { layerHidden: 46.5, layerFfn: 11.1, layerRank: 0, vocab: 0, hidden: 125.1 },
 };
 
 function size(config: Record<string, unknown>, key: string): number {
