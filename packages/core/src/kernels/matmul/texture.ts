@@ -321,6 +321,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       L.push(
         `  let bias_${j} = vec4<f32>(${[0, 1, 2, 3].map((e) => biasOf(`(g0 + ${j}u) * 4u + ${e}u`)).join(', ')});`,
       );
+  // Four elements of C: with vecC one vec4 store at `at4` when all four lie inside C (`whole`),
+  // else (and without vecC) a scalar store each, each under its own bound.
+  type Elem = { inside: string; at: string; v: string; b?: string };
+  const texel = (whole: string, at4: string, v: string, b: string | undefined, elems: Elem[]) => {
+    const scalars = elems
+      .map(
+        (el) => `    if (${el.inside}) {
+      let at = ${el.at};
+${store(el.v, vecC ? 'C[at >> 2u][at & 3u]' : 'C[at]', el.b)}
+    }`,
+      )
+      .join('\n');
+    return vecC
+      ? `    if (${whole}) {
+      let at = ${at4};
+${store(v, 'C[at]', b)}
+    } else {
+${scalars}
+    }`
+      : scalars;
+  };
+  const four = [0, 1, 2, 3];
   if (transC) {
     // Element (row0 + i, n) goes to C[cOff + n·ldc + row0 + i]: a lane's rows are consecutive there,
     // so with vecC each 4 of them (component e of 4 row accumulators) are one vec4.
@@ -329,52 +351,45 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         L.push(`  if ((g0 + ${j}u) * 4u + ${e}u < P.N) {
     let o = P.cOff + ((g0 + ${j}u) * 4u + ${e}u) * P.ldc + row0;`);
         for (let q = 0; q < TM / 4; q++) {
-          const scalars = [0, 1, 2, 3].map(
-            (r) => `    if (row0 + ${4 * q + r}u < P.M) {
-      let at = o + ${4 * q + r}u;
-${store(`P.alpha * c${4 * q + r}_${j}.${xyzw(e)}`, vecC ? 'C[at >> 2u][at & 3u]' : 'C[at]', bias ? `bias_${4 * q + r}` : undefined)}
-    }`,
-          );
-          const v = `vec4<f32>(${[0, 1, 2, 3].map((r) => `c${4 * q + r}_${j}.${xyzw(e)}`).join(', ')})`;
+          const rows = four.map((r) => 4 * q + r);
           L.push(
-            vecC
-              ? `    if (row0 + ${4 * q + 3}u < P.M) {
-      let at = (o + ${4 * q}u) >> 2u;
-${store(`P.alpha * ${v}`, 'C[at]', bias ? `vec4<f32>(${[0, 1, 2, 3].map((r) => `bias_${4 * q + r}`).join(', ')})` : undefined)}
-    } else {
-${scalars.join('\n')}
-    }`
-              : scalars.join('\n'),
+            texel(
+              `row0 + ${4 * q + 3}u < P.M`,
+              `(o + ${4 * q}u) >> 2u`,
+              `P.alpha * vec4<f32>(${rows.map((i) => `c${i}_${j}.${xyzw(e)}`).join(', ')})`,
+              bias ? `vec4<f32>(${rows.map((i) => `bias_${i}`).join(', ')})` : undefined,
+              rows.map((i) => ({
+                inside: `row0 + ${i}u < P.M`,
+                at: `o + ${i}u`,
+                v: `P.alpha * c${i}_${j}.${xyzw(e)}`,
+                b: bias ? `bias_${i}` : undefined,
+              })),
+            ),
           );
         }
         L.push(`  }`);
       }
-    L.push(`}`);
-    return L.join('\n');
-  }
-  for (let i = 0; i < TM; i++) {
-    L.push(`  if (row0 + ${i}u < P.M) {
+  } else
+    for (let i = 0; i < TM; i++) {
+      L.push(`  if (row0 + ${i}u < P.M) {
     let o = P.cOff + (row0 + ${i}u) * P.ldc;`);
-    for (let j = 0; j < TN; j++) {
-      const scalars = [0, 1, 2, 3].map(
-        (e) => `    if ((g0 + ${j}u) * 4u + ${e}u < P.N) {
-      let at = o + (g0 + ${j}u) * 4u + ${e}u;
-${store(`P.alpha * c${i}_${j}[${e}]`, vecC ? 'C[at >> 2u][at & 3u]' : 'C[at]', bias ? `bias_${j}[${e}]` : undefined)}
-    }`,
-      );
-      L.push(
-        vecC
-          ? `    if ((g0 + ${j}u) * 4u + 3u < P.N) {
-      let at = (o + (g0 + ${j}u) * 4u) >> 2u;
-${store(`P.alpha * c${i}_${j}`, 'C[at]', bias ? `bias_${j}` : undefined)}
-    } else {
-${scalars.join('\n')}
-    }`
-          : scalars.join('\n'),
-      );
+      for (let j = 0; j < TN; j++)
+        L.push(
+          texel(
+            `(g0 + ${j}u) * 4u + 3u < P.N`,
+            `(o + (g0 + ${j}u) * 4u) >> 2u`,
+            `P.alpha * c${i}_${j}`,
+            bias ? `bias_${j}` : undefined,
+            four.map((e) => ({
+              inside: `(g0 + ${j}u) * 4u + ${e}u < P.N`,
+              at: `o + (g0 + ${j}u) * 4u + ${e}u`,
+              v: `P.alpha * c${i}_${j}[${e}]`,
+              b: bias ? `bias_${j}[${e}]` : undefined,
+            })),
+          ),
+        );
+      L.push(`  }`);
     }
-    L.push(`  }`);
-  }
   L.push(`}`);
   return L.join('\n');
 }
