@@ -1,4 +1,13 @@
-import { assignTensor, backward, noGrad, type Parameter, Rng, type Tensor, tidy } from '@sharelora/core/node';
+import {
+  add,
+  assignTensor,
+  backward,
+  noGrad,
+  type Parameter,
+  Rng,
+  type Tensor,
+  tidy,
+} from '@sharelora/core/node';
 import { describe, expect, it } from 'vitest';
 import {
   AdapterError,
@@ -179,6 +188,28 @@ describe('LoRA / ShareLoRA layers', () => {
     expect(maxAbsDiff(await forward(model, x), adapted)).toBeLessThan(1e-5);
     model.dispose();
     x.dispose();
+  });
+
+  it('with a residual, an adapted layer gives residual + its output (one branch, and q/v parts of a fused weight)', async () => {
+    const llama = new TinyLlama();
+    const gpt2 = new TinyGpt2();
+    randomize(injectAdapter(llama, presetConfig('lora', { r: 2, targetModules: ['o_proj'] }), { rng: 2 }), 3);
+    randomize(
+      injectAdapter(gpt2, presetConfig('share-qkv', { r: 2, targetModules: ['c_attn[q,v]'] }), { rng: 4 }),
+      5,
+    );
+    for (const layer of [
+      llama.getSubmodule('model.layers.0.self_attn.o_proj') as LoraLinear,
+      gpt2.getSubmodule('transformer.h.1.attn.c_attn') as LoraLinear,
+    ]) {
+      const x = input([2, 3, layer.inFeatures]);
+      const r = input([2, 3, layer.outFeatures], 8);
+      const [onto, sum] = noGrad(() => [layer.forward(x, r), add(layer.forward(x), r)]);
+      expect(maxAbsDiff(await values(onto), await values(sum))).toBeLessThan(1e-6);
+      for (const t of [x, r, onto, sum]) t.dispose();
+    }
+    llama.dispose();
+    gpt2.dispose();
   });
 
   it('disabled adapters give the base forward; several adapters switch', async () => {
