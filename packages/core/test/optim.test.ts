@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   AdamW,
+  adamwGroups,
   add,
   backward,
   clipGradNorm,
@@ -145,6 +146,54 @@ describe('optimizers', () => {
     expect([...(await p.value.data())]).toEqual([0.5, 1.5, 4]);
     opt.zeroGrad();
     p.dispose();
+  });
+
+  it('AdamW updates several parameters per dispatch, bit for bit as one parameter per dispatch', async () => {
+    const dev = getDevice();
+    // Odd sizes around the 256-invocation workgroup, more parameters than one dispatch takes.
+    const sizes = [1, 255, 256, 257, 3, 1000, 513, 7, 64, 2, 300];
+    const rng = new Rng(5);
+    const init = sizes.map((n) => randomF32(rng, n));
+    const grads = [0, 1, 2].map(() => sizes.map((n) => randomF32(rng, n, 0.5)));
+    const together = init.map((h) => new Parameter(tensor(h, [h.length])));
+    const alone = init.map((h) => new Parameter(tensor(h, [h.length])));
+    const opt = new AdamW(together, { lr: 3e-2, weightDecay: 0.05 });
+    const opts = alone.map((p) => new AdamW([p], { lr: 3e-2, weightDecay: 0.05 }));
+    const perDispatch = Math.min(8, Math.floor(dev.limits.maxStorageBuffersPerShaderStage / 4));
+    expect(perDispatch).toBeGreaterThanOrEqual(2);
+    for (let step = 0; step < 3; step++) {
+      // Parameter 3 has no gradient at step 1: it keeps its step count, so later steps mix counts.
+      const g = grads[step].map((x, i) => (i === 3 && step === 1 ? null : x));
+      setGrads(together, g);
+      setGrads(alone, g);
+      const before = dev.stats.dispatches;
+      opt.step();
+      const updated = g.filter((x) => x !== null).length;
+      expect(dev.stats.dispatches - before).toBe(Math.ceil(updated / perDispatch));
+      for (const o of opts) o.step();
+      opt.zeroGrad();
+      for (const o of opts) o.zeroGrad();
+    }
+    for (let i = 0; i < sizes.length; i++) {
+      expect(await together[i].value.data(), `parameter ${i}`).toEqual(await alone[i].value.data());
+      const [a, b] = [opt.stateDict().state[i]!, opts[i].stateDict().state[0]!];
+      expect(a.step).toBe(b.step);
+      expect(await a.tensors.exp_avg_sq.data()).toEqual(await b.tensors.exp_avg_sq.data());
+    }
+    expect(opt.stateDict().state[3]!.step).toBe(2);
+    opt.dispose();
+    for (const o of opts) o.dispose();
+    for (const p of [...together, ...alone]) p.dispose();
+  });
+
+  it('AdamW never binds one parameter buffer writable twice in a dispatch', () => {
+    const t = [tensor([1, 2]), tensor([3]), tensor([4, 5, 6])];
+    const u = (p: Tensor) => ({ p, grad: p, st: { step: 1, tensors: {} } });
+    // The second use of t[0] starts a new group; full groups split at the size.
+    const groups = adamwGroups([u(t[0]), u(t[1]), u(t[0]), u(t[2])], 4);
+    expect(groups.map((g) => g.map((x) => t.indexOf(x.p)))).toEqual([[0, 1], [0, 2]]);
+    expect(adamwGroups([u(t[0]), u(t[1]), u(t[2])], 2).map((g) => g.length)).toEqual([2, 1]);
+    for (const x of t) x.dispose();
   });
 
   it('AdamW state is 2× the parameter bytes, under the optimizer category; zeroGrad frees gradients', () => {

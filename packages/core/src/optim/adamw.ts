@@ -1,7 +1,7 @@
-import { grid, main1d, runKernel, storageDecl } from '../kernels/common.js';
+import { grid, runKernel, storageDecl, type UniformField } from '../kernels/common.js';
 import type { Parameter } from '../nn/module.js';
-import type { Tensor } from '../tensor.js';
-import { Optimizer, type ParamState } from './optimizer.js';
+import { getDevice } from '../runtime.js';
+import { Optimizer, type ParamUpdate } from './optimizer.js';
 
 /** Hyper-parameters of {@link AdamW}; the defaults are torch.optim.AdamW's. */
 export interface AdamWOptions {
@@ -15,10 +15,81 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
+/** Most parameters one AdamW dispatch updates: each binds four buffers (gradient, value, m, v). */
+const MAX_GROUP = 8;
+/** Invocations per workgroup; each parameter starts on a workgroup boundary. */
+const WG = 256;
+
+/**
+ * Parameters per AdamW dispatch on the current device: as many as its storage-buffer bindings
+ * allow (4 per parameter), at most MAX_GROUP. Per-step dispatches matter on CPU adapters, where each
+ * costs tens of microseconds before any work, and a LoRA model has two small tensors per adapted layer.
+ */
+function groupSize(): number {
+  const perStage = getDevice().limits.maxStorageBuffersPerShaderStage;
+  return Math.max(1, Math.min(MAX_GROUP, Math.floor(perStage / 4)));
+}
+
+/**
+ * Splits a step's updates into dispatch groups of at most `size`, in order. A parameter whose buffer
+ * a group already writes starts a new group: one dispatch may not bind a buffer writable twice.
+ */
+export function adamwGroups(updates: ParamUpdate[], size: number): ParamUpdate[][] {
+  const groups: ParamUpdate[][] = [];
+  let cur: ParamUpdate[] = [];
+  let written = new Set<GPUBuffer>();
+  for (const u of updates) {
+    if (cur.length === size || written.has(u.p.buffer)) {
+      groups.push(cur);
+      cur = [];
+      written = new Set();
+    }
+    cur.push(u);
+    written.add(u.p.buffer);
+  }
+  if (cur.length > 0) groups.push(cur);
+  return groups;
+}
+
+/**
+ * WGSL updating `n` parameters: parameter j's gradient, value, m and v are bound at j, n + j, 2n + j
+ * and 3n + j; it owns the workgroups [P.w<j>, P.w<j+1>) (a workgroup-uniform branch picks it).
+ */
+function adamwWgsl(n: number): string {
+  const decls = ['G', 'W', 'M', 'V'].flatMap((name, role) =>
+    Array.from({ length: n }, (_, j) =>
+      storageDecl(role * n + j, `${name}${j}`, 'f32', role === 0 ? 'read' : 'read_write'),
+    ),
+  );
+  const branch = (j: number) => `{
+    let i = (blk - P.w${j}) * ${WG}u + lid;
+    if (i < P.n${j}) {
+      let g = G${j}[i];
+      let m = P.b1 * M${j}[i] + (1.0 - P.b1) * g;
+      let v = P.b2 * V${j}[i] + (1.0 - P.b2) * g * g;
+      M${j}[i] = m;
+      V${j}[i] = v;
+      W${j}[i] = W${j}[i] * P.decay - P.step_size${j} * m / (sqrt(v) / P.bc2_sqrt${j} + P.eps);
+    }
+  }`;
+  const body = Array.from({ length: n }, (_, j) => j)
+    .reverse()
+    .map((j) => (j === 0 ? branch(0) : `if (blk >= P.w${j}) ${branch(j)}`))
+    .join(' else ');
+  return `${decls.join('\n')}
+PARAMS
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let blk = wid.y * nwg.x + wid.x;
+  ${body}
+}`;
+}
+
 /**
  * torch.optim.AdamW: p ← p·(1 − lr·wd); m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
- * p ← p − lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps). One fused kernel per parameter; the scalars
- * depending on the step are computed here in float64.
+ * p ← p − lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps). One fused kernel updates several
+ * parameters at once (as many as the device's bindings allow, see groupSize), each with its own
+ * step count; the scalars depending on the step are computed here in float64.
  */
 export class AdamW extends Optimizer<{ betas: [number, number]; eps: number; weightDecay: number }> {
   constructor(params: Iterable<Parameter>, opts: AdamWOptions = {}) {
@@ -34,38 +105,41 @@ export class AdamW extends Optimizer<{ betas: [number, number]; eps: number; wei
     return ['exp_avg', 'exp_avg_sq'];
   }
 
-  protected update(p: Tensor, grad: Tensor, st: ParamState): void {
+  protected updateAll(updates: ParamUpdate[]): void {
+    for (const group of adamwGroups(updates, groupSize())) this.updateGroup(group);
+  }
+
+  private updateGroup(group: ParamUpdate[]): void {
     const [b1, b2] = this.hyper.betas;
-    const t = st.step;
+    const n = group.length;
+    const uniforms: UniformField[] = [
+      ['b1', 'f32', b1],
+      ['b2', 'f32', b2],
+      ['decay', 'f32', 1 - this.lr * this.hyper.weightDecay],
+      ['eps', 'f32', this.hyper.eps],
+    ];
+    let blocks = 0;
+    group.forEach(({ p, st }, j) => {
+      const t = st.step;
+      uniforms.push(
+        ['n' + j, 'u32', p.size],
+        ['w' + j, 'u32', blocks],
+        ['step_size' + j, 'f32', this.lr / (1 - b1 ** t)],
+        ['bc2_sqrt' + j, 'f32', Math.sqrt(1 - b2 ** t)],
+      );
+      blocks += Math.ceil(p.size / WG);
+    });
     runKernel({
-      key: 'adamw',
-      // The parameter is bound once, read_write: binding a buffer twice with one writable use is invalid.
-      wgsl: () => `${storageDecl(0, 'G', 'f32', 'read')}
-${storageDecl(1, 'W', 'f32', 'read_write')}
-${storageDecl(2, 'M', 'f32', 'read_write')}
-${storageDecl(3, 'V', 'f32', 'read_write')}
-PARAMS
-${main1d()}
-  if (gi >= P.n) { return; }
-  let g = G[gi];
-  let m = P.b1 * M[gi] + (1.0 - P.b1) * g;
-  let v = P.b2 * V[gi] + (1.0 - P.b2) * g * g;
-  M[gi] = m;
-  V[gi] = v;
-  W[gi] = W[gi] * P.decay - P.step_size * m / (sqrt(v) / P.bc2_sqrt + P.eps);
-}`,
-      inputs: [grad],
-      outputs: [p, st.tensors.exp_avg, st.tensors.exp_avg_sq],
-      uniforms: [
-        ['n', 'u32', p.size],
-        ['b1', 'f32', b1],
-        ['b2', 'f32', b2],
-        ['decay', 'f32', 1 - this.lr * this.hyper.weightDecay],
-        ['step_size', 'f32', this.lr / (1 - b1 ** t)],
-        ['bc2_sqrt', 'f32', Math.sqrt(1 - b2 ** t)],
-        ['eps', 'f32', this.hyper.eps],
+      key: `adamw:${n}`,
+      wgsl: () => adamwWgsl(n),
+      inputs: group.map((u) => u.grad),
+      outputs: [
+        ...group.map((u) => u.p),
+        ...group.map((u) => u.st.tensors.exp_avg),
+        ...group.map((u) => u.st.tensors.exp_avg_sq),
       ],
-      workgroups: grid(p.size),
+      uniforms,
+      workgroups: grid(blocks * WG, WG),
     });
   }
 }

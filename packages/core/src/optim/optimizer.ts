@@ -11,6 +11,13 @@ export interface ParamState<T = Tensor> {
   tensors: Record<string, T>;
 }
 
+/** One parameter's update in a step: its value, its gradient and its state (whose step counts this update). */
+export interface ParamUpdate {
+  p: Tensor;
+  grad: Tensor;
+  st: ParamState;
+}
+
 /**
  * Everything needed to resume: hyper-parameters, the number of step() calls and, per parameter (by its
  * position in the optimizer's parameter list, as torch), its state. Tensors are the live state tensors.
@@ -48,20 +55,22 @@ export abstract class Optimizer<H extends object> {
 
   /** Names of the per-parameter state tensors (torch's names). */
   protected abstract stateNames(): string[];
-  /** Records one fused in-place update of p from its gradient and state (st.step already counts this update). */
-  protected abstract update(p: Tensor, grad: Tensor, st: ParamState): void;
+  /** Records the fused in-place updates of one step, in parameter order. */
+  protected abstract updateAll(updates: ParamUpdate[]): void;
 
   /** Updates every trainable parameter that has a gradient; others are skipped and their step counts kept. */
   step(): void {
     this.steps++;
+    const updates: ParamUpdate[] = [];
     for (const p of this.params) {
       const g = p.grad;
       if (!p.trainable || !g) continue;
       assertDType(p.value.dtype, ['f32'], `${this.kind} parameter ${p.name ?? ''}`);
       const st = this.stateOf(p);
       st.step++;
-      this.update(p.value, g, st);
+      updates.push({ p: p.value, grad: g, st });
     }
+    this.updateAll(updates);
   }
 
   /** Frees all gradients (torch's zero_grad(set_to_none=True)). */

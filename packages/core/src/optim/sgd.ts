@@ -2,7 +2,7 @@ import { ShareloraError } from '../errors.js';
 import { grid, main1d, runKernel, storageDecl } from '../kernels/common.js';
 import type { Parameter } from '../nn/module.js';
 import type { Tensor } from '../tensor.js';
-import { Optimizer, type ParamState } from './optimizer.js';
+import { Optimizer, type ParamState, type ParamUpdate } from './optimizer.js';
 
 /** Hyper-parameters of {@link SGD}, with torch.optim.SGD's meaning and defaults (only `lr` is required). */
 export interface SGDOptions {
@@ -48,7 +48,11 @@ export class SGD extends Optimizer<{
     return this.hyper.momentum !== 0 ? ['momentum_buffer'] : [];
   }
 
-  protected update(p: Tensor, grad: Tensor, st: ParamState): void {
+  protected updateAll(updates: ParamUpdate[]): void {
+    for (const { p, grad, st } of updates) this.update(p, grad, st);
+  }
+
+  private update(p: Tensor, grad: Tensor, st: ParamState): void {
     const mom = this.hyper.momentum !== 0;
     const nest = this.hyper.nesterov;
     runKernel({
