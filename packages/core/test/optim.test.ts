@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { dispatchGroups } from '../src/kernels/multi-tensor.js';
 import {
   AdamW,
-  adamwGroups,
   add,
   backward,
   clipGradNorm,
@@ -186,13 +186,17 @@ describe('optimizers', () => {
     for (const p of [...together, ...alone]) p.dispose();
   });
 
-  it('AdamW never binds one parameter buffer writable twice in a dispatch', () => {
+  it('multi-tensor dispatches never bind one buffer writable twice', () => {
     const t = [tensor([1, 2]), tensor([3]), tensor([4, 5, 6])];
     const u = (p: Tensor) => ({ p, grad: p, st: { step: 1, tensors: {} } });
     // The second use of t[0] starts a new group; full groups split at the size.
-    const groups = adamwGroups([u(t[0]), u(t[1]), u(t[0]), u(t[2])], 4);
-    expect(groups.map((g) => g.map((x) => t.indexOf(x.p)))).toEqual([[0, 1], [0, 2]]);
-    expect(adamwGroups([u(t[0]), u(t[1]), u(t[2])], 2).map((g) => g.length)).toEqual([2, 1]);
+    const written = (x: ReturnType<typeof u>) => x.p.buffer;
+    const groups = dispatchGroups([u(t[0]), u(t[1]), u(t[0]), u(t[2])], 4, written);
+    expect(groups.map((g) => g.map((x) => t.indexOf(x.p)))).toEqual([
+      [0, 1],
+      [0, 2],
+    ]);
+    expect(dispatchGroups([u(t[0]), u(t[1]), u(t[2])], 2, written).map((g) => g.length)).toEqual([2, 1]);
     for (const x of t) x.dispose();
   });
 
@@ -328,6 +332,33 @@ describe('clipGradNorm', () => {
     const n2 = await clipGradNormAsync(params, 1e6);
     expect(Math.abs(n2 - maxNorm) / maxNorm).toBeLessThan(1e-5);
     expect(await params[1].grad!.data()).toEqual(before);
+    for (const p of params) p.dispose();
+  });
+
+  it('takes several gradients per dispatch, across dispatch groups, against float64', async () => {
+    const dev = getDevice();
+    const rng = new Rng(12);
+    // More gradients than one dispatch takes; the large ones need several partial sums each.
+    const sizes = [5, 9000, 1, 257, 4096, 4097, 33, 70_001, 2, 300, 12, 8193];
+    const params = sizes.map((n) => new Parameter(tensor(new Float32Array(n), [n])));
+    const grads = sizes.map((n) => randomF32(rng, n, 0.1));
+    setGrads(params, grads);
+    const norm = Math.sqrt(grads.reduce((s, g) => s + g.reduce((a, v) => a + v * v, 0), 0));
+    const before = dev.stats.dispatches;
+    const t = clipGradNorm(params, norm / 2);
+    const perDispatch = Math.min(8, dev.limits.maxStorageBuffersPerShaderStage - 1);
+    // Sums of squares, one combine, scales.
+    expect(dev.stats.dispatches - before).toBe(2 * Math.ceil(sizes.length / perDispatch) + 1);
+    expect(Math.abs((await t.item()) - norm) / norm).toBeLessThan(1e-5);
+    const coef = norm / 2 / (norm + 1e-6);
+    for (let i = 0; i < params.length; i++)
+      assertClose(
+        await params[i].grad!.data(),
+        grads[i].map((v) => v * coef),
+        1e-5,
+        `clipped ${i}`,
+      );
+    t.dispose();
     for (const p of params) p.dispose();
   });
 

@@ -1,6 +1,6 @@
 import { grid, runKernel, storageDecl, type UniformField } from '../kernels/common.js';
+import { dispatchGroups, tensorsPerDispatch, workgroupRanges } from '../kernels/multi-tensor.js';
 import type { Parameter } from '../nn/module.js';
-import { getDevice } from '../runtime.js';
 import { Optimizer, type ParamUpdate } from './optimizer.js';
 
 /** Hyper-parameters of {@link AdamW}; the defaults are torch.optim.AdamW's. */
@@ -15,41 +15,8 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
-/** Most parameters one AdamW dispatch updates: each binds four buffers (gradient, value, m, v). */
-const MAX_GROUP = 8;
 /** Invocations per workgroup; each parameter starts on a workgroup boundary. */
 const WG = 256;
-
-/**
- * Parameters per AdamW dispatch on the current device: as many as its storage-buffer bindings
- * allow (4 per parameter), at most MAX_GROUP. Per-step dispatches matter on CPU adapters, where each
- * costs tens of microseconds before any work, and a LoRA model has two small tensors per adapted layer.
- */
-function groupSize(): number {
-  const perStage = getDevice().limits.maxStorageBuffersPerShaderStage;
-  return Math.max(1, Math.min(MAX_GROUP, Math.floor(perStage / 4)));
-}
-
-/**
- * Splits a step's updates into dispatch groups of at most `size`, in order. A parameter whose buffer
- * a group already writes starts a new group: one dispatch may not bind a buffer writable twice.
- */
-export function adamwGroups(updates: ParamUpdate[], size: number): ParamUpdate[][] {
-  const groups: ParamUpdate[][] = [];
-  let cur: ParamUpdate[] = [];
-  let written = new Set<GPUBuffer>();
-  for (const u of updates) {
-    if (cur.length === size || written.has(u.p.buffer)) {
-      groups.push(cur);
-      cur = [];
-      written = new Set();
-    }
-    cur.push(u);
-    written.add(u.p.buffer);
-  }
-  if (cur.length > 0) groups.push(cur);
-  return groups;
-}
 
 /**
  * WGSL updating `n` parameters: parameter j's gradient, value, m and v are bound at j, n + j, 2n + j
@@ -61,8 +28,7 @@ function adamwWgsl(n: number): string {
       storageDecl(role * n + j, `${name}${j}`, 'f32', role === 0 ? 'read' : 'read_write'),
     ),
   );
-  const branch = (j: number) => `{
-    let i = (blk - P.w${j}) * ${WG}u + lid;
+  const update = (j: number) => `    let i = (blk - P.w${j}) * ${WG}u + lid;
     if (i < P.n${j}) {
       let g = G${j}[i];
       let m = P.b1 * M${j}[i] + (1.0 - P.b1) * g;
@@ -70,25 +36,20 @@ function adamwWgsl(n: number): string {
       M${j}[i] = m;
       V${j}[i] = v;
       W${j}[i] = W${j}[i] * P.decay - P.step_size${j} * m / (sqrt(v) / P.bc2_sqrt${j} + P.eps);
-    }
-  }`;
-  const body = Array.from({ length: n }, (_, j) => j)
-    .reverse()
-    .map((j) => (j === 0 ? branch(0) : `if (blk >= P.w${j}) ${branch(j)}`))
-    .join(' else ');
+    }`;
   return `${decls.join('\n')}
 PARAMS
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let blk = wid.y * nwg.x + wid.x;
-  ${body}
+  ${workgroupRanges(n, 'w', update)}
 }`;
 }
 
 /**
  * torch.optim.AdamW: p ← p·(1 − lr·wd); m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
  * p ← p − lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps). One fused kernel updates several
- * parameters at once (as many as the device's bindings allow, see groupSize), each with its own
+ * parameters at once (as many as the device's bindings allow), each with its own
  * step count; the scalars depending on the step are computed here in float64.
  */
 export class AdamW extends Optimizer<{ betas: [number, number]; eps: number; weightDecay: number }> {
@@ -106,7 +67,9 @@ export class AdamW extends Optimizer<{ betas: [number, number]; eps: number; wei
   }
 
   protected updateAll(updates: ParamUpdate[]): void {
-    for (const group of adamwGroups(updates, groupSize())) this.updateGroup(group);
+    // Four bindings per parameter: gradient, value, m, v.
+    const groups = dispatchGroups(updates, tensorsPerDispatch(4), (u) => u.p.buffer);
+    for (const group of groups) this.updateGroup(group);
   }
 
   private updateGroup(group: ParamUpdate[]): void {
@@ -122,10 +85,10 @@ export class AdamW extends Optimizer<{ betas: [number, number]; eps: number; wei
     group.forEach(({ p, st }, j) => {
       const t = st.step;
       uniforms.push(
-        ['n' + j, 'u32', p.size],
-        ['w' + j, 'u32', blocks],
-        ['step_size' + j, 'f32', this.lr / (1 - b1 ** t)],
-        ['bc2_sqrt' + j, 'f32', Math.sqrt(1 - b2 ** t)],
+        [`n${j}`, 'u32', p.size],
+        [`w${j}`, 'u32', blocks],
+        [`step_size${j}`, 'f32', this.lr / (1 - b1 ** t)],
+        [`bc2_sqrt${j}`, 'f32', Math.sqrt(1 - b2 ** t)],
       );
       blocks += Math.ceil(p.size / WG);
     });

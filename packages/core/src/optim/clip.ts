@@ -1,4 +1,5 @@
-import { grid, main1d, runKernel, storageDecl } from '../kernels/common.js';
+import { grid, runKernel, storageDecl, type UniformField, WG } from '../kernels/common.js';
+import { dispatchGroups, tensorsPerDispatch, workgroupRanges } from '../kernels/multi-tensor.js';
 import { rowGrid, rowKernel } from '../kernels/rows.js';
 import type { Parameter } from '../nn/module.js';
 import { zeros } from '../ops/creation.js';
@@ -8,6 +9,9 @@ import { type Storage, Tensor } from '../tensor.js';
 const MAX_PARTIALS = 256;
 /** Gradient elements per partial sum (a multiple of any row width). */
 const PER_GROUP = 4096;
+
+/** Partial sums of squares of one gradient (workgroups that each sum a strided share of it). */
+const partialRows = (g: Tensor) => Math.min(MAX_PARTIALS, Math.max(1, Math.ceil(g.size / PER_GROUP)));
 
 /**
  * Global L2 norm of all gradients, with every gradient scaled in place by min(1, maxNorm/(norm + 1e-6))
@@ -21,31 +25,49 @@ export function clipGradNorm(params: Iterable<Parameter | Tensor>, maxNorm: numb
     if (p.grad) grads.push(p.grad);
   }
   if (grads.length === 0) return zeros([]);
-  const groups = grads.map((g) => Math.min(MAX_PARTIALS, Math.max(1, Math.ceil(g.size / PER_GROUP))));
-  const partials = Tensor.empty([groups.reduce((a, b) => a + b, 0)], 'f32', 'other');
-  let off = 0;
-  grads.forEach((g, k) => {
+  const partials = Tensor.empty([grads.reduce((a, g) => a + partialRows(g), 0)], 'f32', 'other');
+  // Several gradients per dispatch (each bound once, the partial sums once). In a dispatch whose
+  // first partial is P.base, gradient j owns its rows [P.o<j>, P.o<j> + P.r<j>), each a strided
+  // share of its elements.
+  let base = 0;
+  for (const group of dispatchGroups(grads, tensorsPerDispatch(1, 1))) {
+    const n = group.length;
+    const first: number[] = [];
+    let groupRows = 0;
+    for (const g of group) {
+      first.push(groupRows);
+      groupRows += partialRows(g);
+    }
+    const sumsq = (j: number) =>
+      `    for (var i = (row - P.o${j}) * ROW_WG + lid; i < P.n${j}; i += P.r${j} * ROW_WG) { let v = G${j}[i]; s += v * v; }`;
     runKernel({
-      key: 'grad_sumsq',
+      key: `grad_sumsq:${n}`,
       wgsl: () =>
         rowKernel(
-          `${storageDecl(0, 'G', 'f32', 'read')}\n${storageDecl(1, 'S', 'f32', 'read_write')}\nPARAMS`,
-          `  var s = 0.0;
-  for (var i = row * ROW_WG + lid; i < P.n; i += P.rows * ROW_WG) { let v = G[i]; s += v * v; }
+          `${group.map((_, j) => storageDecl(j, `G${j}`, 'f32', 'read')).join('\n')}
+${storageDecl(n, 'S', 'f32', 'read_write')}
+PARAMS`,
+          `  let blk = row;
+  var s = 0.0;
+  ${workgroupRanges(n, 'o', sumsq)}
   let t = wg_sum(s, lid);
-  if (lid == 0u) { S[P.off + row] = t; }`,
+  if (lid == 0u) { S[P.base + row] = t; }`,
         ),
-      inputs: [g],
+      inputs: group,
       outputs: [partials],
       uniforms: [
-        ['rows', 'u32', groups[k]],
-        ['n', 'u32', g.size],
-        ['off', 'u32', off],
+        ['rows', 'u32', groupRows],
+        ['base', 'u32', base],
+        ...group.flatMap((g, j): UniformField[] => [
+          [`o${j}`, 'u32', first[j]],
+          [`r${j}`, 'u32', partialRows(g)],
+          [`n${j}`, 'u32', g.size],
+        ]),
       ],
-      workgroups: rowGrid(groups[k]),
+      workgroups: rowGrid(groupRows),
     });
-    off += groups[k];
-  });
+    base += groupRows;
+  }
   const norm = Tensor.empty([], 'f32');
   const coef = Tensor.empty([1], 'f32', 'other');
   runKernel({
@@ -62,30 +84,40 @@ export function clipGradNorm(params: Iterable<Parameter | Tensor>, maxNorm: numb
     outputs: [norm, coef],
     uniforms: [
       ['rows', 'u32', 1],
-      ['n', 'u32', off],
+      ['n', 'u32', base],
       ['max_norm', 'f32', maxNorm],
     ],
     workgroups: [1, 1, 1],
   });
   // Gradients of different parameters may share one storage (a backward rule returning the same tensor
-  // for two inputs): scale each storage once.
-  const scaled = new Set<Storage>();
-  for (const g of grads) {
-    if (scaled.has(g.storage)) continue;
-    scaled.add(g.storage);
+  // for two inputs): scale each storage once. Several per dispatch: gradient j owns the workgroups
+  // from P.w<j> on.
+  const storages = new Map<Storage, Tensor>();
+  for (const g of grads) if (!storages.has(g.storage)) storages.set(g.storage, g);
+  for (const group of dispatchGroups([...storages.values()], tensorsPerDispatch(1, 1))) {
+    const n = group.length;
+    const uniforms: UniformField[] = [];
+    let blocks = 0;
+    group.forEach((g, j) => {
+      uniforms.push([`n${j}`, 'u32', g.size], [`w${j}`, 'u32', blocks]);
+      blocks += Math.ceil(g.size / WG);
+    });
+    const scale = (j: number) => `    let i = (blk - P.w${j}) * ${WG}u + lid;
+    if (i < P.n${j}) { G${j}[i] = G${j}[i] * C[0]; }`;
     runKernel({
-      key: 'grad_scale',
+      key: `grad_scale:${n}`,
       wgsl: () => `${storageDecl(0, 'C', 'f32', 'read')}
-${storageDecl(1, 'G', 'f32', 'read_write')}
+${group.map((_, j) => storageDecl(1 + j, `G${j}`, 'f32', 'read_write')).join('\n')}
 PARAMS
-${main1d()}
-  if (gi >= P.n) { return; }
-  G[gi] = G[gi] * C[0];
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let blk = wid.y * nwg.x + wid.x;
+  ${workgroupRanges(n, 'w', scale)}
 }`,
       inputs: [coef],
-      outputs: [g],
-      uniforms: [['n', 'u32', g.size]],
-      workgroups: grid(g.size),
+      outputs: group,
+      uniforms,
+      workgroups: grid(blocks * WG),
     });
   }
   partials.dispose();
