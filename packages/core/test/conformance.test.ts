@@ -505,8 +505,8 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     };
     try {
       // [A, B, transA, transB, blocks, packing passes of the forward product]: an f32 block is
-      // copied when it spans whole stored rows and needs no padding (A: M % 16, K % 4; B: N a
-      // multiple of its tile's columns, 128, or 32 below 128).
+      // copied when it spans whole stored rows of whole texels (K % 4 == 0, and the stored row
+      // length a multiple of 4); M and N are never padded.
       for (const [sa, sb, ta, tb, blocks, passes] of [
         // Both copied, B over more than one texture row (144 x 128 texels) and its last row partial.
         [[32, 144], [144, 512], false, false, null, 0],
@@ -519,14 +519,14 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
         // Bᵀ wider than A: Cᵀ = B·Aᵀ, B copied, A transposed by its pass; narrower: B transposed.
         [[32, 20], [128, 20], false, true, null, 1],
         [[128, 20], [32, 20], false, true, null, 1],
-        // Padding: M not a multiple of 16, N not a multiple of 128, K not a multiple of 4.
-        [[40, 16], [16, 128], false, false, null, 1],
-        [[32, 16], [16, 200], false, false, null, 1],
-        // A narrow product (N < 128, 32-column tiles): 64 columns are copied, 72 are padded.
-        [[32, 16], [16, 64], false, false, null, 0],
-        [[32, 16], [16, 72], false, false, null, 1],
-        // 172 columns: narrow tiles (192 columns) where wide ones would pad to 256.
-        [[32, 16], [16, 172], false, false, null, 1],
+        // M not a multiple of the 16-row tile, N not a multiple of a tile's columns: copied, the
+        // tiles' lanes past M or N read beyond the block.
+        [[40, 16], [16, 128], false, false, null, 0],
+        [[32, 16], [16, 200], false, false, null, 0],
+        [[32, 16], [16, 72], false, false, null, 0],
+        [[32, 16], [16, 172], false, false, null, 0],
+        // Rows of A or B that are not whole texels: packed. K not a multiple of 4 pads both.
+        [[16, 37], [16, 70], true, false, null, 2],
         [[32, 18], [18, 128], false, false, null, 2],
       ] as Array<
         [number[], number[], boolean, boolean, { M: number; K: number; N: number } | null, number]
@@ -555,6 +555,16 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       // Copied operands give the same values to the bit as the buffer kernels.
       setTextureBlocksForTesting(null);
       await expectSameOnBothPaths([48, 36], [36, 256], false);
+      // What the tiles read past M and N never reaches C: with NaN left in the scratch textures by a
+      // larger product, a product with partial tiles along both is still exact.
+      core.tidy(() => void core.matmul(core.full([64, 16], Number.NaN), core.full([16, 256], Number.NaN)));
+      await checkOp(
+        'texture matmul after NaN operands',
+        ([x, y]) => core.matmul(x, y),
+        ([x, y]) => R.matmul(x, y),
+        [randn([37, 16], rng), randn([16, 70], rng)],
+        { grad: false },
+      );
     } finally {
       dev.matmulTextures = 'auto';
       setTextureBlocksForTesting(null);
@@ -703,6 +713,36 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       }
     } finally {
       dev.matmulTextures = 'auto';
+    }
+  });
+
+  it('weight gradients over many tokens (Aᵀ·B, long K, small output) take packed textures on CPU adapters', async () => {
+    const dev = core.getDevice();
+    const texturesHere =
+      dev.info.isSoftware && dev.info.readableStorageTextures && (dev.info.subgroupMinSize ?? 0) >= 8;
+    // [K, M]ᵀ·[K, N]: a LoRA factor's gradient shape (37 x 9 over 1100 tokens) takes textures; a short
+    // K, a vector-shaped output or an untransposed A keeps the buffer kernels.
+    for (const [K, M, N, transA, textures] of [
+      [1100, 37, 9, true, true],
+      [1100, 9, 37, true, true],
+      [300, 37, 9, true, false],
+      [1100, 5, 37, true, false],
+      [1100, 37, 9, false, false],
+    ] as Array<[number, number, number, boolean, boolean]>) {
+      const label = `${M} x ${N} x ${K}${transA ? ' (Aᵀ)' : ''}`;
+      dev.startProfile();
+      await checkOp(
+        label,
+        ([a, b]) => core.matmul(a, b, { transA }),
+        ([a, b]) => R.matmul(a, b, { transA }),
+        [randn(transA ? [K, M] : [M, K], rng), randn([K, N], rng)],
+        { grad: false },
+      );
+      const keys = (await dev.stopProfile()).trace.map((e) => String(e.args?.key ?? ''));
+      expect(
+        keys.some((k) => k.startsWith('mm_texture')),
+        label,
+      ).toBe(texturesHere && textures);
     }
   });
 

@@ -16,9 +16,12 @@
  * transposed, [K, M]), and the kernel regroups a transposed panel's components (in llvmpipe's SoA
  * layout a vec4 is four registers, so that costs nothing). B is always packed as [K, N]: read as
  * [N, K], the lanes' texels would lie far apart and the product ran at half speed, so a
- * transposed B is transposed while packing, 16 x 4 elements per invocation. Everything is
- * zero-padded to whole tiles, so the kernel needs no bounds checks. Each packed block is stored
- * row-major in a texture of fixed width
+ * transposed B is transposed while packing, 16 x 4 elements per invocation. K is zero-padded to
+ * whole texels, so the sums need no bounds checks. M and N are not padded: the lanes of a tile past
+ * the block's last row or column texel read other texels (of the next row of the block, or outside
+ * it: clamped or zero), which only reach outputs past M or N, and those are not stored. So an f32
+ * operand whose rows are whole texels is laid out exactly as it is stored, and copied instead of
+ * packed whatever M and N are. Each packed block is stored row-major in a texture of fixed width
  * TEX_WIDTH (texel i at (i % TEX_WIDTH, i / TEX_WIDTH)), so one texture per operand, sized by area,
  * serves every shape: no texture is created per product.
  */
@@ -170,8 +173,8 @@ export function packParams(p: PackParams): ArrayBuffer {
 
 /**
  * Packed sizes [texels wide, rows] of the blocks of A (as stored: [M, K/4] or, transposed,
- * [K, M/4]) and B (always [K, N/4]) for an M x N x K block of the product, padded so that every
- * tile the kernel reads is inside the block.
+ * [K, M/4]) and B (always [K, N/4]) for an M x N x K block of the product: K padded to whole
+ * texels, M and N not padded (see above).
  */
 export function packedSizes(
   M: number,
@@ -181,8 +184,8 @@ export function packedSizes(
 ): { a: [number, number]; b: [number, number] } {
   const k4 = cdiv(K, 4);
   return {
-    a: transA ? [up(M, TEX_TM) / 4, 4 * k4] : [k4, up(M, TEX_TM)],
-    b: [up(cdiv(N, 4), tileColumns(textureTile(N)) / 4), 4 * k4],
+    a: transA ? [cdiv(M, 4), 4 * k4] : [k4, M],
+    b: [cdiv(N, 4), 4 * k4],
   };
 }
 
