@@ -5,6 +5,8 @@
  * Each tensor gets its own bindings and a range of workgroups, chosen by a workgroup-uniform branch.
  */
 import { getDevice } from '../runtime.js';
+import type { Tensor } from '../tensor.js';
+import { grid, type UniformField, WG } from './common.js';
 
 /** Most tensors one dispatch takes (bounds the generated WGSL). */
 const MAX_TENSORS = 8;
@@ -53,4 +55,43 @@ export function workgroupRanges(n: number, first: string, body: (j: number) => s
   return Array.from({ length: n }, (_, j) => n - 1 - j)
     .map((j) => (j === 0 ? `{\n${body(0)}\n  }` : `if (blk >= P.${first}${j}) {\n${body(j)}\n  }`))
     .join(' else ');
+}
+
+/**
+ * An elementwise kernel over `n` tensors, one invocation per element: `stmt(j)` runs for element
+ * `i` of tensor j (i < P.n<j>). `decls` declares the bindings, PARAMS the uniforms of
+ * {@link elementRanges} (and any the caller adds).
+ */
+export function elementwiseOverTensors(n: number, decls: string, stmt: (j: number) => string): string {
+  return `${decls}
+PARAMS
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let blk = wid.y * nwg.x + wid.x;
+  ${workgroupRanges(
+    n,
+    'w',
+    (j) => `    let i = (blk - P.w${j}) * ${WG}u + lid;
+    if (i < P.n${j}) {
+${stmt(j)}
+    }`,
+  )}
+}`;
+}
+
+/**
+ * Uniforms (each tensor's size n<j> and first workgroup w<j>, starting on workgroup boundaries)
+ * and grid of {@link elementwiseOverTensors} over `tensors`.
+ */
+export function elementRanges(tensors: readonly Tensor[]): {
+  uniforms: UniformField[];
+  workgroups: [number, number, number];
+} {
+  const uniforms: UniformField[] = [];
+  let blocks = 0;
+  tensors.forEach((t, j) => {
+    uniforms.push([`n${j}`, 'u32', t.size], [`w${j}`, 'u32', blocks]);
+    blocks += Math.ceil(t.size / WG);
+  });
+  return { uniforms, workgroups: grid(blocks * WG) };
 }

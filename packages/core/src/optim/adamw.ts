@@ -1,5 +1,10 @@
-import { grid, runKernel, storageDecl, type UniformField } from '../kernels/common.js';
-import { dispatchGroups, tensorsPerDispatch, workgroupRanges } from '../kernels/multi-tensor.js';
+import { runKernel, storageDecl, type UniformField } from '../kernels/common.js';
+import {
+  dispatchGroups,
+  elementRanges,
+  elementwiseOverTensors,
+  tensorsPerDispatch,
+} from '../kernels/multi-tensor.js';
 import type { Parameter } from '../nn/module.js';
 import { Optimizer, type ParamUpdate } from './optimizer.js';
 
@@ -15,12 +20,9 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
-/** Invocations per workgroup; each parameter starts on a workgroup boundary. */
-const WG = 256;
-
 /**
  * WGSL updating `n` parameters: parameter j's gradient, value, m and v are bound at j, n + j, 2n + j
- * and 3n + j; it owns the workgroups [P.w<j>, P.w<j+1>) (a workgroup-uniform branch picks it).
+ * and 3n + j.
  */
 function adamwWgsl(n: number): string {
   const decls = ['G', 'W', 'M', 'V'].flatMap((name, role) =>
@@ -28,22 +30,16 @@ function adamwWgsl(n: number): string {
       storageDecl(role * n + j, `${name}${j}`, 'f32', role === 0 ? 'read' : 'read_write'),
     ),
   );
-  const update = (j: number) => `    let i = (blk - P.w${j}) * ${WG}u + lid;
-    if (i < P.n${j}) {
-      let g = G${j}[i];
+  return elementwiseOverTensors(
+    n,
+    decls.join('\n'),
+    (j) => `      let g = G${j}[i];
       let m = P.b1 * M${j}[i] + (1.0 - P.b1) * g;
       let v = P.b2 * V${j}[i] + (1.0 - P.b2) * g * g;
       M${j}[i] = m;
       V${j}[i] = v;
-      W${j}[i] = W${j}[i] * P.decay - P.step_size${j} * m / (sqrt(v) / P.bc2_sqrt${j} + P.eps);
-    }`;
-  return `${decls.join('\n')}
-PARAMS
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let blk = wid.y * nwg.x + wid.x;
-  ${workgroupRanges(n, 'w', update)}
-}`;
+      W${j}[i] = W${j}[i] * P.decay - P.step_size${j} * m / (sqrt(v) / P.bc2_sqrt${j} + P.eps);`,
+  );
 }
 
 /**
@@ -75,23 +71,18 @@ export class AdamW extends Optimizer<{ betas: [number, number]; eps: number; wei
   private updateGroup(group: ParamUpdate[]): void {
     const [b1, b2] = this.hyper.betas;
     const n = group.length;
+    const ranges = elementRanges(group.map((u) => u.p));
     const uniforms: UniformField[] = [
       ['b1', 'f32', b1],
       ['b2', 'f32', b2],
       ['decay', 'f32', 1 - this.lr * this.hyper.weightDecay],
       ['eps', 'f32', this.hyper.eps],
+      ...ranges.uniforms,
+      ...group.flatMap(({ st }, j): UniformField[] => [
+        [`step_size${j}`, 'f32', this.lr / (1 - b1 ** st.step)],
+        [`bc2_sqrt${j}`, 'f32', Math.sqrt(1 - b2 ** st.step)],
+      ]),
     ];
-    let blocks = 0;
-    group.forEach(({ p, st }, j) => {
-      const t = st.step;
-      uniforms.push(
-        [`n${j}`, 'u32', p.size],
-        [`w${j}`, 'u32', blocks],
-        [`step_size${j}`, 'f32', this.lr / (1 - b1 ** t)],
-        [`bc2_sqrt${j}`, 'f32', Math.sqrt(1 - b2 ** t)],
-      );
-      blocks += Math.ceil(p.size / WG);
-    });
     runKernel({
       key: `adamw:${n}`,
       wgsl: () => adamwWgsl(n),
@@ -102,7 +93,7 @@ export class AdamW extends Optimizer<{ betas: [number, number]; eps: number; wei
         ...group.map((u) => u.st.tensors.exp_avg_sq),
       ],
       uniforms,
-      workgroups: grid(blocks * WG, WG),
+      workgroups: ranges.workgroups,
     });
   }
 }

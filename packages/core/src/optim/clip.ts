@@ -1,5 +1,11 @@
-import { grid, runKernel, storageDecl, type UniformField, WG } from '../kernels/common.js';
-import { dispatchGroups, tensorsPerDispatch, workgroupRanges } from '../kernels/multi-tensor.js';
+import { runKernel, storageDecl, type UniformField } from '../kernels/common.js';
+import {
+  dispatchGroups,
+  elementRanges,
+  elementwiseOverTensors,
+  tensorsPerDispatch,
+  workgroupRanges,
+} from '../kernels/multi-tensor.js';
 import { rowGrid, rowKernel } from '../kernels/rows.js';
 import type { Parameter } from '../nn/module.js';
 import { zeros } from '../ops/creation.js';
@@ -90,34 +96,24 @@ PARAMS`,
     workgroups: [1, 1, 1],
   });
   // Gradients of different parameters may share one storage (a backward rule returning the same tensor
-  // for two inputs): scale each storage once. Several per dispatch: gradient j owns the workgroups
-  // from P.w<j> on.
+  // for two inputs): scale each storage once, several per dispatch.
   const storages = new Map<Storage, Tensor>();
   for (const g of grads) if (!storages.has(g.storage)) storages.set(g.storage, g);
   for (const group of dispatchGroups([...storages.values()], tensorsPerDispatch(1, 1))) {
-    const n = group.length;
-    const uniforms: UniformField[] = [];
-    let blocks = 0;
-    group.forEach((g, j) => {
-      uniforms.push([`n${j}`, 'u32', g.size], [`w${j}`, 'u32', blocks]);
-      blocks += Math.ceil(g.size / WG);
-    });
-    const scale = (j: number) => `    let i = (blk - P.w${j}) * ${WG}u + lid;
-    if (i < P.n${j}) { G${j}[i] = G${j}[i] * C[0]; }`;
+    const ranges = elementRanges(group);
     runKernel({
-      key: `grad_scale:${n}`,
-      wgsl: () => `${storageDecl(0, 'C', 'f32', 'read')}
-${group.map((_, j) => storageDecl(1 + j, `G${j}`, 'f32', 'read_write')).join('\n')}
-PARAMS
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let blk = wid.y * nwg.x + wid.x;
-  ${workgroupRanges(n, 'w', scale)}
-}`,
+      key: `grad_scale:${group.length}`,
+      wgsl: () =>
+        elementwiseOverTensors(
+          group.length,
+          `${storageDecl(0, 'C', 'f32', 'read')}
+${group.map((_, j) => storageDecl(1 + j, `G${j}`, 'f32', 'read_write')).join('\n')}`,
+          (j) => `      G${j}[i] = G${j}[i] * C[0];`,
+        ),
       inputs: [coef],
       outputs: group,
-      uniforms,
-      workgroups: grid(blocks * WG),
+      uniforms: ranges.uniforms,
+      workgroups: ranges.workgroups,
     });
   }
   partials.dispose();
