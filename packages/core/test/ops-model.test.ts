@@ -469,6 +469,36 @@ describe('model ops', () => {
       await check('rope bthd', [rand([B, T, H, D], 22)], ([x]) => core.rope(x, i32(pos, [B, T]), opts), cpu);
     });
 
+    it('whole heads read as vec4s: time-first and heads-first, per-batch positions, both layouts, both directions', async () => {
+      const [B, T, H] = [2, 5, 3];
+      const pos = [0, 1, 2, 3, 4, 9, 10, 11, 12, 13];
+      for (const [layout, D] of [
+        ['half', 16],
+        ['interleaved', 8],
+        ['interleaved', 12],
+      ] as Array<[core.RopeOptions['layout'], number]>) {
+        for (const axes of ['bthd', 'bhtd'] as const) {
+          const opts: core.RopeOptions = { theta: 10000, layout, axes };
+          const swap = (x: F64) => (axes === 'bthd' ? ref.permute(x, [0, 2, 1, 3]) : x);
+          const shape = axes === 'bthd' ? [B, T, H, D] : [B, H, T, D];
+          const cpu = ([x]: F64[]): F64 => {
+            const per = Array.from({ length: B }, (_, b) => {
+              const xb = ref.slice(x, [b, 0, 0, 0], [b + 1, ...shape.slice(1)]);
+              return ref.rope(swap(xb), pos.slice(b * T, (b + 1) * T), opts);
+            });
+            return swap(ref.concat(per, 0));
+          };
+          // check() compares the output and, by finite differences, the backward rotation.
+          await check(
+            `rope ${layout} D ${D} ${axes}`,
+            [rand(shape, 23)],
+            ([x]) => core.rope(x, i32(pos, [B, T]), opts),
+            cpu,
+          );
+        }
+      }
+    });
+
     it('with angles from ropeCosSin, as a model passes them to every layer', async () => {
       for (const c of [cases[2], cases[5], cases[6]]) {
         const D = c.shape[3];

@@ -145,10 +145,15 @@ ${main1d()}
 
 /**
  * Rotates x by the angles in `cs` (dir -1: by their negation, the transpose). An invocation owns
- * pair i of one position (b, t): it reads that pair's cos and sin once and rotates it in every head,
- * then copies its share of the dims past R. R/2 is a constant of the shader, so splitting the index
- * costs a multiply, and the one division by a runtime size (T) is shared by all heads: on a CPU
- * adapter an integer division by a runtime value is a scalar division per lane.
+ * `per` consecutive pairs of one position (b, t): it reads their cos and sin once and rotates them
+ * in every head, then copies its share of the dims past R. R/2 is a constant of the shader, so
+ * splitting the index costs a multiply, and the one division by a runtime size (T) is shared by
+ * all heads: on a CPU adapter an integer division by a runtime value is a scalar division per lane.
+ *
+ * When the whole head is rotated and its pairs fill vec4s (R = D, a multiple of 8 for the 'half'
+ * layout, of 4 for 'interleaved'), the rows are read and written as vec4s: 4 pairs per invocation
+ * as two vec4s (i.., i + R/2..) in the half layout, 2 pairs as one vec4 interleaved. On a CPU adapter
+ * a storage access costs about the same for a vec4 as for a float, so that is 4x fewer accesses.
  */
 function rotate(x: Tensor, cs: Tensor, perBatch: boolean, R: number, opts: RopeOptions, dir: 1 | -1): Tensor {
   const timeFirst = opts.axes === 'bthd';
@@ -156,32 +161,19 @@ function rotate(x: Tensor, cs: Tensor, perBatch: boolean, R: number, opts: RopeO
   const out = Tensor.empty(x.shape, 'f32');
   if (out.size === 0) return out;
   const half = R / 2;
-  // Element offsets of pair i within a head's row.
-  const pair =
-    opts.layout === 'half' ? 'let ea = i; let eb = i + HALF;' : 'let ea = 2u * i; let eb = ea + 1u;';
-  // Offset of head 0 at position (b, t), and the stride between heads.
+  const halfLayout = opts.layout === 'half';
+  const vec = R === D && R % (halfLayout ? 8 : 4) === 0;
+  const per = vec ? (halfLayout ? 4 : 2) : 1;
+  // Offset of head 0 at position (b, t), and the stride between heads, in floats.
   const place = timeFirst
     ? 'let base = bt * P.h * P.d; let hstride = P.d;'
     : 'let base = (b * P.h * P.t + t) * P.d; let hstride = P.t * P.d;';
-  runKernel({
-    key: `rope:${opts.layout}:${opts.axes ?? 'bhtd'}:${half}`,
-    wgsl: () => `${storageDecl(0, 'X', 'f32', 'read')}
-${storageDecl(1, 'CS', 'vec2<f32>', 'read')}
-${storageDecl(2, 'Y', 'f32', 'read_write')}
-PARAMS
-const HALF: u32 = ${half}u;
-${main1d()}
-  if (gi >= P.n) { return; }
-  let bt = gi / HALF;
-  let i = gi % HALF;
-  let b = bt / P.t;
-  let t = bt - b * P.t;
-  ${place}
-  var prow = t;
-  if (P.per_batch != 0u) { prow = bt; }
-  let cs = CS[prow * HALF + i];
+  // The head loop: pair i (scalar), pairs i..i+3 of the half layout (vec4s at i and i + HALF,
+  // angles (c, s) of pairs i, i+1 | i+2, i+3 in two vec4s of CS) or pairs i, i+1 interleaved.
+  const heads = !vec
+    ? `  let cs = CS[prow * HALF + i];
   let s = cs.y * P.dir;
-  ${pair}
+  ${halfLayout ? 'let ea = i; let eb = i + HALF;' : 'let ea = 2u * i; let eb = ea + 1u;'}
   for (var h = 0u; h < P.h; h++) {
     let o = base + h * hstride;
     let x1 = X[o + ea];
@@ -189,12 +181,50 @@ ${main1d()}
     Y[o + ea] = x1 * cs.x - x2 * s;
     Y[o + eb] = x2 * cs.x + x1 * s;
     for (var d = P.r + i; d < P.d; d += HALF) { Y[o + d] = X[o + d]; }
-  }
+  }`
+    : halfLayout
+      ? `  let c01 = CS[(prow * HALF + i) / 2u];
+  let c23 = CS[(prow * HALF + i) / 2u + 1u];
+  let c = vec4<f32>(c01.x, c01.z, c23.x, c23.z);
+  let s = vec4<f32>(c01.y, c01.w, c23.y, c23.w) * P.dir;
+  for (var h = 0u; h < P.h; h++) {
+    let o = (base + h * hstride + i) / 4u;
+    let x1 = X[o];
+    let x2 = X[o + HALF / 4u];
+    Y[o] = x1 * c - x2 * s;
+    Y[o + HALF / 4u] = x2 * c + x1 * s;
+  }`
+      : `  let cs = CS[(prow * HALF + i) / 2u];
+  let c = cs.xxzz;
+  let s = cs.yyww * P.dir;
+  for (var h = 0u; h < P.h; h++) {
+    let o = (base + h * hstride + 2u * i) / 4u;
+    let v = X[o];
+    Y[o] = v * c + vec4<f32>(-v.y, v.x, -v.w, v.z) * s;
+  }`;
+  const units = half / per;
+  runKernel({
+    key: `rope:${opts.layout}:${opts.axes ?? 'bhtd'}:${half}${vec ? ':v4' : ''}`,
+    wgsl: () => `${storageDecl(0, 'X', vec ? 'vec4<f32>' : 'f32', 'read')}
+${storageDecl(1, 'CS', vec ? 'vec4<f32>' : 'vec2<f32>', 'read')}
+${storageDecl(2, 'Y', vec ? 'vec4<f32>' : 'f32', 'read_write')}
+PARAMS
+const HALF: u32 = ${half}u;
+${main1d()}
+  if (gi >= P.n) { return; }
+  let bt = gi / ${units}u;
+  let i = (gi % ${units}u) * ${per}u;
+  let b = bt / P.t;
+  let t = bt - b * P.t;
+  ${place}
+  var prow = t;
+  if (P.per_batch != 0u) { prow = bt; }
+${heads}
 }`,
     inputs: [x, cs],
     outputs: [out],
     uniforms: [
-      ['n', 'u32', B * T * half],
+      ['n', 'u32', B * T * units],
       ['d', 'u32', D],
       ['r', 'u32', R],
       ['t', 'u32', T],
@@ -202,7 +232,7 @@ ${main1d()}
       ['per_batch', 'u32', perBatch ? 1 : 0],
       ['dir', 'f32', dir],
     ],
-    workgroups: grid(B * T * half),
+    workgroups: grid(B * T * units),
   });
   return out;
 }
