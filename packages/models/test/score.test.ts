@@ -3,7 +3,7 @@
  * log-softmax on the CPU, and lm-evaluation-harness's tokenisation rules spelled out.
  */
 import { join } from 'node:path';
-import { getDevice } from '@sharelora/core/node';
+import { backward, getDevice, keep, type Tensor, tensor, tidy } from '@sharelora/core/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type CausalLM,
@@ -192,6 +192,64 @@ describe('per-position and next-token scores', () => {
       for (let v = 0; v < V; v++) expect(Math.abs(rows[i][v] - want[v])).toBeLessThan(1e-4);
       for (const [k, l] of letters.entries())
         close(got[i][k], want[tok.encode(l, { addSpecialTokens: false })[0]]);
+    }
+  });
+});
+
+describe('causalLmLossAt', () => {
+  it('projects every position when most have a target and gathers the few otherwise: values and gradients of causalLmLoss', async () => {
+    const model = models.llama;
+    const V = model.config.vocabSize;
+    const [B, T] = [2, 64];
+    const seqs = [0, 1].map((b) => Array.from({ length: T }, (_, t) => 1 + ((t * 13 + b * 7) % (V - 1))));
+    const hiddenData = await run(() => model.hiddenStates(ids(seqs)));
+    const C = hiddenData.length / (B * T);
+    // Labels: every next token (all but each row's last position predict: dense), or every third.
+    for (const [name, kept] of [
+      ['dense', (_t: number) => true],
+      ['sparse', (t: number) => t % 3 === 0],
+    ] as Array<[string, (t: number) => boolean]>) {
+      const labels = seqs.map((s) => s.map((tok, t) => (kept(t) ? tok : -100)));
+      const positions: number[] = [];
+      const targets: number[] = [];
+      for (let b = 0; b < B; b++)
+        for (let t = 0; t + 1 < T; t++)
+          if (labels[b][t + 1] !== -100) {
+            positions.push(b * T + t);
+            targets.push(labels[b][t + 1]);
+          }
+      const lossAndGrad = async (f: (h: Tensor) => Tensor): Promise<[number, Float32Array]> => {
+        const h = keep(tensor(hiddenData, [B, T, C]));
+        h.requiresGrad = true;
+        const loss = tidy(() => {
+          const l = f(h);
+          backward(l);
+          return l;
+        });
+        const out: [number, Float32Array] = [await loss.item(), (await h.grad?.data()) as Float32Array];
+        loss.dispose();
+        h.dispose();
+        return out;
+      };
+      const dev = getDevice();
+      dev.startProfile();
+      const [got, gotGrad] = await lossAndGrad((h) =>
+        causalLmLossAt(model, h, positions, Int32Array.from(targets)),
+      );
+      // Dense: every position projected, no gather (an embedding-kind row lookup) nor its scatter.
+      const gathers = (await dev.stopProfile()).ops.filter((o) => o.kind.startsWith('embedding')).length;
+      expect(gathers > 0, `${name}: rows gathered`).toBe(name === 'sparse');
+      const [want, wantGrad] = await lossAndGrad((h) =>
+        causalLmLoss(model.projectLogits(h), tensor(Int32Array.from(labels.flat()), [B, T], 'i32')),
+      );
+      expect(Math.abs(got - want) / Math.abs(want), name).toBeLessThan(1e-5);
+      let md = 0;
+      let mx = 0;
+      for (let i = 0; i < wantGrad.length; i++) {
+        md = Math.max(md, Math.abs(gotGrad[i] - wantGrad[i]));
+        mx = Math.max(mx, Math.abs(wantGrad[i]));
+      }
+      expect(md / mx, `${name} gradient`).toBeLessThan(1e-5);
     }
   });
 });

@@ -47,10 +47,28 @@ export function causalLmLoss(logits: Tensor, labels: Tensor): Tensor {
 }
 
 /**
+ * Smallest share of all positions above which causalLmLossAt may project every position (ignoring
+ * the others) rather than gathering the ones with a target: the gather and the scatter-add of its
+ * gradient cost four passes, more than projecting a few rows that are not needed.
+ */
+const DENSE_SHARE = 7 / 8;
+
+/**
+ * Whether causalLmLossAt projects all `rows` positions rather than gathering the `kept` ones: most
+ * are kept, and the logits of the others with their gradient (2·(rows − kept)·V floats, alive at
+ * once) take no more memory than the gathered hidden rows (kept·C) would.
+ */
+const projectAll = (rows: number, kept: number, hiddenSize: number, vocabSize: number) =>
+  kept >= DENSE_SHARE * rows && 2 * (rows - kept) * vocabSize <= kept * hiddenSize;
+
+/**
  * Mean cross entropy of the logits at flat positions b·T + t of hidden states [B, T, C]
  * (CausalLM.hiddenStates) against one target each: the loss of causalLmLoss when `positions` are
  * the positions whose next label is not ignored and `targets` those labels. The vocabulary is
  * projected in logitChunks, so no tensor exceeds a storage binding whatever the number of positions.
+ * When the positions are most of all (plain text: all but each row's last) and the vocabulary is
+ * small enough (see projectAll), every position is projected and the others get the ignored target
+ * -100, instead of gathering the rows.
  */
 export function causalLmLossAt(
   model: CausalLM,
@@ -63,10 +81,36 @@ export function causalLmLossAt(
       `causalLmLossAt: ${positions.length} positions and ${targets.length} targets (one each, at least one)`,
     );
   }
+  const [B, T, C] = hidden.shape;
+  // Dense only for distinct in-range positions (keepPositions reports bad ones).
+  const dense =
+    projectAll(B * T, positions.length, C, model.config.vocabSize) &&
+    new Set(positions).size === positions.length &&
+    positions.every((p) => Number.isInteger(p) && p >= 0 && p < B * T);
+  let rows = hidden;
+  let rowTargets = targets;
+  if (dense) {
+    rows = reshape(hidden, [B * T, C]);
+    rowTargets = new Int32Array(B * T).fill(-100);
+    positions.forEach((p, i) => {
+      rowTargets[p] = targets[i];
+    });
+  }
   let sum: Tensor | null = null;
-  for (const [a, b] of logitChunks(positions.length, model.config.vocabSize)) {
-    const logits = model.projectLogits(keepPositions(hidden, positions.slice(a, b)));
-    const part = crossEntropy(logits, tensor(targets.subarray(a, b), [b - a], 'i32'), { reduction: 'sum' });
+  for (const [a, b] of logitChunks(rowTargets.length, model.config.vocabSize)) {
+    const picked = !dense
+      ? keepPositions(hidden, positions.slice(a, b))
+      : a === 0 && b === rowTargets.length
+        ? rows
+        : sliceAxis(rows, 0, a, b);
+    const part = crossEntropy(
+      model.projectLogits(picked),
+      tensor(rowTargets.subarray(a, b), [b - a], 'i32'),
+      {
+        reduction: 'sum',
+        ignoreIndex: -100,
+      },
+    );
     sum = sum ? add(sum, part) : part;
   }
   return scale(sum as Tensor, 1 / positions.length);
