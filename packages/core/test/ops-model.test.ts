@@ -673,6 +673,22 @@ describe('model ops', () => {
       });
     }
 
+    it('rows read as vec4s (C a multiple of 4): every reduction, ignored targets, targets at both ends', async () => {
+      const C4 = 36;
+      const t4 = randInts(N, C4, 45);
+      t4[0] = 0;
+      t4[1] = C4 - 1;
+      t4[4] = -100;
+      for (const reduction of ['mean', 'sum', 'none'] as const) {
+        await check(
+          `crossEntropy vec4 ${reduction}`,
+          [rand([N, C4], 46, 3)],
+          ([l]) => core.crossEntropy(l, i32(t4), { reduction }),
+          ([l]) => ref.crossEntropy(l, t4, { reduction }),
+        );
+      }
+    });
+
     it('custom ignoreIndex and large logits', async () => {
       const t = targets.map((v) => (v === -100 ? 5 : v));
       const logits = ref.add(rand([N, C], 42), 1000);
