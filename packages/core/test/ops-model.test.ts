@@ -357,6 +357,71 @@ describe('model ops', () => {
       expect(Array.from(out)).toEqual(new Array(12).fill(0));
     });
 
+    it('reads broadcast rows from textures on CPU adapters, to the bit as from buffers (separate, GQA with a mask, packed)', async () => {
+      const dev = core.getDevice();
+      const texturesHere = core.matmulPath() === 'textures';
+      const [B, Hq, Hkv, T, D] = [2, 4, 2, 21, 8];
+      const mask = () =>
+        core.tensor(
+          Int32Array.from({ length: B * T }, (_, i) => (i % 7 === 3 ? 0 : 1)),
+          [B, T],
+          'i32',
+        );
+      const cases: Array<[string, () => core.Tensor[], (xs: core.Tensor[]) => core.Tensor]> = [
+        [
+          'separate q, k, v',
+          () =>
+            [rand([B, Hq, T, D], 51), rand([B, Hq, T, D], 52), rand([B, Hq, T, D], 53)].map((x) =>
+              f32(x, true),
+            ),
+          ([q, k, v]) => core.scaledDotProductAttention(q, k, v, { causal: true }),
+        ],
+        [
+          'GQA with a key mask',
+          () =>
+            [rand([B, Hq, T, D], 54), rand([B, Hkv, T, D], 55), rand([B, Hkv, T, D], 56)].map((x) =>
+              f32(x, true),
+            ),
+          ([q, k, v]) => core.scaledDotProductAttention(q, k, v, { causal: true, keyPaddingMask: mask() }),
+        ],
+        [
+          'packed q|k|v',
+          () => [f32(rand([B, T, (Hq + 2 * Hkv) * D], 57), true)],
+          ([qkv]) => core.packedQkvAttention(qkv, { causal: true, heads: Hq, kvHeads: Hkv }),
+        ],
+      ];
+      try {
+        for (const [name, inputs, f] of cases) {
+          const results: Float32Array[][] = [];
+          for (const mode of ['auto', 'never'] as const) {
+            dev.matmulTextures = mode;
+            const xs = inputs();
+            dev.startProfile();
+            const out = f(xs);
+            core.backward(out, core.onesLike(out));
+            const got = [
+              (await out.data()) as Float32Array,
+              ...(await Promise.all(xs.map((x) => x.grad?.data() as Promise<Float32Array>))),
+            ];
+            const keys = (await dev.stopProfile()).trace
+              .filter((e) => e.cat === 'encode')
+              .map((e) => String(e.args?.key ?? ''))
+              .filter((k) => k.startsWith('attn_'));
+            expect(keys.length, name).toBe(3);
+            expect(
+              keys.every((k) => k.includes(':tex')),
+              `${name} (${mode})`,
+            ).toBe(mode === 'auto' && texturesHere);
+            results.push(got);
+            for (const x of [out, ...xs]) x.dispose();
+          }
+          results[0].forEach((r, i) => expect(r, `${name}: output / gradient ${i}`).toEqual(results[1][i]));
+        }
+      } finally {
+        dev.matmulTextures = 'auto';
+      }
+    });
+
     it('rejects Hq not a multiple of Hkv', () => {
       core.tidy(() => {
         const q = core.zeros([1, 5, 2, 4]);

@@ -92,8 +92,8 @@ const keyBlockLoop = (
     let jl = min(j0 + lid, P.s - 1);
     let kb = k_at(kvh, jl);
     let vb = v_at(kvh, jl);
-    for (var d = 0u; d < NQ; d++) { kl[d] = K[kb + d]; }
-    for (var d = 0u; d < NV; d++) { vl[d] = V[vb + d]; }
+    for (var d = 0u; d < NQ; d++) { kl[d] = load_K(kb + d); }
+    for (var d = 0u; d < NV; d++) { vl[d] = load_V(vb + d); }
     let hl = select(0u, 1u, key_hidden(b, jl));
 ${body}
   }`;
@@ -236,8 +236,8 @@ ${bwdKVState(T, `${r}`, `jk${r}`)}
       let r = h * P.t + tl;
       let qr = q_at(h, tl);
       let orow = o_at(h, tl);
-      for (var d = 0u; d < NQ; d++) { ql[d] = Q[qr + d]; }
-      for (var d = 0u; d < NV; d++) { gl[d] = DO[orow + d]; }
+      for (var d = 0u; d < NQ; d++) { ql[d] = load_Q(qr + d); }
+      for (var d = 0u; d < NV; d++) { gl[d] = load_DO(orow + d); }
       let lsel = L[r];
       let dl = DELTA[r];
 ${unroll(

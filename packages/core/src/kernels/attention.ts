@@ -22,6 +22,7 @@
  * per-invocation arrays of vec4 when both head sizes are multiples of 4, of scalars otherwise.
  */
 import { storageDecl } from './common.js';
+import { LIN } from './matmul/texture.js';
 
 export const ATTN_WG = 64;
 export const FLT_MAX = '3.4028234663852886e38';
@@ -38,6 +39,13 @@ export interface AttnShape {
    * then writes dK and dV through one binding, since a buffer may not be bound writable twice.
    */
   packed: boolean;
+  /**
+   * Read-only row operands (by binding name: 'Q', 'K', 'V', 'DO') bound as storage textures that
+   * hold the tensor's vec4s in order (texel i at lin(i), as the matmul's packed operands), for vec4 rows only. On a CPU adapter a texel
+   * load is one SIMD call for all lanes, cheaper than a buffer load at per-lane addresses; the
+   * subgroup kernels read the rows they broadcast that way (see attention-subgroup.ts).
+   */
+  tex?: readonly string[];
 }
 
 /** Where the rows of one operand live: row (b, h, t) starts at row off + b·sb + h·sh + t·st. */
@@ -59,7 +67,7 @@ function width(s: AttnShape): 1 | 4 {
 }
 
 export function attnKey(kind: string, s: AttnShape): string {
-  return `attn_${kind}:${s.D}:${s.Dv}:${s.mask}:${s.sg}${s.packed ? ':packed' : ''}`;
+  return `attn_${kind}:${s.D}:${s.Dv}:${s.mask}:${s.sg}${s.packed ? ':packed' : ''}${s.tex?.length ? `:tex${s.tex.join('')}` : ''}`;
 }
 
 type Uniform = readonly [string, 'u32' | 'i32' | 'f32', number];
@@ -137,18 +145,30 @@ export const BWD_KV_DECLS = (s: AttnShape): Decl[] => [
 export function prelude(s: AttnShape, decls: Decl[]): { src: string; T: string } {
   const w = width(s);
   const T = w === 4 ? 'vec4<f32>' : 'f32';
+  const tex = new Set(w === 4 ? (s.tex ?? []) : []);
   const lines = decls.map((d, i) =>
-    storageDecl(
-      i,
-      d.name,
-      d.kind === 'mask' ? (s.mask === 'none' ? 'f32' : s.mask) : d.kind === 'row' ? 'f32' : T,
-      d.access,
-    ),
+    tex.has(d.name)
+      ? `@group(0) @binding(${i}) var ${d.name}: texture_storage_2d<rgba32float, read>;`
+      : storageDecl(
+          i,
+          d.name,
+          d.kind === 'mask' ? (s.mask === 'none' ? 'f32' : s.mask) : d.kind === 'row' ? 'f32' : T,
+          d.access,
+        ),
   );
+  // load_X(i): element i (a vec4 or a float) of each read row operand X, from its buffer or texture.
+  const loaders = decls
+    .filter((d) => (d.kind === 'qk' || d.kind === 'v') && d.access === 'read')
+    .map(
+      (d) =>
+        `fn load_${d.name}(i: u32) -> ${T} { return ${tex.has(d.name) ? `textureLoad(${d.name}, lin(i))` : `${d.name}[i]`}; }`,
+    );
+  if (tex.size > 0) loaders.unshift(LIN);
   const hidden = s.mask === 'none' ? 'false' : `M[b * P.s + j] == ${s.mask}(0)`;
   return {
     src: `${s.sg ? 'enable subgroups;\n' : ''}${lines.join('\n')}
 PARAMS
+${loaders.join('\n')}
 const NQ: u32 = ${s.D / w}u;
 const NV: u32 = ${s.Dv / w}u;
 fn dotv(a: ${T}, b: ${T}) -> f32 { return ${w === 4 ? 'dot(a, b)' : 'a * b'}; }
@@ -200,7 +220,7 @@ export const queryHead = `  let b = bh / P.hq;
  */
 export const queryQ = (T: string, r = '', t = 't') => `  var q${r}: array<${T}, NQ>;
   let qb${r} = q_at(bh, ${t});
-  for (var d = 0u; d < NQ; d++) { q${r}[d] = Q[qb${r} + d] * P.scale; }`;
+  for (var d = 0u; d < NQ; d++) { q${r}[d] = load_Q(qb${r} + d) * P.scale; }`;
 
 /** Forward state: output accumulator, running max and sum. */
 export const fwdState = (T: string, r = '') => `${zeros(`acc${r}`, T, 'NV')}
@@ -238,7 +258,7 @@ export const fwdStore = (
 export const bwdQState = (T: string, r = '', t = 't', row = 'row') => `  var go${r}: array<${T}, NV>;
   var delta${r} = 0.0;
   let ob${r} = o_at(bh, ${t});
-  for (var d = 0u; d < NV; d++) { go${r}[d] = DO[ob${r} + d]; delta${r} += dotv(go${r}[d], O[ob${r} + d]); }
+  for (var d = 0u; d < NV; d++) { go${r}[d] = load_DO(ob${r} + d); delta${r} += dotv(go${r}[d], load_O(ob${r} + d)); }
 ${zeros(`dq${r}`, T, 'NQ')}
   let lse${r} = L[${row}];`;
 
@@ -258,9 +278,9 @@ export const bwdQStore = (r = '', row = 'row') => `  DELTA[${row}] = delta${r};
 export const bwdKVState = (T: string, r = '', j = 'j') => `  let kb${r} = k_at(bkv, ${j});
   let vb${r} = v_at(bkv, ${j});
   var k${r}: array<${T}, NQ>;
-  for (var d = 0u; d < NQ; d++) { k${r}[d] = K[kb${r} + d]; }
+  for (var d = 0u; d < NQ; d++) { k${r}[d] = load_K(kb${r} + d); }
   var v${r}: array<${T}, NV>;
-  for (var d = 0u; d < NV; d++) { v${r}[d] = V[vb${r} + d]; }
+  for (var d = 0u; d < NV; d++) { v${r}[d] = load_V(vb${r} + d); }
 ${zeros(`dk${r}`, T, 'NQ')}
 ${zeros(`dv${r}`, T, 'NV')}`;
 
@@ -303,8 +323,8 @@ const KEY_LOOP = `  let end = key_end(t);
     let kb = k_at(kvh, j);
     let vb = v_at(kvh, j);`;
 
-const kAt: At = (d) => `K[kb + ${d}]`;
-const vAt: At = (d) => `V[vb + ${d}]`;
+const kAt: At = (d) => `load_K(kb + ${d})`;
+const vAt: At = (d) => `load_V(vb + ${d})`;
 
 /** Forward: Q, K, V, [M] -> O, L. One invocation per query row r = (b·Hq + h)·T + t. */
 export function attnForwardWgsl(s: AttnShape): string {
@@ -358,8 +378,8 @@ ${bwdKVState(T)}
         let qr = q_at(h, t);
         let orow = o_at(h, t);
 ${bwdKVQuery(
-  (d) => `Q[qr + ${d}]`,
-  (d) => `DO[orow + ${d}]`,
+  (d) => `load_Q(qr + ${d})`,
+  (d) => `load_DO(orow + ${d})`,
   'L[r]',
   'DELTA[r]',
   'true',

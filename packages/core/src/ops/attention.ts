@@ -8,6 +8,10 @@ import {
   attnForwardWgsl,
   attnKey,
   attnUniforms,
+  BWD_KV_DECLS,
+  BWD_Q_DECLS,
+  type Decl,
+  FWD_DECLS,
   headsFirst,
   type RowLayout,
   rowUniforms,
@@ -19,9 +23,12 @@ import {
   attnForwardSgWgsl,
   attnRows,
 } from '../kernels/attention-subgroup.js';
-import { grid, runKernel } from '../kernels/common.js';
+import { grid, packUniforms, type UniformField } from '../kernels/common.js';
+import { matmulPath } from '../kernels/matmul/run-texture.js';
+import { TEX_WIDTH } from '../kernels/matmul/texture.js';
 import { subgroupWidth } from '../kernels/rows.js';
 import { record } from '../record.js';
+import { getDevice } from '../runtime.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 
@@ -148,6 +155,65 @@ interface FusedAttention {
   opts: Omit<AttentionOptions, 'axes'>;
 }
 
+/** The scratch textures operands read as textures are copied into (the matmul's: only ever live within a pass). */
+const TEXTURE_ROLES = ['matmul-a', 'matmul-b'];
+
+/**
+ * Records one attention pass on `operands`, bound in the order of its declarations (inputs, then
+ * outputs). The read operands named in `shape.tex` are copied into scratch textures and bound as
+ * textures (one texture per distinct tensor); the uniforms follow the operands.
+ */
+function runPass(
+  key: string,
+  wgsl: () => string,
+  shape: AttnShape,
+  names: readonly string[],
+  operands: readonly Tensor[],
+  uniforms: readonly UniformField[],
+  workgroups: [number, number, number],
+): void {
+  const dev = getDevice();
+  const packed = packUniforms(uniforms);
+  const buffers: GPUBufferBinding[] = [];
+  const bufferSlots: number[] = [];
+  const textures: Array<{ binding: number; texture: GPUTexture }> = [];
+  const copied = new Map<Tensor, GPUTexture>();
+  operands.forEach((t, i) => {
+    if (!shape.tex?.includes(names[i])) {
+      buffers.push(t.binding());
+      bufferSlots.push(i);
+      return;
+    }
+    let texture = copied.get(t);
+    if (!texture) {
+      const texels = t.size / 4;
+      texture = dev.storageTexture(TEXTURE_ROLES[copied.size], TEX_WIDTH, Math.ceil(texels / TEX_WIDTH));
+      dev.copyToTexture(t.buffer, 0, texture, texels);
+      copied.set(t, texture);
+    }
+    textures.push({ binding: i, texture });
+  });
+  dev.dispatch({
+    key,
+    wgsl: () => wgsl().replace('PARAMS', packed.struct.replace('BINDING', String(operands.length))),
+    buffers,
+    layout: { buffers: bufferSlots, uniforms: operands.length },
+    uniforms: packed.data,
+    textures,
+    workgroups,
+  });
+}
+
+/**
+ * Whether the subgroup kernels read the rows they broadcast from textures: on CPU adapters where
+ * the matmul packs its operands into textures, for vec4 rows whose tensors fit a scratch texture.
+ */
+function texturesSuit(shape: AttnShape, tensors: readonly Tensor[]): boolean {
+  if (!shape.sg || shape.D % 4 !== 0 || shape.Dv % 4 !== 0 || matmulPath() !== 'textures') return false;
+  const rows = getDevice().limits.maxTextureDimension2D;
+  return tensors.every((t) => t.size / 4 <= TEX_WIDTH * rows);
+}
+
 /** The forward pass and its backward on any row layout; gradients take their inputs' shapes. */
 function fusedAttention(a: FusedAttention): Tensor {
   const { B, Hq, Hkv, T, S, opts } = a;
@@ -190,35 +256,44 @@ function fusedAttention(a: FusedAttention): Tensor {
   const out = Tensor.empty(a.outShape, 'f32');
   const lse = Tensor.empty([B * Hq * T], 'f32');
   const rows = B * Hq * T;
-  runKernel({
-    key: attnKey('fwd', shape),
-    wgsl: () => (sg ? attnForwardSgWgsl(shape) : attnForwardWgsl(shape)),
-    inputs: [q, k, v, ...maskIn],
-    outputs: [out, lse],
+  const names = (decls: Decl[]) => decls.map((d) => d.name);
+  // The query passes broadcast key and value rows, the key/value pass query and dO rows.
+  const keysAsTextures = texturesSuit(shape, [k, v]);
+  const fwd: AttnShape = { ...shape, tex: keysAsTextures ? ['K', 'V'] : [] };
+  runPass(
+    attnKey('fwd', fwd),
+    () => (sg ? attnForwardSgWgsl(fwd) : attnForwardWgsl(fwd)),
+    fwd,
+    names(FWD_DECLS(fwd)),
+    [q, k, v, ...maskIn, out, lse],
     uniforms,
-    workgroups: qGrid,
-  });
+    qGrid,
+  );
   const recorded = record(out, 'attention', a.inputs, (g) => {
     const dq = Tensor.empty(q.shape, 'f32');
     const dk = packed ? dq : Tensor.empty(k.shape, 'f32');
     const dv = packed ? dq : Tensor.empty(v.shape, 'f32');
     const delta = Tensor.empty([rows], 'f32');
-    runKernel({
-      key: attnKey('bwd_q', shape),
-      wgsl: () => (sg ? attnBackwardQSgWgsl(shape) : attnBackwardQWgsl(shape)),
-      inputs: [q, k, v, ...maskIn, g, lse, out],
-      outputs: [dq, delta],
+    const bq: AttnShape = { ...shape, tex: keysAsTextures ? ['K', 'V'] : [] };
+    runPass(
+      attnKey('bwd_q', bq),
+      () => (sg ? attnBackwardQSgWgsl(bq) : attnBackwardQWgsl(bq)),
+      bq,
+      names(BWD_Q_DECLS(bq)),
+      [q, k, v, ...maskIn, g, lse, out, dq, delta],
       uniforms,
-      workgroups: qGrid,
-    });
-    runKernel({
-      key: attnKey('bwd_kv', shape),
-      wgsl: () => (sg ? attnBackwardKVSgWgsl(shape) : attnBackwardKVWgsl(shape)),
-      inputs: [q, k, v, ...maskIn, g, lse, delta],
-      outputs: packed ? [dk] : [dk, dv],
+      qGrid,
+    );
+    const bkv: AttnShape = { ...shape, tex: texturesSuit(shape, [q, g]) ? ['Q', 'DO'] : [] };
+    runPass(
+      attnKey('bwd_kv', bkv),
+      () => (sg ? attnBackwardKVSgWgsl(bkv) : attnBackwardKVWgsl(bkv)),
+      bkv,
+      names(BWD_KV_DECLS(bkv)),
+      [q, k, v, ...maskIn, g, lse, delta, ...(packed ? [dk] : [dk, dv])],
       uniforms,
-      workgroups: kvGrid,
-    });
+      kvGrid,
+    );
     delta.dispose();
     return packed ? [dq] : [dq, dk, dv];
   });
