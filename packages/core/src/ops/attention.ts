@@ -24,7 +24,7 @@ import {
   attnRows,
 } from '../kernels/attention-subgroup.js';
 import { grid, packUniforms, type UniformField } from '../kernels/common.js';
-import { matmulPath } from '../kernels/matmul/run-texture.js';
+import { matmulPath, SCRATCH_ROLES } from '../kernels/matmul/run-texture.js';
 import { TEX_WIDTH } from '../kernels/matmul/texture.js';
 import { subgroupWidth } from '../kernels/rows.js';
 import { record } from '../record.js';
@@ -155,13 +155,10 @@ interface FusedAttention {
   opts: Omit<AttentionOptions, 'axes'>;
 }
 
-/** The scratch textures operands read as textures are copied into (the matmul's: only ever live within a pass). */
-const TEXTURE_ROLES = ['matmul-a', 'matmul-b'];
-
 /**
  * Records one attention pass on `operands`, bound in the order of its declarations (inputs, then
- * outputs). The read operands named in `shape.tex` are copied into scratch textures and bound as
- * textures (one texture per distinct tensor); the uniforms follow the operands.
+ * outputs). The read operands named in `shape.tex` (two distinct tensors at most) are copied into
+ * the matmul's scratch textures and bound as textures; the uniforms follow the operands.
  */
 function runPass(
   key: string,
@@ -187,7 +184,7 @@ function runPass(
     let texture = copied.get(t);
     if (!texture) {
       const texels = t.size / 4;
-      texture = dev.storageTexture(TEXTURE_ROLES[copied.size], TEX_WIDTH, Math.ceil(texels / TEX_WIDTH));
+      texture = dev.storageTexture(SCRATCH_ROLES[copied.size], TEX_WIDTH, Math.ceil(texels / TEX_WIDTH));
       dev.copyToTexture(t.buffer, 0, texture, texels);
       copied.set(t, texture);
     }
@@ -258,13 +255,12 @@ function fusedAttention(a: FusedAttention): Tensor {
   const rows = B * Hq * T;
   const names = (decls: Decl[]) => decls.map((d) => d.name);
   // The query passes broadcast key and value rows, the key/value pass query and dO rows.
-  const keysAsTextures = texturesSuit(shape, [k, v]);
-  const fwd: AttnShape = { ...shape, tex: keysAsTextures ? ['K', 'V'] : [] };
+  const byKeys: AttnShape = { ...shape, tex: texturesSuit(shape, [k, v]) ? ['K', 'V'] : [] };
   runPass(
-    attnKey('fwd', fwd),
-    () => (sg ? attnForwardSgWgsl(fwd) : attnForwardWgsl(fwd)),
-    fwd,
-    names(FWD_DECLS(fwd)),
+    attnKey('fwd', byKeys),
+    () => (sg ? attnForwardSgWgsl(byKeys) : attnForwardWgsl(byKeys)),
+    byKeys,
+    names(FWD_DECLS(byKeys)),
     [q, k, v, ...maskIn, out, lse],
     uniforms,
     qGrid,
@@ -274,12 +270,11 @@ function fusedAttention(a: FusedAttention): Tensor {
     const dk = packed ? dq : Tensor.empty(k.shape, 'f32');
     const dv = packed ? dq : Tensor.empty(v.shape, 'f32');
     const delta = Tensor.empty([rows], 'f32');
-    const bq: AttnShape = { ...shape, tex: keysAsTextures ? ['K', 'V'] : [] };
     runPass(
-      attnKey('bwd_q', bq),
-      () => (sg ? attnBackwardQSgWgsl(bq) : attnBackwardQWgsl(bq)),
-      bq,
-      names(BWD_Q_DECLS(bq)),
+      attnKey('bwd_q', byKeys),
+      () => (sg ? attnBackwardQSgWgsl(byKeys) : attnBackwardQWgsl(byKeys)),
+      byKeys,
+      names(BWD_Q_DECLS(byKeys)),
       [q, k, v, ...maskIn, g, lse, out, dq, delta],
       uniforms,
       qGrid,

@@ -77,6 +77,12 @@ export function textureMatmulSuits(
   return d.M >= TEX_TM && d.N >= tileColumns(NARROW_TILE) && d.K >= 16 && d.M * d.N * d.K >= MIN_WORK;
 }
 
+/**
+ * Roles of the two scratch textures (see Device.storageTexture) the products pack their operands
+ * into; other kernels may copy operands into them too, since their contents only live within a pass.
+ */
+export const SCRATCH_ROLES = ['matmul-a', 'matmul-b'] as const;
+
 /** Largest blocks packed at once: A is [M rows, K/4 texels], B [K rows, N/4 texels]. */
 const BLOCKS = { M: 2048, K: 4096, N: 16384 };
 let blocks = BLOCKS;
@@ -190,7 +196,7 @@ function runBlocks(
   // and scratch texture (which the untransposed products size for large operands), so that no
   // scratch texture grows for it.
   const lim = transC ? { M: blocks.N, N: blocks.M, K: blocks.K } : blocks;
-  const [roleA, roleB] = transC ? ['matmul-b', 'matmul-a'] : ['matmul-a', 'matmul-b'];
+  const [roleA, roleB] = transC ? [SCRATCH_ROLES[1], SCRATCH_ROLES[0]] : SCRATCH_ROLES;
   // C's block offsets (m0·ldc + cCol + n0, n0 a multiple of the N block; transposed,
   // n0·ldc + cCol + m0) are then multiples of 4.
   const alignedC = ldc % 4 === 0 && cCol % 4 === 0 && (transC ? lim.M : lim.N) % 4 === 0;
