@@ -10,7 +10,6 @@ import {
   attnUniforms,
   BWD_KV_DECLS,
   BWD_Q_DECLS,
-  type Decl,
   FWD_DECLS,
   headsFirst,
   type RowLayout,
@@ -155,21 +154,28 @@ interface FusedAttention {
   opts: Omit<AttentionOptions, 'axes'>;
 }
 
+/** Each pass's bindings and kernels: the subgroup one and the per-lane one. */
+const PASSES = {
+  fwd: { decls: FWD_DECLS, sg: attnForwardSgWgsl, lanes: attnForwardWgsl },
+  bwd_q: { decls: BWD_Q_DECLS, sg: attnBackwardQSgWgsl, lanes: attnBackwardQWgsl },
+  bwd_kv: { decls: BWD_KV_DECLS, sg: attnBackwardKVSgWgsl, lanes: attnBackwardKVWgsl },
+};
+
 /**
  * Records one attention pass on `operands`, bound in the order of its declarations (inputs, then
  * outputs). The read operands named in `shape.tex` (two distinct tensors at most) are copied into
  * the matmul's scratch textures and bound as textures; the uniforms follow the operands.
  */
 function runPass(
-  key: string,
-  wgsl: () => string,
+  kind: keyof typeof PASSES,
   shape: AttnShape,
-  names: readonly string[],
   operands: readonly Tensor[],
   uniforms: readonly UniformField[],
   workgroups: [number, number, number],
 ): void {
   const dev = getDevice();
+  const pass = PASSES[kind];
+  const names = pass.decls(shape).map((d) => d.name);
   const packed = packUniforms(uniforms);
   const buffers: GPUBufferBinding[] = [];
   const bufferSlots: number[] = [];
@@ -190,8 +196,9 @@ function runPass(
     }
     textures.push({ binding: i, texture });
   });
+  const wgsl = () => (shape.sg ? pass.sg(shape) : pass.lanes(shape));
   dev.dispatch({
-    key,
+    key: attnKey(kind, shape),
     wgsl: () => wgsl().replace('PARAMS', packed.struct.replace('BINDING', String(operands.length))),
     buffers,
     layout: { buffers: bufferSlots, uniforms: operands.length },
@@ -253,42 +260,18 @@ function fusedAttention(a: FusedAttention): Tensor {
   const out = Tensor.empty(a.outShape, 'f32');
   const lse = Tensor.empty([B * Hq * T], 'f32');
   const rows = B * Hq * T;
-  const names = (decls: Decl[]) => decls.map((d) => d.name);
   // The query passes broadcast key and value rows, the key/value pass query and dO rows.
   const byKeys: AttnShape = { ...shape, tex: texturesSuit(shape, [k, v]) ? ['K', 'V'] : [] };
-  runPass(
-    attnKey('fwd', byKeys),
-    () => (sg ? attnForwardSgWgsl(byKeys) : attnForwardWgsl(byKeys)),
-    byKeys,
-    names(FWD_DECLS(byKeys)),
-    [q, k, v, ...maskIn, out, lse],
-    uniforms,
-    qGrid,
-  );
+  runPass('fwd', byKeys, [q, k, v, ...maskIn, out, lse], uniforms, qGrid);
   const recorded = record(out, 'attention', a.inputs, (g) => {
     const dq = Tensor.empty(q.shape, 'f32');
     const dk = packed ? dq : Tensor.empty(k.shape, 'f32');
     const dv = packed ? dq : Tensor.empty(v.shape, 'f32');
     const delta = Tensor.empty([rows], 'f32');
-    runPass(
-      attnKey('bwd_q', byKeys),
-      () => (sg ? attnBackwardQSgWgsl(byKeys) : attnBackwardQWgsl(byKeys)),
-      byKeys,
-      names(BWD_Q_DECLS(byKeys)),
-      [q, k, v, ...maskIn, g, lse, out, dq, delta],
-      uniforms,
-      qGrid,
-    );
-    const bkv: AttnShape = { ...shape, tex: texturesSuit(shape, [q, g]) ? ['Q', 'DO'] : [] };
-    runPass(
-      attnKey('bwd_kv', bkv),
-      () => (sg ? attnBackwardKVSgWgsl(bkv) : attnBackwardKVWgsl(bkv)),
-      bkv,
-      names(BWD_KV_DECLS(bkv)),
-      [q, k, v, ...maskIn, g, lse, delta, ...(packed ? [dk] : [dk, dv])],
-      uniforms,
-      kvGrid,
-    );
+    runPass('bwd_q', byKeys, [q, k, v, ...maskIn, g, lse, out, dq, delta], uniforms, qGrid);
+    const byQueries: AttnShape = { ...shape, tex: texturesSuit(shape, [q, g]) ? ['Q', 'DO'] : [] };
+    const dkv = packed ? [dk] : [dk, dv];
+    runPass('bwd_kv', byQueries, [q, k, v, ...maskIn, g, lse, delta, ...dkv], uniforms, kvGrid);
     delta.dispose();
     return packed ? [dq] : [dq, dk, dv];
   });
