@@ -41,9 +41,9 @@ export interface AttnShape {
   packed: boolean;
   /**
    * Read-only row operands (by binding name: 'Q', 'K', 'V', 'DO') bound as storage textures that
-   * hold the tensor's vec4s in order (texel i at lin(i), as the matmul's packed operands), for vec4 rows only. On a CPU adapter a texel
-   * load is one SIMD call for all lanes, cheaper than a buffer load at per-lane addresses; the
-   * subgroup kernels read the rows they broadcast that way (see attention-subgroup.ts).
+   * hold the tensor's vec4s in order (texel i at lin(i), as the matmul's packed operands), for
+   * vec4 rows only. On a CPU adapter a texel load is one SIMD call for all lanes, cheaper than a
+   * buffer load at per-lane addresses; the subgroup kernels read the rows they broadcast that way.
    */
   tex?: readonly string[];
 }

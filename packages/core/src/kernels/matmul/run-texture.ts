@@ -28,11 +28,12 @@ import {
 const MIN_WORK = 1 << 21;
 
 /**
- * Shortest K whose weight-gradient products (Aᵀ·B) take the texture path even with a small or skinny
- * output: the gradients of LoRA factors over a batch of tokens (r x in, out x r; K the token count). The buffer kernels
- * split such products along K and reduce, loading every element through per-lane buffer reads;
- * packed, they ran faster despite the narrow tile's padding (lavapipe, AVX2, GPU time, 2048 tokens:
- * 32 x 8 (Aᵀ·B) 1.08 -> 0.74 ms, 64 x 8 1.21 -> 0.93, 8 x 64 0.64 -> 0.46; 8 x 2048 x 4096 17.4 -> 10.8).
+ * Shortest K whose weight-gradient products (Aᵀ·B) take the texture path even with a small or
+ * skinny output: the gradients of LoRA factors over a batch of tokens (r x in, out x r; K the token
+ * count). The buffer kernels split such products along K and reduce, loading every element through
+ * per-lane buffer reads; packed, they ran faster despite the narrow tile's padding (lavapipe, AVX2,
+ * GPU time, 2048 tokens: 32 x 8 (Aᵀ·B) 1.08 -> 0.74 ms, 64 x 8 1.21 -> 0.93, 8 x 64 0.64 -> 0.46;
+ * 8 x 2048 x 4096 17.4 -> 10.8).
  */
 const LONG_K = 1024;
 /** Largest output (M·N) the long-K rule takes: larger ones are decided by the rule for large products. */
