@@ -303,6 +303,17 @@ describe('optimizers', () => {
   });
 });
 
+/** Every parameter's gradient equals its host gradient times `coef` (float64 reference). */
+async function expectScaled(params: Parameter[], grads: Float32Array[], coef: number): Promise<void> {
+  for (let i = 0; i < params.length; i++)
+    assertClose(
+      await params[i].grad!.data(),
+      grads[i].map((v) => v * coef),
+      1e-5,
+      `clipped ${i}`,
+    );
+}
+
 describe('clipGradNorm', () => {
   useGpu();
 
@@ -319,13 +330,7 @@ describe('clipGradNorm', () => {
     expect(t.shape).toEqual([]);
     expect(Math.abs((await t.item()) - norm) / norm).toBeLessThan(1e-5);
     const coef = maxNorm / (norm + 1e-6);
-    for (let i = 0; i < params.length; i++)
-      assertClose(
-        await params[i].grad!.data(),
-        grads[i].map((v) => v * coef),
-        1e-5,
-        `clipped ${i}`,
-      );
+    await expectScaled(params, grads, coef);
     t.dispose();
     // Below the threshold: reported, not scaled.
     const before = await params[1].grad!.data();
@@ -351,13 +356,7 @@ describe('clipGradNorm', () => {
     expect(dev.stats.dispatches - before).toBe(2 * Math.ceil(sizes.length / perDispatch) + 1);
     expect(Math.abs((await t.item()) - norm) / norm).toBeLessThan(1e-5);
     const coef = norm / 2 / (norm + 1e-6);
-    for (let i = 0; i < params.length; i++)
-      assertClose(
-        await params[i].grad!.data(),
-        grads[i].map((v) => v * coef),
-        1e-5,
-        `clipped ${i}`,
-      );
+    await expectScaled(params, grads, coef);
     t.dispose();
     for (const p of params) p.dispose();
   });
