@@ -237,6 +237,20 @@ describe('model ops', () => {
         Dv: 64,
         causal: true,
       },
+      // Heads over 32 take the forward's key-by-key order (fwdRowsOuter), the smaller ones row by row.
+      {
+        name: 'vec4 D 40, Dv 36, T<S with padding, i32 mask',
+        B: 2,
+        Hq: 2,
+        Hkv: 1,
+        T: 5,
+        S: 10,
+        D: 40,
+        Dv: 36,
+        causal: true,
+        mask: [...[0, 1, 1, 1, 1, 1, 1, 1, 1, 1], ...[1, 1, 1, 0, 1, 1, 1, 1, 1, 1]],
+        maskType: 'i32',
+      },
       {
         name: 'vec4 T<S with padding, f32 mask',
         B: 2,

@@ -70,8 +70,8 @@ ${perRow(
 ${queryQ(T, `${r}`, `tq${r}`)}`,
 )}`;
 
-/** Whether this lane's row r sees key jj of the block (hj: the key's broadcast hidden flag). */
-const sees = (r: number, jj: number) => `j0 + ${jj}u < end${r} && hj == 0u`;
+/** Whether this lane's row r sees key jj of the block (h: the key's broadcast hidden flag). */
+const sees = (r: number, jj: number, h = 'hj') => `j0 + ${jj}u < end${r} && ${h} == 0u`;
 
 /**
  * Loop over the keys the workgroup's query rows see, W at a time: lane l loads key j0 + l (K, V
@@ -108,10 +108,101 @@ const kj = (d: string) => `kj[${d}]`;
 const vj = (d: string) => `vj[${d}]`;
 
 /**
- * Forward: Q, K, V, [M] -> O, L. Per block of W keys: the scores of every row first, then one
- * online-softmax rescale per row to the block's running max, then the probabilities and value
- * rows. Rescaling once per block instead of once per key that raises the max saves an exp, a pass
- * over acc and a divergent branch per key.
+ * Whether the forward pass takes a lane's rows one at a time in each key block, after broadcasting
+ * all W keys, rather than each key for all of the lane's rows. Row by row, only one row's q,
+ * accumulators and scores are live at a time: with 4 rows of head size 8 the lane's state (about
+ * 100 values) far exceeds the 16 vector registers of AVX2, and llvmpipe spent about a quarter of
+ * the forward's instructions moving it to and from the stack. On lavapipe (AVX2), alternated in one
+ * process, the stories260K shape's forward (head size 8) took 0.86-0.89 of the time, head size 32
+ * 0.90; head size 64 took 1.07 (its keys' broadcast rows are the larger state), so it keeps the
+ * key-by-key order.
+ */
+export const fwdRowsOuter = (s: Pick<AttnShape, 'D' | 'Dv'>): boolean => Math.max(s.D, s.Dv) <= 32;
+
+/** Forward: row r's score against key k (visible or not) into `sb`. */
+const fwdScore = (r: number, k: (d: string) => string, visible: string, sb: string) => `      var sc = 0.0;
+      for (var d = 0u; d < NQ; d++) { sc += dotv(q${r}[d], ${k('d')}); }
+      ${sb} = select(-${FLT_MAX}, sc, ${visible});`;
+
+/** Forward: row r's online-softmax state rescaled to the running max over the block's scores `sb`. */
+const fwdRescale = (r: number, W: number, sb: string) => `      var mb = m${r};
+      for (var i = 0u; i < ${W}u; i++) { mb = max(mb, ${sb}[i]); }
+      // exp(m - mb) is 0 the first time a row sees a key (m = -FLT_MAX), 1 while it sees none.
+      let c = exp(m${r} - mb);
+      l${r} *= c;
+      for (var d = 0u; d < NV; d++) { acc${r}[d] *= c; }
+      m${r} = mb;`;
+
+/** Forward: row r's probability for score `sc` added to l, and times value row v to acc. */
+const fwdAccumulate = (
+  r: number,
+  sc: string,
+  v: (d: string) => string,
+) => `      let p = select(0.0, exp(${sc} - m${r}), ${sc} > -${FLT_MAX});
+      l${r} += p;
+      for (var d = 0u; d < NV; d++) { acc${r}[d] += p * ${v('d')}; }`;
+
+/** One key block of the forward, key by key: each broadcast key serves all of the lane's rows. */
+function fwdKeysOuter(W: number, R: number): string {
+  return `${perRow(R, (r) => `    var sb${r}: array<f32, ${W}>;`)}
+${unroll(
+  W,
+  (jj) => `${broadcastKey(jj, false)}
+${perRow(
+  R,
+  (r) => `    {
+${fwdScore(r, kj, sees(r, jj), `sb${r}[${jj}]`)}
+    }`,
+)}`,
+)}
+${perRow(
+  R,
+  (r) => `    {
+${fwdRescale(r, W, `sb${r}`)}
+    }`,
+)}
+${unroll(
+  W,
+  (jj) => `    for (var d = 0u; d < NV; d++) { vj[d] = subgroupBroadcast(vl[d], ${jj}u); }
+${perRow(
+  R,
+  (r) => `    {
+${fwdAccumulate(r, `sb${r}[${jj}]`, vj)}
+    }`,
+)}`,
+)}`;
+}
+
+/** One key block of the forward, row by row, with every key of the block broadcast first. */
+function fwdRowsOuterBlock(W: number, R: number, T: string): string {
+  const keys = Array.from({ length: W }, (_, jj) => jj);
+  const kb = (jj: number) => (d: string) => `kb${jj}[${d}]`;
+  const vb = (jj: number) => (d: string) => `vb${jj}[${d}]`;
+  return `${keys
+    .map(
+      (jj) => `    var kb${jj}: array<${T}, NQ>;
+    var vb${jj}: array<${T}, NV>;
+    for (var d = 0u; d < NQ; d++) { kb${jj}[d] = subgroupBroadcast(kl[d], ${jj}u); }
+    for (var d = 0u; d < NV; d++) { vb${jj}[d] = subgroupBroadcast(vl[d], ${jj}u); }
+    let h${jj} = subgroupBroadcast(hl, ${jj}u);`,
+    )
+    .join('\n')}
+${perRow(
+  R,
+  (r) => `    {
+      var sb: array<f32, ${W}>;
+${keys.map((jj) => `      {\n${fwdScore(r, kb(jj), sees(r, jj, `h${jj}`), `sb[${jj}]`)}\n      }`).join('\n')}
+${fwdRescale(r, W, 'sb')}
+${keys.map((jj) => `      {\n${fwdAccumulate(r, `sb[${jj}]`, vb(jj))}\n      }`).join('\n')}
+    }`,
+)}`;
+}
+
+/**
+ * Forward: Q, K, V, [M] -> O, L. Per block of W keys: the scores of a row first, then one
+ * online-softmax rescale of the row to the block's running max, then the probabilities and value
+ * rows (key by key for all rows, or row by row: fwdRowsOuter). Rescaling once per block instead of
+ * once per key that raises the max saves an exp, a pass over acc and a divergent branch per key.
  */
 export function attnForwardSgWgsl(s: AttnShape): string {
   const W = s.sg;
@@ -121,48 +212,7 @@ export function attnForwardSgWgsl(s: AttnShape): string {
 ${mainSg(W)}
 ${queryRows(W, R, T)}
 ${perRow(R, (r) => fwdState(T, `${r}`))}
-${keyBlockLoop(
-  W,
-  R,
-  T,
-  `${perRow(R, (r) => `    var sb${r}: array<f32, ${W}>;`)}
-${unroll(
-  W,
-  (jj) => `${broadcastKey(jj, false)}
-${perRow(
-  R,
-  (r) => `    {
-      var sc = 0.0;
-      for (var d = 0u; d < NQ; d++) { sc += dotv(q${r}[d], kj[d]); }
-      sb${r}[${jj}] = select(-${FLT_MAX}, sc, ${sees(r, jj)});
-    }`,
-)}`,
-)}
-${perRow(
-  R,
-  (r) => `    {
-      var mb = m${r};
-      for (var i = 0u; i < ${W}u; i++) { mb = max(mb, sb${r}[i]); }
-      // exp(m - mb) is 0 the first time a row sees a key (m = -FLT_MAX), 1 while it sees none.
-      let c = exp(m${r} - mb);
-      l${r} *= c;
-      for (var d = 0u; d < NV; d++) { acc${r}[d] *= c; }
-      m${r} = mb;
-    }`,
-)}
-${unroll(
-  W,
-  (jj) => `    for (var d = 0u; d < NV; d++) { vj[d] = subgroupBroadcast(vl[d], ${jj}u); }
-${perRow(
-  R,
-  (r) => `    {
-      let p = select(0.0, exp(sb${r}[${jj}] - m${r}), sb${r}[${jj}] > -${FLT_MAX});
-      l${r} += p;
-      for (var d = 0u; d < NV; d++) { acc${r}[d] += p * vj[d]; }
-    }`,
-)}`,
-)}`,
-)}
+${keyBlockLoop(W, R, T, fwdRowsOuter(s) ? fwdRowsOuterBlock(W, R, T) : fwdKeysOuter(W, R))}
 ${perRow(
   R,
   (r) => `  if (t0 + ${W * r}u + lid < P.t) {
