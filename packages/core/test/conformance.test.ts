@@ -200,6 +200,25 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     });
   }
 
+  it('sigmoid and silu stay finite and exact where exp overflows or underflows', async () => {
+    const xs = [-1000, -100, -88.7, -30, -1e-8, -0, 0, 1e-8, 30, 88.7, 100, 1000];
+    // 12 values take the vec4 path, 11 the scalar one.
+    for (const values of [xs, xs.slice(1)]) {
+      const x = core.tensor(values, [values.length]);
+      for (const [op, ref] of [
+        [core.sigmoid, R.sigmoid],
+        [core.silu, R.silu],
+      ] as const) {
+        const got = Array.from((await op(x).data()) as Float32Array);
+        const want = ref(new F64([values.length], values)).data;
+        got.forEach((g, i) => {
+          expect(Number.isFinite(g)).toBe(true);
+          expect(Math.abs(g - want[i])).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(want[i])));
+        });
+      }
+    }
+  });
+
   it('gatedActivation: act(gate)·up for every activation, one pass each way', async () => {
     const acts: Array<[core.Activation, (x: F64) => F64]> = [
       ['relu', R.relu],

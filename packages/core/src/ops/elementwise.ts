@@ -18,7 +18,9 @@ import { sumToShape } from './reduce-kernels.js';
 /** Shared WGSL helpers: numerically safe tanh/sigmoid and erf (Abramowitz–Stegun 7.1.26, |error| < 1.5e-7). */
 const MATH = `
 fn safe_tanh(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }
-fn sigmoid(x: f32) -> f32 { if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); } let e = exp(x); return e / (1.0 + e); }
+// One exp and no branch (llvmpipe runs both sides of a divergent branch): e = exp(-|x|) is exp(-x)
+// for x >= 0 and exp(x) below, so both quotients are the two-sided formula's to the bit.
+fn sigmoid(x: f32) -> f32 { let e = exp(-abs(x)); let d = 1.0 + e; return select(e / d, 1.0 / d, x >= 0.0); }
 fn erf_(x: f32) -> f32 {
   let t = 1.0 / (1.0 + 0.3275911 * abs(x));
   let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-x * x);
@@ -88,10 +90,13 @@ export type UnaryOp = keyof typeof UNARY;
 /**
  * Contiguous elementwise kernels load and store vec4 when the length allows: on software adapters each
  * storage access is a per-lane loop, so a vec4 access moves four elements for about the cost of one.
+ * Each operand is read once into a local: reading its four components separately costs four loops.
  */
 function vec4Body(inputs: readonly string[], fn: string): string {
-  const lanes = ['x', 'y', 'z', 'w'].map((c) => `${fn}(${inputs.map((x) => `${x}.${c}`).join(', ')})`);
-  return `out[gi] = vec4<f32>(${lanes.join(', ')});`;
+  const loads = inputs.map((x, i) => `let v${i} = ${x};`).join(' ');
+  const lanes = ['x', 'y', 'z', 'w'].map((c) => `${fn}(${inputs.map((_, i) => `v${i}.${c}`).join(', ')})`);
+  return `${loads}
+  out[gi] = vec4<f32>(${lanes.join(', ')});`;
 }
 
 /**
