@@ -694,31 +694,36 @@ describe('model ops', () => {
       expect(out.some((v) => v === 0) && out.some((v) => v !== 0)).toBe(true);
     });
 
-    it('with a residual: residual + dropout(x) in one pass, bit for bit, with both gradients', async () => {
-      const xs = rand([7, 33], 32);
-      const rs = rand([7, 33], 33);
-      const up = rand([7, 33], 34);
-      const [fused, plain, gx, gr] = await read(() => {
-        const xt = f32(xs, true);
-        const rt = f32(rs, true);
-        const y = core.dropout(xt, 0.5, 11, 500, rt);
-        core.backward(y, f32(up));
-        const z = core.add(rt, core.dropout(xt, 0.5, 11, 500));
-        return [y, z, takeGrad(xt), takeGrad(rt)];
+    // 7 x 33 elements take the scalar kernel, 4 x 33 the vec4 one.
+    for (const shape of [
+      [7, 33],
+      [4, 33],
+    ])
+      it(`with a residual: residual + dropout(x) in one pass, bit for bit, with both gradients, ${shape.join('x')}`, async () => {
+        const xs = rand(shape, 32);
+        const rs = rand(shape, 33);
+        const up = rand(shape, 34);
+        const [fused, plain, gx, gr] = await read(() => {
+          const xt = f32(xs, true);
+          const rt = f32(rs, true);
+          const y = core.dropout(xt, 0.5, 11, 500, rt);
+          core.backward(y, f32(up));
+          const z = core.add(rt, core.dropout(xt, 0.5, 11, 500));
+          return [y, z, takeGrad(xt), takeGrad(rt)];
+        });
+        expect(Array.from(fused)).toEqual(Array.from(plain));
+        // x's gradient is the upstream one through the same mask, times 2; the residual's is the upstream one.
+        fused.forEach((v, i) => {
+          const dropped = v === Math.fround(rs.data[i]);
+          expect(gx[i]).toBe(dropped ? 0 : Math.fround(Math.fround(up.data[i]) * 2));
+        });
+        expect(Array.from(gr)).toEqual(Array.from(Float32Array.from(up.data)));
+        // One pass: the dropout's, no add.
+        const dev = core.getDevice();
+        dev.startProfile();
+        await read(() => [core.dropout(f32(xs), 0.5, 11, 500, f32(rs))]);
+        expect((await dev.stopProfile()).ops.map((o) => o.kind)).toEqual(['dropout']);
       });
-      expect(Array.from(fused)).toEqual(Array.from(plain));
-      // x's gradient is the upstream one through the same mask, times 2; the residual's is the upstream one.
-      fused.forEach((v, i) => {
-        const dropped = v === Math.fround(rs.data[i]);
-        expect(gx[i]).toBe(dropped ? 0 : Math.fround(Math.fround(up.data[i]) * 2));
-      });
-      expect(Array.from(gr)).toEqual(Array.from(Float32Array.from(up.data)));
-      // One pass: the dropout's, no add.
-      const dev = core.getDevice();
-      dev.startProfile();
-      await read(() => [core.dropout(f32(xs), 0.5, 11, 500, f32(rs))]);
-      expect((await dev.stopProfile()).ops.map((o) => o.kind)).toEqual(['dropout']);
-    });
 
     it('p = 0 returns a view of x; p = 1 gives zeros', async () => {
       const [same, zero, g] = await read(() => {

@@ -29,29 +29,43 @@ function applyMask(
 ): Tensor {
   const out = Tensor.empty(x.shape, 'f32');
   if (out.size === 0) return out;
+  // Four elements per invocation when they fill vec4s: on CPU adapters each storage access is a loop
+  // over the lanes, whatever its width. Element e keeps its own random draw either way.
+  const v4 = x.size % 4 === 0;
+  const ty = v4 ? 'vec4<f32>' : 'f32';
+  const n = v4 ? x.size / 4 : x.size;
   runKernel({
-    key: residual ? 'dropout:residual' : 'dropout',
+    key: `${residual ? 'dropout:residual' : 'dropout'}:${v4 ? 'v4' : 's'}`,
     // Bindings in runKernel's order: inputs, then the output.
-    wgsl: () => `${storageDecl(0, 'X', 'f32', 'read')}
-${residual ? storageDecl(1, 'R', 'f32', 'read') : ''}
-${storageDecl(residual ? 2 : 1, 'Y', 'f32', 'read_write')}
+    wgsl: () => `${storageDecl(0, 'X', ty, 'read')}
+${residual ? storageDecl(1, 'R', ty, 'read') : ''}
+${storageDecl(residual ? 2 : 1, 'Y', ty, 'read_write')}
 PARAMS
 fn pcg(v: u32) -> u32 {
   let s = v * 747796405u + 2891336453u;
   let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
   return (w >> 22u) ^ w;
 }
+// Whether element e (counted from the offset, with the 64-bit carry) is kept.
+fn keep_(e: u32) -> bool {
+  let lo = P.off_lo + e;
+  let hi = P.off_hi + select(0u, 1u, lo < e);
+  return pcg(pcg(lo ^ pcg(P.seed_lo)) ^ pcg(hi ^ pcg(P.seed_hi ^ 0x9e3779b9u))) >= P.thr;
+}
 ${main1d()}
   if (gi >= P.n) { return; }
-  let lo = P.off_lo + gi;
-  let hi = P.off_hi + select(0u, 1u, lo < gi);
-  let u = pcg(pcg(lo ^ pcg(P.seed_lo)) ^ pcg(hi ^ pcg(P.seed_hi ^ 0x9e3779b9u)));
-  Y[gi] = ${residual ? 'R[gi] + ' : ''}select(0.0, X[gi] * P.scale, u >= P.thr);
+  ${
+    v4
+      ? `let e = gi * 4u;
+  let k = vec4<bool>(keep_(e), keep_(e + 1u), keep_(e + 2u), keep_(e + 3u));`
+      : 'let k = keep_(gi);'
+  }
+  Y[gi] = ${residual ? 'R[gi] + ' : ''}select(${ty}(0.0), X[gi] * P.scale, k);
 }`,
     inputs: residual ? [x, residual] : [x],
     outputs: [out],
     uniforms: [
-      ['n', 'u32', x.size],
+      ['n', 'u32', n],
       ['off_lo', 'u32', off[0]],
       ['off_hi', 'u32', off[1]],
       ['seed_lo', 'u32', seed[0]],
@@ -59,7 +73,7 @@ ${main1d()}
       ['thr', 'u32', thr],
       ['scale', 'f32', scale],
     ],
-    workgroups: grid(x.size),
+    workgroups: grid(n),
   });
   return out;
 }
