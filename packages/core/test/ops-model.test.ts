@@ -773,6 +773,27 @@ describe('model ops', () => {
       }
     });
 
+    it('rows that start mid-vec4 (C = 37) and short rows (C = 5): targets at both ends of each row', async () => {
+      // 13 rows of 37 start at every offset within a vec4: each row's first and last elements lie
+      // outside its whole vec4s. Rows shorter than 8 are read element by element.
+      for (const c of [37, 5]) {
+        const t = randInts(N, c, 47);
+        t[0] = 0;
+        t[1] = c - 1;
+        t[2] = 0;
+        t[3] = c - 1;
+        t[5] = -100;
+        for (const reduction of ['mean', 'none'] as const) {
+          await check(
+            `crossEntropy C ${c} ${reduction}`,
+            [rand([N, c], 48, 3)],
+            ([l]) => core.crossEntropy(l, i32(t), { reduction }),
+            ([l]) => ref.crossEntropy(l, t, { reduction }),
+          );
+        }
+      }
+    });
+
     it('custom ignoreIndex and large logits', async () => {
       const t = targets.map((v) => (v === -100 ? 5 : v));
       const logits = ref.add(rand([N, C], 42), 1000);

@@ -3,6 +3,7 @@ import { ShapeError } from '../errors.js';
 import { runKernel, storageDecl } from '../kernels/common.js';
 import { rowKernel, rowsPerGroup, runRowKernel } from '../kernels/rows.js';
 import { record } from '../record.js';
+import { getDevice } from '../runtime.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 
@@ -15,14 +16,69 @@ export interface CrossEntropyOptions {
 }
 
 /**
- * A lane's share of a row: element i, or with `vec` (C a multiple of 4) vec4 i of X. On a CPU
- * adapter a storage access costs about the same for a vec4 as for a float, so rows are read as vec4s
- * whenever they can be.
+ * How the kernels read (and write) a row of C elements: 'v4' as vec4s (C a multiple of 4); 'u4' as
+ * the vec4s wholly inside the row plus the up to 3 elements before and after them (C not a multiple
+ * of 4, so rows start mid-vec4, like GPT-2's 50,257 logits); 's' element by element. On a CPU adapter
+ * a storage access costs about the same for a vec4 as for a float, so rows are read as vec4s
+ * whenever they can be. The arrays are vec4s in both vec4 modes.
  */
-const LOOP = (vec: boolean) => `for (var i = lid; i < ${vec ? 'P.c / 4u' : 'P.c'}; i += ROW_WG)`;
-/** The row's first element (vec4 with `vec`), and the element of its target t. */
-const rowBase = (vec: boolean) => `let base = row * ${vec ? '(P.c / 4u)' : 'P.c'};`;
-const targetLogit = (vec: boolean) => (vec ? 'X[base + u32(t) / 4u][u32(t) % 4u]' : 'X[base + u32(t)]');
+type RowMode = 'v4' | 'u4' | 's';
+
+/** WGSL: the row's start, and in 'u4' its whole vec4s [a0, a1) and the lone elements around them. */
+const rowSpan = (mode: RowMode) =>
+  mode === 's'
+    ? 'let base = row * P.c;'
+    : mode === 'v4'
+      ? 'let base = row * (P.c / 4u);'
+      : `let s = row * P.c;
+  let a0 = (s + 3u) / 4u;
+  let a1 = (s + P.c) / 4u;
+  let head = a0 * 4u - s;
+  let tail = s + P.c - a1 * 4u;`;
+
+/**
+ * WGSL: a loop over the row, with `vec(v, i, col)` for each vec4 v (at vec4 index i, its first
+ * column col) and `one(x, e, col)` for each lone element x (at element index e). A lane takes every
+ * ROW_WG-th vec4 (or element), and in 'u4' lane l the l-th element before and after them.
+ */
+function overRow(
+  mode: RowMode,
+  vec: (v: string, i: string, col: string) => string,
+  one: (x: string, e: string, col: string) => string,
+): string {
+  if (mode === 's')
+    return `for (var i = lid; i < P.c; i += ROW_WG) { ${one('X[base + i]', 'base + i', 'i')} }`;
+  if (mode === 'v4')
+    return `for (var i = lid; i < P.c / 4u; i += ROW_WG) { ${vec('X[base + i]', 'base + i', 'i * 4u')} }`;
+  const lone = (e: string, col: string) => `{ let e = ${e}; ${one('X[e >> 2u][e & 3u]', 'e', col)} }`;
+  return `for (var i = a0 + lid; i < a1; i += ROW_WG) { ${vec('X[i]', 'i', 'i * 4u - s')} }
+  if (lid < head) ${lone('s + lid', 'lid')}
+  if (lid < tail) ${lone('a1 * 4u + lid', 'a1 * 4u + lid - s')}`;
+}
+
+/** WGSL: the logit of target t in the row. */
+const targetLogit = (mode: RowMode) =>
+  mode === 's'
+    ? 'X[base + u32(t)]'
+    : mode === 'v4'
+      ? 'X[base + u32(t) / 4u][u32(t) % 4u]'
+      : 'X[(s + u32(t)) >> 2u][(s + u32(t)) & 3u]';
+
+/**
+ * The row mode for [N, C] tensors. 'u4' binds them as vec4s: each binding is rounded up to whole
+ * vec4s, which its buffer must hold (pooled buffers do), and must fit one binding.
+ */
+function rowMode(tensors: readonly Tensor[], N: number, C: number): RowMode {
+  if (C % 4 === 0) return 'v4';
+  const bytes = Math.ceil((N * C) / 4) * 16;
+  const room = tensors.every((t) => bytes <= t.buffer.size);
+  return C >= 8 && room && bytes <= getDevice().maxBindingBytes ? 'u4' : 's';
+}
+
+/** A binding of t's buffer for the mode: in 'u4' rounded up to whole vec4s. */
+const rowBinding = (t: Tensor, mode: RowMode): Tensor | GPUBufferBinding =>
+  mode === 'u4' ? { buffer: t.buffer, offset: 0, size: Math.ceil(t.size / 4) * 16 } : t;
+
 // Shared by both row kernels: the row's status. Out-of-range targets cannot be reported without a
 // readback, so they yield NaN (loss and gradient row) instead of reading out of bounds.
 const TARGET = `  let t = TG[row];
@@ -57,34 +113,41 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
     ['nan', 'f32', Number.NaN],
   ] as const;
   const rpw = rowsPerGroup(N);
-  const vec = C % 4 === 0;
-  const X = vec ? 'vec4<f32>' : 'f32';
+  const fwdMode = rowMode([logits], N, C);
   if (N > 0) {
     runRowKernel(
       {
-        key: `xent_fwd:r${rpw}${vec ? ':v4' : ''}`,
+        key: `xent_fwd:r${rpw}${fwdMode === 's' ? '' : `:${fwdMode}`}`,
         wgsl: () =>
           rowKernel(
-            `${storageDecl(0, 'X', X, 'read')}
+            `${storageDecl(0, 'X', fwdMode === 's' ? 'f32' : 'vec4<f32>', 'read')}
 ${storageDecl(1, 'TG', 'i32', 'read')}
 ${storageDecl(2, 'L', 'f32', 'read_write')}
 ${storageDecl(3, 'LSE', 'f32', 'read_write')}
 PARAMS`,
-            `  ${rowBase(vec)}
+            `  ${rowSpan(fwdMode)}
   var m = -3.4028234663852886e38;
-  ${LOOP(vec)} { let v = X[base + i]; m = max(m, ${vec ? 'max(max(v.x, v.y), max(v.z, v.w))' : 'v'}); }
+  ${overRow(
+    fwdMode,
+    (v) => `let v = ${v}; m = max(m, max(max(v.x, v.y), max(v.z, v.w)));`,
+    (x) => `m = max(m, ${x});`,
+  )}
   m = wg_max(m, lid);
-  var s = 0.0;
-  ${LOOP(vec)} { let e = exp(X[base + i] - ${X}(m)); s += ${vec ? 'e.x + e.y + e.z + e.w' : 'e'}; }
-  let lse = m + log(wg_sum(s, lid));
+  var sum = 0.0;
+  ${overRow(
+    fwdMode,
+    (v) => `let p = exp(${v} - vec4<f32>(m)); sum += p.x + p.y + p.z + p.w;`,
+    (x) => `sum += exp(${x} - m);`,
+  )}
+  let lse = m + log(wg_sum(sum, lid));
 ${TARGET}
   if (lid == 0u) {
     LSE[row] = lse;
-    if (ignored) { L[row] = 0.0; } else if (invalid) { L[row] = P.nan; } else { L[row] = lse - ${targetLogit(vec)}; }
+    if (ignored) { L[row] = 0.0; } else if (invalid) { L[row] = P.nan; } else { L[row] = lse - ${targetLogit(fwdMode)}; }
   }`,
             rpw,
           ),
-        inputs: [logits, targets],
+        inputs: [rowBinding(logits, fwdMode), targets],
         outputs: [losses, lse],
         uniforms: [...common],
       },
@@ -141,6 +204,8 @@ PARAMS`,
   const result = record(out, 'cross_entropy', [logits], (g) => {
     const dx = Tensor.empty(logits.shape, 'f32');
     if (N === 0) return [dx];
+    const mode = rowMode([logits, dx], N, C);
+    const X = mode === 's' ? 'f32' : 'vec4<f32>';
     // Upstream factor per row: g[row] ('none'), g[0] ('sum') or g[0] / count ('mean').
     const gRow = reduction === 'none' ? 'G[row]' : reduction === 'sum' ? 'G[0]' : 'G[0] / CNT[0]';
     const perRow = new Map<Tensor, number>([
@@ -152,7 +217,7 @@ PARAMS`,
     if (reduction === 'none') perRow.set(g, 1);
     runRowKernel(
       {
-        key: `xent_bwd:${reduction}:r${rpw}${vec ? ':v4' : ''}`,
+        key: `xent_bwd:${reduction}:r${rpw}${mode === 's' ? '' : `:${mode}`}`,
         wgsl: () =>
           rowKernel(
             `${storageDecl(0, 'X', X, 'read')}
@@ -162,24 +227,29 @@ ${storageDecl(3, 'G', 'f32', 'read')}
 ${reduction === 'mean' ? storageDecl(4, 'CNT', 'f32', 'read') : ''}
 ${storageDecl(reduction === 'mean' ? 5 : 4, 'DX', X, 'read_write')}
 PARAMS`,
-            `  ${rowBase(vec)}
+            `  ${rowSpan(mode)}
 ${TARGET}
   let gs = ${gRow};
   let lse = LSE[row];
-  ${LOOP(vec)} {
-    ${
-      vec
-        ? `let k = i32(i * 4u);
-    let onehot = vec4<f32>(vec4<i32>(k, k + 1, k + 2, k + 3) == vec4<i32>(t));`
-        : 'let onehot = select(0.0, 1.0, i32(i) == t);'
-    }
-    let d = (exp(X[base + i] - ${X}(lse)) - onehot) * gs;
-    DX[base + i] = select(select(d, ${X}(P.nan), invalid), ${X}(0.0), ignored);
-  }`,
+  ${overRow(
+    mode,
+    (v, i, col) => `let k = i32(${col});
+    let onehot = vec4<f32>(vec4<i32>(k, k + 1, k + 2, k + 3) == vec4<i32>(t));
+    let d = (exp(${v} - vec4<f32>(lse)) - onehot) * gs;
+    DX[${i}] = select(select(d, vec4<f32>(P.nan), invalid), vec4<f32>(0.0), ignored);`,
+    (x, e, col) => `let d = (exp(${x} - lse) - select(0.0, 1.0, i32(${col}) == t)) * gs;
+    ${mode === 's' ? `DX[${e}]` : `DX[${e} >> 2u][${e} & 3u]`} = select(select(d, P.nan, invalid), 0.0, ignored);`,
+  )}`,
             rpw,
           ),
-        inputs: reduction === 'mean' ? [logits, targets, lse, g, count as Tensor] : [logits, targets, lse, g],
-        outputs: [dx],
+        inputs: [
+          rowBinding(logits, mode),
+          targets,
+          lse,
+          g,
+          ...(reduction === 'mean' ? [count as Tensor] : []),
+        ],
+        outputs: [rowBinding(dx, mode)],
         uniforms: [...common],
       },
       N,
