@@ -469,31 +469,33 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     const dev = core.getDevice();
     const texturesHere = dev.info.readableStorageTextures && (dev.info.subgroupMinSize ?? 0) >= 8;
     dev.matmulTextures = 'always';
-    // Blocks far below the defaults, so that odd sizes split into several along every dimension.
-    setTextureBlocksForTesting({ M: 32, K: 12, N: 136 });
     dev.startProfile();
     try {
-      for (const [sa, sb, ta, tb] of [
-        [[5, 7], [7, 3], false, false],
-        [[7, 5], [7, 3], true, false],
-        [[5, 7], [3, 7], false, true],
-        [[7, 5], [3, 7], true, true],
-        [[37, 29], [29, 141], false, false],
-        [[29, 37], [141, 29], true, true],
-        [[2, 19, 16], [16, 33], false, false],
-        [[70, 13], [65, 13], false, true],
-        // Bᵀ larger than A: computed as Cᵀ = B·Aᵀ and stored transposed.
-        [[37, 29], [141, 29], false, true],
-        [[37, 29], [29, 96], false, false],
-      ] as Array<[number[], number[], boolean, boolean]>) {
-        await checkOp(
-          `texture matmul [${sa}]${ta ? 'T' : ''} [${sb}]${tb ? 'T' : ''}`,
-          ([a, b]) => core.matmul(a, b, { transA: ta, transB: tb }),
-          ([a, b]) => R.matmul(a, b, { transA: ta, transB: tb }),
-          [randn(sa, rng), randn(sb, rng)],
-          { refGrad: productRule(ta, tb) },
-        );
-      }
+      // Blocks far below the defaults, so that odd sizes split into several along every dimension;
+      // packed through a staging buffer and straight into the texture.
+      for (const packing of ['staged', 'texture'] as const)
+        for (const [sa, sb, ta, tb] of [
+          [[5, 7], [7, 3], false, false],
+          [[7, 5], [7, 3], true, false],
+          [[5, 7], [3, 7], false, true],
+          [[7, 5], [3, 7], true, true],
+          [[37, 29], [29, 141], false, false],
+          [[29, 37], [141, 29], true, true],
+          [[2, 19, 16], [16, 33], false, false],
+          [[70, 13], [65, 13], false, true],
+          // Bᵀ larger than A: computed as Cᵀ = B·Aᵀ and stored transposed.
+          [[37, 29], [141, 29], false, true],
+          [[37, 29], [29, 96], false, false],
+        ] as Array<[number[], number[], boolean, boolean]>) {
+          setTextureBlocksForTesting({ M: 32, K: 12, N: 136, packing });
+          await checkOp(
+            `texture matmul [${sa}]${ta ? 'T' : ''} [${sb}]${tb ? 'T' : ''} ${packing}`,
+            ([a, b]) => core.matmul(a, b, { transA: ta, transB: tb }),
+            ([a, b]) => R.matmul(a, b, { transA: ta, transB: tb }),
+            [randn(sa, rng), randn(sb, rng)],
+            { refGrad: productRule(ta, tb) },
+          );
+        }
       // The same values to the bit as the buffer kernels (without split-K): a document's scores
       // must not depend on whether its batch was large enough for the texture path.
       setTextureBlocksForTesting(null);

@@ -49,6 +49,11 @@ export class MemoryAccount {
     this.live.total -= bytes;
   }
 
+  /** Bytes that can be added to the live total without raising its peak. */
+  headroom(): number {
+    return this.peak.total - this.live.total;
+  }
+
   resetPeak(): void {
     this.peak = { ...this.live };
   }

@@ -102,10 +102,12 @@ const PACK_T_ROWS = 16;
  * layout a vec4 is four registers, so that is free) into 16 texels of one texel column. Side by
  * side invocations take side by side texel columns, so both the reads and the writes of a
  * workgroup fill whole cache lines; with 4 rows per invocation every line of a large transposed
- * weight was fetched four times, far apart in time.
+ * weight was fetched four times, far apart in time. With `toBuffer` the block is written to S,
+ * laid out as the texture (texel i at S[i]), for a copy to move into it.
  */
-export function packWgsl(trans: boolean, vec: boolean, dtype: OperandType = 'f32'): string {
+export function packWgsl(trans: boolean, vec: boolean, dtype: OperandType = 'f32', toBuffer = false): string {
   const blocked = trans && vec;
+  const put = (i: string, v: string) => (toBuffer ? `S[${i}] = ${v};` : `textureStore(T, lin(${i}), ${v});`);
   // A quantized X's scales at binding 3 (its stored rows are `rows` long when transposed).
   const X = operandReads('X', dtype, { scales: 3, rowLen: trans ? 'P.rows' : 'P.cols' });
   const groups = PACK_T_ROWS / 4;
@@ -122,7 +124,7 @@ ${Array.from({ length: groups }, (_, h) => {
   const stores = [0, 1, 2, 3]
     .map(
       (q) =>
-        `    if (y0 + ${q}u < P.height) { textureStore(T, lin((y0 + ${q}u) * P.width + x), select(vec4<f32>(0.0), vec4<f32>(m0.${'xyzw'[q]}, m1.${'xyzw'[q]}, m2.${'xyzw'[q]}, m3.${'xyzw'[q]}), y0 + ${q}u < P.nr)); }`,
+        `    if (y0 + ${q}u < P.height) { ${put(`(y0 + ${q}u) * P.width + x`, `select(vec4<f32>(0.0), vec4<f32>(m0.${'xyzw'[q]}, m1.${'xyzw'[q]}, m2.${'xyzw'[q]}, m3.${'xyzw'[q]}), y0 + ${q}u < P.nr)`)} }`,
     )
     .join('\n');
   return `  {
@@ -146,10 +148,10 @@ ${stores}
     }`
     }
   }
-  textureStore(T, lin(y * P.width + x), v);`;
+  ${put('y * P.width + x', 'v')}`;
   return `@group(0) @binding(0) var<storage, read> X: array<${X.type(vec)}>;
 ${X.prelude}
-@group(0) @binding(1) var T: texture_storage_2d<rgba32float, write>;
+${toBuffer ? '@group(0) @binding(1) var<storage, read_write> S: array<vec4<f32>>;' : '@group(0) @binding(1) var T: texture_storage_2d<rgba32float, write>;'}
 struct Params { off: u32, rows: u32, cols: u32, r0: u32, c0: u32, nr: u32, nc: u32, width: u32, height: u32 }
 @group(0) @binding(2) var<uniform> P: Params;
 ${LIN}
