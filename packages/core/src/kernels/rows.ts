@@ -61,9 +61,10 @@ fn wg_max(v: f32, lid: u32) -> f32 {
 
 /**
  * The row kernel of `body` (see above). With `rowsPerGroup` > 1 a workgroup runs the body for that
- * many consecutive rows in turn (see rowsPerGroup); the body must then not return early.
+ * many consecutive rows in turn (see rowsPerGroup); the body must then not return early. `prologue`
+ * runs once per workgroup before the rows (values every row uses, such as a norm's weights).
  */
-export function rowKernel(decls: string, body: string, rowsPerGroup = 1): string {
+export function rowKernel(decls: string, body: string, rowsPerGroup = 1, prologue = ''): string {
   const w = rowWidth();
   const sg = w !== SHARED_WG;
   const rows =
@@ -81,7 +82,7 @@ const ROW_WG: u32 = ${w}u;
 ${sg ? SUBGROUP_COMBINE : SHARED_COMBINE}
 @compute @workgroup_size(${w})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-${rows}
+${prologue}${rows}
 }`;
 }
 

@@ -1,7 +1,7 @@
 import { assertDType } from '../dtype.js';
 import { ShapeError } from '../errors.js';
 import { storageDecl } from '../kernels/common.js';
-import { rowKernel, rowsPerGroup, runRowKernel } from '../kernels/rows.js';
+import { rowKernel, rowsPerGroup, rowWidth, runRowKernel } from '../kernels/rows.js';
 import { record } from '../record.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
@@ -13,10 +13,31 @@ import { sumOnto } from './sum-onto.js';
  * Rows of a multiple of 4 are read and written as vec4: on a CPU adapter (lavapipe) a load at a
  * per-lane address costs about half as much per float as four scalar loads.
  */
+/**
+ * Most elements (vec4s) of a row a lane keeps in registers (see access). On lavapipe (AVX2) keeping
+ * 2 made a [2048, 64] norm's forward pass 0.39–0.43 instead of 0.48–0.72 ms; 4 was no clearer
+ * ([1024, 128]), 8 and more were slower ([512, 768], 24 per lane: 1.2–1.7 against 0.82–0.84 ms).
+ */
+const MAX_KEPT = 2;
+
 function access(n: number) {
   const v4 = n % 4 === 0;
+  const len = v4 ? n / 4 : n;
+  /**
+   * Elements (vec4s) per lane when the lane keeps its share of a row in registers, read once and
+   * used by every pass over the row (0: too many, the passes read the row again): lane l holds
+   * elements l + k·ROW_WG, k < kept. On a CPU adapter each storage read is a loop over the lanes.
+   */
+  const kept = Math.ceil(len / rowWidth()) <= MAX_KEPT ? Math.ceil(len / rowWidth()) : 0;
   return {
     v4,
+    kept,
+    /** `f(k, i)` for each kept element k of the lane, i its index in the row, where i is in it. */
+    each: (f: (k: number, i: string) => string) =>
+      Array.from(
+        { length: kept },
+        (_, k) => `  { let i = lid + ${k}u * ROW_WG; if (i < ${v4 ? 'P.n / 4u' : 'P.n'}) { ${f(k, 'i')} } }`,
+      ).join('\n'),
     T: v4 ? 'vec4<f32>' : 'f32',
     /** Loop over this lane's elements (vec4s) of the row; `base` is the row's first. */
     LOOP: `for (var i = lid; i < ${v4 ? 'P.n / 4u' : 'P.n'}; i += ROW_WG)`,
@@ -51,6 +72,49 @@ function columnSum(t: Tensor, n: number): Tensor {
  * normalised input xhat and 1/std per row (kept for the backward pass). `centered` = layer norm
  * (subtract the mean, biased variance as PyTorch); otherwise RMS norm (LLaMA).
  */
+type Access = ReturnType<typeof access>;
+
+/** The norm's row body reading the row from X on each pass: RMS norm twice, a layer norm three times. */
+const normReread = (a: Access, centered: boolean, hasBeta: boolean) => `  let base = ${a.base};
+${
+  centered
+    ? `  var s = 0.0;
+  ${a.LOOP} { s += ${a.total('X[base + i]')}; }
+  let mu = wg_sum(s, lid) / f32(P.n);`
+    : '  let mu = 0.0;'
+}
+  var v = 0.0;
+  ${a.LOOP} { let d = X[base + i] - mu; v += ${a.dot('d', 'd')}; }
+  let r = inverseSqrt(wg_sum(v, lid) / f32(P.n) + P.eps);
+${hasBeta ? '' : '  // No beta: its binding (gamma again) is read once so that the layout keeps it.\n  let zero = 0.0 * Bt[0];\n'}  ${a.LOOP} { let h = (X[base + i] - mu) * r; XH[base + i] = h; Y[base + i] = h * Gm[i] + ${hasBeta ? 'Bt[i]' : 'zero'}; }
+  if (lid == 0u) { RS[row] = r; }`;
+
+/** The lane's share of the weights (and bias), read once per workgroup for the kept-row body. */
+const normWeights = (a: Access, hasBeta: boolean) =>
+  `${Array.from({ length: a.kept }, (_, k) => `  var gm${k} = ${a.T}(0.0);\n  var bt${k} = ${a.T}(0.0);`).join('\n')}
+${a.each((k, i) => `gm${k} = Gm[${i}]; ${hasBeta ? `bt${k} = Bt[${i}];` : `bt${k} = ${a.T}(0.0 * Bt[0]);`}`)}
+`;
+
+/**
+ * The norm's row body with the lane's share of the row kept in registers: the row is read once,
+ * and the sums, in the same order as normReread's, give the same values to the bit.
+ */
+const normKept = (a: Access, centered: boolean) => `  let base = ${a.base};
+${Array.from({ length: a.kept }, (_, k) => `  var x${k} = ${a.T}(0.0);`).join('\n')}
+${a.each((k, i) => `x${k} = X[base + ${i}];`)}
+${
+  centered
+    ? `  var s = 0.0;
+${a.each((k) => `s += ${a.total(`x${k}`)};`)}
+  let mu = wg_sum(s, lid) / f32(P.n);`
+    : '  let mu = 0.0;'
+}
+  var v = 0.0;
+${a.each((k) => `let d = x${k} - mu; v += ${a.dot('d', 'd')};`)}
+  let r = inverseSqrt(wg_sum(v, lid) / f32(P.n) + P.eps);
+${a.each((k, i) => `let h = (x${k} - mu) * r; XH[base + ${i}] = h; Y[base + ${i}] = h * gm${k} + bt${k};`)}
+  if (lid == 0u) { RS[row] = r; }`;
+
 function normForward(
   op: string,
   x: Tensor,
@@ -68,7 +132,7 @@ function normForward(
   const rpw = rowsPerGroup(rows);
   runRowKernel(
     {
-      key: `norm:${centered}:${hasBeta}:${a.v4 ? 'v4' : 's'}:r${rpw}`,
+      key: `norm:${centered}:${hasBeta}:${a.v4 ? 'v4' : 's'}:r${rpw}${a.kept ? `:k${a.kept}` : ''}`,
       wgsl: () =>
         rowKernel(
           `${storageDecl(0, 'X', a.T, 'read')}
@@ -78,21 +142,9 @@ ${storageDecl(3, 'Y', a.T, 'read_write')}
 ${storageDecl(4, 'XH', a.T, 'read_write')}
 ${storageDecl(5, 'RS', 'f32', 'read_write')}
 PARAMS`,
-          // RMS norm needs no mean: its rows are read twice, a layer norm's three times.
-          `  let base = ${a.base};
-${
-  centered
-    ? `  var s = 0.0;
-  ${a.LOOP} { s += ${a.total('X[base + i]')}; }
-  let mu = wg_sum(s, lid) / f32(P.n);`
-    : '  let mu = 0.0;'
-}
-  var v = 0.0;
-  ${a.LOOP} { let d = X[base + i] - mu; v += ${a.dot('d', 'd')}; }
-  let r = inverseSqrt(wg_sum(v, lid) / f32(P.n) + P.eps);
-${hasBeta ? '' : '  // No beta: its binding (gamma again) is read once so that the layout keeps it.\n  let zero = 0.0 * Bt[0];\n'}  ${a.LOOP} { let h = (X[base + i] - mu) * r; XH[base + i] = h; Y[base + i] = h * Gm[i] + ${hasBeta ? 'Bt[i]' : 'zero'}; }
-  if (lid == 0u) { RS[row] = r; }`,
+          a.kept ? normKept(a, centered) : normReread(a, centered, hasBeta),
           rpw,
+          a.kept ? normWeights(a, hasBeta) : '',
         ),
       inputs: [x, gamma, beta ?? gamma],
       outputs: [y, xhat, rstd],
