@@ -89,20 +89,27 @@ ${
 ${hasBeta ? '' : '  // No beta: its binding (gamma again) is read once so that the layout keeps it.\n  let zero = 0.0 * Bt[0];\n'}  ${a.LOOP} { let h = (X[base + i] - mu) * r; XH[base + i] = h; Y[base + i] = h * Gm[i] + ${hasBeta ? 'Bt[i]' : 'zero'}; }
   if (lid == 0u) { RS[row] = r; }`;
 
+/**
+ * Declares `${name}0 ..` for the lane's kept elements, set by `read(i)` where the row has element i
+ * (zero past its end).
+ */
+const keep = (a: Access, name: string, read: (i: string) => string) =>
+  `${Array.from({ length: a.kept }, (_, k) => `  var ${name}${k} = ${a.T}(0.0);`).join('\n')}
+${a.each((k, i) => `${name}${k} = ${read(i)};`)}
+`;
+
 /** The lane's share of the weights (and bias), read once per workgroup for the kept-row body. */
 const normWeights = (a: Access, hasBeta: boolean) =>
-  `${Array.from({ length: a.kept }, (_, k) => `  var gm${k} = ${a.T}(0.0);\n  var bt${k} = ${a.T}(0.0);`).join('\n')}
-${a.each((k, i) => `gm${k} = Gm[${i}]; ${hasBeta ? `bt${k} = Bt[${i}];` : `bt${k} = ${a.T}(0.0 * Bt[0]);`}`)}
-`;
+  keep(a, 'gm', (i) => `Gm[${i}]`) +
+  // No beta: its binding (gamma again) is read once so that the layout keeps it.
+  keep(a, 'bt', (i) => (hasBeta ? `Bt[${i}]` : `${a.T}(0.0 * Bt[0])`));
 
 /**
  * The norm's row body with the lane's share of the row kept in registers: the row is read once,
  * and the sums, in the same order as normReread's, give the same values to the bit.
  */
 const normKept = (a: Access, centered: boolean) => `  let base = ${a.base};
-${Array.from({ length: a.kept }, (_, k) => `  var x${k} = ${a.T}(0.0);`).join('\n')}
-${a.each((k, i) => `x${k} = X[base + ${i}];`)}
-${
+${keep(a, 'x', (i) => `X[base + ${i}]`)}${
   centered
     ? `  var s = 0.0;
 ${a.each((k) => `s += ${a.total(`x${k}`)};`)}
@@ -215,7 +222,7 @@ function normBackward(
   const rpw = rowsPerGroup(rows);
   runRowKernel(
     {
-      key: `norm_bwd:${centered}:${a.v4 ? 'v4' : 's'}:r${rpw}${prior ? ':acc' : ''}`,
+      key: `norm_bwd:${centered}:${a.v4 ? 'v4' : 's'}:r${rpw}${a.kept ? `:k${a.kept}` : ''}${prior ? ':acc' : ''}`,
       wgsl: () =>
         rowKernel(
           `${storageDecl(0, 'G', a.T, 'read')}
@@ -225,7 +232,16 @@ ${storageDecl(3, 'RS', 'f32', 'read')}
 ${prior ? storageDecl(4, 'ACC', a.T, 'read') : ''}
 ${storageDecl(prior ? 5 : 4, 'DX', a.T, 'read_write')}
 PARAMS`,
-          `  let base = ${a.base};
+          a.kept
+            ? `  let base = ${a.base};
+${keep(a, 'g', (i) => `G[base + ${i}]`)}${keep(a, 'xh', (i) => `XH[base + ${i}]`)}  var s1 = 0.0;
+  var s2 = 0.0;
+${a.each((k) => `let d = g${k} * gm${k};${centered ? ` s1 += ${a.total('d')};` : ''} s2 += ${a.dot('d', `xh${k}`)};`)}
+  let m1 = ${centered ? 'wg_sum(s1, lid) / f32(P.n)' : '0.0'};
+  let m2 = wg_sum(s2, lid) / f32(P.n);
+  let r = RS[row];
+${a.each((k, i) => `DX[base + ${i}] = ${prior ? `ACC[base + ${i}] + ` : ''}r * (g${k} * gm${k} - m1 - xh${k} * m2);`)}`
+            : `  let base = ${a.base};
   // RMS norm has no mean to subtract: only layer norm sums d.
   var s1 = 0.0;
   var s2 = 0.0;
@@ -235,6 +251,7 @@ PARAMS`,
   let r = RS[row];
   ${a.LOOP} { DX[base + i] = ${prior ? 'ACC[base + i] + ' : ''}r * (G[base + i] * Gm[i] - m1 - XH[base + i] * m2); }`,
           rpw,
+          a.kept ? keep(a, 'gm', (i) => `Gm[${i}]`) : '',
         ),
       inputs: [g, gamma, xhat, rstd, ...acc],
       outputs: [dx],
