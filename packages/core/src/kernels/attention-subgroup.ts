@@ -117,7 +117,7 @@ const vj = (d: string) => `vj[${d}]`;
  * 0.90; head size 64 took 1.07 (its keys' broadcast rows are the larger state), so it keeps the
  * key-by-key order.
  */
-export const fwdRowsOuter = (s: Pick<AttnShape, 'D' | 'Dv'>): boolean => Math.max(s.D, s.Dv) <= 32;
+const fwdRowsOuter = (s: Pick<AttnShape, 'D' | 'Dv'>): boolean => Math.max(s.D, s.Dv) <= 32;
 
 /** Forward: row r's score against key k (visible or not) into `sb`. */
 const fwdScore = (r: number, k: (d: string) => string, visible: string, sb: string) => `      var sc = 0.0;

@@ -10,16 +10,16 @@ import { sum } from './reduce.js';
 import { sumOnto } from './sum-onto.js';
 
 /**
- * Rows of a multiple of 4 are read and written as vec4: on a CPU adapter (lavapipe) a load at a
- * per-lane address costs about half as much per float as four scalar loads.
- */
-/**
  * Most elements (vec4s) of a row a lane keeps in registers (see access). On lavapipe (AVX2) keeping
  * 2 made a [2048, 64] norm's forward pass 0.39–0.43 instead of 0.48–0.72 ms; 4 was no clearer
  * ([1024, 128]), 8 and more were slower ([512, 768], 24 per lane: 1.2–1.7 against 0.82–0.84 ms).
  */
 const MAX_KEPT = 2;
 
+/**
+ * Rows of a multiple of 4 are read and written as vec4: on a CPU adapter (lavapipe) a load at a
+ * per-lane address costs about half as much per float as four scalar loads.
+ */
 function access(n: number) {
   const v4 = n % 4 === 0;
   const len = v4 ? n / 4 : n;
@@ -67,11 +67,6 @@ function columnSum(t: Tensor, n: number): Tensor {
   return r;
 }
 
-/**
- * Shared forward of both norms: one workgroup per row computes the statistics, writes y, the
- * normalised input xhat and 1/std per row (kept for the backward pass). `centered` = layer norm
- * (subtract the mean, biased variance as PyTorch); otherwise RMS norm (LLaMA).
- */
 type Access = ReturnType<typeof access>;
 
 /** The norm's row body reading the row from X on each pass: RMS norm twice, a layer norm three times. */
@@ -122,6 +117,11 @@ ${a.each((k) => `let d = x${k} - mu; v += ${a.dot('d', 'd')};`)}
 ${a.each((k, i) => `let h = (x${k} - mu) * r; XH[base + ${i}] = h; Y[base + ${i}] = h * gm${k} + bt${k};`)}
   if (lid == 0u) { RS[row] = r; }`;
 
+/**
+ * Shared forward of both norms: one workgroup per row computes the statistics, writes y, the
+ * normalised input xhat and 1/std per row (kept for the backward pass). `centered` = layer norm
+ * (subtract the mean, biased variance as PyTorch); otherwise RMS norm (LLaMA).
+ */
 function normForward(
   op: string,
   x: Tensor,
