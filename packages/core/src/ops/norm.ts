@@ -28,7 +28,8 @@ function access(n: number) {
    * used by every pass over the row (0: too many, the passes read the row again): lane l holds
    * elements l + k·ROW_WG, k < kept. On a CPU adapter each storage read is a loop over the lanes.
    */
-  const kept = Math.ceil(len / rowWidth()) <= MAX_KEPT ? Math.ceil(len / rowWidth()) : 0;
+  const perLane = Math.ceil(len / rowWidth());
+  const kept = perLane <= MAX_KEPT ? perLane : 0;
   return {
     v4,
     kept,
@@ -202,6 +203,28 @@ function productColumnSum(g: Tensor, xhat: Tensor, n: number): Tensor {
   return r;
 }
 
+/** The backward row statistics from the sums s1 (of d = dy·gamma; layer norm only) and s2 (of d·xhat). */
+const normBwdStats = (centered: boolean) => `  let m1 = ${centered ? 'wg_sum(s1, lid) / f32(P.n)' : '0.0'};
+  let m2 = wg_sum(s2, lid) / f32(P.n);
+  let r = RS[row];`;
+
+/** The norm's backward row body reading dy, gamma and xhat on each pass (with `acc`, plus ACC). */
+const normBwdReread = (a: Access, centered: boolean, acc: boolean) => `  let base = ${a.base};
+  // RMS norm has no mean to subtract: only layer norm sums d.
+  var s1 = 0.0;
+  var s2 = 0.0;
+  ${a.LOOP} { let d = G[base + i] * Gm[i];${centered ? ` s1 += ${a.total('d')};` : ''} s2 += ${a.dot('d', 'XH[base + i]')}; }
+${normBwdStats(centered)}
+  ${a.LOOP} { DX[base + i] = ${acc ? 'ACC[base + i] + ' : ''}r * (G[base + i] * Gm[i] - m1 - XH[base + i] * m2); }`;
+
+/** The backward row body with the lane's dy and xhat kept in registers (gamma in `gm`, the prologue's). */
+const normBwdKept = (a: Access, centered: boolean, acc: boolean) => `  let base = ${a.base};
+${keep(a, 'g', (i) => `G[base + ${i}]`)}${keep(a, 'xh', (i) => `XH[base + ${i}]`)}  var s1 = 0.0;
+  var s2 = 0.0;
+${a.each((k) => `let d = g${k} * gm${k};${centered ? ` s1 += ${a.total('d')};` : ''} s2 += ${a.dot('d', `xh${k}`)};`)}
+${normBwdStats(centered)}
+${a.each((k, i) => `DX[base + ${i}] = ${acc ? `ACC[base + ${i}] + ` : ''}r * (g${k} * gm${k} - m1 - xh${k} * m2);`)}`;
+
 /**
  * dx for both norms, with d = g * gamma: layer norm  dx = rstd * (d - mean(d) - xhat * mean(d * xhat));
  * RMS norm  dx = rstd * (d - xhat * mean(d * xhat)). With `prior`, prior + dx.
@@ -232,24 +255,7 @@ ${storageDecl(3, 'RS', 'f32', 'read')}
 ${prior ? storageDecl(4, 'ACC', a.T, 'read') : ''}
 ${storageDecl(prior ? 5 : 4, 'DX', a.T, 'read_write')}
 PARAMS`,
-          a.kept
-            ? `  let base = ${a.base};
-${keep(a, 'g', (i) => `G[base + ${i}]`)}${keep(a, 'xh', (i) => `XH[base + ${i}]`)}  var s1 = 0.0;
-  var s2 = 0.0;
-${a.each((k) => `let d = g${k} * gm${k};${centered ? ` s1 += ${a.total('d')};` : ''} s2 += ${a.dot('d', `xh${k}`)};`)}
-  let m1 = ${centered ? 'wg_sum(s1, lid) / f32(P.n)' : '0.0'};
-  let m2 = wg_sum(s2, lid) / f32(P.n);
-  let r = RS[row];
-${a.each((k, i) => `DX[base + ${i}] = ${prior ? `ACC[base + ${i}] + ` : ''}r * (g${k} * gm${k} - m1 - xh${k} * m2);`)}`
-            : `  let base = ${a.base};
-  // RMS norm has no mean to subtract: only layer norm sums d.
-  var s1 = 0.0;
-  var s2 = 0.0;
-  ${a.LOOP} { let d = G[base + i] * Gm[i];${centered ? ` s1 += ${a.total('d')};` : ''} s2 += ${a.dot('d', 'XH[base + i]')}; }
-  let m1 = ${centered ? 'wg_sum(s1, lid) / f32(P.n)' : '0.0'};
-  let m2 = wg_sum(s2, lid) / f32(P.n);
-  let r = RS[row];
-  ${a.LOOP} { DX[base + i] = ${prior ? 'ACC[base + i] + ' : ''}r * (G[base + i] * Gm[i] - m1 - XH[base + i] * m2); }`,
+          a.kept ? normBwdKept(a, centered, prior !== null) : normBwdReread(a, centered, prior !== null),
           rpw,
           a.kept ? keep(a, 'gm', (i) => `Gm[${i}]`) : '',
         ),
