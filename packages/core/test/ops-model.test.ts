@@ -429,7 +429,8 @@ describe('model ops', () => {
             results.push(got);
             for (const x of [out, ...xs]) x.dispose();
           }
-          results[0].forEach((r, i) => expect(r, `${name}: output / gradient ${i}`).toEqual(results[1][i]));
+          for (const [i, r] of results[0].entries())
+            expect(r, `${name}: output / gradient ${i}`).toEqual(results[1][i]);
         }
       } finally {
         dev.matmulTextures = 'auto';
