@@ -141,11 +141,16 @@ ${stores}
     ${
       vec
         ? `v = ${X.vec4('(P.off + r * P.cols + c) / 4u')};`
-        : `for (var e = 0u; e < 4u; e++) {
-      if (c + e < P.c0 + P.nc) {
-        v[e] = ${X.scalar(`P.off + ${trans ? '(c + e) * P.rows + r' : 'r * P.cols + c + e'}`)};
-      }
-    }`
+        : // Four reads written out, not a loop over e: lavapipe on an AVX-512 EPYC (Mesa 25.0,
+          // LLVM 15) lost the values of a loop with a conditional body inside this if for the
+          // invocations of a partly active SIMD vector (the workgroup's last texels).
+          [0, 1, 2, 3]
+            .map(
+              (e) => `if (c + ${e}u < P.c0 + P.nc) {
+      v[${e}] = ${X.scalar(`P.off + ${trans ? `(c + ${e}u) * P.rows + r` : `r * P.cols + c + ${e}u`}`)};
+    }`,
+            )
+            .join('\n    ')
     }
   }
   ${put('y * P.width + x', 'v')}`;
