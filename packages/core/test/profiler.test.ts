@@ -60,7 +60,13 @@ describe('profiler', () => {
       for (const o of r.ops) expect(o.gpuMs).toBeNull();
     }
     const trace = JSON.parse(JSON.stringify(core.chromeTrace(r)));
-    expect(trace.traceEvents.filter((e: core.TraceEvent) => e.cat === 'encode')).toHaveLength(dispatched);
+    const encoded = trace.traceEvents.filter((e: core.TraceEvent) => e.cat === 'encode');
+    expect(encoded).toHaveLength(dispatched);
+    // Each event names its dispatch's grid, so that a trace tells one shape's product from another's.
+    for (const e of encoded) {
+      expect(e.args.workgroups).toHaveLength(3);
+      for (const n of e.args.workgroups) expect(Number.isInteger(n) && n > 0).toBe(true);
+    }
     expect(core.formatProfile(r)).toMatch(/^op +dispatches +gpu ms +encode ms/);
     out.dispose();
     a.dispose();

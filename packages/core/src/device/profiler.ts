@@ -19,6 +19,8 @@ export function kernelKind(key: string): string {
 interface DispatchEvent {
   key: string;
   kind: string;
+  /** The dispatch's workgroup grid [x, y, z]. */
+  workgroups: readonly [number, number, number];
   /** performance.now() when encoding began, and how long it took (ms). */
   hostStart: number;
   hostMs: number;
@@ -142,8 +144,14 @@ export class Profiler {
     };
   }
 
-  dispatched(key: string, hostStart: number): void {
-    const e: DispatchEvent = { key, kind: kernelKind(key), hostStart, hostMs: performance.now() - hostStart };
+  dispatched(key: string, workgroups: readonly [number, number, number], hostStart: number): void {
+    const e: DispatchEvent = {
+      key,
+      kind: kernelKind(key),
+      workgroups,
+      hostStart,
+      hostMs: performance.now() - hostStart,
+    };
     this.events.push(e);
     this.current?.events.push(e);
   }
@@ -270,7 +278,7 @@ export class Profiler {
         dur: e.hostMs * 1000,
         pid: 1,
         tid: 1,
-        args: { key: e.key },
+        args: { key: e.key, workgroups: e.workgroups },
       });
     }
     for (const h of this.host) {
@@ -298,7 +306,7 @@ export class Profiler {
           dur: Number(e.gpuEnd - e.gpuBegin) / 1000,
           pid: 1,
           tid: 2,
-          args: { key: e.key },
+          args: { key: e.key, workgroups: e.workgroups },
         });
       }
     }
