@@ -12,8 +12,49 @@ export function bucketSize(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
+/**
+ * Free buffers of one size, handed out lowest creation number first. Which free buffer an
+ * allocation gets then depends only on which are free, not on the order they were released in: a
+ * training step that allocates and frees the same sequence as the step before gets the same buffers,
+ * so the device's bind groups for them are found in its cache instead of created again (on lavapipe
+ * about 50 µs each, for some 60 of a stories260K step's 241 dispatches while the last-released
+ * buffer was handed out first).
+ */
+class FreeList {
+  /** Creation numbers, descending, so that the lowest is popped. */
+  private readonly serials: number[] = [];
+  private readonly buffers: GPUBuffer[] = [];
+
+  get length(): number {
+    return this.buffers.length;
+  }
+
+  push(serial: number, buffer: GPUBuffer): void {
+    let lo = 0;
+    let hi = this.serials.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.serials[mid] > serial) lo = mid + 1;
+      else hi = mid;
+    }
+    this.serials.splice(lo, 0, serial);
+    this.buffers.splice(lo, 0, buffer);
+  }
+
+  pop(): GPUBuffer | undefined {
+    this.serials.pop();
+    return this.buffers.pop();
+  }
+
+  *[Symbol.iterator](): IterableIterator<GPUBuffer> {
+    yield* this.buffers;
+  }
+}
+
 export class BufferPool {
-  private free = new Map<number, GPUBuffer[]>();
+  private free = new Map<number, FreeList>();
+  private readonly serials = new WeakMap<GPUBuffer, number>();
+  private created = 0;
   allocatedBytes = 0;
   freeBytes = 0;
   buffers = 0;
@@ -34,6 +75,7 @@ export class BufferPool {
       return { buffer: reused, fresh: false };
     }
     const buffer = this.device.createBuffer({ size, usage: STORAGE_USAGE });
+    this.serials.set(buffer, this.created++);
     this.allocatedBytes += size;
     this.buffers++;
     return { buffer, fresh: true };
@@ -43,10 +85,10 @@ export class BufferPool {
     const size = buf.size;
     let list = this.free.get(size);
     if (!list) {
-      list = [];
+      list = new FreeList();
       this.free.set(size, list);
     }
-    list.push(buf);
+    list.push(this.serials.get(buf) ?? -1, buf);
     this.freeBytes += size;
   }
 
