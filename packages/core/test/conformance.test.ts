@@ -452,7 +452,7 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     } finally {
       dev.matmulTextures = 'auto';
     }
-    // A broadcast input or a transposed a: the same values through add(input, matmul(...)).
+    // A broadcast input goes through add(input, matmul(...)); a transposed a is accumulated by the product.
     await checkOp(
       'addmm with a broadcast input',
       ([c, a, b]) => core.addmm(c, a, b, { alpha }),
@@ -862,6 +862,29 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     // No add pass sums x's gradients: each product after the first accumulates onto them.
     const keys = await backwardKeys(gpu, [x, w1, w2, w3]);
     expect(keys.filter((k) => k.startsWith('mm_')).length).toBeGreaterThanOrEqual(3);
+    expect(keys.filter((k) => k.startsWith('binary:add'))).toEqual([]);
+  });
+
+  it('a weight shared by several products gets their summed gradient from the products themselves', async () => {
+    // w [6, 24] (a LoRA A matrix shared across layers) read by four products: x·wᵀ for two batched
+    // inputs and a matrix input (broadcast onto them), then the sum of their tanh times w.
+    const inputs = [
+      randn([6, 24], rng, 0.3),
+      randn([2, 19, 24], rng),
+      randn([2, 19, 24], rng),
+      randn([19, 24], rng),
+    ];
+    const gpu = ([w, a, b, c]: core.Tensor[]) => {
+      const h = (x: core.Tensor) => core.tanh(core.matmul(x, w, { transB: true }));
+      return core.matmul(core.add(core.add(h(a), h(b)), h(c)), w);
+    };
+    const ref = ([w, a, b, c]: F64[]) => {
+      const h = (x: F64) => R.tanh(R.matmul(x, w, { transB: true }));
+      return R.matmul(R.add(R.add(h(a), h(b)), h(c)), w);
+    };
+    await checkOp('w read by four products', gpu, ref, inputs);
+    // Only w requiring grad: no add pass sums its gradients, each product after the first accumulates.
+    const keys = await backwardKeys(gpu, inputs);
     expect(keys.filter((k) => k.startsWith('binary:add'))).toEqual([]);
   });
 

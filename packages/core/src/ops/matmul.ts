@@ -78,11 +78,20 @@ export function addmm(
   return product(a, b, opts, input);
 }
 
-/** Whether addmm can accumulate onto a copy of input: one flat product whose output has input's shape. */
+/**
+ * Whether addmm can accumulate onto a copy of input: one flat product whose output has input's
+ * shape (a transposed a only as a matrix, as in a weight's gradient Xᵀ·dH).
+ */
 function productFits(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, input: Tensor): boolean {
-  if (b.shape.length !== 2 || opts.transA || a.rank < 2) return false;
+  if (
+    b.shape.length !== 2 ||
+    a.rank < 2 ||
+    (opts.transA && (a.rank !== 2 || !(b instanceof Tensor) || b.dtype !== 'f32'))
+  )
+    return false;
   const N = opts.transB ? b.shape[0] : b.shape[1];
-  return shapesEqual(input.shape, [...a.shape.slice(0, -1), N]);
+  const rows = opts.transA ? [a.shape[1]] : a.shape.slice(0, -1);
+  return shapesEqual(input.shape, [...rows, N]);
 }
 
 /** A new f32 tensor holding input's values, copied in the current batch (a copy, not a pass). */
@@ -195,20 +204,26 @@ function product(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, in
     let db: Tensor | null = null;
     if (a.requiresGrad) da = gradA(a, b, g, opts, pA ?? null);
     if (b.requiresGrad) {
+      // A weight used by several layers (a shared LoRA matrix) has the other uses' gradient as
+      // prior: the product's own pass sums onto it (addmm), with no add pass after it.
+      const onto = (x: Tensor, y: Tensor, o: MatmulOptions) => (pB ? addmm(pB, x, y, o) : matmul(x, y, o));
       if (b.rank === 2 && !transA && a.rank > 2) {
         // Flatten batch so the weight gradient is a single skinny GEMM (Xᵀ·dH for LoRA).
         const a2 = a.view([a.size / a.shape[a.rank - 1], a.shape[a.rank - 1]]);
         const g2 = g.view([g.size / N, N]);
-        db = transB ? matmul(g2, a2, { transA: true, alpha }) : matmul(a2, g2, { transA: true, alpha });
+        db = transB ? onto(g2, a2, { transA: true, alpha }) : onto(a2, g2, { transA: true, alpha });
         a2.dispose();
         g2.dispose();
+      } else if (a.rank === 2 && b.rank === 2) {
+        db = transB
+          ? onto(g, a, { transA: true, transB: transA, alpha })
+          : onto(a, g, { transA: !transA, alpha });
       } else {
         const full = transB
           ? matmul(g, a, { transA: true, transB: transA, alpha })
           : matmul(a, g, { transA: !transA, alpha });
-        db = reduceTo(full, b.shape);
+        db = sumOnto(pB ?? null, reduceTo(full, b.shape));
       }
-      db = sumOnto(pB ?? null, db);
     }
     // The bias's gradient: the upstream gradient summed over rows.
     const dBias = fusedBias?.requiresGrad ? sumOnto(pBias ?? null, sumToShape(g, fusedBias.shape)) : null;
