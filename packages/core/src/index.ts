@@ -12,6 +12,8 @@ export {
   type OpProfile,
   type ProfileReport,
   type TraceEvent,
+  type TransferKind,
+  type TransferProfile,
 } from './device/profiler.js';
 export { type DType, type FloatDType, type HalfDType, isHalf } from './dtype.js';
 export * from './errors.js';

@@ -51,7 +51,9 @@ describe('profiler', () => {
       // Dispatches of one queue run one after another: their times add up to at most the span,
       // and the span lies inside the profile's wall time.
       expect(r.gpuMs).toBeGreaterThan(0);
-      expect(r.gpuMs as number).toBeLessThanOrEqual((r.gpuSpanMs as number) * 1.001 + 0.01);
+      expect((r.gpuMs as number) + (r.transferMs as number)).toBeLessThanOrEqual(
+        (r.gpuSpanMs as number) * 1.001 + 0.01,
+      );
       expect(r.gpuSpanMs as number).toBeLessThanOrEqual(r.wallMs);
       const gpuEvents = r.trace.filter((e) => e.cat === 'gpu');
       expect(gpuEvents).toHaveLength(dispatched);
@@ -71,6 +73,47 @@ describe('profiler', () => {
     out.dispose();
     a.dispose();
     b.dispose();
+  });
+
+  it('times copies and clears between the dispatches', async () => {
+    const dev = gpu.device();
+    const x = core.randn([300, 1000], { seed: 3 });
+    const y = core.randn([300, 1000], { seed: 4 });
+    dev.startProfile();
+    const before = dev.stats.dispatches;
+    // addmm copies its input before the product accumulates onto it.
+    const out = core.tidy(() => core.sum(core.add(core.addmm(y, x, core.zeros([1000, 1000])), x)));
+    await out.item();
+    const dispatched = dev.stats.dispatches - before;
+    const r = await dev.stopProfile();
+    const kinds = r.transfers.map((t) => t.kind);
+    expect(kinds).toEqual(expect.arrayContaining(['copy']));
+    const copy = r.transfers.find((t) => t.kind === 'copy');
+    // y's 300 × 1000 floats, and the loss's 4 bytes read back through a staging copy.
+    expect(copy?.bytes).toBeGreaterThanOrEqual(300 * 1000 * 4);
+    // Transfers are not dispatches: the dispatch counts are unchanged by them.
+    expect(r.dispatches).toBe(dispatched);
+    if (r.timestamps) {
+      expect(r.transferMs).toBeGreaterThan(0);
+      expect(r.transferMs).toBeCloseTo(
+        r.transfers.reduce((s, t) => s + (t.gpuMs ?? 0), 0),
+        6,
+      );
+      // Copies and dispatches run one after another on the queue: together inside the span.
+      expect((r.gpuMs as number) + (r.transferMs as number)).toBeLessThanOrEqual(
+        (r.gpuSpanMs as number) * 1.001 + 0.01,
+      );
+      const copies = r.trace.filter((e) => e.cat === 'transfer');
+      expect(copies).toHaveLength(r.transfers.reduce((s, t) => s + t.count, 0));
+      expect(r.trace.filter((e) => e.cat === 'gpu')).toHaveLength(dispatched);
+      expect(core.formatProfile(r)).toMatch(/^transfer +count +gpu ms +encode ms +MiB$/m);
+      expect(core.formatProfile(r)).toMatch(/gpu busy [\d.]+ ms \+ transfers [\d.]+ ms/);
+    } else {
+      expect(r.transferMs).toBeNull();
+    }
+    out.dispose();
+    x.dispose();
+    y.dispose();
   });
 
   it('refuses a second profile and a stop without a start', async () => {

@@ -47,8 +47,8 @@ Options:
   --batch-size B      override the shape's batch size (--train); rows decoded together (--generate)
   --seq-length T      override the shape's sequence length
   --profile           print where the time goes, per kernel kind: dispatches, GPU time (timestamp
-                      queries) and encoding time, plus submits, waits and readbacks (the training
-                      steps with --train, else the transformer-block step)
+                      queries) and encoding time; copies between dispatches; submits, waits and
+                      readbacks (the training steps with --train, else the transformer-block step)
   --profile-out FILE  also write a Chrome trace (opens in Perfetto or chrome://tracing)
   -h, --help          show this help`;
 

@@ -102,7 +102,7 @@ Run:
                          ["q_proj", "v_proj"], "resume": true}; flags given override it
   --json                 print one JSON document on stdout (reports, evaluations, outputs)
   --profile              print where the training time went, per kernel kind: dispatches and GPU time
-                         (timestamp queries) per step, encoding time, submits, waits and readbacks;
+                         (timestamp queries) per step, encoding time, copies, submits, waits and readbacks;
                          covers every step of this run with its validation passes and checkpoint
                          writes, and slows the run (one compute pass per dispatch)
   --profile-out FILE     also write the profile as a Chrome trace (opens in Perfetto)

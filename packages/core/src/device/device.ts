@@ -2,7 +2,7 @@ import { DeviceError, NoAdapterError } from '../errors.js';
 import { BindGroupCache } from './bind-groups.js';
 import { MemoryAccount, type MemoryReport } from './memory.js';
 import { BufferPool } from './pool.js';
-import { type ProfileReport, Profiler } from './profiler.js';
+import { type ProfileReport, Profiler, type TransferKind } from './profiler.js';
 
 /** Features we use when the adapter offers them. */
 const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
@@ -274,6 +274,8 @@ export class Device {
         );
       }
     }
+    // A full set of timestamp queries (copies take them too) ends the batch.
+    if (this.profiler?.full()) this.flush();
     const pipeline = this.pipeline(spec.key, spec.wgsl);
     const entries: GPUBindGroupEntry[] = spec.buffers.map((resource, i) => ({
       binding: spec.layout ? spec.layout.buffers[i] : i,
@@ -356,13 +358,7 @@ export class Device {
 
   /** Records a buffer-to-buffer copy in the current batch. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
-    this.check();
-    if (!this.encoder) this.encoder = this.gpu.createCommandEncoder();
-    if (this.pass) {
-      this.pass.end();
-      this.pass = null;
-    }
-    this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.transfer('copy', bytes, (enc) => enc.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes));
   }
 
   /**
@@ -371,34 +367,43 @@ export class Device {
    * width must be a multiple of 16 texels (copies advance whole rows of 256-byte multiples).
    */
   copyToTexture(src: GPUBuffer, srcOffset: number, texture: GPUTexture, texels: number): void {
-    this.check();
-    if (!this.encoder) this.encoder = this.gpu.createCommandEncoder();
-    if (this.pass) {
-      this.pass.end();
-      this.pass = null;
-    }
     const width = texture.width;
     const source = { buffer: src, bytesPerRow: width * 16 };
     // Whole rows in one copy, then the partial last row in another.
     const rows = Math.floor(texels / width);
     const rest = texels - rows * width;
-    const enc = this.encoder;
-    if (rows > 0) enc.copyBufferToTexture({ ...source, offset: srcOffset }, { texture }, [width, rows]);
-    if (rest > 0) {
-      const offset = srcOffset + rows * source.bytesPerRow;
-      enc.copyBufferToTexture({ ...source, offset }, { texture, origin: [0, rows] }, [rest, 1]);
-    }
+    this.transfer('copy_to_texture', texels * 16, (enc) => {
+      if (rows > 0) enc.copyBufferToTexture({ ...source, offset: srcOffset }, { texture }, [width, rows]);
+      if (rest > 0) {
+        const offset = srcOffset + rows * source.bytesPerRow;
+        enc.copyBufferToTexture({ ...source, offset }, { texture, origin: [0, rows] }, [rest, 1]);
+      }
+    });
   }
 
   /** Records zeroing `bytes` bytes (a multiple of 4) of a buffer from `offset` in the current batch. */
   clear(buffer: GPUBuffer, offset: number, bytes: number): void {
+    this.transfer('clear', bytes, (enc) => enc.clearBuffer(buffer, offset, bytes));
+  }
+
+  /**
+   * Records a copy or clear in the current batch, outside any compute pass. While profiling with
+   * timestamps, an empty pass before it and one after it mark when it began and ended.
+   */
+  private transfer(kind: TransferKind, bytes: number, record: (encoder: GPUCommandEncoder) => void): void {
     this.check();
+    const started = this.profiler ? performance.now() : 0;
+    if (this.profiler?.full()) this.flush();
     if (!this.encoder) this.encoder = this.gpu.createCommandEncoder();
     if (this.pass) {
       this.pass.end();
       this.pass = null;
     }
-    this.encoder.clearBuffer(buffer, offset, bytes);
+    const marks = this.profiler?.transferTimestamps();
+    if (marks) this.encoder.beginComputePass({ timestampWrites: marks.before }).end();
+    record(this.encoder);
+    if (marks) this.encoder.beginComputePass({ timestampWrites: marks.after }).end();
+    this.profiler?.transferred(kind, bytes, started);
   }
 
   /** Submits everything recorded so far. */

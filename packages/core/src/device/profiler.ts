@@ -1,11 +1,12 @@
 /**
  * Where a stretch of GPU work spends its time: per kernel kind, the dispatches, the GPU time (from
  * timestamp queries written around each dispatch, where the adapter has 'timestamp-query') and the
- * host time spent encoding them; plus the host time in submits, waits and readbacks. The record can
- * be written as a Chrome trace (chrome://tracing, Perfetto).
+ * host time spent encoding them; the copies and clears between the dispatches and their GPU time;
+ * plus the host time in submits, waits and readbacks. The record can be written as a Chrome trace
+ * (chrome://tracing, Perfetto).
  *
  * Profiling changes what it measures a little: each dispatch gets a compute pass of its own so that
- * its begin and end can be timestamped.
+ * its begin and end can be timestamped, and each copy an empty pass before and after it.
  */
 
 /** Kernel family of a pipeline key: the part before the first ':'; every matmul variant is 'matmul'. */
@@ -16,19 +17,32 @@ export function kernelKind(key: string): string {
   return key.split(':')[0];
 }
 
-interface DispatchEvent {
-  key: string;
+/** Commands recorded outside compute passes: buffer copies, buffer-to-texture copies, clears. */
+export type TransferKind = 'copy' | 'copy_to_texture' | 'clear';
+
+interface GpuEvent {
   kind: string;
-  /** The dispatch's workgroup grid [x, y, z]. */
-  workgroups: readonly [number, number, number];
   /** performance.now() when encoding began, and how long it took (ms). */
   hostStart: number;
   hostMs: number;
+  /** Index of its begin timestamp in its batch's query set; the end is the next one. */
+  query?: number;
   /** GPU begin/end in ns on the adapter's clock, filled in once the timestamps are read back. */
   gpuBegin?: bigint;
   gpuEnd?: bigint;
-  /** performance.now() at the submit that carried this dispatch. */
+  /** performance.now() at the submit that carried it. */
   submitAt?: number;
+}
+
+interface DispatchEvent extends GpuEvent {
+  key: string;
+  /** The dispatch's workgroup grid [x, y, z]. */
+  workgroups: readonly [number, number, number];
+}
+
+interface TransferEvent extends GpuEvent {
+  kind: TransferKind;
+  bytes: number;
 }
 
 interface HostEvent {
@@ -48,6 +62,15 @@ export interface OpProfile {
   encodeMs: number;
 }
 
+/** Copies or clears of one kind: how many, their bytes, GPU time (null without timestamps), encoding time. */
+export interface TransferProfile {
+  kind: TransferKind;
+  count: number;
+  bytes: number;
+  gpuMs: number | null;
+  encodeMs: number;
+}
+
 /**
  * Where a stretch of GPU work spent its time, from {@link Device.stopProfile}: per kernel kind and in
  * total, GPU time (with 'timestamp-query') and host time. Times are in milliseconds;
@@ -60,9 +83,13 @@ export interface ProfileReport {
   timestamps: boolean;
   dispatches: number;
   ops: OpProfile[];
+  /** Copies and clears recorded between the dispatches, by kind. */
+  transfers: TransferProfile[];
   /** Sum of every dispatch's GPU time (null without timestamps). */
   gpuMs: number | null;
-  /** From the first dispatch's GPU begin to the last one's end (null without timestamps). */
+  /** Sum of the copies' and clears' GPU time (null without timestamps). */
+  transferMs: number | null;
+  /** From the first timed begin (dispatch or copy) to the last end (null without timestamps). */
   gpuSpanMs: number | null;
   host: {
     encodeMs: number;
@@ -97,7 +124,9 @@ interface PendingSet {
   querySet: GPUQuerySet;
   resolve: GPUBuffer;
   read: GPUBuffer;
-  events: DispatchEvent[];
+  events: GpuEvent[];
+  /** Queries taken so far. */
+  used: number;
   mapped?: Promise<void>;
 }
 
@@ -108,14 +137,15 @@ interface PendingSet {
 export class Profiler {
   readonly timestamps: boolean;
   private readonly events: DispatchEvent[] = [];
+  private readonly transfers: TransferEvent[] = [];
   private readonly host: HostEvent[] = [];
   private readonly sets: PendingSet[] = [];
   private current: PendingSet | null = null;
   private readonly t0 = performance.now();
 
   /**
-   * @param queriesPerSet timestamps one submit can hold: two per dispatch (Device submits before a
-   * batch grows past it).
+   * @param queriesPerSet timestamps one submit can hold: two per dispatch or copy (Device submits
+   * when the set is full, see full()).
    */
   constructor(
     private readonly gpu: GPUDevice,
@@ -125,22 +155,46 @@ export class Profiler {
     this.timestamps = timestamps;
   }
 
-  /** Timestamp writes for the pass of the next dispatch, or undefined without timestamps. */
-  passTimestamps(): GPUComputePassTimestampWrites | undefined {
-    if (!this.timestamps) return undefined;
+  /** Whether the batch's query set cannot take another dispatch or copy: submit first. */
+  full(): boolean {
+    return this.current !== null && this.current.used + 2 > this.queriesPerSet;
+  }
+
+  /** The next two queries of the batch's set (created on first use). */
+  private take(): [GPUQuerySet, number] {
     if (!this.current) {
       this.current = {
         querySet: this.gpu.createQuerySet({ type: 'timestamp', count: this.queriesPerSet }),
         resolve: this.gpu.createBuffer({ size: this.queriesPerSet * 8, usage: 0x200 | 0x4 }),
         read: this.gpu.createBuffer({ size: this.queriesPerSet * 8, usage: 0x1 | 0x8 }),
         events: [],
+        used: 0,
       };
     }
-    const i = this.current.events.length * 2;
+    const i = this.current.used;
+    this.current.used += 2;
+    return [this.current.querySet, i];
+  }
+
+  /** Timestamp writes for the pass of the next dispatch, or undefined without timestamps. */
+  passTimestamps(): GPUComputePassTimestampWrites | undefined {
+    if (!this.timestamps) return undefined;
+    const [querySet, i] = this.take();
+    return { querySet, beginningOfPassWriteIndex: i, endOfPassWriteIndex: i + 1 };
+  }
+
+  /**
+   * Timestamp writes for the empty passes around the next copy or clear: the one before writes its
+   * end, the one after its begin. Undefined without timestamps.
+   */
+  transferTimestamps():
+    | { before: GPUComputePassTimestampWrites; after: GPUComputePassTimestampWrites }
+    | undefined {
+    if (!this.timestamps) return undefined;
+    const [querySet, i] = this.take();
     return {
-      querySet: this.current.querySet,
-      beginningOfPassWriteIndex: i,
-      endOfPassWriteIndex: i + 1,
+      before: { querySet, endOfPassWriteIndex: i },
+      after: { querySet, beginningOfPassWriteIndex: i + 1 },
     };
   }
 
@@ -153,14 +207,27 @@ export class Profiler {
       hostMs: performance.now() - hostStart,
     };
     this.events.push(e);
-    this.current?.events.push(e);
+    this.timed(e);
+  }
+
+  transferred(kind: TransferKind, bytes: number, hostStart: number): void {
+    const e: TransferEvent = { kind, bytes, hostStart, hostMs: performance.now() - hostStart };
+    this.transfers.push(e);
+    this.timed(e);
+  }
+
+  /** Files an event under the two queries it took last (with timestamps). */
+  private timed(e: GpuEvent): void {
+    if (!this.timestamps || !this.current) return;
+    e.query = this.current.used - 2;
+    this.current.events.push(e);
   }
 
   /** Adds the query resolution to the encoder about to be submitted. */
   beforeSubmit(encoder: GPUCommandEncoder): void {
     const set = this.current;
     if (!set) return;
-    const n = set.events.length * 2;
+    const n = set.used;
     encoder.resolveQuerySet(set.querySet, 0, n, set.resolve, 0);
     encoder.copyBufferToBuffer(set.resolve, 0, set.read, 0, n * 8);
   }
@@ -176,10 +243,10 @@ export class Profiler {
     for (const e of set.events) e.submitAt = start;
     set.mapped = set.read.mapAsync(0x1).then(() => {
       const ts = new BigInt64Array(set.read.getMappedRange());
-      set.events.forEach((e, k) => {
-        e.gpuBegin = ts[2 * k];
-        e.gpuEnd = ts[2 * k + 1];
-      });
+      for (const e of set.events) {
+        e.gpuBegin = ts[e.query as number];
+        e.gpuEnd = ts[(e.query as number) + 1];
+      }
       set.read.unmap();
     });
     this.sets.push(set);
@@ -205,10 +272,17 @@ export class Profiler {
       s.resolve.destroy();
       s.read.destroy();
     }
-    const byKind = new Map<string, OpProfile>();
-    let gpuNs = 0n;
     let first: bigint | null = null;
     let last: bigint | null = null;
+    // GPU ns of an event with both timestamps (null otherwise); widens the span.
+    const gpuNs = (e: GpuEvent): bigint | null => {
+      if (e.gpuBegin === undefined || e.gpuEnd === undefined || e.gpuEnd < e.gpuBegin) return null;
+      if (first === null || e.gpuBegin < first) first = e.gpuBegin;
+      if (last === null || e.gpuEnd > last) last = e.gpuEnd;
+      return e.gpuEnd - e.gpuBegin;
+    };
+    const byKind = new Map<string, OpProfile>();
+    let dispatchNs = 0n;
     for (const e of this.events) {
       let op = byKind.get(e.kind);
       if (!op) {
@@ -217,17 +291,32 @@ export class Profiler {
       }
       op.dispatches++;
       op.encodeMs += e.hostMs;
-      if (e.gpuBegin !== undefined && e.gpuEnd !== undefined && e.gpuEnd >= e.gpuBegin) {
-        const d = e.gpuEnd - e.gpuBegin;
-        gpuNs += d;
+      const d = gpuNs(e);
+      if (d !== null) {
+        dispatchNs += d;
         op.gpuMs = (op.gpuMs ?? 0) + Number(d) / 1e6;
-        if (first === null || e.gpuBegin < first) first = e.gpuBegin;
-        if (last === null || e.gpuEnd > last) last = e.gpuEnd;
       }
     }
-    const ops = [...byKind.values()].sort(
-      (a, b) => (b.gpuMs ?? b.encodeMs) - (a.gpuMs ?? a.encodeMs) || a.kind.localeCompare(b.kind),
-    );
+    const byTransfer = new Map<TransferKind, TransferProfile>();
+    let transferNs = 0n;
+    for (const e of this.transfers) {
+      let t = byTransfer.get(e.kind);
+      if (!t) {
+        t = { kind: e.kind, count: 0, bytes: 0, gpuMs: this.timestamps ? 0 : null, encodeMs: 0 };
+        byTransfer.set(e.kind, t);
+      }
+      t.count++;
+      t.bytes += e.bytes;
+      t.encodeMs += e.hostMs;
+      const d = gpuNs(e);
+      if (d !== null) {
+        transferNs += d;
+        t.gpuMs = (t.gpuMs ?? 0) + Number(d) / 1e6;
+      }
+    }
+    const slowest = (a: { gpuMs: number | null; encodeMs: number; kind: string }, b: typeof a) =>
+      (b.gpuMs ?? b.encodeMs) - (a.gpuMs ?? a.encodeMs) || a.kind.localeCompare(b.kind);
+    const ops = [...byKind.values()].sort(slowest);
     const host = (name: HostEvent['name']) => {
       const hs = this.host.filter((h) => h.name === name);
       return {
@@ -242,8 +331,10 @@ export class Profiler {
       timestamps: this.timestamps,
       dispatches: this.events.length,
       ops,
-      gpuMs: this.timestamps ? Number(gpuNs) / 1e6 : null,
-      gpuSpanMs: first !== null && last !== null ? Number(last - first) / 1e6 : null,
+      transfers: [...byTransfer.values()].sort(slowest),
+      gpuMs: this.timestamps ? Number(dispatchNs) / 1e6 : null,
+      transferMs: this.timestamps ? Number(transferNs) / 1e6 : null,
+      gpuSpanMs: first !== null && last !== null ? Number((last as bigint) - (first as bigint)) / 1e6 : null,
       host: {
         encodeMs: this.events.reduce((s, e) => s + e.hostMs, 0),
         submits: submits.count,
@@ -259,7 +350,7 @@ export class Profiler {
   }
 
   /**
-   * Host events on thread 1, GPU dispatches on thread 2. The adapter's clock is placed on the host's
+   * Host events on thread 1, GPU dispatches and copies on thread 2. The adapter's clock is placed on the host's
    * by aligning the earliest GPU begin with the submit that carried it (an approximation: the
    * clocks are not synchronised).
    */
@@ -293,22 +384,26 @@ export class Profiler {
         ...(h.bytes ? { args: { bytes: h.bytes } } : {}),
       });
     }
-    const anchor = this.events.find((e) => e.gpuBegin === firstGpu && e.submitAt !== undefined);
+    const timed = [...this.events, ...this.transfers];
+    const anchor = timed.find((e) => e.gpuBegin === firstGpu && e.submitAt !== undefined);
     if (firstGpu !== null && anchor?.submitAt !== undefined) {
       const base = us(anchor.submitAt);
-      for (const e of this.events) {
-        if (e.gpuBegin === undefined || e.gpuEnd === undefined) continue;
+      const gpuEvent = (e: GpuEvent, cat: string, args: Record<string, unknown>): void => {
+        if (e.gpuBegin === undefined || e.gpuEnd === undefined) return;
+        const ts = base + Number(e.gpuBegin - firstGpu) / 1000;
         out.push({
           name: e.kind,
-          cat: 'gpu',
+          cat,
           ph: 'X',
-          ts: base + Number(e.gpuBegin - firstGpu) / 1000,
+          ts,
           dur: Number(e.gpuEnd - e.gpuBegin) / 1000,
           pid: 1,
           tid: 2,
-          args: { key: e.key, workgroups: e.workgroups },
+          args,
         });
-      }
+      };
+      for (const e of this.events) gpuEvent(e, 'gpu', { key: e.key, workgroups: e.workgroups });
+      for (const e of this.transfers) gpuEvent(e, 'transfer', { bytes: e.bytes });
     }
     return out;
   }
@@ -319,28 +414,46 @@ export function chromeTrace(report: ProfileReport): { traceEvents: TraceEvent[];
   return { traceEvents: report.trace, displayTimeUnit: 'ms' };
 }
 
-/** The per-kind table as aligned text, plus the host line. */
+/** The per-kind tables (dispatches, then copies and clears) as aligned text, plus the host line. */
 export function formatProfile(report: ProfileReport, perStep = 1): string {
   const f = (v: number) => (v / perStep).toFixed(2);
   const n = (v: number) => String(Math.round((v / perStep) * 10) / 10);
-  const rows = [['op', 'dispatches', 'gpu ms', 'encode ms']];
-  for (const op of report.ops) {
-    rows.push([
-      op.kind,
-      (op.dispatches / perStep).toFixed(perStep === 1 ? 0 : 1),
-      op.gpuMs === null ? '-' : f(op.gpuMs),
-      f(op.encodeMs),
-    ]);
+  const count = (v: number) => (v / perStep).toFixed(perStep === 1 ? 0 : 1);
+  const ms = (v: number | null) => (v === null ? '-' : f(v));
+  const lines = table([
+    ['op', 'dispatches', 'gpu ms', 'encode ms'],
+    ...report.ops.map((op) => [op.kind, count(op.dispatches), ms(op.gpuMs), f(op.encodeMs)]),
+  ]);
+  if (report.transfers.length > 0) {
+    lines.push(
+      '',
+      ...table([
+        ['transfer', 'count', 'gpu ms', 'encode ms', 'MiB'],
+        ...report.transfers.map((t) => [
+          t.kind,
+          count(t.count),
+          ms(t.gpuMs),
+          f(t.encodeMs),
+          f(t.bytes / 2 ** 20),
+        ]),
+      ]),
+    );
   }
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  const lines = rows.map((r) =>
-    r.map((v, c) => (c === 0 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join('  '),
-  );
   const h = report.host;
   const unit = perStep === 1 ? '' : ' per step';
+  const busy =
+    report.gpuMs === null
+      ? '- (no timestamp-query)'
+      : `${f(report.gpuMs)} ms${report.transfers.length > 0 ? ` + transfers ${ms(report.transferMs)} ms` : ''}`;
   lines.push(
     '',
-    `wall ${f(report.wallMs)} ms${unit}; gpu busy ${report.gpuMs === null ? '- (no timestamp-query)' : `${f(report.gpuMs)} ms`}; host: encode ${f(h.encodeMs)} ms, ${n(h.submits)} submits ${f(h.submitMs)} ms, ${n(h.waits)} waits ${f(h.waitMs)} ms, ${n(h.readbacks)} readbacks ${f(h.readbackMs)} ms (${n(h.readbackBytes)} bytes)`,
+    `wall ${f(report.wallMs)} ms${unit}; gpu busy ${busy}; host: encode ${f(h.encodeMs)} ms, ${n(h.submits)} submits ${f(h.submitMs)} ms, ${n(h.waits)} waits ${f(h.waitMs)} ms, ${n(h.readbacks)} readbacks ${f(h.readbackMs)} ms (${n(h.readbackBytes)} bytes)`,
   );
   return lines.join('\n');
+}
+
+/** Rows as aligned text: the first column left-aligned, the others right-aligned. */
+function table(rows: string[][]): string[] {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((v, c) => (c === 0 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join('  '));
 }
