@@ -27,7 +27,11 @@ function sumTo(x: F64, shape: readonly number[]): F64 {
  * Pipeline keys of the dispatches that backward runs for f(inputs) with a random upstream gradient,
  * the first input alone requiring grad.
  */
-async function backwardKeys(f: (ts: core.Tensor[]) => core.Tensor, inputs: F64[]): Promise<string[]> {
+/** The profile of backward through f with only inputs[0] requiring grad, its gradient read back. */
+async function backwardProfile(
+  f: (ts: core.Tensor[]) => core.Tensor,
+  inputs: F64[],
+): Promise<core.ProfileReport> {
   const dev = core.getDevice();
   const ts = inputs.map((t) => core.tensor(t.toFloat32(), t.shape));
   ts[0].requiresGrad = true;
@@ -36,9 +40,13 @@ async function backwardKeys(f: (ts: core.Tensor[]) => core.Tensor, inputs: F64[]
   dev.startProfile();
   core.backward(out, up);
   await ts[0].grad?.data();
-  const keys = (await dev.stopProfile()).trace.map((e) => String(e.args?.key ?? ''));
+  const report = await dev.stopProfile();
   for (const t of [out, up, ...ts]) t.dispose();
-  return keys;
+  return report;
+}
+
+async function backwardKeys(f: (ts: core.Tensor[]) => core.Tensor, inputs: F64[]): Promise<string[]> {
+  return (await backwardProfile(f, inputs)).trace.map((e) => String(e.args?.key ?? ''));
 }
 
 async function reductionChecks(rng: Rng): Promise<void> {
@@ -852,6 +860,14 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     const ref = ([a, b, c, d]: F64[]) =>
       R.add(R.tanh(R.add(R.matmul(a, b, { transB: true }), R.matmul(a, c))), R.matmul(a, d));
     await checkOp('x read by three products', gpu, ref, [x, w1, w2, w3]);
+    // x + x·w: the sum's gradient reaches x and the product as views of one buffer, so the product
+    // must not accumulate into x's prior in place (it reads the same buffer as its upstream gradient).
+    await checkOp(
+      'x + x·w',
+      ([a, b]) => core.add(a, core.matmul(a, b)),
+      ([a, b]) => R.add(a, R.matmul(a, b)),
+      [randn([13, 12], rng), randn([12, 12], rng, 0.3)],
+    );
     // x twice in one product: its prior is folded into one of the two results only.
     await checkOp(
       'x·xᵀ then ·x',
@@ -859,10 +875,13 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       ([a]) => R.matmul(R.tanh(R.matmul(a, a, { transB: true })), a),
       [randn([9, 6], rng, 0.5)],
     );
-    // No add pass sums x's gradients: each product after the first accumulates onto them.
-    const keys = await backwardKeys(gpu, [x, w1, w2, w3]);
+    // No add pass sums x's gradients: each product after the first accumulates onto them, in place
+    // (the one buffer copy is the read-back).
+    const report = await backwardProfile(gpu, [x, w1, w2, w3]);
+    const keys = report.trace.map((e) => String(e.args?.key ?? ''));
     expect(keys.filter((k) => k.startsWith('mm_')).length).toBeGreaterThanOrEqual(3);
     expect(keys.filter((k) => k.startsWith('binary:add'))).toEqual([]);
+    expect(report.transfers.find((t) => t.kind === 'copy')?.count).toBe(1);
   });
 
   it('a weight shared by several products gets their summed gradient from the products themselves', async () => {
@@ -883,9 +902,13 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       return R.matmul(R.add(R.add(h(a), h(b)), h(c)), w);
     };
     await checkOp('w read by four products', gpu, ref, inputs);
-    // Only w requiring grad: no add pass sums its gradients, each product after the first accumulates.
-    const keys = await backwardKeys(gpu, inputs);
-    expect(keys.filter((k) => k.startsWith('binary:add'))).toEqual([]);
+    // Only w requiring grad: no add pass sums its gradients, each product after the first accumulates,
+    // and into the gradient's own buffer (no copy of it): the one buffer copy is the read-back.
+    const report = await backwardProfile(gpu, inputs);
+    expect(
+      report.trace.map((e) => String(e.args?.key ?? '')).filter((k) => k.startsWith('binary:add')),
+    ).toEqual([]);
+    expect(report.transfers.find((t) => t.kind === 'copy')?.count).toBe(1);
   });
 
   it('row kernels taking several rows per workgroup give the values and gradients of one row per workgroup, bit for bit', async () => {

@@ -4,7 +4,7 @@ import { type MatmulDispatch, runMatmul } from '../kernels/matmul/run.js';
 import { runTextureMatmul, textureMatmulSuits } from '../kernels/matmul/run-texture.js';
 import { QuantizedTensor } from '../quant/tensor.js';
 import { record } from '../record.js';
-import { noGrad } from '../runtime.js';
+import { isGradEnabled, noGrad } from '../runtime.js';
 import { broadcastShapes, fmt, numel, shapesEqual } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from './creation.js';
@@ -94,6 +94,17 @@ function productFits(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions
   return shapesEqual(input.shape, [...rows, N]);
 }
 
+/**
+ * prior + alpha·op(a)·op(b) for a gradient that a backward rule sums onto (see GradNode.backwardOnto):
+ * when no other tensor shares prior's storage, the product accumulates into prior's own buffer
+ * instead of into a copy of it (no copy, no new buffer). The result is then a view of prior.
+ */
+function addmmOnto(prior: Tensor, a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions): Tensor {
+  const owned =
+    !isGradEnabled() && prior.dtype === 'f32' && prior.storage.refs === 1 && productFits(a, b, opts, prior);
+  return owned ? product(a, b, opts, prior, true) : addmm(prior, a, b, opts);
+}
+
 /** A new f32 tensor holding input's values, copied in the current batch (a copy, not a pass). */
 function copyOf(input: Tensor): Tensor {
   const out = Tensor.empty(input.shape, 'f32');
@@ -105,8 +116,17 @@ function copyOf(input: Tensor): Tensor {
   return out;
 }
 
-/** matmul, or with `input` (see addmm) the product accumulated onto a copy of it. */
-function product(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, input: Tensor | null): Tensor {
+/**
+ * matmul, or with `input` (see addmm) the product accumulated onto a copy of it, or onto input itself
+ * with `inPlace` (see addmmOnto).
+ */
+function product(
+  a: Tensor,
+  b: Tensor | QuantizedTensor,
+  opts: MatmulOptions,
+  input: Tensor | null,
+  inPlace = false,
+): Tensor {
   const { bias, ...rest } = opts;
   if (bias) {
     assertDType(bias.dtype, ['f32'], 'matmul bias');
@@ -114,9 +134,9 @@ function product(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, in
     if (bias.rank !== 1 || bias.shape[0] !== N)
       throw new ShapeError(`matmul: bias ${fmt(bias.shape)} does not match the product's ${N} columns`);
     if (!(b instanceof Tensor && b.rank === 2 && !opts.transA && a.rank >= 2 && a.size > 0))
-      return add(product(a, b, rest, input), bias);
+      return add(product(a, b, rest, input, inPlace), bias);
   }
-  if (b instanceof QuantizedTensor) return matmulQuantized(a, b, opts.transB ?? false, opts, input);
+  if (b instanceof QuantizedTensor) return matmulQuantized(a, b, opts.transB ?? false, opts, input, inPlace);
   assertDType(a.dtype, ['f32'], 'matmul');
   assertDType(b.dtype, ['f32', 'f16', 'bf16'], 'matmul');
   if (isHalf(b.dtype)) {
@@ -151,7 +171,9 @@ function product(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, in
   const batch = numel(batchShape);
   // An empty inner dimension sums nothing: zeros (the kernels cannot bind empty operands).
   const out = input
-    ? copyOf(input)
+    ? inPlace
+      ? input.view(input.shape)
+      : copyOf(input)
     : K === 0
       ? zeros([...batchShape, M, N])
       : Tensor.empty([...batchShape, M, N], 'f32');
@@ -206,7 +228,8 @@ function product(a: Tensor, b: Tensor | QuantizedTensor, opts: MatmulOptions, in
     if (b.requiresGrad) {
       // A weight used by several layers (a shared LoRA matrix) has the other uses' gradient as
       // prior: the product's own pass sums onto it (addmm), with no add pass after it.
-      const onto = (x: Tensor, y: Tensor, o: MatmulOptions) => (pB ? addmm(pB, x, y, o) : matmul(x, y, o));
+      const onto = (x: Tensor, y: Tensor, o: MatmulOptions) =>
+        pB ? addmmOnto(pB, x, y, o) : matmul(x, y, o);
       if (b.rank === 2 && !transA && a.rank > 2) {
         // Flatten batch so the weight gradient is a single skinny GEMM (Xᵀ·dH for LoRA).
         const a2 = a.view([a.size / a.shape[a.rank - 1], a.shape[a.rank - 1]]);
@@ -240,6 +263,7 @@ function matmulQuantized(
   transB: boolean,
   opts: MatmulOptions,
   input: Tensor | null,
+  inPlace: boolean,
 ): Tensor {
   assertDType(a.dtype, ['f32'], 'matmul');
   if (q.isDisposed) throw new ShapeError(`matmul: ${q} was disposed`);
@@ -250,7 +274,11 @@ function matmulQuantized(
     throw new ShapeError(
       `matmul: inner dims differ: ${fmt(a.shape)} · ${q}${transB ? 'ᵀ' : ''} (${K} vs ${Kb})`,
     );
-  const out = input ? copyOf(input) : Tensor.empty([...a.shape.slice(0, -1), N], 'f32');
+  const out = input
+    ? inPlace
+      ? input.view(input.shape)
+      : copyOf(input)
+    : Tensor.empty([...a.shape.slice(0, -1), N], 'f32');
   const alpha = opts.alpha ?? 1;
   if (out.size > 0) {
     const M = a.size / K;
@@ -261,7 +289,7 @@ function matmulQuantized(
   const grads = (g: Tensor, prior: readonly (Tensor | null)[] = []) => {
     const [pIn, pA] = input ? prior : [null, ...prior];
     const back = { transB: !transB, alpha };
-    const da = pA ? addmm(pA, g, q, back) : matmul(g, q, back);
+    const da = pA ? addmmOnto(pA, g, q, back) : matmul(g, q, back);
     return input ? [sumOnto(pIn ?? null, g), da] : [da];
   };
   return record(out, input ? 'addmm' : 'matmul', input ? [input, a] : [a], (g) => grads(g), grads);
@@ -280,7 +308,7 @@ function gradA(a: Tensor, b: Tensor, g: Tensor, opts: MatmulOptions, prior: Tens
     !transA &&
     shapesEqual([...g.shape.slice(0, -1), transB ? b.shape[b.rank - 1] : b.shape[b.rank - 2]], a.shape)
   )
-    return addmm(prior, g, b, { transB: !transB, alpha });
+    return addmmOnto(prior, g, b, { transB: !transB, alpha });
   const full = transA
     ? matmul(b, g, { transA: transB, transB: true, alpha })
     : matmul(g, b, { transB: !transB, alpha });
