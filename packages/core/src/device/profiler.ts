@@ -350,9 +350,9 @@ export class Profiler {
   }
 
   /**
-   * Host events on thread 1, GPU dispatches and copies on thread 2. The adapter's clock is placed on the host's
-   * by aligning the earliest GPU begin with the submit that carried it (an approximation: the
-   * clocks are not synchronised).
+   * Host events on thread 1, GPU dispatches and copies on thread 2. The adapter's clock is placed
+   * on the host's by aligning the earliest GPU begin with the submit that carried it (an
+   * approximation: the clocks are not synchronised).
    */
   private traceEvents(firstGpu: bigint | null): TraceEvent[] {
     const us = (ms: number) => (ms - this.t0) * 1000;

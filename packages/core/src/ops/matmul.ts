@@ -105,8 +105,12 @@ function addmmOnto(prior: Tensor, a: Tensor, b: Tensor | QuantizedTensor, opts: 
   return owned ? product(a, b, opts, prior, true) : addmm(prior, a, b, opts);
 }
 
-/** A new f32 tensor holding input's values, copied in the current batch (a copy, not a pass). */
-function copyOf(input: Tensor): Tensor {
+/**
+ * Where a product accumulating onto input writes: input itself (a view of it) when `inPlace`, else a
+ * new f32 tensor holding input's values, copied in the current batch (a copy, not a pass).
+ */
+function accumulator(input: Tensor, inPlace: boolean): Tensor {
+  if (inPlace) return input.view(input.shape);
   const out = Tensor.empty(input.shape, 'f32');
   if (out.size > 0) {
     const src = input.binding();
@@ -171,9 +175,7 @@ function product(
   const batch = numel(batchShape);
   // An empty inner dimension sums nothing: zeros (the kernels cannot bind empty operands).
   const out = input
-    ? inPlace
-      ? input.view(input.shape)
-      : copyOf(input)
+    ? accumulator(input, inPlace)
     : K === 0
       ? zeros([...batchShape, M, N])
       : Tensor.empty([...batchShape, M, N], 'f32');
@@ -274,11 +276,7 @@ function matmulQuantized(
     throw new ShapeError(
       `matmul: inner dims differ: ${fmt(a.shape)} · ${q}${transB ? 'ᵀ' : ''} (${K} vs ${Kb})`,
     );
-  const out = input
-    ? inPlace
-      ? input.view(input.shape)
-      : copyOf(input)
-    : Tensor.empty([...a.shape.slice(0, -1), N], 'f32');
+  const out = input ? accumulator(input, inPlace) : Tensor.empty([...a.shape.slice(0, -1), N], 'f32');
   const alpha = opts.alpha ?? 1;
   if (out.size > 0) {
     const M = a.size / K;
