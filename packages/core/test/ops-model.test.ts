@@ -202,8 +202,8 @@ describe('model ops', () => {
       },
       // Head sizes that are multiples of 4 take the vec4 kernels; 8 and 64 are stories260K's and GPT-2's.
       { name: 'GQA 8/4 causal, D 8 (vec4)', B: 2, Hq: 4, Hkv: 2, T: 19, S: 19, D: 8, Dv: 8, causal: true },
-      // Longer than one subgroup workgroup's rows (8 lanes x 4 rows for heads up to 16, x 2 above),
-      // the last block partial.
+      // Longer than one subgroup workgroup's rows (8 lanes x 4 rows for heads up to 16, x 2 above;
+      // the dK/dV pass x 1 for heads over 32), the last block partial.
       {
         name: 'GQA 2/1 causal, D 8, three row blocks',
         B: 1,
@@ -233,6 +233,17 @@ describe('model ops', () => {
         Hkv: 1,
         T: 13,
         S: 13,
+        D: 64,
+        Dv: 64,
+        causal: true,
+      },
+      {
+        name: 'GQA 2/1 causal, D 64, two key blocks of one row per lane',
+        B: 1,
+        Hq: 2,
+        Hkv: 1,
+        T: 11,
+        S: 11,
         D: 64,
         Dv: 64,
         causal: true,

@@ -6,7 +6,7 @@
  * subgroupBroadcast with a constant lane (a register shuffle), instead of every lane loading every
  * row. On a CPU adapter (lavapipe) a storage load at a per-lane address costs tens of instructions
  * per component, so this divides the load work by W, and each loaded row then serves R rows
- * (attnRows).
+ * (attnRows, attnKeyRows).
  *
  * Every lane runs every block (subgroup operations need uniform control flow): rows past the end
  * and keys a row may not see contribute p = 0.
@@ -39,6 +39,18 @@ import {
  * 32 vec4s) already exceeds the registers.
  */
 export const attnRows = (s: Pick<AttnShape, 'D' | 'Dv'>): number => (Math.max(s.D, s.Dv) <= 16 ? 4 : 2);
+
+/**
+ * Key rows per lane of the dK/dV pass. Its per-row state is twice the query passes' (k, v, dK and
+ * dV), so heads over 32 take one: on lavapipe (AVX-512), best of four alternated runs, the pass
+ * took 8.29 against 10.84 ms at GPT-2 small's shape (4 x 12 heads x 128, head size 64) and 16.8
+ * against 21.35 ms at 2 x 16 x 256; head size 128 the same either way (13.03 against 12.71), head
+ * size 32 slower (9.59 against 6.95 ms), so it keeps 2.
+ */
+export const attnKeyRows = (s: Pick<AttnShape, 'D' | 'Dv'>): number => {
+  const d = Math.max(s.D, s.Dv);
+  return d <= 16 ? 4 : d <= 32 ? 2 : 1;
+};
 
 function mainSg(W: number): string {
   return `@compute @workgroup_size(${W})
@@ -256,7 +268,7 @@ ${bwdQStore(`${r}`, `bh * P.t + tq${r}`)}
  */
 export function attnBackwardKVSgWgsl(s: AttnShape): string {
   const W = s.sg;
-  const R = attnRows(s);
+  const R = attnKeyRows(s);
   const { src, T } = prelude(s, BWD_KV_DECLS(s));
   return `${src}
 ${mainSg(W)}

@@ -20,6 +20,7 @@ import {
   attnBackwardKVSgWgsl,
   attnBackwardQSgWgsl,
   attnForwardSgWgsl,
+  attnKeyRows,
   attnRows,
 } from '../kernels/attention-subgroup.js';
 import { grid, packUniforms, type UniformField } from '../kernels/common.js';
@@ -242,8 +243,9 @@ function fusedAttention(a: FusedAttention): Tensor {
   };
   // Subgroup kernels: one workgroup of sg lanes per block of sg·R rows of one head.
   const R = attnRows(shape);
+  const RK = attnKeyRows(shape);
   const qGrid = sg ? grid(B * Hq * Math.ceil(T / (sg * R)) * sg, sg) : grid(B * Hq * T, ATTN_WG);
-  const kvGrid = sg ? grid(B * Hkv * Math.ceil(S / (sg * R)) * sg, sg) : grid(B * Hkv * S, ATTN_WG);
+  const kvGrid = sg ? grid(B * Hkv * Math.ceil(S / (sg * RK)) * sg, sg) : grid(B * Hkv * S, ATTN_WG);
   const uniforms = [
     ...attnUniforms({
       B,
