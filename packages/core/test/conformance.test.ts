@@ -399,8 +399,10 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
         big ? { refGrad: productRule(ta, tb) } : {},
       );
     }
-    // LoRA-shaped products take the skinny, split-K and small-K kernels (the last four: K = 8 with a
-    // partial 128-row block, K = 12 with a broadcast B and a partial column group, K = 4 and 16).
+    // LoRA-shaped products take the skinny, split-K and small-K kernels (from the fourth: K = 8 with a
+    // partial 128-row block, K = 12 with a broadcast B and a partial column group, K = 4 and 16; then
+    // B transposed, the up-projection x·Aᵀ·Bᵀ: K = 8 with partial row and column blocks, K = 16
+    // batched).
     for (const [sa, sb, ta, tb] of [
       [[300, 40], [8, 40], false, true],
       [[1100, 8], [1100, 12], true, false],
@@ -409,6 +411,8 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       [[2, 45, 12], [12, 68], false, false],
       [[3, 40, 4], [3, 4, 64], false, false],
       [[33, 16], [16, 64], false, false],
+      [[300, 8], [72, 8], false, true],
+      [[2, 45, 16], [68, 16], false, true],
     ] as Array<[number[], number[], boolean, boolean]>) {
       await checkOp(
         `LoRA-shaped matmul [${sa}]${ta ? 'T' : ''} [${sb}]${tb ? 'T' : ''}`,
@@ -428,6 +432,7 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
       [[2, 13, 29], [29, 17], false, 'auto'],
       [[300, 40], [8, 40], true, 'auto'],
       [[3, 40, 8], [8, 64], false, 'auto'],
+      [[3, 40, 8], [64, 8], true, 'auto'],
       [[9, 1100], [1100, 12], false, 'auto'],
       [[1, 36], [45, 36], true, 'auto'],
       [[37, 29], [141, 29], true, 'always'],

@@ -43,7 +43,8 @@
  *    5 (A·B^T), 3 (A^T·B^T) GFLOP per CPU-second to 11-14 for all four transposes. The 16 x 4 tile
  *    (16 vec4 accumulators, i.e. 64 ymm, partly spilled) beat 8x8, 8x4, 24x4 and 32x4;
  *    workgroups of 16 beat 8, 32 and 64.
- *  - Small-K kernel (small-k.ts, K <= 16 with subgroups, e.g. LoRA's dX = dH·A): B's column group
+ *  - Small-K kernel (small-k.ts, K <= 16 with subgroups, e.g. LoRA's dX = dH·A and its forward
+ *    up-projection with B transposed): B's column group
  *    stays in registers for all k while rows of A stream through a broadcast panel.
  *  - Matrix–vector kernel (gemv.ts, one row times a transposed weight with subgroups: decoding's
  *    projections): a subgroup per 4 rows of W, its lanes side by side along K.
@@ -173,7 +174,7 @@ export function chooseMatmulPlan(
     };
   if (!override && lanes >= 8 && (spec.bType ?? 'f32') === 'f32' && smallKSuits(spec)) {
     const vf = vectorFlags(spec, { lanes: 'n', wg: 16, tm: 16, tn: 1, sg: true });
-    if (vf.ak && vf.bv && vf.cv)
+    if (vf.ak && (vf.bv || vf.bk) && vf.cv)
       return { passes: [{ ...smallKPass(spec), bindings: [0, 1, 2, 3] }], scratchBytes: 0, splitK: 1 };
   }
   const tile = override?.tile ?? chooseTile(spec, limits);
