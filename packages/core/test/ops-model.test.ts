@@ -140,6 +140,40 @@ describe('model ops', () => {
       }
     });
 
+    it("a table's block: ids less its offset, zero rows for the others, gradient for its own rows", async () => {
+      const [D, rows] = [5, 6];
+      const w = rand([11, D], 9); // blocks [0, 6) and [6, 11) of one table
+      const ids = [7, 2, 10, 7, -1, 5, 6, 11, 2, 7, 0];
+      const up = rand([ids.length, D], 10);
+      const blocks = [0, 1].map((b) => {
+        const [r0, r1] = [b * rows, Math.min(11, (b + 1) * rows)];
+        const x = new F64([r1 - r0, D]);
+        x.data.set(w.data.subarray(r0 * D, r1 * D));
+        return { r0, r1, x };
+      });
+      for (const { r0, r1, x } of blocks) {
+        const [out, dw] = await read(() => {
+          const wt = f32(x, true);
+          const y = core.embedding(wt, i32(ids), { offset: r0, outside: 'zero' });
+          core.backward(y, f32(up));
+          return [y, takeGrad(wt)];
+        });
+        const inside = (id: number) => id >= r0 && id < r1;
+        const expected = new F64([ids.length, D]);
+        const expectedDw = new F64([r1 - r0, D]);
+        ids.forEach((id, p) => {
+          if (!inside(id)) return;
+          for (let c = 0; c < D; c++) {
+            expected.data[p * D + c] = w.data[id * D + c];
+            expectedDw.data[(id - r0) * D + c] += up.data[p * D + c];
+          }
+        });
+        expect(Array.from(out)).toEqual(Array.from(expected.toFloat32()));
+        assertClose(dw, expectedDw, 1e-6, `block [${r0}, ${r1}) dW`);
+      }
+      await expect(async () => core.embedding(f32(w), i32(ids), { offset: 0.5 })).rejects.toThrow(/offset/);
+    });
+
     it('out-of-range ids give NaN rows and no gradient, without reading out of bounds', async () => {
       const w = rand([4, 3], 6);
       const ids = [1, 4, -1, 1];

@@ -6,13 +6,25 @@ import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from './creation.js';
 
+/** Options of {@link embedding}. */
+export interface EmbeddingGatherOptions {
+  /**
+   * Subtracted from every id first: `weight` holds rows [offset, offset + V) of a larger table (one
+   * block of a vocabulary split over several tensors). Default 0.
+   */
+  offset?: number;
+  /** The row an id outside the table gets: 'nan' (default) or 'zero' (a block's ids held elsewhere). */
+  outside?: 'nan' | 'zero';
+}
+
 /**
- * Row gather: out[..., :] = weight[ids[...], :] for weight [V, D] and i32 ids of any shape.
+ * Row gather: out[..., :] = weight[ids[...] - offset, :] for weight [V, D] and i32 ids of any shape.
  *
  * An id outside [0, V) cannot be reported without a readback, so its output row is NaN (never an
  * out-of-bounds read): a tokenizer/vocabulary mismatch then surfaces as a NaN loss instead of silently
  * training on a wrong row. Such ids contribute no gradient. Validate ids on the CPU where they are
- * known if an exception is preferred.
+ * known if an exception is preferred. With `outside: 'zero'` their rows are zero instead, so the
+ * gathers of a table's blocks (each with its offset) sum to the gather of the whole table.
  *
  * Backward is a deterministic scatter-add (no float atomics): pass 1 counts each id's occurrences
  * (integer atomics, exact); pass 2 links each position of a repeated id to the next position with
@@ -25,7 +37,7 @@ import { zeros } from './creation.js';
  * A frozen f16/bf16 weight (a base weight kept in half precision) is gathered from directly, each
  * element decoded exactly to f32: no f32 copy of the table is made.
  */
-export function embedding(weight: Tensor, ids: Tensor): Tensor {
+export function embedding(weight: Tensor, ids: Tensor, opts: EmbeddingGatherOptions = {}): Tensor {
   assertDType(weight.dtype, ['f32', 'f16', 'bf16'], 'embedding weight');
   assertDType(ids.dtype, ['i32'], 'embedding ids');
   if (weight.rank !== 2) throw new ShapeError(`embedding: weight must be [V, D], got ${fmt(weight.shape)}`);
@@ -36,6 +48,9 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
     );
   const [V, D] = weight.shape;
   const n = ids.size;
+  const offset = opts.offset ?? 0;
+  if (!Number.isInteger(offset) || Math.abs(offset) >= 2 ** 31)
+    throw new ShapeError(`embedding: offset must be an integer within i32, got ${offset}`);
   const out = Tensor.empty([...ids.shape, D], 'f32');
   if (out.size > 0) {
     // LANES invocations per row, each copying every LANES-th element (a vec4 of columns where rows
@@ -56,11 +71,11 @@ ${half ? HALF_BITS : ''}
 ${main1d()}
   let row = gi / ${LANES}u;
   if (row >= P.n) { return; }
-  let id = I[row];
+  let id = I[row] - P.off;
   let bad = id < 0 || u32(id) >= P.v;
   for (var c = gi % ${LANES}u; c < P.w; c += ${LANES}u) {
     let k = u32(id) * P.w + c;
-    if (bad) { Y[row * P.w + c] = ${ty}(P.nan); continue; }
+    if (bad) { Y[row * P.w + c] = ${ty}(P.fill); continue; }
     ${half ? `Y[row * P.w + c] = bitcast<f32>(${half}_to_f32((W[k >> 1u] >> ((k & 1u) * 16u)) & 0xffffu));` : 'Y[row * P.w + c] = W[k];'}
   }
 }`,
@@ -70,7 +85,8 @@ ${main1d()}
         ['n', 'u32', n],
         ['w', 'u32', w],
         ['v', 'u32', V],
-        ['nan', 'f32', Number.NaN],
+        ['off', 'i32', offset],
+        ['fill', 'f32', opts.outside === 'zero' ? 0 : Number.NaN],
       ],
       workgroups: grid(n * LANES),
     });
@@ -86,7 +102,7 @@ ${storageDecl(1, 'CNT', 'atomic<i32>', 'read_write')}
 PARAMS
 ${main1d()}
   if (gi >= P.n) { return; }
-  let id = I[gi];
+  let id = I[gi] - P.off;
   if (id >= 0 && u32(id) < P.v) { atomicAdd(&CNT[u32(id)], 1); }
 }`,
       inputs: [ids],
@@ -94,6 +110,7 @@ ${main1d()}
       uniforms: [
         ['n', 'u32', n],
         ['v', 'u32', V],
+        ['off', 'i32', offset],
       ],
       workgroups: grid(n),
     });
@@ -109,7 +126,8 @@ ${storageDecl(3, 'HD', 'i32', 'read_write')}
 PARAMS
 ${main1d()}
   if (gi >= P.n) { return; }
-  let id = I[gi];
+  let raw = I[gi];
+  let id = raw - P.off;
   // Out-of-range ids get no gradient (pass 3 skips them); an id seen once is its own chain.
   if (id < 0 || u32(id) >= P.v || CNT[u32(id)] == 1) {
     NX[gi] = -1;
@@ -117,9 +135,9 @@ ${main1d()}
     return;
   }
   var first = 1;
-  for (var q = 0u; q < gi; q++) { if (I[q] == id) { first = 0; break; } }
+  for (var q = 0u; q < gi; q++) { if (I[q] == raw) { first = 0; break; } }
   var nx = -1;
-  for (var q = gi + 1u; q < P.n; q++) { if (I[q] == id) { nx = i32(q); break; } }
+  for (var q = gi + 1u; q < P.n; q++) { if (I[q] == raw) { nx = i32(q); break; } }
   NX[gi] = nx;
   HD[gi] = first;
 }`,
@@ -128,6 +146,7 @@ ${main1d()}
       uniforms: [
         ['n', 'u32', n],
         ['v', 'u32', V],
+        ['off', 'i32', offset],
       ],
       workgroups: grid(n),
     });
@@ -144,7 +163,7 @@ ${main1d()}
   if (gi >= P.n * P.d) { return; }
   let p = gi / P.d;
   let c = gi % P.d;
-  let id = I[p];
+  let id = I[p] - P.off;
   if (HD[p] == 0 || id < 0 || u32(id) >= P.v) { return; }
   var acc = 0.0;
   var q = i32(p);
@@ -161,6 +180,7 @@ ${main1d()}
         ['n', 'u32', n],
         ['d', 'u32', D],
         ['v', 'u32', V],
+        ['off', 'i32', offset],
       ],
       workgroups: grid(n * D),
     });

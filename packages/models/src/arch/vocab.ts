@@ -1,21 +1,15 @@
 import {
   add,
-  addScalar,
-  cast,
   dequantize,
   embedding,
   type FloatDType,
-  full,
   getDevice,
-  greaterEqual,
   isHalf,
   Linear,
   Module,
   matmulRowBlocks,
-  mul,
   Parameter,
   type QuantizedTensor,
-  reshape,
   type Tensor,
   zeros,
 } from '@sharelora/core';
@@ -67,16 +61,11 @@ export class VocabEmbedding extends Module {
   /** Rows of i32 ids of any shape -> [...ids.shape, D]. */
   lookup(ids: Tensor): Tensor {
     if (this._blocks.length === 1) return embedding(this._blocks[0].value, ids);
-    // Each block gathers the ids it holds (others read its row 0, zeroed by the mask) and the
-    // masked results are summed; ids and row offsets are exact in f32 below 2^24. Unlike the
-    // single-block gather, an id outside [0, V) gives a zero row here rather than NaN.
-    const idsF = cast(ids, 'f32');
+    // Each block gathers the ids it holds and a zero row for the others; the parts are summed.
+    // Unlike the single-block gather, an id outside [0, V) gives a zero row here rather than NaN.
     let out: Tensor | null = null;
     for (const [i, p] of this._blocks.entries()) {
-      const local = addScalar(idsF, -i * this.blockRows);
-      const inBlock = mul(greaterEqual(local, full([1], 0)), greaterEqual(full([1], p.shape[0] - 1), local));
-      const rows = embedding(p.value, cast(mul(local, inBlock), 'i32'));
-      const part = mul(rows, reshape(inBlock, [...ids.shape, 1]));
+      const part = embedding(p.value, ids, { offset: i * this.blockRows, outside: 'zero' });
       out = out ? add(out, part) : part;
     }
     return out as Tensor;
