@@ -22,12 +22,10 @@ function sumTo(x: F64, shape: readonly number[]): F64 {
   return cur;
 }
 
-/** Row kernels (reductions, softmax, norms) on shapes with rows shorter and longer than a workgroup. */
 /**
- * Pipeline keys of the dispatches that backward runs for f(inputs) with a random upstream gradient,
- * the first input alone requiring grad.
+ * The profile of backward through f(inputs) with a random upstream gradient, the first input alone
+ * requiring grad, its gradient read back.
  */
-/** The profile of backward through f with only inputs[0] requiring grad, its gradient read back. */
 async function backwardProfile(
   f: (ts: core.Tensor[]) => core.Tensor,
   inputs: F64[],
@@ -45,9 +43,16 @@ async function backwardProfile(
   return report;
 }
 
+/** The pipeline key of each event of a profile's trace, in order ('' for host events and copies). */
+const traceKeys = (report: core.ProfileReport): string[] =>
+  report.trace.map((e) => String(e.args?.key ?? ''));
+
+/** Pipeline keys of the dispatches that backward runs (see backwardProfile). */
 async function backwardKeys(f: (ts: core.Tensor[]) => core.Tensor, inputs: F64[]): Promise<string[]> {
-  return (await backwardProfile(f, inputs)).trace.map((e) => String(e.args?.key ?? ''));
+  return traceKeys(await backwardProfile(f, inputs));
 }
+
+/** Row kernels (reductions, softmax, norms) on shapes with rows shorter and longer than a workgroup. */
 
 async function reductionChecks(rng: Rng): Promise<void> {
   for (const shape of [
@@ -883,7 +888,7 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     // No add pass sums x's gradients: each product after the first accumulates onto them, in place
     // (the one buffer copy is the read-back).
     const report = await backwardProfile(gpu, [x, w1, w2, w3]);
-    const keys = report.trace.map((e) => String(e.args?.key ?? ''));
+    const keys = traceKeys(report);
     expect(keys.filter((k) => k.startsWith('mm_')).length).toBeGreaterThanOrEqual(3);
     expect(keys.filter((k) => k.startsWith('binary:add'))).toEqual([]);
     expect(report.transfers.find((t) => t.kind === 'copy')?.count).toBe(1);
@@ -910,9 +915,7 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     // Only w requiring grad: no add pass sums its gradients, each product after the first accumulates,
     // and into the gradient's own buffer (no copy of it): the one buffer copy is the read-back.
     const report = await backwardProfile(gpu, inputs);
-    expect(
-      report.trace.map((e) => String(e.args?.key ?? '')).filter((k) => k.startsWith('binary:add')),
-    ).toEqual([]);
+    expect(traceKeys(report).filter((k) => k.startsWith('binary:add'))).toEqual([]);
     expect(report.transfers.find((t) => t.kind === 'copy')?.count).toBe(1);
   });
 
