@@ -104,7 +104,8 @@ Run:
   --profile              print where the training time went, per kernel kind: dispatches and GPU time
                          (timestamp queries) per step, encoding time, copies, submits, waits and readbacks;
                          covers every step of this run with its validation passes and checkpoint
-                         writes, and slows the run (one compute pass per dispatch)
+                         writes, and slows the run (a timed compute pass per dispatch, empty timed
+                         passes around each copy: 20-50% longer steps on lavapipe)
   --profile-out FILE     also write the profile as a Chrome trace (opens in Perfetto)
 ${quantizeHelp(25)}
                          (QLoRA: adapters train in f32 over the frozen quantized base; not with
