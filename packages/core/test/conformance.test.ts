@@ -53,7 +53,6 @@ async function backwardKeys(f: (ts: core.Tensor[]) => core.Tensor, inputs: F64[]
 }
 
 /** Row kernels (reductions, softmax, norms) on shapes with rows shorter and longer than a workgroup. */
-
 async function reductionChecks(rng: Rng): Promise<void> {
   for (const shape of [
     [5, 7, 3],
