@@ -24,6 +24,7 @@ import {
   tensor,
   tidy,
 } from '../src/node.js';
+import { setTextureBlocksForTesting } from '../src/kernels/matmul/run-texture.js';
 import { useGpu } from './gpu.js';
 
 const HALVES: HalfDType[] = ['bf16', 'f16'];
@@ -41,6 +42,36 @@ function randomValues(n: number, seed: number): Float32Array {
   const r = new Rng(seed);
   // Mixed magnitudes: normal values, tiny ones (subnormal in f16), huge ones (overflow in f16).
   return Float32Array.from({ length: n }, (_, i) => r.normal() * 10 ** ((i % 13) - 8));
+}
+
+/**
+ * matmul(x, w, { transB }) against a float64 product of the stored (rounded) values: x [.., M, K],
+ * w [.., K, N] or [.., N, K], batch dims matching. Fails with the first element off by more than
+ * 1e-5 of the sum of its terms' magnitudes.
+ */
+async function expectProductMatchesFloat64(x: Tensor, w: Tensor, transB: boolean, label: string): Promise<void> {
+  const [M, K] = x.shape.slice(-2);
+  const N = transB ? w.shape[w.rank - 2] : w.shape[w.rank - 1];
+  const batch = x.size / (M * K);
+  const y = matmul(x, w, { transB });
+  const wv = (await w.data()) as Float32Array;
+  const xv = (await x.data()) as Float32Array;
+  const got = (await y.data()) as Float32Array;
+  y.dispose();
+  for (let b = 0; b < batch; b++)
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < N; n++) {
+        let ref = 0;
+        let mag = 0;
+        for (let k = 0; k < K; k++) {
+          const wk = wv[b * N * K + (transB ? n * K + k : k * N + n)];
+          ref += xv[(b * M + m) * K + k] * wk;
+          mag += Math.abs(xv[(b * M + m) * K + k] * wk);
+        }
+        const v = got[(b * M + m) * N + n];
+        if (!(Math.abs(v - ref) <= 1e-5 * mag + 1e-30))
+          expect.fail(`${label}: [${b}, ${m}, ${n}] = ${v}, float64 ${ref}`);
+      }
 }
 
 describe('half-precision tensors', () => {
@@ -192,30 +223,58 @@ describe('half-precision tensors', () => {
             Float32Array.from({ length: batch * M * K }, () => rng.normal()),
             batch > 1 ? [batch, M, K] : [M, K],
           );
-          const y = matmul(x, w, { transB });
-          // float64 reference on the stored (rounded) values.
-          const wv = (await w.data()) as Float32Array;
-          const xv = (await x.data()) as Float32Array;
-          const got = (await y.data()) as Float32Array;
-          const label = `${textures} M=${M} N=${N} K=${K}${transB ? ' Bt' : ''} batch ${batch}`;
-          for (let b = 0; b < batch; b++)
-            for (let m = 0; m < M; m++)
-              for (let n = 0; n < N; n++) {
-                let ref = 0;
-                let mag = 0;
-                for (let k = 0; k < K; k++) {
-                  const wk = wv[b * N * K + (transB ? n * K + k : k * N + n)];
-                  ref += xv[(b * M + m) * K + k] * wk;
-                  mag += Math.abs(xv[(b * M + m) * K + k] * wk);
-                }
-                const v = got[(b * M + m) * N + n];
-                if (!(Math.abs(v - ref) <= 1e-5 * mag + 1e-30))
-                  expect.fail(`${label}: [${b}, ${m}, ${n}] = ${v}, float64 ${ref}`);
-              }
-          for (const t of [w, x, y]) t.dispose();
+          await expectProductMatchesFloat64(
+            x,
+            w,
+            transB,
+            `${textures} M=${M} N=${N} K=${K}${transB ? ' Bt' : ''} batch ${batch}`,
+          );
+          for (const t of [w, x]) t.dispose();
         }
       }
       dev.matmulTextures = 'auto';
+    });
+
+    it(`${h} weight copied as stored into the texture matmul: blocks along M and K, against float64`, async () => {
+      const dev = gpu.device();
+      const texturesHere = dev.info.readableStorageTextures && (dev.info.subgroupMinSize ?? 0) >= 8;
+      const rng = new Rng(31);
+      const rand = (shape: number[], dtype: 'f32' | HalfDType = 'f32') =>
+        tensor(
+          Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal()),
+          shape,
+          dtype,
+        );
+      dev.matmulTextures = 'always';
+      // Blocks far below the defaults: the transposed products' A (the weight) splits along M, and
+      // B's K blocks start mid-weight. A weight read as A keeps K whole.
+      setTextureBlocksForTesting({ M: 32, K: 12, N: 136 });
+      dev.startProfile();
+      try {
+        // [M, N, K, transB]: x·Wᵀ computed transposed (W as A; 200 rows in two blocks, K 24 past the
+        // K block); dY·W (W as B, 128 wide, K in two blocks and in one).
+        for (const [M, N, K, transB] of [
+          [5, 200, 24, true],
+          [3, 16, 8, true],
+          [20, 128, 24, false],
+          [17, 128, 12, false],
+        ] as Array<[number, number, number, boolean]>) {
+          const w = rand(transB ? [N, K] : [K, N], h);
+          const x = rand([M, K]);
+          await expectProductMatchesFloat64(x, w, transB, `M=${M} N=${N} K=${K}${transB ? ' Bt' : ''}`);
+          for (const t of [w, x]) t.dispose();
+        }
+      } finally {
+        const keys = (await dev.stopProfile()).trace.map((e) => String(e.args?.key ?? ''));
+        dev.matmulTextures = 'auto';
+        setTextureBlocksForTesting(null);
+        if (texturesHere) {
+          // Read as stored on both sides, and never converted by a packing pass.
+          expect(keys.some((k) => k.endsWith(`:a-${h}`))).toBe(true);
+          expect(keys.some((k) => k.endsWith(`:b-${h}`))).toBe(true);
+          expect(keys.filter((k) => k.startsWith('mm_pack') && k.includes(h))).toEqual([]);
+        }
+      }
     });
 
     it(`${h} embedding table is gathered from directly (odd width, out-of-range ids NaN)`, async () => {

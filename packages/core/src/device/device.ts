@@ -322,19 +322,24 @@ export class Device {
   }
 
   /**
-   * An rgba32float storage texture `width` texels wide and at least `rows` tall, for kernel scratch:
-   * one per role, kept for reuse and replaced by a taller one when needed (after submitting the work
+   * A storage texture `width` texels wide and at least `rows` tall (rgba32float, or rgba32uint for
+   * operands kept as stored), for kernel scratch: one per role and format, kept for reuse and replaced by a taller one when needed (after submitting the work
    * recorded with the old one); also a copy destination (see copyToTexture). Counted as 'other' memory.
    */
-  storageTexture(role: string, width: number, rows: number): GPUTexture {
+  storageTexture(
+    role: string,
+    width: number,
+    rows: number,
+    format: 'rgba32float' | 'rgba32uint' = 'rgba32float',
+  ): GPUTexture {
     this.check();
-    const key = `${role}:${width}`;
+    const key = `${role}:${width}:${format}`;
     const old = this.textures.get(key);
     if (old && old.height >= rows) return old;
     if (old) this.releaseTexture(key, old);
     const texture = this.gpu.createTexture({
       size: [width, rows],
-      format: 'rgba32float',
+      format,
       usage: 0x8 /* STORAGE_BINDING */ | 0x2 /* COPY_DST */,
       label: key,
     });

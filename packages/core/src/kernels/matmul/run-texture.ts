@@ -1,10 +1,12 @@
 import type { Device } from '../../device/device.js';
+import { type HalfDType, isHalf } from '../../dtype.js';
 import type { QuantizedTensor } from '../../quant/tensor.js';
 import { getDevice } from '../../runtime.js';
 import { Tensor } from '../../tensor.js';
 import { subgroupWidth } from '../rows.js';
 import type { MatmulDispatch } from './run.js';
 import {
+  HALF_TEXEL,
   NARROW_TILE,
   PACK_WG,
   packedSizes,
@@ -19,6 +21,7 @@ import {
   textureRows,
   textureTile,
   tileColumns,
+  WIDE_TILE,
 } from './texture.js';
 
 /**
@@ -144,6 +147,11 @@ export interface TextureMatmulOptions {
  * Cᵀ = op(B)ᵀ·op(A)ᵀ instead, stored transposed: the large operand is then packed as it is stored
  * (a copy when its rows are whole) and the small one transposed. Every element is the same sum in
  * the same order, so the values are identical to the bit.
+ *
+ * A frozen f16/bf16 operand read as stored with whole rows of 8-value texels (a half weight as A
+ * when computed transposed, or as B in an input gradient dY·W) is copied as it is into an
+ * rgba32uint texture and decoded by the product kernel (see HalfOperands), not converted by a
+ * packing pass.
  */
 export function runTextureMatmul(
   a: Tensor,
@@ -217,32 +225,49 @@ function runBlocks(
   // n0·ldc + cCol + m0) are then multiples of 4.
   const alignedC = ldc % 4 === 0 && cCol % 4 === 0 && (transC ? lim.M : lim.N) % 4 === 0;
   const mb = Math.min(M, lim.M);
-  const kb = Math.min(K, lim.K);
   const nb = Math.min(N, lim.N);
+  // Half operands copied as stored: B's rows whole (N in one block, of whole texels, on the tile
+  // that reads a texel per lane) and its K blocks whole texel steps; A's rows whole, so K is not
+  // split, as long as both blocks fit a texture.
+  const maxRows = dev.limits.maxTextureDimension2D;
+  const halfB =
+    !transB && N <= lim.N && N % HALF_TEXEL === 0 && K % 4 === 0 && textureTile(N) === WIDE_TILE
+      ? halfOf(b)
+      : undefined;
+  const wholeK =
+    textureRows([K / HALF_TEXEL, mb]) <= maxRows &&
+    textureRows(halfB ? [N / HALF_TEXEL, K] : packedSizes(mb, nb, K, false).b) <= maxRows;
+  const halfA =
+    !transA && aCol === 0 && aPitch === K && K % HALF_TEXEL === 0 && wholeK ? halfOf(a) : undefined;
+  const kb = halfA ? K : Math.min(K, lim.K);
+  const format = (h: HalfDType | undefined) => (h ? 'rgba32uint' : 'rgba32float');
   for (let k0 = 0; k0 < K; k0 += kb) {
     const nk = Math.min(kb, K - k0);
     for (let n0 = 0; n0 < N; n0 += nb) {
       const nn = Math.min(nb, N - n0);
-      const sizeB = packedSizes(mb, nn, nk, transA).b;
-      const bt = dev.storageTexture(roleB, TEX_WIDTH, textureRows(sizeB));
-      pack(dev, b, bt, transB, { rows: K, cols: N, r0: k0, c0: n0, nr: nk, nc: nn }, sizeB, scales);
+      const sizeB: [number, number] = halfB ? [N / HALF_TEXEL, nk] : packedSizes(mb, nn, nk, transA).b;
+      const bt = dev.storageTexture(roleB, TEX_WIDTH, textureRows(sizeB), format(halfB));
+      if (halfB) dev.copyToTexture((b as Tensor).buffer, k0 * N * 2, bt, sizeB[0] * sizeB[1]);
+      else pack(dev, b, bt, transB, { rows: K, cols: N, r0: k0, c0: n0, nr: nk, nc: nn }, sizeB, scales);
       for (let m0 = 0; m0 < M; m0 += mb) {
         const nm = Math.min(mb, M - m0);
-        const sizeA = packedSizes(nm, nn, nk, transA).a;
-        const at = dev.storageTexture(roleA, TEX_WIDTH, textureRows(sizeA));
+        const sizeA: [number, number] = halfA ? [K / HALF_TEXEL, nm] : packedSizes(nm, nn, nk, transA).a;
+        const at = dev.storageTexture(roleA, TEX_WIDTH, textureRows(sizeA), format(halfA));
         // A as it is stored: [M, K], or [K, M] when transposed.
         const blockA = transA
           ? { rows: K, cols: aPitch, r0: k0, c0: aCol + m0, nr: nk, nc: nm }
           : { rows: M, cols: aPitch, r0: m0, c0: aCol + k0, nr: nm, nc: nk };
-        pack(dev, a, at, false, blockA, sizeA);
+        if (halfA) dev.copyToTexture((a as Tensor).buffer, m0 * K * 2, at, sizeA[0] * sizeA[1]);
+        else pack(dev, a, at, false, blockA, sizeA);
         const tile = textureTile(nn);
         // vec4 stores: measured faster on narrow products, where a short K loop makes the stores a
         // large share (2048 x 64 x 172: 2.8 -> 2.3 CPU-ms); on wide ones no difference was measurable.
         // Transposed, each lane's rows are consecutive in C, so its stores are vec4s on any tile.
         const vecC = alignedC && (transC || tile === NARROW_TILE);
         dev.dispatch({
-          key: `mm_texture:${transA ? 't' : 'n'}:${tile.lanes}x${tile.tn}${vecC ? ':c4' : ''}${transC ? ':tc' : ''}${bias ? ':b' : ''}`,
-          wgsl: () => textureMatmulWgsl(transA, tile, vecC, transC, bias !== undefined),
+          key: `mm_texture:${transA ? 't' : 'n'}:${tile.lanes}x${tile.tn}${vecC ? ':c4' : ''}${transC ? ':tc' : ''}${bias ? ':b' : ''}${halfA ? `:a-${halfA}` : ''}${halfB ? `:b-${halfB}` : ''}`,
+          wgsl: () =>
+            textureMatmulWgsl(transA, tile, vecC, transC, bias !== undefined, { a: halfA, b: halfB }),
           buffers: bias ? [c.binding(), bias.binding()] : [c.binding()],
           layout: { buffers: bias ? [2, 4] : [2], uniforms: 3 },
           uniforms: textureMatmulParams({
@@ -268,6 +293,10 @@ function runBlocks(
     }
   }
 }
+
+/** A frozen f16/bf16 tensor's dtype (an operand the product may read as stored), else undefined. */
+const halfOf = (x: Tensor | QuantizedTensor): HalfDType | undefined =>
+  x instanceof Tensor && isHalf(x.dtype) ? x.dtype : undefined;
 
 /**
  * Packs a block of op(x) (x is [rows, cols], or stored [cols, rows] when `trans`) into `tex`; a

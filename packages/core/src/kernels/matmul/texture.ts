@@ -26,7 +26,8 @@
  * serves every shape: no texture is created per product.
  */
 
-import { type OperandType, operandReads } from '../half-reads.js';
+import type { HalfDType } from '../../dtype.js';
+import { HALF_READS, type OperandType, operandReads } from '../half-reads.js';
 
 /** Width of the scratch textures, in texels (a power of two: the index split is a mask and a shift). */
 export const TEX_WIDTH = 4096;
@@ -247,6 +248,21 @@ export function textureMatmulParams(p: TextureMatmulParams): ArrayBuffer {
 }
 
 /**
+ * Operands held as stored in rgba32uint textures: a frozen f16/bf16 matrix whose rows are whole
+ * texels of 8 values (two per u32, low half first) is copied into one as it is stored, where
+ * converting it to f32 texels takes a packing pass (on lavapipe about 2 ns per value, as long as the
+ * product itself at 64 rows). `a`: A, read as stored ([M, K], not transposed); `b`: B ([K, N],
+ * wide tile only: a lane's two column texels are one such texel).
+ */
+export interface HalfOperands {
+  a?: HalfDType;
+  b?: HalfDType;
+}
+
+/** Values of a half operand per texel of its rgba32uint texture. */
+export const HALF_TEXEL = 8;
+
+/**
  * C[block] (+)= alpha·op(At)·Bt. Lane l of a workgroup owns rows row0 .. row0 + TM - 1 (the
  * workgroup's) and column texels g0 .. g0 + TN - 1. Per 4 k, lanes 0..7 each load two texels of
  * the A panel (TM = 16 rows x 4 k) and subgroupBroadcast hands every value to every lane; each
@@ -254,7 +270,9 @@ export function textureMatmulParams(p: TextureMatmulParams): ArrayBuffer {
  * kernels do, so a product's values do not depend on which path its shape took (scores of a
  * document must not change with the batch it is in). With `transC` the block is stored transposed:
  * element (m, n) at C[cOff + n·ldc + m]. With `bias`, the pass that has `addBias` set adds
- * Bias[biasOff + n] (transposed: + m) to each element it stores.
+ * Bias[biasOff + n] (transposed: + m) to each element it stores. With `half` operands (see
+ * HalfOperands) each loaded texel holds 8 values: a half A's serve two steps of 4 k (P.k4 is then
+ * even), a half B's a lane's two column texels; the sums are the same, in the same order.
  */
 export function textureMatmulWgsl(
   transA: boolean,
@@ -262,15 +280,19 @@ export function textureMatmulWgsl(
   vecC = false,
   transC = false,
   bias = false,
+  half: HalfOperands = {},
 ): string {
   const TM = TEX_TM;
   const TN = tile.tn;
+  if (half.a && transA) throw new Error('textureMatmulWgsl: a half A is read as stored, not transposed');
+  if (half.b && TN !== 2) throw new Error('textureMatmulWgsl: a half B needs two column texels per lane');
   const xyzw = (q: number) => 'xyzw'[q];
+  const format = (h: HalfDType | undefined) => (h ? 'rgba32uint' : 'rgba32float');
   const L: string[] = [];
   L.push(`enable subgroups;
-@group(0) @binding(0) var At: texture_storage_2d<rgba32float, read>;
-@group(0) @binding(1) var Bt: texture_storage_2d<rgba32float, read>;
-@group(0) @binding(2) var<storage, read_write> C: array<${vecC ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(0) var At: texture_storage_2d<${format(half.a)}, read>;
+@group(0) @binding(1) var Bt: texture_storage_2d<${format(half.b)}, read>;
+@group(0) @binding(2) var<storage, read_write> C: array<${vecC ? 'vec4<f32>' : 'f32'}>;${half.a || half.b ? HALF_READS : ''}
 ${bias ? '@group(0) @binding(4) var<storage, read> Bias: array<f32>;\n' : ''}struct Params { M: u32, N: u32, k4: u32, cOff: u32, ldc: u32, accumulate: u32, aWidth: u32, bWidth: u32, alpha: f32, biasOff: u32, addBias: u32 }
 @group(0) @binding(3) var<uniform> P: Params;
 ${LIN}
@@ -282,38 +304,60 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // Lanes past the first 8 (wider subgroups) load what lane 7 loads: no one reads it.
   let s = min(sid, 7u);`);
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) L.push(`  var c${i}_${j} = vec4<f32>(0.0);`);
-  L.push(`  for (var k4 = 0u; k4 < P.k4; k4++) {`);
-  // The A panel: a_i is row i's vec4 over this k4's 4 k.
-  let aRow: (i: number) => string;
-  if (transA) {
-    // Texels (k = 4·k4 + e, m-texel t) for e, t < 4; lane s loads (s & 3, s >> 2) and (s & 3, 2 + (s >> 2)).
-    for (let h = 0; h < 2; h++)
-      L.push(
-        `    let p${h} = textureLoad(At, lin((k4 * 4u + (s & 3u)) * P.aWidth + row0 / 4u + ${2 * h}u + (s >> 2u)));`,
-      );
-    aRow = (i) => {
-      const t = i >> 2;
-      const c = xyzw(i & 3);
-      const comps = [0, 1, 2, 3].map((e) => `subgroupBroadcast(p${t >> 1}.${c}, ${e + 4 * (t & 1)}u)`);
-      return `vec4<f32>(${comps.join(', ')})`;
-    };
-  } else {
+  // A half A's texel covers two steps of 4 k: the loop takes both, loading it once.
+  const steps = half.a ? 2 : 1;
+  L.push(`  for (var k4 = 0u; k4 < P.k4; ${steps === 1 ? 'k4++' : `k4 += ${steps}u`}) {`);
+  if (half.a)
     for (let h = 0; h < TM / 8; h++)
-      L.push(`    let p${h} = textureLoad(At, lin((row0 + s + ${8 * h}u) * P.aWidth + k4));`);
-    aRow = (i) => `subgroupBroadcast(p${i >> 3}, ${i & 7}u)`;
-  }
-  // b_j_e: 4 columns of column texel g0 + j at k = 4·k4 + e.
-  for (let j = 0; j < TN; j++)
-    for (let e = 0; e < 4; e++)
-      L.push(`    let b${j}_${e} = textureLoad(Bt, lin((k4 * 4u + ${e}u) * P.bWidth + g0 + ${j}u));`);
-  for (let i = 0; i < TM; i++) {
-    L.push(`    {
+      L.push(`    let u${h} = textureLoad(At, lin((row0 + s + ${8 * h}u) * P.aWidth + k4 / 2u));`);
+  for (let q = 0; q < steps; q++) {
+    // kq: this step's index of 4 k.
+    const kq = q === 0 ? 'k4' : `(k4 + ${q}u)`;
+    if (steps > 1) L.push('    {');
+    // The A panel: a_i is row i's vec4 over this step's 4 k.
+    let aRow: (i: number) => string;
+    if (transA) {
+      // Texels (k = 4·k4 + e, m-texel t) for e, t < 4; lane s loads (s & 3, s >> 2) and (s & 3, 2 + (s >> 2)).
+      for (let h = 0; h < 2; h++)
+        L.push(
+          `    let p${h} = textureLoad(At, lin((k4 * 4u + (s & 3u)) * P.aWidth + row0 / 4u + ${2 * h}u + (s >> 2u)));`,
+        );
+      aRow = (i) => {
+        const t = i >> 2;
+        const c = xyzw(i & 3);
+        const comps = [0, 1, 2, 3].map((e) => `subgroupBroadcast(p${t >> 1}.${c}, ${e + 4 * (t & 1)}u)`);
+        return `vec4<f32>(${comps.join(', ')})`;
+      };
+    } else {
+      for (let h = 0; h < TM / 8; h++)
+        L.push(
+          half.a
+            ? `    let p${h} = ${half.a}x4(u${h}.${q === 0 ? 'xy' : 'zw'});`
+            : `    let p${h} = textureLoad(At, lin((row0 + s + ${8 * h}u) * P.aWidth + ${kq}));`,
+        );
+      aRow = (i) => `subgroupBroadcast(p${i >> 3}, ${i & 7}u)`;
+    }
+    // b_j_e: 4 columns of column texel g0 + j at k = 4·kq + e (a half B: both from texel g0 / 2).
+    const row = (e: number) => `(${kq} * 4u + ${e}u) * P.bWidth`;
+    if (half.b)
+      for (let e = 0; e < 4; e++)
+        L.push(`    let ub${e} = textureLoad(Bt, lin(${row(e)} + g0 / 2u));
+    let b0_${e} = ${half.b}x4(ub${e}.xy);
+    let b1_${e} = ${half.b}x4(ub${e}.zw);`);
+    else
+      for (let j = 0; j < TN; j++)
+        for (let e = 0; e < 4; e++)
+          L.push(`    let b${j}_${e} = textureLoad(Bt, lin(${row(e)} + g0 + ${j}u));`);
+    for (let i = 0; i < TM; i++) {
+      L.push(`    {
       let a = ${aRow(i)};`);
-    for (let j = 0; j < TN; j++)
-      L.push(
-        `      c${i}_${j} = ${[0, 1, 2, 3].reduce((acc, e) => `fma(vec4<f32>(a.${xyzw(e)}), b${j}_${e}, ${acc})`, `c${i}_${j}`)};`,
-      );
-    L.push(`    }`);
+      for (let j = 0; j < TN; j++)
+        L.push(
+          `      c${i}_${j} = ${[0, 1, 2, 3].reduce((acc, e) => `fma(vec4<f32>(a.${xyzw(e)}), b${j}_${e}, ${acc})`, `c${i}_${j}`)};`,
+        );
+      L.push(`    }`);
+    }
+    if (steps > 1) L.push('    }');
   }
   L.push(`  }
   let accum = P.accumulate != 0u;`);
