@@ -3,7 +3,11 @@
  * Runs `sharelora bench` beside its CPU peers on this machine, interleaved, and prints the ratios:
  *  - training steps against PyTorch + transformers + PEFT (the peer script's three rows:
  *    stories260K-shaped LLaMA LoRA and ShareA at 8×256, GPT-2 small LoRA at 4×128);
- *  - the 1024³ fp32 matmul against numpy's sgemm (OpenBLAS).
+ *  - the 1024³ fp32 matmul against numpy's sgemm (OpenBLAS);
+ *  - with --more, also RoBERTa-base sequence classification at 8×128 and a Llama-3.2-1B-shaped
+ *    step at 1×64 (bf16 frozen base), against bench-peer-steps.py beside this script; the Llama
+ *    row twice, against PyTorch with a float32 base and with a bfloat16 one (several minutes a
+ *    round).
  * Each side's best over --rounds is kept (other load on a shared machine only ever slows a run down).
  * The peers run with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset, so OpenBLAS picks its fastest
  * kernels for this CPU.
@@ -11,7 +15,7 @@
  * Needs a built checkout (pnpm build) and the peer environment: PEER_SITE=<site folder> with
  * Debian's python3-torch (how to build it without PyPI: the peer folder's README).
  *
- *   PEER_SITE=/opt/peer/site PEER_SCRIPT=path/to/peer_torch_step.py node scripts/bench-vs-peer.mjs [--rounds 2] [--json] [--svg FILE]
+ *   PEER_SITE=/opt/peer/site PEER_SCRIPT=path/to/peer_torch_step.py node scripts/bench-vs-peer.mjs [--rounds 2] [--more] [--json] [--svg FILE]
  *
  * --svg FILE writes the ratios as a bar chart (the docs' benchmarks page shows one).
  */
@@ -24,7 +28,12 @@ import { cpuInfo } from './cpu.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '2' }, json: { type: 'boolean' }, svg: { type: 'string' } },
+  options: {
+    rounds: { type: 'string', default: '2' },
+    more: { type: 'boolean' },
+    json: { type: 'boolean' },
+    svg: { type: 'string' },
+  },
 });
 const rounds = Number(values.rounds);
 const site = process.env.PEER_SITE;
@@ -53,26 +62,56 @@ function run(cmd, args, env = process.env) {
   return r.stdout;
 }
 
+// Each row: the peer's output line (its ms/step captured), the tokens per step and our shape.
+// `script`: the shared peer script ('shared') or bench-peer-steps.py ('steps').
 const ROWS = [
   {
     name: 'stories260K LoRA 8×256',
-    peer: /LLaMA, LoRA q,v r=8.*?: [\d.]+ ms\/step, (\d+) tokens\/s/,
+    script: 'shared',
+    peer: /LLaMA, LoRA q,v r=8.*?: ([\d.]+) ms\/step/,
+    tokens: 8 * 256,
     shape: 'stories260k',
     method: 'lora',
   },
   {
     name: 'stories260K ShareA 8×256',
-    peer: /LLaMA, ShareA q,v r=8.*?: [\d.]+ ms\/step, (\d+) tokens\/s/,
+    script: 'shared',
+    peer: /LLaMA, ShareA q,v r=8.*?: ([\d.]+) ms\/step/,
+    tokens: 8 * 256,
     shape: 'stories260k',
     method: 'share-a',
   },
   {
     name: 'GPT-2 small LoRA 4×128',
-    peer: /GPT-2 small.*?: [\d.]+ ms\/step, (\d+) tokens\/s/,
+    script: 'shared',
+    peer: /GPT-2 small.*?: ([\d.]+) ms\/step/,
+    tokens: 4 * 128,
     shape: 'gpt2-small',
     method: 'lora',
   },
+  ...(values.more
+    ? [
+        {
+          name: 'RoBERTa-base seq. cls LoRA 8×128',
+          script: 'steps',
+          peer: /^roberta-base: ([\d.]+) ms\/step/m,
+          tokens: 8 * 128,
+          shape: 'roberta-base',
+          method: 'lora',
+        },
+        ...['float32', 'bfloat16'].map((dtype) => ({
+          name: `Llama-3.2-1B-shaped LoRA 1×64, PyTorch ${dtype}`,
+          script: 'steps',
+          peer: new RegExp(`^llama-1b ${dtype}: ([\\d.]+) ms/step`, 'm'),
+          tokens: 64,
+          shape: 'llama-1b',
+          method: 'lora',
+          steps: 2,
+        })),
+      ]
+    : []),
 ];
+const stepsScript = join(root, 'scripts', 'bench-peer-steps.py');
 const best = { peer: {}, ours: {}, oursPeak: {} };
 const keep = (side, key, v) => {
   best[side][key] = Math.max(best[side][key] ?? 0, v);
@@ -85,19 +124,27 @@ print(2 * 1024**3 * 20 / (time.perf_counter() - t) / 1e9)`;
 
 for (let r = 0; r < rounds; r++) {
   process.stderr.write(`round ${r + 1}/${rounds}: PyTorch peer\n`);
-  const out = run(python, [peerScript], peerEnv);
+  const peerOut = {
+    shared: run(python, [peerScript], peerEnv),
+    steps: values.more ? run(python, [stepsScript, 'roberta-base', 'llama-1b'], peerEnv) : '',
+  };
   for (const row of ROWS) {
-    const m = out.match(row.peer);
-    if (!m) throw new Error(`peer output has no row for ${row.name}:\n${out}`);
-    keep('peer', row.name, Number(m[1]));
+    const m = peerOut[row.script].match(row.peer);
+    if (!m) throw new Error(`peer output has no row for ${row.name}:\n${peerOut[row.script]}`);
+    keep('peer', row.name, (row.tokens * 1000) / Number(m[1]));
   }
+  // Rows that differ only in their peer share one run of ours.
+  const ours = new Map();
   for (const row of ROWS) {
-    process.stderr.write(`round ${r + 1}/${rounds}: sharelora ${row.name}\n`);
-    const j = JSON.parse(
-      run('node', [cli, 'bench', '--train', row.shape, '--method', row.method, '--steps', '3', '--json']),
-    );
-    keep('ours', row.name, j.train[0].tokensPerSec);
-    best.oursPeak[row.name] = j.train[0].peakBytes;
+    const key = `${row.shape}:${row.method}`;
+    if (!ours.has(key)) {
+      process.stderr.write(`round ${r + 1}/${rounds}: sharelora ${row.name}\n`);
+      const steps = String(row.steps ?? 3);
+      const args = ['bench', '--train', row.shape, '--method', row.method, '--steps', steps, '--json'];
+      ours.set(key, JSON.parse(run('node', [cli, ...args])).train[0]);
+    }
+    keep('ours', row.name, ours.get(key).tokensPerSec);
+    best.oursPeak[row.name] = ours.get(key).peakBytes;
   }
   process.stderr.write(`round ${r + 1}/${rounds}: matmul\n`);
   keep('peer', 'matmul', Number(run(python, ['-c', NUMPY], peerEnv)));
