@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { setTextureBlocksForTesting } from '../src/kernels/matmul/run-texture.js';
 import {
   assignTensor,
   backward,
@@ -24,7 +25,6 @@ import {
   tensor,
   tidy,
 } from '../src/node.js';
-import { setTextureBlocksForTesting } from '../src/kernels/matmul/run-texture.js';
 import { useGpu } from './gpu.js';
 
 const HALVES: HalfDType[] = ['bf16', 'f16'];
@@ -49,7 +49,12 @@ function randomValues(n: number, seed: number): Float32Array {
  * w [.., K, N] or [.., N, K], batch dims matching. Fails with the first element off by more than
  * 1e-5 of the sum of its terms' magnitudes.
  */
-async function expectProductMatchesFloat64(x: Tensor, w: Tensor, transB: boolean, label: string): Promise<void> {
+async function expectProductMatchesFloat64(
+  x: Tensor,
+  w: Tensor,
+  transB: boolean,
+  label: string,
+): Promise<void> {
   const [M, K] = x.shape.slice(-2);
   const N = transB ? w.shape[w.rank - 2] : w.shape[w.rank - 1];
   const batch = x.size / (M * K);
