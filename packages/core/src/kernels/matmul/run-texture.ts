@@ -228,7 +228,8 @@ function runBlocks(
   const nb = Math.min(N, lim.N);
   // Half operands copied as stored: B's rows whole (N in one block, of whole texels, on the tile
   // that reads a texel per lane) and its K blocks whole texel steps; A's rows whole, so K is not
-  // split, as long as both blocks fit a texture.
+  // split, as long as both blocks fit a texture (a K over lim.K then sums in one chain, where the
+  // packed path adds the partial sums of its K blocks: the same terms, rounded differently).
   const maxRows = dev.limits.maxTextureDimension2D;
   const halfB =
     !transB && N <= lim.N && N % HALF_TEXEL === 0 && K % 4 === 0 && textureTile(N) === WIDE_TILE
