@@ -323,8 +323,9 @@ export class Device {
 
   /**
    * A storage texture `width` texels wide and at least `rows` tall (rgba32float, or rgba32uint for
-   * operands kept as stored), for kernel scratch: one per role and format, kept for reuse and replaced by a taller one when needed (after submitting the work
-   * recorded with the old one); also a copy destination (see copyToTexture). Counted as 'other' memory.
+   * operands kept as stored), for kernel scratch: one per role and format, kept for reuse and
+   * replaced by a taller one when needed (after submitting the work recorded with the old one); also
+   * a copy destination (see copyToTexture). Counted as 'other' memory.
    */
   storageTexture(
     role: string,
