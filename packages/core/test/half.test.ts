@@ -17,6 +17,7 @@ import {
   type HalfDType,
   Linear,
   matmul,
+  mul,
   Parameter,
   permute,
   Rng,
@@ -45,24 +46,26 @@ function randomValues(n: number, seed: number): Float32Array {
 }
 
 /**
- * matmul(x, w, { transB }) against a float64 product of the stored (rounded) values: x [.., M, K],
- * w [.., K, N] or [.., N, K], batch dims matching. Fails with the first element off by more than
- * 1e-5 of the sum of its terms' magnitudes.
+ * matmul(x, w, { transB }), or `product` when given (the same product computed otherwise: a
+ * gradient), against a float64 product of the stored (rounded) values: x [.., M, K], w [.., K, N]
+ * or [.., N, K], batch dims matching. Fails with the first element off by more than 1e-5 of the
+ * sum of its terms' magnitudes.
  */
 async function expectProductMatchesFloat64(
   x: Tensor,
   w: Tensor,
   transB: boolean,
   label: string,
+  product?: Tensor,
 ): Promise<void> {
   const [M, K] = x.shape.slice(-2);
   const N = transB ? w.shape[w.rank - 2] : w.shape[w.rank - 1];
   const batch = x.size / (M * K);
-  const y = matmul(x, w, { transB });
+  const y = product ?? matmul(x, w, { transB });
   const wv = (await w.data()) as Float32Array;
   const xv = (await x.data()) as Float32Array;
   const got = (await y.data()) as Float32Array;
-  y.dispose();
+  if (!product) y.dispose();
   for (let b = 0; b < batch; b++)
     for (let m = 0; m < M; m++)
       for (let n = 0; n < N; n++) {
@@ -257,7 +260,7 @@ describe('half-precision tensors', () => {
       dev.startProfile();
       try {
         // [M, N, K, transB]: x·Wᵀ computed transposed (W as A; 200 rows in two blocks, K 24 past the
-        // K block); dY·W (W as B, 128 wide, K in two blocks and in one).
+        // K block); dY·W (W as B, 128 wide, K in two blocks and in one); then a gradient.
         for (const [M, N, K, transB] of [
           [5, 200, 24, true],
           [3, 16, 8, true],
@@ -269,6 +272,15 @@ describe('half-precision tensors', () => {
           await expectProductMatchesFloat64(x, w, transB, `M=${M} N=${N} K=${K}${transB ? ' Bt' : ''}`);
           for (const t of [w, x]) t.dispose();
         }
+        // x's gradient through x·Wᵀ (W as A, transposed) is g·W (W as B, as stored): for
+        // loss = sum(y ⊙ g), against float64.
+        const w = rand([40, 128], h);
+        const x = rand([5, 128]);
+        x.requiresGrad = true;
+        const g = rand([5, 40]);
+        backward(tidy(() => sum(mul(matmul(x, w, { transB: true }), g))));
+        await expectProductMatchesFloat64(g, w, false, 'x.grad of x·Wᵀ', x.grad as Tensor);
+        for (const t of [w, x, g, x.grad as Tensor]) t.dispose();
       } finally {
         const keys = (await dev.stopProfile()).trace.map((e) => String(e.args?.key ?? ''));
         dev.matmulTextures = 'auto';
