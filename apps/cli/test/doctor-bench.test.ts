@@ -120,6 +120,18 @@ describe('sharelora doctor / bench / usage', () => {
       expect(bad.stderr).toMatch(/unknown shape "gpt5" \(known: stories260k, gpt2-small/);
       expect(runCli(['bench', '--rank', '4']).stderr).toMatch(/--rank needs --train/);
       expect(runCli(['bench', '--train', 'stories260k', '--method', 'dora']).stderr).toMatch(/--method/);
+
+      // QLoRA: the same step over an nf4 base; the adapter and the initial loss are the same kind.
+      const q = runCli([...args, '--steps', '1', '--quantize', 'nf4', '--json']);
+      expect(q.status, q.stderr).toBe(0);
+      const [qt] = JSON.parse(q.stdout).train;
+      expect(qt).toMatchObject({ shape: 'stories260k', quantize: 'nf4', trainableParameters: 8960 });
+      expect(Math.abs(qt.losses[0] - Math.log(512))).toBeLessThan(0.05);
+      expect(runCli([...args, '--steps', '1', '--quantize', 'nf4']).stdout).toMatch(
+        /r=8 over nf4, batch 2×16/,
+      );
+      expect(runCli(['bench', '--quantize', 'nf4']).stderr).toMatch(/--quantize needs --train/);
+      expect(runCli([...args, '--quantize', 'q3']).stderr).toMatch(/--quantize/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

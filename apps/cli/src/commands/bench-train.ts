@@ -2,7 +2,7 @@
 import { METHODS, type Method } from '@sharelora/adapters';
 import * as core from '@sharelora/core/node';
 import { benchTrainStep, TRAIN_SHAPES, type TrainBenchResult } from '@sharelora/train';
-import { intFlag } from '../args.js';
+import { intFlag, quantizeFlag } from '../args.js';
 import { UsageError } from '../cli-error.js';
 import { progress, progressDone } from '../progress.js';
 import { plural } from '../units.js';
@@ -13,6 +13,7 @@ export interface TrainBenchFlags {
   method?: string;
   rank?: string;
   steps?: string;
+  quantize?: string;
   batchSize?: string;
   seqLength?: string;
   json?: boolean;
@@ -38,6 +39,7 @@ export async function benchTrain(flags: TrainBenchFlags): Promise<number> {
     method,
     rank: intFlag('rank', flags.rank, 8),
     steps: intFlag('steps', flags.steps, 3),
+    quantize: quantizeFlag(flags.quantize),
     batchSize: flags.batchSize === undefined ? undefined : intFlag('batch-size', flags.batchSize, 1),
     seqLength: flags.seqLength === undefined ? undefined : intFlag('seq-length', flags.seqLength, 1),
     profile: flags.profile ?? false,
@@ -77,7 +79,7 @@ export async function benchTrain(flags: TrainBenchFlags): Promise<number> {
     );
     for (const r of results) {
       console.log(
-        `${r.shape} ${r.method} r=${r.rank}, batch ${r.batchSize}×${r.seqLength}: ${r.msPerStep.toFixed(1)} ms/step, ${r.tokensPerSec.toFixed(0)} tokens/s, ` +
+        `${r.shape} ${r.method} r=${r.rank}${r.quantize ? ` over ${r.quantize}` : ''}, batch ${r.batchSize}×${r.seqLength}: ${r.msPerStep.toFixed(1)} ms/step, ${r.tokensPerSec.toFixed(0)} tokens/s, ` +
           `${r.dispatchesPerStep.toFixed(0)} dispatches/step, peak ${(r.peakBytes / MiB).toFixed(1)} MiB, ` +
           `${r.trainableParameters.toLocaleString('en-US')} trainable, loss ${r.losses.at(-1)?.toFixed(4)}  (${r.description})`,
       );

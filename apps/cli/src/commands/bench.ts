@@ -10,7 +10,7 @@ import { benchTrain } from './bench-train.js';
 import { profileJson, saveTrace } from './profile-output.js';
 
 export const benchHelp = `Usage: sharelora bench [--json] [--reps N] [--rounds N] [--quick] [--profile [--profile-out FILE]]
-       sharelora bench --train SHAPE[,SHAPE...] [--method M] [--rank R] [--steps N]
+       sharelora bench --train SHAPE[,SHAPE...] [--method M] [--rank R] [--steps N] [--quantize F]
                        [--batch-size B] [--seq-length T] [--json] [--profile [--profile-out FILE]]
        sharelora bench --generate --model DIR [--prompt TEXT] [--new-tokens N] [--batch-size B]
                        [--runs N] [--engine auto|decoder|forward] [--json]
@@ -38,6 +38,8 @@ Options:
   --method M          adapter for --train: ${METHODS.join(', ')} (default lora)
   --rank R            adapter rank for --train (default 8; alpha = 2R)
   --steps N           timed steps for --train (default 3)
+  --quantize F        --train over a base whose block weights are kept quantized (QLoRA): nf4,
+                      fp4 or int8 (default: the shape's own weights, f32 or bf16)
   --generate          generation benchmark (needs --model DIR)
   --model DIR         the model for --generate (a directory written by import, init or train)
   --prompt TEXT       prompt for --generate (default: a story opening of about 40 words)
@@ -159,6 +161,7 @@ export async function bench(argv: string[]): Promise<number> {
     method: { type: 'string' },
     rank: { type: 'string' },
     steps: { type: 'string' },
+    quantize: { type: 'string' },
     'batch-size': { type: 'string' },
     'seq-length': { type: 'string' },
     profile: { type: 'boolean' },
@@ -198,6 +201,7 @@ export async function bench(argv: string[]): Promise<number> {
       method: values.method,
       rank: values.rank,
       steps: values.steps,
+      quantize: values.quantize,
       batchSize: values['batch-size'],
       seqLength: values['seq-length'],
       json: values.json,
@@ -205,7 +209,7 @@ export async function bench(argv: string[]): Promise<number> {
       profileOut: values['profile-out'],
     });
   }
-  for (const f of ['method', 'rank', 'steps', 'batch-size', 'seq-length'] as const) {
+  for (const f of ['method', 'rank', 'steps', 'quantize', 'batch-size', 'seq-length'] as const) {
     if (values[f] !== undefined) throw new UsageError(`--${f} needs --train`);
   }
   const reps = intFlag('reps', values.reps, 5);

@@ -146,6 +146,8 @@ export interface TrainBenchResult {
   trainableParameters: number;
   /** Loss of each timed step (it must be finite; with random ids it stays near log(vocab)). */
   losses: number[];
+  /** The base's block weights' quantized format (QLoRA), when quantized. */
+  quantize?: QuantFormat;
   profile?: ProfileReport;
 }
 
@@ -239,6 +241,7 @@ export async function benchTrainStep(opts: TrainBenchOptions): Promise<TrainBenc
       peakByCategory: dev.memoryReport().peak,
       trainableParameters: params.reduce((n, p) => n + p.numel, 0),
       losses,
+      ...(opts.quantize ? { quantize: opts.quantize } : {}),
       profile,
     };
   } finally {
