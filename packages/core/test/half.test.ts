@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { setTextureBlocksForTesting } from '../src/kernels/matmul/run-texture.js';
+import { setTextureBlocksForTesting, textureMatmulAvailable } from '../src/kernels/matmul/run-texture.js';
 import {
   assignTensor,
   backward,
@@ -245,7 +245,7 @@ describe('half-precision tensors', () => {
 
     it(`${h} weight copied as stored into the texture matmul: blocks along M and K, against float64`, async () => {
       const dev = gpu.device();
-      const texturesHere = dev.info.readableStorageTextures && (dev.info.subgroupMinSize ?? 0) >= 8;
+      const texturesHere = textureMatmulAvailable();
       const rng = new Rng(31);
       const rand = (shape: number[], dtype: 'f32' | HalfDType = 'f32') =>
         tensor(

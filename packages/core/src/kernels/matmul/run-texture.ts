@@ -15,6 +15,7 @@ import {
   packWgsl,
   TEX_TM,
   TEX_WIDTH,
+  texelFormat,
   textureMatmulGrid,
   textureMatmulParams,
   textureMatmulWgsl,
@@ -241,19 +242,18 @@ function runBlocks(
   const halfA =
     !transA && aCol === 0 && aPitch === K && K % HALF_TEXEL === 0 && wholeK ? halfOf(a) : undefined;
   const kb = halfA ? K : Math.min(K, lim.K);
-  const format = (h: HalfDType | undefined) => (h ? 'rgba32uint' : 'rgba32float');
   for (let k0 = 0; k0 < K; k0 += kb) {
     const nk = Math.min(kb, K - k0);
     for (let n0 = 0; n0 < N; n0 += nb) {
       const nn = Math.min(nb, N - n0);
       const sizeB: [number, number] = halfB ? [N / HALF_TEXEL, nk] : packedSizes(mb, nn, nk, transA).b;
-      const bt = dev.storageTexture(roleB, TEX_WIDTH, textureRows(sizeB), format(halfB));
+      const bt = dev.storageTexture(roleB, TEX_WIDTH, textureRows(sizeB), texelFormat(halfB));
       if (halfB) dev.copyToTexture((b as Tensor).buffer, k0 * N * 2, bt, sizeB[0] * sizeB[1]);
       else pack(dev, b, bt, transB, { rows: K, cols: N, r0: k0, c0: n0, nr: nk, nc: nn }, sizeB, scales);
       for (let m0 = 0; m0 < M; m0 += mb) {
         const nm = Math.min(mb, M - m0);
         const sizeA: [number, number] = halfA ? [K / HALF_TEXEL, nm] : packedSizes(nm, nn, nk, transA).a;
-        const at = dev.storageTexture(roleA, TEX_WIDTH, textureRows(sizeA), format(halfA));
+        const at = dev.storageTexture(roleA, TEX_WIDTH, textureRows(sizeA), texelFormat(halfA));
         // A as it is stored: [M, K], or [K, M] when transposed.
         const blockA = transA
           ? { rows: K, cols: aPitch, r0: k0, c0: aCol + m0, nr: nk, nc: nm }

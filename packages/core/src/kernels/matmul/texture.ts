@@ -262,6 +262,10 @@ export interface HalfOperands {
 /** Values of a half operand per texel of its rgba32uint texture. */
 export const HALF_TEXEL = 8;
 
+/** The texture format an operand is held in: rgba32uint for a half one kept as stored. */
+export const texelFormat = (half: HalfDType | undefined): 'rgba32float' | 'rgba32uint' =>
+  half ? 'rgba32uint' : 'rgba32float';
+
 /**
  * C[block] (+)= alpha·op(At)·Bt. Lane l of a workgroup owns rows row0 .. row0 + TM - 1 (the
  * workgroup's) and column texels g0 .. g0 + TN - 1. Per 4 k, lanes 0..7 each load two texels of
@@ -287,11 +291,10 @@ export function textureMatmulWgsl(
   if (half.a && transA) throw new Error('textureMatmulWgsl: a half A is read as stored, not transposed');
   if (half.b && TN !== 2) throw new Error('textureMatmulWgsl: a half B needs two column texels per lane');
   const xyzw = (q: number) => 'xyzw'[q];
-  const format = (h: HalfDType | undefined) => (h ? 'rgba32uint' : 'rgba32float');
   const L: string[] = [];
   L.push(`enable subgroups;
-@group(0) @binding(0) var At: texture_storage_2d<${format(half.a)}, read>;
-@group(0) @binding(1) var Bt: texture_storage_2d<${format(half.b)}, read>;
+@group(0) @binding(0) var At: texture_storage_2d<${texelFormat(half.a)}, read>;
+@group(0) @binding(1) var Bt: texture_storage_2d<${texelFormat(half.b)}, read>;
 @group(0) @binding(2) var<storage, read_write> C: array<${vecC ? 'vec4<f32>' : 'f32'}>;${half.a || half.b ? HALF_READS : ''}
 ${bias ? '@group(0) @binding(4) var<storage, read> Bias: array<f32>;\n' : ''}struct Params { M: u32, N: u32, k4: u32, cOff: u32, ldc: u32, accumulate: u32, aWidth: u32, bWidth: u32, alpha: f32, biasOff: u32, addBias: u32 }
 @group(0) @binding(3) var<uniform> P: Params;
