@@ -47,10 +47,10 @@ def bench(name, model, targets, batch, seq, steps):
     for p in params:  # the adapter in float32 whatever the frozen base's dtype
         p.data = p.data.float()
     opt = torch.optim.AdamW(params, lr=1e-4)
-    vocab = model.config.vocab_size
-    x = torch.randint(0, vocab, (batch, seq))
-    classes = getattr(model.config, 'num_labels', None) if 'Classification' in type(model).__name__ else None
-    labels = torch.randint(0, classes, (batch,)) if classes else x
+    x = torch.randint(0, model.config.vocab_size, (batch, seq))
+    # A classifier gets random classes; a causal LM predicts its own ids, shifted inside the model.
+    classifier = isinstance(model, RobertaForSequenceClassification)
+    labels = torch.randint(0, model.config.num_labels, (batch,)) if classifier else x
 
     def step():
         m(input_ids=x, labels=labels).loss.backward()
