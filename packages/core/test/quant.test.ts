@@ -30,6 +30,7 @@ import {
   tensor,
   tidy,
 } from '../src/index.js';
+import { setTextureBlocksForTesting, textureMatmulAvailable } from '../src/kernels/matmul/run-texture.js';
 import { useGpu } from './gpu.js';
 import { expectClose, expectQuantizedProduct, refMatmul, withTextures } from './matmul-check.js';
 import {
@@ -259,6 +260,45 @@ describe('quantized tensors on the GPU', () => {
             q.dispose();
           }
       }));
+
+  for (const format of ['nf4', 'fp4'] as const)
+    it(`${format} codes copied as stored into the texture matmul: blocks along M and K, against float64`, async () => {
+      const dev = getDevice();
+      const texturesHere = textureMatmulAvailable();
+      dev.matmulTextures = 'always';
+      // Blocks far below the defaults: the transposed products' A (the weight) splits along M
+      // (rows 136.. start mid-weight), and B's K blocks start at weight row 12.
+      setTextureBlocksForTesting({ M: 32, K: 12, N: 136 });
+      dev.startProfile();
+      try {
+        // [M, N, K] of x·Wᵀ (W [N, K]): computed transposed with W as A (200 rows in two blocks),
+        // rows of two 64-element scale blocks; then x's gradient g·W with W as B (128 wide, one
+        // texture block; its K = N in two to seventeen blocks).
+        for (const [M, N, K] of [
+          [5, 200, 128],
+          [3, 16, 128],
+          [20, 24, 128],
+          [17, 28, 128],
+        ] as Array<[number, number, number]>) {
+          const q = await quantize(weights(N * K, M + N + K), format, [N, K]);
+          const wd = (await tidy(() => dequantize(q)).data()) as Float32Array;
+          const x = Float32Array.from(weights(M * K, 7), (v) => v * 10);
+          const g = Float32Array.from(weights(M * N, 8), (v) => v * 10);
+          await expectQuantizedProduct(q, wd, x, g, `${format} [${M}, ${K}]·[${N}, ${K}]ᵀ`);
+          q.dispose();
+        }
+      } finally {
+        const keys = (await dev.stopProfile()).trace.map((e) => String(e.args?.key ?? ''));
+        dev.matmulTextures = 'auto';
+        setTextureBlocksForTesting(null);
+        if (texturesHere) {
+          // Decoded by the product kernel on both sides, never by a packing pass.
+          expect(keys.some((k) => k.endsWith(`:a-${format}`))).toBe(true);
+          expect(keys.some((k) => k.endsWith(`:b-${format}`))).toBe(true);
+          expect(keys.filter((k) => k.startsWith('mm_pack') && k.includes(format))).toEqual([]);
+        }
+      }
+    });
 
   it('products over the binding limit run in windows of rows against the whole quantized weight', async () => {
     const [M, N, K] = [301, 70, 40];

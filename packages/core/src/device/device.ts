@@ -74,6 +74,9 @@ export interface DispatchSpec {
   workgroups: readonly [number, number, number];
 }
 
+/** Bytes per texel of a scratch texture: 4 for r32uint, 16 for the four-channel formats. */
+const texelBytes = (t: GPUTexture): number => (t.format === 'r32uint' ? 4 : 16);
+
 /**
  * A WebGPU device and the runtime every op dispatches through: pipeline cache, command batching
  * (up to 512 dispatches per submit), buffer pool, memory accounting and profiling. Create one with
@@ -322,8 +325,8 @@ export class Device {
   }
 
   /**
-   * A storage texture `width` texels wide and at least `rows` tall (rgba32float, or rgba32uint for
-   * operands kept as stored), for kernel scratch: one per role and format, kept for reuse and
+   * A storage texture `width` texels wide and at least `rows` tall (rgba32float, or rgba32uint or
+   * r32uint for operands kept as stored), for kernel scratch: one per role and format, kept for reuse and
    * replaced by a taller one when needed (after submitting the work recorded with the old one); also
    * a copy destination (see copyToTexture). Counted as 'other' memory.
    */
@@ -331,7 +334,7 @@ export class Device {
     role: string,
     width: number,
     rows: number,
-    format: 'rgba32float' | 'rgba32uint' = 'rgba32float',
+    format: 'rgba32float' | 'rgba32uint' | 'r32uint' = 'rgba32float',
   ): GPUTexture {
     this.check();
     const key = `${role}:${width}:${format}`;
@@ -345,7 +348,7 @@ export class Device {
       label: key,
     });
     this.textures.set(key, texture);
-    this.memory.add('other', width * rows * 16);
+    this.memory.add('other', width * rows * texelBytes(texture));
     return texture;
   }
 
@@ -359,7 +362,7 @@ export class Device {
     this.bindGroups.clear();
     t.destroy();
     this.textures.delete(key);
-    this.memory.remove('other', t.width * t.height * 16);
+    this.memory.remove('other', t.width * t.height * texelBytes(t));
   }
 
   /** Records a buffer-to-buffer copy in the current batch. */
@@ -368,17 +371,18 @@ export class Device {
   }
 
   /**
-   * Records a copy of `texels` rgba32float texels from `src` (at byte `srcOffset`, a multiple of 16)
-   * into a storage texture filled row-major from its origin, in the current batch. The texture's
-   * width must be a multiple of 16 texels (copies advance whole rows of 256-byte multiples).
+   * Records a copy of `texels` texels from `src` (at byte `srcOffset`, a multiple of the texel's
+   * size) into a storage texture filled row-major from its origin, in the current batch. The
+   * texture's rows must be a multiple of 256 bytes (copies advance whole rows).
    */
   copyToTexture(src: GPUBuffer, srcOffset: number, texture: GPUTexture, texels: number): void {
     const width = texture.width;
-    const source = { buffer: src, bytesPerRow: width * 16 };
+    const bytes = texelBytes(texture);
+    const source = { buffer: src, bytesPerRow: width * bytes };
     // Whole rows in one copy, then the partial last row in another.
     const rows = Math.floor(texels / width);
     const rest = texels - rows * width;
-    this.transfer('copy_to_texture', texels * 16, (enc) => {
+    this.transfer('copy_to_texture', texels * bytes, (enc) => {
       if (rows > 0) enc.copyBufferToTexture({ ...source, offset: srcOffset }, { texture }, [width, rows]);
       if (rest > 0) {
         const offset = srcOffset + rows * source.bytesPerRow;

@@ -40,7 +40,7 @@ fn i8x4(w: u32, s: f32) -> vec4<f32> {
  *  - int8: byte j of the codes is element j (two's complement); value code·step.
  * Each value is one f32 product, so the decoded bits are the CPU's (quant/formats.ts).
  */
-function quantReads(format: QuantFormat, scales: number): string {
+export function quantReads(format: QuantFormat, scales: number): string {
   const decl = `@group(0) @binding(${scales}) var<storage, read> QS: array<f32>;\n`;
   if (format === 'int8') return decl + I8_READS;
   const levels = (format === 'nf4' ? NF4_LEVELS : FP4_LEVELS).map(lit).join(', ');

@@ -1,18 +1,21 @@
 import type { Device } from '../../device/device.js';
-import { type HalfDType, isHalf } from '../../dtype.js';
+import { isHalf } from '../../dtype.js';
 import type { QuantizedTensor } from '../../quant/tensor.js';
 import { getDevice } from '../../runtime.js';
 import { Tensor } from '../../tensor.js';
 import { subgroupWidth } from '../rows.js';
 import type { MatmulDispatch } from './run.js';
 import {
-  HALF_TEXEL,
   NARROW_TILE,
   PACK_WG,
   packedSizes,
   packInvocations,
   packParams,
   packWgsl,
+  STORED_SCALES_BINDING,
+  STORED_TEXEL,
+  type StoredType,
+  storedBytes,
   TEX_TM,
   TEX_WIDTH,
   texelFormat,
@@ -128,7 +131,7 @@ export interface TextureMatmulView {
 
 /** Options of {@link runTextureMatmul}. */
 export interface TextureMatmulOptions {
-  /** A quantized B's f32 scales, which its packing pass decodes it with. */
+  /** A quantized B's f32 block scales, which its packing pass or the product kernel decodes it with. */
   scales?: Tensor;
   /** Where A and C lie inside wider matrices (default: each dense on its own). */
   view?: TextureMatmulView;
@@ -149,10 +152,11 @@ export interface TextureMatmulOptions {
  * (a copy when its rows are whole) and the small one transposed. Every element is the same sum in
  * the same order, so the values are identical to the bit.
  *
- * A frozen f16/bf16 operand read as stored with whole rows of 8-value texels (a half weight as A
- * when computed transposed, or as B in an input gradient dY·W) is copied as it is into an
- * rgba32uint texture and decoded by the product kernel (see HalfOperands), not converted by a
- * packing pass.
+ * A frozen f16/bf16 or nf4/fp4 operand read as stored with whole rows of 8-value texels (a weight
+ * as A when computed transposed, or as B in an input gradient dY·W) is copied as it is into a uint
+ * texture and decoded by the product kernel (see StoredOperands), not converted by a packing pass.
+ * A quantized (nf4/fp4) weight is computed transposed only when its codes can be read so (N > M, K
+ * a multiple of 8): packed either way, it cost the same (measured on a Llama-1B-shaped nf4 step).
  */
 export function runTextureMatmul(
   a: Tensor,
@@ -173,11 +177,15 @@ export function runTextureMatmul(
     bias,
   };
   const denseA = aCol === 0 && aPitch === (transA ? M : K);
-  if (b instanceof Tensor && transB && denseA && (transA || N > M))
+  const swap =
+    b instanceof Tensor
+      ? transA || N > M
+      : !transA && N > M && K % STORED_TEXEL === 0 && storedOf(b) !== undefined;
+  if (transB && denseA && swap)
     runBlocks(
       b,
       a,
-      { M: N, N: M, K, transA: false, transB: !transA, aCol: 0, aPitch: K },
+      { M: N, N: M, K, transA: false, transB: !transA, aCol: 0, aPitch: K, scales },
       { ...out, transC: true },
     );
   else runBlocks(a, b, { M, N, K, transA, transB, aCol, aPitch, scales }, { ...out, transC: false });
@@ -192,7 +200,7 @@ interface BlockOperands {
   transB: boolean;
   aCol: number;
   aPitch: number;
-  /** A quantized B's scales. */
+  /** The quantized operand's block scales. */
   scales?: Tensor;
 }
 
@@ -227,50 +235,61 @@ function runBlocks(
   const alignedC = ldc % 4 === 0 && cCol % 4 === 0 && (transC ? lim.M : lim.N) % 4 === 0;
   const mb = Math.min(M, lim.M);
   const nb = Math.min(N, lim.N);
-  // Half operands copied as stored: B's rows whole (N in one block, of whole texels, on the tile
-  // that reads a texel per lane) and its K blocks whole texel steps; A's rows whole, so K is not
-  // split, as long as both blocks fit a texture (a K over lim.K then sums in one chain, where the
-  // packed path adds the partial sums of its K blocks: the same terms, rounded differently).
+  // Operands copied as stored: B's rows whole (N in one block, of whole texels, on the tile that
+  // reads a texel per lane) and its K blocks whole texel steps; A's rows whole, so K is not split,
+  // as long as both blocks fit a texture (a K over lim.K then sums in one chain, where the packed
+  // path adds the partial sums of its K blocks: the same terms, rounded differently).
   const maxRows = dev.limits.maxTextureDimension2D;
-  const halfB =
-    !transB && N <= lim.N && N % HALF_TEXEL === 0 && K % 4 === 0 && textureTile(N) === WIDE_TILE
-      ? halfOf(b)
+  const storedB =
+    !transB && N <= lim.N && N % STORED_TEXEL === 0 && K % 4 === 0 && textureTile(N) === WIDE_TILE
+      ? storedOf(b)
       : undefined;
   const wholeK =
-    textureRows([K / HALF_TEXEL, mb]) <= maxRows &&
-    textureRows(halfB ? [N / HALF_TEXEL, K] : packedSizes(mb, nb, K, false).b) <= maxRows;
-  const halfA =
-    !transA && aCol === 0 && aPitch === K && K % HALF_TEXEL === 0 && wholeK ? halfOf(a) : undefined;
-  const kb = halfA ? K : Math.min(K, lim.K);
+    textureRows([K / STORED_TEXEL, mb]) <= maxRows &&
+    textureRows(storedB ? [N / STORED_TEXEL, K] : packedSizes(mb, nb, K, false).b) <= maxRows;
+  const storedA =
+    !transA && aCol === 0 && aPitch === K && K % STORED_TEXEL === 0 && wholeK ? storedOf(a) : undefined;
+  const kb = storedA ? K : Math.min(K, lim.K);
+  const quantized = [a, b].some((x) => !(x instanceof Tensor));
+  // A quantized operand read as stored: the kernel binds its scales.
+  const quantScales = [storedA, storedB].some((t) => t === 'nf4' || t === 'fp4');
+  if (quantized && !scales) throw new Error('runTextureMatmul: a quantized operand needs its scales');
   for (let k0 = 0; k0 < K; k0 += kb) {
     const nk = Math.min(kb, K - k0);
     for (let n0 = 0; n0 < N; n0 += nb) {
       const nn = Math.min(nb, N - n0);
-      const sizeB: [number, number] = halfB ? [N / HALF_TEXEL, nk] : packedSizes(mb, nn, nk, transA).b;
-      const bt = dev.storageTexture(roleB, TEX_WIDTH, textureRows(sizeB), texelFormat(halfB));
-      if (halfB) dev.copyToTexture((b as Tensor).buffer, k0 * N * 2, bt, sizeB[0] * sizeB[1]);
+      const sizeB: [number, number] = storedB ? [N / STORED_TEXEL, nk] : packedSizes(mb, nn, nk, transA).b;
+      const bt = dev.storageTexture(roleB, TEX_WIDTH, textureRows(sizeB), texelFormat(storedB));
+      if (storedB) copyStored(dev, b, storedB, k0 * N, bt, sizeB);
       else pack(dev, b, bt, transB, { rows: K, cols: N, r0: k0, c0: n0, nr: nk, nc: nn }, sizeB, scales);
       for (let m0 = 0; m0 < M; m0 += mb) {
         const nm = Math.min(mb, M - m0);
-        const sizeA: [number, number] = halfA ? [K / HALF_TEXEL, nm] : packedSizes(nm, nn, nk, transA).a;
-        const at = dev.storageTexture(roleA, TEX_WIDTH, textureRows(sizeA), texelFormat(halfA));
+        const sizeA: [number, number] = storedA ? [K / STORED_TEXEL, nm] : packedSizes(nm, nn, nk, transA).a;
+        const at = dev.storageTexture(roleA, TEX_WIDTH, textureRows(sizeA), texelFormat(storedA));
         // A as it is stored: [M, K], or [K, M] when transposed.
         const blockA = transA
           ? { rows: K, cols: aPitch, r0: k0, c0: aCol + m0, nr: nk, nc: nm }
           : { rows: M, cols: aPitch, r0: m0, c0: aCol + k0, nr: nm, nc: nk };
-        if (halfA) dev.copyToTexture((a as Tensor).buffer, m0 * K * 2, at, sizeA[0] * sizeA[1]);
-        else pack(dev, a, at, false, blockA, sizeA);
+        if (storedA) copyStored(dev, a, storedA, m0 * K, at, sizeA);
+        else pack(dev, a, at, false, blockA, sizeA, scales);
         const tile = textureTile(nn);
         // vec4 stores: measured faster on narrow products, where a short K loop makes the stores a
         // large share (2048 x 64 x 172: 2.8 -> 2.3 CPU-ms); on wide ones no difference was measurable.
         // Transposed, each lane's rows are consecutive in C, so its stores are vec4s on any tile.
         const vecC = alignedC && (transC || tile === NARROW_TILE);
         dev.dispatch({
-          key: `mm_texture:${transA ? 't' : 'n'}:${tile.lanes}x${tile.tn}${vecC ? ':c4' : ''}${transC ? ':tc' : ''}${bias ? ':b' : ''}${halfA ? `:a-${halfA}` : ''}${halfB ? `:b-${halfB}` : ''}`,
+          key: `mm_texture:${transA ? 't' : 'n'}:${tile.lanes}x${tile.tn}${vecC ? ':c4' : ''}${transC ? ':tc' : ''}${bias ? ':b' : ''}${storedA ? `:a-${storedA}` : ''}${storedB ? `:b-${storedB}` : ''}`,
           wgsl: () =>
-            textureMatmulWgsl(transA, tile, vecC, transC, bias !== undefined, { a: halfA, b: halfB }),
-          buffers: bias ? [c.binding(), bias.binding()] : [c.binding()],
-          layout: { buffers: bias ? [2, 4] : [2], uniforms: 3 },
+            textureMatmulWgsl(transA, tile, vecC, transC, bias !== undefined, { a: storedA, b: storedB }),
+          buffers: [
+            c.binding(),
+            ...(bias ? [bias.binding()] : []),
+            ...(quantScales && scales ? [scales.binding()] : []),
+          ],
+          layout: {
+            buffers: [2, ...(bias ? [4] : []), ...(quantScales ? [STORED_SCALES_BINDING] : [])],
+            uniforms: 3,
+          },
           uniforms: textureMatmulParams({
             M: nm,
             N: nn,
@@ -283,6 +302,7 @@ function runBlocks(
             alpha,
             biasOff: transC ? m0 : n0,
             addBias: k0 + nk === K,
+            qOff: storedA ? m0 * K : k0 * N,
           }),
           textures: [
             { binding: 0, texture: at },
@@ -295,9 +315,27 @@ function runBlocks(
   }
 }
 
-/** A frozen f16/bf16 tensor's dtype (an operand the product may read as stored), else undefined. */
-const halfOf = (x: Tensor | QuantizedTensor): HalfDType | undefined =>
-  x instanceof Tensor && isHalf(x.dtype) ? x.dtype : undefined;
+/**
+ * How the product kernel may read an operand as stored: a frozen f16/bf16 tensor's dtype, or an
+ * nf4/fp4 weight's format; undefined for f32 and the other quantized formats (packed).
+ */
+const storedOf = (x: Tensor | QuantizedTensor): StoredType | undefined => {
+  if (x instanceof Tensor) return isHalf(x.dtype) ? x.dtype : undefined;
+  return x.format === 'nf4' || x.format === 'fp4' ? x.format : undefined;
+};
+
+/** Copies a block of a stored operand (width x height texels from its element `from` on) into `tex` as stored. */
+function copyStored(
+  dev: Device,
+  x: Tensor | QuantizedTensor,
+  t: StoredType,
+  from: number,
+  tex: GPUTexture,
+  [width, height]: [number, number],
+): void {
+  const buffer = x instanceof Tensor ? x.buffer : x.codes.buffer;
+  dev.copyToTexture(buffer, storedBytes(t, from), tex, width * height);
+}
 
 /**
  * Packs a block of op(x) (x is [rows, cols], or stored [cols, rows] when `trans`) into `tex`; a

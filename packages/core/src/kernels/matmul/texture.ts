@@ -27,7 +27,7 @@
  */
 
 import type { HalfDType } from '../../dtype.js';
-import { HALF_READS, type OperandType, operandReads } from '../half-reads.js';
+import { HALF_READS, type OperandType, operandReads, quantReads } from '../half-reads.js';
 
 /** Width of the scratch textures, in texels (a power of two: the index split is a mask and a shift). */
 export const TEX_WIDTH = 4096;
@@ -226,6 +226,8 @@ export interface TextureMatmulParams {
    */
   biasOff?: number;
   addBias?: boolean;
+  /** A quantized stored operand: the element offset of the block within it (its scales' origin). */
+  qOff?: number;
 }
 
 export function textureMatmulParams(p: TextureMatmulParams): ArrayBuffer {
@@ -241,30 +243,48 @@ export function textureMatmulParams(p: TextureMatmulParams): ArrayBuffer {
     0,
     p.biasOff ?? 0,
     p.addBias ? 1 : 0,
-    0,
+    p.qOff ?? 0,
   ]);
   new Float32Array(u.buffer)[8] = p.alpha;
   return u.buffer;
 }
 
+/** A 4-bit quantized format whose codes the product kernel decodes as stored. */
+export type Stored4Bit = 'nf4' | 'fp4';
+/** How an operand the product kernel reads as stored is encoded. */
+export type StoredType = HalfDType | Stored4Bit;
+
+const isHalfType = (t: StoredType): t is HalfDType => t === 'f16' || t === 'bf16';
+
 /**
- * Operands held as stored in rgba32uint textures: a frozen f16/bf16 matrix whose rows are whole
- * texels of 8 values (two per u32, low half first) is copied into one as it is stored, where
- * converting it to f32 texels takes a packing pass (on lavapipe about 2 ns per value, as long as the
- * product itself at 64 rows). `a`: A, read as stored ([M, K], not transposed); `b`: B ([K, N],
- * wide tile only: a lane's two column texels are one such texel).
+ * Operands held as stored in uint textures, 8 values per texel, where converting them to f32
+ * texels takes a packing pass (on lavapipe about 2 ns per bf16 value, as long as the product itself
+ * at 64 rows; about 3-4 ns per nf4 value):
+ *  - a frozen f16/bf16 matrix whose rows are whole texels of 8 values (two per u32, low half first)
+ *    is copied as it is stored into an rgba32uint texture;
+ *  - a frozen nf4/fp4 weight whose rows are whole u32 words (8 codes) is copied as it is stored into
+ *    an r32uint texture and decoded with its 64-element blocks' f32 scales, bound at 5 (QS); each
+ *    value is the one f32 product the packing pass would store, so the sums are identical.
+ * `a`: A, read as stored ([M, K], not transposed); `b`: B ([K, N], wide tile only: a lane's two
+ * column texels are one such texel). At most one of them is quantized.
  */
-export interface HalfOperands {
-  a?: HalfDType;
-  b?: HalfDType;
+export interface StoredOperands {
+  a?: StoredType;
+  b?: StoredType;
 }
 
-/** Values of a half operand per texel of its rgba32uint texture. */
-export const HALF_TEXEL = 8;
+/** Values of an operand held as stored per texel of its texture. */
+export const STORED_TEXEL = 8;
 
-/** The texture format an operand is held in: rgba32uint for a half one kept as stored. */
-export const texelFormat = (half: HalfDType | undefined): 'rgba32float' | 'rgba32uint' =>
-  half ? 'rgba32uint' : 'rgba32float';
+/** Binding of a quantized stored operand's f32 block scales in the product kernel. */
+export const STORED_SCALES_BINDING = 5;
+
+/** Bytes of `n` values of a stored operand as it is stored (the offset of a block within it). */
+export const storedBytes = (t: StoredType, n: number): number => (isHalfType(t) ? 2 * n : n / 2);
+
+/** The texture format an operand is held in: f32 texels, or the uint texels of a stored one. */
+export const texelFormat = (stored: StoredType | undefined): 'rgba32float' | 'rgba32uint' | 'r32uint' =>
+  stored === undefined ? 'rgba32float' : isHalfType(stored) ? 'rgba32uint' : 'r32uint';
 
 /**
  * C[block] (+)= alpha·op(At)·Bt. Lane l of a workgroup owns rows row0 .. row0 + TM - 1 (the
@@ -275,8 +295,8 @@ export const texelFormat = (half: HalfDType | undefined): 'rgba32float' | 'rgba3
  * document must not change with the batch it is in). With `transC` the block is stored transposed:
  * element (m, n) at C[cOff + n·ldc + m]. With `bias`, the pass that has `addBias` set adds
  * Bias[biasOff + n] (transposed: + m) to each element it stores. With `half` operands (see
- * HalfOperands) each loaded texel holds 8 values: a half A's serve two steps of 4 k (P.k4 is then
- * even), a half B's a lane's two column texels; the sums are the same, in the same order.
+ * StoredOperands) each loaded texel holds 8 values: A's serve two steps of 4 k (P.k4 is then
+ * even), B's a lane's two column texels; the sums are the same, in the same order.
  */
 export function textureMatmulWgsl(
   transA: boolean,
@@ -284,19 +304,24 @@ export function textureMatmulWgsl(
   vecC = false,
   transC = false,
   bias = false,
-  half: HalfOperands = {},
+  stored: StoredOperands = {},
 ): string {
   const TM = TEX_TM;
   const TN = tile.tn;
-  if (half.a && transA) throw new Error('textureMatmulWgsl: a half A is read as stored, not transposed');
-  if (half.b && TN !== 2) throw new Error('textureMatmulWgsl: a half B needs two column texels per lane');
+  if (stored.a && transA) throw new Error('textureMatmulWgsl: a stored A is read as stored, not transposed');
+  if (stored.b && TN !== 2) throw new Error('textureMatmulWgsl: a stored B needs two column texels per lane');
+  const quantA = stored.a !== undefined && !isHalfType(stored.a);
+  const quantB = stored.b !== undefined && !isHalfType(stored.b);
+  if (quantA && quantB) throw new Error('textureMatmulWgsl: at most one operand is quantized');
+  const quant = quantA ? stored.a : quantB ? stored.b : undefined;
+  const half = [stored.a, stored.b].some((t) => t !== undefined && isHalfType(t));
   const xyzw = (q: number) => 'xyzw'[q];
   const L: string[] = [];
   L.push(`enable subgroups;
-@group(0) @binding(0) var At: texture_storage_2d<${texelFormat(half.a)}, read>;
-@group(0) @binding(1) var Bt: texture_storage_2d<${texelFormat(half.b)}, read>;
-@group(0) @binding(2) var<storage, read_write> C: array<${vecC ? 'vec4<f32>' : 'f32'}>;${half.a || half.b ? HALF_READS : ''}
-${bias ? '@group(0) @binding(4) var<storage, read> Bias: array<f32>;\n' : ''}struct Params { M: u32, N: u32, k4: u32, cOff: u32, ldc: u32, accumulate: u32, aWidth: u32, bWidth: u32, alpha: f32, biasOff: u32, addBias: u32 }
+@group(0) @binding(0) var At: texture_storage_2d<${texelFormat(stored.a)}, read>;
+@group(0) @binding(1) var Bt: texture_storage_2d<${texelFormat(stored.b)}, read>;
+@group(0) @binding(2) var<storage, read_write> C: array<${vecC ? 'vec4<f32>' : 'f32'}>;${half ? HALF_READS : ''}
+${quant ? `${quantReads(quant as Stored4Bit, STORED_SCALES_BINDING)}\n` : ''}${bias ? '@group(0) @binding(4) var<storage, read> Bias: array<f32>;\n' : ''}struct Params { M: u32, N: u32, k4: u32, cOff: u32, ldc: u32, accumulate: u32, aWidth: u32, bWidth: u32, alpha: f32, biasOff: u32, addBias: u32${quant ? ', qOff: u32' : ''} }
 @group(0) @binding(3) var<uniform> P: Params;
 ${LIN}
 @compute @workgroup_size(${tile.lanes})
@@ -307,12 +332,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // Lanes past the first 8 (wider subgroups) load what lane 7 loads: no one reads it.
   let s = min(sid, 7u);`);
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) L.push(`  var c${i}_${j} = vec4<f32>(0.0);`);
-  // A half A's texel covers two steps of 4 k: the loop takes both, loading it once.
-  const steps = half.a ? 2 : 1;
+  // A stored A's texel covers two steps of 4 k: the loop takes both, loading it once; a quantized
+  // one's 8 values lie in one 64-element block of its row (K is a multiple of 8), with one scale.
+  const steps = stored.a ? 2 : 1;
   L.push(`  for (var k4 = 0u; k4 < P.k4; ${steps === 1 ? 'k4++' : `k4 += ${steps}u`}) {`);
-  if (half.a)
-    for (let h = 0; h < TM / 8; h++)
-      L.push(`    let u${h} = textureLoad(At, lin((row0 + s + ${8 * h}u) * P.aWidth + k4 / 2u));`);
+  if (stored.a)
+    for (let h = 0; h < TM / 8; h++) {
+      const r = `row0 + s + ${8 * h}u`;
+      L.push(`    let u${h} = textureLoad(At, lin((${r}) * P.aWidth + k4 / 2u))${quantA ? '.x' : ''};`);
+      if (quantA) L.push(`    let sa${h} = QS[(P.qOff + (${r}) * P.aWidth * 8u + k4 * 4u) >> 6u];`);
+    }
   for (let q = 0; q < steps; q++) {
     // kq: this step's index of 4 k.
     const kq = q === 0 ? 'k4' : `(k4 + ${q}u)`;
@@ -334,19 +363,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     } else {
       for (let h = 0; h < TM / 8; h++)
         L.push(
-          half.a
-            ? `    let p${h} = ${half.a}x4(u${h}.${q === 0 ? 'xy' : 'zw'});`
-            : `    let p${h} = textureLoad(At, lin((row0 + s + ${8 * h}u) * P.aWidth + ${kq}));`,
+          stored.a === undefined
+            ? `    let p${h} = textureLoad(At, lin((row0 + s + ${8 * h}u) * P.aWidth + ${kq}));`
+            : quantA
+              ? `    let p${h} = q4x4(u${h}, ${q}u, sa${h});`
+              : `    let p${h} = ${stored.a}x4(u${h}.${q === 0 ? 'xy' : 'zw'});`,
         );
       aRow = (i) => `subgroupBroadcast(p${i >> 3}, ${i & 7}u)`;
     }
-    // b_j_e: 4 columns of column texel g0 + j at k = 4·kq + e (a half B: both from texel g0 / 2).
+    // b_j_e: 4 columns of column texel g0 + j at k = 4·kq + e (a stored B: both from texel g0 / 2,
+    // whose 8 columns lie in one 64-element block of a quantized B's row, N being a multiple of 8).
     const row = (e: number) => `(${kq} * 4u + ${e}u) * P.bWidth`;
-    if (half.b)
+    if (quantB)
+      for (let e = 0; e < 4; e++)
+        L.push(`    let ub${e} = textureLoad(Bt, lin(${row(e)} + g0 / 2u)).x;
+    let sb${e} = QS[(P.qOff + ${row(e)} * 8u + g0 * 4u) >> 6u];
+    let b0_${e} = q4x4(ub${e}, 0u, sb${e});
+    let b1_${e} = q4x4(ub${e}, 1u, sb${e});`);
+    else if (stored.b)
       for (let e = 0; e < 4; e++)
         L.push(`    let ub${e} = textureLoad(Bt, lin(${row(e)} + g0 / 2u));
-    let b0_${e} = ${half.b}x4(ub${e}.xy);
-    let b1_${e} = ${half.b}x4(ub${e}.zw);`);
+    let b0_${e} = ${stored.b}x4(ub${e}.xy);
+    let b1_${e} = ${stored.b}x4(ub${e}.zw);`);
     else
       for (let j = 0; j < TN; j++)
         for (let e = 0; e < 4; e++)
