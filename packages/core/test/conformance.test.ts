@@ -505,6 +505,11 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
           // Bᵀ larger than A: computed as Cᵀ = B·Aᵀ and stored transposed.
           [[37, 29], [141, 29], false, true],
           [[37, 29], [29, 96], false, false],
+          // Medium tiles (N up to 64 columns, K of 128 or more), plain, transposed A, and computed
+          // transposed (40 columns).
+          [[37, 130], [130, 61], false, false],
+          [[131, 37], [131, 50], true, false],
+          [[40, 131], [141, 131], false, true],
         ] as Array<[number[], number[], boolean, boolean]>) {
           setTextureBlocksForTesting({ M: 32, K: 12, N: 136, packing });
           await checkOp(
@@ -731,19 +736,24 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
     }
   });
 
-  it('texture matmul tiles: wide ones unless they would pad N much further than narrow ones', async () => {
+  it('texture matmul tiles: wide ones unless they would pad N much further than narrow or medium ones', async () => {
     const dev = core.getDevice();
     if (!(dev.info.readableStorageTextures && (dev.info.subgroupMinSize ?? 0) >= 8)) return;
     dev.matmulTextures = 'always';
     try {
-      for (const [N, tile] of [
-        [64, '8x1'],
-        [172, '8x1'],
-        [200, '16x2'],
-        [256, '16x2'],
-      ] as Array<[number, string]>) {
-        const a = core.tensor(randn([32, 16], rng).toFloat32(), [32, 16]);
-        const b = core.tensor(randn([16, N], rng).toFloat32(), [16, N]);
+      for (const [N, K, tile] of [
+        [64, 16, '8x1'],
+        [172, 16, '8x1'],
+        [200, 16, '16x2'],
+        [256, 16, '16x2'],
+        // Medium tiles where K is long enough for two texels per lane to pay.
+        [64, 128, '8x2'],
+        [172, 128, '8x2'],
+        [200, 128, '16x2'],
+        [32, 128, '8x1'],
+      ] as Array<[number, number, string]>) {
+        const a = core.tensor(randn([32, K], rng).toFloat32(), [32, K]);
+        const b = core.tensor(randn([K, N], rng).toFloat32(), [K, N]);
         dev.startProfile();
         core.tidy(() => void core.matmul(a, b));
         const keys = (await dev.stopProfile()).trace.map((e) => e.args?.key).filter((k) => k !== undefined);

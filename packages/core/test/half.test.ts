@@ -260,12 +260,14 @@ describe('half-precision tensors', () => {
       dev.startProfile();
       try {
         // [M, N, K, transB]: x·Wᵀ computed transposed (W as A; 200 rows in two blocks, K 24 past the
-        // K block); dY·W (W as B, 128 wide, K in two blocks and in one); then a gradient.
+        // K block); dY·W (W as B, 128 wide, K in two blocks and in one; 64 wide, on medium tiles);
+        // then a gradient.
         for (const [M, N, K, transB] of [
           [5, 200, 24, true],
           [3, 16, 8, true],
           [20, 128, 24, false],
           [17, 128, 12, false],
+          [9, 64, 136, false],
         ] as Array<[number, number, number, boolean]>) {
           const w = rand(transB ? [N, K] : [K, N], h);
           const x = rand([M, K]);
@@ -289,6 +291,7 @@ describe('half-precision tensors', () => {
           // Read as stored on both sides, and never converted by a packing pass.
           expect(keys.some((k) => k.endsWith(`:a-${h}`))).toBe(true);
           expect(keys.some((k) => k.endsWith(`:b-${h}`))).toBe(true);
+          expect(keys.some((k) => k.startsWith('mm_texture:n:8x2') && k.endsWith(`:b-${h}`))).toBe(true);
           expect(keys.filter((k) => k.startsWith('mm_pack') && k.includes(h))).toEqual([]);
         }
       }

@@ -272,13 +272,14 @@ describe('quantized tensors on the GPU', () => {
       dev.startProfile();
       try {
         // [M, N, K] of x·Wᵀ (W [N, K]): computed transposed with W as A (200 rows in two blocks),
-        // rows of two 64-element scale blocks; then x's gradient g·W with W as B (128 wide, one
-        // texture block; its K = N in two to seventeen blocks).
+        // rows of one or two 64-element scale blocks; then x's gradient g·W with W as B (128 wide,
+        // or 64 on medium tiles; its K = N in two to seventeen blocks).
         for (const [M, N, K] of [
           [5, 200, 128],
           [3, 16, 128],
           [20, 24, 128],
           [17, 28, 128],
+          [9, 136, 64],
         ] as Array<[number, number, number]>) {
           const q = await quantize(weights(N * K, M + N + K), format, [N, K]);
           const wd = (await tidy(() => dequantize(q)).data()) as Float32Array;
@@ -295,6 +296,7 @@ describe('quantized tensors on the GPU', () => {
           // Decoded by the product kernel on both sides, never by a packing pass.
           expect(keys.some((k) => k.endsWith(`:a-${format}`))).toBe(true);
           expect(keys.some((k) => k.endsWith(`:b-${format}`))).toBe(true);
+          expect(keys.some((k) => k.startsWith('mm_texture:n:8x2') && k.endsWith(`:b-${format}`))).toBe(true);
           expect(keys.filter((k) => k.startsWith('mm_pack') && k.includes(format))).toEqual([]);
         }
       }

@@ -241,7 +241,7 @@ function runBlocks(
   // path adds the partial sums of its K blocks: the same terms, rounded differently).
   const maxRows = dev.limits.maxTextureDimension2D;
   const storedB =
-    !transB && N <= lim.N && N % STORED_TEXEL === 0 && K % 4 === 0 && textureTile(N) === WIDE_TILE
+    !transB && N <= lim.N && N % STORED_TEXEL === 0 && K % 4 === 0 && textureTile(N, K).tn === 2
       ? storedOf(b)
       : undefined;
   const wholeK =
@@ -250,6 +250,7 @@ function runBlocks(
   const storedA =
     !transA && aCol === 0 && aPitch === K && K % STORED_TEXEL === 0 && wholeK ? storedOf(a) : undefined;
   const kb = storedA ? K : Math.min(K, lim.K);
+  const halfA = storedA === 'bf16' || storedA === 'f16';
   const quantized = [a, b].some((x) => !(x instanceof Tensor));
   // A quantized operand read as stored: the kernel binds its scales.
   const quantScales = [storedA, storedB].some((t) => t === 'nf4' || t === 'fp4');
@@ -272,11 +273,13 @@ function runBlocks(
           : { rows: M, cols: aPitch, r0: m0, c0: aCol + k0, nr: nm, nc: nk };
         if (storedA) copyStored(dev, a, storedA, m0 * K, at, sizeA);
         else pack(dev, a, at, false, blockA, sizeA, scales);
-        const tile = textureTile(nn);
+        // One tile for every K block (a stored B needs two texels per lane in each).
+        const tile = textureTile(nn, K, storedB !== undefined || !halfA);
         // vec4 stores: measured faster on narrow products, where a short K loop makes the stores a
-        // large share (2048 x 64 x 172: 2.8 -> 2.3 CPU-ms); on wide ones no difference was measurable.
-        // Transposed, each lane's rows are consecutive in C, so its stores are vec4s on any tile.
-        const vecC = alignedC && (transC || tile === NARROW_TILE);
+        // large share (2048 x 64 x 172: 2.8 -> 2.3 CPU-ms on narrow tiles, AVX2; 1.09 -> 0.89 ms on
+        // medium ones, AVX-512); on wide ones no difference was measurable. Transposed, each lane's rows are consecutive
+        // in C, so its stores are vec4s on any tile.
+        const vecC = alignedC && (transC || tile !== WIDE_TILE);
         dev.dispatch({
           key: `mm_texture:${transA ? 't' : 'n'}:${tile.lanes}x${tile.tn}${vecC ? ':c4' : ''}${transC ? ':tc' : ''}${bias ? ':b' : ''}${storedA ? `:a-${storedA}` : ''}${storedB ? `:b-${storedB}` : ''}`,
           wgsl: () =>
@@ -308,7 +311,7 @@ function runBlocks(
             { binding: 0, texture: at },
             { binding: 1, texture: bt },
           ],
-          workgroups: textureMatmulGrid(nm, nn),
+          workgroups: textureMatmulGrid(nm, nn, tile),
         });
       }
     }

@@ -55,22 +55,46 @@ export const WIDE_TILE: TextureTile = { lanes: 16, tn: 2 };
  * reach about 10.
  */
 export const NARROW_TILE: TextureTile = { lanes: 8, tn: 1 };
+/**
+ * 8 lanes x 2 texels, 64 columns per workgroup: a wide tile's lanes in one subgroup (a wide
+ * workgroup is two subgroups of 8 on lavapipe, each loading the A panel), for products 64 columns
+ * wide or an odd multiple of 64: a Llama's projections at 64 tokens computed transposed, a
+ * stories260K-sized model's 64-wide outputs.
+ */
+export const MEDIUM_TILE: TextureTile = { lanes: 8, tn: 2 };
 /** Columns of C one workgroup covers. */
 export const tileColumns = (t: TextureTile) => 4 * t.lanes * t.tn;
 /**
- * Wide tiles cost per column this fraction of narrow ones at large K (lavapipe, AVX2, 1024³: 41
+ * Two texels per lane cost per column this fraction of one at large K (lavapipe, AVX2, 1024³: 41
  * against 48 ms); at K = 64 both cost the same.
  */
 const WIDE_COLUMN_COST = 0.85;
 /**
- * The tile of a product (or of an N block of it) with N columns: the one with the fewer padded
- * columns, weighted by their cost. A 172-wide FFN product pads to 256 columns in wide tiles but
- * only to 192 in narrow ones (2048 x 172 x 64: 3.2 -> 1.6 ms on lavapipe, AVX2).
+ * Shortest K at which a medium tile takes the wide tiles' cost per column. On lavapipe (AVX-512),
+ * best of 2-3 alternated runs, medium against narrow tiles (M x N x K): x·Wᵀ at 64 tokens, computed
+ * transposed, 512 x 64 x 2048 2.38 against 2.92 ms, 2048 x 64 x 2048 8.65 against 10.52, 8192 x 64
+ * x 2048 35.0 against 41.1; 2048 x 64 x 256 1.23 against 1.45, 2048 x 64 x 172 0.91 against 1.02,
+ * 2048 x 172 x 256 3.25 against 3.64; at K = 128 0.81 against 0.84; at K = 64 no faster (2048 x 64 x
+ * 64: 0.53 against 0.52 ms) or slower (2048 x 172 x 64: 1.28 against 1.22). With A a bf16 weight
+ * read as stored (one load per two steps), not faster: 2048 x 64 x 2048 9.74 against 8.74 ms, 8192
+ * x 64 x 2048 34.5 against 32.8; with an nf4 one, 9.72 against 10.02 and 37.1 against 40.3.
  */
-export const textureTile = (N: number): TextureTile =>
-  WIDE_COLUMN_COST * up(N, tileColumns(WIDE_TILE)) <= up(N, tileColumns(NARROW_TILE))
-    ? WIDE_TILE
-    : NARROW_TILE;
+const MEDIUM_MIN_K = 128;
+/**
+ * The tile of a product (or of an N block of it) with N columns and K terms: the one with the
+ * fewest padded columns, weighted by their cost, the wider on a tie. A 172-wide FFN product pads
+ * to 256 columns in wide tiles but only to 192 in narrow ones (2048 x 172 x 64: 3.2 -> 1.6 ms on
+ * lavapipe, AVX2) or medium ones. `medium`: whether medium tiles may serve (not for a half A read as
+ * stored, see MEDIUM_MIN_K).
+ */
+export const textureTile = (N: number, K: number, medium = true): TextureTile => {
+  const cost = (t: TextureTile, perColumn: number) => perColumn * up(N, tileColumns(t));
+  const wide = cost(WIDE_TILE, WIDE_COLUMN_COST);
+  const mid = medium ? cost(MEDIUM_TILE, K >= MEDIUM_MIN_K ? WIDE_COLUMN_COST : 1) : Infinity;
+  const narrow = cost(NARROW_TILE, 1);
+  if (wide <= mid && wide <= narrow) return WIDE_TILE;
+  return mid < narrow ? MEDIUM_TILE : NARROW_TILE;
+};
 /** Texels per packing workgroup. */
 export const PACK_WG = 64;
 
@@ -201,8 +225,8 @@ export function packedSizes(
 export const textureRows = ([width, height]: [number, number]) => Math.ceil((width * height) / TEX_WIDTH);
 
 /** Workgroups of the product of an M x N block. */
-export function textureMatmulGrid(M: number, N: number): [number, number, number] {
-  return [cdiv(M, TEX_TM), cdiv(N, tileColumns(textureTile(N))), 1];
+export function textureMatmulGrid(M: number, N: number, tile: TextureTile): [number, number, number] {
+  return [cdiv(M, TEX_TM), cdiv(N, tileColumns(tile)), 1];
 }
 
 /** Uniforms of the product pass, in declaration order. */
