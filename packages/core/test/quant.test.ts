@@ -261,7 +261,7 @@ describe('quantized tensors on the GPU', () => {
           }
       }));
 
-  for (const format of ['nf4', 'fp4'] as const)
+  for (const format of ['nf4', 'fp4', 'int8'] as const)
     it(`${format} codes copied as stored into the texture matmul: blocks along M and K, against float64`, async () => {
       const dev = getDevice();
       const texturesHere = textureMatmulAvailable();
@@ -272,7 +272,7 @@ describe('quantized tensors on the GPU', () => {
       dev.startProfile();
       try {
         // [M, N, K] of x·Wᵀ (W [N, K]): computed transposed with W as A (200 rows in two blocks),
-        // rows of one or two 64-element scale blocks; then x's gradient g·W with W as B (128 wide,
+        // rows of one or two 64-element scale blocks (int8: a step per row); then x's gradient g·W with W as B (128 wide,
         // or 64 on medium tiles; its K = N in two to seventeen blocks).
         for (const [M, N, K] of [
           [5, 200, 128],

@@ -74,8 +74,8 @@ export interface DispatchSpec {
   workgroups: readonly [number, number, number];
 }
 
-/** Bytes per texel of a scratch texture: 4 for r32uint, 16 for the four-channel formats. */
-const texelBytes = (t: GPUTexture): number => (t.format === 'r32uint' ? 4 : 16);
+/** Bytes per texel of a scratch texture: 4 for r32uint, 8 for rg32uint, 16 for the four-channel formats. */
+const texelBytes = (t: GPUTexture): number => (t.format === 'r32uint' ? 4 : t.format === 'rg32uint' ? 8 : 16);
 
 /**
  * A WebGPU device and the runtime every op dispatches through: pipeline cache, command batching
@@ -325,8 +325,8 @@ export class Device {
   }
 
   /**
-   * A storage texture `width` texels wide and at least `rows` tall (rgba32float, or rgba32uint or
-   * r32uint for operands kept as stored), for kernel scratch: one per role and format, kept for reuse and
+   * A storage texture `width` texels wide and at least `rows` tall (rgba32float, or a uint format
+   * for operands kept as stored), for kernel scratch: one per role and format, kept for reuse and
    * replaced by a taller one when needed (after submitting the work recorded with the old one); also
    * a copy destination (see copyToTexture). Counted as 'other' memory.
    */
@@ -334,7 +334,7 @@ export class Device {
     role: string,
     width: number,
     rows: number,
-    format: 'rgba32float' | 'rgba32uint' | 'r32uint' = 'rgba32float',
+    format: 'rgba32float' | 'rgba32uint' | 'rg32uint' | 'r32uint' = 'rgba32float',
   ): GPUTexture {
     this.check();
     const key = `${role}:${width}:${format}`;

@@ -152,11 +152,11 @@ export interface TextureMatmulOptions {
  * (a copy when its rows are whole) and the small one transposed. Every element is the same sum in
  * the same order, so the values are identical to the bit.
  *
- * A frozen f16/bf16 or nf4/fp4 operand read as stored with whole rows of 8-value texels (a weight
- * as A when computed transposed, or as B in an input gradient dY·W) is copied as it is into a uint
- * texture and decoded by the product kernel (see StoredOperands), not converted by a packing pass.
- * A quantized (nf4/fp4) weight is computed transposed only when its codes can be read so (N > M, K
- * a multiple of 8): packed either way, it cost the same (measured on a Llama-1B-shaped nf4 step).
+ * A frozen f16/bf16 or nf4/fp4/int8 operand read as stored with whole rows of 8-value texels (a
+ * weight as A when computed transposed, or as B in an input gradient dY·W) is copied as it is into
+ * a uint texture and decoded by the product kernel (see StoredOperands), not converted by a packing
+ * pass. A quantized weight is computed transposed only when its codes can be read so (N > M, K a
+ * multiple of 8): packed either way, it cost the same (measured on a Llama-1B-shaped nf4 step).
  */
 export function runTextureMatmul(
   a: Tensor,
@@ -253,7 +253,7 @@ function runBlocks(
   const halfA = storedA === 'bf16' || storedA === 'f16';
   const quantized = [a, b].some((x) => !(x instanceof Tensor));
   // A quantized operand read as stored: the kernel binds its scales.
-  const quantScales = [storedA, storedB].some((t) => t === 'nf4' || t === 'fp4');
+  const quantScales = [storedA, storedB].some((t) => t !== undefined && t !== 'bf16' && t !== 'f16');
   if (quantized && !scales) throw new Error('runTextureMatmul: a quantized operand needs its scales');
   for (let k0 = 0; k0 < K; k0 += kb) {
     const nk = Math.min(kb, K - k0);
@@ -320,11 +320,11 @@ function runBlocks(
 
 /**
  * How the product kernel may read an operand as stored: a frozen f16/bf16 tensor's dtype, or an
- * nf4/fp4 weight's format; undefined for f32 and the other quantized formats (packed).
+ * nf4/fp4/int8 weight's format; undefined for f32 and llama.cpp's types (packed).
  */
 const storedOf = (x: Tensor | QuantizedTensor): StoredType | undefined => {
   if (x instanceof Tensor) return isHalf(x.dtype) ? x.dtype : undefined;
-  return x.format === 'nf4' || x.format === 'fp4' ? x.format : undefined;
+  return x.format === 'nf4' || x.format === 'fp4' || x.format === 'int8' ? x.format : undefined;
 };
 
 /** Copies a block of a stored operand (width x height texels from its element `from` on) into `tex` as stored. */

@@ -273,10 +273,10 @@ export function textureMatmulParams(p: TextureMatmulParams): ArrayBuffer {
   return u.buffer;
 }
 
-/** A 4-bit quantized format whose codes the product kernel decodes as stored. */
-export type Stored4Bit = 'nf4' | 'fp4';
+/** A quantized format whose codes the product kernel decodes as stored. */
+export type StoredQuant = 'nf4' | 'fp4' | 'int8';
 /** How an operand the product kernel reads as stored is encoded. */
-export type StoredType = HalfDType | Stored4Bit;
+export type StoredType = HalfDType | StoredQuant;
 
 const isHalfType = (t: StoredType): t is HalfDType => t === 'f16' || t === 'bf16';
 
@@ -287,8 +287,10 @@ const isHalfType = (t: StoredType): t is HalfDType => t === 'f16' || t === 'bf16
  *  - a frozen f16/bf16 matrix whose rows are whole texels of 8 values (two per u32, low half first)
  *    is copied as it is stored into an rgba32uint texture;
  *  - a frozen nf4/fp4 weight whose rows are whole u32 words (8 codes) is copied as it is stored into
- *    an r32uint texture and decoded with its 64-element blocks' f32 scales, bound at 5 (QS); each
- *    value is the one f32 product the packing pass would store, so the sums are identical.
+ *    an r32uint texture and decoded with its 64-element blocks' f32 scales, bound at 5 (QS);
+ *  - a frozen int8 weight whose rows are whole pairs of words (8 codes) is copied as it is stored
+ *    into an rg32uint texture and decoded with its rows' f32 steps (QS).
+ * A quantized value is the one f32 product the packing pass would store, so the sums are identical.
  * `a`: A, read as stored ([M, K], not transposed); `b`: B ([K, N], wide tile only: a lane's two
  * column texels are one such texel). At most one of them is quantized.
  */
@@ -304,11 +306,20 @@ export const STORED_TEXEL = 8;
 export const STORED_SCALES_BINDING = 5;
 
 /** Bytes of `n` values of a stored operand as it is stored (the offset of a block within it). */
-export const storedBytes = (t: StoredType, n: number): number => (isHalfType(t) ? 2 * n : n / 2);
+export const storedBytes = (t: StoredType, n: number): number =>
+  isHalfType(t) ? 2 * n : t === 'int8' ? n : n / 2;
 
 /** The texture format an operand is held in: f32 texels, or the uint texels of a stored one. */
-export const texelFormat = (stored: StoredType | undefined): 'rgba32float' | 'rgba32uint' | 'r32uint' =>
-  stored === undefined ? 'rgba32float' : isHalfType(stored) ? 'rgba32uint' : 'r32uint';
+export const texelFormat = (
+  stored: StoredType | undefined,
+): 'rgba32float' | 'rgba32uint' | 'rg32uint' | 'r32uint' =>
+  stored === undefined
+    ? 'rgba32float'
+    : isHalfType(stored)
+      ? 'rgba32uint'
+      : stored === 'int8'
+        ? 'rg32uint'
+        : 'r32uint';
 
 /**
  * C[block] (+)= alpha·op(At)·Bt. Lane l of a workgroup owns rows row0 .. row0 + TM - 1 (the
@@ -345,7 +356,7 @@ export function textureMatmulWgsl(
 @group(0) @binding(0) var At: texture_storage_2d<${texelFormat(stored.a)}, read>;
 @group(0) @binding(1) var Bt: texture_storage_2d<${texelFormat(stored.b)}, read>;
 @group(0) @binding(2) var<storage, read_write> C: array<${vecC ? 'vec4<f32>' : 'f32'}>;${half ? HALF_READS : ''}
-${quant ? `${quantReads(quant as Stored4Bit, STORED_SCALES_BINDING)}\n` : ''}${bias ? '@group(0) @binding(4) var<storage, read> Bias: array<f32>;\n' : ''}struct Params { M: u32, N: u32, k4: u32, cOff: u32, ldc: u32, accumulate: u32, aWidth: u32, bWidth: u32, alpha: f32, biasOff: u32, addBias: u32${quant ? ', qOff: u32' : ''} }
+${quant ? `${quantReads(quant as StoredQuant, STORED_SCALES_BINDING)}\n` : ''}${bias ? '@group(0) @binding(4) var<storage, read> Bias: array<f32>;\n' : ''}struct Params { M: u32, N: u32, k4: u32, cOff: u32, ldc: u32, accumulate: u32, aWidth: u32, bWidth: u32, alpha: f32, biasOff: u32, addBias: u32${quant ? ', qOff: u32' : ''} }
 @group(0) @binding(3) var<uniform> P: Params;
 ${LIN}
 @compute @workgroup_size(${tile.lanes})
@@ -356,15 +367,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // Lanes past the first 8 (wider subgroups) load what lane 7 loads: no one reads it.
   let s = min(sid, 7u);`);
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) L.push(`  var c${i}_${j} = vec4<f32>(0.0);`);
-  // A stored A's texel covers two steps of 4 k: the loop takes both, loading it once; a quantized
-  // one's 8 values lie in one 64-element block of its row (K is a multiple of 8), with one scale.
+  // A stored A's texel covers two steps of 4 k: the loop takes both, loading it once; a 4-bit
+  // one's 8 values lie in one 64-element block of its row (K is a multiple of 8), with one scale;
+  // an int8 one's rows have one step each (P.qOff: the block's first element, a multiple of K).
+  const int8 = quant === 'int8';
   const steps = stored.a ? 2 : 1;
+  if (quantA && int8)
+    for (let h = 0; h < TM / 8; h++)
+      L.push(`  let sa${h} = QS[P.qOff / (P.aWidth * 8u) + row0 + s + ${8 * h}u];`);
+  if (quantB && int8) L.push(`  let qk = P.qOff / (P.bWidth * 8u);`);
   L.push(`  for (var k4 = 0u; k4 < P.k4; ${steps === 1 ? 'k4++' : `k4 += ${steps}u`}) {`);
   if (stored.a)
     for (let h = 0; h < TM / 8; h++) {
       const r = `row0 + s + ${8 * h}u`;
-      L.push(`    let u${h} = textureLoad(At, lin((${r}) * P.aWidth + k4 / 2u))${quantA ? '.x' : ''};`);
-      if (quantA) L.push(`    let sa${h} = QS[(P.qOff + (${r}) * P.aWidth * 8u + k4 * 4u) >> 6u];`);
+      const part = quantA ? (int8 ? '.xy' : '.x') : '';
+      L.push(`    let u${h} = textureLoad(At, lin((${r}) * P.aWidth + k4 / 2u))${part};`);
+      if (quantA && !int8) L.push(`    let sa${h} = QS[(P.qOff + (${r}) * P.aWidth * 8u + k4 * 4u) >> 6u];`);
     }
   for (let q = 0; q < steps; q++) {
     // kq: this step's index of 4 k.
@@ -390,7 +408,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           stored.a === undefined
             ? `    let p${h} = textureLoad(At, lin((row0 + s + ${8 * h}u) * P.aWidth + ${kq}));`
             : quantA
-              ? `    let p${h} = q4x4(u${h}, ${q}u, sa${h});`
+              ? int8
+                ? `    let p${h} = i8x4(u${h}.${xyzw(q)}, sa${h});`
+                : `    let p${h} = q4x4(u${h}, ${q}u, sa${h});`
               : `    let p${h} = ${stored.a}x4(u${h}.${q === 0 ? 'xy' : 'zw'});`,
         );
       aRow = (i) => `subgroupBroadcast(p${i >> 3}, ${i & 7}u)`;
@@ -398,7 +418,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // b_j_e: 4 columns of column texel g0 + j at k = 4·kq + e (a stored B: both from texel g0 / 2,
     // whose 8 columns lie in one 64-element block of a quantized B's row, N being a multiple of 8).
     const row = (e: number) => `(${kq} * 4u + ${e}u) * P.bWidth`;
-    if (quantB)
+    if (quantB && int8)
+      for (let e = 0; e < 4; e++)
+        L.push(`    let ub${e} = textureLoad(Bt, lin(${row(e)} + g0 / 2u)).xy;
+    let sb${e} = QS[qk + ${kq} * 4u + ${e}u];
+    let b0_${e} = i8x4(ub${e}.x, sb${e});
+    let b1_${e} = i8x4(ub${e}.y, sb${e});`);
+    else if (quantB)
       for (let e = 0; e < 4; e++)
         L.push(`    let ub${e} = textureLoad(Bt, lin(${row(e)} + g0 / 2u)).x;
     let sb${e} = QS[(P.qOff + ${row(e)} * 8u + g0 * 4u) >> 6u];
