@@ -215,6 +215,16 @@ describe('quantization formats against the float64 reference', () => {
 
 const FORMATS: QuantFormat[] = ['nf4', 'fp4', 'int8'];
 
+/** x·Wᵀ and x's gradient for a random `format` weight W [N, K] and x [M, K], against float64. */
+async function expectRandomQuantizedProduct(format: QuantFormat, M: number, N: number, K: number) {
+  const q = await quantize(weights(N * K, M + N + K), format, [N, K]);
+  const wd = (await tidy(() => dequantize(q)).data()) as Float32Array;
+  const x = Float32Array.from(weights(M * K, 7), (v) => v * 10);
+  const g = Float32Array.from(weights(M * N, 8), (v) => v * 10);
+  await expectQuantizedProduct(q, wd, x, g, `${format} [${M}, ${K}]·[${N}, ${K}]ᵀ`);
+  q.dispose();
+}
+
 describe('quantized tensors on the GPU', () => {
   it('dequantize() equals the CPU decoding bit for bit; memory counts the packed bytes as weights', async () => {
     for (const format of FORMATS) {
@@ -251,14 +261,7 @@ describe('quantized tensors on the GPU', () => {
     it(`x·Wᵀ and its input gradient dY·W equal dequantize-then-f32 (textures: ${textures})`, () =>
       withTextures(textures, async () => {
         for (const format of FORMATS)
-          for (const [M, N, K] of SHAPES) {
-            const q = await quantize(weights(N * K, M + N + K), format, [N, K]);
-            const wd = (await tidy(() => dequantize(q)).data()) as Float32Array;
-            const x = Float32Array.from(weights(M * K, 7), (v) => v * 10);
-            const g = Float32Array.from(weights(M * N, 8), (v) => v * 10);
-            await expectQuantizedProduct(q, wd, x, g, `${format} [${M}, ${K}]·[${N}, ${K}]ᵀ`);
-            q.dispose();
-          }
+          for (const [M, N, K] of SHAPES) await expectRandomQuantizedProduct(format, M, N, K);
       }));
 
   for (const format of ['nf4', 'fp4', 'int8'] as const)
@@ -281,12 +284,7 @@ describe('quantized tensors on the GPU', () => {
           [17, 28, 128],
           [9, 136, 64],
         ] as Array<[number, number, number]>) {
-          const q = await quantize(weights(N * K, M + N + K), format, [N, K]);
-          const wd = (await tidy(() => dequantize(q)).data()) as Float32Array;
-          const x = Float32Array.from(weights(M * K, 7), (v) => v * 10);
-          const g = Float32Array.from(weights(M * N, 8), (v) => v * 10);
-          await expectQuantizedProduct(q, wd, x, g, `${format} [${M}, ${K}]·[${N}, ${K}]ᵀ`);
-          q.dispose();
+          await expectRandomQuantizedProduct(format, M, N, K);
         }
       } finally {
         const keys = (await dev.stopProfile()).trace.map((e) => String(e.args?.key ?? ''));
