@@ -291,8 +291,8 @@ const isHalfType = (t: StoredType): t is HalfDType => t === 'f16' || t === 'bf16
  *  - a frozen int8 weight whose rows are whole pairs of words (8 codes) is copied as it is stored
  *    into an rg32uint texture and decoded with its rows' f32 steps (QS).
  * A quantized value is the one f32 product the packing pass would store, so the sums are identical.
- * `a`: A, read as stored ([M, K], not transposed); `b`: B ([K, N], wide tile only: a lane's two
- * column texels are one such texel). At most one of them is quantized.
+ * `a`: A, read as stored ([M, K], not transposed); `b`: B ([K, N], on a tile of two column texels
+ * per lane, wide or medium: they are one such texel). At most one of them is quantized.
  */
 export interface StoredOperands {
   a?: StoredType;
