@@ -273,12 +273,13 @@ function runBlocks(
           : { rows: M, cols: aPitch, r0: m0, c0: aCol + k0, nr: nm, nc: nk };
         if (storedA) copyStored(dev, a, storedA, m0 * K, at, sizeA);
         else pack(dev, a, at, false, blockA, sizeA, scales);
-        // One tile for every K block (a stored B needs two texels per lane in each).
+        // One tile for every K block (a stored B needs two texels per lane in each); no medium
+        // tile for a half A read as stored (see textureTile).
         const tile = textureTile(nn, K, storedB !== undefined || !halfA);
         // vec4 stores: measured faster on narrow products, where a short K loop makes the stores a
         // large share (2048 x 64 x 172: 2.8 -> 2.3 CPU-ms on narrow tiles, AVX2; 1.09 -> 0.89 ms on
-        // medium ones, AVX-512); on wide ones no difference was measurable. Transposed, each lane's rows are consecutive
-        // in C, so its stores are vec4s on any tile.
+        // medium ones, AVX-512); on wide ones no difference was measurable. Transposed, each lane's
+        // rows are consecutive in C, so its stores are vec4s on any tile.
         const vecC = alignedC && (transC || tile !== WIDE_TILE);
         dev.dispatch({
           key: `mm_texture:${transA ? 't' : 'n'}:${tile.lanes}x${tile.tn}${vecC ? ':c4' : ''}${transC ? ':tc' : ''}${bias ? ':b' : ''}${storedA ? `:a-${storedA}` : ''}${storedB ? `:b-${storedB}` : ''}`,
@@ -327,7 +328,7 @@ const storedOf = (x: Tensor | QuantizedTensor): StoredType | undefined => {
   return x.format === 'nf4' || x.format === 'fp4' || x.format === 'int8' ? x.format : undefined;
 };
 
-/** Copies a block of a stored operand (width x height texels from its element `from` on) into `tex` as stored. */
+/** Copies width x height texels of a stored operand, from its element `from` on, into `tex` as stored. */
 function copyStored(
   dev: Device,
   x: Tensor | QuantizedTensor,
