@@ -20,7 +20,7 @@ export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, i32: 4, f16: 2
  * some ops read them ({@link matmul} as b, {@link embedding}, {@link cast}), and a trainable
  * {@link Parameter} cannot hold one.
  */
-export function isHalf(dtype: DType): dtype is HalfDType {
+export function isHalf(dtype: string): dtype is HalfDType {
   return dtype === 'f16' || dtype === 'bf16';
 }
 

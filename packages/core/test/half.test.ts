@@ -27,6 +27,7 @@ import {
   tidy,
 } from '../src/node.js';
 import { useGpu } from './gpu.js';
+import { expectReadAsStored } from './matmul-check.js';
 
 const HALVES: HalfDType[] = ['bf16', 'f16'];
 
@@ -288,11 +289,7 @@ describe('half-precision tensors', () => {
         dev.matmulTextures = 'auto';
         setTextureBlocksForTesting(null);
         if (texturesHere) {
-          // Read as stored on both sides, and never converted by a packing pass.
-          expect(keys.some((k) => k.endsWith(`:a-${h}`))).toBe(true);
-          expect(keys.some((k) => k.endsWith(`:b-${h}`))).toBe(true);
-          expect(keys.some((k) => k.startsWith('mm_texture:n:8x2') && k.endsWith(`:b-${h}`))).toBe(true);
-          expect(keys.filter((k) => k.startsWith('mm_pack') && k.includes(h))).toEqual([]);
+          expectReadAsStored(keys, h);
         }
       }
     });

@@ -65,3 +65,14 @@ export async function withTextures(mode: 'never' | 'always', fn: () => Promise<v
     dev.matmulTextures = prev;
   }
 }
+
+/**
+ * The product kernels' keys of a profile show `type` (a half or quantized weight) read as stored as
+ * A and as B, B on a medium tile too, and no packing pass converting it.
+ */
+export function expectReadAsStored(keys: string[], type: string): void {
+  expect(keys.some((k) => k.endsWith(`:a-${type}`))).toBe(true);
+  expect(keys.some((k) => k.endsWith(`:b-${type}`))).toBe(true);
+  expect(keys.some((k) => k.startsWith('mm_texture:n:8x2') && k.endsWith(`:b-${type}`))).toBe(true);
+  expect(keys.filter((k) => k.startsWith('mm_pack') && k.includes(type))).toEqual([]);
+}

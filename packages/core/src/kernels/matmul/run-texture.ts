@@ -3,6 +3,7 @@ import { isHalf } from '../../dtype.js';
 import type { QuantizedTensor } from '../../quant/tensor.js';
 import { getDevice } from '../../runtime.js';
 import { Tensor } from '../../tensor.js';
+import { isQuantType } from '../half-reads.js';
 import { subgroupWidth } from '../rows.js';
 import type { MatmulDispatch } from './run.js';
 import {
@@ -250,10 +251,10 @@ function runBlocks(
   const storedA =
     !transA && aCol === 0 && aPitch === K && K % STORED_TEXEL === 0 && wholeK ? storedOf(a) : undefined;
   const kb = storedA ? K : Math.min(K, lim.K);
-  const halfA = storedA === 'bf16' || storedA === 'f16';
+  const halfA = storedA !== undefined && isHalf(storedA);
   const quantized = [a, b].some((x) => !(x instanceof Tensor));
   // A quantized operand read as stored: the kernel binds its scales.
-  const quantScales = [storedA, storedB].some((t) => t !== undefined && t !== 'bf16' && t !== 'f16');
+  const quantScales = [storedA, storedB].some(isQuantType);
   if (quantized && !scales) throw new Error('runTextureMatmul: a quantized operand needs its scales');
   for (let k0 = 0; k0 < K; k0 += kb) {
     const nk = Math.min(kb, K - k0);

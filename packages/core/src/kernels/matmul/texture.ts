@@ -26,8 +26,8 @@
  * serves every shape: no texture is created per product.
  */
 
-import type { HalfDType } from '../../dtype.js';
-import { HALF_READS, type OperandType, operandReads, quantReads } from '../half-reads.js';
+import { type HalfDType, isHalf } from '../../dtype.js';
+import { HALF_READS, isQuantType, type OperandType, operandReads, quantReads } from '../half-reads.js';
 
 /** Width of the scratch textures, in texels (a power of two: the index split is a mask and a shift). */
 export const TEX_WIDTH = 4096;
@@ -278,8 +278,6 @@ export type StoredQuant = 'nf4' | 'fp4' | 'int8';
 /** How an operand the product kernel reads as stored is encoded. */
 export type StoredType = HalfDType | StoredQuant;
 
-const isHalfType = (t: StoredType): t is HalfDType => t === 'f16' || t === 'bf16';
-
 /**
  * Operands held as stored in uint textures, 8 values per texel, where converting them to f32
  * texels takes a packing pass (on lavapipe about 2 ns per bf16 value, as long as the product itself
@@ -307,7 +305,7 @@ export const STORED_SCALES_BINDING = 5;
 
 /** Bytes of `n` values of a stored operand as it is stored (the offset of a block within it). */
 export const storedBytes = (t: StoredType, n: number): number =>
-  isHalfType(t) ? 2 * n : t === 'int8' ? n : n / 2;
+  isHalf(t) ? 2 * n : t === 'int8' ? n : n / 2;
 
 /** The texture format an operand is held in: f32 texels, or the uint texels of a stored one. */
 export const texelFormat = (
@@ -315,7 +313,7 @@ export const texelFormat = (
 ): 'rgba32float' | 'rgba32uint' | 'rg32uint' | 'r32uint' =>
   stored === undefined
     ? 'rgba32float'
-    : isHalfType(stored)
+    : isHalf(stored)
       ? 'rgba32uint'
       : stored === 'int8'
         ? 'rg32uint'
@@ -345,11 +343,11 @@ export function textureMatmulWgsl(
   const TN = tile.tn;
   if (stored.a && transA) throw new Error('textureMatmulWgsl: a stored A is read as stored, not transposed');
   if (stored.b && TN !== 2) throw new Error('textureMatmulWgsl: a stored B needs two column texels per lane');
-  const quantA = stored.a !== undefined && !isHalfType(stored.a);
-  const quantB = stored.b !== undefined && !isHalfType(stored.b);
+  const quantA = isQuantType(stored.a);
+  const quantB = isQuantType(stored.b);
   if (quantA && quantB) throw new Error('textureMatmulWgsl: at most one operand is quantized');
   const quant = quantA ? stored.a : quantB ? stored.b : undefined;
-  const half = [stored.a, stored.b].some((t) => t !== undefined && isHalfType(t));
+  const half = [stored.a, stored.b].some((t) => t !== undefined && isHalf(t));
   const xyzw = (q: number) => 'xyzw'[q];
   const L: string[] = [];
   L.push(`enable subgroups;
