@@ -2,6 +2,7 @@
 import { quietDawnStart } from './device/dawn-stderr.js';
 import { waitWithoutSpinning } from './device/dawn-wait.js';
 import { Device } from './device/device.js';
+import { separateShaderCacheByVectorWidth } from './device/shader-cache.js';
 import { NoAdapterError } from './errors.js';
 import { getDevice, hasDevice, setDevice } from './runtime.js';
 
@@ -28,6 +29,7 @@ export async function init(
 ): Promise<Device> {
   if (hasDevice()) return getDevice();
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  separateShaderCacheByVectorWidth();
   let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
   try {
     mod = (await import('webgpu')) as unknown as typeof mod;
