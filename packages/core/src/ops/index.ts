@@ -3,6 +3,7 @@ export * from './creation.js';
 export * from './dropout.js';
 export * from './elementwise.js';
 export * from './embedding.js';
+export * from './linear-cross-entropy.js';
 export * from './loss.js';
 export * from './matmul.js';
 export * from './norm.js';

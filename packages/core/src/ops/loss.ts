@@ -79,9 +79,12 @@ function rowMode(tensors: readonly Tensor[], N: number, C: number): RowMode {
 const rowBinding = (t: Tensor, mode: RowMode): Tensor | GPUBufferBinding =>
   mode === 'u4' ? { buffer: t.buffer, offset: 0, size: Math.ceil(t.size / 4) * 16 } : t;
 
-// Shared by both row kernels: the row's status. Out-of-range targets cannot be reported without a
-// readback, so they yield NaN (loss and gradient row) instead of reading out of bounds.
-const TARGET = `  let t = TG[row];
+/**
+ * WGSL shared by the cross-entropy row kernels: the row's target t and its status. Out-of-range
+ * targets cannot be reported without a readback, so they yield NaN (loss and gradient row) instead
+ * of reading out of bounds.
+ */
+export const CROSS_ENTROPY_TARGET = `  let t = TG[row];
   let ignored = t == P.ignore;
   let invalid = !ignored && (t < 0 || u32(t) >= P.c);`;
 
@@ -140,7 +143,7 @@ PARAMS`,
     (x) => `sum += exp(${x} - m);`,
   )}
   let lse = m + log(wg_sum(sum, lid));
-${TARGET}
+${CROSS_ENTROPY_TARGET}
   if (lid == 0u) {
     LSE[row] = lse;
     if (ignored) { L[row] = 0.0; } else if (invalid) { L[row] = P.nan; } else { L[row] = lse - ${targetLogit(fwdMode)}; }
@@ -228,7 +231,7 @@ ${reduction === 'mean' ? storageDecl(4, 'CNT', 'f32', 'read') : ''}
 ${storageDecl(reduction === 'mean' ? 5 : 4, 'DX', X, 'read_write')}
 PARAMS`,
             `  ${rowSpan(mode)}
-${TARGET}
+${CROSS_ENTROPY_TARGET}
   let gs = ${gRow};
   let lse = LSE[row];
   ${overRow(

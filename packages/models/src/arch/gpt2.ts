@@ -175,4 +175,8 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
   projectLogits(hidden: Tensor): Tensor {
     return (this.lm_head ?? this.transformer.wte).project(hidden);
   }
+
+  logitWeights(): readonly Tensor[] {
+    return (this.lm_head ?? this.transformer.wte).blocks.map((p) => p.value);
+  }
 }

@@ -195,4 +195,8 @@ export class LlamaForCausalLM extends Module implements CausalLM {
   projectLogits(hidden: Tensor): Tensor {
     return (this.lm_head ?? this.model.embed_tokens).project(hidden);
   }
+
+  logitWeights(): readonly Tensor[] {
+    return (this.lm_head ?? this.model.embed_tokens).blocks.map((p) => p.value);
+  }
 }

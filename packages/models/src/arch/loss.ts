@@ -5,6 +5,7 @@ import {
   addScalar,
   crossEntropy,
   exp,
+  linearCrossEntropy,
   log,
   mean,
   mul,
@@ -17,7 +18,6 @@ import {
   sliceAxis,
   sub,
   type Tensor,
-  tensor,
   tidy,
 } from '@sharelora/core';
 import { argmax } from '../generate/sampling.js';
@@ -64,11 +64,11 @@ const projectAll = (rows: number, kept: number, hiddenSize: number, vocabSize: n
 /**
  * Mean cross entropy of the logits at flat positions b·T + t of hidden states [B, T, C]
  * (CausalLM.hiddenStates) against one target each: the loss of causalLmLoss when `positions` are
- * the positions whose next label is not ignored and `targets` those labels. The vocabulary is
- * projected in logitChunks, so no tensor exceeds a storage binding whatever the number of positions.
- * When the positions are most of all (plain text: all but each row's last) and the vocabulary is
- * small enough (see projectAll), every position is projected and the others get the ignored target
- * -100, instead of gathering the rows.
+ * the positions whose next label is not ignored and `targets` those labels. The rows go to
+ * linearCrossEntropy with the output matrix, which projects them a chunk at a time and keeps no
+ * [positions, vocabulary] logits for backward. When the positions are most of all (plain text: all
+ * but each row's last) and the vocabulary is small enough (see projectAll), every position is
+ * projected and the others get the ignored target -100, instead of gathering the rows.
  */
 export function causalLmLossAt(
   model: CausalLM,
@@ -87,7 +87,7 @@ export function causalLmLossAt(
     projectAll(B * T, positions.length, C, model.config.vocabSize) &&
     new Set(positions).size === positions.length &&
     positions.every((p) => Number.isInteger(p) && p >= 0 && p < B * T);
-  let rows = hidden;
+  let rows: Tensor;
   let rowTargets = targets;
   if (dense) {
     rows = reshape(hidden, [B * T, C]);
@@ -95,25 +95,12 @@ export function causalLmLossAt(
     positions.forEach((p, i) => {
       rowTargets[p] = targets[i];
     });
-  }
-  let sum: Tensor | null = null;
-  for (const [a, b] of logitChunks(rowTargets.length, model.config.vocabSize)) {
-    const picked = !dense
-      ? keepPositions(hidden, positions.slice(a, b))
-      : a === 0 && b === rowTargets.length
-        ? rows
-        : sliceAxis(rows, 0, a, b);
-    const part = crossEntropy(
-      model.projectLogits(picked),
-      tensor(rowTargets.subarray(a, b), [b - a], 'i32'),
-      {
-        reduction: 'sum',
-        ignoreIndex: -100,
-      },
-    );
-    sum = sum ? add(sum, part) : part;
-  }
-  return scale(sum as Tensor, 1 / positions.length);
+  } else rows = keepPositions(hidden, positions);
+  const sum = linearCrossEntropy(rows, model.logitWeights(), rowTargets, {
+    reduction: 'sum',
+    ignoreIndex: -100,
+  });
+  return scale(sum, 1 / positions.length);
 }
 
 /**

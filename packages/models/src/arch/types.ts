@@ -195,6 +195,11 @@ export interface CausalLM extends HfModel {
   hiddenStates(inputIds: Tensor, opts?: Omit<CausalLMForwardOptions, 'logitsToKeep'>): Tensor;
   /** Hidden states [..., C] -> logits [..., V] (the output projection, tied or not). */
   projectLogits(hidden: Tensor): Tensor;
+  /**
+   * The output matrix W as its row blocks [W_0; W_1; ...] (see VocabEmbedding): projectLogits(h)
+   * is h·Wᵀ, so a loss can take W itself (linearCrossEntropy) instead of the logits.
+   */
+  logitWeights(): readonly Tensor[];
 }
 
 /** Options of the RoBERTa models' `forward` ({@link SequenceClassifier}, {@link MaskedLM}). */

@@ -74,10 +74,15 @@ export function textureMatmulSuits(
   c: Tensor,
   d: MatmulDispatch,
 ): boolean {
+  return textureMatmulSizesSuit([a.size, b.size, c.size], d);
+}
+
+/** textureMatmulSuits for operands of these element counts (A, B, C), before they exist. */
+export function textureMatmulSizesSuit(sizes: readonly [number, number, number], d: MatmulDispatch): boolean {
   const dev = getDevice();
   if (dev.matmulTextures === 'never' || d.batch !== 1 || !textureMatmulAvailable()) return false;
   const limit = dev.maxBindingBytes;
-  if ([a, b, c].some((t) => t.size * 4 > limit)) return false;
+  if (sizes.some((n) => n * 4 > limit)) return false;
   if (dev.matmulTextures === 'always') return true;
   if (!dev.info.isSoftware) return false;
   // Weight gradients (Aᵀ·B over the tokens); M or N below 8 is a matrix-vector product.
