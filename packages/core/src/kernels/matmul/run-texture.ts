@@ -287,10 +287,19 @@ function runBlocks(
         // medium ones, AVX-512); on wide ones no difference was measurable. Transposed, each lane's
         // rows are consecutive in C, so its stores are vec4s on any tile.
         const vecC = alignedC && (transC || tile !== WIDE_TILE);
+        const onto = k0 > 0 || accumulate;
         dev.dispatch({
-          key: `mm_texture:${transA ? 't' : 'n'}:${tile.lanes}x${tile.tn}${vecC ? ':c4' : ''}${transC ? ':tc' : ''}${bias ? ':b' : ''}${storedA ? `:a-${storedA}` : ''}${storedB ? `:b-${storedB}` : ''}`,
+          key: `mm_texture:${transA ? 't' : 'n'}:${tile.lanes}x${tile.tn}${onto ? ':acc' : ''}${vecC ? ':c4' : ''}${transC ? ':tc' : ''}${bias ? ':b' : ''}${storedA ? `:a-${storedA}` : ''}${storedB ? `:b-${storedB}` : ''}`,
           wgsl: () =>
-            textureMatmulWgsl(transA, tile, vecC, transC, bias !== undefined, { a: storedA, b: storedB }),
+            textureMatmulWgsl(
+              transA,
+              tile,
+              vecC,
+              transC,
+              bias !== undefined,
+              { a: storedA, b: storedB },
+              onto,
+            ),
           buffers: [
             c.binding(),
             ...(bias ? [bias.binding()] : []),
@@ -306,7 +315,6 @@ function runBlocks(
             k4: Math.ceil(nk / 4),
             cOff: transC ? n0 * ldc + cCol + m0 : m0 * ldc + cCol + n0,
             ldc,
-            accumulate: k0 > 0 || accumulate,
             aWidth: sizeA[0],
             bWidth: sizeB[0],
             alpha,

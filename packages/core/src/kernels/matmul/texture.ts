@@ -238,7 +238,6 @@ export interface TextureMatmulParams {
   /** Element offset of the block's C[0, 0] and the row pitch of C. */
   cOff: number;
   ldc: number;
-  accumulate: boolean;
   /** Widths of the packed A and B blocks in texels. */
   aWidth: number;
   bWidth: number;
@@ -261,15 +260,16 @@ export function textureMatmulParams(p: TextureMatmulParams): ArrayBuffer {
     p.k4,
     p.cOff,
     p.ldc,
-    p.accumulate ? 1 : 0,
     p.aWidth,
     p.bWidth,
     0,
     p.biasOff ?? 0,
     p.addBias ? 1 : 0,
     p.qOff ?? 0,
+    // A uniform binding is a whole number of 16-byte units.
+    0,
   ]);
-  new Float32Array(u.buffer)[8] = p.alpha;
+  new Float32Array(u.buffer)[7] = p.alpha;
   return u.buffer;
 }
 
@@ -326,7 +326,11 @@ export const texelFormat = (
  * lane loads its own 4·TN texels of B. Each k is accumulated in order with fma, as the buffer
  * kernels do, so a product's values do not depend on which path its shape took (scores of a
  * document must not change with the batch it is in). With `transC` the block is stored transposed:
- * element (m, n) at C[cOff + n·ldc + m]. With `bias`, the pass that has `addBias` set adds
+ * element (m, n) at C[cOff + n·ldc + m]. With `accumulate` the product is added to what C holds:
+ * compiled in rather than a uniform branch, since the loads of C after the loop, even skipped, made
+ * the whole kernel slower (lavapipe, AVX-512, alternated in one process, 16 rounds: 512 x 2304 x 768
+ * 37.7 against 38.5 ms median, 512 x 768 x 3072 52.1 against 53.8, 1024³ 40.2 against 41.4). With
+ * `bias`, the pass that has `addBias` set adds
  * Bias[biasOff + n] (transposed: + m) to each element it stores. With `half` operands (see
  * StoredOperands) each loaded texel holds 8 values: A's serve two steps of 4 k (P.k4 is then
  * even), B's a lane's two column texels; the sums are the same, in the same order.
@@ -338,6 +342,7 @@ export function textureMatmulWgsl(
   transC = false,
   bias = false,
   stored: StoredOperands = {},
+  accumulate = false,
 ): string {
   const TM = TEX_TM;
   const TN = tile.tn;
@@ -354,7 +359,7 @@ export function textureMatmulWgsl(
 @group(0) @binding(0) var At: texture_storage_2d<${texelFormat(stored.a)}, read>;
 @group(0) @binding(1) var Bt: texture_storage_2d<${texelFormat(stored.b)}, read>;
 @group(0) @binding(2) var<storage, read_write> C: array<${vecC ? 'vec4<f32>' : 'f32'}>;${half ? HALF_READS : ''}
-${quant ? `${quantReads(quant as StoredQuant, STORED_SCALES_BINDING)}\n` : ''}${bias ? '@group(0) @binding(4) var<storage, read> Bias: array<f32>;\n' : ''}struct Params { M: u32, N: u32, k4: u32, cOff: u32, ldc: u32, accumulate: u32, aWidth: u32, bWidth: u32, alpha: f32, biasOff: u32, addBias: u32${quant ? ', qOff: u32' : ''} }
+${quant ? `${quantReads(quant as StoredQuant, STORED_SCALES_BINDING)}\n` : ''}${bias ? '@group(0) @binding(4) var<storage, read> Bias: array<f32>;\n' : ''}struct Params { M: u32, N: u32, k4: u32, cOff: u32, ldc: u32, aWidth: u32, bWidth: u32, alpha: f32, biasOff: u32, addBias: u32${quant ? ', qOff: u32' : ''} }
 @group(0) @binding(3) var<uniform> P: Params;
 ${LIN}
 @compute @workgroup_size(${tile.lanes})
@@ -448,13 +453,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     if (steps > 1) L.push('    }');
   }
-  L.push(`  }
-  let accum = P.accumulate != 0u;`);
+  L.push('  }');
   // With vecC, C is bound as vec4s (cOff and ldc are multiples of 4): a texel whose 4 columns are all
   // inside C is stored as one vec4 (on lavapipe about half the cost per float of 4 scalar stores).
   // The bias is added last, as an add pass after the product would: (alpha·AB + C) + bias.
-  const store = (v: string, ref: string, b?: string) => `      var v = ${v};
-      if (accum) { v += ${ref}; }${b ? `\n      if (P.addBias != 0u) { v += ${b}; }` : ''}
+  const store = (
+    v: string,
+    ref: string,
+    b?: string,
+  ) => `      var v = ${v};${accumulate ? `\n      v += ${ref};` : ''}${b ? `\n      if (P.addBias != 0u) { v += ${b}; }` : ''}
       ${ref} = v;`;
   // A lane's bias values, loaded once: per column texel (bias_j), or per row when transposed (bias_i).
   const biasOf = (i: string) => `Bias[P.biasOff + min(${i}, ${transC ? 'P.M' : 'P.N'} - 1u)]`;
