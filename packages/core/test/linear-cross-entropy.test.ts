@@ -125,22 +125,25 @@ describe('linearCrossEntropy', () => {
     await run({ textures: 'never', mean: true, chunkBytes: 16 * 48 * 4 });
   });
 
-  it('keeps no logits between forward and backward on the fused path', () => {
-    const dev = gpu.device();
-    dev.matmulTextures = 'always';
-    const r = new Rng(5);
-    const [n, c, v] = [64, 16, 999];
-    const x = randn([n, c], { rng: r });
-    const w = randn([v, c], { rng: r });
-    x.requiresGrad = true;
-    const before = dev.memoryReport().live.activations;
-    const loss = linearCrossEntropy(x, [w], new Int32Array(n).fill(5));
-    const held = dev.memoryReport().live.activations - before;
-    // The stored input gradient (n·c floats) and the loss, far below the logits' n·v floats.
-    expect(held).toBeLessThan((n * v * 4) / 8);
-    expect(held).toBeGreaterThanOrEqual(n * c * 4);
-    for (const t of [x, w, loss]) t.dispose();
-  });
+  it.each(['always', 'never'] as const)(
+    'keeps no logits between forward and backward (texture matmul: %s)',
+    (textures) => {
+      const dev = gpu.device();
+      dev.matmulTextures = textures;
+      const r = new Rng(5);
+      const [n, c, v] = [64, 16, 999];
+      const x = randn([n, c], { rng: r });
+      const w = randn([v, c], { rng: r });
+      x.requiresGrad = true;
+      const before = dev.memoryReport().live.activations;
+      const loss = linearCrossEntropy(x, [w], new Int32Array(n).fill(5));
+      const held = dev.memoryReport().live.activations - before;
+      // The stored input gradient (n·c floats) and the loss, far below the logits' n·v floats.
+      expect(held).toBeLessThan((n * v * 4) / 8);
+      expect(held).toBeGreaterThanOrEqual(n * c * 4);
+      for (const t of [x, w, loss]) t.dispose();
+    },
+  );
 
   it('gives NaN for a target outside the vocabulary and for a mean over no targets, as crossEntropy', async () => {
     gpu.device().matmulTextures = 'always';

@@ -1,3 +1,4 @@
+import { backward } from '../autograd.js';
 import { ShapeError } from '../errors.js';
 import { storageDecl } from '../kernels/common.js';
 import { runTextureMatmul, textureMatmulSizesSuit } from '../kernels/matmul/run-texture.js';
@@ -9,7 +10,7 @@ import { Tensor } from '../tensor.js';
 import { tensor } from './creation.js';
 import { add, mul, scale } from './elementwise.js';
 import { CROSS_ENTROPY_TARGET, crossEntropy } from './loss.js';
-import { matmulRowBlocks } from './matmul.js';
+import { matmul, matmulRowBlocks } from './matmul.js';
 import { sum } from './reduce.js';
 import { concat, sliceAxis } from './shape-ops.js';
 
@@ -41,7 +42,8 @@ const DENSE = { batch: 1, transA: false, transB: false, strideA: 0, strideB: 0, 
  * so the chunk is freed before the next: memory O(chunk·V), and no logits are kept for backward,
  * which only scales the stored gradients by the upstream one. A padded row is read as whole vec4s
  * by the input gradient's product (a row of V = 50,257 floats otherwise starts mid-vec4 and is read
- * element by element). Elsewhere the chunks' logits go through matmulRowBlocks and crossEntropy.
+ * element by element). Elsewhere each chunk's logits go through matmulRowBlocks and crossEntropy and
+ * their gradient is taken at once too, so no adapter keeps more than a chunk of logits.
  *
  * `targets` are on the host (i32 class indices, one per row): the mean's count is taken from them.
  */
@@ -76,9 +78,10 @@ export function linearCrossEntropy(
   const chunks: Array<[number, number]> = [];
   for (let a = 0; a < N; a += rows) chunks.push([a, Math.min(N, a + rows)]);
   const needGrad = isGradEnabled() && (x.requiresGrad || weights.some((w) => w.requiresGrad));
-  if (!fusedSuits(x, weights, rows, Vp, needGrad))
-    return composed(x, weights, targets, chunks, ignore, factor);
-  const { out, dx, dws } = noGrad(() => fused(x, weights, targets, { chunks, ignore, factor, Vp, needGrad }));
+  const plan = { chunks, ignore, factor, Vp, needGrad };
+  const { out, dx, dws } = fusedSuits(x, weights, rows, Vp, needGrad)
+    ? noGrad(() => fused(x, weights, targets, plan))
+    : composed(x, weights, targets, plan);
   const result = record(out, 'linear_cross_entropy', [x, ...weights], (g) => {
     // The stored gradients are those of the loss itself; the upstream gradient g (a scalar) scales them.
     const by = (d: Tensor | null) => (d ? mul(d, g) : null);
@@ -117,23 +120,89 @@ function fusedSuits(
   );
 }
 
-/** The chunks' logits through matmulRowBlocks and crossEntropy, with autograd as usual. */
+/**
+ * The loss and gradients from each chunk's logits through matmulRowBlocks and crossEntropy, where
+ * the fused path does not run: the chunk's logit gradient is taken at once (backward on the chunk
+ * alone), then g·W and gᵀ·x, so no chunk's logits outlive its turn here either.
+ */
 function composed(
   x: Tensor,
   weights: readonly Tensor[],
   targets: Int32Array,
-  chunks: ReadonlyArray<[number, number]>,
-  ignore: number,
-  factor: number,
-): Tensor {
+  { chunks, ignore, factor, needGrad }: FusedPlan,
+): Gradients {
+  const offsets = weights.map((_, i) => weights.slice(0, i).reduce((s, w) => s + w.shape[0], 0));
   let total: Tensor | null = null;
+  const dxParts: Tensor[] = [];
+  let dws: Array<Tensor | null> = weights.map(() => null);
   for (const [a, b] of chunks) {
-    const rows = a === 0 && b === x.shape[0] ? x : sliceAxis(x, 0, a, b);
+    const rows = a === 0 && b === x.shape[0] ? x : noGrad(() => sliceAxis(x, 0, a, b));
     const t = tensor(targets.subarray(a, b), [b - a], 'i32');
-    const part = crossEntropy(matmulRowBlocks(rows, weights), t, { reduction: 'sum', ignoreIndex: ignore });
-    total = total ? add(total, part) : part;
+    const logits = noGrad(() => matmulRowBlocks(rows, weights));
+    const xent = () => crossEntropy(logits, t, { reduction: 'sum', ignoreIndex: ignore });
+    let part: Tensor;
+    if (needGrad) {
+      logits.requiresGrad = true;
+      part = xent();
+      backward(part);
+      const g = logits.grad as Tensor;
+      noGrad(() => {
+        const cols = weights.map((w, i) =>
+          weights.length === 1 ? g : sliceAxis(g, 1, offsets[i], offsets[i] + w.shape[0]),
+        );
+        if (x.requiresGrad)
+          dxParts.push(
+            cols
+              .map((gi, i) => matmul(gi, weights[i]))
+              .reduce((acc, d) => {
+                const s = add(acc, d);
+                acc.dispose();
+                d.dispose();
+                return s;
+              }),
+          );
+        dws = dws.map((prev, i) => {
+          if (!weights[i].requiresGrad) return null;
+          const d = matmul(cols[i], rows, { transA: true });
+          if (!prev) return d;
+          const s = add(prev, d);
+          prev.dispose();
+          d.dispose();
+          return s;
+        });
+        for (const gi of cols) if (gi !== g) gi.dispose();
+      });
+      g.dispose();
+      logits.grad = null;
+    } else part = xent();
+    logits.dispose();
+    t.dispose();
+    if (rows !== x) rows.dispose();
+    const prev: Tensor | null = total;
+    total = prev ? noGrad(() => add(prev, part)) : part;
+    if (prev) {
+      prev.dispose();
+      part.dispose();
+    }
   }
-  return scale(total as Tensor, factor);
+  return noGrad(() => {
+    const by = (d: Tensor | null) => {
+      if (!d || factor === 1) return d;
+      const s = scale(d, factor);
+      d.dispose();
+      return s;
+    };
+    const joined = dxParts.length > 1 ? concat(dxParts, 0) : (dxParts[0] ?? null);
+    if (dxParts.length > 1) for (const p of dxParts) p.dispose();
+    return { out: by(total) as Tensor, dx: by(joined), dws: dws.map(by) };
+  });
+}
+
+/** A loss with the gradients of its inputs stored (null where none is needed). */
+interface Gradients {
+  out: Tensor;
+  dx: Tensor | null;
+  dws: Array<Tensor | null>;
 }
 
 interface FusedPlan {
@@ -150,7 +219,7 @@ function fused(
   weights: readonly Tensor[],
   targets: Int32Array,
   { chunks, ignore, factor, Vp, needGrad }: FusedPlan,
-): { out: Tensor; dx: Tensor | null; dws: Array<Tensor | null> } {
+): Gradients {
   const [N, C] = x.shape;
   const offsets = weights.map((_, i) => weights.slice(0, i).reduce((s, w) => s + w.shape[0], 0));
   const V = offsets[offsets.length - 1] + weights[weights.length - 1].shape[0];
