@@ -1,26 +1,15 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { quietDawnStart, withoutDawnNotices } from '../src/device/dawn-stderr.js';
+import { runNodeModule } from './child-node.js';
 
 const NOTICE = (kind: string, from = 1000000) =>
   `Warning: maxDynamic${kind}BuffersPerPipelineLayout artificially reduced from ${from} to 16 to fit dynamic offset allocation limit.`;
 
-/** Runs an ES module snippet in a fresh Node with the core package's resolution. */
-function node(code: string) {
-  const cwd = fileURLToPath(new URL('..', import.meta.url));
-  const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
-  return spawnSync(process.execPath, ['--input-type=module', '-e', code], {
-    cwd,
-    env,
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-}
+const node = (code: string) => runNodeModule(code);
 
 describe("Dawn's limit notices", () => {
   it('are printed by Dawn itself when it first enumerates adapters', () => {

@@ -1,10 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { separateShaderCacheByVectorWidth } from '../src/device/shader-cache.js';
+import { runNodeModule } from './child-node.js';
 import { useGpu } from './gpu.js';
 
 describe('separateShaderCacheByVectorWidth', () => {
@@ -68,7 +67,6 @@ describe("llvmpipe's shader cache across vector widths", () => {
     for (const name of ['MESA_SHADER_CACHE_DIR', 'MESA_SHADER_CACHE_DISABLE', 'LP_NATIVE_VECTOR_WIDTH'])
       delete env[name];
     if (width) env.LP_NATIVE_VECTOR_WIDTH = width;
-    env.XDG_RUNTIME_DIR ??= '/tmp';
     const dist = new URL('../dist/node.js', import.meta.url).href;
     const t = (x: number[]) => `tensor(${JSON.stringify(x)}, [1, ${H}, ${T}, ${D}])`;
     const code = `import { init, scaledDotProductAttention, shutdown, tensor } from ${JSON.stringify(dist)};
@@ -76,12 +74,7 @@ describe("llvmpipe's shader cache across vector widths", () => {
       const out = await scaledDotProductAttention(${t(q)}, ${t(k)}, ${t(v)}, { causal: true }).data();
       console.log(JSON.stringify({ out: Array.from(out), sg: dev.info.subgroupMinSize ?? 0 }));
       shutdown();`;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-      env,
-      encoding: 'utf8',
-      timeout: 300_000,
-    });
+    const r = runNodeModule(code, env, 300_000);
     expect(r.status, r.stderr).toBe(0);
     return JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
   }

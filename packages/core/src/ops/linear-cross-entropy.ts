@@ -1,6 +1,7 @@
 import { backward } from '../autograd.js';
 import { ShapeError } from '../errors.js';
 import { storageDecl } from '../kernels/common.js';
+import { denseDispatch, rowBlockOffsets } from '../kernels/matmul/run.js';
 import { runTextureMatmul, textureMatmulSizesSuit } from '../kernels/matmul/run-texture.js';
 import { rowKernel, rowsPerGroup, runRowKernel } from '../kernels/rows.js';
 import { record } from '../record.js';
@@ -26,8 +27,6 @@ export interface LinearCrossEntropyOptions {
    */
   chunkBytes?: number;
 }
-
-const DENSE = { batch: 1, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0 };
 
 /**
  * Cross entropy of the logits x·Wᵀ, W = [W_0; W_1; ...] stored as row blocks (an LM head whose
@@ -78,7 +77,7 @@ export function linearCrossEntropy(
   const chunks: Array<[number, number]> = [];
   for (let a = 0; a < N; a += rows) chunks.push([a, Math.min(N, a + rows)]);
   const needGrad = isGradEnabled() && (x.requiresGrad || weights.some((w) => w.requiresGrad));
-  const plan = { chunks, ignore, factor, Vp, needGrad };
+  const plan = { chunks, ignore, factor, V, Vp, needGrad };
   const { out, dx, dws } = fusedSuits(x, weights, rows, Vp, needGrad)
     ? noGrad(() => fused(x, weights, targets, plan))
     : composed(x, weights, targets, plan);
@@ -106,17 +105,11 @@ function fusedSuits(
   const [xs, ls] = [rows * C, rows * Vp];
   return weights.every(
     (w) =>
-      textureMatmulSizesSuit([xs, w.size, ls], { ...DENSE, M: rows, N: w.shape[0], K: C, transB: true }) &&
+      textureMatmulSizesSuit([xs, w.size, ls], denseDispatch(rows, w.shape[0], C, { transB: true })) &&
       (!needGrad ||
-        (textureMatmulSizesSuit([ls, w.size, xs], { ...DENSE, M: rows, N: C, K: w.shape[0] }) &&
+        (textureMatmulSizesSuit([ls, w.size, xs], denseDispatch(rows, C, w.shape[0])) &&
           (!w.requiresGrad ||
-            textureMatmulSizesSuit([ls, xs, w.size], {
-              ...DENSE,
-              M: w.shape[0],
-              N: C,
-              K: rows,
-              transA: true,
-            })))),
+            textureMatmulSizesSuit([ls, xs, w.size], denseDispatch(w.shape[0], C, rows, { transA: true }))))),
   );
 }
 
@@ -131,7 +124,7 @@ function composed(
   targets: Int32Array,
   { chunks, ignore, factor, needGrad }: FusedPlan,
 ): Gradients {
-  const offsets = weights.map((_, i) => weights.slice(0, i).reduce((s, w) => s + w.shape[0], 0));
+  const offsets = rowBlockOffsets(weights);
   let total: Tensor | null = null;
   const dxParts: Tensor[] = [];
   let dws: Array<Tensor | null> = weights.map(() => null);
@@ -151,25 +144,10 @@ function composed(
           weights.length === 1 ? g : sliceAxis(g, 1, offsets[i], offsets[i] + w.shape[0]),
         );
         if (x.requiresGrad)
-          dxParts.push(
-            cols
-              .map((gi, i) => matmul(gi, weights[i]))
-              .reduce((acc, d) => {
-                const s = add(acc, d);
-                acc.dispose();
-                d.dispose();
-                return s;
-              }),
-          );
-        dws = dws.map((prev, i) => {
-          if (!weights[i].requiresGrad) return null;
-          const d = matmul(cols[i], rows, { transA: true });
-          if (!prev) return d;
-          const s = add(prev, d);
-          prev.dispose();
-          d.dispose();
-          return s;
-        });
+          dxParts.push(cols.map((gi, i) => matmul(gi, weights[i])).reduce((acc, d) => addFreeing(acc, d)));
+        dws = dws.map((prev, i) =>
+          weights[i].requiresGrad ? addFreeing(prev, matmul(cols[i], rows, { transA: true })) : null,
+        );
         for (const gi of cols) if (gi !== g) gi.dispose();
       });
       g.dispose();
@@ -178,12 +156,7 @@ function composed(
     logits.dispose();
     t.dispose();
     if (rows !== x) rows.dispose();
-    const prev: Tensor | null = total;
-    total = prev ? noGrad(() => add(prev, part)) : part;
-    if (prev) {
-      prev.dispose();
-      part.dispose();
-    }
+    total = noGrad(() => addFreeing(total, part));
   }
   return noGrad(() => {
     const by = (d: Tensor | null) => {
@@ -192,10 +165,25 @@ function composed(
       d.dispose();
       return s;
     };
-    const joined = dxParts.length > 1 ? concat(dxParts, 0) : (dxParts[0] ?? null);
-    if (dxParts.length > 1) for (const p of dxParts) p.dispose();
-    return { out: by(total) as Tensor, dx: by(joined), dws: dws.map(by) };
+    return { out: by(total) as Tensor, dx: by(joinRows(dxParts)), dws: dws.map(by) };
   });
+}
+
+/** prev + d, freeing both (d alone when there is no prev). */
+function addFreeing(prev: Tensor | null, d: Tensor): Tensor {
+  if (!prev) return d;
+  const s = add(prev, d);
+  prev.dispose();
+  d.dispose();
+  return s;
+}
+
+/** The chunks' input gradients as one [N, C] tensor (the parts freed), or null for none. */
+function joinRows(parts: Tensor[]): Tensor | null {
+  if (parts.length <= 1) return parts[0] ?? null;
+  const joined = concat(parts, 0);
+  for (const p of parts) p.dispose();
+  return joined;
 }
 
 /** A loss with the gradients of its inputs stored (null where none is needed). */
@@ -209,6 +197,7 @@ interface FusedPlan {
   chunks: ReadonlyArray<[number, number]>;
   ignore: number;
   factor: number;
+  V: number;
   Vp: number;
   needGrad: boolean;
 }
@@ -218,11 +207,10 @@ function fused(
   x: Tensor,
   weights: readonly Tensor[],
   targets: Int32Array,
-  { chunks, ignore, factor, Vp, needGrad }: FusedPlan,
+  { chunks, ignore, factor, V, Vp, needGrad }: FusedPlan,
 ): Gradients {
   const [N, C] = x.shape;
-  const offsets = weights.map((_, i) => weights.slice(0, i).reduce((s, w) => s + w.shape[0], 0));
-  const V = offsets[offsets.length - 1] + weights[weights.length - 1].shape[0];
+  const offsets = rowBlockOffsets(weights);
   const losses = Tensor.empty([N], 'f32');
   const dxParts: Tensor[] = [];
   const dws = weights.map((w) => (needGrad && w.requiresGrad ? Tensor.empty(w.shape, 'f32') : null));
@@ -232,7 +220,7 @@ function fused(
     const logits = Tensor.empty([R, Vp], 'f32');
     weights.forEach((w, i) => {
       const view = { aCol: 0, aPitch: C, cCol: offsets[i], cPitch: Vp, accumulate: false };
-      runTextureMatmul(rows, w, logits, { ...DENSE, M: R, N: w.shape[0], K: C, transB: true }, { view });
+      runTextureMatmul(rows, w, logits, denseDispatch(R, w.shape[0], C, { transB: true }), { view });
     });
     const t = tensor(targets.subarray(a, b), [R], 'i32');
     const chunkLosses = R === N ? losses : Tensor.empty([R], 'f32');
@@ -248,7 +236,7 @@ function fused(
         const dx = Tensor.empty([R, C], 'f32');
         weights.forEach((w, i) => {
           const view = { aCol: offsets[i], aPitch: Vp, cCol: 0, cPitch: C, accumulate: i > 0 };
-          runTextureMatmul(logits, w, dx, { ...DENSE, M: R, N: C, K: w.shape[0] }, { view });
+          runTextureMatmul(logits, w, dx, denseDispatch(R, C, w.shape[0]), { view });
         });
         dxParts.push(dx);
       }
@@ -256,7 +244,7 @@ function fused(
         const dw = dws[i];
         if (!dw) return;
         const view = { aCol: offsets[i], aPitch: Vp, cCol: 0, cPitch: C, accumulate: ci > 0 };
-        runTextureMatmul(logits, rows, dw, { ...DENSE, M: w.shape[0], N: C, K: R, transA: true }, { view });
+        runTextureMatmul(logits, rows, dw, denseDispatch(w.shape[0], C, R, { transA: true }), { view });
       });
     }
     logits.dispose();
@@ -266,9 +254,7 @@ function fused(
   losses.dispose();
   const out = factor === 1 ? total : scale(total, factor);
   if (out !== total) total.dispose();
-  const dx = dxParts.length === 0 ? null : dxParts.length === 1 ? dxParts[0] : concat(dxParts, 0);
-  if (dxParts.length > 1) for (const p of dxParts) p.dispose();
-  return { out, dx, dws };
+  return { out, dx: joinRows(dxParts), dws };
 }
 
 /**

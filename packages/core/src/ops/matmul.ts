@@ -1,6 +1,6 @@
 import { assertDType, isHalf } from '../dtype.js';
 import { DTypeError, ShapeError } from '../errors.js';
-import { type MatmulDispatch, runMatmul } from '../kernels/matmul/run.js';
+import { denseDispatch, type MatmulDispatch, rowBlockOffsets, runMatmul } from '../kernels/matmul/run.js';
 import { runTextureMatmul, textureMatmulSuits } from '../kernels/matmul/run-texture.js';
 import { QuantizedTensor } from '../quant/tensor.js';
 import { record } from '../record.js';
@@ -337,8 +337,8 @@ export function matmulRowBlocks(x: Tensor, blocks: readonly Tensor[]): Tensor {
   const V = blocks.reduce((s, w) => s + w.shape[0], 0);
   const M = x.size / Math.max(1, K);
   const out = Tensor.empty([...x.shape.slice(0, -1), V], 'f32');
-  const offsets = blocks.map((_, i) => blocks.slice(0, i).reduce((s, w) => s + w.shape[0], 0));
-  const forward = (w: Tensor): MatmulDispatch => ({ ...DENSE, M, N: w.shape[0], K, transB: true });
+  const offsets = rowBlockOffsets(blocks);
+  const forward = (w: Tensor): MatmulDispatch => denseDispatch(M, w.shape[0], K, { transB: true });
   if (
     blocks.length === 1 ||
     x.rank < 2 ||
@@ -360,7 +360,7 @@ export function matmulRowBlocks(x: Tensor, blocks: readonly Tensor[]): Tensor {
       // dx = Σ_i g[:, block i]·W_i: each block's columns of g as A, summed into dx.
       dx = Tensor.empty(x.shape, 'f32');
       blocks.forEach((w, i) => {
-        const d = { ...DENSE, M, N: K, K: w.shape[0] };
+        const d = denseDispatch(M, K, w.shape[0]);
         const view = { aCol: offsets[i], aPitch: V, cCol: 0, cPitch: K, accumulate: i > 0 };
         runTextureMatmul(g, w, dx as Tensor, d, { view });
       });
@@ -369,7 +369,7 @@ export function matmulRowBlocks(x: Tensor, blocks: readonly Tensor[]): Tensor {
     const dws = blocks.map((w, i) => {
       if (!w.requiresGrad) return null;
       const dw = Tensor.empty(w.shape, 'f32');
-      const d = { ...DENSE, M: w.shape[0], N: K, K: M, transA: true };
+      const d = denseDispatch(w.shape[0], K, M, { transA: true });
       const view = { aCol: offsets[i], aPitch: V, cCol: 0, cPitch: K, accumulate: false };
       runTextureMatmul(g, x, dw, d, { view });
       return dw;
@@ -377,5 +377,3 @@ export function matmulRowBlocks(x: Tensor, blocks: readonly Tensor[]): Tensor {
     return [dx, ...dws];
   });
 }
-
-const DENSE = { batch: 1, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0 };

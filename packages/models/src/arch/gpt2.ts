@@ -177,6 +177,6 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
   }
 
   logitWeights(): readonly Tensor[] {
-    return (this.lm_head ?? this.transformer.wte).blocks.map((p) => p.value);
+    return (this.lm_head ?? this.transformer.wte).values;
   }
 }

@@ -197,6 +197,6 @@ export class LlamaForCausalLM extends Module implements CausalLM {
   }
 
   logitWeights(): readonly Tensor[] {
-    return (this.lm_head ?? this.model.embed_tokens).blocks.map((p) => p.value);
+    return (this.lm_head ?? this.model.embed_tokens).values;
   }
 }

@@ -71,12 +71,14 @@ export class VocabEmbedding extends Module {
     return out as Tensor;
   }
 
+  /** The row blocks' tensors in order: W = [W_0; W_1; ...]. */
+  get values(): Tensor[] {
+    return this._blocks.map((p) => p.value);
+  }
+
   /** x [..., D] -> x·Wᵀ [..., V]. */
   project(x: Tensor): Tensor {
-    return matmulRowBlocks(
-      x,
-      this._blocks.map((p) => p.value),
-    );
+    return matmulRowBlocks(x, this.values);
   }
 }
 

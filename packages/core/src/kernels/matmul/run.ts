@@ -13,6 +13,34 @@ export type MatmulDispatch = Required<
   Pick<MatmulSpec, 'M' | 'N' | 'K' | 'batch' | 'transA' | 'transB' | 'strideA' | 'strideB' | 'strideC'>
 >;
 
+/** A single product (no batch) of M x N x K, neither operand transposed unless `trans` says so. */
+export const denseDispatch = (
+  M: number,
+  N: number,
+  K: number,
+  trans: { transA?: boolean; transB?: boolean } = {},
+): MatmulDispatch => ({
+  M,
+  N,
+  K,
+  batch: 1,
+  transA: trans.transA ?? false,
+  transB: trans.transB ?? false,
+  strideA: 0,
+  strideB: 0,
+  strideC: 0,
+});
+
+/** Where each of a matrix's row blocks starts: block i's first row is the sum of the rows before it. */
+export function rowBlockOffsets(blocks: readonly { shape: readonly number[] }[]): number[] {
+  let row = 0;
+  return blocks.map((b) => {
+    const at = row;
+    row += b.shape[0];
+    return at;
+  });
+}
+
 const UNIFORM_BINDING = 3;
 
 /** Plans by shape and device: building one generates its WGSL source, too slow to repeat per call. */
