@@ -10,7 +10,7 @@ import { init, noGrad, shutdown, type Tensor, tensor, tidy } from '@sharelora/co
 import { causalLmLoss, generateTokens, initPreset, loadModel } from '@sharelora/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collate, greedyMatches, IGNORE_INDEX, type LmExample } from '../src/index.js';
-import { forwardLoss } from '../src/trainer/loss.js';
+import { attentionMaskTensor, forwardLoss } from '../src/trainer/loss.js';
 
 let root: string;
 
@@ -65,6 +65,38 @@ describe('forwardLoss for causal LMs', () => {
     const loss = noGrad(() => tidy(() => forwardLoss(model, none).loss));
     expect(Number.isNaN(((await loss.data()) as Float32Array)[0])).toBe(true);
     loss.dispose();
+    model.dispose();
+  });
+});
+
+describe('attentionMaskTensor', () => {
+  it('drops a mask that hides nothing, with the same loss as passing it', async () => {
+    const dir = join(root, 'llama-full');
+    await initPreset({ arch: 'llama', preset: 'tiny', outDir: dir, seed: 4 });
+    const { model } = await loadModel(dir);
+    if (model.task !== 'causal-lm') throw new Error('expected a causal LM');
+    const full = collate([example([1, 40, 81, 7], 1), example([1, 5, 6, 250], 2)], { padId: 0 });
+    const padded = collate([example([1, 40, 81, 7], 1), example([1, 5], 1)], { padId: 0 });
+    expect(attentionMaskTensor(full)).toBeUndefined();
+    const mask = attentionMaskTensor(padded);
+    expect(mask?.shape).toEqual([2, 4]);
+    expect(Array.from((await mask?.data()) ?? [])).toEqual([1, 1, 1, 1, 1, 1, 0, 0]);
+    mask?.dispose();
+    // Without the mask, the full batch's loss is the one its explicit all-ones mask gives.
+    const [dropped, explicit] = noGrad(() =>
+      tidy((): [Tensor, Tensor] => {
+        const shape = [full.batchSize, full.seqLength];
+        const ids = tensor(full.inputIds, shape, 'i32');
+        const logits = model.forward(ids, { attentionMask: tensor(full.attentionMask, shape, 'i32') });
+        return [forwardLoss(model, full).loss, causalLmLoss(logits, tensor(full.labels, shape, 'i32'))];
+      }),
+    );
+    const [a] = (await dropped.data()) as Float32Array;
+    const [b] = (await explicit.data()) as Float32Array;
+    expect(Number.isFinite(a)).toBe(true);
+    expect(Math.abs(a - b) / Math.abs(b)).toBeLessThan(1e-6);
+    dropped.dispose();
+    explicit.dispose();
     model.dispose();
   });
 });

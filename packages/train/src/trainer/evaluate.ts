@@ -3,7 +3,7 @@ import { argmaxAt, type CausalLM } from '@sharelora/models';
 import { sequentialBatches } from '../data/batch.js';
 import type { Example } from '../data/tokenize.js';
 import { TrainingError } from './errors.js';
-import { causalTargets, forwardLoss, lossTerms } from './loss.js';
+import { attentionMaskTensor, causalTargets, forwardLoss, lossTerms } from './loss.js';
 import type { TrainableModel } from './types.js';
 
 /** A loss over evaluation examples, and what a classifier predicted for each (class id, or value for regression). */
@@ -86,9 +86,7 @@ export async function greedyMatches(
         const shape = [batch.batchSize, batch.seqLength];
         const hidden = noGrad(() =>
           tidy(() =>
-            model.hiddenStates(tensor(batch.inputIds, shape, 'i32'), {
-              attentionMask: tensor(batch.attentionMask, shape, 'i32'),
-            }),
+            model.hiddenStates(tensor(batch.inputIds, shape, 'i32'), { attentionMask: attentionMaskTensor(batch) }),
           ),
         );
         try {

@@ -27,6 +27,17 @@ export function lossTerms(batch: Batch, task: TrainableModel['task']): number {
   return n;
 }
 
+/**
+ * The batch's attention mask as a tensor, or undefined when it hides no token (every row full, as
+ * in packed or equal-length batches): the attention kernels then read no mask at all, which gives
+ * the same values (an all-ones mask hides nothing) and skips a mask load per key block (lavapipe,
+ * AVX-512, stories260K's attention shape, forward and backward: 8.65 against 8.06 ms).
+ */
+export function attentionMaskTensor(batch: Batch): Tensor | undefined {
+  if (batch.attentionMask.every((v) => v === 1)) return undefined;
+  return tensor(batch.attentionMask, [batch.batchSize, batch.seqLength], 'i32');
+}
+
 const problemTypeOf = (model: TrainableModel): ProblemType | null =>
   (model as { config?: { problemType?: ProblemType | null } }).config?.problemType ?? null;
 
@@ -38,7 +49,7 @@ const problemTypeOf = (model: TrainableModel): ProblemType | null =>
 export function forwardLoss(model: TrainableModel, batch: Batch): { logits: Tensor | null; loss: Tensor } {
   const shape = [batch.batchSize, batch.seqLength];
   const ids = tensor(batch.inputIds, shape, 'i32');
-  const attentionMask = tensor(batch.attentionMask, shape, 'i32');
+  const attentionMask = attentionMaskTensor(batch);
   if (model.task === 'causal-lm' && batch.kind !== 'classification') {
     const { positions, targets } = causalTargets(batch);
     // causalLmLoss's mean over no targets is NaN (as PyTorch's); keep that path for such a batch.
