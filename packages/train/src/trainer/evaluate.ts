@@ -86,7 +86,9 @@ export async function greedyMatches(
         const shape = [batch.batchSize, batch.seqLength];
         const hidden = noGrad(() =>
           tidy(() =>
-            model.hiddenStates(tensor(batch.inputIds, shape, 'i32'), { attentionMask: attentionMaskTensor(batch) }),
+            model.hiddenStates(tensor(batch.inputIds, shape, 'i32'), {
+              attentionMask: attentionMaskTensor(batch),
+            }),
           ),
         );
         try {
