@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { init, noGrad, shutdown, type Tensor, tensor, tidy } from '@sharelora/core/node';
-import { causalLmLoss, generateTokens, initPreset, loadModel } from '@sharelora/models';
+import { type CausalLM, causalLmLoss, generateTokens, initPreset, loadModel } from '@sharelora/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collate, greedyMatches, IGNORE_INDEX, type LmExample } from '../src/index.js';
 import { attentionMaskTensor, forwardLoss } from '../src/trainer/loss.js';
@@ -24,6 +24,15 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
+/** A tiny random LLaMA written under `name` and loaded back. */
+async function tinyLlama(name: string, seed: number): Promise<CausalLM> {
+  const dir = join(root, name);
+  await initPreset({ arch: 'llama', preset: 'tiny', outDir: dir, seed });
+  const { model } = await loadModel(dir);
+  if (model.task !== 'causal-lm') throw new Error('expected a causal LM');
+  return model;
+}
+
 const example = (ids: number[], promptLength: number): LmExample => ({
   kind: 'lm',
   inputIds: ids,
@@ -35,10 +44,7 @@ const example = (ids: number[], promptLength: number): LmExample => ({
 
 describe('forwardLoss for causal LMs', () => {
   it('equals causalLmLoss on the full logits, with prompt masking and padding', async () => {
-    const dir = join(root, 'llama');
-    await initPreset({ arch: 'llama', preset: 'tiny', outDir: dir, seed: 3 });
-    const { model } = await loadModel(dir);
-    if (model.task !== 'causal-lm') throw new Error('expected a causal LM');
+    const model = await tinyLlama('llama', 3);
     const batch = collate(
       [example([1, 40, 81, 7, 220, 13, 99], 3), example([1, 5, 6, 250], 1), example([1, 60, 61, 62, 63], 4)],
       { padId: 0 },
@@ -71,10 +77,7 @@ describe('forwardLoss for causal LMs', () => {
 
 describe('attentionMaskTensor', () => {
   it('drops a mask that hides nothing, with the same loss as passing it', async () => {
-    const dir = join(root, 'llama-full');
-    await initPreset({ arch: 'llama', preset: 'tiny', outDir: dir, seed: 4 });
-    const { model } = await loadModel(dir);
-    if (model.task !== 'causal-lm') throw new Error('expected a causal LM');
+    const model = await tinyLlama('llama-full', 4);
     const full = collate([example([1, 40, 81, 7], 1), example([1, 5, 6, 250], 2)], { padId: 0 });
     const padded = collate([example([1, 40, 81, 7], 1), example([1, 5], 1)], { padId: 0 });
     expect(attentionMaskTensor(full)).toBeUndefined();
@@ -103,10 +106,7 @@ describe('attentionMaskTensor', () => {
 
 describe('greedyMatches', () => {
   it('is true exactly where greedy generation from the prompt gives the target', async () => {
-    const dir = join(root, 'llama-greedy');
-    await initPreset({ arch: 'llama', preset: 'tiny', outDir: dir, seed: 5 });
-    const { model } = await loadModel(dir);
-    if (model.task !== 'causal-lm') throw new Error('expected a causal LM');
+    const model = await tinyLlama('llama-greedy', 5);
     const prompts = [
       [1, 40, 81],
       [1, 5],
