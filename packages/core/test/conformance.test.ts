@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { setTextureBlocksForTesting } from '../src/kernels/matmul/run-texture.js';
+import { denseDispatch } from '../src/kernels/matmul/run.js';
+import { runTextureMatmul, setTextureBlocksForTesting } from '../src/kernels/matmul/run-texture.js';
 import * as core from '../src/node.js';
 import { checkOp, oddShapes } from './check.js';
 import { useGpu } from './gpu.js';
@@ -793,6 +794,51 @@ describe('conformance: elementwise, reductions, softmax, norms, matmul, shape op
         keys.some((k) => k.startsWith('mm_texture')),
         label,
       ).toBe(texturesHere && textures);
+    }
+  });
+
+  it('texture matmul: a block of columns of a wider A is copied into its texture row by row where the rows allow', async () => {
+    const dev = core.getDevice();
+    if (!(dev.info.readableStorageTextures && (dev.info.subgroupMinSize ?? 0) >= 8)) return;
+    dev.matmulTextures = 'always';
+    try {
+      // K blocks of 4,096 columns: 1,024 texels, 4 rows of A per texture row. A pitch of 8,208
+      // floats (a multiple of 16) puts 4 rows a multiple of 256 bytes apart, so each block is 4
+      // copies (3 for 3 rows); 8,204 does not (packed), and neither does a last block of 2,048
+      // columns (8 rows per texture row: more copies than a pass is worth).
+      for (const [M, pitch, aCol, K, wantPacks] of [
+        [37, 8208, 16, 8192, 0],
+        [3, 8208, 16, 8192, 0],
+        [37, 8204, 8, 8192, 2],
+        [37, 8208, 16, 6144, 1],
+      ]) {
+        const N = 40;
+        const a = randn([M, pitch], rng);
+        const b = randn([K, N], rng);
+        const want = R.matmul(R.slice(a, [0, aCol], [M, aCol + K]), b).data;
+        const [at, bt] = [a, b].map((t) => core.tensor(t.toFloat32(), t.shape));
+        const c = core.Tensor.empty([M, N], 'f32');
+        dev.startProfile();
+        runTextureMatmul(at, bt, c, denseDispatch(M, N, K), {
+          view: { aCol, aPitch: pitch, cCol: 0, cPitch: N, accumulate: false },
+        });
+        const got = (await c.data()) as Float32Array;
+        const packs = (await dev.stopProfile()).ops.find((o) => o.kind === 'matmul_pack')?.dispatches ?? 0;
+        const label = `[${M}, ${pitch}] from column ${aCol}, K ${K}`;
+        // Against float64 (sums of 8,192 terms in f32 order), and to the bit against the product of
+        // A's columns sliced out first (a dense A, copied whole): the textures hold the same values.
+        const err = Math.max(...Array.from(got, (v, i) => Math.abs(v - want[i]) / (1 + Math.abs(want[i]))));
+        expect(err, label).toBeLessThan(2e-3);
+        const dense = core.slice(at, [0, aCol], [M, aCol + K]);
+        const viaDense = core.matmul(dense, bt);
+        expect(got, label).toEqual((await viaDense.data()) as Float32Array);
+        // B's rows (40 floats) are whole texels, copied as they are: the packing passes are A's.
+        expect(packs, label).toBe(wantPacks);
+        for (const t of [dense, viaDense]) t.dispose();
+        for (const t of [at, bt, c]) t.dispose();
+      }
+    } finally {
+      dev.matmulTextures = 'auto';
     }
   });
 

@@ -31,6 +31,11 @@ const MAX_DISPATCHES_PER_SUBMIT = 512;
  */
 const FIRST_SUBMIT_DISPATCHES = 16;
 const UNIFORM_SLOT = 256;
+/**
+ * Most copies copyRowsToTexture makes for one block: 4 serve a K block of 4,096 columns in the
+ * matmul's 4,096-texel-wide textures; with more, small blocks would take a copy per row.
+ */
+const MAX_ROW_COPIES = 4;
 
 /**
  * What {@link Device.fromGPU} found: the adapter's identity, the features and limits the device was
@@ -388,6 +393,42 @@ export class Device {
         const offset = srcOffset + rows * source.bytesPerRow;
         enc.copyBufferToTexture({ ...source, offset }, { texture, origin: [0, rows] }, [rest, 1]);
       }
+    });
+  }
+
+  /**
+   * Whether copyRowsToTexture can move rows of `rowTexels` texels, `pitchBytes` apart in their
+   * buffer, into `texture`: whole rows share each texture row, at most MAX_ROW_COPIES of them (one
+   * copy each), and that many pitches are a multiple of 256 bytes (a copy's source row stride).
+   */
+  rowCopySuits(texture: GPUTexture, rowTexels: number, pitchBytes: number): boolean {
+    const share = texture.width / rowTexels;
+    return Number.isInteger(share) && share <= MAX_ROW_COPIES && (share * pitchBytes) % 256 === 0;
+  }
+
+  /**
+   * Records a copy of `rows` rows of `rowTexels` texels, row i at byte srcOffset + i·pitchBytes of
+   * `src` (a multiple of the texel's size), into a storage texture filled row-major from its origin
+   * (row i from texel i·rowTexels on), in the current batch. Each texture row holds `share` rows
+   * (its width / rowTexels), so one copy per residue of i modulo share moves a rectangle whose
+   * source rows are share pitches apart. See rowCopySuits.
+   */
+  copyRowsToTexture(
+    src: GPUBuffer,
+    srcOffset: number,
+    pitchBytes: number,
+    texture: GPUTexture,
+    rowTexels: number,
+    rows: number,
+  ): void {
+    const share = texture.width / rowTexels;
+    this.transfer('copy_to_texture', rows * rowTexels * texelBytes(texture), (enc) => {
+      for (let r = 0; r < Math.min(share, rows); r++)
+        enc.copyBufferToTexture(
+          { buffer: src, offset: srcOffset + r * pitchBytes, bytesPerRow: share * pitchBytes },
+          { texture, origin: [r * rowTexels, 0] },
+          [rowTexels, Math.ceil((rows - r) / share)],
+        );
     });
   }
 

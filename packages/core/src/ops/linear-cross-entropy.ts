@@ -71,7 +71,10 @@ export function linearCrossEntropy(
   for (const t of targets) if (t !== ignore) kept++;
   // 'mean' divides by the targets kept (NaN for none, as PyTorch); the gradient carries the factor.
   const factor = (opts.reduction ?? 'mean') === 'sum' ? 1 : 1 / kept;
-  const Vp = Math.ceil(V / 4) * 4;
+  // Logit rows padded to whole vec4s, and to 16 floats: then 4 rows span a multiple of 256 bytes, so
+  // the input gradient's blocks of 4,096 columns of them are copied into the product's texture, not
+  // packed by a pass (see copyRowsToTexture).
+  const Vp = Math.ceil(V / 16) * 16;
   const limit = getDevice().maxBindingBytes;
   const rows = Math.max(1, Math.min(N, Math.floor(Math.min(opts.chunkBytes ?? limit, limit) / (Vp * 4))));
   const chunks: Array<[number, number]> = [];
