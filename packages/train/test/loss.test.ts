@@ -33,6 +33,16 @@ async function tinyLlama(name: string, seed: number): Promise<CausalLM> {
   return model;
 }
 
+/** Two scalar losses, finite and equal within `tol` relative; both are disposed. */
+async function expectSameLoss(got: Tensor, want: Tensor, tol: number): Promise<void> {
+  const [a] = (await got.data()) as Float32Array;
+  const [b] = (await want.data()) as Float32Array;
+  got.dispose();
+  want.dispose();
+  expect(Number.isFinite(a)).toBe(true);
+  expect(Math.abs(a - b) / Math.abs(b)).toBeLessThan(tol);
+}
+
 const example = (ids: number[], promptLength: number): LmExample => ({
   kind: 'lm',
   inputIds: ids,
@@ -59,12 +69,7 @@ describe('forwardLoss for causal LMs', () => {
         return [r.loss, causalLmLoss(logits, tensor(batch.labels, shape, 'i32'))];
       }),
     );
-    const [a] = (await sparse.data()) as Float32Array;
-    const [b] = (await full.data()) as Float32Array;
-    expect(Number.isFinite(a)).toBe(true);
-    expect(Math.abs(a - b) / Math.abs(b)).toBeLessThan(1e-5);
-    sparse.dispose();
-    full.dispose();
+    await expectSameLoss(sparse, full, 1e-5);
 
     // No targets at all: NaN, as causalLmLoss (and PyTorch's mean over nothing).
     const none = collate([example([1, 40, 81], 3)], { padId: 0 });
@@ -94,12 +99,7 @@ describe('attentionMaskTensor', () => {
         return [forwardLoss(model, full).loss, causalLmLoss(logits, tensor(full.labels, shape, 'i32'))];
       }),
     );
-    const [a] = (await dropped.data()) as Float32Array;
-    const [b] = (await explicit.data()) as Float32Array;
-    expect(Number.isFinite(a)).toBe(true);
-    expect(Math.abs(a - b) / Math.abs(b)).toBeLessThan(1e-6);
-    dropped.dispose();
-    explicit.dispose();
+    await expectSameLoss(dropped, explicit, 1e-6);
     model.dispose();
   });
 });
