@@ -31,11 +31,6 @@ const MAX_DISPATCHES_PER_SUBMIT = 512;
  */
 const FIRST_SUBMIT_DISPATCHES = 16;
 const UNIFORM_SLOT = 256;
-/**
- * Most copies copyRowsToTexture makes for one block: 4 serve a K block of 4,096 columns in the
- * matmul's 4,096-texel-wide textures; with more, small blocks would take a copy per row.
- */
-const MAX_ROW_COPIES = 4;
 
 /**
  * What {@link Device.fromGPU} found: the adapter's identity, the features and limits the device was
@@ -398,12 +393,12 @@ export class Device {
 
   /**
    * Whether copyRowsToTexture can move rows of `rowTexels` texels, `pitchBytes` apart in their
-   * buffer, into `texture`: whole rows share each texture row, at most MAX_ROW_COPIES of them (one
-   * copy each), and that many pitches are a multiple of 256 bytes (a copy's source row stride).
+   * buffer, into `texture`: whole rows share each texture row (one copy each), and that many pitches
+   * are a multiple of 256 bytes (a copy's source row stride).
    */
   rowCopySuits(texture: GPUTexture, rowTexels: number, pitchBytes: number): boolean {
     const share = texture.width / rowTexels;
-    return Number.isInteger(share) && share <= MAX_ROW_COPIES && (share * pitchBytes) % 256 === 0;
+    return Number.isInteger(share) && (share * pitchBytes) % 256 === 0;
   }
 
   /**

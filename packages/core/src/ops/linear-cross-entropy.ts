@@ -162,14 +162,17 @@ function composed(
     total = noGrad(() => addFreeing(total, part));
   }
   return noGrad(() => {
-    const by = (d: Tensor | null) => {
-      if (!d || factor === 1) return d;
-      const s = scale(d, factor);
-      d.dispose();
-      return s;
-    };
-    return { out: by(total) as Tensor, dx: by(joinRows(dxParts)), dws: dws.map(by) };
+    const by = (d: Tensor | null) => d && scaledFreeing(d, factor);
+    return { out: scaledFreeing(total as Tensor, factor), dx: by(joinRows(dxParts)), dws: dws.map(by) };
   });
+}
+
+/** d·factor, freeing d (d itself when the factor is 1). */
+function scaledFreeing(d: Tensor, factor: number): Tensor {
+  if (factor === 1) return d;
+  const s = scale(d, factor);
+  d.dispose();
+  return s;
 }
 
 /** prev + d, freeing both (d alone when there is no prev). */
@@ -255,9 +258,7 @@ function fused(
   }
   const total = sum(losses);
   losses.dispose();
-  const out = factor === 1 ? total : scale(total, factor);
-  if (out !== total) total.dispose();
-  return { out, dx: joinRows(dxParts), dws };
+  return { out: scaledFreeing(total, factor), dx: joinRows(dxParts), dws };
 }
 
 /**

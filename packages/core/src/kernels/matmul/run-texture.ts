@@ -104,6 +104,12 @@ export const SCRATCH_ROLES = ['matmul-a', 'matmul-b'] as const;
  */
 const STAGE_BYTES = { min: 256 * 2 ** 10, max: 16 * 2 ** 20 };
 
+/**
+ * Most copies one block's rows may take (see pack): 4 serve a K block of 4,096 columns in the
+ * 4,096-texel-wide scratch textures; narrower blocks would take a copy per few rows.
+ */
+const MAX_ROW_COPIES = 4;
+
 /** Largest blocks packed at once: A is [M rows, K/4 texels], B [K rows, N/4 texels]. */
 const BLOCKS = { M: 2048, K: 4096, N: 16384 };
 let blocks = BLOCKS;
@@ -368,36 +374,36 @@ function pack(
   [width, height]: [number, number],
   scales?: Tensor,
 ): void {
-  // An f32 block of whole stored rows that needs no transposition nor padding is laid out exactly
-  // as it is stored: a copy (a memcpy on CPU adapters) packs it, with no pass. Its offset, r0 rows
-  // of cols (a multiple of 4) floats, is a multiple of the 16-byte texel.
-  if (
-    !trans &&
-    x instanceof Tensor &&
-    x.dtype === 'f32' &&
-    blk.c0 === 0 &&
-    blk.nc === blk.cols &&
-    width * 4 === blk.cols &&
-    height === blk.nr
-  ) {
-    dev.copyToTexture(x.buffer, blk.r0 * blk.cols * 4, tex, width * height);
-    return;
-  }
-  // Whole texels of rows at a pitch (a K block of columns of a wider matrix: an LM head's logit
-  // gradient) are laid out as packed too, row after row, so copies move them (see copyRowsToTexture):
-  // GPT-2 small's LM head, forward and backward, 1,545 against 1,585 ms (lavapipe, AVX-512,
-  // medians of 8 alternated in one process; 10 packing passes of 508 x 4,096 fewer).
-  if (
+  // An f32 block that needs no transposition nor padding, whose rows are whole texels from a texel
+  // boundary (c0 and the row pitch multiples of 4), is laid out as packed, row after row: copies (a
+  // memcpy on CPU adapters) pack it, with no pass. Whole stored rows lie end to end: one copy. Rows at
+  // a pitch (a K block of columns of a wider matrix: an LM head's logit gradient) take one copy per
+  // row residue (see copyRowsToTexture): GPT-2 small's LM head, forward and backward, 1,545 against
+  // 1,585 ms (lavapipe, AVX-512, medians of 8 alternated in one process; 10 packing passes of 508 x
+  // 4,096 fewer).
+  const asStored =
     !trans &&
     x instanceof Tensor &&
     x.dtype === 'f32' &&
     blk.c0 % 4 === 0 &&
     blk.cols % 4 === 0 &&
     width * 4 === blk.nc &&
-    height === blk.nr &&
-    dev.rowCopySuits(tex, width, blk.cols * 4)
-  ) {
-    dev.copyRowsToTexture(x.buffer, (blk.r0 * blk.cols + blk.c0) * 4, blk.cols * 4, tex, width, height);
+    height === blk.nr
+      ? x
+      : null;
+  if (asStored && blk.nc === blk.cols) {
+    dev.copyToTexture(asStored.buffer, blk.r0 * blk.cols * 4, tex, width * height);
+    return;
+  }
+  if (asStored && tex.width / width <= MAX_ROW_COPIES && dev.rowCopySuits(tex, width, blk.cols * 4)) {
+    dev.copyRowsToTexture(
+      asStored.buffer,
+      (blk.r0 * blk.cols + blk.c0) * 4,
+      blk.cols * 4,
+      tex,
+      width,
+      height,
+    );
     return;
   }
   const vec = trans ? blk.rows % 4 === 0 && blk.r0 % 4 === 0 : blk.cols % 4 === 0 && blk.c0 % 4 === 0;
